@@ -1,0 +1,1 @@
+"""Pure numerical engine: numpy/scipy/OpenCV only, never Qt or napari."""
