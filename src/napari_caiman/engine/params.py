@@ -74,6 +74,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "p": 2,
         "pixels": None,
         "s_min": None,
+        "sn": None,
     },
     "init": {
         "K": 30,
@@ -87,6 +88,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "center_psf": False,
         "gSig": (5, 5),
         "gSiz": None,
+        "greedyroi_nmf_init_method": "nndsvdar",
+        "greedyroi_nmf_max_iter": 200,
         "init_iter": 2,
         "kernel": None,
         "lambda_gnmf": 1,
@@ -105,6 +108,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "rolling_sum": True,
         "seed_method": "auto",
         "sigma_smooth_snmf": (0.5, 0.5, 0.5),
+        "snmf_l1_ratio": 0.0,
         "ssub": 1,
         "ssub_B": 2,
         "tsub": 1,
@@ -394,7 +398,9 @@ VALIDATORS: dict[str, Callable[[str, Any], None]] = {
 
 
 def _normalize(value: Any) -> Any:
-    """Lists become tuples (JSON has no tuples); nested values too."""
+    """Lists and numpy arrays become tuples of Python scalars (JSON and HDF5 have no tuples)."""
+    if hasattr(value, "tolist") and hasattr(value, "dtype"):  # numpy arrays and scalars
+        value = value.tolist()
     if isinstance(value, list):
         return tuple(_normalize(v) for v in value)
     if isinstance(value, tuple):

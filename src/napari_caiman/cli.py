@@ -1,0 +1,225 @@
+"""Command line: the same pipeline as the widgets, without a window.
+
+    napari-caiman run MOVIE [MOVIE ...] --steps motion -o results.hdf5 \\
+        [--save-movie corrected.tif] [--params params.json] [--set max_shifts=(8,8)]
+    napari-caiman demo [--headless -o DIR]
+
+Bad input gives one line on stderr (``napari-caiman: error: <argument>: <what>``)
+and exit code 2; nothing half-written is left on disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .engine.errors import InputError, NapariCaimanError
+from .engine.progress import Progress
+
+PROG = "napari-caiman"
+
+
+class ProgressPrinter:
+    """Prints a line per stage and about every 10 % within a stage (stderr)."""
+
+    def __init__(self, stream: Any = None, quiet: bool = False) -> None:
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self._stage: str | None = None
+        self._last_decile = -1
+        self._t0 = time.perf_counter()
+
+    def __call__(self, p: Progress) -> None:
+        if self.quiet:
+            return
+        decile = int(p.fraction * 10)
+        if p.stage != self._stage or decile > self._last_decile:
+            self._stage, self._last_decile = p.stage, decile
+            elapsed = time.perf_counter() - self._t0
+            print(f"[{elapsed:7.1f} s] {p}", file=self.stream, flush=True)
+
+
+def _parse_set(items: Sequence[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or ():
+        if "=" not in item:
+            raise InputError("--set", f"expected NAME=VALUE, got {item!r}")
+        name, text = item.split("=", 1)
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text  # a bare word is a string, e.g. --set border_nan=copy
+        out[name.strip()] = value
+    return out
+
+
+def _load_params(params_file: str | None, overrides: dict[str, Any]):
+    from .engine.params import CaimanParams
+
+    params = CaimanParams.from_json(params_file) if params_file else CaimanParams.defaults()
+    return params.update(overrides)
+
+
+def _parse_steps(text: str) -> list[str]:
+    from .engine.pipeline import STEPS
+
+    steps = [s.strip() for s in text.split(",") if s.strip()]
+    planned = {"cnmf", "evaluate"}
+    for s in steps:
+        if s in planned:
+            raise InputError("--steps", f"step {s!r} is not available in this version (available: {', '.join(STEPS)})")
+        if s not in STEPS:
+            raise InputError("--steps", f"unknown step {s!r}; choose from {', '.join(STEPS)}")
+    if not steps:
+        raise InputError("--steps", "no step given")
+    return steps
+
+
+def run_pipeline(
+    movie_paths: Sequence[str],
+    *,
+    steps: Sequence[str] = ("motion",),
+    output: str | Path,
+    params: Any = None,
+    save_movie: str | Path | None = None,
+    progress: Any = None,
+) -> Any:
+    """Run the pipeline headless: open the movie, run ``steps``, save results.
+
+    Parameters
+    ----------
+    movie_paths : list of str
+        One movie file, several files forming one movie, or a folder of TIFFs.
+    steps : sequence of str
+        Pipeline steps (see :data:`napari_caiman.engine.pipeline.STEPS`).
+    output : path
+        Results HDF5 file (written atomically).
+    params : CaimanParams, optional
+    save_movie : path, optional
+        Where to write the motion-corrected movie (.tif or .npy).
+    progress : callable, optional
+        Called with each :class:`Progress`.
+
+    Returns
+    -------
+    Results
+    """
+    from .engine.params import CaimanParams
+    from .engine.pipeline import iter_motion_step
+    from .engine.progress import run
+    from .engine.results import Results, make_provenance, motion_to_dict, save_results, summary_to_dict
+    from .io.movie import open_movie
+
+    params = params if params is not None else CaimanParams.defaults()
+    output = Path(output)
+    if output.suffix.lower() not in (".hdf5", ".h5"):
+        raise InputError("--output", f"results file must end in .hdf5 or .h5, got {str(output)!r}")
+    if not output.parent.exists():
+        raise InputError("--output", f"folder {str(output.parent)!r} does not exist")
+    source = movie_paths[0] if len(movie_paths) == 1 else list(movie_paths)
+    movie = open_movie(source, var_name_hdf5=params["var_name_hdf5"])
+    results = Results(params=params, dims=tuple(movie.shape[1:]))
+    timings: dict[str, float] = {}
+    if "motion" in steps:
+        step = run(iter_motion_step(movie, params, out=save_movie), progress)
+        results.motion = motion_to_dict(step.motion, str(Path(save_movie).resolve()) if save_movie else None)
+        results.summary = summary_to_dict(step.summary)
+        timings.update(step.timings)
+    results.provenance = make_provenance(
+        str(movie_paths[0]), timings, steps=list(steps), backend=params["backend"],
+        input_shape=list(movie.shape), input_dtype=str(movie.dtype),
+    )
+    save_results(output, results)
+    return results
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    params = _load_params(args.params, _parse_set(args.set))
+    steps = _parse_steps(args.steps)
+    t0 = time.perf_counter()
+    results = run_pipeline(args.movie, steps=steps, output=args.output, params=params,
+                           save_movie=args.save_movie, progress=ProgressPrinter(quiet=args.quiet))
+    elapsed = time.perf_counter() - t0
+    print(summarize(results, elapsed))
+    return 0
+
+
+def summarize(results: Any, elapsed: float | None = None) -> str:
+    """A few lines describing a run, for the terminal."""
+    lines = [f"frame shape (array order): {tuple(results.dims)}"]
+    m = results.motion
+    if m is not None:
+        import numpy as np
+
+        s = np.asarray(m["shifts_rig"])
+        lines.append(
+            f"motion: {len(s)} frames, rigid shifts max |{np.abs(s).max():.2f}| px, "
+            f"crispness {m['crispness_raw']:.1f} -> {m['crispness_corrected']:.1f}, "
+            f"mean corr with template {np.nanmean(m['corr_raw']):.3f} -> {np.nanmean(m['corr_corrected']):.3f}"
+        )
+        timing = results.provenance.get("timings", {}).get("motion")
+        if timing:
+            lines.append(f"motion correction: {timing:.1f} s ({len(s) / timing:.0f} frames/s)")
+    if elapsed is not None:
+        lines.append(f"total: {elapsed:.1f} s")
+    return "\n".join(lines)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    if args.headless:
+        from .demo import run_headless_demo
+
+        print(run_headless_demo(args.output, quiet=args.quiet))
+        return 0
+    from .demo import open_demo_viewer
+
+    open_demo_viewer()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Calcium-imaging analysis (CaImAn-style) headless or in napari.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run_p = sub.add_parser("run", help="run pipeline steps on a movie and save the results")
+    run_p.add_argument("movie", nargs="+", help="movie file(s) (.tif/.tiff/.npy/.h5/.hdf5) or a folder of TIFFs")
+    run_p.add_argument("--steps", default="motion", help="comma-separated steps (now: motion)")
+    run_p.add_argument("-o", "--output", required=True, help="results file (.hdf5)")
+    run_p.add_argument("--params", help="JSON file: flat dict of CaImAn parameter names")
+    run_p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override one parameter, e.g. --set pw_rigid=True")
+    run_p.add_argument("--save-movie", help="write the motion-corrected movie here (.tif or .npy)")
+    run_p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    run_p.set_defaults(func=_cmd_run)
+
+    demo_p = sub.add_parser("demo", help="open napari with a synthetic demo movie, or run the pipeline on it headless")
+    demo_p.add_argument("--headless", action="store_true", help="no window: run the pipeline and print a summary")
+    demo_p.add_argument("-o", "--output", default="napari_caiman_demo", help="output folder for --headless")
+    demo_p.add_argument("-q", "--quiet", action="store_true")
+    demo_p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``napari-caiman`` command. Returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except InputError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except NapariCaimanError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; no partial output was kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Chunked, atomic writers for (T, ...) float32 movies: memory, .npy, .tif.
+
+Usage (inside a generator, so that closing it removes the temporary file)::
+
+    with output_writer(out, shape) as w:
+        for t0, block in ...:
+            w.write(t0, block)       # blocks must come in increasing frame order
+    result = w.result()              # ndarray, or read-only memmap of the file
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_path
+from .errors import InputError
+
+SUFFIXES = (".npy", ".tif", ".tiff")
+
+
+def check_out(out) -> Path | None:
+    """Validate an ``out`` argument: None or a path ending in .npy/.tif/.tiff."""
+    if out is None:
+        return None
+    if not isinstance(out, (str, os.PathLike)):
+        raise InputError("out", f"expected None or a file path, got {type(out).__name__}")
+    path = Path(out)
+    if path.suffix.lower() not in SUFFIXES:
+        raise InputError("out", f"expected a path ending in .npy, .tif or .tiff, got {str(path)!r}")
+    if not (path.parent if str(path.parent) else Path(".")).is_dir():
+        raise InputError("out", f"folder {str(path.parent)!r} does not exist")
+    return path
+
+
+class _Writer:
+    def __init__(self, shape, dtype):
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.next = 0
+        self._result = None
+
+    def write(self, t0: int, block: np.ndarray) -> None:
+        if t0 != self.next:
+            raise RuntimeError(f"blocks out of order: expected frame {self.next}, got {t0}")
+        self._write(t0, np.asarray(block, self.dtype))
+        self.next = t0 + len(block)
+
+    def result(self):
+        return self._result
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        pass
+
+
+class _MemWriter(_Writer):
+    def __init__(self, shape, dtype):
+        super().__init__(shape, dtype)
+        self._result = np.empty(self.shape, self.dtype)
+
+    def _write(self, t0, block):
+        self._result[t0 : t0 + len(block)] = block
+
+
+class _NpyWriter(_Writer):
+    def __init__(self, path, shape, dtype):
+        super().__init__(shape, dtype)
+        self.mm = np.lib.format.open_memmap(path, mode="w+", dtype=self.dtype, shape=self.shape)
+
+    def _write(self, t0, block):
+        self.mm[t0 : t0 + len(block)] = block
+
+    def close(self):
+        if self.mm is not None:
+            self.mm.flush()
+            self.mm._mmap.close()  # release the mapping now (file may be renamed/deleted)
+            self.mm = None
+
+
+class _TifWriter(_Writer):
+    def __init__(self, path, shape, dtype):
+        import tifffile
+
+        super().__init__(shape, dtype)
+        self.tw = tifffile.TiffWriter(path, bigtiff=True)
+        self.first = True
+
+    def _write(self, t0, block):
+        # contiguous series: pages appended one block at a time; the shape in
+        # the metadata is the whole movie's
+        if self.first:
+            self.tw.write(block, contiguous=True, photometric="minisblack")
+            self.first = False
+        else:
+            self.tw.write(block, contiguous=True)
+
+    def close(self):
+        if self.tw is not None:
+            self.tw.close()
+            self.tw = None
+
+
+def _load(path: Path, shape):
+    if path.suffix.lower() == ".npy":
+        return np.load(path, mmap_mode="r")
+    import tifffile
+
+    mm = tifffile.memmap(path, mode="r")
+    return mm.reshape(shape)
+
+
+@contextlib.contextmanager
+def output_writer(out, shape, dtype=np.float32) -> Iterator[_Writer]:
+    """Context manager yielding a writer; on error/cancel no file is left."""
+    path = check_out(out)
+    if path is None:
+        w = _MemWriter(shape, dtype)
+        yield w
+        return
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() == ".npy":
+            w = _NpyWriter(tmp, shape, dtype)
+        else:
+            w = _TifWriter(tmp, shape, dtype)
+        try:
+            yield w
+        finally:
+            w.close()
+        if w.next != w.shape[0]:
+            raise RuntimeError(f"only {w.next} of {w.shape[0]} frames were written")
+    w._result = _load(path, shape)

@@ -1,0 +1,372 @@
+"""Registration kernels for motion correction (no I/O, no progress).
+
+Everything here works on *batches* of frames (B, Y, X) or volumes
+(B, Z, Y, X), float32, in array order.  Shifts are in array order too, and
+follow CaImAn's convention: a shift ``s`` is the correction, i.e. if
+``raw(r) = truth(r - d)`` then ``s = -d`` and ``corrected(r) = raw(r - s)``.
+
+Shift estimation
+    Cross-correlation of an apodized, mean-subtracted frame with the template,
+    computed in the Fourier domain (real FFTs).  Only a small window of
+    cross-correlation values is ever needed, so instead of an inverse FFT the
+    window is evaluated by *matrix DFTs* (``E_y @ P @ E_x``) at arbitrary,
+    per-frame positions.  The integer peak is searched in ``|s| <= max_shift``
+    (or a window around the rigid shift for patches), refined on a grid
+    upsampled ``UPSAMPLE`` times within +-0.8 px of it (Guizar-Sicairos'
+    upsampled DFT) and finally by a parabola through the three best upsampled
+    values on each axis.  All of it is batched (numpy matmul on stacks).
+
+Shift application
+    2D: ``cv2.warpAffine`` (rigid) / ``cv2.remap`` (piecewise rigid) with
+    bicubic interpolation.  3D: rigid = bicubic in-plane warp of every plane
+    followed by cubic (Catmull-Rom) interpolation across planes; piecewise
+    rigid = ``scipy.ndimage.map_coordinates`` (cubic B-spline).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import cv2
+import numpy as np
+import scipy.fft as sfft
+from scipy import ndimage
+from scipy.interpolate import make_interp_spline
+
+UPSAMPLE = 16  # sub-pixel grid of the upsampled DFT (1/16 px, then a parabola)
+_TWO_PI = 2.0 * np.pi
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def apodization(shape: tuple[int, ...], taper: tuple[int, ...]) -> np.ndarray:
+    """Separable raised-cosine edge taper (1 in the middle, ->0 at the edges)."""
+    w = np.ones((), np.float32)
+    for n, t in zip(shape, taper, strict=True):
+        v = np.ones(n, np.float32)
+        t = int(min(max(t, 0), n // 3))
+        if t > 0:
+            ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(t) + 0.5) / t)
+            v[:t] = ramp
+            v[n - t :] = ramp[::-1]
+        w = np.multiply.outer(w, v)
+    return w.astype(np.float32)
+
+
+class Spectral:
+    """Precomputed geometry for matrix-DFT evaluation of cross-correlations
+    of arrays of a given spatial ``shape`` (rfft along the last axis)."""
+
+    def __init__(self, shape: tuple[int, ...], taper: tuple[int, ...]):
+        self.shape = tuple(int(s) for s in shape)
+        self.nd = len(shape)
+        self.axes = tuple(range(-self.nd, 0))
+        self.window = apodization(self.shape, taper)
+        self.freqs = []
+        for a, n in enumerate(self.shape):
+            if a < self.nd - 1:
+                f = np.fft.fftfreq(n, 1.0 / n)
+            else:
+                f = np.fft.rfftfreq(n, 1.0 / n)
+            self.freqs.append((_TWO_PI * f / n).astype(np.float32))
+        n = self.shape[-1]
+        w = np.full(n // 2 + 1, 2.0, np.float32)
+        w[0] = 1.0
+        if n % 2 == 0:
+            w[-1] = 1.0
+        self.last_weights = w
+
+    def prepare(self, x: np.ndarray, workers: int = 1) -> np.ndarray:
+        """Mean-subtract, apodize and rFFT a batch (..., *shape) -> complex64."""
+        axes = self.axes
+        m = x.mean(axis=axes, keepdims=True, dtype=np.float32)
+        y = (x - m) * self.window
+        return sfft.rfftn(y, axes=axes, workers=workers).astype(np.complex64, copy=False)
+
+    def _kernel(self, a: int, pos: np.ndarray) -> np.ndarray:
+        """(B, w) positions -> (B, w, n) complex64 exp(i 2pi k pos / n)."""
+        ph = pos[:, :, None].astype(np.float32) * self.freqs[a][None, None, :]
+        return (np.cos(ph) + 1j * np.sin(ph)).astype(np.complex64)
+
+    def window_values(self, P: np.ndarray, pos: list[np.ndarray]) -> np.ndarray:
+        """Cross-correlation values at the grid of positions ``pos``.
+
+        P : (B, *rfft_shape) complex64 cross-power spectrum.
+        pos : one (B, w_a) array per axis (positions in pixels).
+        Returns (B, w_0, ..., w_{nd-1}) float32 (unnormalized).
+        """
+        B = P.shape[0]
+        if self.nd == 2:
+            ey = self._kernel(0, pos[0])  # (B, wy, ny)
+            ex = self._kernel(1, pos[1]) * self.last_weights[None, None, :]  # (B, wx, nh)
+            r = np.matmul(np.matmul(ey, P), ex.transpose(0, 2, 1))
+            return r.real
+        nz, ny, nh = P.shape[1:]
+        ez = self._kernel(0, pos[0])  # (B, wz, nz)
+        ey = self._kernel(1, pos[1])  # (B, wy, ny)
+        ex = self._kernel(2, pos[2]) * self.last_weights[None, None, :]
+        a = np.matmul(ez, P.reshape(B, nz, ny * nh)).reshape(B, -1, ny, nh)
+        a = np.matmul(ey[:, None], a)  # (B, wz, wy, nh)
+        a = np.matmul(a, ex.transpose(0, 2, 1)[:, None])  # (B, wz, wy, wx)
+        return a.real
+
+
+def _parabola(c_m: np.ndarray, c_0: np.ndarray, c_p: np.ndarray) -> np.ndarray:
+    den = c_m - 2.0 * c_0 + c_p
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.where(den < 0, 0.5 * (c_m - c_p) / den, 0.0)
+    return np.clip(d, -0.5, 0.5)
+
+
+def find_shifts(
+    spec: Spectral,
+    P: np.ndarray,
+    center: np.ndarray,
+    half: np.ndarray,
+    lo: np.ndarray | None = None,
+    hi: np.ndarray | None = None,
+) -> np.ndarray:
+    """Sub-pixel correction shifts of a batch against a template.
+
+    P : (B, *rfft_shape) cross-power spectra ``template * conj(frame)`` of
+        prepared (see :meth:`Spectral.prepare`) arrays.
+    center : (B, nd) int, centre of the integer search window.
+    half : (nd,) int, half-width of the integer search window.
+    lo, hi : optional (B, nd) float bounds the result is clipped to.
+    Returns (B, nd) float32 shifts, array order.
+    """
+    B, nd = center.shape
+    # integer search
+    pos = [center[:, a, None] + np.arange(-half[a], half[a] + 1)[None, :] for a in range(nd)]
+    cc = spec.window_values(P, pos)
+    flat = cc.reshape(B, -1).argmax(axis=1)
+    idx = np.unravel_index(flat, cc.shape[1:])
+    peak = np.stack([pos[a][np.arange(B), idx[a]] for a in range(nd)], axis=1).astype(np.float32)
+    # upsampled DFT around the integer peak
+    n = int(math.ceil(0.8 * UPSAMPLE))
+    grid = (np.arange(-n, n + 1) / UPSAMPLE).astype(np.float32)
+    pos = [peak[:, a, None] + grid[None, :] for a in range(nd)]
+    cc = spec.window_values(P, pos)
+    flat = cc.reshape(B, -1).argmax(axis=1)
+    idx = np.unravel_index(flat, cc.shape[1:])
+    bi = np.arange(B)
+    shifts = np.empty((B, nd), np.float32)
+    w = cc.shape[1]
+    for a in range(nd):
+        i = np.clip(idx[a], 1, w - 2)
+        im = list(idx)
+        ip = list(idx)
+        i0 = list(idx)
+        im[a] = i - 1
+        ip[a] = i + 1
+        i0[a] = i
+        d = _parabola(cc[(bi, *im)], cc[(bi, *i0)], cc[(bi, *ip)])
+        shifts[:, a] = peak[:, a] + grid[i] + d / UPSAMPLE
+    if lo is not None:
+        shifts = np.clip(shifts, lo, hi)
+    return shifts
+
+
+# ----------------------------------------------------------------------------- filtering
+
+
+def high_pass(frames: np.ndarray, gsig: tuple[float, ...]) -> np.ndarray:
+    """CaImAn-style 1p high-pass: Gaussian smoothing (SD gSig) minus the local
+    mean over the kernel's support (box of size 2*ceil(3*gSig)+1)."""
+    nd = len(gsig)
+    ks = tuple(2 * int(math.ceil(3 * g)) + 1 for g in gsig)
+    out = np.empty_like(frames, dtype=np.float32)
+    for i, f in enumerate(frames):
+        f = np.asarray(f, np.float32)
+        if nd == 2:
+            g = cv2.GaussianBlur(f, (ks[1], ks[0]), sigmaX=gsig[1], sigmaY=gsig[0], borderType=cv2.BORDER_REFLECT)
+            m = cv2.blur(f, (ks[1], ks[0]), borderType=cv2.BORDER_REFLECT)
+        else:
+            g = ndimage.gaussian_filter(f, gsig, truncate=3.0, mode="reflect")
+            m = ndimage.uniform_filter(f, ks, mode="reflect")
+        out[i] = g - m
+    return out
+
+
+# ----------------------------------------------------------------------------- patches
+
+
+def patch_starts(n: int, size: int, stride: int) -> np.ndarray:
+    """Start indices of patches of ``size`` stepping by ``stride``; last flush."""
+    if size >= n:
+        return np.array([0])
+    starts = list(range(0, n - size, stride))
+    if not starts or starts[-1] != n - size:
+        starts.append(n - size)
+    return np.asarray(starts)
+
+
+def field_weights(n: int, centers: np.ndarray, upsample: int) -> np.ndarray:
+    """(n, len(centers)) weights that interpolate values at patch ``centers`` to
+    every pixel: a cubic (or lower) spline evaluated on a grid ``upsample``
+    times finer than the patch grid, then linear to the pixels; constant
+    beyond the outermost centres."""
+    m = len(centers)
+    if m == 1:
+        return np.ones((n, 1), np.float32)
+    k = min(3, m - 1)
+    spl = make_interp_spline(centers.astype(float), np.eye(m), k=k)
+    fine = np.linspace(centers[0], centers[-1], (m - 1) * max(1, int(upsample)) + 1)
+    S = spl(fine)  # (nf, m)
+    p = np.clip(np.arange(n, dtype=float), centers[0], centers[-1])
+    j = np.clip(np.searchsorted(fine, p, side="right") - 1, 0, len(fine) - 2)
+    t = (p - fine[j]) / (fine[j + 1] - fine[j])
+    L = np.zeros((n, len(fine)))
+    L[np.arange(n), j] = 1 - t
+    L[np.arange(n), j + 1] += t
+    return (L @ S).astype(np.float32)
+
+
+class PatchGrid:
+    """Overlapping patches over a frame and the interpolation back to pixels."""
+
+    def __init__(self, frame_shape, strides, overlaps, upsample_grid, taper):
+        self.frame_shape = tuple(frame_shape)
+        self.nd = len(frame_shape)
+        self.size = tuple(min(s + o, n) for s, o, n in zip(strides, overlaps, frame_shape, strict=True))
+        self.starts = [patch_starts(n, sz, st) for n, sz, st in zip(frame_shape, self.size, strides, strict=True)]
+        self.grid_shape = tuple(len(s) for s in self.starts)
+        self.n_patches = int(np.prod(self.grid_shape))
+        self.spec = Spectral(self.size, tuple(min(taper, sz // 4) for sz in self.size))
+        centers = [s + (sz - 1) / 2.0 for s, sz in zip(self.starts, self.size, strict=True)]
+        self.weights = [field_weights(n, c, upsample_grid) for n, c in zip(frame_shape, centers, strict=True)]
+        b = np.empty((self.n_patches, self.nd, 2), np.int64)
+        mesh = np.meshgrid(*self.starts, indexing="ij")
+        for a in range(self.nd):
+            b[:, a, 0] = mesh[a].ravel()
+            b[:, a, 1] = mesh[a].ravel() + self.size[a]
+        self.bounds = b
+
+    def extract(self, frames: np.ndarray) -> np.ndarray:
+        """(B, *frame) -> (B * n_patches, *size) copies."""
+        v = np.lib.stride_tricks.sliding_window_view(frames, self.size, axis=tuple(range(1, self.nd + 1)))
+        for a in range(self.nd):
+            v = np.take(v, self.starts[a], axis=a + 1)
+        return v.reshape(-1, *self.size)
+
+    def field(self, grid_vals: np.ndarray) -> np.ndarray:
+        """(B, *grid_shape) patch values -> (B, *frame_shape) smooth field."""
+        if self.nd == 2:
+            wy, wx = self.weights
+            return np.matmul(np.matmul(wy, grid_vals), wx.T)
+        wz, wy, wx = self.weights
+        return np.einsum("zi,yj,xk,bijk->bzyx", wz, wy, wx, grid_vals, optimize=True).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- application
+
+_BORDER_CV = {True: cv2.BORDER_REPLICATE, "copy": cv2.BORDER_REPLICATE, False: cv2.BORDER_REFLECT}
+_BORDER_ND = {True: "nearest", "copy": "nearest", False: "mirror"}
+
+
+def _nan_outside(out: np.ndarray, coords: list[np.ndarray], shape) -> None:
+    bad = np.zeros(out.shape, bool)
+    for c, n in zip(coords, shape, strict=True):
+        bad |= (c < -1e-3) | (c > n - 1 + 1e-3)
+    out[bad] = np.nan
+
+
+@lru_cache(maxsize=8)
+def _base_grid(shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    return tuple(np.meshgrid(*[np.arange(n, dtype=np.float32) for n in shape], indexing="ij"))
+
+
+def shift_rigid(frames: np.ndarray, shifts: np.ndarray, border_nan=True) -> np.ndarray:
+    """Apply rigid correction shifts (B, nd) array order to (B, *frame)."""
+    B = frames.shape[0]
+    shape = frames.shape[1:]
+    out = np.empty((B, *shape), np.float32)
+    bmode = _BORDER_CV[border_nan]
+    if len(shape) == 2:
+        Y, X = shape
+        for i in range(B):
+            sy, sx = float(shifts[i, 0]), float(shifts[i, 1])
+            M = np.array([[1.0, 0.0, sx], [0.0, 1.0, sy]])
+            cv2.warpAffine(frames[i], M, (X, Y), dst=out[i], flags=cv2.INTER_CUBIC, borderMode=bmode)
+            if border_nan is True:
+                _nan_border_rigid(out[i], (sy, sx))
+        return out
+    Z, Y, X = shape
+    zz = np.arange(Z, dtype=np.float64)
+    for i in range(B):
+        sz, sy, sx = (float(v) for v in shifts[i])
+        M = np.array([[1.0, 0.0, sx], [0.0, 1.0, sy]])
+        planes = np.empty((Z, Y, X), np.float32)
+        for k in range(Z):
+            cv2.warpAffine(frames[i, k], M, (X, Y), dst=planes[k], flags=cv2.INTER_CUBIC, borderMode=bmode)
+        if abs(sz) < 1e-6:
+            out[i] = planes
+        else:
+            src = zz - sz
+            out[i] = _cubic_along0(planes, src, border_nan)
+        if border_nan is True:
+            _nan_border_rigid(out[i], (sz, sy, sx))
+    return out
+
+
+def _nan_border_rigid(img: np.ndarray, s) -> None:
+    for a, v in enumerate(s):
+        n = img.shape[a]
+        if v > 1e-3:
+            k = min(n, int(math.ceil(v - 1e-3)))
+            idx = [slice(None)] * img.ndim
+            idx[a] = slice(0, k)
+            img[tuple(idx)] = np.nan
+        elif v < -1e-3:
+            k = min(n, int(math.ceil(-v - 1e-3)))
+            idx = [slice(None)] * img.ndim
+            idx[a] = slice(n - k, n)
+            img[tuple(idx)] = np.nan
+
+
+def _cubic_along0(planes: np.ndarray, src: np.ndarray, border_nan) -> np.ndarray:
+    """Catmull-Rom interpolation of ``planes`` (Z, ...) at positions ``src`` (Z,)."""
+    Z = planes.shape[0]
+    i0 = np.floor(src).astype(int)
+    t = (src - i0)[:, None, None].astype(np.float32)
+    w = [
+        ((-t + 2) * t - 1) * t / 2,
+        ((3 * t - 5) * t * t + 2) / 2,
+        ((-3 * t + 4) * t + 1) * t / 2,
+        (t - 1) * t * t / 2,
+    ]
+    out = np.zeros_like(planes)
+    for j, wj in enumerate(w):
+        idx = i0 - 1 + j
+        if border_nan is False:  # mirror
+            idx = np.abs(idx)
+            idx = np.where(idx > Z - 1, 2 * (Z - 1) - idx, idx)
+        idx = np.clip(idx, 0, Z - 1)
+        out += wj * planes[idx]
+    return out
+
+
+def shift_field(frames: np.ndarray, fields: np.ndarray, border_nan=True) -> np.ndarray:
+    """Apply dense correction fields (B, nd, *frame) (array order) to (B, *frame)."""
+    B = frames.shape[0]
+    shape = frames.shape[1:]
+    base = _base_grid(tuple(shape))
+    out = np.empty((B, *shape), np.float32)
+    if len(shape) == 2:
+        bmode = _BORDER_CV[border_nan]
+        for i in range(B):
+            my = base[0] - fields[i, 0]
+            mx = base[1] - fields[i, 1]
+            cv2.remap(frames[i], mx, my, cv2.INTER_CUBIC, dst=out[i], borderMode=bmode)
+            if border_nan is True:
+                _nan_outside(out[i], [my, mx], shape)
+        return out
+    mode = _BORDER_ND[border_nan]
+    for i in range(B):
+        coords = [base[a] - fields[i, a] for a in range(3)]
+        out[i] = ndimage.map_coordinates(frames[i], coords, order=3, mode=mode, output=np.float32)
+        if border_nan is True:
+            _nan_outside(out[i], coords, shape)
+    return out

@@ -1,0 +1,649 @@
+"""Rigid and piecewise-rigid (NoRMCorre-style) motion correction, 2D and 3D.
+
+Out of core: the movie is read in chunks of frames only; memory does not grow
+with the number of frames (apart from O(T) shift arrays).  Work is split in
+batches of frames run on a thread pool (FFTs, BLAS and OpenCV release the GIL).
+
+Algorithm
+---------
+1. Template: the median of ~10 group means of frames sampled evenly over the
+   movie, refined ``niter_rig`` times by registering the sample (rigidly) to it
+   and averaging the registered frames; for ``pw_rigid`` one more pass
+   registers the sample piecewise-rigidly and averages.  A user ``template``
+   is used as given (no refinement).
+2. Every frame is registered to the final template: rigid shift by
+   cross-correlation (apodized frames, matrix-DFT evaluation of the
+   correlation inside ``|s| <= max_shifts``, upsampled-DFT sub-pixel
+   refinement to 1/16 px plus a parabola).  For ``pw_rigid`` the frame is cut
+   into overlapping patches (size ``strides + overlaps``, step ``strides``,
+   the last patch flush with the border), each patch's shift is found within
+   ``max_deviation_rigid`` of the frame's rigid shift, and the grid of patch
+   shifts is interpolated into a smooth displacement field (cubic spline
+   through the patch centres evaluated on a grid ``upsample_factor_grid``
+   times finer, then linear to the pixels; constant beyond the outer patch
+   centres).
+3. Shifts are estimated on high-pass filtered frames if ``gSig_filt`` is given
+   (CaImAn's 1p approach) and always applied to the raw frames: 2D with
+   OpenCV bicubic ``warpAffine``/``remap``; 3D rigid with an in-plane bicubic
+   warp + Catmull-Rom along z, 3D pw-rigid with cubic-spline
+   ``scipy.ndimage.map_coordinates``.
+
+Borders (``border_nan``): ``True`` -> pixels whose source lies outside the
+frame are NaN; ``'copy'`` -> nearest edge pixel replicated; ``False`` ->
+mirror (reflect) of the frame.
+
+Shifts follow CaImAn: they are the *correction*: if ``raw(r) = truth(r - d)``
+the shift is ``-d`` and ``corrected(r) = raw(r - shift)``.  Shift arrays are
+in CaImAn's axis order (rows, cols[, planes]), patch bounds in array order.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import math
+import os
+import time
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import _registration as R
+from ._output import check_out, output_writer
+from .errors import InputError
+from .progress import Progress, run
+from .validate import check_finite, check_movie, per_axis, to_array_order, to_caiman_order
+
+__all__ = ["MotionResult", "iter_motion_correct", "motion_correct", "apply_shifts"]
+
+N_SAMPLE = 200  # frames sampled for the template
+N_GROUPS = 10  # groups whose means give the initial (median) template
+
+
+@dataclass
+class MotionResult:
+    """Result of :func:`motion_correct`.
+
+    Attributes
+    ----------
+    corrected : ndarray
+        (T, Y, X) or (T, Z, Y, X) float32; a read-only memmap when ``out`` was
+        given.
+    template : ndarray
+        (Y, X) or (Z, Y, X) float32 final template (raw intensities; when
+        ``gSig_filt`` is set registration used its high-pass filtered version).
+    shifts_rig : ndarray
+        (T, n_axes) float32 rigid correction shifts, CaImAn order
+        (rows=y, cols=x[, planes=z]).
+    shifts_els : ndarray or None
+        pw-rigid: (T, n_patches, n_axes) float32 patch shifts, CaImAn order;
+        patches in C order over ``patch_grid_shape``.
+    patch_bounds : ndarray or None
+        (n_patches, n_axes, 2) int [start, stop) per axis, array order.
+    patch_grid_shape : tuple or None
+        Number of patches per axis, array order.
+    metrics : dict
+        ``corr_raw``/``corr_corrected`` (T,) Pearson correlation of each frame
+        with the template over the frame interior (a border of the largest
+        possible shift is left out); ``crispness_raw``/``crispness_corrected``
+        sqrt(sum of squared np.gradient of the mean image) over that interior.
+    params : dict
+        Motion parameters used, CaImAn names and order.
+    timings : dict
+        Seconds per stage.
+    """
+
+    corrected: np.ndarray
+    template: np.ndarray
+    shifts_rig: np.ndarray
+    shifts_els: np.ndarray | None
+    patch_bounds: np.ndarray | None
+    patch_grid_shape: tuple | None
+    metrics: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _is_explicit_planes(value, nd) -> bool:
+    """True unless a 2-value sequence was given for a 3D movie (planes implied)."""
+    if nd != 3:
+        return True
+    return not (isinstance(value, (tuple, list)) and len(value) == 2)
+
+
+def _check_border(border_nan):
+    if isinstance(border_nan, np.bool_):
+        border_nan = bool(border_nan)
+    if border_nan is True or border_nan is False or (isinstance(border_nan, str) and border_nan == "copy"):
+        return border_nan
+    raise InputError("border_nan", f"expected True, False or 'copy', got {border_nan!r}")
+
+
+def _check_int(value, name, minimum):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float, np.floating)):
+        raise InputError(name, f"expected an integer >= {minimum}, got {value!r}")
+    if float(value) != int(value) or int(value) < minimum:
+        raise InputError(name, f"expected an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class _Config:
+    """Validated parameters (array order internally)."""
+
+    def __init__(self, movie, *, max_shifts, pw_rigid, strides, overlaps, max_deviation_rigid, niter_rig,
+                 upsample_factor_grid, border_nan, shifts_opencv, gSig_filt, template, out, chunk_size,
+                 n_workers, ignored):
+        self.T, self.frame_shape = check_movie(movie, min_frames=2)
+        nd = self.nd = len(self.frame_shape)
+        fs = self.frame_shape
+        ms = per_axis(max_shifts, nd, "max_shifts", kind=int, minimum=0)
+        ms_arr = to_array_order(ms, nd)
+        explicit = _is_explicit_planes(max_shifts, nd)
+        for a, (m, n) in enumerate(zip(ms_arr, fs, strict=True)):
+            if m >= n and (explicit or a != 0):
+                raise InputError("max_shifts", f"{ms} must be smaller than the frame {to_caiman_order(fs, nd)} on every axis")
+        # the search window must fit in the frame (circular correlation)
+        self.max_shifts = tuple(min(m, (n - 1) // 2) for m, n in zip(ms_arr, fs, strict=True))
+        self.pw_rigid = bool(pw_rigid)
+        st = per_axis(strides, nd, "strides", kind=int, minimum=1)
+        ov = per_axis(overlaps, nd, "overlaps", kind=int, minimum=0)
+        st_arr, ov_arr = list(to_array_order(st, nd)), list(to_array_order(ov, nd))
+        if self.pw_rigid:
+            st_explicit = _is_explicit_planes(strides, nd) or _is_explicit_planes(overlaps, nd)
+            for a, n in enumerate(fs):
+                if st_arr[a] + ov_arr[a] > n:
+                    if nd == 3 and a == 0 and not st_explicit:
+                        st_arr[a], ov_arr[a] = n, 0  # planes implied: one patch through all planes
+                        continue
+                    name = "strides" if st_arr[a] > n else "overlaps"
+                    raise InputError(
+                        name,
+                        f"patch size strides + overlaps = {tuple(s + o for s, o in zip(st, ov, strict=True))} "
+                        f"is larger than the frame {to_caiman_order(fs, nd)}",
+                    )
+        self.strides, self.overlaps = tuple(st_arr), tuple(ov_arr)
+        if isinstance(max_deviation_rigid, (tuple, list)):
+            md = per_axis(max_deviation_rigid, nd, "max_deviation_rigid", kind=int)
+            md = to_array_order(md, nd)
+        else:
+            md = (_check_int_any(max_deviation_rigid, "max_deviation_rigid"),) * nd
+        if any(v < 0 for v in md):
+            raise InputError("max_deviation_rigid", f"must be >= 0, got {max_deviation_rigid!r}")
+        self.max_dev = tuple(int(v) for v in md)
+        self.niter_rig = _check_int(niter_rig, "niter_rig", 1)
+        self.upsample_factor_grid = _check_int(upsample_factor_grid, "upsample_factor_grid", 1)
+        self.border_nan = _check_border(border_nan)
+        if gSig_filt is None:
+            self.gsig = None
+        else:
+            g = per_axis(gSig_filt, nd, "gSig_filt", kind=float)
+            if not all(v > 0 and math.isfinite(v) for v in g):
+                raise InputError("gSig_filt", f"must be positive, got {gSig_filt!r}")
+            self.gsig = to_array_order(g, nd)
+        self.out = check_out(out)
+        if chunk_size is not None:
+            chunk_size = _check_int(chunk_size, "chunk_size", 1)
+        if n_workers is not None:
+            n_workers = _check_int(n_workers, "n_workers", 1)
+        self.n_workers = n_workers or (os.cpu_count() or 1)
+        npix = int(np.prod(fs))
+        default = (1 << 21) // npix // (2 if self.pw_rigid else 1)
+        self.batch = int(chunk_size or max(1, min(64, default)))
+        self.template = None
+        if template is not None:
+            tm = np.asarray(template, dtype=np.float32)
+            if tm.shape != tuple(fs):
+                raise InputError("template", f"expected shape {tuple(fs)} (one frame), got {tm.shape}")
+            if not np.all(np.isfinite(tm)):
+                raise InputError("template", "contains NaN or infinite values")
+            if float(tm.max()) == float(tm.min()):
+                raise InputError("template", "template has no contrast (all pixels equal)")
+            self.template = tm
+        self.params = dict(
+            max_shifts=tuple(ms),
+            niter_rig=self.niter_rig,
+            strides=tuple(st),
+            overlaps=tuple(ov),
+            max_deviation_rigid=max_deviation_rigid if isinstance(max_deviation_rigid, (tuple, list)) else int(max_deviation_rigid),
+            upsample_factor_grid=self.upsample_factor_grid,
+            pw_rigid=self.pw_rigid,
+            border_nan=self.border_nan,
+            shifts_opencv=bool(shifts_opencv),
+            gSig_filt=None if gSig_filt is None else tuple(per_axis(gSig_filt, nd, "gSig_filt", kind=float)),
+            chunk_size=self.batch,
+            n_workers=self.n_workers,
+        )
+        if ignored:
+            self.params["ignored"] = sorted(ignored)
+        # interior crop for metrics: largest possible |shift| + interpolation margin
+        reach = [m + (d if self.pw_rigid else 0) + 2 for m, d in zip(self.max_shifts, self.max_dev, strict=True)]
+        self.crop = tuple(slice(r, n - r) if n - 2 * r >= 4 else slice(None) for r, n in zip(reach, fs, strict=True))
+
+
+def _check_int_any(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float, np.floating)):
+        raise InputError(name, f"expected a number, got {value!r}")
+    if float(value) != int(value):
+        raise InputError(name, f"expected an integer, got {value!r}")
+    return int(value)
+
+
+# ----------------------------------------------------------------------------- the registration engine
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise Pearson correlation of (B, n) with (n,), NaN-tolerant."""
+    if np.isnan(a).any():
+        out = np.empty(len(a), np.float32)
+        for i, row in enumerate(a):
+            ok = np.isfinite(row)
+            out[i] = _pearson(row[ok][None], b[ok])[0] if ok.sum() > 2 else np.nan
+        return out
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean()
+    num = a @ b
+    den = np.sqrt((a * a).sum(axis=1) * (b @ b))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (num / den).astype(np.float32)
+
+
+class _Engine:
+    def __init__(self, cfg: _Config):
+        self.cfg = cfg
+        fs = cfg.frame_shape
+        taper = tuple(max(4, min(2 * m + 4, n // 8)) for m, n in zip(cfg.max_shifts, fs, strict=True))
+        self.spec = R.Spectral(fs, taper)
+        self.grid = None
+        if cfg.pw_rigid:
+            self.grid = R.PatchGrid(fs, cfg.strides, cfg.overlaps, cfg.upsample_factor_grid, taper=8)
+        self.half = np.asarray(cfg.max_shifts)
+        self.template_raw = None
+
+    def set_template(self, tmpl: np.ndarray) -> None:
+        self.template_raw = tmpl.astype(np.float32)
+        est = self._filt(tmpl[None])
+        self.T_full = self.spec.prepare(est)  # (1, ...)
+        if self.grid is not None:
+            self.T_patch = self.grid.spec.prepare(self.grid.extract(est))  # (np, ...)
+        self.t_crop = self.template_raw[self.cfg.crop].ravel()
+
+    def _filt(self, frames):
+        return R.high_pass(frames, self.cfg.gsig) if self.cfg.gsig is not None else frames
+
+    def estimate(self, raw: np.ndarray, pw: bool):
+        """Return (rigid shifts (B, nd), patch shifts (B, np, nd) or None), array order."""
+        B = len(raw)
+        est = self._filt(raw)
+        F = self.spec.prepare(est)
+        center = np.zeros((B, self.cfg.nd), np.int64)
+        s_rig = R.find_shifts(self.spec, self.T_full * np.conj(F), center, self.half)
+        if not pw:
+            return s_rig, None
+        g = self.grid
+        n = g.n_patches
+        Fp = g.spec.prepare(g.extract(est))
+        P = (self.T_patch[None] * np.conj(Fp.reshape(B, n, *Fp.shape[1:]))).reshape(B * n, *Fp.shape[1:])
+        md = np.asarray(self.cfg.max_dev, np.float32)
+        rig = np.repeat(s_rig, n, axis=0)
+        s_p = R.find_shifts(g.spec, P, np.rint(rig).astype(np.int64), np.asarray(self.cfg.max_dev), rig - md, rig + md)
+        return s_rig, s_p.reshape(B, n, self.cfg.nd)
+
+    def fields(self, s_els: np.ndarray) -> np.ndarray:
+        g = self.grid
+        B = len(s_els)
+        nd = self.cfg.nd
+        out = np.empty((B, nd, *self.cfg.frame_shape), np.float32)
+        for a in range(nd):
+            out[:, a] = g.field(s_els[:, :, a].reshape(B, *g.grid_shape))
+        return out
+
+    def apply(self, raw, s_rig, s_els, border_nan):
+        if s_els is None:
+            return R.shift_rigid(raw, s_rig, border_nan)
+        return R.shift_field(raw, self.fields(s_els), border_nan)
+
+    # -- work units run on the thread pool
+    def sample_job(self, movie, idx, pw):
+        raw = _read_frames(movie, idx)
+        s_rig, s_els = self.estimate(raw, pw)
+        reg = self.apply(raw, s_rig, s_els, "copy")
+        return reg.sum(axis=0, dtype=np.float64), len(raw)
+
+    def full_job(self, movie, t0, t1, pw):
+        raw = np.asarray(movie[t0:t1], dtype=np.float32)
+        check_finite(raw, first_frame=t0)
+        s_rig, s_els = self.estimate(raw, pw)
+        cor = self.apply(raw, s_rig, s_els, self.cfg.border_nan)
+        crop = (slice(None), *self.cfg.crop)
+        rc = raw[crop].reshape(len(raw), -1)
+        cc = cor[crop].reshape(len(raw), -1)
+        corr_raw = _pearson(rc, self.t_crop)
+        corr_cor = _pearson(cc, self.t_crop)
+        raw_sum = raw[crop].sum(axis=0, dtype=np.float64)
+        ok = np.isfinite(cor[crop])
+        cor_sum = np.where(ok, cor[crop], 0).sum(axis=0, dtype=np.float64)
+        cor_cnt = ok.sum(axis=0)
+        return cor, s_rig, s_els, corr_raw, corr_cor, raw_sum, cor_sum, cor_cnt
+
+
+def _read_frames(movie, idx) -> np.ndarray:
+    """Read frames ``idx`` (increasing ints), contiguous runs as slices."""
+    idx = np.asarray(idx)
+    parts = []
+    start = 0
+    for k in range(1, len(idx) + 1):
+        if k == len(idx) or idx[k] != idx[k - 1] + 1:
+            a, b = int(idx[start]), int(idx[k - 1]) + 1
+            chunk = np.asarray(movie[a:b], dtype=np.float32)
+            check_finite(chunk, first_frame=a)
+            parts.append(chunk)
+            start = k
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _pipeline(pool, n_inflight, jobs, consume, stage, total):
+    """Run ``jobs`` (iterable of (units, callable)) on ``pool`` keeping up to
+    ``n_inflight`` in flight; results go to ``consume`` in order.  Yields
+    Progress at least every 0.25 s; closing the generator cancels the rest."""
+    pending = collections.deque()
+    done = 0
+    it = iter(jobs)
+    exhausted = False
+    try:
+        yield Progress(stage, 0, total)
+        while True:
+            while not exhausted and len(pending) < n_inflight:
+                try:
+                    units, fn = next(it)
+                except StopIteration:
+                    exhausted = True
+                    break
+                pending.append((units, pool.submit(fn)))
+            if not pending:
+                break
+            units, fut = pending[0]
+            try:
+                res = fut.result(timeout=0.25)
+            except cf.TimeoutError:
+                yield Progress(stage, done, total)
+                continue
+            pending.popleft()
+            consume(res)
+            done += units
+            yield Progress(stage, done, total)
+    finally:
+        for _, f in pending:
+            f.cancel()
+        cf.wait([f for _, f in pending])
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def iter_motion_correct(
+    movie,
+    *,
+    max_shifts=(6, 6),
+    pw_rigid=False,
+    strides=(96, 96),
+    overlaps=(32, 32),
+    max_deviation_rigid=3,
+    niter_rig=1,
+    upsample_factor_grid=4,
+    border_nan=True,
+    shifts_opencv=True,
+    gSig_filt=None,
+    template=None,
+    out=None,
+    chunk_size=None,
+    n_workers=None,
+    **ignored,
+) -> Generator[Progress, None, MotionResult]:
+    """Motion-correct a movie (rigid or piecewise rigid), yielding progress.
+
+    Parameters
+    ----------
+    movie : array-like
+        (T, Y, X) or (T, Z, Y, X), any integer or float dtype (ndarray,
+        memmap, h5py/zarr/dask array ...); read in chunks of frames.
+    max_shifts : int or tuple
+        Largest rigid shift per axis, pixels, CaImAn order (rows, cols[,
+        planes]); 2 values for a 3D movie: the planes value repeats the cols
+        value (clipped to the depth).
+    pw_rigid : bool
+        Piecewise-rigid correction after the rigid one.
+    strides, overlaps : int or tuple
+        Patch step and overlap per axis (patch size = strides + overlaps),
+        CaImAn order.  With 2 values for a 3D movie and a patch deeper than
+        the volume, one patch spans all planes.
+    max_deviation_rigid : int
+        Largest deviation of a patch shift from the frame's rigid shift.
+    niter_rig : int
+        Template refinement passes (rigid).
+    upsample_factor_grid : int
+        The displacement field is evaluated (cubic spline through the patch
+        centres) on a grid this many times finer than the patches, then
+        interpolated linearly to the pixels.
+    border_nan : True, False or 'copy'
+        Pixels whose source lies outside the frame: NaN / mirrored / nearest
+        edge value.
+    shifts_opencv : bool
+        Accepted for CaImAn compatibility (OpenCV is always used in 2D).
+    gSig_filt : float or tuple, optional
+        Estimate shifts on high-pass filtered frames (1p data); apply them to
+        the raw frames.
+    template : ndarray, optional
+        Template (one frame) to register to, used as given.
+    out : None or path
+        None: in-memory result; ``.npy``/``.tif``/``.tiff``: written chunk by
+        chunk to a temporary file renamed at the end, returned as a read-only
+        memmap.  Nothing is left if the run fails or is cancelled.
+    chunk_size : int, optional
+        Frames per batch (work unit); default ~2 M pixels per batch.
+    n_workers : int, optional
+        Threads; default all cores.
+    **ignored
+        Other CaImAn motion parameters (``splits_rig``, ``num_frames_split``
+        ...) are accepted and ignored (listed in ``params['ignored']``).
+
+    Yields
+    ------
+    Progress
+        Stages ``"template"`` and ``"registering"`` (frames).
+
+    Returns
+    -------
+    MotionResult
+
+    Raises
+    ------
+    InputError
+        Bad movie (shape, dtype, NaN/inf with the frame named, no contrast) or
+        parameter; ``.argument`` names it.
+    """
+    cfg = _Config(
+        movie, max_shifts=max_shifts, pw_rigid=pw_rigid, strides=strides, overlaps=overlaps,
+        max_deviation_rigid=max_deviation_rigid, niter_rig=niter_rig,
+        upsample_factor_grid=upsample_factor_grid, border_nan=border_nan, shifts_opencv=shifts_opencv,
+        gSig_filt=gSig_filt, template=template, out=out, chunk_size=chunk_size, n_workers=n_workers,
+        ignored=ignored,
+    )
+    T, nd = cfg.T, cfg.nd
+    eng = _Engine(cfg)
+    timings: dict[str, float] = {}
+    pool = cf.ThreadPoolExecutor(max_workers=cfg.n_workers, thread_name_prefix="motion")
+    n_inflight = cfg.n_workers + 1
+    try:
+        # ------------------------------------------------------------ template
+        t_start = time.perf_counter()
+        n_s = min(T, N_SAMPLE)
+        sample = np.unique(np.linspace(0, T - 1, n_s).round().astype(np.int64))
+        batches = [sample[i : i + cfg.batch] for i in range(0, len(sample), cfg.batch)]
+        n_pass = (0 if cfg.template is not None else cfg.niter_rig + (1 if cfg.pw_rigid else 0))
+        total = len(sample) * (n_pass + (1 if cfg.template is None else 0))
+        done = 0
+        if cfg.template is None:
+            groups = np.array_split(sample, min(N_GROUPS, len(sample)))
+            means = np.empty((len(groups), *cfg.frame_shape), np.float32)
+            lo, hi = np.inf, -np.inf
+            for gi, gidx in enumerate(groups):
+                fr = _read_frames(movie, gidx)
+                lo, hi = min(lo, float(fr.min())), max(hi, float(fr.max()))
+                means[gi] = fr.mean(axis=0)
+                done += len(gidx)
+                yield Progress("template", done, total)
+            if hi <= lo:
+                raise InputError("movie", "movie has no contrast (all sampled pixels are equal)")
+            tmpl = np.median(means, axis=0).astype(np.float32) if len(groups) > 2 else means.mean(axis=0)
+            del means
+            for it_ in range(n_pass):
+                pw = cfg.pw_rigid and it_ == n_pass - 1
+                eng.set_template(tmpl)
+                acc = [np.zeros(cfg.frame_shape, np.float64), 0]
+
+                def consume(res, acc=acc):
+                    acc[0] += res[0]
+                    acc[1] += res[1]
+
+                jobs = [(len(b), (lambda b=b, pw=pw: eng.sample_job(movie, b, pw))) for b in batches]
+                for p in _pipeline(pool, n_inflight, jobs, consume, "template", total):
+                    yield Progress("template", done + p.done, total)
+                done += len(sample)
+                tmpl = (acc[0] / max(acc[1], 1)).astype(np.float32)
+        else:
+            tmpl = cfg.template
+        eng.set_template(tmpl)
+        timings["template"] = time.perf_counter() - t_start
+
+        # ------------------------------------------------------------ full pass
+        t_start = time.perf_counter()
+        s_rig = np.empty((T, nd), np.float32)
+        s_els = np.empty((T, eng.grid.n_patches, nd), np.float32) if cfg.pw_rigid else None
+        corr_raw = np.empty(T, np.float32)
+        corr_cor = np.empty(T, np.float32)
+        crop_shape = np.empty(cfg.frame_shape)[cfg.crop].shape
+        sums = dict(raw=np.zeros(crop_shape), cor=np.zeros(crop_shape), cnt=np.zeros(crop_shape, np.int64))
+        chunks = [(t0, min(T, t0 + cfg.batch)) for t0 in range(0, T, cfg.batch)]
+        with output_writer(cfg.out, (T, *cfg.frame_shape)) as writer:
+            pos = [0]
+
+            def consume_full(res):
+                cor, sr, se, cr, cc, rs, cs, cn = res
+                t0 = pos[0]
+                t1 = t0 + len(cor)
+                writer.write(t0, cor)
+                s_rig[t0:t1] = sr
+                if se is not None:
+                    s_els[t0:t1] = se
+                corr_raw[t0:t1] = cr
+                corr_cor[t0:t1] = cc
+                sums["raw"] += rs
+                sums["cor"] += cs
+                sums["cnt"] += cn
+                pos[0] = t1
+
+            jobs = [(t1 - t0, (lambda t0=t0, t1=t1: eng.full_job(movie, t0, t1, cfg.pw_rigid))) for t0, t1 in chunks]
+            yield from _pipeline(pool, n_inflight, jobs, consume_full, "registering", T)
+        corrected = writer.result()
+        timings["registration"] = time.perf_counter() - t_start
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+    mean_raw = sums["raw"] / T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_cor = np.where(sums["cnt"] > 0, sums["cor"] / np.maximum(sums["cnt"], 1), np.nan)
+    metrics = dict(
+        corr_raw=corr_raw,
+        corr_corrected=corr_cor,
+        crispness_raw=crispness(mean_raw),
+        crispness_corrected=crispness(mean_cor),
+    )
+    to_c = (lambda a: a) if nd == 2 else (lambda a: a[..., [1, 2, 0]])
+    return MotionResult(
+        corrected=corrected,
+        template=eng.template_raw,
+        shifts_rig=np.ascontiguousarray(to_c(s_rig)),
+        shifts_els=None if s_els is None else np.ascontiguousarray(to_c(s_els)),
+        patch_bounds=None if eng.grid is None else eng.grid.bounds.copy(),
+        patch_grid_shape=None if eng.grid is None else tuple(eng.grid.grid_shape),
+        metrics=metrics,
+        params=cfg.params,
+        timings=timings,
+    )
+
+
+def motion_correct(movie, **kwargs) -> MotionResult:
+    """Blocking version of :func:`iter_motion_correct` (same arguments)."""
+    return run(iter_motion_correct(movie, **kwargs))
+
+
+def crispness(mean_image: np.ndarray) -> float:
+    """CaImAn's crispness: sqrt(sum of squared np.gradient of the mean image)
+    (NaN pixels ignored)."""
+    g = np.gradient(np.asarray(mean_image, np.float64))
+    sq = sum(np.nan_to_num(x) ** 2 for x in (g if isinstance(g, (list, tuple)) else [g]))
+    return float(np.sqrt(np.sum(sq)))
+
+
+def apply_shifts(
+    frames,
+    shifts_rig,
+    shifts_els=None,
+    *,
+    patch_bounds=None,
+    patch_grid_shape=None,
+    upsample_factor_grid=4,
+    border_nan=True,
+) -> np.ndarray:
+    """Apply shifts from a :class:`MotionResult` to frames (e.g. another channel).
+
+    Parameters
+    ----------
+    frames : array-like
+        (T, Y, X) or (T, Z, Y, X); read in full (pass a slice for big movies).
+    shifts_rig : (T, n_axes)
+        Rigid shifts, CaImAn order; used when ``shifts_els`` is None.
+    shifts_els : (T, n_patches, n_axes), optional
+        Patch shifts, CaImAn order; needs ``patch_bounds`` and
+        ``patch_grid_shape`` from the same result.
+    Returns
+    -------
+    ndarray float32 of the frames' shape.
+    """
+    frames = np.asarray(frames, dtype=np.float32)
+    if frames.ndim not in (3, 4):
+        raise InputError("frames", f"expected (T, Y, X) or (T, Z, Y, X), got shape {frames.shape}")
+    nd = frames.ndim - 1
+    border_nan = _check_border(border_nan)
+    to_a = (lambda a: a) if nd == 2 else (lambda a: a[..., [2, 0, 1]])
+    sr = np.asarray(shifts_rig, np.float32)
+    if sr.shape != (len(frames), nd):
+        raise InputError("shifts_rig", f"expected shape {(len(frames), nd)}, got {sr.shape}")
+    if shifts_els is None:
+        return R.shift_rigid(frames, to_a(sr), border_nan)
+    if patch_bounds is None or patch_grid_shape is None:
+        raise InputError("patch_bounds", "patch_bounds and patch_grid_shape are needed with shifts_els")
+    se = to_a(np.asarray(shifts_els, np.float32))
+    pb = np.asarray(patch_bounds)
+    gshape = tuple(int(v) for v in patch_grid_shape)
+    if se.shape != (len(frames), int(np.prod(gshape)), nd):
+        raise InputError("shifts_els", f"expected shape {(len(frames), int(np.prod(gshape)), nd)}, got {se.shape}")
+    fs = frames.shape[1:]
+    weights = []
+    for a in range(nd):
+        starts = np.unique(pb[:, a, 0])
+        size = int(pb[0, a, 1] - pb[0, a, 0])
+        weights.append(R.field_weights(fs[a], starts + (size - 1) / 2.0, upsample_factor_grid))
+    fields = np.empty((len(frames), nd, *fs), np.float32)
+    for a in range(nd):
+        g = se[:, :, a].reshape(len(frames), *gshape)
+        if nd == 2:
+            fields[:, a] = np.matmul(np.matmul(weights[0], g), weights[1].T)
+        else:
+            fields[:, a] = np.einsum("zi,yj,xk,bijk->bzyx", *weights, g, optimize=True)
+    return R.shift_field(frames, fields, border_nan)

@@ -1,0 +1,73 @@
+"""Steps of the pipeline chained the same way for the CLI, the API and the widgets.
+
+Each ``iter_<step>_step`` takes a movie and a :class:`CaimanParams`, yields
+:class:`Progress` from every sub-operation and returns a small result object.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .params import CaimanParams
+from .progress import Progress
+
+#: Steps known to the pipeline, in order. Later issues add "cnmf", "evaluate".
+STEPS = ("motion",)
+
+
+@dataclass
+class MotionStepResult:
+    """Motion correction plus the summary images of the corrected movie."""
+
+    motion: Any  # engine.motion.MotionResult
+    summary: Any  # engine.summary.SummaryImages
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def motion_kwargs(params: CaimanParams) -> dict[str, Any]:
+    """The keyword arguments of :func:`~napari_caiman.engine.motion.iter_motion_correct`
+    taken from ``params`` (CaImAn's motion group)."""
+    m = params.group("motion")
+    keys = ("max_shifts", "pw_rigid", "strides", "overlaps", "max_deviation_rigid", "niter_rig",
+            "upsample_factor_grid", "border_nan", "shifts_opencv", "gSig_filt")
+    return {k: m[k] for k in keys}
+
+
+def iter_motion_step(
+    movie: Any,
+    params: CaimanParams,
+    *,
+    out: str | Path | None = None,
+    template: Any = None,
+) -> Generator[Progress, None, MotionStepResult]:
+    """Motion-correct ``movie`` and compute mean/max/std/correlation images.
+
+    Parameters
+    ----------
+    movie : array-like, (T, Y, X) or (T, Z, Y, X)
+    params : CaimanParams
+        Uses the ``motion`` group.
+    out : path, optional
+        Where to write the corrected movie (``.tif``/``.npy``); in memory if None.
+    template : array, optional
+        Registration template (e.g. from an earlier session) instead of one
+        estimated from the movie.
+
+    Returns
+    -------
+    MotionStepResult
+    """
+    from .motion import iter_motion_correct
+    from .summary import iter_summary_images
+
+    t0 = time.perf_counter()
+    motion = yield from iter_motion_correct(movie, out=out, template=template, **motion_kwargs(params))
+    t1 = time.perf_counter()
+    summary = yield from iter_summary_images(motion.corrected)
+    t2 = time.perf_counter()
+    return MotionStepResult(motion=motion, summary=summary,
+                            timings={"motion": t1 - t0, "summary": t2 - t1})

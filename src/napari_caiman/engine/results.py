@@ -1,0 +1,266 @@
+"""Results files: HDF5 in CaImAn's ``CNMF.save()`` layout plus our own groups.
+
+Layout written by :func:`save_results`::
+
+    /dims                  frame shape in CaImAn order (rows, cols[, planes])
+    /params/<group>/<name> every parameter, CaImAn's groups (motion, init, ...)
+    /estimates/...         CNMF results (from the CNMF step on; CaImAn names)
+    /motion/               shifts_rig (T, n_axes) CaImAn order, shifts_els,
+                           template, patch_bounds (array order), metrics
+    /summary/              mean, max, std, corr images (array order, (Z,)Y,X)
+    /provenance            attributes: software versions, input file, timings
+
+Values are written the way CaImAn's ``save_dict_to_hdf5`` does, so that its
+``load_dict_from_hdf5`` reads ours and we read its: dicts become groups,
+``None`` the string ``'NoneType'``, strings attributes of their group, scipy sparse matrices groups with
+``data``, ``indices``, ``indptr``, ``shape``. Files are written atomically
+(temp name, then rename).
+
+Note on axis order: images and movies in this package are in array order
+((Z,) Y, X, napari's). ``dims`` and per-axis parameters follow CaImAn
+(rows, cols, planes: z last), and so does the pixel flattening of ``A``
+(Fortran order over ``dims``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .atomic import atomic_path
+from .errors import InputError
+from .params import CaimanParams
+
+NONE_STRING = "NoneType"
+
+
+# --- generic value <-> HDF5 (CaImAn's conventions) ---------------------------
+
+def write_value(group: h5py.Group, name: str, value: Any) -> None:
+    """Write ``value`` under ``group[name]`` following CaImAn's conventions."""
+    try:
+        import scipy.sparse as sp
+    except ImportError:  # pragma: no cover
+        sp = None
+    if value is None:
+        group.create_dataset(name, data=NONE_STRING)
+    elif isinstance(value, dict):
+        sub = group.create_group(name)
+        for k, v in value.items():
+            write_value(sub, str(k), v)
+    elif sp is not None and sp.issparse(value):
+        m = sp.csc_matrix(value)
+        sub = group.create_group(name)
+        sub.create_dataset("data", data=m.data)
+        sub.create_dataset("indices", data=m.indices)
+        sub.create_dataset("indptr", data=m.indptr)
+        sub.create_dataset("shape", data=np.asarray(m.shape))
+    elif isinstance(value, str):
+        group.attrs[name] = value  # CaImAn keeps strings as attributes of the parent group
+    elif isinstance(value, (bool, np.bool_, int, float, np.integer, np.floating)):
+        group.create_dataset(name, data=value)
+    elif isinstance(value, slice):
+        group.create_dataset(name, data=repr(value))
+    elif isinstance(value, (tuple, list)):
+        try:
+            arr = np.asarray(value)
+        except ValueError:
+            arr = None
+        if arr is None or arr.dtype == object:
+            group.create_dataset(name, data=json.dumps(value, default=repr))
+        elif arr.dtype.kind == "U":
+            group.create_dataset(name, data=arr.astype("S"))
+        else:
+            group.create_dataset(name, data=arr)
+    else:
+        arr = np.asarray(value)
+        if arr.dtype == object:
+            group.create_dataset(name, data=repr(value))
+        else:
+            kwargs = {"compression": "gzip", "compression_opts": 1} if arr.size > 4096 else {}
+            group.create_dataset(name, data=arr, **kwargs)
+
+
+def read_value(obj: h5py.Group | h5py.Dataset) -> Any:
+    """Inverse of :func:`write_value` (reads CaImAn-written files too)."""
+    if isinstance(obj, h5py.Group):
+        keys = set(obj.keys())
+        if {"data", "indices", "indptr", "shape"} <= keys and len(keys) == 4:
+            import scipy.sparse as sp
+
+            shape = tuple(int(s) for s in obj["shape"][()])
+            return sp.csc_matrix((obj["data"][()], obj["indices"][()], obj["indptr"][()]), shape=shape)
+        out = {k: read_value(obj[k]) for k in obj}
+        for k, v in obj.attrs.items():  # strings, CaImAn-style
+            out.setdefault(k, None if v == NONE_STRING else v)
+        return out
+    value = obj[()]
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        return None if value == NONE_STRING else value
+    if isinstance(value, np.ndarray) and value.dtype.kind == "S":
+        return tuple(v.decode() for v in value.ravel())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+# --- results ---------------------------------------------------------------
+
+@dataclass
+class Results:
+    """Everything a pipeline run produces, except the movies themselves.
+
+    Attributes
+    ----------
+    params : CaimanParams
+    dims : tuple of int
+        Frame shape in array order ((Z,) Y, X).
+    motion : dict or None
+        ``shifts_rig``, ``shifts_els``, ``template``, ``patch_bounds``,
+        ``patch_grid_shape``, ``corr_raw``, ``corr_corrected``,
+        ``crispness_raw``, ``crispness_corrected``, ``corrected_path``.
+    summary : dict or None
+        ``mean``, ``max``, ``std``, ``corr`` images.
+    provenance : dict
+        Versions, input file, timings.
+    """
+
+    params: CaimanParams
+    dims: tuple[int, ...]
+    motion: dict[str, Any] | None = None
+    summary: dict[str, np.ndarray] | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+def motion_to_dict(result: Any, corrected_path: str | None = None) -> dict[str, Any]:
+    """Flatten a :class:`~napari_caiman.engine.motion.MotionResult` (without the movie)."""
+    m = result.metrics
+    return {
+        "shifts_rig": np.asarray(result.shifts_rig, dtype=np.float32),
+        "shifts_els": None if result.shifts_els is None else np.asarray(result.shifts_els, np.float32),
+        "template": np.asarray(result.template, dtype=np.float32),
+        "patch_bounds": None if result.patch_bounds is None else np.asarray(result.patch_bounds),
+        "patch_grid_shape": None if result.patch_grid_shape is None else tuple(result.patch_grid_shape),
+        "corr_raw": np.asarray(m.get("corr_raw"), dtype=np.float32),
+        "corr_corrected": np.asarray(m.get("corr_corrected"), dtype=np.float32),
+        "crispness_raw": float(m.get("crispness_raw", np.nan)),
+        "crispness_corrected": float(m.get("crispness_corrected", np.nan)),
+        "corrected_path": corrected_path,
+    }
+
+
+def summary_to_dict(summary: Any) -> dict[str, np.ndarray]:
+    """Flatten :class:`~napari_caiman.engine.summary.SummaryImages`."""
+    return {k: np.asarray(getattr(summary, k), dtype=np.float32) for k in ("mean", "max", "std", "corr")}
+
+
+def caiman_dims(dims: tuple[int, ...]) -> tuple[int, ...]:
+    """Array-order frame shape -> CaImAn's ``dims`` (z last for 3D)."""
+    dims = tuple(int(d) for d in dims)
+    return dims if len(dims) == 2 else (dims[1], dims[2], dims[0])
+
+
+def array_dims(dims: tuple[int, ...]) -> tuple[int, ...]:
+    """CaImAn's ``dims`` (rows, cols[, planes]) -> array order ((Z,) Y, X)."""
+    dims = tuple(int(d) for d in dims)
+    return dims if len(dims) == 2 else (dims[2], dims[0], dims[1])
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of the software that matters for reproducing a result."""
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("napari-caiman", "numpy", "scipy", "opencv-python-headless", "h5py", "tifffile", "napari"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def make_provenance(input_path: str | None = None, timings: dict[str, float] | None = None,
+                    **extra: Any) -> dict[str, Any]:
+    """Provenance record: versions, input file (path, size, mtime), timings."""
+    prov: dict[str, Any] = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": software_versions()}
+    if input_path:
+        p = Path(input_path)
+        prov["input_path"] = str(p.resolve()) if p.exists() else str(p)
+        if p.is_file():
+            st = p.stat()
+            prov["input_size"] = st.st_size
+            prov["input_mtime"] = st.st_mtime
+    if timings:
+        prov["timings"] = {k: float(v) for k, v in timings.items()}
+    prov.update(extra)
+    return prov
+
+
+def save_results(path: str | os.PathLike, results: Results) -> Path:
+    """Write ``results`` to an HDF5 file atomically. Returns the path.
+
+    Raises
+    ------
+    InputError
+        If the folder does not exist or the file cannot be written.
+    """
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+            f.create_dataset("dims", data=np.asarray(caiman_dims(results.dims)))
+            write_value(f, "params", results.params.to_groups())
+            if results.motion is not None:
+                write_value(f, "motion", results.motion)
+            if results.summary is not None:
+                write_value(f, "summary", results.summary)
+            prov = f.create_group("provenance")
+            for k, v in results.provenance.items():
+                prov.attrs[k] = v if isinstance(v, (str, int, float)) else json.dumps(v, default=repr)
+            f.attrs["napari_caiman_format"] = 1
+    except OSError as exc:
+        raise InputError("output", f"cannot write results file {str(path)!r}: {exc}") from None
+    return path
+
+
+def load_results(path: str | os.PathLike) -> Results:
+    """Read a results file written by :func:`save_results`.
+
+    Raises
+    ------
+    InputError
+        Missing file, not HDF5, or not a results file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("path", f"results file not found: {str(path)!r}")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise InputError("path", f"cannot read {str(path)!r} as HDF5: {exc}") from None
+    with f:
+        if "dims" not in f or "params" not in f:
+            raise InputError("path", f"{str(path)!r} is not a napari-caiman/CaImAn results file (no 'dims' or 'params')")
+        dims = array_dims(tuple(np.asarray(f["dims"][()]).ravel()))
+        params = CaimanParams.from_dict(read_value(f["params"]), strict=False)
+        motion = read_value(f["motion"]) if "motion" in f else None
+        summary = read_value(f["summary"]) if "summary" in f else None
+        prov: dict[str, Any] = {}
+        if "provenance" in f:
+            for k, v in f["provenance"].attrs.items():
+                if isinstance(v, str) and v[:1] in "{[":
+                    try:
+                        v = json.loads(v)
+                    except ValueError:
+                        pass
+                prov[k] = v.item() if isinstance(v, np.generic) else v
+    return Results(params=params, dims=dims, motion=motion, summary=summary, provenance=prov)

@@ -1,0 +1,1 @@
+"""Results -> napari layer data tuples, and curation edits back (no Qt here)."""

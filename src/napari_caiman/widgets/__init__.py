@@ -1,0 +1,6 @@
+"""Qt front end: one magicgui Container per pipeline step, plus the shared
+runner (worker, progress, cancel, errors) and plot docks.
+
+Modules are imported lazily by npe2 (``napari.yaml``), so importing this
+package does not import Qt.
+"""

@@ -1,0 +1,252 @@
+"""Run an engine generator in a thread: progress bar, status, cancel, errors.
+
+Every step widget (motion correction, CNMF, evaluation) embeds one
+:class:`StepRunner`. The widget validates its form on the main thread, then
+hands the runner a *factory* that builds the engine generator
+(``iter_<op>(...)``) and a callback for the result. The runner
+
+* runs the generator in a napari generator worker (so it can be cancelled
+  between two yields) and shows each yielded
+  :class:`~napari_caiman.engine.progress.Progress` in a bar and a label;
+* on Cancel calls ``worker.quit()``; the generator is then closed in the
+  worker thread, so ``atomic_path`` blocks in the engine delete their
+  temporary files;
+* shows errors as napari notifications with a plain message;
+* calls the result callback on the main thread (``returned`` signal), where
+  layers may be touched;
+* emits :attr:`StepRunner.finished` with ``"done"``, ``"cancelled"`` or
+  ``"error"`` once the worker is over (tests wait on it or on
+  :attr:`StepRunner.is_running`).
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable, Generator
+from typing import Any
+
+from magicgui.widgets import Container, Label, ProgressBar, PushButton
+from napari.qt.threading import GeneratorWorker, create_worker
+from napari.utils.notifications import show_error
+from psygnal import Signal
+
+from ..engine.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+#: The progress bar counts in these steps (a fraction in [0, 1] times this).
+BAR_STEPS = 1000
+
+
+def error_message(exc: BaseException, step: str = "") -> str:
+    """The text shown to the user for an error raised by a step.
+
+    ``InputError`` is the user's to fix: its own ``"argument: message"``.
+    Anything else is a bug or an environment problem: a short message with the
+    exception type; the full traceback goes to the log.
+    """
+    if isinstance(exc, InputError):
+        return str(exc)
+    prefix = f"{step} failed" if step else "Failed"
+    text = str(exc) or "(no message)"
+    return f"{prefix}: {text} ({type(exc).__name__}; details in the log)"
+
+
+class _Job:
+    """Holds the engine generator so that a cancelled worker can close it."""
+
+    def __init__(self, factory: Callable[[], Generator[Any, Any, Any]]) -> None:
+        self.factory = factory
+        self.gen: Generator[Any, Any, Any] | None = None
+
+    def steps(self) -> Generator[Any, Any, Any]:
+        # Built here, in the worker thread, so that even the engine's setup
+        # (opening files, first validation) runs off the main thread.
+        self.gen = self.factory()
+        return (yield from self.gen)
+
+    def close(self) -> None:
+        if self.gen is not None:
+            try:
+                self.gen.close()
+            except Exception:  # cleanup must not hide the cancel
+                logger.exception("error while closing a cancelled step")
+
+
+class _EngineWorker(GeneratorWorker):
+    """Generator worker that closes the engine generator when it is quit.
+
+    superqt's worker simply stops iterating on ``quit()``; closing the
+    generator here (still in the worker thread, before ``finished``) runs its
+    ``finally`` blocks at once, so temporary files are gone by the time the
+    widget hears that the step is over.
+    """
+
+    job: _Job | None = None
+
+    def work(self) -> Any:
+        try:
+            return super().work()
+        finally:
+            if self.abort_requested and self.job is not None:
+                self.job.close()
+
+
+class StepRunner(Container):
+    """Run / Cancel buttons, a progress bar and a status line for one step.
+
+    Parameters
+    ----------
+    step : str
+        Name of the step, used in messages (e.g. ``"Motion correction"``).
+    on_run : callable
+        Called (no arguments) when Run is clicked. It validates the form and
+        calls :meth:`start`, or raises (the error is shown, nothing starts).
+
+    Attributes
+    ----------
+    worker : GeneratorWorker or None
+        The worker of the current (or last) run.
+    finished : psygnal.Signal(str)
+        Emitted on the main thread when a run is over, with ``"done"``,
+        ``"cancelled"`` or ``"error"``.
+    """
+
+    finished = Signal(str)
+
+    def __init__(self, step: str, on_run: Callable[[], Any]) -> None:
+        self.step = step
+        self._on_run_callback = on_run
+        self.run_button = PushButton(text="Run")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False)
+        buttons.margins = (0, 0, 0, 0)
+        self.progress = ProgressBar(min=0, max=BAR_STEPS, value=0, label="progress")
+        self.status = Label(value="ready")
+        super().__init__(widgets=[buttons, self.progress, self.status], labels=False)
+        self.margins = (0, 0, 0, 0)
+        self.worker: GeneratorWorker | None = None
+        self._job: _Job | None = None
+        self._on_result: Callable[[Any], Any] | None = None
+        self._outcome = "done"
+        self.run_button.changed.connect(self._on_run_clicked)
+        self.cancel_button.changed.connect(self.cancel)
+
+    # -- state ----------------------------------------------------------------
+    @property
+    def is_running(self) -> bool:
+        """True from :meth:`start` until ``finished`` has been emitted."""
+        return self._job is not None
+
+    # -- actions --------------------------------------------------------------
+    def _on_run_clicked(self, *_: Any) -> None:
+        if self.is_running:
+            return
+        try:
+            self._on_run_callback()
+        except Exception as exc:  # bad form input, shown like a worker error
+            self.report_error(exc)
+
+    def start(
+        self,
+        factory: Callable[[], Generator[Any, Any, Any]],
+        on_result: Callable[[Any], Any],
+    ) -> GeneratorWorker:
+        """Run ``factory()``'s generator in a worker thread.
+
+        Parameters
+        ----------
+        factory : callable
+            Returns an engine generator (yields ``Progress``, returns the
+            result). Called in the worker thread.
+        on_result : callable
+            Called on the main thread with the generator's return value.
+
+        Returns
+        -------
+        The started worker.
+        """
+        if self.is_running:
+            raise RuntimeError(f"{self.step} is already running")
+        job = _Job(factory)
+        self._job = job
+        self._on_result = on_result
+        self._outcome = "done"
+        worker = create_worker(
+            job.steps,
+            _start_thread=False,
+            _worker_class=_EngineWorker,
+            _connect={
+                "yielded": self._on_yielded,
+                "returned": self._on_returned,
+                "errored": self._on_errored,
+                "aborted": self._on_aborted,
+                "finished": self._on_finished,
+            },
+        )
+        worker.job = job
+        self.worker = worker
+        self.run_button.enabled = False
+        self.cancel_button.enabled = True
+        self.progress.value = 0
+        self.status.value = "starting…"
+        worker.start()
+        return worker
+
+    def cancel(self, *_: Any) -> None:
+        """Ask the worker to stop at its next yield (no result is delivered)."""
+        if self.worker is not None and self.is_running:
+            self.status.value = "cancelling…"
+            self.cancel_button.enabled = False
+            self.worker.quit()
+
+    def report_error(self, exc: BaseException) -> None:
+        """Show ``exc`` as a napari error notification (traceback to the log)."""
+        if not isinstance(exc, InputError):
+            logger.error(
+                "%s failed:\n%s",
+                self.step,
+                "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+            )
+        message = error_message(exc, self.step)
+        self.status.value = message if len(message) < 90 else message[:87] + "…"
+        show_error(message)
+
+    # -- worker slots (main thread) ----------------------------------------------
+    def _on_yielded(self, progress: Any) -> None:
+        fraction = getattr(progress, "fraction", None)
+        if fraction is not None:
+            self.progress.value = round(fraction * BAR_STEPS)
+        self.status.value = str(progress)
+
+    def _on_returned(self, result: Any) -> None:
+        callback = self._on_result
+        if callback is None:
+            return
+        try:
+            callback(result)
+        except Exception as exc:  # turning results into layers failed
+            self._outcome = "error"
+            self.report_error(exc)
+            return
+        self.progress.value = BAR_STEPS
+        self.status.value = "done"
+
+    def _on_errored(self, exc: BaseException) -> None:
+        self._outcome = "error"
+        self.progress.value = 0
+        self.report_error(exc)
+
+    def _on_aborted(self) -> None:
+        self._outcome = "cancelled"
+
+    def _on_finished(self) -> None:
+        if self._outcome == "cancelled":
+            self.progress.value = 0
+            self.status.value = "cancelled"
+        self._job = None
+        self._on_result = None
+        self.run_button.enabled = True
+        self.cancel_button.enabled = False
+        self.finished.emit(self._outcome)
