@@ -15,7 +15,9 @@ SHAPE_2D = (300, 128, 128)  # (T, Y, X)
 SHAPE_3D = (100, 8, 64, 64)  # (T, Z, Y, X)
 
 
-def _layer_tuple(movie: np.ndarray, name: str, axis_labels: tuple[str, ...]) -> tuple[Any, dict, str]:
+def _layer_tuple(
+    movie: np.ndarray, name: str, axis_labels: tuple[str, ...]
+) -> tuple[Any, dict, str]:
     lo, hi = np.percentile(movie.mean(axis=0), (0.5, 99.8))
     meta = {
         "name": name,
@@ -38,10 +40,17 @@ def sample_movie_2d() -> list[tuple[Any, dict, str]]:
     from .engine.synthetic import make_movie_2d
 
     synth = make_movie_2d(
-        SHAPE_2D, n_neurons=30, rigid_motion=4.0, nonrigid_motion=1.5, seed=0,
-        return_flow=False, return_truth=False,
+        SHAPE_2D,
+        n_neurons=30,
+        rigid_motion=4.0,
+        nonrigid_motion=1.5,
+        seed=0,
+        return_flow=False,
+        return_truth=False,
     )
-    return [_layer_tuple(np.asarray(synth.movie, dtype=np.float32), "synthetic 2D", ("t", "y", "x"))]
+    return [
+        _layer_tuple(np.asarray(synth.movie, dtype=np.float32), "synthetic 2D", ("t", "y", "x"))
+    ]
 
 
 def sample_movie_3d() -> list[tuple[Any, dict, str]]:
@@ -56,7 +65,15 @@ def sample_movie_3d() -> list[tuple[Any, dict, str]]:
     from .engine.synthetic import make_movie_3d
 
     synth = make_movie_3d(
-        SHAPE_3D, n_neurons=20, rigid_motion=(2.0, 2.0, 1.0), seed=0,
-        return_flow=False, return_truth=False,
+        SHAPE_3D,
+        n_neurons=20,
+        rigid_motion=(2.0, 2.0, 1.0),
+        seed=0,
+        return_flow=False,
+        return_truth=False,
     )
-    return [_layer_tuple(np.asarray(synth.movie, dtype=np.float32), "synthetic 3D", ("t", "z", "y", "x"))]
+    return [
+        _layer_tuple(
+            np.asarray(synth.movie, dtype=np.float32), "synthetic 3D", ("t", "z", "y", "x")
+        )
+    ]

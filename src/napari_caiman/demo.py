@@ -15,11 +15,11 @@ DEMO_PARAMS = {"fr": 30, "max_shifts": (8, 8), "pw_rigid": True, "strides": (48,
                "max_deviation_rigid": 3}
 
 
-def make_demo_movie(shape: tuple[int, int, int] = DEMO_SHAPE, seed: int = 0) -> Any:
-    """The synthetic demo movie (uint16) with its ground truth."""
+def make_demo_movie(shape: tuple[int, int, int] | None = None, seed: int = 0) -> Any:
+    """The synthetic demo movie (uint16, :data:`DEMO_SHAPE` by default) with its ground truth."""
     from .engine.synthetic import make_movie_2d
 
-    return make_movie_2d(shape, n_neurons=60, dtype=np.uint16, seed=seed, **DEMO_MOTION)
+    return make_movie_2d(shape or DEMO_SHAPE, n_neurons=60, dtype=np.uint16, seed=seed, **DEMO_MOTION)
 
 
 def _crop(a: np.ndarray, margin: int) -> np.ndarray:

@@ -67,41 +67,47 @@ class _MemWriter(_Writer):
 
 
 class _NpyWriter(_Writer):
+    """Sequential writes (not a memmap: written pages of a memmap count in the
+    process's resident memory, which would then grow with T)."""
+
     def __init__(self, path, shape, dtype):
         super().__init__(shape, dtype)
-        self.mm = np.lib.format.open_memmap(path, mode="w+", dtype=self.dtype, shape=self.shape)
+        self.f = open(path, "wb")
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape}
+        np.lib.format.write_array_header_2_0(self.f, header)
 
     def _write(self, t0, block):
-        self.mm[t0 : t0 + len(block)] = block
+        np.ascontiguousarray(block).tofile(self.f)
 
     def close(self):
-        if self.mm is not None:
-            self.mm.flush()
-            self.mm._mmap.close()  # release the mapping now (file may be renamed/deleted)
-            self.mm = None
+        if self.f is not None:
+            self.f.close()
+            self.f = None
 
 
 class _TifWriter(_Writer):
+    """BigTIFF, one page per plane, uncompressed and contiguous: the file
+    layout (IFDs + reserved data) is created up front by tifffile, then the
+    pixel data are written block by block with plain file writes."""
+
     def __init__(self, path, shape, dtype):
         import tifffile
 
         super().__init__(shape, dtype)
-        self.tw = tifffile.TiffWriter(path, bigtiff=True)
-        self.first = True
+        mm = tifffile.memmap(path, shape=self.shape, dtype=self.dtype, bigtiff=True, photometric="minisblack")
+        self.offset = int(mm.offset)
+        del mm
+        self.frame_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
+        self.f = open(path, "r+b")
 
     def _write(self, t0, block):
-        # contiguous series: pages appended one block at a time; the shape in
-        # the metadata is the whole movie's
-        if self.first:
-            self.tw.write(block, contiguous=True, photometric="minisblack")
-            self.first = False
-        else:
-            self.tw.write(block, contiguous=True)
+        self.f.seek(self.offset + t0 * self.frame_bytes)
+        np.ascontiguousarray(block).tofile(self.f)
 
     def close(self):
-        if self.tw is not None:
-            self.tw.close()
-            self.tw = None
+        if self.f is not None:
+            self.f.close()
+            self.f = None
 
 
 def _load(path: Path, shape):

@@ -41,76 +41,107 @@ _TWO_PI = 2.0 * np.pi
 # ----------------------------------------------------------------------------- helpers
 
 
-def apodization(shape: tuple[int, ...], taper: tuple[int, ...]) -> np.ndarray:
-    """Separable raised-cosine edge taper (1 in the middle, ->0 at the edges)."""
-    w = np.ones((), np.float32)
-    for n, t in zip(shape, taper, strict=True):
-        v = np.ones(n, np.float32)
-        t = int(min(max(t, 0), n // 3))
-        if t > 0:
-            ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(t) + 0.5) / t)
-            v[:t] = ramp
-            v[n - t :] = ramp[::-1]
-        w = np.multiply.outer(w, v)
+def edge_window(shape: tuple[int, ...], zero: tuple[int, ...], ramp: tuple[int, ...]) -> np.ndarray:
+    """Separable window: 0 within ``zero`` px of the edges, a raised-cosine
+    ramp over the next ``ramp`` px, 1 inside."""
+    w = np.ones((), np.float64)
+    for n, z, r in zip(shape, zero, ramp, strict=True):
+        x = np.arange(n)
+        d = np.minimum(x, n - 1 - x) - z
+        v = np.clip((d + 0.5) / max(r, 1), 0, 1)
+        w = np.multiply.outer(w, 0.5 - 0.5 * np.cos(np.pi * v))
     return w.astype(np.float32)
 
 
 class Spectral:
     """Precomputed geometry for matrix-DFT evaluation of cross-correlations
-    of arrays of a given spatial ``shape`` (rfft along the last axis)."""
+    of arrays of a given spatial ``shape`` (rfft along the last axis).
 
-    def __init__(self, shape: tuple[int, ...], taper: tuple[int, ...]):
+    Accuracy note (measured on noisy synthetic 2-photon movies): plain
+    cross-correlation beats phase correlation (whitening amplifies noise), and
+    windowing only the *template* -- zero within ``max_shift`` of the edges,
+    then a short ramp -- avoids both wrap-around and the bias an edge taper on
+    the moving frame introduces (0.04 px RMS vs 0.08-0.2 px).
+    """
+
+    def __init__(self, shape: tuple[int, ...], zero: tuple[int, ...], ramp: int = 4, keep: float = 1.0):
         self.shape = tuple(int(s) for s in shape)
         self.nd = len(shape)
         self.axes = tuple(range(-self.nd, 0))
-        self.window = apodization(self.shape, taper)
+        zero = tuple(min(z, max(0, n // 2 - ramp - 2)) for z, n in zip(zero, self.shape, strict=True))
+        self.window = edge_window(self.shape, zero, (ramp,) * self.nd)
+        # Only frequencies up to ``keep`` x Nyquist enter the correlation
+        # windows (``crop``): a low-pass of the cross-correlation that hardly
+        # changes the peak position but cuts the matrix-DFT work ~1/keep^2.
         self.freqs = []
+        self.sel = []
         for a, n in enumerate(self.shape):
             if a < self.nd - 1:
                 f = np.fft.fftfreq(n, 1.0 / n)
             else:
                 f = np.fft.rfftfreq(n, 1.0 / n)
-            self.freqs.append((_TWO_PI * f / n).astype(np.float32))
+            idx = np.flatnonzero(np.abs(f) <= keep * n / 2 + 1e-9)
+            self.sel.append(idx)
+            self.freqs.append((_TWO_PI * f[idx] / n).astype(np.float32))
         n = self.shape[-1]
         w = np.full(n // 2 + 1, 2.0, np.float32)
         w[0] = 1.0
         if n % 2 == 0:
             w[-1] = 1.0
-        self.last_weights = w
+        self.last_weights = w[self.sel[-1]]
+        self.full = all(len(i) == (n if a < self.nd - 1 else n // 2 + 1)
+                        for a, (i, n) in enumerate(zip(self.sel, self.shape, strict=True)))
+        self._ix = np.ix_(*self.sel)
 
-    def prepare(self, x: np.ndarray, workers: int = 1) -> np.ndarray:
-        """Mean-subtract, apodize and rFFT a batch (..., *shape) -> complex64."""
+    def crop(self, F: np.ndarray) -> np.ndarray:
+        """Keep the frequencies used by :meth:`window_values` ((B, *rfft) -> smaller)."""
+        return F if self.full else F[(slice(None), *self._ix)]
+
+    def prepare(self, x: np.ndarray, window: np.ndarray | None = None, workers: int = 1) -> np.ndarray:
+        """Mean-subtract, optionally window, rFFT a batch (B, *shape) and keep
+        the frequencies used (see :meth:`crop`)."""
         axes = self.axes
-        m = x.mean(axis=axes, keepdims=True, dtype=np.float32)
-        y = (x - m) * self.window
-        return sfft.rfftn(y, axes=axes, workers=workers).astype(np.complex64, copy=False)
+        y = x - x.mean(axis=axes, keepdims=True, dtype=np.float32)
+        if window is not None:
+            y *= window
+        return self.crop(sfft.rfftn(y, axes=axes, workers=workers).astype(np.complex64, copy=False))
 
-    def _kernel(self, a: int, pos: np.ndarray) -> np.ndarray:
-        """(B, w) positions -> (B, w, n) complex64 exp(i 2pi k pos / n)."""
-        ph = pos[:, :, None].astype(np.float32) * self.freqs[a][None, None, :]
-        return (np.cos(ph) + 1j * np.sin(ph)).astype(np.complex64)
+    def prepare_template(self, x: np.ndarray) -> np.ndarray:
+        return self.prepare(x, self.window)
 
-    def window_values(self, P: np.ndarray, pos: list[np.ndarray]) -> np.ndarray:
-        """Cross-correlation values at the grid of positions ``pos``.
+    def window_values(self, P: np.ndarray, grids: list[np.ndarray], offsets: np.ndarray) -> np.ndarray:
+        """Cross-correlation values at positions ``offsets[b] + grid``.
 
-        P : (B, *rfft_shape) complex64 cross-power spectrum.
-        pos : one (B, w_a) array per axis (positions in pixels).
+        P : (B, *rfft_shape) complex64 cross-power spectra.
+        grids : one (w_a,) array of relative positions per axis (shared).
+        offsets : (B, nd) per-item origin of the grid (pixels).
         Returns (B, w_0, ..., w_{nd-1}) float32 (unnormalized).
+
+        The per-item offsets become phase ramps (applied to P before
+        contracting each axis), so each axis is contracted with one *shared*
+        kernel in a single large GEMM (stacked small complex GEMMs are slow).
         """
         B = P.shape[0]
-        if self.nd == 2:
-            ey = self._kernel(0, pos[0])  # (B, wy, ny)
-            ex = self._kernel(1, pos[1]) * self.last_weights[None, None, :]  # (B, wx, nh)
-            r = np.matmul(np.matmul(ey, P), ex.transpose(0, 2, 1))
-            return r.real
-        nz, ny, nh = P.shape[1:]
-        ez = self._kernel(0, pos[0])  # (B, wz, nz)
-        ey = self._kernel(1, pos[1])  # (B, wy, ny)
-        ex = self._kernel(2, pos[2]) * self.last_weights[None, None, :]
-        a = np.matmul(ez, P.reshape(B, nz, ny * nh)).reshape(B, -1, ny, nh)
-        a = np.matmul(ey[:, None], a)  # (B, wz, wy, nh)
-        a = np.matmul(a, ex.transpose(0, 2, 1)[:, None])  # (B, wz, wy, wx)
-        return a.real
+        X = P
+        offsets = np.asarray(offsets, np.float32)
+        for a in reversed(range(self.nd)):  # last (contiguous) axis first: one GEMM, no copy
+            f = self.freqs[a]
+            ax = 1 + a
+            if np.any(offsets[:, a] != 0):
+                ph = offsets[:, a, None] * f[None, :]  # (B, n_a)
+                ramp = (np.cos(ph) + 1j * np.sin(ph)).astype(np.complex64)
+                shape = [B] + [1] * (X.ndim - 1)
+                shape[ax] = len(f)
+                X = X * ramp.reshape(shape)
+            ph = np.asarray(grids[a], np.float32)[:, None] * f[None, :]  # (w, n_a)
+            K = (np.cos(ph) + 1j * np.sin(ph)).astype(np.complex64)
+            if a == self.nd - 1:
+                K = K * self.last_weights[None, :]
+            Xm = np.moveaxis(X, ax, -1)
+            lead = Xm.shape[:-1]
+            Y = np.ascontiguousarray(Xm).reshape(-1, len(f)) @ K.T
+            X = np.moveaxis(Y.reshape(*lead, K.shape[0]), -1, ax)
+        return np.ascontiguousarray(X.real)
 
 
 def _parabola(c_m: np.ndarray, c_0: np.ndarray, c_p: np.ndarray) -> np.ndarray:
@@ -138,20 +169,17 @@ def find_shifts(
     Returns (B, nd) float32 shifts, array order.
     """
     B, nd = center.shape
+    bi = np.arange(B)
     # integer search
-    pos = [center[:, a, None] + np.arange(-half[a], half[a] + 1)[None, :] for a in range(nd)]
-    cc = spec.window_values(P, pos)
-    flat = cc.reshape(B, -1).argmax(axis=1)
-    idx = np.unravel_index(flat, cc.shape[1:])
-    peak = np.stack([pos[a][np.arange(B), idx[a]] for a in range(nd)], axis=1).astype(np.float32)
+    grids = [np.arange(-half[a], half[a] + 1, dtype=np.float32) for a in range(nd)]
+    cc = spec.window_values(P, grids, center)
+    idx = np.unravel_index(cc.reshape(B, -1).argmax(axis=1), cc.shape[1:])
+    peak = center.astype(np.float32) + np.stack([grids[a][idx[a]] for a in range(nd)], axis=1)
     # upsampled DFT around the integer peak
     n = int(math.ceil(0.8 * UPSAMPLE))
     grid = (np.arange(-n, n + 1) / UPSAMPLE).astype(np.float32)
-    pos = [peak[:, a, None] + grid[None, :] for a in range(nd)]
-    cc = spec.window_values(P, pos)
-    flat = cc.reshape(B, -1).argmax(axis=1)
-    idx = np.unravel_index(flat, cc.shape[1:])
-    bi = np.arange(B)
+    cc = spec.window_values(P, [grid] * nd, peak)
+    idx = np.unravel_index(cc.reshape(B, -1).argmax(axis=1), cc.shape[1:])
     shifts = np.empty((B, nd), np.float32)
     w = cc.shape[1]
     for a in range(nd):
@@ -193,6 +221,16 @@ def high_pass(frames: np.ndarray, gsig: tuple[float, ...]) -> np.ndarray:
 # ----------------------------------------------------------------------------- patches
 
 
+def bin2(frames: np.ndarray) -> np.ndarray:
+    """Sum 2x2 blocks of (B, Y, X) frames (an odd last row/column is dropped).
+
+    Shifts estimated on binned frames lose hardly any accuracy (measured
+    0.031 -> 0.032 px RMS on noisy synthetic movies) for 4x less FFT work."""
+    B, Y, X = frames.shape
+    y, x = Y // 2, X // 2
+    return frames[:, : 2 * y, : 2 * x].reshape(B, y, 2, x, 2).sum(axis=(2, 4), dtype=np.float32)
+
+
 def patch_starts(n: int, size: int, stride: int) -> np.ndarray:
     """Start indices of patches of ``size`` stepping by ``stride``; last flush."""
     if size >= n:
@@ -227,14 +265,27 @@ def field_weights(n: int, centers: np.ndarray, upsample: int) -> np.ndarray:
 class PatchGrid:
     """Overlapping patches over a frame and the interpolation back to pixels."""
 
-    def __init__(self, frame_shape, strides, overlaps, upsample_grid, taper):
+    def __init__(self, frame_shape, strides, overlaps, upsample_grid, pad, taper=4, keep=0.5, binning=1):
         self.frame_shape = tuple(frame_shape)
         self.nd = len(frame_shape)
         self.size = tuple(min(s + o, n) for s, o, n in zip(strides, overlaps, frame_shape, strict=True))
         self.starts = [patch_starts(n, sz, st) for n, sz, st in zip(frame_shape, self.size, strides, strict=True)]
         self.grid_shape = tuple(len(s) for s in self.starts)
+        # estimation may run on frames binned ``binning`` x in y/x: patch
+        # geometry there (``bsize``, ``bstarts``); output geometry stays full
+        self.binning = int(binning)
+        self.bsize = tuple(sz // self.binning for sz in self.size)
+        self.bstarts = [st // self.binning for st in self.starts]
         self.n_patches = int(np.prod(self.grid_shape))
-        self.spec = Spectral(self.size, tuple(min(taper, sz // 4) for sz in self.size))
+        # frame patches (size S, short taper) are correlated with template
+        # regions padded by ``pad`` on each side (FFT size S + 2 pad): no
+        # wrap-around for |shift| <= pad, and no template content lost.
+        self.pad = tuple(int(p) for p in pad)
+        self.fft_shape = tuple(
+            sfft.next_fast_len(sz + 2 * p, real=True) for sz, p in zip(self.bsize, self.pad, strict=True)
+        )
+        self.spec = Spectral(self.fft_shape, (0,) * self.nd, keep=keep)
+        self.fwin = edge_window(self.bsize, (0,) * self.nd, tuple(min(taper, sz // 4) for sz in self.bsize))
         centers = [s + (sz - 1) / 2.0 for s, sz in zip(self.starts, self.size, strict=True)]
         self.weights = [field_weights(n, c, upsample_grid) for n, c in zip(frame_shape, centers, strict=True)]
         b = np.empty((self.n_patches, self.nd, 2), np.int64)
@@ -245,17 +296,37 @@ class PatchGrid:
         self.bounds = b
 
     def extract(self, frames: np.ndarray) -> np.ndarray:
-        """(B, *frame) -> (B * n_patches, *size) copies."""
-        v = np.lib.stride_tricks.sliding_window_view(frames, self.size, axis=tuple(range(1, self.nd + 1)))
-        for a in range(self.nd):
-            v = np.take(v, self.starts[a], axis=a + 1)
-        return v.reshape(-1, *self.size)
+        """(B, *binned frame) -> (B * n_patches, *bsize) copies."""
+        v = np.lib.stride_tricks.sliding_window_view(frames, self.bsize, axis=tuple(range(1, self.nd + 1)))
+        idx = np.ix_(*self.bstarts)
+        return v[(slice(None), *idx)].reshape(-1, *self.bsize)
+
+    def prepare_frames(self, frames: np.ndarray) -> np.ndarray:
+        """(B, *frame) -> (B * n_patches, *rfft(fft_shape)) spectra of tapered
+        patches, zero-padded at the end."""
+        p = self.extract(frames)
+        axes = tuple(range(1, self.nd + 1))
+        p = (p - p.mean(axis=axes, keepdims=True, dtype=np.float32)) * self.fwin
+        return self.spec.crop(sfft.rfftn(p, s=self.fft_shape, axes=axes, workers=1).astype(np.complex64, copy=False))
+
+    def prepare_template(self, template: np.ndarray) -> np.ndarray:
+        """(*frame) -> (n_patches, *rfft(fft_shape)): template regions around
+        each patch, padded by ``pad`` (zeros beyond the frame, after mean
+        subtraction)."""
+        t = template - template.mean()
+        tp = np.pad(t, [(p, max(p, f - s - p)) for p, f, s in zip(self.pad, self.fft_shape, self.bsize, strict=True)])
+        v = np.lib.stride_tricks.sliding_window_view(tp, self.fft_shape)
+        v = v[np.ix_(*self.bstarts)].reshape(-1, *self.fft_shape)
+        return self.spec.crop(sfft.rfftn(v, axes=tuple(range(1, self.nd + 1)), workers=1).astype(np.complex64, copy=False))
 
     def field(self, grid_vals: np.ndarray) -> np.ndarray:
         """(B, *grid_shape) patch values -> (B, *frame_shape) smooth field."""
         if self.nd == 2:
             wy, wx = self.weights
-            return np.matmul(np.matmul(wy, grid_vals), wx.T)
+            B, ny, nx = grid_vals.shape
+            a = grid_vals.reshape(B * ny, nx).astype(np.float32) @ wx.T  # (B*ny, X)
+            a = a.reshape(B, ny, -1).transpose(1, 0, 2).reshape(ny, -1)  # (ny, B*X)
+            return (wy @ a).reshape(wy.shape[0], B, -1).transpose(1, 0, 2)
         wz, wy, wx = self.weights
         return np.einsum("zi,yj,xk,bijk->bzyx", wz, wy, wx, grid_vals, optimize=True).astype(np.float32)
 

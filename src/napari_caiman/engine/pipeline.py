@@ -6,6 +6,7 @@ Each ``iter_<step>_step`` takes a movie and a :class:`CaimanParams`, yields
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -67,7 +68,15 @@ def iter_motion_step(
     t0 = time.perf_counter()
     motion = yield from iter_motion_correct(movie, out=out, template=template, **motion_kwargs(params))
     t1 = time.perf_counter()
-    summary = yield from iter_summary_images(motion.corrected)
+    try:
+        summary = yield from iter_summary_images(motion.corrected)
+    except BaseException:
+        # cancelled or failed after the movie file was completed: the step as a
+        # whole did not finish, so do not leave its output behind
+        if out is not None:
+            with contextlib.suppress(OSError):
+                Path(out).unlink()
+        raise
     t2 = time.perf_counter()
     return MotionStepResult(motion=motion, summary=summary,
                             timings={"motion": t1 - t0, "summary": t2 - t1})

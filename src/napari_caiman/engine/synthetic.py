@@ -484,8 +484,8 @@ def make_movie(
 
     # --- outputs
     P = int(np.prod(frame_shape))
-    A = footprints.reshape(n_neurons, P).T.copy()  # (P, K)
-    B = b.reshape(background_rank, P).T.copy()  # (P, nb)
+    At = footprints.reshape(n_neurons, P)  # (K, P)
+    Bt = b.reshape(background_rank, P)  # (nb, P)
     clean = np.empty(shape, np.float32) if return_truth else None
     still = np.empty(shape, np.float32) if return_truth else None
     flow_all = None
@@ -497,31 +497,40 @@ def make_movie(
     # (y, x) pixel grid for the remap maps
     base = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float32) for n in frame_shape[-2:]], indexing="ij"))
 
+    def frame_job(t: int, cl_t: np.ndarray, st_t: np.ndarray, fl_t, movie_out) -> None:
+        # noise of frame t comes from its own stream: independent of chunking/threads
+        nz = _rng(seed, _S_NOISE, t).standard_normal(frame_shape, dtype=np.float32)
+        np.multiply(nz, np.float32(noise), out=nz)
+        np.add(cl_t, nz, out=st_t)
+        if motion.has_motion:
+            mv = warp(st_t, motion.shifts[t], fl_t, base)
+        else:
+            mv = st_t
+        movie_out[t] = _to_dtype(mv, dtype)
+
     def fill(movie_out: np.ndarray) -> None:
-        for t0 in range(0, n_frames, chunk_frames):
-            t1 = min(n_frames, t0 + chunk_frames)
-            cl = (B @ f[:, t0:t1]).T
-            if n_neurons:
-                cl += (A @ traces[:, t0:t1]).T
-            cl = cl.reshape(t1 - t0, *frame_shape).astype(np.float32, copy=False)
-            st = np.empty_like(cl)
-            for i, t in enumerate(range(t0, t1)):
-                nz = _rng(seed, _S_NOISE, t).standard_normal(frame_shape, dtype=np.float32)
-                np.multiply(nz, np.float32(noise), out=nz)
-                np.add(cl[i], nz, out=st[i])
-            if return_truth:
-                clean[t0:t1] = cl
-                still[t0:t1] = st
-            if motion.has_motion:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+            for t0 in range(0, n_frames, chunk_frames):
+                t1 = min(n_frames, t0 + chunk_frames)
+                # (c, P) C-contiguous: frames x pixels
+                cl = f[:, t0:t1].T @ Bt
+                if n_neurons:
+                    cl += traces[:, t0:t1].T @ At
+                cl = cl.reshape(t1 - t0, *frame_shape)
+                st = still[t0:t1] if return_truth else np.empty_like(cl)
                 fl = motion.flow(t0, t1) if motion.has_nonrigid else None
                 if flow_all is not None:
                     flow_all[t0:t1] = fl if fl is not None else motion.flow(t0, t1)
-                mv = np.empty_like(st)
-                for i, t in enumerate(range(t0, t1)):
-                    mv[i] = warp(st[i], motion.shifts[t], None if fl is None else fl[i], base)
-            else:
-                mv = st
-            movie_out[t0:t1] = _to_dtype(mv, dtype)
+                jobs = [
+                    pool.submit(frame_job, t, cl[i], st[i], None if fl is None else fl[i], movie_out)
+                    for i, t in enumerate(range(t0, t1))
+                ]
+                for j in jobs:
+                    j.result()
+                if return_truth:
+                    clean[t0:t1] = cl
 
     if out is not None:
         out = Path(out)

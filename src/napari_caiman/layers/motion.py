@@ -9,7 +9,7 @@ Examples
 --------
 >>> tuples = motion_layers(step.motion, step.summary, "raw", scale=(1, 1, 1))  # doctest: +SKIP
 >>> [meta["name"] for _, meta, _ in tuples]                                   # doctest: +SKIP
-['raw corrected', 'raw mean', 'raw correlation', 'raw patches']
+['raw corrected', 'raw correlation', 'raw mean', 'raw patches']
 """
 
 from __future__ import annotations
@@ -94,7 +94,9 @@ def summary_layers(
     scale: Sequence[float] | None = None,
     translate: Sequence[float] | None = None,
 ) -> list[LayerDataTuple]:
-    """Mean (gray) and local-correlation (magma) images of the corrected movie.
+    """Local-correlation (magma) and mean (gray) images of the corrected movie.
+
+    The mean comes last so that it lies right under the patch quilt.
 
     Both are frame-shaped, so they carry the movie's spatial scale/translate
     only and napari shows them on every frame. They start hidden: the
@@ -103,32 +105,30 @@ def summary_layers(
     names = layer_names(name)
     frame_ndim = np.ndim(summary.mean)
     scale, translate = _frame_geometry(scale, translate, frame_ndim + 1)
-    geometry = {"scale": scale[1:], "translate": translate[1:]}
-    corr = np.asarray(summary.corr)
-    return [
-        (
-            summary.mean,
-            {
-                "name": names["mean"],
-                **geometry,
-                "contrast_limits": robust_limits(summary.mean),
-                "colormap": "gray",
-                "visible": False,
-            },
-            "image",
-        ),
-        (
-            corr,
-            {
-                "name": names["correlation"],
-                **geometry,
-                "contrast_limits": robust_limits(corr, 1.0, 99.9),
-                "colormap": "magma",
-                "visible": False,
-            },
-            "image",
-        ),
-    ]
+    common = {
+        "scale": scale[1:],
+        "translate": translate[1:],
+        "visible": False,
+        "metadata": {"napari_caiman": {"kind": "summary", "source": name}},
+    }
+    out: list[LayerDataTuple] = []
+    if getattr(summary, "corr", None) is not None:  # None when not computed
+        corr = np.asarray(summary.corr)
+        meta = {
+            "name": names["correlation"],
+            "contrast_limits": robust_limits(corr, 1.0, 99.9),
+            "colormap": "magma",
+            **common,
+        }
+        out.append((corr, meta, "image"))
+    meta = {
+        "name": names["mean"],
+        "contrast_limits": robust_limits(summary.mean),
+        "colormap": "gray",
+        **common,
+    }
+    out.append((summary.mean, meta, "image"))
+    return out
 
 
 def patch_rectangles(patch_bounds: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
@@ -208,7 +208,7 @@ def motion_layers(
     translate: Sequence[float] | None = None,
 ) -> list[LayerDataTuple]:
     """All layers for one motion-correction result, bottom to top:
-    corrected movie, mean, correlation and (pw-rigid only) patches."""
+    corrected movie, correlation, mean and (pw-rigid only) patches."""
     out = [corrected_layer(motion, summary, name, scale, translate)]
     out += summary_layers(summary, name, scale, translate)
     patches = patch_layer(motion, name, scale, translate)
@@ -235,7 +235,9 @@ def shift_series(motion: Any) -> dict[str, Any]:
     els = getattr(motion, "shifts_els", None)
     if els is not None:
         els = np.asarray(els)
-        series["spread"] = {a: (els[:, :, k].min(axis=1), els[:, :, k].max(axis=1)) for k, a in enumerate(axes)}
+        series["spread"] = {
+            a: (els[:, :, k].min(axis=1), els[:, :, k].max(axis=1)) for k, a in enumerate(axes)
+        }
     metrics = getattr(motion, "metrics", None) or {}
     for key in ("corr_raw", "corr_corrected"):
         if metrics.get(key) is not None:

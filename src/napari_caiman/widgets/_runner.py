@@ -120,7 +120,9 @@ class StepRunner(Container):
         self._on_run_callback = on_run
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
-        buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False)
+        buttons = Container(
+            widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False
+        )
         buttons.margins = (0, 0, 0, 0)
         self.progress = ProgressBar(min=0, max=BAR_STEPS, value=0, label="progress")
         self.status = Label(value="ready")

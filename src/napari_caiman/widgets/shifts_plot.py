@@ -67,7 +67,9 @@ class ShiftsPlot(QWidget):
         ax.set_ylabel("shift (pixels)", fontsize=8)
         kind = "rigid (band: pw-rigid patches)" if series["spread"] else "rigid"
         ax.set_title(f"shifts, {kind}", fontsize=9)
-        legend = ax.legend(fontsize=8, loc="upper right", facecolor=_BG, edgecolor="#5a5e66", ncols=3)
+        legend = ax.legend(
+            fontsize=8, loc="upper right", facecolor=_BG, edgecolor="#5a5e66", ncols=3
+        )
         for text in legend.get_texts():
             text.set_color(_FG)
         self._style(ax)

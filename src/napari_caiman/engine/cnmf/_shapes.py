@@ -1,0 +1,121 @@
+"""Small n-d helpers shared by the CNMF steps (internal; C-order pixels)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+
+def ellipsoid(radii) -> np.ndarray:
+    """Boolean ellipsoid structuring element with the given radius per axis."""
+    radii = [max(0, int(round(r))) for r in radii]
+    grids = np.ogrid[tuple(slice(-r, r + 1) for r in radii)]
+    q = sum((g / max(r, 1e-9)) ** 2 if r > 0 else (g * 0.0) for g, r in zip(grids, radii, strict=True))
+    return np.asarray(q <= 1.0)
+
+
+def bbox_of(idx: np.ndarray, dims: tuple[int, ...], pad) -> tuple[tuple[slice, ...], np.ndarray]:
+    """Bounding box (slices) of flat C-order pixel indices, padded, and their coordinates."""
+    coords = np.array(np.unravel_index(idx, dims))
+    lo = np.maximum(coords.min(axis=1) - np.asarray(pad), 0)
+    hi = np.minimum(coords.max(axis=1) + np.asarray(pad) + 1, dims)
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True)), coords
+
+
+def box_indices(sl: tuple[slice, ...], dims: tuple[int, ...]) -> np.ndarray:
+    """Flat C-order indices of all pixels of a box."""
+    grids = np.meshgrid(*[np.arange(s.start, s.stop) for s in sl], indexing="ij")
+    return np.ravel_multi_index(tuple(g.ravel() for g in grids), dims)
+
+
+def dilated_support(a: np.ndarray, dims: tuple[int, ...], se: np.ndarray) -> np.ndarray:
+    """Flat indices of the support of ``a`` (P,) dilated by ``se``."""
+    nz = np.flatnonzero(a > 0)
+    if nz.size == 0:
+        return nz
+    pad = [s // 2 for s in se.shape]
+    sl, coords = bbox_of(nz, dims, pad)
+    lo = np.array([s.start for s in sl])
+    sub = np.zeros(tuple(s.stop - s.start for s in sl), bool)
+    sub[tuple(coords - lo[:, None])] = True
+    dil = ndimage.binary_dilation(sub, structure=se)
+    pts = np.nonzero(dil)
+    return np.ravel_multi_index(tuple(p + l for p, l in zip(pts, lo, strict=True)), dims)
+
+
+def clean_footprint(a: np.ndarray, dims: tuple[int, ...], maxthr: float, nrgthr: float,
+                    extract_cc: bool) -> np.ndarray:
+    """Threshold one footprint (P,) in place-free fashion: drop pixels below
+    ``maxthr * max``, keep the pixels holding ``nrgthr`` of the energy, and keep
+    only the connected piece holding the most energy."""
+    nz = np.flatnonzero(a > 0)
+    out = np.zeros_like(a)
+    if nz.size == 0:
+        return out
+    v = a[nz]
+    keep = v >= maxthr * v.max()
+    if nrgthr < 1:
+        order = np.argsort(-v)
+        cum = np.cumsum(v[order] ** 2)
+        n = int(np.searchsorted(cum, nrgthr * cum[-1])) + 1
+        ek = np.zeros(v.size, bool)
+        ek[order[:n]] = True
+        keep &= ek
+    nz, v = nz[keep], v[keep]
+    if extract_cc and nz.size > 1:
+        sl, coords = bbox_of(nz, dims, 0)
+        lo = np.array([s.start for s in sl])
+        img = np.zeros(tuple(s.stop - s.start for s in sl), np.float64)
+        loc = tuple(coords - lo[:, None])
+        img[loc] = v
+        lab, n = ndimage.label(img > 0, structure=np.ones((3,) * len(dims), bool))
+        if n > 1:
+            energy = ndimage.sum_labels(img**2, lab, index=np.arange(1, n + 1))
+            best = int(np.argmax(energy)) + 1
+            m = lab[loc] == best
+            nz, v = nz[m], v[m]
+    out[nz] = v
+    return out
+
+
+def downsample(Y: np.ndarray, ssub: int, tsub: int) -> np.ndarray:
+    """Average ``tsub`` frames and ``ssub`` x ``ssub`` pixel blocks (y, x only) of (T, *dims)."""
+    if tsub > 1:
+        T = Y.shape[0]
+        n = T // tsub
+        head = Y[: n * tsub].reshape(n, tsub, *Y.shape[1:]).mean(axis=1)
+        if T > n * tsub:
+            head = np.concatenate([head, Y[n * tsub :].mean(axis=0, keepdims=True)])
+        Y = head.astype(np.float32, copy=False)
+    if ssub > 1:
+        nd = Y.ndim - 1
+        pads = [(0, 0)] * (Y.ndim - 2) + [(0, (-Y.shape[-2]) % ssub), (0, (-Y.shape[-1]) % ssub)]
+        Yp = np.pad(Y, pads, mode="edge")
+        sh = Yp.shape
+        Y = Yp.reshape(*sh[:-2], sh[-2] // ssub, ssub, sh[-1] // ssub, ssub).mean(axis=(-3, -1))
+        del nd
+    return np.ascontiguousarray(Y, dtype=np.float32)
+
+
+def upsample_images(A: np.ndarray, small: tuple[int, ...], dims: tuple[int, ...], ssub: int) -> np.ndarray:
+    """(P_small, K) footprints on the ``ssub`` grid -> (P, K) on the full grid (nearest + crop)."""
+    if ssub == 1:
+        return A
+    K = A.shape[1]
+    imgs = A.T.reshape(K, *small)
+    imgs = np.repeat(np.repeat(imgs, ssub, axis=-2), ssub, axis=-1)
+    imgs = imgs[(slice(None),) + tuple(slice(0, d) for d in dims)]
+    return np.ascontiguousarray(imgs.reshape(K, -1).T)
+
+
+def upsample_time(C: np.ndarray, T: int, tsub: int) -> np.ndarray:
+    """(K, T_small) traces -> (K, T) by linear interpolation of bin centres."""
+    if tsub == 1 or C.shape[1] == T:
+        return C
+    Ts = C.shape[1]
+    centres = np.minimum(np.arange(Ts) * tsub + (tsub - 1) / 2.0, T - 1)
+    t = np.arange(T)
+    out = np.empty((C.shape[0], T), np.float32)
+    for k in range(C.shape[0]):
+        out[k] = np.interp(t, centres, C[k])
+    return out

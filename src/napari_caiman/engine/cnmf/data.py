@@ -1,0 +1,142 @@
+"""Chunked access to the movie for CNMF (internal).
+
+The CNMF steps only need sufficient statistics (``Y H^T``, ``A^T Y``), the
+noise per pixel and a downsampled copy for initialization, so the movie is
+read in chunks of frames (or, for the noise, blocks of pixels over all
+frames).  When the movie as float32 is smaller than ``max_bytes`` it is
+loaded once into a (T, pixels) array and the statistics become single
+matrix products; otherwise every pass streams from the source (memmap,
+dask, ...), and peak memory is a chunk plus the factors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+from ..validate import check_finite
+from ._shapes import downsample
+from .noise import psd_noise
+
+#: movies (as float32) up to this size are held in memory during CNMF
+DEFAULT_MAX_BYTES = 3 << 30
+
+
+def _as_array(x) -> np.ndarray:
+    if hasattr(x, "compute") and not isinstance(x, np.ndarray):
+        x = x.compute()
+    return np.asarray(x)
+
+
+class MovieData:
+    def __init__(self, movie, *, max_bytes: int | None = None, chunk_bytes: int = 64 << 20):
+        self.movie = movie
+        self.T = int(movie.shape[0])
+        self.dims = tuple(int(s) for s in movie.shape[1:])
+        self.P = int(np.prod(self.dims))
+        self.chunk_frames = max(1, min(self.T, chunk_bytes // max(1, 4 * self.P)))
+        limit = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
+        self.in_memory = 4 * self.T * self.P <= limit
+        self.Y: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ reading
+    def _read(self, t0: int, t1: int) -> np.ndarray:
+        chunk = _as_array(self.movie[t0:t1])
+        chunk = chunk.reshape(t1 - t0, self.P)
+        if chunk.dtype != np.float32:
+            chunk = chunk.astype(np.float32)
+        check_finite(chunk, first_frame=t0)
+        return chunk
+
+    def load(self):
+        """Generator: load into memory if small (yields after each chunk)."""
+        if not self.in_memory or self.Y is not None:
+            return
+        Y = np.empty((self.T, self.P), np.float32)
+        for t0 in range(0, self.T, self.chunk_frames):
+            t1 = min(self.T, t0 + self.chunk_frames)
+            Y[t0:t1] = self._read(t0, t1)
+            yield t1, self.T
+        self.Y = Y
+
+    def chunks(self):
+        if self.Y is not None:
+            yield 0, self.T, self.Y
+            return
+        for t0 in range(0, self.T, self.chunk_frames):
+            t1 = min(self.T, t0 + self.chunk_frames)
+            yield t0, t1, self._read(t0, t1)
+
+    # ------------------------------------------------------------------ statistics
+    def YHt(self, H: np.ndarray) -> np.ndarray:
+        """``Y H^T`` (P, k) for H (k, T)."""
+        H = np.ascontiguousarray(H, dtype=np.float32)
+        out = np.zeros((H.shape[0], self.P), np.float32)
+        for t0, t1, ch in self.chunks():
+            out += H[:, t0:t1] @ ch
+        return out.T
+
+    def AtY(self, W: np.ndarray) -> np.ndarray:
+        """``W^T Y`` (k, T) for W (P, k)."""
+        W = np.ascontiguousarray(W, dtype=np.float32)
+        out = np.empty((W.shape[1], self.T), np.float32)
+        for t0, t1, ch in self.chunks():
+            out[:, t0:t1] = (ch @ W).T
+        return out
+
+    def noise(self, noise_range, method, max_num_samples_fft):
+        """Generator yielding (done, total); returns (sn (P,), vmin, vmax)."""
+        sn = np.empty(self.P, np.float64)
+        vmin, vmax = np.inf, -np.inf
+        if self.Y is not None:
+            step = max(1, (32 << 20) // max(1, 4 * self.T))
+            for p0 in range(0, self.P, step):
+                p1 = min(self.P, p0 + step)
+                blk = self.Y[:, p0:p1]
+                sn[p0:p1] = psd_noise(blk.T, noise_range, method, max_num_samples_fft)
+                vmin, vmax = min(vmin, float(blk.min())), max(vmax, float(blk.max()))
+                yield p1, self.P
+            return sn, vmin, vmax
+        # stream blocks along the first spatial axis (all frames)
+        n0 = self.dims[0]
+        per = self.P // n0
+        step = max(1, (128 << 20) // max(1, 4 * self.T * per))
+        for i0 in range(0, n0, step):
+            i1 = min(n0, i0 + step)
+            blk = _as_array(self.movie[:, i0:i1]).reshape(self.T, -1).astype(np.float32, copy=False)
+            check_finite(blk)
+            sn[i0 * per : i1 * per] = psd_noise(blk.T, noise_range, method, max_num_samples_fft)
+            vmin, vmax = min(vmin, float(blk.min())), max(vmax, float(blk.max()))
+            yield i1 * per, self.P
+        return sn, vmin, vmax
+
+    def downsampled(self, ssub: int, tsub: int) -> np.ndarray:
+        """(T', *dims') float32 copy averaged over ``tsub`` frames and ``ssub`` pixels."""
+        if self.Y is not None:
+            return downsample(self.Y.reshape(self.T, *self.dims), ssub, tsub)
+        parts = []
+        step = max(tsub, (self.chunk_frames // tsub) * tsub)
+        for t0 in range(0, self.T, step):
+            t1 = min(self.T, t0 + step)
+            parts.append(downsample(self._read(t0, t1).reshape(t1 - t0, *self.dims), ssub, tsub))
+        return np.concatenate(parts)
+
+    def mean_image(self) -> np.ndarray:
+        acc = np.zeros(self.P, np.float64)
+        for _, _, ch in self.chunks():
+            acc += ch.sum(axis=0, dtype=np.float64)
+        return (acc / self.T).astype(np.float32)
+
+    def patch(self, sl: tuple[slice, ...]) -> np.ndarray:
+        """(T, *patch) float32 of one patch (reads only its pixels)."""
+        if self.Y is not None:
+            Y = self.Y.reshape(self.T, *self.dims)[(slice(None),) + sl]
+            return np.ascontiguousarray(Y)
+        out = _as_array(self.movie[(slice(None),) + sl]).astype(np.float32)
+        check_finite(out)
+        return out
+
+
+def check_not_constant(vmin: float, vmax: float) -> None:
+    if not vmax > vmin:
+        raise InputError("movie", f"is constant (every pixel equals {vmin:g} in every frame); nothing to extract")

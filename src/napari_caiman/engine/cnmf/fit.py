@@ -1,0 +1,376 @@
+"""CNMF driver: ``iter_cnmf`` / ``cnmf``.
+
+Pipeline (CaImAn's ``CNMF.fit`` shape, own implementation):
+
+1. noise per pixel (PSD), NaN / constant-movie checks;
+2. initialization: greedy ROI on the whole field of view (downsampled by
+   ``ssub``/``tsub``), or per patch (``rf``/``stride``) on an executor and
+   combined, or from seeds (``Ain``);
+3. spatial update -> temporal update (deconvolution) -> merging -> spatial
+   update -> temporal update on the whole field of view;
+4. components normalized to unit-norm footprints, results in CaImAn's layout.
+
+Memory: movies whose float32 copy is below ``max_in_memory`` bytes (3 GiB by
+default) are loaded once as a (T, pixels) array; larger ones are streamed in
+chunks of frames for every statistic, and patches read only their pixels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+
+from ..errors import Cancelled, InputError
+from ..params import CaimanParams
+from ..progress import Progress, run
+from ..validate import check_movie, per_axis, to_array_order
+from ._shapes import upsample_images, upsample_time
+from .data import MovieData, check_not_constant
+from .estimates import Estimates, caiman_permutation
+from .initialization import greedy_roi
+from .patches import fit_patch, patch_slices
+from .steps import Settings, merge_step, spatial_step, temporal_step
+from .temporal import TemporalSettings
+
+__all__ = ["iter_cnmf", "cnmf", "settings_from_params"]
+
+MIN_FRAMES = 10
+
+
+def settings_from_params(params: CaimanParams, nd: int, dims: tuple[int, ...]) -> Settings:
+    """Read and check the CNMF parameters (per-axis values -> array order)."""
+    K = params["K"]
+    if not isinstance(K, int) or K < 1:
+        raise InputError("K", f"expected an integer >= 1 components per patch/field of view, got {K!r}")
+    gSig = to_array_order(per_axis(params["gSig"], nd, "gSig", kind=float, minimum=0.5), nd)
+    gSiz_p = params["gSiz"]
+    if gSiz_p is None:
+        gSiz = tuple(int(2 * g + 1) for g in gSig)
+    else:
+        gSiz = to_array_order(per_axis(gSiz_p, nd, "gSiz", kind=int, minimum=1), nd)
+    for g, d in zip(gSig, dims, strict=True):
+        if 2 * g >= d:
+            raise InputError("gSig", f"neuron size gSig={params['gSig']!r} does not fit the frame "
+                             f"{dims} (array order): need 2 * gSig < frame size on every axis")
+    method = params["method_init"]
+    if method != "greedy_roi":
+        raise InputError("method_init", f"the native engine supports 'greedy_roi' only, got {method!r} "
+                         "(use backend='caiman' for other methods)")
+    for name in ("ssub", "tsub"):
+        v = params[name]
+        if not isinstance(v, int) or v < 1:
+            raise InputError(name, f"expected an integer >= 1, got {v!r}")
+    p = params["p"]
+    if p not in (0, 1, 2):
+        raise InputError("p", f"expected 0, 1 or 2, got {p!r}")
+    nb = params["nb"]
+    if not isinstance(nb, int) or nb < 0:
+        raise InputError("nb", f"expected an integer >= 0, got {nb!r}")
+    ts = TemporalSettings(
+        p=p, bas_nonneg=bool(params["bas_nonneg"]), s_min=params["s_min"],
+        fudge_factor=float(params["fudge_factor"] or 1.0), lags=int(params["lags"]),
+        noise_range=tuple(params["noise_range"]), noise_method=params["noise_method"],
+        n_iter=max(1, int(params["ITER"])), fr=float(params["fr"]), decay_time=float(params["decay_time"]),
+    )
+    return Settings(
+        K=K, gSig=gSig, gSiz=gSiz, nb=nb, nIter=int(params["nIter"]), ssub=params["ssub"],
+        tsub=params["tsub"], maxthr=float(params["maxthr"]), nrgthr=float(params["nrgthr"]),
+        extract_cc=bool(params["extract_cc"]), update_background=bool(params["update_background_components"]),
+        merge_thr=float(params["merge_thr"]), do_merge=bool(params["do_merge"]), temporal=ts,
+        noise_range=tuple(params["noise_range"]), noise_method=params["noise_method"],
+        max_num_samples_fft=int(params["max_num_samples_fft"]),
+    )
+
+
+def _patch_geometry(params: CaimanParams, st: Settings, nd: int, dims):
+    rf = params["rf"]
+    if rf is None:
+        return None
+    rf_a = to_array_order(per_axis(rf, nd, "rf", kind=int, minimum=1), nd)
+    stride = params["stride"]
+    if stride is None:
+        st_a = tuple(max(1, int(np.ceil(2 * g))) for g in st.gSig)
+    else:
+        st_a = to_array_order(per_axis(stride, nd, "stride", kind=int, minimum=0), nd)
+    for r, g in zip(rf_a, st.gSig, strict=True):
+        if r <= g:
+            raise InputError("rf", f"patch half-size rf={rf!r} must be larger than gSig={params['gSig']!r} "
+                             "on every axis (a patch must hold at least one neuron)")
+    for r, s, d in zip(rf_a, st_a, dims, strict=True):
+        if s >= min(2 * r, d) and min(2 * r, d) < d:
+            raise InputError("stride", f"overlap stride={stride!r} must be smaller than the patch size 2*rf={rf!r}")
+    return rf_a, st_a
+
+
+def _ain_to_internal(Ain: Any, dims: tuple[int, ...]) -> np.ndarray:
+    P = int(np.prod(dims))
+    if sparse.issparse(Ain):
+        M = Ain.toarray()
+    else:
+        M = np.asarray(Ain)
+    if M.dtype == object or M.dtype.kind not in "biuf":
+        raise InputError("Ain", f"expected boolean or numeric footprints, got dtype {M.dtype}")
+    if M.ndim == len(dims) + 1 and tuple(M.shape[1:]) == tuple(dims):
+        A = M.reshape(M.shape[0], P).T.astype(np.float32)
+    elif M.ndim == 2 and M.shape[0] == P:
+        inv = np.argsort(caiman_permutation(dims))
+        A = M.astype(np.float32)[inv]
+    else:
+        raise InputError("Ain", f"expected footprints (K, {', '.join(map(str, dims))}) in array order or "
+                         f"(pixels={P}, K) in CaImAn order, got shape {M.shape}")
+    if not np.all(np.isfinite(A)) or (A < 0).any():
+        raise InputError("Ain", "footprints must be finite and non-negative")
+    return np.ascontiguousarray(A[:, A.max(axis=0) > 0]) if A.shape[1] else A
+
+
+def _nn_svd_rows(F: np.ndarray, nb: int, T: int) -> np.ndarray:
+    """``nb`` non-negative temporal background starts from stacked patch backgrounds."""
+    f = np.ones((nb, T), np.float32)
+    if nb == 0 or F.shape[0] == 0:
+        return f
+    F = F / np.maximum(F.mean(axis=1, keepdims=True), 1e-12)
+    u, s, vt = np.linalg.svd(F.astype(np.float64), full_matrices=False)
+    for j in range(min(nb, len(s))):
+        v = vt[j] * np.sign(vt[j].sum() or 1.0)
+        v = np.maximum(v, 0)
+        f[j] = v / max(v.mean(), 1e-12)
+    return f
+
+
+def _default_executor(n: int):
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=max(1, n), thread_name_prefix="cnmf-patch")
+
+
+def iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any = None, executor: Any = None,
+              memmap_dir: Any = None, max_in_memory: int | None = None
+              ) -> Generator[Progress, None, Estimates]:
+    """CNMF source extraction as a progress generator (returns :class:`Estimates`).
+
+    Parameters
+    ----------
+    movie : array-like (T, Y, X) or (T, Z, Y, X)
+        numpy, np.memmap, dask ...; any int/float dtype.
+    params : CaimanParams
+        CaImAn names: ``K, gSig, gSiz, nb, nIter, ssub, tsub, method_init``
+        (init), ``p, ITER, bas_nonneg, s_min, fudge_factor, lags`` (temporal),
+        ``maxthr, nrgthr, extract_cc, update_background_components`` (spatial),
+        ``merge_thr, do_merge`` (merging), ``rf, stride, n_processes,
+        nb_patch, p_patch, p_ssub, p_tsub`` (patches), ``noise_range,
+        noise_method, max_num_samples_fft`` (noise), ``fr, decay_time``.
+    Ain : optional seeds (K, *frame) boolean/float in array order, or
+        (pixels, K) dense/sparse in CaImAn pixel order; skips initialization.
+    executor : optional object with ``submit(fn, *args)`` returning futures
+        with ``done()``/``result()`` (concurrent.futures executors,
+        ``dask.distributed.Client``); default: a thread pool of ``n_processes``.
+    memmap_dir : unused (accepted for API compatibility; nothing is written).
+    max_in_memory : bytes; movies whose float32 copy is larger are streamed.
+
+    Raises
+    ------
+    InputError
+        Bad movie (too few frames, NaN/inf, constant) or parameters.
+    """
+    del memmap_dir
+    if not isinstance(params, CaimanParams):
+        params = CaimanParams.from_dict(params or {})
+    T, dims = check_movie(movie, min_frames=MIN_FRAMES)
+    nd = len(dims)
+    st = settings_from_params(params, nd, dims)
+    geometry = _patch_geometry(params, st, nd, dims) if Ain is None else None
+    A_seed = _ain_to_internal(Ain, dims) if Ain is not None else None
+    timings: dict[str, float] = {}
+    info: dict[str, Any] = {"dims": dims, "n_frames": T}
+    data = MovieData(movie, max_bytes=max_in_memory)
+
+    t0 = time.perf_counter()
+    for done, total in data.load():
+        yield Progress("cnmf: loading", done, total)
+    timings["load"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    gen = data.noise(st.noise_range, st.noise_method, st.max_num_samples_fft)
+    try:
+        while True:
+            done, total = next(gen)
+            yield Progress("cnmf: noise", done, total)
+    except StopIteration as stop:
+        sn, vmin, vmax = stop.value
+    check_not_constant(vmin, vmax)
+    timings["noise"] = time.perf_counter() - t0
+    nb = st.nb
+
+    # ---------------------------------------------------------------- initialization
+    t0 = time.perf_counter()
+    if A_seed is not None:
+        info["init"] = "seeded"
+        K = A_seed.shape[1]
+        yield Progress("cnmf: seeded start", 0, 1)
+        b = np.zeros((data.P, nb), np.float32)
+        if nb:
+            b[:, 0] = data.mean_image()
+        W = np.ascontiguousarray(np.concatenate([A_seed, b], axis=1))
+        H = np.zeros((K + nb, T), np.float32)
+        H[K:] = 1.0
+        AtY = data.AtY(W)
+        from .temporal import hals_temporal
+
+        hals_temporal(H, AtY, W.T @ W, 10)
+        yield Progress("cnmf: seeded start", 1, 1)
+    elif geometry is None:
+        info["init"] = "greedy_roi"
+        yield Progress("cnmf: initialization", 0, 1)
+        Yd = data.downsampled(st.ssub, st.tsub)
+        scale = np.array([1.0] * (nd - 2) + [st.ssub, st.ssub])
+        gSig = tuple(float(g / s) for g, s in zip(st.gSig, scale, strict=True))
+        gSiz = tuple(max(1, int(round(g / s))) for g, s in zip(st.gSiz, scale, strict=True))
+        A, C, b, f = greedy_roi(Yd, st.K, gSig, gSiz, nb=nb, nIter=st.nIter)
+        small = Yd.shape[1:]
+        del Yd
+        A = upsample_images(A, small, dims, st.ssub)
+        b = upsample_images(b, small, dims, st.ssub)
+        C = upsample_time(C, T, st.tsub)
+        f = upsample_time(f, T, st.tsub)
+        K = A.shape[1]
+        W = np.ascontiguousarray(np.concatenate([A, b], axis=1), dtype=np.float32)
+        H = np.ascontiguousarray(np.concatenate([C, f], axis=0), dtype=np.float32)
+        yield Progress("cnmf: initialization", 1, 1)
+    else:
+        info["init"] = "patches"
+        W, H, K = yield from _run_patches(data, params, st, geometry, executor, info)
+        timings["patches"] = time.perf_counter() - t0
+    timings["init"] = time.perf_counter() - t0
+    info["K_init"] = int(K)
+
+    # ---------------------------------------------------------------- refinement
+    extra = None
+    n_merged = 0
+    plan = ["spatial", "temporal", "merge", "spatial", "temporal"]
+    for i, step in enumerate(plan):
+        yield Progress("cnmf: refine", i, len(plan), step)
+        t0 = time.perf_counter()
+        if K == 0:
+            break
+        if step == "spatial":
+            W, H, K = spatial_step(data, W, H, K, nb, st)
+        elif step == "temporal":
+            W, H, K, extra = temporal_step(data, W, H, K, nb, st.temporal)
+        elif step == "merge" and st.do_merge:
+            W, H, K, n = merge_step(W, H, K, nb, st.merge_thr, YrA=extra["YrA"] if extra else None)
+            n_merged += n
+            extra = None
+        timings[step] = timings.get(step, 0.0) + time.perf_counter() - t0
+    yield Progress("cnmf: refine", len(plan), len(plan))
+    info["merged_groups"] = n_merged
+    if K and extra is None:  # pragma: no cover - plan always ends with a temporal update
+        W, H, K, extra = temporal_step(data, W, H, K, nb, st.temporal)
+    return _build(W, H, K, nb, extra, sn, dims, T, st, timings, info)
+
+
+def _build(W, H, K, nb, extra, sn, dims, T, st, timings, info) -> Estimates:
+    perm = caiman_permutation(dims)
+    b = np.ascontiguousarray(W[perm, K:], dtype=np.float32)
+    f = np.ascontiguousarray(H[K:], dtype=np.float32)
+    snc = sn[perm].astype(np.float32)
+    if K == 0:
+        est = Estimates.empty(dims, T, b=b, f=f, sn=snc, p=st.temporal.p)
+    else:
+        A = W[:, :K]
+        nrm = np.sqrt((A.astype(np.float64) ** 2).sum(axis=0))
+        nrm[nrm == 0] = 1.0
+        A = (A / nrm).astype(np.float32)
+        s = nrm[:, None]
+        est = Estimates(
+            A=sparse.csc_matrix(A[perm]),
+            C=(H[:K] * s).astype(np.float32),
+            S=(extra["S"] * s).astype(np.float32),
+            YrA=(extra["YrA"] * s).astype(np.float32),
+            b=b, f=f, sn=snc, g=extra["g"], bl=extra["bl"] * nrm, c1=np.zeros(K),
+            neurons_sn=extra["neurons_sn"] * nrm, lam=extra["lam"] * nrm, dims=tuple(dims),
+        )
+    est.timings = timings
+    est.info = info
+    return est
+
+
+def _run_patches(data: MovieData, params: CaimanParams, st: Settings, geometry, executor, info):
+    """Generator: run every patch on the executor, combine; returns (W, H, K)."""
+    rf_a, st_a = geometry
+    dims, T, nb = data.dims, data.T, st.nb
+    slices = patch_slices(dims, rf_a, st_a)
+    info["n_patches"] = len(slices)
+    p_st = dataclasses.replace(st, temporal=dataclasses.replace(st.temporal, p=int(params["p_patch"] or 0)))
+    p_ssub = int(params["p_ssub"] or 1)
+    p_tsub = int(params["p_tsub"] or 1)
+    nb_patch = int(params["nb_patch"] if params["nb_patch"] is not None else 1)
+    n_workers = int(params["n_processes"] or 1)
+    own = executor is None
+    ex = _default_executor(n_workers) if own else executor
+    max_inflight = max(2, 2 * n_workers)
+    results: dict[int, dict] = {}
+    pending: dict[Any, int] = {}
+    nxt = 0
+    yield Progress("cnmf: patches", 0, len(slices))
+    try:
+        while len(results) < len(slices):
+            while nxt < len(slices) and len(pending) < max_inflight:
+                Yp = data.patch(slices[nxt])
+                pending[ex.submit(fit_patch, Yp, p_st, p_ssub, p_tsub, nb_patch)] = nxt
+                nxt += 1
+            finished = [fu for fu in pending if fu.done()]
+            if not finished:
+                time.sleep(0.02)
+                yield Progress("cnmf: patches", len(results), len(slices))
+                continue
+            for fu in finished:
+                i = pending.pop(fu)
+                results[i] = fu.result()
+            yield Progress("cnmf: patches", len(results), len(slices))
+    except (GeneratorExit, Cancelled, KeyboardInterrupt, Exception):
+        for fu in pending:
+            try:
+                fu.cancel()
+            except Exception:  # pragma: no cover
+                pass
+        if own:
+            ex.shutdown(wait=False, cancel_futures=True)
+        raise
+    if own:
+        ex.shutdown(wait=True)
+    # combine
+    cols, Cs, Fs = [], [], []
+    for i, sl in enumerate(slices):
+        r = results[i]
+        grids = np.meshgrid(*[np.arange(s.start, s.stop) for s in sl], indexing="ij")
+        gidx = np.ravel_multi_index(tuple(g.ravel() for g in grids), dims)
+        for k in range(r["A"].shape[1]):
+            nz = np.flatnonzero(r["A"][:, k] > 0)
+            cols.append((gidx[nz], r["A"][nz, k]))
+        Cs.append(r["C"])
+        Fs.append(r["f"])
+    K = len(cols)
+    A = np.zeros((data.P, K), np.float32)
+    for k, (idx, v) in enumerate(cols):
+        A[idx, k] = v
+    C = np.concatenate(Cs, axis=0).astype(np.float32) if K else np.zeros((0, T), np.float32)
+    info["K_patches"] = K
+    f = _nn_svd_rows(np.concatenate(Fs, axis=0), nb, T)
+    W = np.concatenate([A, np.zeros((data.P, nb), np.float32)], axis=1)
+    H = np.ascontiguousarray(np.concatenate([C, f], axis=0))
+    if st.do_merge and K > 1:
+        W, H, K, n = merge_step(W, H, K, nb, st.merge_thr)
+        info["patch_merges"] = n
+    if nb:
+        mean = data.mean_image()
+        W[:, K] = np.maximum(mean - W[:, :K] @ H[:K].mean(axis=1), 0) / max(float(H[K].mean()), 1e-12)
+    return np.ascontiguousarray(W), H, K
+
+
+def cnmf(movie: Any, params: CaimanParams, **kw) -> Estimates:
+    """Blocking wrapper of :func:`iter_cnmf`."""
+    return run(iter_cnmf(movie, params, **kw))

@@ -1,0 +1,80 @@
+"""Merging of components that are one neuron.
+
+Two components are linked when their footprints overlap (share a pixel) and
+their traces correlate above ``merge_thr``; each connected group is replaced
+by the rank-1 non-negative factorization of its combined activity
+``sum_k a_k (c_k + YrA_k)`` (computed from the factors, never the movie).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+
+__all__ = ["find_merges", "merge_components"]
+
+
+def find_merges(A: np.ndarray, C: np.ndarray, merge_thr: float) -> list[np.ndarray]:
+    """Groups (index arrays, size >= 2) of components to merge."""
+    K = A.shape[1]
+    if K < 2:
+        return []
+    Ab = sparse.csc_matrix(A > 0, dtype=np.float32)
+    overlap = (Ab.T @ Ab).toarray() > 0
+    Cc = C - C.mean(axis=1, keepdims=True)
+    nrm = np.sqrt((Cc**2).sum(axis=1))
+    nrm[nrm == 0] = np.inf
+    corr = (Cc @ Cc.T) / np.outer(nrm, nrm)
+    link = overlap & (corr > merge_thr)
+    np.fill_diagonal(link, False)
+    if not link.any():
+        return []
+    n, lab = connected_components(sparse.csr_matrix(link), directed=False)
+    groups = []
+    for g in range(n):
+        idx = np.flatnonzero(lab == g)
+        if idx.size > 1:
+            groups.append(idx)
+    return groups
+
+
+def merge_components(A: np.ndarray, C: np.ndarray, merge_thr: float, YrA: np.ndarray | None = None,
+                     n_iter: int = 10):
+    """Merge correlated overlapping components.
+
+    Returns ``(A, C, groups, kept)``: new arrays (merged components replace the
+    first member of their group, the others are dropped), the merged groups
+    (indices into the input) and the input index each output column came from.
+    """
+    groups = find_merges(A, C, merge_thr)
+    if not groups:
+        return A, C, [], np.arange(A.shape[1])
+    A = A.copy()
+    C = C.copy()
+    drop = []
+    for idx in groups:
+        Ag = A[:, idx]
+        rows = np.flatnonzero((Ag > 0).any(axis=1))
+        Ag = Ag[rows]
+        Cg = C[idx] + (YrA[idx] if YrA is not None else 0)
+        # start from the footprint-energy-weighted traces
+        w = np.sqrt((Ag**2).sum(axis=0))
+        c = np.maximum(w @ Cg, 0) / max(w.sum(), 1e-12)
+        a = Ag @ (Cg @ c) / max(float(c @ c), 1e-12)
+        for _ in range(n_iter):
+            cc = float(c @ c)
+            if cc <= 0:
+                break
+            a = np.maximum(Ag @ (Cg @ c), 0) / cc
+            aa = float(a @ a)
+            if aa <= 0:
+                break
+            c = np.maximum(Cg.T @ (Ag.T @ a), 0) / aa
+        keep = idx[0]
+        A[:, keep] = 0
+        A[rows, keep] = a
+        C[keep] = c
+        drop.extend(idx[1:].tolist())
+    kept = np.setdiff1d(np.arange(A.shape[1]), drop)
+    return A[:, kept], C[kept], groups, kept

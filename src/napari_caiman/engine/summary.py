@@ -1,0 +1,299 @@
+"""Summary images of a movie (mean, max, std, local correlation), in one pass.
+
+The movie is read in chunks of frames, so memory does not grow with the
+number of frames T and a memory-mapped movie stays on disk.  Per pixel we
+accumulate, in float64 and relative to a per-pixel offset taken from the
+first chunk (to avoid cancellation), the count of valid samples, the sum and
+the sum of squares; and, for each offset of the half neighbourhood, the sum of
+products with the neighbour (shifted-slice products).
+
+Local correlation follows CaImAn's ``local_correlations``: for each pixel, the
+mean over its neighbours (8 in 2D / 26 in 3D with ``eight_neighbours=True``,
+else 4 / 6) of the temporal Pearson correlation with that neighbour, divided
+by the number of neighbours that exist (fewer at the edges).
+
+Missing values (NaN, e.g. the borders left by motion correction with
+``border_nan=True``) are ignored: mean, max and std use the valid samples of
+each pixel; for correlations a NaN sample is treated as equal to that pixel's
+mean over its valid samples (i.e. it adds nothing to the variance or
+covariance).  Pixels with no valid sample get 0 in every image; a pixel with
+zero variance has correlation 0 with its neighbours (they still count in the
+divisor).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .progress import Progress, run
+from .validate import check_movie
+
+__all__ = [
+    "SummaryImages",
+    "iter_summary_images",
+    "summary_images",
+    "local_correlations",
+    "mean_image",
+    "max_image",
+    "neighbour_offsets",
+]
+
+_STAGE = "summary images"
+
+
+@dataclass
+class SummaryImages:
+    """Summary images of a movie, each float32 of the frame shape.
+
+    Attributes
+    ----------
+    mean, max, std : ndarray
+        Per-pixel temporal mean, maximum and standard deviation (ddof=0), in
+        the movie's intensity units, over the valid (non-NaN) samples.
+    corr : ndarray or None
+        Local correlation image (dimensionless, in [-1, 1]); None if not
+        computed.
+    """
+
+    mean: np.ndarray
+    max: np.ndarray
+    std: np.ndarray
+    corr: np.ndarray | None
+
+
+def neighbour_offsets(ndim: int, eight_neighbours: bool = True) -> list[tuple[int, ...]]:
+    """Half of the neighbourhood offsets (one of each pair +d / -d).
+
+    Parameters
+    ----------
+    ndim : int
+        2 or 3 spatial dimensions.
+    eight_neighbours : bool
+        Full (8 in 2D / 26 in 3D) neighbourhood if True, else the face
+        neighbours (4 / 6).
+
+    Returns
+    -------
+    list of tuple of int
+        Offsets in array order, lexicographically positive.
+    """
+    if eight_neighbours:
+        offs = [d for d in itertools.product((-1, 0, 1), repeat=ndim) if any(d)]
+    else:
+        offs = [tuple(int(i == a) for i in range(ndim)) for a in range(ndim)]
+    return [d for d in offs if d > (0,) * ndim]
+
+
+def _pair_slices(offset, shape):
+    """Slices (a, b) such that b-pixels are the a-pixels moved by ``offset``."""
+    sa, sb = [], []
+    for d, n in zip(offset, shape, strict=True):
+        if d >= 0:
+            sa.append(slice(0, n - d))
+            sb.append(slice(d, n))
+        else:
+            sa.append(slice(-d, n))
+            sb.append(slice(0, n + d))
+    return tuple(sa), tuple(sb)
+
+
+def _default_chunk(frame_size: int) -> int:
+    # ~16 M float64 values (128 MB) per chunk
+    return max(1, (1 << 24) // max(frame_size, 1))
+
+
+def _iter_accumulate(
+    movie: Any, *, want_corr: bool, want_moments: bool, eight_neighbours: bool, chunk_size: int | None
+) -> Generator[Progress, None, SummaryImages]:
+    n_frames, frame_shape = check_movie(movie, min_frames=1)
+    ndim = len(frame_shape)
+    chunk_size = _default_chunk(int(np.prod(frame_shape))) if chunk_size is None else int(chunk_size)
+    if chunk_size < 1:
+        from .errors import InputError
+
+        raise InputError("chunk_size", f"must be >= 1, got {chunk_size}")
+    is_float = np.dtype(movie.dtype).kind == "f"
+    offsets = neighbour_offsets(ndim, eight_neighbours) if want_corr else []
+    pairs = [_pair_slices(d, frame_shape) for d in offsets]
+
+    offset = None  # per-pixel offset (float64)
+    count = np.zeros(frame_shape, np.float64)
+    s1 = np.zeros(frame_shape, np.float64)
+    s2 = np.zeros(frame_shape, np.float64)
+    mx = np.full(frame_shape, -np.inf, np.float64)
+    cross = [np.zeros(tuple(s.stop - s.start for s in sa), np.float64) for sa, _ in pairs]
+    # NaN corrections: sum_t y_a [b missing], sum_t y_b [a missing], count of frames a or b missing
+    miss_a: list[np.ndarray | None] = [None] * len(pairs)
+    miss_b: list[np.ndarray | None] = [None] * len(pairs)
+    miss_n: list[np.ndarray | None] = [None] * len(pairs)
+    any_nan = False
+
+    yield Progress(_STAGE, 0, n_frames)
+    for t0 in range(0, n_frames, chunk_size):
+        t1 = min(n_frames, t0 + chunk_size)
+        y = np.array(movie[t0:t1], dtype=np.float64, copy=True)
+        valid = None
+        if is_float:
+            nan = np.isnan(y)
+            if nan.any():
+                valid = ~nan
+                any_nan = True
+        if valid is None:
+            np.maximum(mx, y.max(axis=0), out=mx)
+        else:
+            np.fmax(mx, np.fmax.reduce(y, axis=0), out=mx)
+        if offset is None:
+            if valid is None:
+                offset = y.mean(axis=0)
+            else:
+                cnt = valid.sum(axis=0)
+                offset = np.where(cnt > 0, np.where(valid, y, 0).sum(axis=0) / np.maximum(cnt, 1), 0.0)
+        y -= offset
+        if valid is not None:
+            y[~valid] = 0.0
+            count += valid.sum(axis=0)
+        else:
+            count += t1 - t0
+        s1 += y.sum(axis=0)
+        if want_moments or want_corr:
+            s2 += np.einsum("t...,t...->...", y, y)
+        for i, (sa, sb) in enumerate(pairs):
+            ya = y[(slice(None), *sa)]
+            yb = y[(slice(None), *sb)]
+            cross[i] += np.einsum("t...,t...->...", ya, yb)
+            if valid is not None:
+                va = valid[(slice(None), *sa)]
+                vb = valid[(slice(None), *sb)]
+                if miss_a[i] is None:
+                    miss_a[i] = np.zeros_like(cross[i])
+                    miss_b[i] = np.zeros_like(cross[i])
+                    miss_n[i] = np.zeros_like(cross[i])
+                miss_a[i] += np.where(vb, 0.0, ya).sum(axis=0)
+                miss_b[i] += np.where(va, 0.0, yb).sum(axis=0)
+                miss_n[i] += (~(va & vb)).sum(axis=0)
+        yield Progress(_STAGE, t1, n_frames)
+
+    has = count > 0
+    n = np.maximum(count, 1)
+    m = s1 / n  # mean of the valid samples, relative to offset
+    mean = np.where(has, m + offset, 0.0)
+    maxi = np.where(has & np.isfinite(mx), mx, 0.0)
+    var_sum = np.maximum(s2 - n * m * m, 0.0) * has  # sum of squared deviations
+    std = np.sqrt(var_sum / n)
+    corr = None
+    if want_corr:
+        rho = np.zeros(frame_shape, np.float64)
+        nbrs = np.zeros(frame_shape, np.float64)
+        for i, (sa, sb) in enumerate(pairs):
+            ma, mb = m[sa], m[sb]
+            if any_nan:
+                # sum over frames where both are valid of (y_a - m_a)(y_b - m_b)
+                tot = n_frames
+                qa = s1[sa] - (miss_a[i] if miss_a[i] is not None else 0.0)
+                qb = s1[sb] - (miss_b[i] if miss_b[i] is not None else 0.0)
+                nab = tot - (miss_n[i] if miss_n[i] is not None else 0.0)
+                cov = cross[i] - mb * qa - ma * qb + ma * mb * nab
+            else:
+                cov = cross[i] - n_frames * ma * mb
+            den = np.sqrt(var_sum[sa] * var_sum[sb])
+            ok = den > 1e-12 * np.maximum(1.0, np.sqrt(n[sa] * n[sb]))
+            c = np.where(ok, cov / np.where(ok, den, 1.0), 0.0)
+            np.clip(c, -1.0, 1.0, out=c)
+            rho[sa] += c
+            rho[sb] += c
+            nbrs[sa] += 1
+            nbrs[sb] += 1
+        corr = (rho / np.maximum(nbrs, 1)).astype(np.float32)
+    return SummaryImages(
+        mean=mean.astype(np.float32), max=maxi.astype(np.float32), std=std.astype(np.float32), corr=corr
+    )
+
+
+def iter_summary_images(
+    movie: Any, *, eight_neighbours: bool = True, chunk_size: int | None = None
+) -> Generator[Progress, None, SummaryImages]:
+    """Compute mean, max, std and local correlation images in one pass.
+
+    Parameters
+    ----------
+    movie : array-like
+        (T, Y, X) or (T, Z, Y, X), any integer or float dtype; numpy array,
+        memmap, h5py dataset or dask array (read chunk by chunk).  NaN
+        samples are treated as missing (see the module docstring).
+    eight_neighbours : bool
+        Neighbourhood for the correlation image: 8 (2D) / 26 (3D) if True,
+        else 4 / 6.
+    chunk_size : int, optional
+        Frames read at a time; default keeps a chunk near 128 MB (float64).
+
+    Yields
+    ------
+    Progress
+        ``("summary images", frames done, T)`` after each chunk.
+
+    Returns
+    -------
+    SummaryImages
+        float32 images of the frame shape.
+
+    Raises
+    ------
+    InputError
+        If ``movie`` is not a (T, Y, X) / (T, Z, Y, X) numeric array.
+    """
+    return (
+        yield from _iter_accumulate(
+            movie, want_corr=True, want_moments=True, eight_neighbours=eight_neighbours, chunk_size=chunk_size
+        )
+    )
+
+
+def summary_images(movie: Any, **kw: Any) -> SummaryImages:
+    """Blocking version of :func:`iter_summary_images` (same arguments)."""
+    return run(iter_summary_images(movie, **kw))
+
+
+def local_correlations(movie: Any, *, eight_neighbours: bool = True, chunk_size: int | None = None) -> np.ndarray:
+    """Local correlation image (CaImAn's ``local_correlations`` definition).
+
+    Parameters
+    ----------
+    movie : array-like
+        (T, Y, X) or (T, Z, Y, X), any numeric dtype.
+    eight_neighbours : bool
+        8 / 26 neighbours if True, else 4 / 6.
+    chunk_size : int, optional
+        Frames read at a time.
+
+    Returns
+    -------
+    ndarray
+        float32, frame shape: mean Pearson correlation of each pixel's trace
+        with its neighbours' (dimensionless).
+    """
+    return run(
+        _iter_accumulate(
+            movie, want_corr=True, want_moments=True, eight_neighbours=eight_neighbours, chunk_size=chunk_size
+        )
+    ).corr
+
+
+def mean_image(movie: Any, chunk_size: int | None = None) -> np.ndarray:
+    """Temporal mean of each pixel over its non-NaN samples (float32, frame shape;
+    0 where a pixel has none), in the movie's intensity units."""
+    return run(
+        _iter_accumulate(movie, want_corr=False, want_moments=False, eight_neighbours=True, chunk_size=chunk_size)
+    ).mean
+
+
+def max_image(movie: Any, chunk_size: int | None = None) -> np.ndarray:
+    """Temporal maximum of each pixel, ignoring NaN (float32, frame shape; 0 where
+    a pixel has no valid sample), in the movie's intensity units."""
+    return run(
+        _iter_accumulate(movie, want_corr=False, want_moments=False, eight_neighbours=True, chunk_size=chunk_size)
+    ).max

@@ -1,0 +1,100 @@
+"""npe2 reader for movies: TIFF / .npy / HDF5 files and folders of TIFFs.
+
+The data handed to napari stay lazy (memmap or dask); nothing large is read.
+HDF5 files without a movie-like (>= 3-D) dataset are left to other readers
+(e.g. a CaImAn results file).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .movie import HDF5_SUFFIXES, TIFF_SUFFIXES, open_movie
+
+__all__ = ["get_reader", "read_movie"]
+
+LayerData = tuple[Any, dict, str]
+_FILE_SUFFIXES = TIFF_SUFFIXES + (".npy",) + HDF5_SUFFIXES
+
+
+def _has_movie_dataset(path: Path) -> bool:
+    try:
+        import h5py
+
+        from .movie import _h5_movie_datasets
+
+        with h5py.File(path, "r") as f:
+            return bool(_h5_movie_datasets(f))
+    except Exception:
+        return False
+
+
+def _accepts(path: Path) -> bool:
+    if path.is_dir():
+        return any(p.suffix.lower() in TIFF_SUFFIXES for p in path.iterdir() if p.is_file())
+    suffix = path.suffix.lower()
+    if suffix not in _FILE_SUFFIXES:
+        return False
+    if suffix in HDF5_SUFFIXES:
+        return _has_movie_dataset(path)
+    return True
+
+
+def get_reader(path: str | os.PathLike | Sequence[str | os.PathLike]) -> Callable[..., list[LayerData]] | None:
+    """npe2 ``get_reader`` hook.
+
+    Parameters
+    ----------
+    path : str, Path or list of them
+        What napari was asked to open.  A list is read as one movie (files
+        concatenated along T) when every entry is a TIFF.
+
+    Returns
+    -------
+    callable or None
+        :func:`read_movie` if this plugin can open ``path`` as a movie, else
+        None (so napari tries other readers).
+    """
+    if isinstance(path, (str, os.PathLike)):
+        return read_movie if _accepts(Path(path)) else None
+    paths = [Path(p) for p in path]
+    if not paths:
+        return None
+    if len(paths) == 1:
+        return read_movie if _accepts(paths[0]) else None
+    if all(p.suffix.lower() in TIFF_SUFFIXES for p in paths):
+        return read_movie
+    return None
+
+
+def read_movie(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[LayerData]:
+    """Open ``path`` as one lazy movie and return it as napari layer data.
+
+    Parameters
+    ----------
+    path : str, Path or list of them
+        See :func:`napari_caiman.io.open_movie`.
+
+    Returns
+    -------
+    list of (data, metadata, layer_type)
+        ``[(movie, {"name": <stem>, "metadata": {"path": ...}}, "image")]``.
+
+    Raises
+    ------
+    InputError
+        If the movie cannot be opened (see ``open_movie``).
+    """
+    data = open_movie(path)
+    if isinstance(path, (str, os.PathLike)):
+        first, meta_path = Path(path), str(path)
+    else:
+        paths = [Path(p) for p in path]
+        first, meta_path = paths[0], [str(p) for p in paths]
+        if len(paths) == 1:
+            meta_path = str(paths[0])
+    name = first.name if first.is_dir() else first.stem
+    return [(data, {"name": name, "metadata": {"path": meta_path}}, "image")]

@@ -1,0 +1,39 @@
+"""Putting layer data tuples into a viewer (main thread only), shared by the step widgets."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from napari.layers import Image, Layer
+
+if TYPE_CHECKING:
+    import napari
+
+
+def upsert_layer(
+    viewer: napari.viewer.Viewer, data: Any, meta: dict[str, Any], layer_type: str
+) -> Layer:
+    """Add a layer, or update the layer of the same name and type in place.
+
+    Images keep their visibility and place in the layer list (data, geometry,
+    contrast limits and colormap are updated); other layer types are replaced
+    at the same position.
+    """
+    name = meta["name"]
+    if name in viewer.layers:
+        old = viewer.layers[name]
+        if layer_type == "image" and isinstance(old, Image) and old.ndim == data.ndim:
+            old.data = data
+            for key in ("scale", "translate", "contrast_limits", "colormap", "metadata"):
+                if key in meta:
+                    setattr(old, key, meta[key])
+            return old
+        index = viewer.layers.index(old)
+        visible = old.visible
+        viewer.layers.remove(old)
+        new = Layer.create(data, {**meta, "visible": visible}, layer_type)
+        viewer.layers.insert(index, new)
+        return new
+    layer = Layer.create(data, meta, layer_type)
+    viewer.add_layer(layer)
+    return layer

@@ -1,0 +1,357 @@
+"""The "Motion correction" dock widget.
+
+The form holds CaImAn's motion parameters (see :mod:`.motion_settings`); Run
+starts :func:`napari_caiman.engine.pipeline.iter_motion_step` in a worker
+(:class:`~._runner.StepRunner`); the result becomes layers (via the pure
+functions of :mod:`napari_caiman.layers.motion`) and a "Motion shifts" plot
+dock. Running again on the same input replaces those layers.
+
+Driving it from a test::
+
+    widget = MotionCorrectionWidget(viewer)
+    widget.movie.value = viewer.layers["raw"]
+    widget.set_settings(widget.get_settings().replace(pw_rigid=True))
+    widget.runner.run_button.native.click()   # errors -> notifications
+    qtbot.waitUntil(lambda: not widget.runner.is_running, timeout=20_000)
+    widget.last_result                # engine MotionResult
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    Label,
+    LineEdit,
+    PushButton,
+    SpinBox,
+)
+from napari.layers import Image, Layer
+
+from ..engine.errors import InputError
+from ..layers.motion import layer_names, motion_layers
+from ._layers import upsert_layer
+from ._runner import StepRunner
+from .motion_settings import AXES, PER_AXIS, PW_RIGID_ONLY, MotionSettings
+from .shifts_plot import DOCK_NAME, ShiftsPlot
+
+if TYPE_CHECKING:
+    import napari
+
+#: Output formats the engine can write the corrected movie to.
+OUTPUT_FILTER = "Movie (*.tif *.tiff *.npy)"
+
+_TIPS = {
+    "max_shifts": "Largest rigid shift allowed, pixels per axis",
+    "strides": "pw-rigid: patch spacing, pixels per axis (patch size = strides + overlaps)",
+    "overlaps": "pw-rigid: overlap between neighbouring patches, pixels per axis",
+    "gSig_filt": "High-pass filter size (pixels) used only for estimating shifts; 0 = off",
+    "pw_rigid": "Piecewise-rigid correction on a grid of overlapping patches after the rigid pass",
+    "max_deviation_rigid": "pw-rigid: largest deviation of a patch from the rigid shift, pixels",
+    "niter_rig": "Iterations of the rigid template refinement",
+    "upsample_factor_grid": "pw-rigid: upsampling of the patch grid when interpolating shifts",
+    "border_nan": "How to fill pixels shifted in from outside the frame",
+    "shifts_opencv": "Apply shifts with OpenCV (fast, bicubic) instead of FFT",
+    "kwargs": "Other CaImAn parameters as a dict, e.g. {'niter_rig': 2}; they override the form",
+    "output": "File for the corrected movie (.tif or .npy); empty = keep it in memory",
+}
+
+
+def _spin(name: str, value: int, minimum: int, maximum: int) -> SpinBox:
+    """An integer field labelled with the CaImAn name."""
+    return SpinBox(
+        value=value, min=minimum, max=maximum, name=name, label=name, tooltip=_TIPS[name]
+    )
+
+
+def _check(name: str, value: bool) -> CheckBox:
+    """A checkbox whose text is the CaImAn name (magicgui would turn "_" into spaces)."""
+    box = CheckBox(value=value, name=name, tooltip=_TIPS[name])
+    box.native.setText(name)
+    return box
+
+
+class AxesEdit(Container):
+    """One spin box per axis, CaImAn order (y, x[, z]); z only for 3D movies."""
+
+    def __init__(
+        self,
+        name: str,
+        value: Sequence[int],
+        *,
+        minimum: int = 0,
+        maximum: int = 4096,
+        note: str = "",
+    ) -> None:
+        self.param = name
+        self.note = note
+        self.boxes = [
+            SpinBox(
+                value=int(v),
+                min=minimum,
+                max=maximum,
+                name=f"{name}_{axis}",
+                tooltip=f"{_TIPS.get(name, name)} — {axis}",
+            )
+            for v, axis in zip(value, AXES, strict=True)
+        ]
+        super().__init__(widgets=self.boxes, layout="horizontal", labels=False, name=name)
+        self.margins = (0, 0, 0, 0)
+        self.tooltip = _TIPS.get(name)
+        self.n_axes = 3
+        self.set_n_axes(2)
+
+    @property
+    def value(self) -> tuple[int, ...]:
+        """All three values (y, x, z), whether z is shown or not."""
+        return tuple(int(b.value) for b in self.boxes)
+
+    @value.setter
+    def value(self, values: Sequence[int]) -> None:
+        for box, v in zip(self.boxes, values, strict=True):
+            box.value = int(v)
+
+    def set_n_axes(self, n: int) -> None:
+        """Show 2 (y, x) or 3 (y, x, z) boxes and label them."""
+        self.n_axes = 3 if n == 3 else 2
+        self.boxes[2].visible = self.n_axes == 3
+        note = f"; {self.note}" if self.note else ""
+        self.label = f"{self.param} ({', '.join(AXES[: self.n_axes])}{note})"
+
+
+class MotionCorrectionWidget(Container):
+    """Rigid / piecewise-rigid motion correction of a (T, Y, X) or
+    (T, Z, Y, X) Image layer, with CaImAn's parameters.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+        Injected by napari when opened from the Plugins menu.
+
+    Attributes
+    ----------
+    runner : StepRunner
+        Run / Cancel / progress; ``runner.is_running``, ``runner.worker`` and
+        ``runner.finished`` are what tests wait on.
+    last_result : MotionResult or None
+        The last successful result (used by later steps and saving).
+    last_step : MotionStepResult or None
+        ``last_result`` plus the summary images.
+    last_params : CaimanParams or None
+        The parameters of the last successful run.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self._viewer = viewer
+        d = MotionSettings.defaults()
+        self.movie = ComboBox(
+            label="movie",
+            choices=self._movie_choices,
+            tooltip="Image layer with a (T, Y, X) or (T, Z, Y, X) movie",
+        )
+        self.max_shifts = AxesEdit("max_shifts", d.max_shifts, minimum=0, maximum=512)
+        self.pw_rigid = _check("pw_rigid", d.pw_rigid)
+        self.strides = AxesEdit("strides", d.strides, minimum=1, maximum=4096)
+        self.overlaps = AxesEdit("overlaps", d.overlaps, minimum=0, maximum=4096)
+        self.max_deviation_rigid = _spin("max_deviation_rigid", d.max_deviation_rigid, 0, 100)
+        self.upsample_factor_grid = _spin("upsample_factor_grid", d.upsample_factor_grid, 1, 50)
+        self.niter_rig = _spin("niter_rig", d.niter_rig, 1, 20)
+        self.border_nan = ComboBox(
+            value=d.border_nan,
+            label="border_nan",
+            tooltip=_TIPS["border_nan"],
+            choices=[("True", True), ("False", False), ("copy", "copy")],
+        )
+        self.shifts_opencv = _check("shifts_opencv", d.shifts_opencv)
+        self.gSig_filt = AxesEdit("gSig_filt", d.gSig_filt, minimum=0, maximum=100, note="0 = off")
+        self.kwargs = LineEdit(value=d.kwargs, label="kwargs", tooltip=_TIPS["kwargs"])
+        self.kwargs.native.setPlaceholderText("other parameters, e.g. {'niter_rig': 2}")
+        self.output = FileEdit(
+            mode="w",
+            filter=OUTPUT_FILTER,
+            nullable=True,
+            label="output file",
+            tooltip=_TIPS["output"],
+        )
+        self.output.line_edit.native.setPlaceholderText("empty = in memory")
+        self.reset_button = PushButton(text="Reset to defaults")
+        self.runner = StepRunner("Motion correction", self.run)
+        self.result_label = Label(
+            value="",
+            label="result",
+            tooltip="Crispness of the mean image before -> after (higher = sharper)",
+        )
+        super().__init__(
+            widgets=[
+                self.movie,
+                self.max_shifts,
+                self.pw_rigid,
+                self.strides,
+                self.overlaps,
+                self.max_deviation_rigid,
+                self.upsample_factor_grid,
+                self.niter_rig,
+                self.border_nan,
+                self.shifts_opencv,
+                self.gSig_filt,
+                self.kwargs,
+                self.output,
+                self.reset_button,
+                self.runner,
+                self.result_label,
+            ],
+        )
+        self.last_result: Any = None
+        self.last_step: Any = None
+        self.last_params: Any = None
+
+        self.pw_rigid.changed.connect(self._on_pw_rigid_changed)
+        self.movie.changed.connect(self._on_movie_changed)
+        self.reset_button.changed.connect(self.reset_defaults)
+        viewer.layers.events.inserted.connect(self._on_layers_changed)
+        viewer.layers.events.removed.connect(self._on_layers_changed)
+        for layer in viewer.layers:
+            layer.events.name.connect(self._on_layer_renamed)
+        self._select_active_layer()
+        self._on_pw_rigid_changed(self.pw_rigid.value)
+        self._on_movie_changed(self.movie.value)
+
+    # -- form <-> settings ---------------------------------------------------------
+    def get_settings(self) -> MotionSettings:
+        """The form's values."""
+        values = {
+            name: getattr(self, name).value
+            for name in MotionSettings.field_names()
+            if name != "output"
+        }
+        out = self.output.value
+        values["output"] = "" if out is None else str(out)
+        return MotionSettings(**values)
+
+    def set_settings(self, settings: MotionSettings) -> None:
+        """Fill the form from ``settings``."""
+        for name, value in settings.as_form().items():
+            if name == "output":
+                self.output.value = value or None
+            else:
+                getattr(self, name).value = value
+
+    def reset_defaults(self, *_: Any) -> None:
+        """Put CaImAn's defaults back (the output file is kept)."""
+        self.set_settings(MotionSettings.defaults().replace(output=self.get_settings().output))
+
+    # -- layer choices ----------------------------------------------------------
+    def _movie_choices(self, *_: Any) -> list[tuple[str, Layer]]:
+        out = []
+        for layer in self._viewer.layers:
+            if (
+                not isinstance(layer, Image)
+                or layer.rgb
+                or layer.multiscale
+                or layer.ndim not in (3, 4)
+            ):
+                continue
+            kind = layer.metadata.get("napari_caiman", {}).get("kind", "movie")
+            if kind in ("movie", "motion corrected"):
+                out.append((layer.name, layer))
+        return out
+
+    def _select_active_layer(self) -> None:
+        active = self._viewer.layers.selection.active
+        if any(layer is active for _, layer in self._movie_choices()):
+            self.movie.value = active
+
+    def _on_layers_changed(self, event: Any = None) -> None:
+        layer = getattr(event, "value", None)
+        if event is not None and event.type == "inserted" and isinstance(layer, Layer):
+            layer.events.name.connect(self._on_layer_renamed)
+        self.movie.reset_choices()
+
+    def _on_layer_renamed(self, event: Any = None) -> None:
+        self.movie.reset_choices()
+
+    def _on_movie_changed(self, layer: Any) -> None:
+        n_spatial = 3 if layer is not None and layer.ndim == 4 else 2
+        for name in PER_AXIS:
+            getattr(self, name).set_n_axes(n_spatial)
+
+    def _on_pw_rigid_changed(self, value: bool) -> None:
+        for name in PW_RIGID_ONLY:
+            getattr(self, name).enabled = bool(value)
+
+    @property
+    def n_spatial(self) -> int:
+        """2 or 3: spatial axes of the selected movie (3 shows the z fields)."""
+        return self.max_shifts.n_axes
+
+    # -- run ------------------------------------------------------------------------
+    def run(self) -> None:
+        """Validate the form and start motion correction in a worker.
+
+        Raises
+        ------
+        InputError
+            No movie chosen or a bad parameter (the Run button shows these as
+            notifications instead).
+        """
+        from ..engine.pipeline import iter_motion_step
+
+        layer = self.movie.value
+        if layer is None:
+            raise InputError(
+                "movie", "choose an Image layer holding a (T, Y, X) or (T, Z, Y, X) movie"
+            )
+        settings = self.get_settings()
+        params = settings.to_params(layer.ndim - 1)
+        out = settings.output_path
+        data = layer.data
+        on_result = partial(
+            self._show_result,
+            name=layer.name,
+            scale=tuple(layer.scale),
+            translate=tuple(layer.translate),
+            params=params,
+        )
+        self.result_label.value = ""
+        self.runner.start(lambda: iter_motion_step(data, params, out=out), on_result)
+
+    # -- results (main thread) ------------------------------------------------------
+    def _show_result(
+        self, step: Any, *, name: str, scale: tuple, translate: tuple, params: Any
+    ) -> None:
+        self.last_step = step
+        self.last_result = step.motion
+        self.last_params = params
+        tuples = motion_layers(step.motion, step.summary, name, scale, translate)
+        for data, meta, layer_type in tuples:
+            upsert_layer(self._viewer, data, meta, layer_type)
+        # a rigid re-run leaves no stale quilt from an earlier pw-rigid run
+        patches = layer_names(name)["patches"]
+        if step.motion.patch_bounds is None and patches in self._viewer.layers:
+            self._viewer.layers.remove(patches)
+        self._show_shifts(step.motion, name)
+        metrics = getattr(step.motion, "metrics", None) or {}
+        raw, cor = metrics.get("crispness_raw"), metrics.get("crispness_corrected")
+        if raw is not None and cor is not None:
+            self.result_label.value = f"crispness {raw:.4g} → {cor:.4g}"
+
+    def _show_shifts(self, motion: Any, name: str) -> ShiftsPlot | None:
+        window = getattr(self._viewer, "window", None)
+        if window is None:  # a viewer model without a window
+            return None
+        plot = window.dock_widgets.get(DOCK_NAME)
+        if isinstance(plot, ShiftsPlot):
+            dock = plot.parent()
+            if dock is not None:
+                dock.show()
+        else:
+            plot = ShiftsPlot()
+            window.add_dock_widget(plot, name=DOCK_NAME, area="bottom")
+        plot.plot(motion, title=name)
+        return plot

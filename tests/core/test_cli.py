@@ -1,0 +1,146 @@
+"""The headless command line, end to end on small synthetic movies."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import tifffile
+
+from napari_caiman.cli import main
+from napari_caiman.engine.synthetic import make_movie_2d
+
+
+@pytest.fixture(scope="module")
+def moving_tif(tmp_path_factory):
+    syn = make_movie_2d((120, 64, 72), n_neurons=12, rigid_motion=3.0, dtype=np.uint16, seed=3)
+    path = tmp_path_factory.mktemp("movie") / "movie.tif"
+    tifffile.imwrite(path, syn.movie)
+    return path, syn
+
+
+def _files(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_run_motion_writes_results_and_movie(moving_tif, tmp_path, capsys):
+    path, syn = moving_tif
+    out, mov = tmp_path / "results.hdf5", tmp_path / "corrected.tif"
+    params = tmp_path / "p.json"
+    params.write_text(json.dumps({"max_shifts": [5, 5], "fr": 30}))
+    code = main(["run", str(path), "--steps", "motion", "-o", str(out), "--save-movie", str(mov),
+                 "--params", str(params), "-q"])
+    assert code == 0
+    assert "crispness" in capsys.readouterr().out
+    with h5py.File(out) as f:
+        shifts = f["motion/shifts_rig"][()]
+        assert shifts.shape == (120, 2)
+        assert tuple(f["params/motion/max_shifts"][()]) == (5, 5)
+        assert f["summary/corr"].shape == (64, 72)
+        assert "input_path" in f["provenance"].attrs
+    # the recovered correction cancels the true motion (up to a constant offset)
+    err = shifts - (-syn.shifts)
+    err -= err.mean(0)
+    assert np.sqrt(np.mean(err ** 2)) < 0.2
+    corrected = tifffile.imread(mov)
+    assert corrected.shape == syn.movie.shape and corrected.dtype == np.float32
+    assert _files(tmp_path) == ["corrected.tif", "p.json", "results.hdf5"]
+
+
+def _run_error(args, capsys):
+    code = main(args)
+    stderr = capsys.readouterr().err.strip()
+    assert code == 2
+    assert "Traceback" not in stderr
+    err = stderr.splitlines()[-1]  # progress lines may come before the one error line
+    assert err.startswith("napari-caiman: error: ")
+    return err
+
+
+def test_missing_file(tmp_path, capsys):
+    err = _run_error(["run", str(tmp_path / "nope.tif"), "-o", str(tmp_path / "r.hdf5")], capsys)
+    assert "not found" in err
+    assert _files(tmp_path) == []
+
+
+def test_unknown_parameter_lists_close_matches(moving_tif, tmp_path, capsys):
+    params = tmp_path / "p.json"
+    params.write_text(json.dumps({"max_shift": [5, 5]}))
+    err = _run_error(["run", str(moving_tif[0]), "-o", str(tmp_path / "r.hdf5"), "--params", str(params)], capsys)
+    assert "max_shifts" in err
+
+
+def test_impossible_parameter_leaves_nothing(moving_tif, tmp_path, capsys):
+    err = _run_error(["run", str(moving_tif[0]), "-o", str(tmp_path / "r.hdf5"), "--save-movie",
+                      str(tmp_path / "c.tif"), "--set", "max_shifts=(40, 40)"], capsys)
+    assert "max_shifts" in err
+    assert _files(tmp_path) == []
+
+
+def test_nan_movie_and_flat_movie(tmp_path, capsys):
+    movie = np.random.default_rng(0).random((20, 32, 32)).astype(np.float32)
+    movie[7, 3, 4] = np.nan
+    np.save(tmp_path / "nan.npy", movie)
+    err = _run_error(["run", str(tmp_path / "nan.npy"), "-o", str(tmp_path / "r.hdf5"),
+                      "--save-movie", str(tmp_path / "c.npy")], capsys)
+    assert "NaN" in err
+    np.save(tmp_path / "flat.npy", np.full((20, 32, 32), 7, np.uint16))
+    err = _run_error(["run", str(tmp_path / "flat.npy"), "-o", str(tmp_path / "r.hdf5")], capsys)
+    assert "contrast" in err or "constant" in err
+    assert _files(tmp_path) == ["flat.npy", "nan.npy"]
+
+
+def test_wrong_dimensions_and_single_frame(tmp_path, capsys):
+    np.save(tmp_path / "img.npy", np.zeros((32, 32), np.float32))
+    err = _run_error(["run", str(tmp_path / "img.npy"), "-o", str(tmp_path / "r.hdf5")], capsys)
+    assert "movie" in err or "path" in err
+    np.save(tmp_path / "one.npy", np.zeros((1, 32, 32), np.float32))
+    err = _run_error(["run", str(tmp_path / "one.npy"), "-o", str(tmp_path / "r.hdf5")], capsys)
+    assert "frame" in err
+
+
+def test_unavailable_step_and_bad_output(moving_tif, tmp_path, capsys):
+    err = _run_error(["run", str(moving_tif[0]), "--steps", "motion,cnmf", "-o", str(tmp_path / "r.hdf5")], capsys)
+    assert "cnmf" in err
+    err = _run_error(["run", str(moving_tif[0]), "-o", str(tmp_path / "r.txt")], capsys)
+    assert ".hdf5" in err
+    err = _run_error(["run", str(moving_tif[0]), "-o", str(tmp_path / "no" / "r.hdf5")], capsys)
+    assert "does not exist" in err
+
+
+def test_headless_demo_small(tmp_path, monkeypatch):
+    from napari_caiman import demo
+
+    monkeypatch.setattr(demo, "DEMO_SHAPE", (80, 96, 96))
+    text = demo.run_headless_demo(tmp_path / "out", quiet=True)
+    assert "rigid shift error vs truth" in text
+    assert _files(tmp_path / "out") == ["corrected.tif", "demo_movie.tif", "results.hdf5"]
+    ratio = float(text.split("(ratio ")[1].split(")")[0])
+    assert ratio > 0.95
+
+
+@pytest.mark.skipif(shutil.which("napari-caiman") is None, reason="console script not on PATH")
+def test_console_script_is_installed():
+    out = subprocess.run(["napari-caiman", "run", "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "--steps" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "napari_caiman.cli", "run", "x.tif", "-o", "r.txt"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+
+
+def test_cancel_during_summary_removes_the_movie_file(tmp_path):
+    from napari_caiman.engine.params import CaimanParams
+    from napari_caiman.engine.pipeline import iter_motion_step
+
+    movie = make_movie_2d((60, 48, 48), n_neurons=5, rigid_motion=2.0, seed=1).movie
+    out = tmp_path / "corrected.npy"
+    gen = iter_motion_step(movie, CaimanParams.defaults(), out=out)
+    for p in gen:
+        if p.stage.startswith("summary"):
+            break
+    assert out.exists()  # motion finished and renamed its file
+    gen.close()  # cancel
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,66 @@
+"""Fixtures for the napari front-end tests.
+
+``make_napari_viewer`` comes from napari's own pytest plugin
+(``napari.utils._testsupport``, registered through napari's ``pytest11``
+entry point), so it needs no ``pytest_plugins`` line here.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from napari_caiman.engine.synthetic import make_movie_2d, make_movie_3d
+
+#: Longest wait for a small motion-correction run, ms (they take ~1 s).
+RUN_TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="session")
+def movie_2d():
+    """(80, 64, 64) float32 with ~3 px rigid and ~1.5 px non-rigid motion, and its truth."""
+    return make_movie_2d(
+        (80, 64, 64), n_neurons=12, rigid_motion=3.0, nonrigid_motion=1.5, seed=1, return_flow=False
+    )
+
+
+@pytest.fixture(scope="session")
+def movie_3d():
+    """(40, 6, 40, 40) float32 with ~2 px rigid motion in y/x, 1 plane in z."""
+    return make_movie_3d(
+        (40, 6, 40, 40),
+        n_neurons=6,
+        rigid_motion=(2.0, 2.0, 1.0),
+        seed=2,
+        return_flow=False,
+        return_truth=False,
+    )
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+@pytest.fixture
+def motion_widget(viewer):
+    """The Motion correction dock widget, docked the way napari's menu does it."""
+    _, widget = viewer.window.add_plugin_dock_widget("napari-caiman", "Motion correction")
+    return widget
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    """Messages the runner shows with napari's ``show_error`` (captured, not shown)."""
+    shown: list[str] = []
+    monkeypatch.setattr("napari_caiman.widgets._runner.show_error", shown.append)
+    return shown
+
+
+@pytest.fixture
+def wait_done(qtbot):
+    """``wait_done(widget, timeout_ms)``: wait (bounded) until its runner is idle."""
+
+    def wait(widget, timeout: int = RUN_TIMEOUT_MS) -> None:
+        qtbot.waitUntil(lambda: not widget.runner.is_running, timeout=timeout)
+
+    return wait
