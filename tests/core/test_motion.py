@@ -53,6 +53,17 @@ def test_rigid_2d_shifts(rigid2d):
     assert res.params["max_shifts"] == (6, 6)
 
 
+def test_rigid_2d_binned_path():
+    # frames >= 128 px are registered on 2x2-binned copies: same accuracy
+    sm = make_movie_2d((120, 128, 160), n_neurons=30, rigid_motion=5, nonrigid_motion=1.5, noise=10, seed=6)
+    sm_r = make_movie_2d((120, 128, 160), n_neurons=30, rigid_motion=5, noise=10, seed=6)
+    res = motion_correct(sm_r.movie, max_shifts=(7, 7))
+    assert np.all(_shift_rms(res, sm_r) < 0.1), _shift_rms(res, sm_r)
+    pw = motion_correct(sm.movie, max_shifts=(7, 7), pw_rigid=True, strides=(48, 48), overlaps=(24, 24))
+    m = (12, 12)
+    assert _corr_truth(pw.corrected, sm.clean, m) >= 0.98 * _corr_truth(sm.still, sm.clean, m)
+
+
 def test_rigid_3d_shifts(rigid3d):
     res = motion_correct(rigid3d.movie, max_shifts=(6, 6, 2))
     assert res.shifts_rig.shape == (100, 3)

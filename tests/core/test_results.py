@@ -98,3 +98,58 @@ def test_reads_params_of_a_caiman_written_file(shared_data):
     assert r.params["fr"] == 7 and r.params["decay_time"] == 1.0
     r3 = load_results(shared_data / "caiman_results" / "synthetic3d_caiman.hdf5")
     assert r3.dims == (12, 96, 96)  # CaImAn stores (96, 96, 12): z last
+
+
+def _estimates(dims, K=5, T=40, seed=0):
+    from scipy import sparse
+
+    from napari_caiman.engine.cnmf.estimates import Estimates
+
+    rng = np.random.default_rng(seed)
+    P = int(np.prod(dims))
+    A = sparse.random(P, K, density=0.05, format="csc", random_state=seed, dtype=np.float32)
+    return Estimates(
+        A=A, C=rng.random((K, T), np.float32), S=rng.random((K, T), np.float32),
+        YrA=rng.normal(size=(K, T)).astype(np.float32), b=rng.random((P, 2), np.float32),
+        f=rng.random((2, T), np.float32), sn=rng.random(P, np.float32), g=rng.random((K, 2)),
+        bl=rng.random(K), c1=np.zeros(K), neurons_sn=rng.random(K), lam=rng.random(K), dims=tuple(dims),
+    )
+
+
+@pytest.mark.parametrize("dims", [(40, 50), (6, 40, 50)])
+def test_estimates_roundtrip_in_caiman_layout(tmp_path, dims):
+    r = _results(len(dims))
+    r.dims = dims
+    r.summary = {k: np.random.default_rng(1).random(dims).astype(np.float32) for k in ("mean", "max", "std", "corr")}
+    r.estimates = _estimates(dims)
+    path = save_results(tmp_path / "r.hdf5", r)
+    back = load_results(path)
+    e, b = r.estimates, back.estimates
+    assert b.dims == e.dims
+    assert (b.A != e.A).nnz == 0
+    for name in ("C", "S", "YrA", "b", "f", "sn", "g", "bl", "neurons_sn", "lam"):
+        np.testing.assert_array_equal(getattr(b, name), getattr(e, name))
+    with h5py.File(path) as f:
+        g = f["estimates"]
+        assert set(g["A"]) == {"data", "indices", "indptr", "shape"}
+        assert tuple(g["A/shape"][()]) == (int(np.prod(dims)), 5)
+        assert tuple(g["dims"][()]) == caiman_dims(dims)
+        # Cn in CaImAn's layout (z last)
+        np.testing.assert_array_equal(g["Cn"][()], np.moveaxis(r.summary["corr"], 0, -1) if len(dims) == 3
+                                      else r.summary["corr"])
+        assert g["idx_components"][()] == b"NoneType"
+
+
+@pytest.mark.realdata
+def test_reads_caiman_estimates_in_the_right_pixel_order(shared_data):
+    for name, dims, K, n_acc in (("neurofinder_crop_caiman.hdf5", (256, 256), 303, 158),
+                                 ("synthetic3d_caiman.hdf5", (12, 96, 96), 46, 37)):
+        r = load_results(shared_data / "caiman_results" / name)
+        e = r.estimates
+        assert e.dims == dims and e.A.shape[1] == K and len(e.idx_components) == n_acc
+        F, cn = e.footprints(), r.summary["corr"]
+        assert cn.shape == dims
+        # footprints sit on bright spots of CaImAn's own correlation image (a
+        # transposed pixel order would land on background)
+        at_peaks = np.mean([cn[np.unravel_index(np.argmax(F[k]), dims)] for k in range(K)])
+        assert at_peaks > 2 * cn.mean()

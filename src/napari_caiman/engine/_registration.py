@@ -34,7 +34,7 @@ import scipy.fft as sfft
 from scipy import ndimage
 from scipy.interpolate import make_interp_spline
 
-UPSAMPLE = 16  # sub-pixel grid of the upsampled DFT (1/16 px, then a parabola)
+UPSAMPLE = 4  # sub-pixel grid of the upsampled DFT (1/4 px, then a parabola: as accurate as 1/16 px, measured)
 _TWO_PI = 2.0 * np.pi
 
 

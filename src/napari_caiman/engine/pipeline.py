@@ -80,3 +80,51 @@ def iter_motion_step(
     t2 = time.perf_counter()
     return MotionStepResult(motion=motion, summary=summary,
                             timings={"motion": t1 - t0, "summary": t2 - t1})
+
+
+@dataclass
+class CnmfStepResult:
+    """CNMF estimates plus the summary images (``Cn`` = correlation image) of the movie."""
+
+    estimates: Any  # engine.cnmf.estimates.Estimates
+    summary: Any  # engine.summary.SummaryImages
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def iter_cnmf_step(
+    movie: Any,
+    params: CaimanParams,
+    *,
+    Ain: Any = None,
+    summary: Any = None,
+    executor: Any = None,
+) -> Generator[Progress, None, CnmfStepResult]:
+    """Run CNMF on a (motion-corrected) movie; compute its summary images
+    first unless given (``summary``, e.g. from the motion step).
+
+    Parameters
+    ----------
+    movie : array-like, (T, Y, X) or (T, Z, Y, X)
+    params : CaimanParams
+        CaImAn's init/spatial/temporal/merging/patch groups.
+    Ain : array or sparse matrix, optional
+        Seed footprints ((K, *frame) images or (pixels, K)); skips initialization.
+    summary : SummaryImages, optional
+    executor : concurrent.futures.Executor or dask.distributed.Client, optional
+        Where patches run.
+
+    Returns
+    -------
+    CnmfStepResult
+    """
+    from .cnmf import iter_cnmf
+    from .summary import iter_summary_images
+
+    t0 = time.perf_counter()
+    if summary is None:
+        summary = yield from iter_summary_images(movie)
+    t1 = time.perf_counter()
+    estimates = yield from iter_cnmf(movie, params, Ain=Ain, executor=executor)
+    t2 = time.perf_counter()
+    return CnmfStepResult(estimates=estimates, summary=summary,
+                          timings={"summary": t1 - t0, "cnmf": t2 - t1})

@@ -38,6 +38,7 @@ import numpy as np
 from .atomic import atomic_path
 from .errors import InputError
 from .params import CaimanParams
+from .validate import array_dims, caiman_dims
 
 NONE_STRING = "NoneType"
 
@@ -140,6 +141,100 @@ class Results:
     motion: dict[str, Any] | None = None
     summary: dict[str, np.ndarray] | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    estimates: Any = None  # engine.cnmf.estimates.Estimates
+
+
+#: Estimates fields written under ``estimates/`` (CaImAn names).
+ESTIMATE_ARRAYS = ("C", "S", "YrA", "b", "f", "sn", "g", "bl", "c1", "neurons_sn", "lam")
+#: Evaluation fields, read when present (written by the evaluation step).
+ESTIMATE_OPTIONAL = ("idx_components", "idx_components_bad", "SNR_comp", "r_values", "cnn_preds", "F_dff")
+
+
+def image_to_caiman(image: np.ndarray) -> np.ndarray:
+    """Array-order image ((Z,) Y, X) -> CaImAn's layout (Y, X[, Z]), e.g. for ``Cn``."""
+    image = np.asarray(image)
+    return image if image.ndim == 2 else np.moveaxis(image, 0, -1)
+
+
+def image_from_caiman(image: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`image_to_caiman`."""
+    image = np.asarray(image)
+    return image if image.ndim == 2 else np.moveaxis(image, -1, 0)
+
+
+def estimates_to_dict(estimates: Any, summary: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """CaImAn's ``estimates`` group content for an Estimates object (plus ``Cn``)."""
+    out = dict(estimates.to_dict())
+    out["dims"] = np.asarray(caiman_dims(estimates.dims))
+    if summary is not None and "corr" in summary:
+        out["Cn"] = image_to_caiman(summary["corr"])
+    return out
+
+
+def estimates_from_group(group: h5py.Group, dims: tuple[int, ...]) -> tuple[Any, dict[str, Any]]:
+    """Build an Estimates from an ``estimates`` group (ours or CaImAn's).
+
+    Missing optional fields get neutral values. Returns ``(estimates, extra)``
+    where ``extra`` holds evaluation fields and ``Cn`` (array order) if stored.
+    Returns ``(None, {})`` when the group holds no footprints.
+    """
+    from scipy import sparse
+
+    from .cnmf.estimates import Estimates
+
+    if "A" not in group:
+        return None, {}
+    A = read_value(group["A"])
+    if A is None:
+        return None, {}
+    if not sparse.issparse(A):
+        A = sparse.csc_matrix(np.asarray(A))
+    A = sparse.csc_matrix(A)
+    K = A.shape[1]
+    n_pix = int(np.prod(dims))
+    if A.shape[0] != n_pix:
+        raise InputError("path", f"estimates/A has {A.shape[0]} pixels but dims {caiman_dims(dims)} give {n_pix}")
+
+    def get(name: str) -> Any:
+        return read_value(group[name]) if name in group else None
+
+    C = get("C")
+    T = int(np.asarray(C).shape[1]) if C is not None and np.ndim(C) == 2 else 0
+    zeros_kt = np.zeros((K, T), np.float32)
+    fields: dict[str, Any] = {}
+    for name in ESTIMATE_ARRAYS:
+        v = get(name)
+        fields[name] = None if v is None else np.asarray(v)
+    est = Estimates(
+        A=A,
+        C=np.asarray(C, np.float32) if C is not None else zeros_kt,
+        S=fields["S"] if fields["S"] is not None else zeros_kt.copy(),
+        YrA=fields["YrA"] if fields["YrA"] is not None else zeros_kt.copy(),
+        b=fields["b"] if fields["b"] is not None else np.zeros((n_pix, 0), np.float32),
+        f=fields["f"] if fields["f"] is not None else np.zeros((0, T), np.float32),
+        sn=fields["sn"] if fields["sn"] is not None else np.zeros(n_pix, np.float32),
+        g=fields["g"] if fields["g"] is not None else np.zeros((K, 0)),
+        bl=fields["bl"] if fields["bl"] is not None else np.zeros(K),
+        c1=fields["c1"] if fields["c1"] is not None else np.zeros(K),
+        neurons_sn=fields["neurons_sn"] if fields["neurons_sn"] is not None else np.zeros(K),
+        lam=fields["lam"] if fields["lam"] is not None else np.zeros(K),
+        dims=tuple(dims),
+    )
+    if est.b.ndim == 1:
+        est.b = est.b[:, None]
+    if est.f.ndim == 1:
+        est.f = est.f[None, :]
+    extra: dict[str, Any] = {}
+    for name in ESTIMATE_OPTIONAL:
+        v = get(name)
+        if v is not None:
+            extra[name] = np.asarray(v)
+    est.idx_components = extra.get("idx_components")
+    est.idx_components_bad = extra.get("idx_components_bad")
+    cn = get("Cn")
+    if cn is not None and np.ndim(cn) == len(dims):
+        extra["Cn"] = image_from_caiman(cn)
+    return est, extra
 
 
 def motion_to_dict(result: Any, corrected_path: str | None = None) -> dict[str, Any]:
@@ -162,18 +257,6 @@ def motion_to_dict(result: Any, corrected_path: str | None = None) -> dict[str, 
 def summary_to_dict(summary: Any) -> dict[str, np.ndarray]:
     """Flatten :class:`~napari_caiman.engine.summary.SummaryImages`."""
     return {k: np.asarray(getattr(summary, k), dtype=np.float32) for k in ("mean", "max", "std", "corr")}
-
-
-def caiman_dims(dims: tuple[int, ...]) -> tuple[int, ...]:
-    """Array-order frame shape -> CaImAn's ``dims`` (z last for 3D)."""
-    dims = tuple(int(d) for d in dims)
-    return dims if len(dims) == 2 else (dims[1], dims[2], dims[0])
-
-
-def array_dims(dims: tuple[int, ...]) -> tuple[int, ...]:
-    """CaImAn's ``dims`` (rows, cols[, planes]) -> array order ((Z,) Y, X)."""
-    dims = tuple(int(d) for d in dims)
-    return dims if len(dims) == 2 else (dims[2], dims[0], dims[1])
 
 
 def software_versions() -> dict[str, str]:
@@ -223,6 +306,8 @@ def save_results(path: str | os.PathLike, results: Results) -> Path:
                 write_value(f, "motion", results.motion)
             if results.summary is not None:
                 write_value(f, "summary", results.summary)
+            if results.estimates is not None:
+                write_value(f, "estimates", estimates_to_dict(results.estimates, results.summary))
             prov = f.create_group("provenance")
             for k, v in results.provenance.items():
                 prov.attrs[k] = v if isinstance(v, (str, int, float)) else json.dumps(v, default=repr)
@@ -254,6 +339,9 @@ def load_results(path: str | os.PathLike) -> Results:
         params = CaimanParams.from_dict(read_value(f["params"]), strict=False)
         motion = read_value(f["motion"]) if "motion" in f else None
         summary = read_value(f["summary"]) if "summary" in f else None
+        estimates, extra = estimates_from_group(f["estimates"], dims) if "estimates" in f else (None, {})
+        if summary is None and "Cn" in extra:
+            summary = {"corr": extra["Cn"]}
         prov: dict[str, Any] = {}
         if "provenance" in f:
             for k, v in f["provenance"].attrs.items():
@@ -263,4 +351,5 @@ def load_results(path: str | os.PathLike) -> Results:
                     except ValueError:
                         pass
                 prov[k] = v.item() if isinstance(v, np.generic) else v
-    return Results(params=params, dims=dims, motion=motion, summary=summary, provenance=prov)
+    return Results(params=params, dims=dims, motion=motion, summary=summary, provenance=prov,
+                   estimates=estimates)

@@ -108,3 +108,15 @@ def to_caiman_order(values: Sequence, ndim: int) -> tuple:
     """Inverse of :func:`to_array_order`: (z, y, x) -> (rows, cols, planes)."""
     values = tuple(values)
     return values if ndim == 2 else (values[1], values[2], values[0])
+
+
+def caiman_dims(dims: Sequence[int]) -> tuple[int, ...]:
+    """Array-order frame shape ((Z,) Y, X) -> CaImAn's ``dims`` (rows, cols[, planes])."""
+    dims = tuple(int(d) for d in dims)
+    return to_caiman_order(dims, len(dims))
+
+
+def array_dims(dims: Sequence[int]) -> tuple[int, ...]:
+    """CaImAn's ``dims`` (rows, cols[, planes]) -> array order ((Z,) Y, X)."""
+    dims = tuple(int(d) for d in dims)
+    return to_array_order(dims, len(dims))

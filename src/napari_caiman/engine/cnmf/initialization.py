@@ -5,7 +5,8 @@ Own implementation of the idea in Pnevmatikakis et al. 2016:
 1. subtract each pixel's temporal median and (when ``nb > 0``) its
    regression on the mean trace (the shared background fluctuation);
    Gaussian-filter every frame with ``gSig`` (per axis, zero outside);
-2. repeatedly take the pixel where the filtered movie has the most energy
+2. repeatedly (up to K times, or until the best energy is within
+   ``stop_ratio`` x what white noise gives) take the pixel where the filtered movie has the most energy
    (sum over time of its positive part squared, minus the part expected from white noise,
    which is estimated per pixel from the PSD so that borders, where the
    filter averages fewer pixels, are not favoured), fit a rank-1 non-negative factorization
@@ -56,7 +57,7 @@ def _energy(rho: np.ndarray) -> np.ndarray:
 
 
 def greedy_roi(Y: np.ndarray, K: int, gSig, gSiz, *, nb: int = 1, nIter: int = 5, rank1_iter: int = 5,
-               min_energy: float = 0.0, check=None):
+               min_energy: float = 0.0, stop_ratio: float = 3.0, check=None):
     """Greedy ROI initialization.
 
     Parameters
@@ -68,6 +69,9 @@ def greedy_roi(Y: np.ndarray, K: int, gSig, gSiz, *, nb: int = 1, nIter: int = 5
     nIter : HALS refinement rounds.
     min_energy : stop early when the best remaining filtered energy falls below
         this (0: always find K).
+    stop_ratio : stop early when the best remaining energy is below
+        ``stop_ratio`` times the energy that white noise alone would give
+        there (the data ran out of neurons); 0 disables.
     check : optional callable called once per component (for cancellation).
 
     Returns
@@ -103,7 +107,7 @@ def greedy_roi(Y: np.ndarray, K: int, gSig, gSiz, *, nb: int = 1, nIter: int = 5
         if check is not None:
             check()
         flat = int(np.argmax(energy))
-        if energy.flat[flat] <= max(min_energy, 0.0):
+        if energy.flat[flat] <= max(min_energy, stop_ratio * 0.5 * float(nvar.flat[flat]), 0.0):
             break
         ctr = np.unravel_index(flat, dims)
         win = tuple(slice(max(0, c - h), min(d, c + h + 1)) for c, h, d in zip(ctr, half, dims, strict=True))

@@ -1,0 +1,106 @@
+"""Accuracy of the native CNMF on synthetic movies with ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_caiman.engine.cnmf import cnmf, iter_cnmf, match_components
+from napari_caiman.engine.params import CaimanParams
+from napari_caiman.engine.synthetic import make_movie_2d, make_movie_3d
+
+
+@pytest.fixture(scope="module")
+def movie2d():
+    return make_movie_2d((300, 64, 64), n_neurons=15, seed=1)
+
+
+@pytest.fixture(scope="module")
+def movie3d():
+    return make_movie_3d((200, 8, 48, 48), n_neurons=12, seed=1)
+
+
+def _check(est, truth, f1=0.9, corr=0.9):
+    r = match_components(est, truth.footprints, true_traces=truth.traces)
+    print(r)
+    assert r.f1 >= f1, str(r)
+    assert r.median_trace_corr >= corr, str(r)
+    return r
+
+
+def test_2d_whole_fov(movie2d):
+    est = cnmf(movie2d.movie, CaimanParams.from_dict({"K": 15, "gSig": (4, 4)}))
+    _check(est, movie2d)
+    assert est.A.shape == (64 * 64, est.n_components)
+    assert est.C.shape == est.S.shape == est.YrA.shape == (est.n_components, 300)
+
+
+def test_2d_uint16_memmap(movie2d, tmp_path):
+    path = tmp_path / "m.npy"
+    np.save(path, np.clip(np.rint(movie2d.movie), 0, 65535).astype(np.uint16))
+    mm = np.load(path, mmap_mode="r")
+    # stream (no in-memory copy) to exercise the chunked statistics
+    est = cnmf(mm, CaimanParams.from_dict({"K": 15, "gSig": (4, 4)}), max_in_memory=0)
+    _check(est, movie2d)
+
+
+def test_2d_patches(movie2d):
+    est = cnmf(movie2d.movie, CaimanParams.from_dict({"K": 8, "gSig": (4, 4), "rf": 20, "stride": 10,
+                                                      "n_processes": 2}))
+    assert est.info["n_patches"] == 4
+    _check(est, movie2d)
+
+
+def test_2d_patches_dask_like_executor(movie2d):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as ex:
+        est = cnmf(movie2d.movie, CaimanParams.from_dict({"K": 8, "gSig": (4, 4), "rf": 20, "stride": 10}),
+                   executor=ex)
+    _check(est, movie2d)
+
+
+def test_3d_whole_volume(movie3d):
+    est = cnmf(movie3d.movie, CaimanParams.from_dict({"K": 12, "gSig": (4, 4, 2)}))
+    assert est.dims == (8, 48, 48) and est.caiman_dims == (48, 48, 8)
+    _check(est, movie3d)
+
+
+def test_seeded_from_true_masks(movie2d):
+    ain = movie2d.footprints > 0.2
+    est = cnmf(movie2d.movie, CaimanParams.from_dict({"K": 15, "gSig": (4, 4)}), Ain=ain)
+    r = _check(est, movie2d, f1=0.99, corr=0.95)
+    assert np.nanmin(r.trace_corr) > 0.9
+
+
+def test_seeded_caiman_order_sparse(movie3d):
+    from scipy import sparse
+
+    A = sparse.csc_matrix(movie3d.footprints_caiman().toarray() > 0.2)
+    est = cnmf(movie3d.movie, CaimanParams.from_dict({"K": 12, "gSig": (4, 4, 2)}), Ain=A)
+    _check(est, movie3d, f1=0.95, corr=0.95)
+
+
+def test_merging_rejoins_split_neuron(movie2d):
+    fp = movie2d.footprints
+    k = int(np.argmax(movie2d.traces.max(axis=1)))
+    mask = fp[k] > 0.2
+    yy = np.nonzero(mask)[0]
+    cut = int(np.median(yy))
+    half1 = mask.copy()
+    half1[cut:] = False
+    half2 = mask & ~half1
+    others = [fp[j] > 0.2 for j in range(len(fp)) if j != k]
+    ain = np.stack(others + [half1, half2])
+    est = cnmf(movie2d.movie, CaimanParams.from_dict({"K": 15, "gSig": (4, 4), "merge_thr": 0.8}), Ain=ain)
+    assert est.info["merged_groups"] >= 1
+    assert est.n_components == len(fp)
+    r = match_components(est, fp, true_traces=movie2d.traces)
+    assert k in r.pairs[:, 0]
+
+
+def test_cancel_closes_cleanly(movie2d):
+    gen = iter_cnmf(movie2d.movie, CaimanParams.from_dict({"K": 8, "gSig": (4, 4), "rf": 20, "stride": 10}))
+    for _ in range(3):
+        next(gen)
+    gen.close()  # must not hang or raise

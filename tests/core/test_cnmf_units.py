@@ -1,0 +1,184 @@
+"""Unit tests of the CNMF engine pieces: pixel order, noise, OASIS, merging, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import signal, sparse
+
+from napari_caiman.engine.cnmf import (
+    Estimates, cnmf, deconvolve, footprint_to_image, frames_to_pixels, images_to_pixels, iter_cnmf,
+    oasis, pixels_to_images, psd_noise,
+)
+from napari_caiman.engine.cnmf.merging import merge_components
+from napari_caiman.engine.cnmf.patches import patch_slices
+from napari_caiman.engine.errors import InputError
+from napari_caiman.engine.params import CaimanParams
+from napari_caiman.engine.progress import Progress
+from napari_caiman.engine.synthetic import ar2_coefficients, make_movie_2d, make_movie_3d
+
+
+# ----------------------------------------------------------------------------- pixel order
+
+def test_pixel_order_2d_is_fortran():
+    img = np.arange(12).reshape(3, 4)
+    assert np.array_equal(frames_to_pixels(img[None])[:, 0], img.ravel(order="F"))
+    assert np.array_equal(footprint_to_image(img.ravel(order="F"), (3, 4)), img)
+
+
+def test_pixel_order_3d_is_caiman():
+    vol = np.arange(2 * 3 * 4).reshape(2, 3, 4)  # (Z, Y, X)
+    caiman = vol.transpose(1, 2, 0).ravel(order="F")  # CaImAn dims (Y, X, Z), Fortran
+    assert np.array_equal(images_to_pixels(vol[None])[:, 0], caiman)
+    assert np.array_equal(pixels_to_images(sparse.csc_matrix(caiman[:, None]), (2, 3, 4))[0], vol)
+
+
+def test_synthetic_footprints_caiman_agree():
+    m = make_movie_3d((20, 4, 16, 16), n_neurons=3, gSig=(2, 2, 1), seed=0)
+    assert np.allclose(m.footprints_caiman().toarray(), images_to_pixels(m.footprints))
+
+
+# ----------------------------------------------------------------------------- noise
+
+def test_psd_noise_within_10_percent():
+    rng = np.random.default_rng(0)
+    T = 2000
+    g = ar2_coefficients(30, 0.4, 0.05)
+    spikes = (rng.random((50, T)) < 0.02) * 5.0
+    calcium = signal.lfilter([1], [1, -g[0], -g[1]], spikes, axis=1)
+    sd = rng.uniform(0.5, 3, 50)
+    y = calcium + 100 + sd[:, None] * rng.standard_normal((50, T))
+    est = psd_noise(y)
+    assert np.all(np.abs(est / sd - 1) < 0.10), np.max(np.abs(est / sd - 1))
+
+
+def test_cnmf_sn_matches_movie_noise():
+    m = make_movie_2d((300, 32, 32), n_neurons=3, noise=7.0, seed=5)
+    est = cnmf(m.movie, CaimanParams.from_dict({"K": 3, "gSig": (3, 3)}))
+    assert abs(np.median(est.sn) / 7.0 - 1) < 0.10
+
+
+# ----------------------------------------------------------------------------- OASIS
+
+def _ar_trace(rng, g, T=3000, rate=0.03):
+    s = (rng.random(T) < rate) * rng.uniform(0.5, 1.5, T)
+    c = signal.lfilter([1], np.r_[1, -np.asarray(g)], s)
+    return c, s
+
+
+@pytest.mark.parametrize("p,g", [(1, (0.95,)), (2, ar2_coefficients(30, 0.4, 0.05))])
+def test_oasis_recovers_calcium(p, g):
+    rng = np.random.default_rng(1)
+    c, s = _ar_trace(rng, g)
+    sd = 0.3 * c.std() * 2  # moderate noise
+    y = c + 2.0 + sd * rng.standard_normal(c.size)
+    ch, sh, b, gh, lam, sn = deconvolve(y, p=p)
+    assert np.corrcoef(ch, c)[0, 1] >= 0.9
+    assert np.corrcoef(y, c)[0, 1] < np.corrcoef(ch, c)[0, 1]
+    assert sh.min() >= 0 and ch.min() >= 0
+    assert abs(sn / sd - 1) < 0.2
+    assert len(gh) == p
+
+
+def test_oasis_exact_noise_free_ar1():
+    rng = np.random.default_rng(2)
+    c, s = _ar_trace(rng, (0.9,), T=500)
+    ch, sh = oasis(c, (0.9,))
+    assert np.allclose(ch, c, atol=1e-8)
+    assert np.allclose(sh, s, atol=1e-8)
+
+
+# ----------------------------------------------------------------------------- merging / patches
+
+def test_merge_components_joins_correlated_overlapping():
+    rng = np.random.default_rng(3)
+    a = np.zeros((100, 3))
+    a[10:30, 0] = 1
+    a[25:45, 1] = 1   # overlaps 0, same activity -> merge
+    a[60:80, 2] = 1   # separate
+    c = rng.random((1, 200))
+    C = np.vstack([c, c * 2 + 0.01 * rng.random((1, 200)), rng.random((1, 200))])
+    A2, C2, groups, kept = merge_components(a, C, 0.8)
+    assert A2.shape[1] == 2 and len(groups) == 1
+    assert (A2[10:45, 0] > 0).all()
+
+
+def test_patch_slices_cover():
+    sl = patch_slices((64, 70), (16, 16), (6, 6))
+    cover = np.zeros((64, 70), int)
+    for s in sl:
+        cover[s] += 1
+        assert s[0].stop - s[0].start == 32
+    assert cover.min() >= 1
+
+
+# ----------------------------------------------------------------------------- bad input
+
+@pytest.fixture(scope="module")
+def small():
+    return make_movie_2d((60, 32, 32), n_neurons=3, gSig=3, seed=2).movie
+
+
+@pytest.mark.parametrize("movie,argument", [
+    (np.zeros((5, 32, 32), np.float32), "movie"),          # too few frames
+    (np.zeros((60, 32), np.float32), "movie"),             # not a movie
+    (np.zeros((60, 32, 32), np.float32), "movie"),         # all zero
+    (np.full((60, 32, 32), 7, np.uint16), "movie"),        # constant
+])
+def test_bad_movies(movie, argument):
+    with pytest.raises(InputError) as e:
+        cnmf(movie, CaimanParams.from_dict({"K": 3, "gSig": (3, 3)}))
+    assert e.value.argument == argument
+
+
+def test_nan_movie(small):
+    bad = small.copy()
+    bad[17, 3, 4] = np.nan
+    with pytest.raises(InputError) as e:
+        cnmf(bad, CaimanParams.from_dict({"K": 3, "gSig": (3, 3)}))
+    assert e.value.argument == "movie" and "frame 17" in str(e.value)
+
+
+@pytest.mark.parametrize("params,argument", [
+    ({"K": 3, "gSig": (20, 20)}, "gSig"),
+    ({"K": 3, "gSig": (3, 3), "rf": 2}, "rf"),
+    ({"K": 3, "gSig": (3, 3), "rf": 8, "stride": 16}, "stride"),
+    ({"K": 3, "gSig": (3, 3), "method_init": "sparse_nmf"}, "method_init"),
+])
+def test_bad_params(small, params, argument):
+    with pytest.raises(InputError) as e:
+        cnmf(small, CaimanParams.from_dict(params))
+    assert e.value.argument == argument
+
+
+def test_k_zero_rejected():
+    with pytest.raises(InputError) as e:
+        CaimanParams.from_dict({"K": 0})
+    assert e.value.argument == "K"
+
+
+def test_bad_ain(small):
+    with pytest.raises(InputError) as e:
+        cnmf(small, CaimanParams.from_dict({"K": 3, "gSig": (3, 3)}), Ain=np.ones((2, 5, 5)))
+    assert e.value.argument == "Ain"
+
+
+def test_empty_seed_gives_empty_result(small):
+    est = cnmf(small, CaimanParams.from_dict({"K": 3, "gSig": (3, 3)}), Ain=np.zeros((1, 32, 32), bool))
+    assert isinstance(est, Estimates) and est.n_components == 0
+    assert est.A.shape == (32 * 32, 0) and est.C.shape == (0, 60)
+    assert est.b.shape == (32 * 32, 1) and est.f.shape == (1, 60)
+
+
+def test_progress_and_dims(small):
+    gen = iter_cnmf(small, CaimanParams.from_dict({"K": 3, "gSig": (3, 3), "p": 1}))
+    seen = []
+    try:
+        while True:
+            seen.append(next(gen))
+    except StopIteration as stop:
+        est = stop.value
+    assert all(isinstance(p, Progress) for p in seen) and len(seen) > 5
+    assert est.dims == (32, 32) and est.caiman_dims == (32, 32)
+    assert est.g.shape == (est.n_components, 1)
+    assert np.allclose(sparse.linalg.norm(est.A, axis=0), 1, atol=1e-5)
