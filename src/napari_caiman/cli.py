@@ -69,7 +69,7 @@ def _parse_steps(text: str) -> list[str]:
     from .engine.pipeline import STEPS
 
     steps = [s.strip() for s in text.split(",") if s.strip()]
-    planned = {"cnmf", "evaluate"}
+    planned = {"evaluate"}
     for s in steps:
         if s in planned:
             raise InputError("--steps", f"step {s!r} is not available in this version (available: {', '.join(STEPS)})")
@@ -110,7 +110,7 @@ def run_pipeline(
     Results
     """
     from .engine.params import CaimanParams
-    from .engine.pipeline import iter_motion_step
+    from .engine.pipeline import iter_cnmf_step, iter_motion_step
     from .engine.progress import run
     from .engine.results import Results, make_provenance, motion_to_dict, save_results, summary_to_dict
     from .io.movie import open_movie
@@ -125,11 +125,18 @@ def run_pipeline(
     movie = open_movie(source, var_name_hdf5=params["var_name_hdf5"])
     results = Results(params=params, dims=tuple(movie.shape[1:]))
     timings: dict[str, float] = {}
+    summary = None
     if "motion" in steps:
         step = run(iter_motion_step(movie, params, out=save_movie), progress)
         results.motion = motion_to_dict(step.motion, str(Path(save_movie).resolve()) if save_movie else None)
         results.summary = summary_to_dict(step.summary)
         timings.update(step.timings)
+        movie, summary = step.motion.corrected, step.summary
+    if "cnmf" in steps:
+        cstep = run(iter_cnmf_step(movie, params, summary=summary, fill_nan="motion" in steps), progress)
+        results.estimates = cstep.estimates
+        results.summary = summary_to_dict(cstep.summary)
+        timings.update(cstep.timings)
     results.provenance = make_provenance(
         str(movie_paths[0]), timings, steps=list(steps), backend=params["backend"],
         input_shape=list(movie.shape), input_dtype=str(movie.dtype),
@@ -165,6 +172,10 @@ def summarize(results: Any, elapsed: float | None = None) -> str:
         timing = results.provenance.get("timings", {}).get("motion")
         if timing:
             lines.append(f"motion correction: {timing:.1f} s ({len(s) / timing:.0f} frames/s)")
+    e = results.estimates
+    if e is not None:
+        timing = results.provenance.get("timings", {}).get("cnmf")
+        lines.append(f"cnmf: {e.A.shape[1]} components" + (f" in {timing:.1f} s" if timing else ""))
     if elapsed is not None:
         lines.append(f"total: {elapsed:.1f} s")
     return "\n".join(lines)
@@ -188,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run_p = sub.add_parser("run", help="run pipeline steps on a movie and save the results")
     run_p.add_argument("movie", nargs="+", help="movie file(s) (.tif/.tiff/.npy/.h5/.hdf5) or a folder of TIFFs")
-    run_p.add_argument("--steps", default="motion", help="comma-separated steps (now: motion)")
+    run_p.add_argument("--steps", default="motion", help="comma-separated steps: motion, cnmf (e.g. motion,cnmf)")
     run_p.add_argument("-o", "--output", required=True, help="results file (.hdf5)")
     run_p.add_argument("--params", help="JSON file: flat dict of CaImAn parameter names")
     run_p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override one parameter, e.g. --set pw_rigid=True")

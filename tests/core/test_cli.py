@@ -103,8 +103,10 @@ def test_wrong_dimensions_and_single_frame(tmp_path, capsys):
 
 
 def test_unavailable_step_and_bad_output(moving_tif, tmp_path, capsys):
-    err = _run_error(["run", str(moving_tif[0]), "--steps", "motion,cnmf", "-o", str(tmp_path / "r.hdf5")], capsys)
-    assert "cnmf" in err
+    err = _run_error(["run", str(moving_tif[0]), "--steps", "motion,evaluate", "-o", str(tmp_path / "r.hdf5")], capsys)
+    assert "evaluate" in err
+    err = _run_error(["run", str(moving_tif[0]), "--steps", "motion,denoise", "-o", str(tmp_path / "r.hdf5")], capsys)
+    assert "unknown step" in err
     err = _run_error(["run", str(moving_tif[0]), "-o", str(tmp_path / "r.txt")], capsys)
     assert ".hdf5" in err
     err = _run_error(["run", str(moving_tif[0]), "-o", str(tmp_path / "no" / "r.hdf5")], capsys)

@@ -17,7 +17,7 @@ from .params import CaimanParams
 from .progress import Progress
 
 #: Steps known to the pipeline, in order. Later issues add "cnmf", "evaluate".
-STEPS = ("motion",)
+STEPS = ("motion", "cnmf")
 
 
 @dataclass
@@ -82,6 +82,29 @@ def iter_motion_step(
                             timings={"motion": t1 - t0, "summary": t2 - t1})
 
 
+class NanFilled:
+    """Lazy view of a movie with NaN replaced by 0 on read.
+
+    Motion correction with ``border_nan=True`` leaves NaN where no data came
+    in; CaImAn sets those borders to 0 before CNMF, and so do we. Only the
+    frames read are converted; the movie stays on disk.
+    """
+
+    def __init__(self, movie: Any) -> None:
+        self.movie = movie
+        self.shape = tuple(movie.shape)
+        self.dtype = movie.dtype
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> Any:
+        import numpy as np
+
+        return np.nan_to_num(np.asarray(self.movie[key]), nan=0.0, posinf=0.0, neginf=0.0)
+
+
 @dataclass
 class CnmfStepResult:
     """CNMF estimates plus the summary images (``Cn`` = correlation image) of the movie."""
@@ -98,6 +121,7 @@ def iter_cnmf_step(
     Ain: Any = None,
     summary: Any = None,
     executor: Any = None,
+    fill_nan: bool = False,
 ) -> Generator[Progress, None, CnmfStepResult]:
     """Run CNMF on a (motion-corrected) movie; compute its summary images
     first unless given (``summary``, e.g. from the motion step).
@@ -112,6 +136,9 @@ def iter_cnmf_step(
     summary : SummaryImages, optional
     executor : concurrent.futures.Executor or dask.distributed.Client, optional
         Where patches run.
+    fill_nan : bool
+        Treat NaN as 0 (for a movie motion-corrected with ``border_nan=True``).
+        Otherwise NaNs are an error.
 
     Returns
     -------
@@ -124,6 +151,8 @@ def iter_cnmf_step(
     if summary is None:
         summary = yield from iter_summary_images(movie)
     t1 = time.perf_counter()
+    if fill_nan:
+        movie = NanFilled(movie)
     estimates = yield from iter_cnmf(movie, params, Ain=Ain, executor=executor)
     t2 = time.perf_counter()
     return CnmfStepResult(estimates=estimates, summary=summary,
