@@ -14,7 +14,7 @@ Algorithm
 2. Every frame is registered to the final template: rigid shift by
    cross-correlation (apodized frames, matrix-DFT evaluation of the
    correlation inside ``|s| <= max_shifts``, upsampled-DFT sub-pixel
-   refinement to 1/16 px plus a parabola).  For ``pw_rigid`` the frame is cut
+   refinement to 1/4 px plus a parabola).  For ``pw_rigid`` the frame is cut
    into overlapping patches (size ``strides + overlaps``, step ``strides``,
    the last patch flush with the border), each patch's shift is found within
    ``max_deviation_rigid`` of the frame's rigid shift, and the grid of patch

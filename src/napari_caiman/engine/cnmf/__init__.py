@@ -6,7 +6,12 @@
 from .compare import match_components
 from .deconvolution import deconvolve, estimate_ar, oasis
 from .estimates import (
-    Estimates, caiman_dims, caiman_permutation, footprint_to_image, frames_to_pixels, images_to_pixels,
+    Estimates,
+    caiman_dims,
+    caiman_permutation,
+    footprint_to_image,
+    frames_to_pixels,
+    images_to_pixels,
     pixels_to_images,
 )
 from .fit import cnmf, iter_cnmf

@@ -40,7 +40,7 @@ def dilated_support(a: np.ndarray, dims: tuple[int, ...], se: np.ndarray) -> np.
     sub[tuple(coords - lo[:, None])] = True
     dil = ndimage.binary_dilation(sub, structure=se)
     pts = np.nonzero(dil)
-    return np.ravel_multi_index(tuple(p + l for p, l in zip(pts, lo, strict=True)), dims)
+    return np.ravel_multi_index(tuple(p + lo_ for p, lo_ in zip(pts, lo, strict=True)), dims)
 
 
 def clean_footprint(a: np.ndarray, dims: tuple[int, ...], maxthr: float, nrgthr: float,

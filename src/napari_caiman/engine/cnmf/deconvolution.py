@@ -96,7 +96,6 @@ def _oasis_core(y, g1, g2, smin, h):
             n -= 1
     c = np.empty(T)
     prev1 = 0.0
-    prev2 = 0.0
     for i in range(n):
         t0 = st[i]
         c[t0] = v[i]
@@ -106,7 +105,6 @@ def _oasis_core(y, g1, g2, smin, h):
                 c[t0 + k] = g1 * c[t0 + k - 1] + g2 * c[t0 + k - 2]
         e = t0 + ln[i] - 1
         prev1 = c[e]
-        prev2 = c[e - 1] if ln[i] >= 2 else prev1
     for t in range(T):
         if c[t] < 0:
             c[t] = 0.0
@@ -270,7 +268,6 @@ def deconvolve(y, *, p: int = 2, g=None, sn: float | None = None, bas_nonneg: bo
     c, s, b, g, lam, sn
     """
     y = np.ascontiguousarray(y, dtype=np.float64)
-    T = len(y)
     if sn is None:
         sn = psd_noise(y, noise_range, noise_method)
     sn = float(sn)

@@ -32,9 +32,9 @@ from ..validate import check_movie, per_axis, to_array_order
 from ._shapes import upsample_images, upsample_time
 from .data import MovieData, check_not_constant
 from .estimates import Estimates, caiman_permutation
-from .initialization import greedy_roi
+from .initialization import iter_greedy_roi
 from .patches import fit_patch, patch_slices
-from .steps import Settings, merge_step, spatial_step, temporal_step
+from .steps import Settings, iter_temporal_step, merge_step, spatial_step, temporal_step
 from .temporal import TemporalSettings
 
 __all__ = ["iter_cnmf", "cnmf", "settings_from_params"]
@@ -229,7 +229,7 @@ def iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any = None, executor: An
         scale = np.array([1.0] * (nd - 2) + [st.ssub, st.ssub])
         gSig = tuple(float(g / s) for g, s in zip(st.gSig, scale, strict=True))
         gSiz = tuple(max(1, int(round(g / s))) for g, s in zip(st.gSiz, scale, strict=True))
-        A, C, b, f = greedy_roi(Yd, st.K, gSig, gSiz, nb=nb, nIter=st.nIter)
+        A, C, b, f = yield from iter_greedy_roi(Yd, st.K, gSig, gSiz, nb=nb, nIter=st.nIter)
         small = Yd.shape[1:]
         del Yd
         A = upsample_images(A, small, dims, st.ssub)
@@ -259,7 +259,7 @@ def iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any = None, executor: An
         if step == "spatial":
             W, H, K = spatial_step(data, W, H, K, nb, st)
         elif step == "temporal":
-            W, H, K, extra = temporal_step(data, W, H, K, nb, st.temporal)
+            W, H, K, extra = yield from iter_temporal_step(data, W, H, K, nb, st.temporal)
         elif step == "merge" and st.do_merge:
             W, H, K, n = merge_step(W, H, K, nb, st.merge_thr, YrA=extra["YrA"] if extra else None)
             n_merged += n

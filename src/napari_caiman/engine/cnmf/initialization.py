@@ -27,12 +27,13 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ..progress import Progress, run
 from ._shapes import box_indices
 from .noise import psd_noise
 from .spatial import hals_spatial
 from .temporal import hals_temporal
 
-__all__ = ["greedy_roi", "init_window"]
+__all__ = ["greedy_roi", "iter_greedy_roi", "init_window", "refine_window"]
 
 
 def init_window(gSig, gSiz) -> tuple[int, ...]:
@@ -56,9 +57,14 @@ def _energy(rho: np.ndarray) -> np.ndarray:
     return np.einsum("t...,t...->...", pos, pos)
 
 
-def greedy_roi(Y: np.ndarray, K: int, gSig, gSiz, *, nb: int = 1, nIter: int = 5, rank1_iter: int = 5,
-               min_energy: float = 0.0, stop_ratio: float = 3.0, check=None):
-    """Greedy ROI initialization.
+def greedy_roi(Y: np.ndarray, K: int, gSig, gSiz, **kw):
+    """Blocking :func:`iter_greedy_roi`; returns ``(A, C, b, f)``."""
+    return run(iter_greedy_roi(Y, K, gSig, gSiz, **kw))
+
+
+def iter_greedy_roi(Y: np.ndarray, K: int, gSig, gSiz, *, nb: int = 1, nIter: int = 5, rank1_iter: int = 5,
+                    min_energy: float = 0.0, stop_ratio: float = 3.0, check=None):
+    """Greedy ROI initialization (generator yielding Progress, returns the factors).
 
     Parameters
     ----------
@@ -82,7 +88,6 @@ def greedy_roi(Y: np.ndarray, K: int, gSig, gSiz, *, nb: int = 1, nIter: int = 5
     T = Y.shape[0]
     dims = Y.shape[1:]
     P = int(np.prod(dims))
-    nd = len(dims)
     half = init_window(gSig, gSiz)
     rhalf = refine_window(gSig, gSiz)
     margin = tuple(int(np.ceil(3 * s)) + 1 for s in gSig)
@@ -106,6 +111,7 @@ def greedy_roi(Y: np.ndarray, K: int, gSig, gSiz, *, nb: int = 1, nIter: int = 5
     while len(A_list) < K and fails < 3 * K:
         if check is not None:
             check()
+        yield Progress("cnmf: initialization", len(A_list), K)
         flat = int(np.argmax(energy))
         if energy.flat[flat] <= max(min_energy, stop_ratio * 0.5 * float(nvar.flat[flat]), 0.0):
             break
@@ -129,12 +135,14 @@ def greedy_roi(Y: np.ndarray, K: int, gSig, gSiz, *, nb: int = 1, nIter: int = 5
             continue
         wshape = tuple(s.stop - s.start for s in win)
         R[(slice(None),) + win] -= np.outer(c, a).reshape((T,) + wshape)
-        # refresh the filtered movie and the energy around the window
+        # refresh the filtered movie and the energy around the window;
+        # the filter is linear: filtering the rank-1 update only needs the
+        # (filtered) footprint image, not the T frames around it
         ext = tuple(slice(max(0, s.start - m), min(d, s.stop + m)) for s, m, d in zip(win, margin, dims, strict=True))
-        ext2 = tuple(slice(max(0, s.start - m), min(d, s.stop + m)) for s, m, d in zip(ext, margin, dims, strict=True))
-        sub = _filter(R[(slice(None),) + ext2], gSig)
-        inner = tuple(slice(a_.start - b_.start, a_.stop - b_.start) for a_, b_ in zip(ext, ext2, strict=True))
-        rho[(slice(None),) + ext] = sub[(slice(None),) + inner]
+        img = np.zeros(tuple(s.stop - s.start for s in ext), np.float32)
+        img[tuple(slice(w.start - e.start, w.stop - e.start) for w, e in zip(win, ext, strict=True))] = a.reshape(wshape)
+        ga = ndimage.gaussian_filter(img, sigma=tuple(gSig), mode="constant", truncate=3.0)
+        rho[(slice(None),) + ext] -= (c[:, None] * ga.reshape(1, -1)).reshape((T,) + ga.shape)
         r_ext = rho[(slice(None),) + ext]
         energy[ext] = _energy(r_ext) - 0.5 * nvar[ext]
         A_list.append((box_indices(win, dims), a.astype(np.float32)))
@@ -152,9 +160,10 @@ def greedy_roi(Y: np.ndarray, K: int, gSig, gSiz, *, nb: int = 1, nIter: int = 5
     W = np.concatenate([A, b], axis=1)
     H = np.concatenate([C, f], axis=0)
     regions = idx_list + [None] * nb
-    for _ in range(nIter):
+    for it in range(nIter):
         if check is not None:
             check()
+        yield Progress("cnmf: initialization refine", it, nIter)
         AtY = (Y2 @ W).T
         AtA = W.T @ W
         hals_temporal(H, AtY, AtA, 1)

@@ -13,7 +13,7 @@ import numpy as np
 from ._shapes import ellipsoid
 from .merging import merge_components
 from .spatial import clean_footprints, hals_spatial, search_regions
-from .temporal import TemporalSettings, update_temporal
+from .temporal import TemporalSettings, iter_update_temporal
 
 
 @dataclass
@@ -63,10 +63,17 @@ def spatial_step(data, W, H, K, nb, st: Settings):
 
 
 def temporal_step(data, W, H, K, nb, ts: TemporalSettings):
+    """Blocking :func:`iter_temporal_step`."""
+    from ..progress import run
+
+    return run(iter_temporal_step(data, W, H, K, nb, ts))
+
+
+def iter_temporal_step(data, W, H, K, nb, ts: TemporalSettings):
     """Update traces (deconvolving components); drop silent ones. Returns (W, H, K, extra)."""
     AtY = data.AtY(W)
     AtA = W.T @ W
-    extra = update_temporal(H, AtY, AtA, K, ts)
+    extra = yield from iter_update_temporal(H, AtY, AtA, K, ts)
     keep = np.flatnonzero(H[:K].max(axis=1) > 0) if K else np.zeros(0, int)
     if keep.size < K:
         sel = np.r_[keep, np.arange(K, K + nb)].astype(int)

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..progress import Progress
 from .deconvolution import deconvolve, default_ar, estimate_ar
 from .noise import psd_noise
 
-__all__ = ["TemporalSettings", "update_temporal", "hals_temporal"]
+__all__ = ["TemporalSettings", "update_temporal", "iter_update_temporal", "hals_temporal"]
 
 
 @dataclass
@@ -45,9 +46,16 @@ def hals_temporal(H: np.ndarray, AtY: np.ndarray, AtA: np.ndarray, n_iter: int =
     return H
 
 
-def update_temporal(H: np.ndarray, AtY: np.ndarray, AtA: np.ndarray, K: int, st: TemporalSettings,
-                    progress=None):
-    """Update ``H = [C; f]`` in place; rows < K are deconvolved.
+def update_temporal(H, AtY, AtA, K, st: TemporalSettings):
+    """Blocking :func:`iter_update_temporal`."""
+    from ..progress import run
+
+    return run(iter_update_temporal(H, AtY, AtA, K, st))
+
+
+def iter_update_temporal(H: np.ndarray, AtY: np.ndarray, AtA: np.ndarray, K: int, st: TemporalSettings):
+    """Update ``H = [C; f]`` in place; rows < K are deconvolved (generator:
+    yields ``Progress`` every few components).
 
     Returns a dict with ``S``, ``YrA``, ``g``, ``bl``, ``neurons_sn``, ``lam`` for the K
     components (``C`` is ``H[:K]``).
@@ -70,6 +78,8 @@ def update_temporal(H: np.ndarray, AtY: np.ndarray, AtA: np.ndarray, K: int, st:
             g[k] = estimate_ar(raw[k], p, sn[k], st.lags, st.fudge_factor, fallback=fallback)
     for it in range(st.n_iter):
         for k in range(n):
+            if k % 16 == 0:
+                yield Progress("cnmf: temporal", it * n + k, st.n_iter * n)
             d = diag[k]
             if d <= 0:
                 if k < K:
@@ -87,7 +97,5 @@ def update_temporal(H: np.ndarray, AtY: np.ndarray, AtA: np.ndarray, K: int, st:
             S[k] = s
             bl[k] = b
             lam[k] = lk
-        if progress is not None:
-            progress(it + 1, st.n_iter)
     YrA = (AtY[:K] - AtA[:K] @ H) / safe[:K, None]
     return {"S": S, "YrA": YrA.astype(np.float32), "g": g, "bl": bl, "neurons_sn": sn, "lam": lam}

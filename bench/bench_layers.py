@@ -1,0 +1,177 @@
+"""How fast CNMF results become napari layers.
+
+    python bench/bench_layers.py              # 5,000 components, 512x512 and 3D 16x256x256
+    xvfb-run -a python bench/bench_layers.py  # also times adding them to a real viewer
+    python bench/bench_layers.py --no-viewer  # layer data only
+
+Estimates are built directly from random Gaussian footprints (no CNMF run):
+``A`` holds each footprint cut at 1 % of its peak (like CNMF's sparse
+footprints, ~100-250 pixels per component in 2D), ``C`` is random. Columns:
+
+- data: :func:`napari_caiman.layers.cnmf.cnmf_layer_data` (contours,
+  labels image, features table, lazy movies), and its parts;
+- add to viewer: ``viewer.add_layer`` for every tuple, plus one redraw
+  (``processEvents``), i.e. what the user waits for after a run.
+
+Writes ``bench/results/layers.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+
+from napari_caiman.engine.cnmf.estimates import Estimates, caiman_permutation
+from napari_caiman.layers.cnmf import cnmf_layer_data, contours, features_table, labels_image
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass
+class _Summary:
+    mean: np.ndarray
+    max: np.ndarray
+    std: np.ndarray
+    corr: np.ndarray
+
+
+@dataclass
+class _Result:
+    estimates: Estimates
+    summary: _Summary
+
+
+def random_estimates(
+    dims: tuple[int, ...], K: int, T: int = 1000, sig=(4.0, 4.0), seed: int = 0
+) -> Estimates:
+    """``K`` random Gaussian footprints (sparse, cut at 1 % of the peak) on a
+    ``dims`` (array order) field of view, as Estimates."""
+    rng = np.random.default_rng(seed)
+    nd = len(dims)
+    sig = np.asarray(sig, float)[-nd:]
+    radius = np.ceil(3 * sig).astype(int)
+    offsets = np.stack(np.meshgrid(*[np.arange(-r, r + 1) for r in radius], indexing="ij"), -1)
+    offsets = offsets.reshape(-1, nd)
+    rows, cols, vals = [], [], []
+    centres = rng.uniform(0, 1, (K, nd)) * (np.asarray(dims) - 1)
+    perm_inv = np.argsort(caiman_permutation(dims))  # C-order pixel -> CaImAn pixel
+    for k in range(K):
+        scale = sig * rng.uniform(0.8, 1.25, nd)
+        pts = np.round(centres[k]).astype(int) + offsets
+        ok = np.all((pts >= 0) & (pts < np.asarray(dims)), axis=1)
+        pts = pts[ok]
+        v = np.exp(-0.5 * (((pts - centres[k]) / scale) ** 2).sum(1))
+        keep = v > 0.01
+        c_index = np.ravel_multi_index(tuple(pts[keep].T), dims)
+        rows.append(perm_inv[c_index])
+        cols.append(np.full(keep.sum(), k))
+        vals.append(v[keep])
+    P = int(np.prod(dims))
+    A = sparse.csc_matrix(
+        (np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(P, K),
+    )
+    C = rng.exponential(1.0, (K, T)).astype(np.float32)
+    z = np.zeros((K, T), np.float32)
+    return Estimates(
+        A=A, C=C, S=z, YrA=z, b=np.ones((P, 1), np.float32), f=np.ones((1, T), np.float32),
+        sn=np.ones(P, np.float32), g=np.zeros((K, 2)), bl=np.zeros(K), c1=np.zeros(K),
+        neurons_sn=np.ones(K), lam=np.zeros(K), dims=tuple(dims),
+    )
+
+
+def _time(fn, repeat: int = 3) -> float:
+    best = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _viewer_time(tuples, ndim_movie: int) -> float | None:
+    try:
+        import napari
+        from napari.layers import Layer
+        from qtpy.QtWidgets import QApplication
+    except ImportError:
+        return None
+    viewer = napari.Viewer(show=True)
+    app = QApplication.instance()
+    app.processEvents()
+    t0 = time.perf_counter()
+    for data, meta, kind in tuples:
+        viewer.add_layer(Layer.create(data, meta, kind))
+    app.processEvents()
+    elapsed = time.perf_counter() - t0
+    viewer.close()
+    app.processEvents()
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-K", type=int, default=5000, help="components (default 5000)")
+    ap.add_argument("--no-viewer", action="store_true", help="skip the napari viewer timing")
+    args = ap.parse_args(argv)
+    use_viewer = not args.no_viewer and (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    )
+    cases = [("2D 512x512", (512, 512), (4.0, 4.0)), ("3D 16x256x256", (16, 256, 256), (4.0, 4.0, 2.0))]
+    rows = []
+    for label, dims, sig in cases:
+        est = random_estimates(dims, args.K, T=1000, sig=sig)
+        summary = _Summary(*(np.random.default_rng(1).random(dims, np.float32) for _ in range(4)))
+        result = _Result(est, summary)
+        nnz = est.A.nnz
+        t_contours = _time(lambda est=est: contours(est))
+        t_labels = _time(lambda est=est: labels_image(est))
+        t_features = _time(lambda est=est: features_table(est))
+        t_all = _time(lambda result=result: cnmf_layer_data(result, "movie"))
+        tuples = cnmf_layer_data(result, "movie")
+        n_poly = len(tuples[-1][0])
+        t_frame = _time(lambda t=tuples: np.asarray(t[0][0][500]), repeat=5)
+        t_viewer = _viewer_time(tuples, len(dims) + 1) if use_viewer else None
+        rows.append((label, args.K, nnz, n_poly, t_contours, t_labels, t_features, t_all, t_frame, t_viewer))
+        print(rows[-1], flush=True)
+
+    head = (
+        "| field of view | components | nnz(A) | polygons | contours s | labels s | features s "
+        "| cnmf_layer_data s | one denoised frame ms | add to viewer s |"
+    )
+    lines = [
+        "# Layers from CNMF results (`bench/bench_layers.py`)",
+        "",
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared), "
+        f"python {platform.python_version()}, numpy {np.__version__}.",
+        "Times are the best of 3 (denoised frame: best of 5); 'add to viewer' is one run "
+        "including the first redraw.",
+        "",
+        head,
+        "|" + "---|" * head.count("|")[:-1] if False else "|" + "|".join(["---"] * (head.count("|") - 1)) + "|",
+    ]
+    for label, K, nnz, n_poly, tc, tl, tf, ta, tfr, tv in rows:
+        viewer = "n/a" if tv is None else f"{tv:.2f}"
+        lines.append(
+            f"| {label} | {K} | {nnz:,} | {n_poly:,} | {tc:.3f} | {tl:.3f} | {tf:.3f} | {ta:.3f} "
+            f"| {tfr * 1e3:.1f} | {viewer} |"
+        )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out = HERE / "results" / "layers.md"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(text)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
