@@ -60,6 +60,20 @@ def test_2d_patches_dask_like_executor(movie2d):
     _check(est, movie2d)
 
 
+def test_2d_patches_on_a_dask_distributed_cluster(movie2d):
+    distributed = pytest.importorskip("distributed")
+    params = CaimanParams.from_dict({"K": 8, "gSig": (4, 4), "rf": 20, "stride": 10})
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        est = cnmf(movie2d.movie, params, executor=client)
+        assert sum(client.run(lambda: 1).values()) == 2  # the cluster was really there
+    _check(est, movie2d)
+    local = cnmf(movie2d.movie, params)
+    # the same patches give the same result wherever they ran
+    assert est.n_components == local.n_components
+    np.testing.assert_allclose(est.C, local.C, rtol=1e-3, atol=1e-3 * float(np.abs(local.C).max()))
+
+
 def test_3d_whole_volume(movie3d):
     est = cnmf(movie3d.movie, CaimanParams.from_dict({"K": 12, "gSig": (4, 4, 2)}))
     assert est.dims == (8, 48, 48) and est.caiman_dims == (48, 48, 8)

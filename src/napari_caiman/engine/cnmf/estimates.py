@@ -26,16 +26,12 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from ..validate import caiman_dims
+
 __all__ = [
     "Estimates", "caiman_dims", "caiman_permutation", "frames_to_pixels", "images_to_pixels",
     "pixels_to_images", "footprint_to_image",
 ]
-
-
-def caiman_dims(dims: tuple[int, ...]) -> tuple[int, ...]:
-    """Array-order frame shape ((Z,) Y, X) -> CaImAn order (Y, X[, Z])."""
-    dims = tuple(int(d) for d in dims)
-    return dims if len(dims) == 2 else (dims[1], dims[2], dims[0])
 
 
 def caiman_permutation(dims: tuple[int, ...]) -> np.ndarray:
