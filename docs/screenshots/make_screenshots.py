@@ -4,9 +4,16 @@ Run from the repository root, with a display or under Xvfb::
 
     xvfb-run -a python docs/screenshots/make_screenshots.py
 
-Writes ``docs/screenshots/motion.png``: the 2D sample movie after
-piecewise-rigid motion correction, with the Motion correction dock, the patch
-grid over the corrected movie and the "Motion shifts" plot.
+    xvfb-run -a python docs/screenshots/make_screenshots.py cnmf   # only some
+
+Writes
+
+* ``docs/screenshots/motion.png``: the 2D sample movie after piecewise-rigid
+  motion correction, with the Motion correction dock, the patch grid over the
+  corrected movie and the "Motion shifts" plot;
+* ``docs/screenshots/cnmf.png``: the same movie after motion correction and
+  CNMF, with the CNMF dock: component contours over the correlation image
+  (left) and the footprints Labels over the denoised movie (right).
 """
 
 from __future__ import annotations
@@ -70,9 +77,76 @@ def motion_screenshot(path: Path) -> None:
     viewer.close()
 
 
-def main() -> int:
-    motion_screenshot(HERE / "motion.png")
-    print(f"wrote {HERE / 'motion.png'}")
+def cnmf_screenshot(path: Path) -> None:
+    viewer = napari.Viewer(title="napari-caiman: CNMF")
+    viewer.window.resize(1800, 1000)
+    (raw,) = viewer.open_sample("napari-caiman", "synthetic_2d")
+    motion_dock, motion = viewer.window.add_plugin_dock_widget("napari-caiman", "Motion correction")
+    motion.movie.value = raw
+    motion.set_settings(
+        motion.get_settings().replace(
+            pw_rigid=True,
+            max_shifts=(8, 8, 2),
+            strides=(32, 32, 4),
+            overlaps=(16, 16, 2),
+            # NaN borders (border_nan=True) read as 0 make CNMF find border
+            # "components" instead of neurons; 'copy' avoids them (see README)
+            border_nan="copy",
+        )
+    )
+    motion.runner.run_button.native.click()
+    wait_for(motion)
+    if motion.last_result is None:
+        raise RuntimeError(f"motion correction failed: {motion.runner.status.value}")
+    shifts = viewer.window.dock_widgets.get("Motion shifts")
+    if shifts is not None and shifts.parent() is not None:
+        shifts.parent().hide()  # this picture is about CNMF: its dock gets the column
+    motion_dock.hide()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-caiman", "CNMF")
+    corrected = viewer.layers[f"{raw.name} corrected"]
+    widget.movie.value = corrected
+    widget.set_settings(widget.get_settings().replace(K=40, gSig=(4, 4, 2), p=1))
+    widget.runner.run_button.native.click()
+    wait_for(widget)
+    if widget.last_result is None:
+        raise RuntimeError(f"CNMF failed: {widget.runner.status.value}")
+    base = corrected.name
+    # Side by side, two layers per grid cell (napari fills cells from the
+    # bottom of the layer list and wraps around, so the hidden layers above
+    # take no cell of their own): correlation image + contours | denoised
+    # movie + footprints.
+    keep = [
+        f"{base} correlation",
+        f"{base} contours",
+        f"{base} denoised",
+        f"{base} footprints",
+    ]
+    for layer in list(viewer.layers):
+        layer.visible = layer.name in keep
+    for i, name in enumerate(keep):
+        viewer.layers.move(viewer.layers.index(name), i)
+    viewer.canvas.grid.stride = 2
+    viewer.canvas.grid.shape = (1, 2)
+    viewer.layers[f"{base} footprints"].opacity = 0.45
+    viewer.layers[f"{base} contours"].edge_width = 0.6
+    viewer.canvas.grid.enabled = True
+    viewer.layers.selection.active = viewer.layers[f"{base} contours"]
+    viewer.dims.set_current_step(0, 150)
+    viewer.reset_view()
+    wait_for(widget)
+    viewer.screenshot(str(path), canvas_only=False)
+    viewer.close()
+
+
+SCREENSHOTS = {"motion": motion_screenshot, "cnmf": cnmf_screenshot}
+
+
+def main(argv: list[str] | None = None) -> int:
+    names = (sys.argv[1:] if argv is None else argv) or list(SCREENSHOTS)
+    for name in names:
+        path = HERE / f"{name}.png"
+        SCREENSHOTS[name](path)
+        print(f"wrote {path}")
     return 0
 
 

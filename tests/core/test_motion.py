@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from napari_caiman.engine.errors import InputError
-from napari_caiman.engine.motion import MotionResult, apply_shifts, crispness, iter_motion_correct, motion_correct
+from napari_caiman.engine.motion import (
+    MotionResult,
+    apply_shifts,
+    crispness,
+    iter_motion_correct,
+    motion_correct,
+)
 from napari_caiman.engine.synthetic import make_movie_2d, make_movie_3d
 
 
@@ -33,7 +39,7 @@ def _shift_rms(res: MotionResult, sm) -> np.ndarray:
 
 
 def _corr_truth(movie, clean, margin) -> float:
-    crop = (slice(None),) + tuple(slice(m, n - m) for m, n in zip(margin, clean.shape[1:]))
+    crop = (slice(None),) + tuple(slice(m, n - m) for m, n in zip(margin, clean.shape[1:], strict=True))
     a = np.asarray(movie, np.float64)[crop].reshape(len(movie), -1)
     b = clean[crop].reshape(len(movie), -1).astype(np.float64)
     a = a - a.mean(1, keepdims=True)
@@ -210,3 +216,17 @@ def test_progress_and_ignored(rigid2d):
         res = stop.value
     assert stages == {"template", "registering"}
     assert res.params["ignored"] == ["splits_rig"]
+
+
+def test_h5py_and_dask_inputs(tmp_path, rigid2d):
+    h5py = pytest.importorskip("h5py")
+    da = pytest.importorskip("dask.array")
+    mov = rigid2d.movie[:40]
+    base = motion_correct(mov, max_shifts=(6, 6))
+    with h5py.File(tmp_path / "m.h5", "w") as f:
+        f["mov"] = mov
+    with h5py.File(tmp_path / "m.h5", "r") as f:
+        res = motion_correct(f["mov"], max_shifts=(6, 6))
+    np.testing.assert_allclose(res.shifts_rig, base.shifts_rig, atol=1e-5)
+    res = motion_correct(da.from_array(mov, chunks=(7, 64, 96)), max_shifts=(6, 6))
+    np.testing.assert_allclose(res.shifts_rig, base.shifts_rig, atol=1e-5)

@@ -20,7 +20,8 @@ Shift application
     2D: ``cv2.warpAffine`` (rigid) / ``cv2.remap`` (piecewise rigid) with
     bicubic interpolation.  3D: rigid = bicubic in-plane warp of every plane
     followed by cubic (Catmull-Rom) interpolation across planes; piecewise
-    rigid = ``scipy.ndimage.map_coordinates`` (cubic B-spline).
+    rigid = bicubic ``cv2.remap`` of the source planes + cubic convolution
+    across planes (8x faster than ``scipy.ndimage.map_coordinates``).
 """
 
 from __future__ import annotations
@@ -222,13 +223,15 @@ def high_pass(frames: np.ndarray, gsig: tuple[float, ...]) -> np.ndarray:
 
 
 def bin2(frames: np.ndarray) -> np.ndarray:
-    """Sum 2x2 blocks of (B, Y, X) frames (an odd last row/column is dropped).
+    """Average 2x2 blocks of (B, Y, X) frames (an odd last row/column is dropped).
 
     Shifts estimated on binned frames lose hardly any accuracy (measured
     0.031 -> 0.032 px RMS on noisy synthetic movies) for 4x less FFT work."""
-    B, Y, X = frames.shape
-    y, x = Y // 2, X // 2
-    return frames[:, : 2 * y, : 2 * x].reshape(B, y, 2, x, 2).sum(axis=(2, 4), dtype=np.float32)
+    y, x = frames.shape[1] // 2, frames.shape[2] // 2
+    out = np.empty((len(frames), y, x), np.float32)
+    for i, f in enumerate(frames):  # OpenCV's area resize (2x2 means): SIMD, 10x numpy's strided sum
+        cv2.resize(np.ascontiguousarray(f[: 2 * y, : 2 * x]), (x, y), dst=out[i], interpolation=cv2.INTER_AREA)
+    return out
 
 
 def patch_starts(n: int, size: int, stride: int) -> np.ndarray:
@@ -334,7 +337,6 @@ class PatchGrid:
 # ----------------------------------------------------------------------------- application
 
 _BORDER_CV = {True: cv2.BORDER_REPLICATE, "copy": cv2.BORDER_REPLICATE, False: cv2.BORDER_REFLECT}
-_BORDER_ND = {True: "nearest", "copy": "nearest", False: "mirror"}
 
 
 def _nan_outside(out: np.ndarray, coords: list[np.ndarray], shape) -> None:

@@ -8,13 +8,16 @@ Algorithm
 ---------
 1. Template: the median of ~10 group means of frames sampled evenly over the
    movie, refined ``niter_rig`` times by registering the sample (rigidly) to it
-   and averaging the registered frames; for ``pw_rigid`` one more pass
+   and averaging the registered frames, re-centred each time on the sample's
+   mean position (so the output sits where the average frame is, not at an
+   arbitrary offset); for ``pw_rigid`` one more pass
    registers the sample piecewise-rigidly and averages.  A user ``template``
    is used as given (no refinement).
-2. Every frame is registered to the final template: rigid shift by
-   cross-correlation (apodized frames, matrix-DFT evaluation of the
-   correlation inside ``|s| <= max_shifts``, upsampled-DFT sub-pixel
-   refinement to 1/4 px plus a parabola).  For ``pw_rigid`` the frame is cut
+2. Every frame is registered to the final template: rigid shift by plain
+   cross-correlation (template zero-windowed within ``max_shifts`` of the
+   edges; matrix-DFT evaluation of the correlation inside
+   ``|s| <= max_shifts``; upsampled-DFT sub-pixel refinement to 1/4 px plus a
+   parabola; 2D frames of >= 128 px are registered on 2x2-binned copies).  For ``pw_rigid`` the frame is cut
    into overlapping patches (size ``strides + overlaps``, step ``strides``,
    the last patch flush with the border), each patch's shift is found within
    ``max_deviation_rigid`` of the frame's rigid shift, and the grid of patch
@@ -25,8 +28,8 @@ Algorithm
 3. Shifts are estimated on high-pass filtered frames if ``gSig_filt`` is given
    (CaImAn's 1p approach) and always applied to the raw frames: 2D with
    OpenCV bicubic ``warpAffine``/``remap``; 3D rigid with an in-plane bicubic
-   warp + Catmull-Rom along z, 3D pw-rigid with cubic-spline
-   ``scipy.ndimage.map_coordinates``.
+   warp + Catmull-Rom along z, 3D pw-rigid with a bicubic OpenCV remap of
+   each source plane + cubic convolution across planes.
 
 Borders (``border_nan``): ``True`` -> pixels whose source lies outside the
 frame are NaN; ``'copy'`` -> nearest edge pixel replicated; ``False`` ->
@@ -46,7 +49,6 @@ import os
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -337,7 +339,7 @@ class _Engine:
         raw = _read_frames(movie, idx)
         s_rig, s_els = self.estimate(raw, pw)
         reg = self.apply(raw, s_rig, s_els, "copy")
-        return reg.sum(axis=0, dtype=np.float64), len(raw)
+        return reg.sum(axis=0, dtype=np.float64), len(raw), s_rig.sum(axis=0, dtype=np.float64)
 
     def full_job(self, movie, t0, t1, pw):
         raw = np.asarray(movie[t0:t1], dtype=np.float32)
@@ -533,17 +535,24 @@ def iter_motion_correct(
             for it_ in range(n_pass):
                 pw = cfg.pw_rigid and it_ == n_pass - 1
                 eng.set_template(tmpl)
-                acc = [np.zeros(cfg.frame_shape, np.float64), 0]
+                acc = [np.zeros(cfg.frame_shape, np.float64), 0, np.zeros(nd)]
 
                 def consume(res, acc=acc):
                     acc[0] += res[0]
                     acc[1] += res[1]
+                    acc[2] += res[2]
 
                 jobs = [(len(b), (lambda b=b, pw=pw: eng.sample_job(movie, b, pw))) for b in batches]
                 for p in _pipeline(pool, n_inflight, jobs, consume, "template", total):
                     yield Progress("template", done + p.done, total)
                 done += len(sample)
                 tmpl = (acc[0] / max(acc[1], 1)).astype(np.float32)
+                if not pw:
+                    # re-centre: put the template at the sample's mean position
+                    # (so a movie whose motion averages out ends up where the
+                    # motion-free truth is, not at an arbitrary offset)
+                    c = (acc[2] / max(acc[1], 1)).astype(np.float32)
+                    tmpl = R.shift_rigid(tmpl[None], -c[None], "copy")[0]
         else:
             tmpl = cfg.template
         eng.set_template(tmpl)

@@ -1,0 +1,532 @@
+"""Component evaluation: SNR by event exceptionality, spatial r-values, thresholds.
+
+The tests follow CaImAn's component evaluation (Giovannucci et al., eLife
+2019, "Automated component evaluation"); the code is our own.
+
+SNR (``SNR_comp``)
+    On the raw trace ``F = C + YrA`` of each component, after removing a slow
+    baseline (running 8th percentile over ``min(T // 5, 800)`` frames, on a
+    decimated grid): the noise model is a Gaussian centred on the trace's
+    mode (half-sample mode) with the SD ``sd`` estimated from the samples
+    below the mode only (``sqrt(mean((F - mode)^2))`` over them), since
+    calcium transients are positive.  Each sample gets
+    ``log P(z' >= (F - mode) / (3 sd))``; the least probable run of ``N``
+    consecutive samples (``N = ceil(fr * decay_time)``, the length of a
+    transient) gives ``fitness = min_t sum_{t..t+N-1} log P``, and
+    ``SNR = -Phi^-1(exp(fitness / N))``, exactly CaImAn's definition and scale
+    (so ``min_SNR = 2.5`` means what it means there).
+
+r-value (``r_values``)
+    Spatial consistency: the Pearson correlation, over the component's
+    support (pixels where ``a > 0``), between its footprint and the movie
+    averaged over the frames where the component is active: the intervals
+    ``[-3, +10)`` frames around its ``Npeaks = 5`` largest local maxima of
+    ``C`` (above 30 % of its range), minus the frames where an overlapping
+    component (footprint cosine > 0.1) is active too (unless nothing would be
+    left).  Unlike CaImAn, the background ``b f`` averaged over the same
+    frames is subtracted from the movie first (``subtract_background``): a
+    textured neuropil background otherwise dilutes the correlation.  The
+    movie is read in chunks of frames; only frames that some component needs
+    are read, and only the support pixels of each component are touched, so
+    memory stays at one chunk plus ``nnz(A)``.
+
+CNN
+    There is no CNN classifier on the native path: ``Metrics.cnn_preds`` is
+    None and ``cnn_available`` False; with ``use_cnn=True`` the evaluation logs
+    a warning and the thresholds ignore the CNN terms.  A CaImAn backend can
+    fill ``cnn_preds`` later.
+
+Thresholds (:func:`apply_thresholds`, CaImAn's disjunctive rule)
+    accepted = (SNR >= min_SNR or r >= rval_thr [or cnn >= min_cnn_thr])
+               and SNR > SNR_lowest and r > rval_lowest [and cnn > cnn_lowest]
+               [and min_size <= size <= max_size]
+    NaN metrics fail every test.  The function is pure and takes well under a
+    millisecond for thousands of components, so sliders can call it on every
+    move without recomputing the metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import sparse, special
+
+from .dff import half_sample_mode, running_percentile
+from .errors import InputError
+from .progress import Progress, run
+
+__all__ = [
+    "Metrics", "iter_compute_metrics", "compute_metrics", "apply_thresholds", "thresholds_from_params",
+    "iter_evaluate_components", "evaluate_components", "event_exceptionality", "find_active_frames",
+]
+
+log = logging.getLogger(__name__)
+
+#: Parameter names of the quality group that :func:`apply_thresholds` uses.
+THRESHOLD_NAMES = ("min_SNR", "SNR_lowest", "rval_thr", "rval_lowest", "use_cnn", "min_cnn_thr", "cnn_lowest")
+
+
+@dataclass
+class Metrics:
+    """Per-component quality metrics (computed once, thresholded many times).
+
+    Attributes
+    ----------
+    SNR_comp : (K,) float
+        Event-exceptionality SNR (CaImAn's ``SNR_comp``).
+    r_values : (K,) float
+        Spatial consistency (CaImAn's ``r_values``).
+    size : (K,) int
+        Pixels (voxels) in each footprint's support.
+    cnn_preds : (K,) float or None
+        CNN classifier output; None on the native path.
+    cnn_available : bool
+        Whether ``cnn_preds`` holds real predictions.
+    fitness : (K,) float
+        Minimum log-probability of ``n_samples`` consecutive samples.
+    noise_sd, mode : (K,) float
+        Noise SD (from the samples below the mode) and mode of each detrended raw trace.
+    n_frames_used : (K,) int
+        Frames averaged for each r-value (0: no activity found, r = 0).
+    n_samples : int
+        ``N`` of the SNR test.
+    timings : dict
+        Seconds per stage.
+    """
+
+    SNR_comp: np.ndarray
+    r_values: np.ndarray
+    size: np.ndarray
+    cnn_preds: np.ndarray | None = None
+    cnn_available: bool = False
+    fitness: np.ndarray | None = None
+    noise_sd: np.ndarray | None = None
+    mode: np.ndarray | None = None
+    n_frames_used: np.ndarray | None = None
+    n_samples: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n_components(self) -> int:
+        return int(np.asarray(self.SNR_comp).shape[0])
+
+    def to_dict(self) -> dict[str, Any]:
+        """CaImAn's ``estimates`` names for saving (``SNR_comp``, ``r_values``, ``cnn_preds``)."""
+        return {"SNR_comp": np.asarray(self.SNR_comp), "r_values": np.asarray(self.r_values),
+                "cnn_preds": None if self.cnn_preds is None else np.asarray(self.cnn_preds)}
+
+    def subset(self, idx: Any) -> Metrics:
+        """Metrics of the components ``idx`` only (e.g. after removing components)."""
+        def sel(v):
+            return None if v is None else np.asarray(v)[idx]
+        return Metrics(sel(self.SNR_comp), sel(self.r_values), sel(self.size), sel(self.cnn_preds),
+                       self.cnn_available, sel(self.fitness), sel(self.noise_sd), sel(self.mode),
+                       sel(self.n_frames_used), self.n_samples, dict(self.timings))
+
+
+# ----------------------------------------------------------------------------- SNR
+
+
+def _check_traces(x: np.ndarray, what: str) -> None:
+    if not np.isfinite(x).all():
+        bad = np.where(~np.isfinite(x).all(axis=1))[0]
+        raise InputError("estimates", f"{what} contain NaN or inf (components {bad[:10].tolist()}"
+                                      f"{' ...' if bad.size > 10 else ''})")
+
+
+def event_exceptionality(traces: np.ndarray, N: int = 5, *, remove_baseline: bool = True,
+                         sigma_factor: float = 3.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Event-exceptionality test of raw traces (K, T), vectorized over components.
+
+    Returns ``(SNR, fitness, noise_sd, mode)``; see the module docstring.
+    """
+    F = np.atleast_2d(np.asarray(traces, dtype=np.float64))
+    K, T = F.shape
+    if K == 0:
+        z = np.zeros(0)
+        return z, z.copy(), z.copy(), z.copy()
+    if remove_baseline and T >= 10:
+        window = int(min(max(T // 5, 1), 800))
+        F = F - running_percentile(F, 8.0, window, fast=True)
+    md = half_sample_mode(F)
+    dev = F - md[:, None]
+    neg = np.minimum(dev, 0.0)
+    n_neg = np.maximum((neg < 0).sum(axis=1), 1)
+    sd = np.sqrt((neg ** 2).sum(axis=1) / n_neg)
+    flat = sd <= 0
+    sd_safe = np.where(flat, 1.0, sd)
+    z = dev / (sigma_factor * sd_safe[:, None])
+    logp = special.log_ndtr(-z)  # log P(Z >= z), stable in the far tail
+    N = int(max(1, min(N, T)))
+    cs = np.cumsum(logp, axis=1)
+    win = cs[:, N - 1:].copy()
+    win[:, 1:] -= cs[:, :-N]
+    fitness = win.min(axis=1)
+    snr = -special.ndtri_exp(np.minimum(fitness / N, 0.0))
+    snr[flat] = 0.0
+    fitness[flat] = 0.0
+    return snr, fitness, sd, md
+
+
+# ----------------------------------------------------------------------------- r-values
+
+
+def find_active_frames(C: np.ndarray, *, Npeaks: int = 5, tB: int = -3, tA: int = 10,
+                       thres: float = 0.3) -> sparse.csr_matrix:
+    """(K, T) sparse 0/1 matrix of frames around each trace's largest peaks.
+
+    Peaks are local maxima (plateaus count once) above ``min + thres * (max - min)``;
+    the ``Npeaks`` highest give intervals ``[peak + tB, peak + tA)`` clipped to the movie.
+    """
+    C = np.atleast_2d(np.asarray(C, dtype=np.float64))
+    K, T = C.shape
+    if K == 0 or T < 3:
+        return sparse.csr_matrix((K, T), dtype=np.float32)
+    lo, hi = C.min(axis=1), C.max(axis=1)
+    thr = lo + thres * (hi - lo)
+    d = np.diff(C, axis=1)
+    # forward-fill zero slopes with the previous non-zero slope sign so that a
+    # plateau followed by a fall counts as one peak (at its first sample)
+    sgn = np.sign(d)
+    peak = np.zeros_like(C, dtype=bool)
+    peak[:, 1:-1] = (sgn[:, :-1] > 0) & (sgn[:, 1:] <= 0)
+    # a rise into a plateau: keep only if the plateau ends with a fall
+    plateau = peak[:, 1:-1] & (sgn[:, 1:] == 0)
+    if plateau.any():
+        for k, t in zip(*np.nonzero(plateau)):
+            j = t + 1
+            while j < T - 1 and sgn[k, j] == 0:
+                j += 1
+            if j >= T - 1 or sgn[k, j] > 0:
+                peak[k, t + 1] = False
+    peak &= C > thr[:, None]
+    peak &= (hi > lo)[:, None]
+    score = np.where(peak, C, -np.inf)
+    n = min(Npeaks, T)
+    top = np.argpartition(-score, n - 1, axis=1)[:, :n] if n < T else np.tile(np.arange(T), (K, 1))
+    ok = np.isfinite(np.take_along_axis(score, top, axis=1))
+    rows = np.repeat(np.arange(K), n)[ok.ravel()]
+    pk = top.ravel()[ok.ravel()]
+    offs = np.arange(tB, tA)
+    rr = np.repeat(rows, offs.size)
+    tt = np.clip((pk[:, None] + offs[None, :]).ravel(), 0, T - 1)
+    M = sparse.csr_matrix((np.ones(rr.size, np.float32), (rr, tt)), shape=(K, T))
+    M.data[:] = 1.0  # duplicates summed -> back to 0/1
+    return M
+
+
+def _own_frames(A: sparse.csc_matrix, L: sparse.csr_matrix, Athresh: float) -> sparse.csr_matrix:
+    """Active frames of each component minus those of overlapping components."""
+    K = A.shape[1]
+    nA = np.sqrt(np.asarray(A.multiply(A).sum(axis=0)).ravel())
+    nA[nA == 0] = 1
+    An = A @ sparse.diags(1.0 / nA)
+    O = (An.T @ An).tocsr()
+    O.setdiag(0)
+    O.eliminate_zeros()
+    O.data = (O.data > Athresh).astype(np.float32)
+    O.eliminate_zeros()
+    if O.nnz == 0:
+        return L
+    busy = (O @ L).tocsr()
+    busy.data[:] = 1.0
+    own = (L - L.multiply(busy)).tocsr()
+    own.eliminate_zeros()
+    # components left with nothing keep all their frames (CaImAn does the same)
+    empty = np.diff(own.indptr) == 0
+    has = np.diff(L.indptr) > 0
+    if np.any(empty & has):
+        own = (own + sparse.diags((empty & has).astype(np.float32)) @ L).tocsr()
+    return own.tocsr()
+
+
+def _overlap_contributions(A: sparse.csc_matrix, frames: sparse.csr_matrix, n_used: np.ndarray,
+                           C: np.ndarray) -> list:
+    """For each k: sum over overlapping j of ``a_j * mean(c_j over k's frames)`` on k's support."""
+    K = A.shape[1]
+    pattern = A.copy()
+    pattern.data[:] = 1.0
+    O = (pattern.T @ pattern).tocsr()  # shared pixels
+    O.setdiag(0)
+    O.eliminate_zeros()
+    out: list = [None] * K
+    if O.nnz == 0:
+        return out
+    C = np.asarray(C)
+    for k in range(K):
+        js = O.indices[O.indptr[k]:O.indptr[k + 1]]
+        if js.size == 0 or n_used[k] == 0:
+            continue
+        fr = frames.indices[frames.indptr[k]:frames.indptr[k + 1]]
+        cm = C[np.ix_(js, fr)].mean(axis=1, dtype=np.float64)
+        rows_k = A.indices[A.indptr[k]:A.indptr[k + 1]]
+        contrib = np.zeros(rows_k.size)
+        for j, c in zip(js, cm):
+            if c == 0:
+                continue
+            rj = A.indices[A.indptr[j]:A.indptr[j + 1]]
+            pos = np.searchsorted(rows_k, rj)
+            ok = pos < rows_k.size
+            ok[ok] &= rows_k[pos[ok]] == rj[ok]
+            contrib[pos[ok]] += A.data[A.indptr[j]:A.indptr[j + 1]][ok] * c
+        out[k] = contrib
+    return out
+
+
+def _frames_as_2d(block: np.ndarray) -> np.ndarray:
+    return np.asarray(block, dtype=np.float32).reshape(block.shape[0], -1)
+
+
+def iter_spatial_r_values(movie: Any, estimates: Any, *, Npeaks: int = 5, tB: int = -3, tA: int = 10,
+                          thres: float = 0.3, Athresh: float = 0.1, subtract_background: bool = True,
+                          overlap: str = "subtract", chunk_size: int | None = None
+                          ) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray]]:
+    """r-values of all components; returns ``(r_values, n_frames_used)``.
+
+    ``overlap="subtract"``: use all active frames and subtract the mean
+    contribution ``a_j * mean(c_j)`` of every overlapping component over
+    those frames; ``"exclude"``: CaImAn's rule (drop frames where an
+    overlapping component with footprint cosine > ``Athresh`` is active too).
+    """
+    if overlap not in ("subtract", "exclude"):
+        raise InputError("overlap", f"must be 'subtract' or 'exclude', got {overlap!r}")
+    A = sparse.csc_matrix(estimates.A, dtype=np.float64)
+    A.eliminate_zeros()
+    A.sort_indices()
+    K = A.shape[1]
+    T = int(movie.shape[0])
+    dims = tuple(int(d) for d in estimates.dims)
+    P = int(np.prod(dims))
+    if K == 0:
+        return np.zeros(0), np.zeros(0, np.int64)
+    L = find_active_frames(estimates.C, Npeaks=Npeaks, tB=tB, tA=tA, thres=thres)
+    own = _own_frames(A, L, Athresh) if overlap == "exclude" else L
+    n_used = np.diff(own.indptr).astype(np.int64)
+    W = own.T.tocsr()  # (T, K): rows are frames
+    # pixel indices of each support in C order (movie frames are array order)
+    perm = np.arange(P).reshape(dims).swapaxes(-1, -2).ravel()  # caiman index -> C index
+    acc = [None] * K
+    needed = np.where(np.diff(W.indptr) > 0)[0]
+    if chunk_size is None:
+        chunk_size = int(max(1, min(T, (128 << 20) // max(1, 4 * P))))
+    chunk_size = max(1, int(chunk_size))
+    total = int(math.ceil(T / chunk_size))
+    yield Progress("r-values", 0, total)
+    done = 0
+    for t0 in range(0, T, chunk_size):
+        t1 = min(T, t0 + chunk_size)
+        done += 1
+        sel = needed[(needed >= t0) & (needed < t1)]
+        if sel.size == 0:
+            yield Progress("r-values", done, total)
+            continue
+        # read only the span of needed frames in this chunk (contiguous: memmap friendly)
+        s0, s1 = int(sel[0]), int(sel[-1]) + 1
+        Y = _frames_as_2d(np.asarray(movie[s0:s1]))
+        if not np.isfinite(Y[sel - s0]).all():
+            raise InputError("movie", f"contains NaN or inf (frames {s0}-{s1 - 1})")
+        Wc = W[s0:s1].tocsc()
+        comps = np.where(np.diff(Wc.indptr) > 0)[0]
+        for k in comps:
+            fr = Wc.indices[Wc.indptr[k]:Wc.indptr[k + 1]]
+            px = perm[A.indices[A.indptr[k]:A.indptr[k + 1]]]
+            part = Y[np.ix_(fr, px)].sum(axis=0, dtype=np.float64)
+            acc[k] = part if acc[k] is None else acc[k] + part
+        yield Progress("r-values", done, total)
+    # background over the same frames
+    b = np.asarray(estimates.b) if estimates.b is not None else None
+    f = np.asarray(estimates.f) if estimates.f is not None else None
+    fmean = None
+    if subtract_background and b is not None and f is not None and b.size and f.size:
+        if b.ndim == 1:
+            b = b[:, None]
+        if f.ndim == 1:
+            f = f[None, :]
+        fmean = np.asarray((own @ f.T.astype(np.float64))) / np.maximum(n_used, 1)[:, None]  # (K, nb)
+    others = _overlap_contributions(A, own, n_used, estimates.C) if overlap == "subtract" else None
+    r = np.zeros(K)
+    for k in range(K):
+        if acc[k] is None:
+            continue
+        rows = A.indices[A.indptr[k]:A.indptr[k + 1]]
+        a = A.data[A.indptr[k]:A.indptr[k + 1]]
+        pos = a > 0
+        if pos.sum() < 3:
+            continue
+        mY = acc[k] / n_used[k]
+        if fmean is not None:
+            mY = mY - b[rows] @ fmean[k]
+        if others is not None and others[k] is not None:
+            mY = mY - others[k]
+        x, y = a[pos], mY[pos]
+        x = x - x.mean()
+        y = y - y.mean()
+        den = math.sqrt(float(x @ x) * float(y @ y))
+        r[k] = float(x @ y) / den if den > 0 else 0.0
+    return r, n_used
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def _validate(movie: Any, estimates: Any) -> None:
+    shape = tuple(int(s) for s in getattr(movie, "shape", ()))
+    dims = tuple(int(d) for d in estimates.dims)
+    if len(shape) not in (3, 4):
+        raise InputError("movie", f"must be (T, Y, X) or (T, Z, Y, X), got shape {shape}")
+    if shape[1:] != dims:
+        raise InputError("movie", f"frame shape {shape[1:]} (movie shape {shape}) does not match the "
+                                  f"estimates' dims {dims} (array order)")
+    T = int(np.asarray(estimates.C).shape[1]) if np.ndim(estimates.C) == 2 else -1
+    if shape[0] != T:
+        raise InputError("movie", f"has {shape[0]} frames (shape {shape}) but the estimates' traces have {T}")
+    if estimates.A.shape[0] != int(np.prod(dims)):
+        raise InputError("estimates", f"A has {estimates.A.shape[0]} pixels but dims {dims} give {int(np.prod(dims))}")
+
+
+def _get(params: Any, name: str, default: Any) -> Any:
+    if params is None:
+        return default
+    try:
+        v = params.get(name, default) if hasattr(params, "get") else params[name]
+    except KeyError:
+        v = default
+    return default if v is None else v
+
+
+def iter_compute_metrics(movie: Any, estimates: Any, params: Any = None, *, chunk_size: int | None = None,
+                         subtract_background: bool = True, overlap: str = "subtract"
+                         ) -> Generator[Progress, None, Metrics]:
+    """Compute SNR, r-values and sizes of all components (progress generator).
+
+    Parameters
+    ----------
+    movie : (T, Y, X) or (T, Z, Y, X) array-like (numpy, memmap, dask ...)
+        The (motion-corrected) movie the estimates were fitted on.
+    estimates : Estimates
+    params : CaimanParams or dict, optional
+        ``fr``, ``decay_time`` (for ``N``) and ``use_cnn`` (for the warning).
+    chunk_size : frames read at a time (default: about 128 MB of float32).
+    subtract_background : subtract ``b f`` before the r-value correlation.
+    overlap : ``"subtract"`` (default) or ``"exclude"`` (CaImAn); see
+        :func:`iter_spatial_r_values`.
+
+    Raises
+    ------
+    InputError
+        Movie and estimates do not match, or NaN/inf in the traces or the movie.
+    """
+    _validate(movie, estimates)
+    timings: dict[str, float] = {}
+    K = estimates.n_components if hasattr(estimates, "n_components") else estimates.A.shape[1]
+    fr = float(_get(params, "fr", 30.0))
+    decay = float(_get(params, "decay_time", 0.4))
+    N = int(max(1, math.ceil(fr * decay)))
+    use_cnn = bool(_get(params, "use_cnn", False))
+    if use_cnn:
+        log.warning("use_cnn=True: no CNN classifier on the native backend; evaluating with SNR and "
+                    "r-values only (cnn_available=False)")
+    yield Progress("SNR", 0, 1)
+    t = time.perf_counter()
+    C = np.asarray(estimates.C, dtype=np.float64)
+    raw = C + np.asarray(estimates.YrA, dtype=np.float64) if estimates.YrA is not None else C
+    _check_traces(C, "C")
+    _check_traces(raw, "C + YrA")
+    snr, fitness, sd, md = event_exceptionality(raw, N) if K else (np.zeros(0),) * 4
+    timings["snr"] = time.perf_counter() - t
+    yield Progress("SNR", 1, 1)
+    t = time.perf_counter()
+    r, n_used = yield from iter_spatial_r_values(movie, estimates, chunk_size=chunk_size,
+                                                 subtract_background=subtract_background, overlap=overlap)
+    timings["r_values"] = time.perf_counter() - t
+    A = sparse.csc_matrix(estimates.A)
+    size = np.diff(A.indptr) if K else np.zeros(0, np.int64)
+    if K and A.nnz:
+        size = np.add.reduceat((A.data > 0).astype(np.int64), A.indptr[:-1]) * (np.diff(A.indptr) > 0)
+    return Metrics(SNR_comp=snr, r_values=r, size=np.asarray(size, np.int64), cnn_preds=None,
+                   cnn_available=False, fitness=fitness, noise_sd=sd, mode=md, n_frames_used=n_used,
+                   n_samples=N, timings=timings)
+
+
+def compute_metrics(movie: Any, estimates: Any, params: Any = None, **kw) -> Metrics:
+    """Blocking wrapper of :func:`iter_compute_metrics`."""
+    return run(iter_compute_metrics(movie, estimates, params, **kw))
+
+
+def _num(name: str, v: Any, lo: float, hi: float) -> float:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        raise InputError(name, f"must be a number, got {v!r}") from None
+    if not (lo <= x <= hi):  # also rejects NaN
+        raise InputError(name, f"must be in [{lo}, {hi}], got {v!r}")
+    return x
+
+
+def apply_thresholds(metrics: Metrics, *, min_SNR: float = 2.5, SNR_lowest: float = 0.5,
+                     rval_thr: float = 0.8, rval_lowest: float = -1.0, min_size: float | None = None,
+                     max_size: float | None = None, use_cnn: bool = False, min_cnn_thr: float = 0.9,
+                     cnn_lowest: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Accept/reject components from precomputed metrics (pure, fast).
+
+    Returns ``(idx_components, idx_components_bad)``: sorted int64 indices.
+    With ``use_cnn=True`` but no CNN predictions (``metrics.cnn_preds is
+    None``), the CNN terms are ignored.
+
+    Raises
+    ------
+    InputError
+        A threshold out of range (SNRs must be >= 0, r-values in [-1, 1], CNN in [0, 1]) or NaN.
+    """
+    min_SNR = _num("min_SNR", min_SNR, 0.0, math.inf)
+    SNR_lowest = _num("SNR_lowest", SNR_lowest, 0.0, math.inf)
+    rval_thr = _num("rval_thr", rval_thr, -1.0, 1.0)
+    rval_lowest = _num("rval_lowest", rval_lowest, -1.0, 1.0)
+    snr = np.asarray(metrics.SNR_comp)
+    r = np.asarray(metrics.r_values)
+    with np.errstate(invalid="ignore"):
+        good = (snr >= min_SNR) | (r >= rval_thr)
+        ok = (snr > SNR_lowest) & (r > rval_lowest)
+        cnn = metrics.cnn_preds
+        if use_cnn and cnn is not None:
+            min_cnn_thr = _num("min_cnn_thr", min_cnn_thr, 0.0, 1.0)
+            cnn_lowest = _num("cnn_lowest", cnn_lowest, 0.0, 1.0)
+            cnn = np.asarray(cnn)
+            good |= cnn >= min_cnn_thr
+            ok &= cnn > cnn_lowest
+        if min_size is not None or max_size is not None:
+            size = np.asarray(metrics.size)
+            if min_size is not None:
+                ok &= size >= _num("min_size", min_size, 0.0, math.inf)
+            if max_size is not None:
+                ok &= size <= _num("max_size", max_size, 0.0, math.inf)
+    acc = good & ok
+    return np.flatnonzero(acc), np.flatnonzero(~acc)
+
+
+def thresholds_from_params(params: Any) -> dict[str, Any]:
+    """Keyword arguments of :func:`apply_thresholds` from a CaimanParams (quality group)."""
+    defaults = {"min_SNR": 2.5, "SNR_lowest": 0.5, "rval_thr": 0.8, "rval_lowest": -1.0, "use_cnn": False,
+                "min_cnn_thr": 0.9, "cnn_lowest": 0.1}
+    return {k: _get(params, k, v) for k, v in defaults.items()}
+
+
+def iter_evaluate_components(movie: Any, estimates: Any, params: Any = None, **kw
+                             ) -> Generator[Progress, None, Metrics]:
+    """Compute the metrics, threshold them with ``params`` and set
+    ``estimates.idx_components`` / ``idx_components_bad``. Returns the metrics."""
+    metrics = yield from iter_compute_metrics(movie, estimates, params, **kw)
+    good, bad = apply_thresholds(metrics, **thresholds_from_params(params))
+    estimates.idx_components, estimates.idx_components_bad = good, bad
+    return metrics
+
+
+def evaluate_components(movie: Any, estimates: Any, params: Any = None, **kw) -> Metrics:
+    """Blocking wrapper of :func:`iter_evaluate_components`."""
+    return run(iter_evaluate_components(movie, estimates, params, **kw))

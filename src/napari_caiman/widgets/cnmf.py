@@ -1,0 +1,338 @@
+"""The "CNMF" dock widget: source extraction on a (motion-corrected) movie.
+
+The form holds CaImAn's key CNMF parameters (see :mod:`.cnmf_settings`); Run
+starts :func:`napari_caiman.engine.pipeline.iter_cnmf_step` in a worker
+(:class:`~._runner.StepRunner`); the result becomes layers through the pure
+functions of :mod:`napari_caiman.layers.cnmf`: footprints (Labels), contours
+(Shapes with a features table), the correlation image and the lazy denoised
+and residual movies. Running again on the same input replaces those layers.
+
+A Labels layer chosen as "seed" turns every painted label into one seed
+footprint (``Ain``): initialization is skipped and CNMF refines exactly those
+neurons.
+
+Driving it from a test::
+
+    widget = CNMFWidget(viewer)
+    widget.movie.value = viewer.layers["raw corrected"]
+    widget.set_settings(widget.get_settings().replace(K=10, gSig=(4, 4, 2)))
+    widget.runner.run_button.native.click()   # errors -> notifications
+    qtbot.waitUntil(lambda: not widget.runner.is_running, timeout=30_000)
+    widget.last_result                # engine CnmfStepResult
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton, SpinBox
+from napari.layers import Image, Labels, Layer
+
+from ..engine.errors import InputError
+from ..engine.progress import Progress
+from ..layers.cnmf import cnmf_layer_data, labels_to_seeds
+from ._layers import upsert_layer
+from ._runner import StepRunner
+from .cnmf_settings import METHODS_INIT, PATCH_ONLY, PER_AXIS, CNMFSettings
+from .motion import AxesEdit
+
+if TYPE_CHECKING:
+    import napari
+
+_TIPS = {
+    "fr": "Frame rate of the movie, Hz",
+    "decay_time": "Decay time of a calcium transient, seconds",
+    "p": "Order of the autoregressive model of the traces (0 = no deconvolution)",
+    "nb": "Number of background components",
+    "gSig": "Expected neuron half-size, pixels",
+    "gSiz": "Neuron bounding box, pixels (0 = 2 * gSig + 1)",
+    "K": "Number of components per patch (or in the whole field of view without patches)",
+    "rf": "Patch half-size, pixels (0 = whole field of view along that axis; all 0 = no patches)",
+    "stride": "Overlap between neighbouring patches, pixels (0 = automatic)",
+    "merge_thr": "Components whose traces correlate above this are merged",
+    "method_init": "Initialization method",
+    "ssub": "Spatial downsampling during initialization",
+    "tsub": "Temporal downsampling during initialization",
+    "kwargs": "Other CaImAn parameters as a dict, e.g. {'nIter': 3}; they override the form",
+    "seed": "Labels layer whose labels become seed footprints (initialization is skipped)",
+}
+
+#: Text of the "no seed" choice.
+NO_SEED = "none (initialize)"
+
+
+def _spin(name: str, value: int, minimum: int, maximum: int) -> SpinBox:
+    return SpinBox(
+        value=value, min=minimum, max=maximum, name=name, label=name, tooltip=_TIPS[name]
+    )
+
+
+def _float(name: str, value: float, minimum: float, maximum: float, step: float) -> FloatSpinBox:
+    return FloatSpinBox(
+        value=value, min=minimum, max=maximum, step=step, name=name, label=name, tooltip=_TIPS[name]
+    )
+
+
+def _axes(name: str, value: tuple, minimum: int, maximum: int, note: str = "") -> AxesEdit:
+    edit = AxesEdit(name, value, minimum=minimum, maximum=maximum, note=note)
+    edit.tooltip = _TIPS[name]
+    for box, axis in zip(edit.boxes, ("y", "x", "z"), strict=True):
+        box.tooltip = f"{_TIPS[name]} — {axis}"
+    return edit
+
+
+class CNMFWidget(Container):
+    """CNMF source extraction of a (T, Y, X) or (T, Z, Y, X) Image layer.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+        Injected by napari when opened from the Plugins menu.
+
+    Attributes
+    ----------
+    runner : StepRunner
+        Run / Cancel / progress; ``runner.is_running`` and ``runner.finished``
+        are what tests wait on.
+    last_result : CnmfStepResult or None
+        The last successful result (``.estimates``, ``.summary``), for saving
+        and evaluation.
+    last_params : CaimanParams or None
+        The parameters of the last successful run.
+    last_seeds : ndarray or None
+        Label values of the seeds of the last run (None when not seeded).
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self._viewer = viewer
+        d = CNMFSettings.defaults()
+        self.movie = ComboBox(
+            label="movie",
+            choices=self._movie_choices,
+            tooltip="Image layer with a (T, Y, X) or (T, Z, Y, X) movie, ideally motion corrected",
+        )
+        self.fr = _float("fr", d.fr, 0.01, 10_000, 1.0)
+        self.decay_time = _float("decay_time", d.decay_time, 0.001, 100, 0.05)
+        self.p = ComboBox(value=d.p, choices=[0, 1, 2], label="p", name="p", tooltip=_TIPS["p"])
+        self.nb = _spin("nb", d.nb, 0, 20)
+        self.gSig = _axes("gSig", d.gSig, 1, 200)
+        self.gSiz = _axes("gSiz", d.gSiz, 0, 401, note="0 = auto")
+        self.K = _spin("K", d.K, 1, 100_000)
+        self.rf = _axes("rf", d.rf, 0, 4096, note="0 = whole FOV")
+        self.stride = _axes("stride", d.stride, 0, 4096, note="0 = auto")
+        self.merge_thr = _float("merge_thr", d.merge_thr, -1.0, 1.0, 0.05)
+        self.method_init = ComboBox(
+            value=d.method_init,
+            choices=list(METHODS_INIT),
+            label="method_init",
+            name="method_init",
+            tooltip=_TIPS["method_init"],
+        )
+        self.ssub = _spin("ssub", d.ssub, 1, 16)
+        self.tsub = _spin("tsub", d.tsub, 1, 64)
+        self.kwargs = LineEdit(value=d.kwargs, label="kwargs", tooltip=_TIPS["kwargs"])
+        self.kwargs.native.setPlaceholderText("other parameters, e.g. {'nIter': 3}")
+        self.seed = ComboBox(label="seed from", choices=self._seed_choices, tooltip=_TIPS["seed"])
+        self.reset_button = PushButton(text="Reset to defaults")
+        self.runner = StepRunner("CNMF", self.run)
+        self.result_label = Label(value="", label="result")
+        super().__init__(
+            widgets=[
+                self.movie,
+                self.fr,
+                self.decay_time,
+                self.p,
+                self.nb,
+                self.gSig,
+                self.gSiz,
+                self.K,
+                self.rf,
+                self.stride,
+                self.merge_thr,
+                self.method_init,
+                self.ssub,
+                self.tsub,
+                self.kwargs,
+                self.seed,
+                self.reset_button,
+                self.runner,
+                self.result_label,
+            ],
+        )
+        self.last_result: Any = None
+        self.last_params: Any = None
+        self.last_seeds: Any = None
+
+        self.movie.changed.connect(self._on_movie_changed)
+        self.rf.changed.connect(self._on_rf_changed)
+        for box in self.rf.boxes:
+            box.changed.connect(self._on_rf_changed)
+        self.reset_button.changed.connect(self.reset_defaults)
+        viewer.layers.events.inserted.connect(self._on_layers_changed)
+        viewer.layers.events.removed.connect(self._on_layers_changed)
+        for layer in viewer.layers:
+            layer.events.name.connect(self._on_layer_renamed)
+        self._select_default_movie()
+        self._on_movie_changed(self.movie.value)
+        self._on_rf_changed()
+
+    # -- form <-> settings ---------------------------------------------------------
+    def get_settings(self) -> CNMFSettings:
+        """The form's values."""
+        return CNMFSettings(
+            **{name: getattr(self, name).value for name in CNMFSettings.field_names()}
+        )
+
+    def set_settings(self, settings: CNMFSettings) -> None:
+        """Fill the form from ``settings``."""
+        for name, value in settings.as_form().items():
+            getattr(self, name).value = value
+        self._on_rf_changed()
+
+    def reset_defaults(self, *_: Any) -> None:
+        """Put CaImAn's defaults back (the movie and seed choices are kept)."""
+        self.set_settings(CNMFSettings.defaults())
+
+    # -- layer choices ----------------------------------------------------------
+    def _movie_choices(self, *_: Any) -> list[tuple[str, Layer]]:
+        out = []
+        for layer in self._viewer.layers:
+            if (
+                not isinstance(layer, Image)
+                or layer.rgb
+                or layer.multiscale
+                or layer.ndim not in (3, 4)
+            ):
+                continue
+            kind = layer.metadata.get("napari_caiman", {}).get("kind", "movie")
+            if kind in ("movie", "motion corrected"):
+                out.append((layer.name, layer))
+        return out
+
+    def _seed_choices(self, *_: Any) -> list[tuple[str, Any]]:
+        labels = [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Labels)]
+        return [(NO_SEED, None), *labels]
+
+    def _select_default_movie(self) -> None:
+        """The newest motion-corrected movie, else the selected movie, else the first."""
+        choices = [layer for _, layer in self._movie_choices()]
+        corrected = [
+            layer
+            for layer in choices
+            if layer.metadata.get("napari_caiman", {}).get("kind") == "motion corrected"
+        ]
+        active = self._viewer.layers.selection.active
+        if corrected:
+            self.movie.value = corrected[-1]
+        elif any(layer is active for layer in choices):
+            self.movie.value = active
+
+    def _on_layers_changed(self, event: Any = None) -> None:
+        layer = getattr(event, "value", None)
+        if event is not None and event.type == "inserted" and isinstance(layer, Layer):
+            layer.events.name.connect(self._on_layer_renamed)
+        self.movie.reset_choices()
+        self.seed.reset_choices()
+        if (
+            event is not None
+            and event.type == "inserted"
+            and isinstance(layer, Image)
+            and layer.metadata.get("napari_caiman", {}).get("kind") == "motion corrected"
+            and not self.runner.is_running
+        ):
+            self.movie.value = layer  # a new motion-corrected movie is what CNMF wants
+
+    def _on_layer_renamed(self, event: Any = None) -> None:
+        self.movie.reset_choices()
+        self.seed.reset_choices()
+
+    def _on_movie_changed(self, layer: Any) -> None:
+        n_spatial = 3 if layer is not None and layer.ndim == 4 else 2
+        for name in PER_AXIS:
+            getattr(self, name).set_n_axes(n_spatial)
+        self._on_rf_changed()
+
+    def _on_rf_changed(self, *_: Any) -> None:
+        patches = any(self.rf.value[: self.n_spatial])
+        for name in PATCH_ONLY:
+            getattr(self, name).enabled = patches
+
+    @property
+    def n_spatial(self) -> int:
+        """2 or 3: spatial axes of the selected movie (3 shows the z fields)."""
+        return self.gSig.n_axes
+
+    # -- run ------------------------------------------------------------------------
+    def _motion_summary(self, layer: Layer) -> Any:
+        """Summary images of ``layer`` if it is a motion widget's corrected movie."""
+        window = getattr(self._viewer, "window", None)
+        if window is None:
+            return None
+        for widget in window.dock_widgets.values():
+            step = getattr(widget, "last_step", None)
+            motion = getattr(step, "motion", None)
+            if motion is not None and getattr(motion, "corrected", None) is layer.data:
+                return step.summary
+        return None
+
+    def run(self) -> None:
+        """Validate the form and start CNMF in a worker.
+
+        Raises
+        ------
+        InputError
+            No movie chosen, a bad parameter or a bad seed layer (the Run
+            button shows these as notifications instead).
+        """
+        from ..engine.pipeline import iter_cnmf_step
+
+        layer = self.movie.value
+        if layer is None:
+            raise InputError(
+                "movie", "choose an Image layer holding a (T, Y, X) or (T, Z, Y, X) movie"
+            )
+        data = layer.data
+        frame_shape = tuple(int(s) for s in data.shape[1:])
+        params = self.get_settings().to_params(frame_shape)
+        Ain = seeds = None
+        if self.seed.value is not None:
+            Ain, seeds = labels_to_seeds(self.seed.value.data, frame_shape)
+        summary = self._motion_summary(layer)
+        # motion correction with border_nan=True leaves NaN borders; CaImAn
+        # reads them as 0 for CNMF, and so do we (elsewhere NaN is an error)
+        fill_nan = layer.metadata.get("napari_caiman", {}).get("kind") == "motion corrected"
+        name, scale, translate = layer.name, tuple(layer.scale), tuple(layer.translate)
+
+        def steps() -> Generator[Progress, None, tuple[Any, list]]:
+            result = yield from iter_cnmf_step(
+                data, params, Ain=Ain, summary=summary, fill_nan=fill_nan
+            )
+            # layer data (contours, labels image ...) is plain numpy: made here,
+            # in the worker, so the main thread only adds the layers
+            yield Progress("making layers", 0, 1)
+            return result, cnmf_layer_data(result, name, scale, translate, movie=data)
+
+        on_result = partial(
+            self._show_result, params=params, seeds=seeds, started=time.perf_counter()
+        )
+        self.result_label.value = ""
+        self.runner.start(steps, on_result)
+
+    # -- results (main thread) ------------------------------------------------------
+    def _show_result(
+        self, output: tuple[Any, list], *, params: Any, seeds: Any, started: float
+    ) -> None:
+        result, tuples = output
+        self.last_result = result
+        self.last_params = params
+        self.last_seeds = seeds
+        for data, meta, layer_type in tuples:
+            upsert_layer(self._viewer, data, meta, layer_type)
+        n = result.estimates.n_components
+        seeded = f" from {len(seeds)} seeds" if seeds is not None else ""
+        self.result_label.value = (
+            f"{n} component{'s' if n != 1 else ''}{seeded} in {time.perf_counter() - started:.1f} s"
+        )
