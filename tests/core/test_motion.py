@@ -145,6 +145,7 @@ def test_nan_frame_error_leaves_no_file(tmp_path, rigid2d):
     "kwargs, argument",
     [
         (dict(max_shifts=(64, 6)), "max_shifts"),
+        (dict(max_shifts=(40, 6)), "max_shifts"),  # more than half the frame
         (dict(pw_rigid=True, strides=(80, 48), overlaps=(8, 8)), "strides"),
         (dict(pw_rigid=True, strides=(48, 48), overlaps=(40, 40)), "overlaps"),
         (dict(max_deviation_rigid=-1), "max_deviation_rigid"),

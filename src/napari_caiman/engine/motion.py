@@ -147,9 +147,14 @@ class _Config:
         ms_arr = to_array_order(ms, nd)
         explicit = _is_explicit_planes(max_shifts, nd)
         for a, (m, n) in enumerate(zip(ms_arr, fs, strict=True)):
-            if m >= n and (explicit or a != 0):
-                raise InputError("max_shifts", f"{ms} must be smaller than the frame {to_caiman_order(fs, nd)} on every axis")
-        # the search window must fit in the frame (circular correlation)
+            if 2 * m >= n and (explicit or a != 0):
+                raise InputError(
+                    "max_shifts",
+                    f"{ms} must be less than half the frame {to_caiman_order(fs, nd)} on every axis "
+                    "(rows, cols[, planes]); a larger shift would leave almost nothing to register",
+                )
+        # the search window must fit in the frame (circular correlation); only an
+        # implied planes value (2 values given for a 3D movie) is clamped here
         self.max_shifts = tuple(min(m, (n - 1) // 2) for m, n in zip(ms_arr, fs, strict=True))
         self.pw_rigid = bool(pw_rigid)
         st = per_axis(strides, nd, "strides", kind=int, minimum=1)
