@@ -189,3 +189,11 @@ def test_progress_and_dims(small):
     assert est.dims == (32, 32) and est.caiman_dims == (32, 32)
     assert est.g.shape == (est.n_components, 1)
     assert np.allclose(sparse.linalg.norm(est.A, axis=0), 1, atol=1e-5)
+
+
+def test_upsample_of_zero_components_keeps_the_pixel_count():
+    # a patch with no neuron (real data: empty corners) must not crash the fit
+    from napari_caiman.engine.cnmf._shapes import upsample_images
+
+    out = upsample_images(np.zeros((8 * 9, 0), np.float32), (8, 9), (16, 17), 2)
+    assert out.shape == (16 * 17, 0)

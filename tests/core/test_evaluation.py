@@ -291,3 +291,76 @@ def test_detrend_df_f_bad_input():
     # window longer than the movie: one baseline per trace
     est.YrA[0, 5] = 0
     assert np.isfinite(detrend_df_f(est, frames_window=10_000)).all()
+
+
+# ----------------------------------------------------------------------------- more cases
+
+
+def test_exclude_mode_and_background_options(evaluated):
+    m, est, params, met, matched, fake = evaluated
+    ex = compute_metrics(m.movie, est, params, overlap="exclude")  # CaImAn's frame exclusion
+    assert np.median(ex.r_values[matched]) > np.median(ex.r_values[fake]) + 0.3
+    raw = compute_metrics(m.movie, est, params, subtract_background=False)
+    # the default (subtract overlaps and background) separates better than either alternative
+    gap = np.median(met.r_values[matched]) - np.median(met.r_values[fake])
+    assert gap >= np.median(ex.r_values[matched]) - np.median(ex.r_values[fake])
+    assert gap >= np.median(raw.r_values[matched]) - np.median(raw.r_values[fake])
+    with pytest.raises(InputError):
+        compute_metrics(m.movie, est, params, overlap="nope")
+
+
+def _truth_estimates(truth):
+    from napari_caiman.engine.cnmf import Estimates, frames_to_pixels
+
+    fp = truth.footprints.astype(np.float64)
+    K = len(fp)
+    norms = np.linalg.norm(fp.reshape(K, -1), axis=1)
+    A = sparse.csc_matrix(images_to_pixels(fp / norms.reshape((K,) + (1,) * (fp.ndim - 1))))
+    C = truth.traces * norms[:, None]
+    b = images_to_pixels(truth.b.astype(np.float64))
+    Y = frames_to_pixels(truth.movie.astype(np.float64))
+    YrA = A.T @ (Y - A @ C - b @ truth.f)
+    P = A.shape[0]
+    return Estimates(A=A, C=C.astype(np.float32), S=np.zeros_like(C), YrA=YrA.astype(np.float32), b=b,
+                     f=truth.f, sn=np.ones(P), g=np.zeros((K, 2)), bl=np.zeros(K), c1=np.zeros(K),
+                     neurons_sn=np.ones(K), lam=np.zeros(K), dims=truth.frame_shape)
+
+
+def test_3d_truth_components_pass():
+    from napari_caiman.engine.synthetic import make_movie_3d
+
+    truth = make_movie_3d((200, 6, 40, 40), n_neurons=8, seed=2)
+    est = _truth_estimates(truth)
+    # a copy of the movie with its z planes shuffled breaks spatial consistency only
+    met = compute_metrics(truth.movie, est, {"fr": 30, "decay_time": 0.4})
+    assert met.size.shape == (8,) and (met.size > 0).all()
+    assert np.median(met.r_values) > 0.9, met.r_values
+    good, _ = apply_thresholds(met)
+    assert good.size >= 7
+    # wrong axis order: dims mismatch is reported with both shapes
+    with pytest.raises(InputError, match="movie"):
+        compute_metrics(np.moveaxis(truth.movie, 1, -1), est)
+
+
+def test_empty_and_silent_components():
+    from napari_caiman.engine.cnmf import Estimates
+
+    T, dims = 100, (10, 10)
+    rng = np.random.default_rng(0)
+    movie = rng.normal(100, 1, (T, *dims)).astype(np.float32)
+    empty = Estimates.empty(dims, T)
+    met = compute_metrics(movie, empty)
+    assert met.SNR_comp.shape == (0,)
+    assert [x.size for x in apply_thresholds(met)] == [0, 0]
+    # one silent component (C = 0): SNR from its residual only, r = 0, no error
+    a = np.zeros((100, 2))
+    a[:12, 0] = 1
+    a[50:60, 1] = 1  # second column: empty footprint at the end is fine too
+    a[:, 1] = 0
+    est = Estimates(A=sparse.csc_matrix(a), C=np.zeros((2, T), np.float32), S=np.zeros((2, T), np.float32),
+                    YrA=rng.normal(0, 1, (2, T)).astype(np.float32), b=np.zeros((100, 0)), f=np.zeros((0, T)),
+                    sn=np.ones(100), g=np.zeros((2, 1)), bl=np.zeros(2), c1=np.zeros(2), neurons_sn=np.ones(2),
+                    lam=np.zeros(2), dims=dims)
+    met = compute_metrics(movie, est)
+    assert met.r_values.tolist() == [0.0, 0.0] and met.size.tolist() == [12, 0]
+    assert (met.SNR_comp < 2.5).all()

@@ -445,10 +445,7 @@ def iter_compute_metrics(movie: Any, estimates: Any, params: Any = None, *, chun
     r, n_used = yield from iter_spatial_r_values(movie, estimates, chunk_size=chunk_size,
                                                  subtract_background=subtract_background, overlap=overlap)
     timings["r_values"] = time.perf_counter() - t
-    A = sparse.csc_matrix(estimates.A)
-    size = np.diff(A.indptr) if K else np.zeros(0, np.int64)
-    if K and A.nnz:
-        size = np.add.reduceat((A.data > 0).astype(np.int64), A.indptr[:-1]) * (np.diff(A.indptr) > 0)
+    size = np.diff(sparse.csc_matrix(sparse.csc_matrix(estimates.A) > 0).indptr).astype(np.int64)
     return Metrics(SNR_comp=snr, r_values=r, size=np.asarray(size, np.int64), cnn_preds=None,
                    cnn_available=False, fitness=fitness, noise_sd=sd, mode=md, n_frames_used=n_used,
                    n_samples=N, timings=timings)

@@ -102,6 +102,8 @@ def upsample_images(A: np.ndarray, small: tuple[int, ...], dims: tuple[int, ...]
     if ssub == 1:
         return A
     K = A.shape[1]
+    if K == 0:  # e.g. a patch without any neuron
+        return np.zeros((int(np.prod(dims)), 0), dtype=A.dtype)
     imgs = A.T.reshape(K, *small)
     imgs = np.repeat(np.repeat(imgs, ssub, axis=-2), ssub, axis=-1)
     imgs = imgs[(slice(None),) + tuple(slice(0, d) for d in dims)]
