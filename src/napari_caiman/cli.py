@@ -110,7 +110,7 @@ def run_pipeline(
     Results
     """
     from .engine.params import CaimanParams
-    from .engine.pipeline import iter_cnmf_step, iter_motion_step
+    from .engine.pipeline import iter_cnmf_step, iter_motion_step, motion_border
     from .engine.progress import run
     from .engine.results import Results, make_provenance, motion_to_dict, save_results, summary_to_dict
     from .io.movie import open_movie
@@ -125,15 +125,17 @@ def run_pipeline(
     movie = open_movie(source, var_name_hdf5=params["var_name_hdf5"])
     results = Results(params=params, dims=tuple(movie.shape[1:]))
     timings: dict[str, float] = {}
-    summary = None
+    summary = border = None
     if "motion" in steps:
         step = run(iter_motion_step(movie, params, out=save_movie), progress)
         results.motion = motion_to_dict(step.motion, str(Path(save_movie).resolve()) if save_movie else None)
         results.summary = summary_to_dict(step.summary)
         timings.update(step.timings)
         movie, summary = step.motion.corrected, step.summary
+        border = None if params["border_nan"] == "copy" else motion_border(step.motion)
     if "cnmf" in steps:
-        cstep = run(iter_cnmf_step(movie, params, summary=summary, fill_nan="motion" in steps), progress)
+        cstep = run(iter_cnmf_step(movie, params, summary=summary, fill_nan="motion" in steps, border=border),
+                    progress)
         results.estimates = cstep.estimates
         results.summary = summary_to_dict(cstep.summary)
         timings.update(cstep.timings)

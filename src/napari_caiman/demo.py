@@ -11,8 +11,9 @@ import numpy as np
 #: The demo movie: 2D, rigid + non-rigid motion, moderate SNR.
 DEMO_SHAPE = (600, 256, 256)
 DEMO_MOTION = {"rigid_motion": 5.0, "nonrigid_motion": 1.5}
-DEMO_PARAMS = {"fr": 30, "max_shifts": (8, 8), "pw_rigid": True, "strides": (48, 48), "overlaps": (24, 24),
-               "max_deviation_rigid": 3}
+DEMO_PARAMS = {"fr": 30, "decay_time": 0.4, "max_shifts": (8, 8), "pw_rigid": True, "strides": (48, 48),
+               "overlaps": (24, 24), "max_deviation_rigid": 3,
+               "gSig": (4, 4), "K": 10, "rf": 25, "stride": 10, "p": 2, "nb": 1, "merge_thr": 0.8}
 
 
 def make_demo_movie(shape: tuple[int, int, int] | None = None, seed: int = 0) -> Any:
@@ -59,7 +60,9 @@ def run_headless_demo(output_dir: str | Path, *, quiet: bool = False) -> str:
     t_gen = time.perf_counter() - t0
     params = CaimanParams.from_dict(DEMO_PARAMS)
     t1 = time.perf_counter()
-    results = run_pipeline([str(movie_path)], steps=["motion"], output=out / "results.hdf5", params=params,
+    from .engine.pipeline import STEPS
+
+    results = run_pipeline([str(movie_path)], steps=list(STEPS), output=out / "results.hdf5", params=params,
                            save_movie=out / "corrected.tif", progress=ProgressPrinter(quiet=quiet))
     elapsed = time.perf_counter() - t1
 
@@ -83,6 +86,12 @@ def run_headless_demo(output_dir: str | Path, *, quiet: bool = False) -> str:
         f"perfectly corrected {r_best:.4f} (ratio {r_cor / r_best:.4f})",
         f"outputs: {out / 'results.hdf5'}, {out / 'corrected.tif'}",
     ]
+    if results.estimates is not None:
+        from .engine.cnmf import match_components
+
+        m = match_components(results.estimates, syn.footprints, true_traces=syn.traces)
+        lines.insert(-1, f"cnmf vs the {len(syn.footprints)} true neurons: F1 {m.f1:.3f} (precision {m.precision:.3f}, "
+                         f"recall {m.recall:.3f}), median trace correlation {m.median_trace_corr:.3f}")
     return "\n".join(lines)
 
 

@@ -21,7 +21,7 @@ def _estimates(dims=(20, 30), K=6, T=50, seed=0):
     imgs = np.zeros((K, *dims), np.float32)
     for k in range(K):
         box = tuple(min(4, d - 1) for d in dims)
-        sl = tuple(slice(int(o), int(o) + s) for o, s in zip((rng.integers(0, d - s + 1) for d, s in zip(dims, box)), box))
+        sl = tuple(slice(int(o), int(o) + s) for o, s in zip((rng.integers(0, d - s + 1) for d, s in zip(dims, box, strict=False)), box, strict=False))
         imgs[k][sl] = rng.uniform(0.1, 1, box)
         imgs[k] /= np.linalg.norm(imgs[k])
     A = sparse.csc_matrix(images_to_pixels(imgs))

@@ -176,9 +176,9 @@ def export_nwb(path: str | os.PathLike, estimates: Any, *, fr: float, accepted_o
     if mask_type == "voxel":
         mask_type = "pixel"
 
-    start = session_start_time or _dt.datetime.now(_dt.timezone.utc)
+    start = session_start_time or _dt.datetime.now(_dt.UTC)
     if start.tzinfo is None:
-        start = start.replace(tzinfo=_dt.timezone.utc)
+        start = start.replace(tzinfo=_dt.UTC)
     kw: dict[str, Any] = {}
     if experimenter is not None:
         kw["experimenter"] = [experimenter] if isinstance(experimenter, str) else list(experimenter)
@@ -241,9 +241,9 @@ def export_nwb(path: str | os.PathLike, estimates: Any, *, fr: float, accepted_o
             nz = np.nonzero(img)
             w = img[nz].astype(float)
             if len(dims) == 2:
-                roi["pixel_mask"] = [(int(x), int(y), float(v)) for y, x, v in zip(nz[0], nz[1], w)]
+                roi["pixel_mask"] = [(int(x), int(y), float(v)) for y, x, v in zip(nz[0], nz[1], w, strict=False)]
             else:
-                roi["voxel_mask"] = [(int(x), int(y), int(z), float(v)) for z, y, x, v in zip(nz[0], nz[1], nz[2], w)]
+                roi["voxel_mask"] = [(int(x), int(y), int(z), float(v)) for z, y, x, v in zip(nz[0], nz[1], nz[2], w, strict=False)]
         ps.add_roi(**roi)
     if sel.size:
         region = ps.create_roi_table_region(description="exported components", region=list(range(sel.size)))

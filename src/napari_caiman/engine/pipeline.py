@@ -83,18 +83,29 @@ def iter_motion_step(
 
 
 class NanFilled:
-    """Lazy view of a movie with NaN replaced by 0 on read.
+    """Lazy view of a motion-corrected movie, prepared for CNMF.
 
     Motion correction with ``border_nan=True`` leaves NaN where no data came
-    in; CaImAn sets those borders to 0 before CNMF, and so do we. Only the
-    frames read are converted; the movie stays on disk.
+    in, and the width of that strip changes from frame to frame. Like
+    CaImAn (``border_to_0``), we set a fixed border of ``border`` pixels per
+    axis to 0 in every frame (so no fake activity appears there) and read any
+    remaining NaN as 0. Only the frames read are converted; the movie stays
+    on disk.
+
+    Parameters
+    ----------
+    movie : array-like (T, (Z,) Y, X)
+    border : sequence of int, optional
+        Border width per spatial axis, array order ((z,) y, x).
     """
 
-    def __init__(self, movie: Any) -> None:
+    def __init__(self, movie: Any, border: Any = None) -> None:
         self.movie = movie
         self.shape = tuple(movie.shape)
         self.dtype = movie.dtype
         self.ndim = len(self.shape)
+        nd = self.ndim - 1
+        self.border = tuple(int(b) for b in border) if border is not None else (0,) * nd
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -102,7 +113,35 @@ class NanFilled:
     def __getitem__(self, key: Any) -> Any:
         import numpy as np
 
-        return np.nan_to_num(np.asarray(self.movie[key]), nan=0.0, posinf=0.0, neginf=0.0)
+        if not isinstance(key, (int, slice)) and not (isinstance(key, tuple) and len(key) == 1):
+            # arbitrary keys: prepare whole frames, then index within them
+            key = key if isinstance(key, tuple) else (key,)
+            return self[key[0]][(slice(None),) * (0 if isinstance(key[0], int) else 1) + key[1:]]
+        frames = np.nan_to_num(np.array(self.movie[key], dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        lead = frames.ndim - len(self.border)
+        for axis, b in enumerate(self.border):
+            if b > 0:
+                n = frames.shape[lead + axis]
+                idx = [slice(None)] * frames.ndim
+                idx[lead + axis] = np.r_[0:min(b, n), max(n - b, 0):n]
+                frames[tuple(idx)] = 0
+        return frames
+
+
+def motion_border(motion: Any) -> tuple[int, ...]:
+    """Border (pixels per axis, array order) that motion correction may have
+    filled: the largest absolute shift, rigid plus piecewise deviation, rounded up.
+    """
+    import numpy as np
+
+    from .validate import to_array_order
+
+    shifts = np.abs(np.asarray(motion.shifts_rig, dtype=np.float64))
+    nd = shifts.shape[1]
+    worst = shifts.max(axis=0) if len(shifts) else np.zeros(nd)
+    if getattr(motion, "shifts_els", None) is not None and np.size(motion.shifts_els):
+        worst = np.maximum(worst, np.abs(np.asarray(motion.shifts_els)).reshape(-1, nd).max(axis=0))
+    return tuple(int(np.ceil(w)) for w in to_array_order(tuple(worst), nd))
 
 
 @dataclass
@@ -122,6 +161,7 @@ def iter_cnmf_step(
     summary: Any = None,
     executor: Any = None,
     fill_nan: bool = False,
+    border: Any = None,
 ) -> Generator[Progress, None, CnmfStepResult]:
     """Run CNMF on a (motion-corrected) movie; compute its summary images
     first unless given (``summary``, e.g. from the motion step).
@@ -139,6 +179,9 @@ def iter_cnmf_step(
     fill_nan : bool
         Treat NaN as 0 (for a movie motion-corrected with ``border_nan=True``).
         Otherwise NaNs are an error.
+    border : sequence of int, optional
+        Pixels per axis (array order) at the edges to set to 0, e.g.
+        :func:`motion_border` of the motion step (implies ``fill_nan``).
 
     Returns
     -------
@@ -151,8 +194,8 @@ def iter_cnmf_step(
     if summary is None:
         summary = yield from iter_summary_images(movie)
     t1 = time.perf_counter()
-    if fill_nan:
-        movie = NanFilled(movie)
+    if fill_nan or border is not None:
+        movie = NanFilled(movie, border)
     estimates = yield from iter_cnmf(movie, params, Ain=Ain, executor=executor)
     t2 = time.perf_counter()
     return CnmfStepResult(estimates=estimates, summary=summary,
