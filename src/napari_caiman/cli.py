@@ -2,6 +2,8 @@
 
     napari-caiman run MOVIE [MOVIE ...] --steps motion -o results.hdf5 \\
         [--save-movie corrected.tif] [--params params.json] [--set max_shifts=(8,8)]
+    napari-caiman evaluate results.hdf5 [--movie MOVIE] [--params p.json] [--set min_SNR=3]
+    napari-caiman export results.hdf5 --nwb out.nwb [--csv traces.csv] [--masks masks.tif]
     napari-caiman demo [--headless -o DIR]
 
 Bad input gives one line on stderr (``napari-caiman: error: <argument>: <what>``)
@@ -17,6 +19,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .engine.errors import InputError, NapariCaimanError
 from .engine.progress import Progress
@@ -69,7 +73,7 @@ def _parse_steps(text: str) -> list[str]:
     from .engine.pipeline import STEPS
 
     steps = [s.strip() for s in text.split(",") if s.strip()]
-    planned = {"evaluate"}
+    planned: set[str] = set()
     for s in steps:
         if s in planned:
             raise InputError("--steps", f"step {s!r} is not available in this version (available: {', '.join(STEPS)})")
@@ -110,7 +114,7 @@ def run_pipeline(
     Results
     """
     from .engine.params import CaimanParams
-    from .engine.pipeline import iter_cnmf_step, iter_motion_step, motion_border
+    from .engine.pipeline import iter_cnmf_step, iter_evaluate_step, iter_motion_step, motion_border
     from .engine.progress import run
     from .engine.results import Results, make_provenance, motion_to_dict, save_results, summary_to_dict
     from .io.movie import open_movie
@@ -139,6 +143,13 @@ def run_pipeline(
         results.estimates = cstep.estimates
         results.summary = summary_to_dict(cstep.summary)
         timings.update(cstep.timings)
+    if "evaluate" in steps:
+        if results.estimates is None:
+            raise InputError("--steps", "'evaluate' needs 'cnmf' in the same run (or use `napari-caiman evaluate`)")
+        estep = run(iter_evaluate_step(movie, results.estimates, params, fill_nan="motion" in steps, border=border),
+                    progress)
+        results.metrics, results.F_dff = estep.metrics, estep.F_dff
+        timings.update(estep.timings)
     results.provenance = make_provenance(
         str(movie_paths[0]), timings, steps=list(steps), backend=params["backend"],
         input_shape=list(movie.shape), input_dtype=str(movie.dtype),
@@ -178,9 +189,95 @@ def summarize(results: Any, elapsed: float | None = None) -> str:
     if e is not None:
         timing = results.provenance.get("timings", {}).get("cnmf")
         lines.append(f"cnmf: {e.A.shape[1]} components" + (f" in {timing:.1f} s" if timing else ""))
+        accepted = results.accepted()
+        if accepted is not None:
+            n_manual = 0 if results.curation is None else results.curation.n_decisions
+            lines.append(f"evaluation: {len(accepted)} accepted, {e.A.shape[1] - len(accepted)} rejected"
+                         + (f" ({n_manual} manual decisions)" if n_manual else ""))
     if elapsed is not None:
         lines.append(f"total: {elapsed:.1f} s")
     return "\n".join(lines)
+
+
+def _load_results_file(path: str) -> Any:
+    from .engine.results import load_results
+
+    if not str(path).lower().endswith((".hdf5", ".h5")):
+        raise InputError("results", f"expected a results file (.hdf5), got {path!r}")
+    return load_results(path)
+
+
+def evaluate_results(results: Any, *, movie_path: Sequence[str] | None = None, overrides: dict[str, Any] | None = None,
+                     progress: Any = None) -> Any:
+    """Re-evaluate a loaded results file: new thresholds (``overrides``, CaImAn
+    names) re-applied to stored metrics, or metrics recomputed from the movie.
+    Manual decisions (curation) are kept.
+    """
+    from types import SimpleNamespace
+
+    from .engine.evaluation import Metrics
+    from .engine.pipeline import iter_evaluate_step, motion_border
+    from .engine.progress import run
+    from .io.movie import open_movie
+
+    if results.estimates is None:
+        raise InputError("results", "the file holds no CNMF components to evaluate")
+    if overrides:
+        results.params = results.params.copy().update(overrides)
+    if movie_path:
+        source = movie_path[0] if len(movie_path) == 1 else list(movie_path)
+        movie = open_movie(source, var_name_hdf5=results.params["var_name_hdf5"])
+        if tuple(movie.shape[1:]) != tuple(results.dims):
+            raise InputError("--movie", f"frame shape {tuple(movie.shape[1:])} does not match the results' "
+                                        f"{tuple(results.dims)} (array order)")
+        border = None
+        if results.motion is not None and results.params["border_nan"] != "copy":
+            border = motion_border(SimpleNamespace(**results.motion))
+        step = run(iter_evaluate_step(movie, results.estimates, results.params, fill_nan=True, border=border), progress)
+        results.metrics, results.F_dff = step.metrics, step.F_dff
+    elif results.metrics is None:
+        raise InputError("--movie", "the results file stores no quality metrics; give the movie to compute them")
+    assert isinstance(results.metrics, Metrics)
+    results.estimates.idx_components = results.threshold_accepted()
+    return results
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .engine.params import CaimanParams
+    from .engine.results import save_results
+
+    results = _load_results_file(args.results)
+    overrides = CaimanParams.from_json(args.params).changed() if args.params else {}
+    overrides.update(_parse_set(args.set))
+    evaluate_results(results, movie_path=args.movie, overrides=overrides, progress=ProgressPrinter(quiet=args.quiet))
+    out = save_results(args.output or args.results, results)
+    print(summarize(results))
+    print(f"saved: {out}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .engine import export
+
+    if not (args.nwb or args.csv or args.masks):
+        raise InputError("export", "nothing to export: give --nwb, --csv and/or --masks")
+    results = _load_results_file(args.results)
+    est = results.estimates
+    if est is None:
+        raise InputError("results", "the file holds no CNMF components to export")
+    idx = np.arange(est.A.shape[1]) if args.all else results.accepted()
+    if idx is None:
+        idx = np.arange(est.A.shape[1])
+    fr = float(results.params["fr"])
+    written = []
+    if args.nwb:
+        written.append(export.export_nwb(args.nwb, est, fr=fr, idx=idx, F_dff=results.F_dff, metrics=results.metrics))
+    if args.csv:
+        written.append(export.export_csv(args.csv, np.asarray(est.C)[idx], ids=idx, fr=fr))
+    if args.masks:
+        written.append(export.export_masks_tiff(args.masks, est, idx=idx))
+    print(f"exported {len(idx)} of {est.A.shape[1]} components: " + ", ".join(str(w) for w in written))
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -201,13 +298,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     run_p = sub.add_parser("run", help="run pipeline steps on a movie and save the results")
     run_p.add_argument("movie", nargs="+", help="movie file(s) (.tif/.tiff/.npy/.h5/.hdf5) or a folder of TIFFs")
-    run_p.add_argument("--steps", default="motion", help="comma-separated steps: motion, cnmf (e.g. motion,cnmf)")
+    run_p.add_argument("--steps", default="motion", help="comma-separated steps: motion, cnmf, evaluate (e.g. motion,cnmf,evaluate)")
     run_p.add_argument("-o", "--output", required=True, help="results file (.hdf5)")
     run_p.add_argument("--params", help="JSON file: flat dict of CaImAn parameter names")
     run_p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override one parameter, e.g. --set pw_rigid=True")
     run_p.add_argument("--save-movie", help="write the motion-corrected movie here (.tif or .npy)")
     run_p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     run_p.set_defaults(func=_cmd_run)
+
+    ev_p = sub.add_parser("evaluate", help="re-apply evaluation thresholds (or recompute metrics), keeping manual decisions")
+    ev_p.add_argument("results", help="results file (.hdf5)")
+    ev_p.add_argument("--movie", nargs="+", help="the (motion-corrected) movie, to recompute the metrics")
+    ev_p.add_argument("--params", help="JSON file of parameters (e.g. new min_SNR, rval_thr)")
+    ev_p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override one parameter, e.g. --set min_SNR=3")
+    ev_p.add_argument("-o", "--output", help="write here instead of updating the results file in place")
+    ev_p.add_argument("-q", "--quiet", action="store_true")
+    ev_p.set_defaults(func=_cmd_evaluate)
+
+    ex_p = sub.add_parser("export", help="export accepted components to NWB, CSV (traces) and/or TIFF (masks)")
+    ex_p.add_argument("results", help="results file (.hdf5)")
+    ex_p.add_argument("--nwb", help="NWB file (pynwb ophys: PlaneSegmentation, RoiResponseSeries, DfOverF)")
+    ex_p.add_argument("--csv", help="CSV of the denoised traces C, one column per component")
+    ex_p.add_argument("--masks", help="TIFF stack of the footprints")
+    ex_p.add_argument("--all", action="store_true", help="export every component, not only the accepted ones")
+    ex_p.set_defaults(func=_cmd_export)
 
     demo_p = sub.add_parser("demo", help="open napari with a synthetic demo movie, or run the pipeline on it headless")
     demo_p.add_argument("--headless", action="store_true", help="no window: run the pipeline and print a summary")

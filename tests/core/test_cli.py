@@ -146,3 +146,88 @@ def test_cancel_during_summary_removes_the_movie_file(tmp_path):
     assert out.exists()  # motion finished and renamed its file
     gen.close()  # cancel
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    syn = make_movie_2d((300, 64, 64), n_neurons=12, rigid_motion=2.0, dtype=np.uint16, seed=2)
+    folder = tmp_path_factory.mktemp("eval")
+    tifffile.imwrite(folder / "m.tif", syn.movie)
+    out = folder / "r.hdf5"
+    code = main(["run", str(folder / "m.tif"), "--steps", "motion,cnmf,evaluate", "-o", str(out),
+                 "--set", "K=20", "--set", "gSig=(4, 4)", "--set", "use_cnn=False", "-q"])
+    assert code == 0
+    return folder, syn
+
+
+def test_run_with_evaluation_finds_the_neurons(evaluated):
+    from napari_caiman.engine.cnmf import match_components
+    from napari_caiman.engine.results import load_results
+
+    folder, syn = evaluated
+    r = load_results(folder / "r.hdf5")
+    acc = r.accepted()
+    assert r.metrics is not None and r.F_dff.shape == r.estimates.C.shape
+    m = match_components(r.estimates.footprints(acc), syn.footprints,
+                         found_traces=r.estimates.C[acc], true_traces=syn.traces)
+    assert m.f1 >= 0.9 and m.median_trace_corr >= 0.9, str(m)
+    with h5py.File(folder / "r.hdf5") as f:
+        np.testing.assert_array_equal(f["estimates/idx_components"][()], acc)
+        assert f["estimates/SNR_comp"].shape == (r.estimates.A.shape[1],)
+
+
+def test_reevaluation_keeps_manual_decisions(evaluated, tmp_path, capsys):
+    from napari_caiman.engine.curation import Curation
+    from napari_caiman.engine.results import load_results, save_results
+
+    folder, _ = evaluated
+    r = load_results(folder / "r.hdf5")
+    K = r.estimates.A.shape[1]
+    acc = set(r.accepted().tolist())
+    keep_out = sorted(acc)[0]  # accepted by thresholds, rejected by hand
+    cur = Curation.empty(K).reject(keep_out)
+    r.curation = cur
+    path = save_results(tmp_path / "curated.hdf5", r)
+    assert keep_out not in load_results(path).accepted()
+    # strict thresholds, then lax ones: the manual rejection holds throughout
+    assert main(["evaluate", str(path), "--set", "min_SNR=50", "--set", "rval_thr=1.0", "-q"]) == 0
+    strict = load_results(path)
+    assert len(strict.accepted()) < len(acc) and keep_out not in strict.accepted()
+    assert main(["evaluate", str(path), "--movie", str(folder / "m.tif"), "--set", "min_SNR=0.5",
+                 "--set", "rval_thr=-1", "-q"]) == 0
+    lax = load_results(path)
+    assert keep_out not in lax.accepted() and len(lax.accepted()) == K - 1
+    assert lax.curation.manual[keep_out] == -1
+    capsys.readouterr()
+
+
+def test_export_nwb_csv_masks(evaluated, tmp_path, capsys):
+    pynwb = pytest.importorskip("pynwb")
+    from napari_caiman.engine.results import load_results
+
+    folder, _ = evaluated
+    r = load_results(folder / "r.hdf5")
+    n_acc = len(r.accepted())
+    nwb, csv, masks = tmp_path / "o.nwb", tmp_path / "o.csv", tmp_path / "m.tif"
+    assert main(["export", str(folder / "r.hdf5"), "--nwb", str(nwb), "--csv", str(csv), "--masks", str(masks)]) == 0
+    with pynwb.NWBHDF5IO(str(nwb), "r") as io:
+        f = io.read()
+        ps = f.processing["ophys"]["ImageSegmentation"].plane_segmentations
+        seg = next(iter(ps.values()))
+        assert len(seg) == n_acc
+    assert tifffile.imread(masks).shape == (n_acc, 64, 64)
+    header = csv.read_text().splitlines()[0].split(",")
+    assert len(header) == n_acc + 1
+    err = _run_error(["export", str(folder / "r.hdf5"), "--nwb", str(tmp_path / "no" / "o.nwb")], capsys)
+    assert "nwb" in err
+
+
+def test_evaluate_rejects_a_movie_of_another_size(evaluated, tmp_path, capsys):
+    folder, _ = evaluated
+    np.save(tmp_path / "other.npy", np.zeros((50, 32, 32), np.float32))
+    err = _run_error(["evaluate", str(folder / "r.hdf5"), "--movie", str(tmp_path / "other.npy"),
+                      "-o", str(tmp_path / "x.hdf5")], capsys)
+    assert "does not match" in err
+    assert not (tmp_path / "x.hdf5").exists()
+    err = _run_error(["evaluate", str(tmp_path / "missing.hdf5")], capsys)
+    assert "not found" in err

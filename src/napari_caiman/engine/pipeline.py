@@ -17,7 +17,7 @@ from .params import CaimanParams
 from .progress import Progress
 
 #: Steps known to the pipeline, in order. Later issues add "cnmf", "evaluate".
-STEPS = ("motion", "cnmf")
+STEPS = ("motion", "cnmf", "evaluate")
 
 
 @dataclass
@@ -200,3 +200,41 @@ def iter_cnmf_step(
     t2 = time.perf_counter()
     return CnmfStepResult(estimates=estimates, summary=summary,
                           timings={"summary": t1 - t0, "cnmf": t2 - t1})
+
+
+@dataclass
+class EvaluateStepResult:
+    """Quality metrics, the threshold result (also set on the estimates) and dF/F."""
+
+    metrics: Any  # engine.evaluation.Metrics
+    F_dff: Any
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def iter_evaluate_step(
+    movie: Any,
+    estimates: Any,
+    params: CaimanParams,
+    *,
+    fill_nan: bool = False,
+    border: Any = None,
+) -> Generator[Progress, None, EvaluateStepResult]:
+    """Evaluate components (SNR, spatial r-values, thresholds from the
+    ``quality`` group) and compute detrended dF/F.
+
+    Sets ``estimates.idx_components`` / ``idx_components_bad`` to the threshold
+    result; manual decisions are kept apart (see :mod:`.curation`).
+    """
+    from .dff import detrend_df_f
+    from .evaluation import iter_evaluate_components
+
+    t0 = time.perf_counter()
+    if fill_nan or border is not None:
+        movie = NanFilled(movie, border)
+    metrics = yield from iter_evaluate_components(movie, estimates, params)
+    t1 = time.perf_counter()
+    yield Progress("dF/F", 0, 1)
+    F_dff = detrend_df_f(estimates) if estimates.A.shape[1] else None
+    yield Progress("dF/F", 1, 1)
+    return EvaluateStepResult(metrics=metrics, F_dff=F_dff,
+                              timings={"evaluate": t1 - t0, "dff": time.perf_counter() - t1})

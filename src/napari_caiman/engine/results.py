@@ -142,6 +142,29 @@ class Results:
     summary: dict[str, np.ndarray] | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     estimates: Any = None  # engine.cnmf.estimates.Estimates
+    metrics: Any = None  # engine.evaluation.Metrics
+    F_dff: np.ndarray | None = None
+    curation: Any = None  # engine.curation.Curation
+
+    def threshold_accepted(self) -> np.ndarray | None:
+        """Indices accepted by the evaluation thresholds alone (no manual decisions)."""
+        if self.estimates is None:
+            return None
+        if self.metrics is not None:
+            from .evaluation import apply_thresholds, thresholds_from_params
+
+            return apply_thresholds(self.metrics, **thresholds_from_params(self.params))[0]
+        idx = self.estimates.idx_components
+        return None if idx is None else np.asarray(idx, dtype=np.int64)
+
+    def accepted(self) -> np.ndarray | None:
+        """Final accepted component indices: thresholds, then manual decisions on top.
+        None when the components were never evaluated nor curated."""
+        thr = self.threshold_accepted()
+        if self.curation is None:
+            return thr
+        base = thr if thr is not None else np.arange(self.estimates.A.shape[1])  # never evaluated: all
+        return self.curation.final_indices(base)[0]
 
 
 #: Estimates fields written under ``estimates/`` (CaImAn names).
@@ -307,7 +330,21 @@ def save_results(path: str | os.PathLike, results: Results) -> Path:
             if results.summary is not None:
                 write_value(f, "summary", results.summary)
             if results.estimates is not None:
-                write_value(f, "estimates", estimates_to_dict(results.estimates, results.summary))
+                est = estimates_to_dict(results.estimates, results.summary)
+                if results.metrics is not None:
+                    est.update(results.metrics.to_dict())
+                if results.F_dff is not None:
+                    est["F_dff"] = np.asarray(results.F_dff, dtype=np.float32)
+                final = results.accepted()
+                if final is not None:
+                    K = results.estimates.A.shape[1]
+                    est["idx_components"] = np.asarray(final, dtype=np.int64)
+                    est["idx_components_bad"] = np.setdiff1d(np.arange(K), final)
+                write_value(f, "estimates", est)
+                if results.curation is not None:
+                    from .curation import write_curation
+
+                    write_curation(f, results.curation)
             prov = f.create_group("provenance")
             for k, v in results.provenance.items():
                 prov.attrs[k] = v if isinstance(v, (str, int, float)) else json.dumps(v, default=repr)
@@ -342,6 +379,9 @@ def load_results(path: str | os.PathLike) -> Results:
         estimates, extra = estimates_from_group(f["estimates"], dims) if "estimates" in f else (None, {})
         if summary is None and "Cn" in extra:
             summary = {"corr": extra["Cn"]}
+        from .curation import read_curation
+
+        curation = read_curation(f) if estimates is not None else None
         prov: dict[str, Any] = {}
         if "provenance" in f:
             for k, v in f["provenance"].attrs.items():
@@ -351,5 +391,20 @@ def load_results(path: str | os.PathLike) -> Results:
                     except ValueError:
                         pass
                 prov[k] = v.item() if isinstance(v, np.generic) else v
-    return Results(params=params, dims=dims, motion=motion, summary=summary, provenance=prov,
-                   estimates=estimates)
+    results = Results(params=params, dims=dims, motion=motion, summary=summary, provenance=prov,
+                      estimates=estimates, F_dff=extra.get("F_dff"), curation=curation)
+    if estimates is not None:
+        from .evaluation import Metrics
+
+        results.metrics = Metrics.from_saved(extra, estimates)
+        if curation is not None and curation.n_components != estimates.A.shape[1]:
+            raise InputError("path", f"curation holds {curation.n_components} decisions for "
+                                     f"{estimates.A.shape[1]} components")
+        # estimates.idx_components holds the threshold result; the file's
+        # idx_components is the final (curated) set, re-derived by accepted()
+        thr = results.threshold_accepted()
+        if results.metrics is not None or curation is None:
+            estimates.idx_components = thr
+        if estimates.idx_components is not None:
+            estimates.idx_components_bad = np.setdiff1d(np.arange(estimates.A.shape[1]), estimates.idx_components)
+    return results
