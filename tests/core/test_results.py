@@ -5,7 +5,13 @@ import pytest
 from napari_caiman.engine import results as res_mod
 from napari_caiman.engine.errors import InputError
 from napari_caiman.engine.params import CaimanParams
-from napari_caiman.engine.results import Results, array_dims, caiman_dims, load_results, save_results
+from napari_caiman.engine.results import (
+    Results,
+    array_dims,
+    caiman_dims,
+    load_results,
+    save_results,
+)
 
 
 def _results(ndim=2):
