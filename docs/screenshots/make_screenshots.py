@@ -90,7 +90,7 @@ def cnmf_screenshot(path: Path) -> None:
             strides=(32, 32, 4),
             overlaps=(16, 16, 2),
             # NaN borders (border_nan=True) read as 0 make CNMF find border
-            # "components" instead of neurons; 'copy' avoids them (see README)
+            # "components" instead of neurons; 'copy' avoids them
             border_nan="copy",
         )
     )

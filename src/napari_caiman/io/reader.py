@@ -39,7 +39,10 @@ def _accepts(path: Path) -> bool:
     if suffix not in _FILE_SUFFIXES:
         return False
     if suffix in HDF5_SUFFIXES:
-        return _has_movie_dataset(path)
+        from .results_reader import is_results_file
+
+        # results files (which may hold 3-D arrays such as patch shifts) go to the results reader
+        return not is_results_file(path) and _has_movie_dataset(path)
     return True
 
 

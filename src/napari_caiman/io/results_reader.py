@@ -1,0 +1,89 @@
+"""npe2 reader for results files: ours and those written by CaImAn's ``CNMF.save()``.
+
+A results file opens into the same layers as a fresh CNMF run (correlation
+image, footprints Labels, contours Shapes with a features table, the lazy
+denoised movie), ready for evaluation and curation. The loaded
+:class:`~napari_caiman.engine.results.Results` rides along in each layer's
+``metadata["napari_caiman_results"]`` (with the file path), so the
+evaluation widget can pick it up.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["get_results_reader", "is_results_file", "read_results", "results_layer_data"]
+
+LayerData = tuple[Any, dict, str]
+SUFFIXES = (".hdf5", ".h5")
+
+
+def is_results_file(path: str | os.PathLike) -> bool:
+    """True for an HDF5 file with CaImAn/napari-caiman results (``dims`` and
+    ``estimates`` or ``motion``), without reading any large data."""
+    p = Path(path)
+    if p.suffix.lower() not in SUFFIXES or not p.is_file():
+        return False
+    try:
+        import h5py
+
+        with h5py.File(p, "r") as f:
+            return "dims" in f and ("estimates" in f or "motion" in f)
+    except Exception:
+        return False
+
+
+def get_results_reader(path: str | os.PathLike | Sequence[str | os.PathLike]) -> Callable[..., list[LayerData]] | None:
+    """npe2 ``get_reader`` hook: :func:`read_results` for a results file, else None."""
+    if not isinstance(path, (str, os.PathLike)):
+        paths = list(path)
+        if len(paths) != 1:
+            return None
+        path = paths[0]
+    return read_results if is_results_file(path) else None
+
+
+def results_layer_data(results: Any, name: str, path: str | None = None) -> list[LayerData]:
+    """Layer data tuples for a loaded results object (no Qt, no viewer)."""
+    from types import SimpleNamespace
+
+    from ..layers.cnmf import cnmf_layer_data
+
+    meta_extra = {"napari_caiman_results": results, "napari_caiman_results_path": path}
+    layers: list[LayerData] = []
+    summary = results.summary or {}
+    if results.estimates is not None:
+        step = SimpleNamespace(estimates=results.estimates, summary=SimpleNamespace(**summary) if summary else None)
+        layers = cnmf_layer_data(step, name)
+    elif summary:
+        for key in ("mean", "corr"):
+            if key in summary:
+                layers.append((summary[key], {"name": f"{name} {'correlation' if key == 'corr' else key}"}, "image"))
+    elif results.motion is not None and results.motion.get("template") is not None:
+        layers.append((results.motion["template"], {"name": f"{name} template"}, "image"))
+    out = []
+    for data, meta, kind in layers:
+        meta = dict(meta)
+        meta["metadata"] = {**meta.get("metadata", {}), **meta_extra}
+        out.append((data, meta, kind))
+    return out
+
+
+def read_results(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[LayerData]:
+    """Open a results file as layers (see module docstring).
+
+    Raises
+    ------
+    InputError
+        Missing, corrupt or foreign files (message names the file).
+    """
+    from ..engine.results import load_results
+
+    if not isinstance(path, (str, os.PathLike)):
+        path = list(path)[0]
+    p = Path(path)
+    results = load_results(p)
+    return results_layer_data(results, p.stem, str(p))
