@@ -17,7 +17,8 @@ update does (CaImAn's ``maxthr=0.1``): ~200 pixels per component in 2D
 - add to viewer: ``viewer.add_layer`` for every tuple, plus one redraw
   (``processEvents``), i.e. what the user waits for after a run.
 
-Writes ``bench/results/layers.md``.
+Writes ``bench/results/layers.md`` (its bermuda section comes from a second
+run, with bermuda installed, using ``--out``).
 """
 
 from __future__ import annotations

@@ -266,8 +266,8 @@ class CNMFWidget(Container):
         return self.gSig.n_axes
 
     # -- run ------------------------------------------------------------------------
-    def _motion_summary(self, layer: Layer) -> Any:
-        """Summary images of ``layer`` if it is a motion widget's corrected movie."""
+    def _motion_step(self, layer: Layer) -> Any:
+        """The motion widget's step result whose corrected movie is ``layer``, if any."""
         window = getattr(self._viewer, "window", None)
         if window is None:
             return None
@@ -275,7 +275,7 @@ class CNMFWidget(Container):
             step = getattr(widget, "last_step", None)
             motion = getattr(step, "motion", None)
             if motion is not None and getattr(motion, "corrected", None) is layer.data:
-                return step.summary
+                return step
         return None
 
     def run(self) -> None:
@@ -287,7 +287,7 @@ class CNMFWidget(Container):
             No movie chosen, a bad parameter or a bad seed layer (the Run
             button shows these as notifications instead).
         """
-        from ..engine.pipeline import iter_cnmf_step
+        from ..engine.pipeline import iter_cnmf_step, motion_border
 
         layer = self.movie.value
         if layer is None:
@@ -300,15 +300,20 @@ class CNMFWidget(Container):
         Ain = seeds = None
         if self.seed.value is not None:
             Ain, seeds = labels_to_seeds(self.seed.value.data, frame_shape)
-        summary = self._motion_summary(layer)
-        # motion correction with border_nan=True leaves NaN borders; CaImAn
-        # reads them as 0 for CNMF, and so do we (elsewhere NaN is an error)
+        step = self._motion_step(layer)
+        summary = None if step is None else step.summary
+        # motion correction with border_nan=True leaves NaN borders whose width
+        # changes frame to frame; like CaImAn (border_to_0) we zero a fixed
+        # border of the largest shift and read NaN as 0 (elsewhere NaN is an error)
         fill_nan = layer.metadata.get("napari_caiman", {}).get("kind") == "motion corrected"
+        border = None
+        if step is not None and step.motion.params.get("border_nan", True) != "copy":
+            border = motion_border(step.motion)
         name, scale, translate = layer.name, tuple(layer.scale), tuple(layer.translate)
 
         def steps() -> Generator[Progress, None, tuple[Any, list]]:
             result = yield from iter_cnmf_step(
-                data, params, Ain=Ain, summary=summary, fill_nan=fill_nan
+                data, params, Ain=Ain, summary=summary, fill_nan=fill_nan, border=border
             )
             # layer data (contours, labels image ...) is plain numpy: made here,
             # in the worker, so the main thread only adds the layers

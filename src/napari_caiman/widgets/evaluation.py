@@ -1,0 +1,1035 @@
+"""The "Evaluation / curation" dock widget.
+
+Takes a CNMF result (from the CNMF dock's ``last_result``, or a results
+file), computes the quality metrics in a worker (Evaluate), and lets the user
+curate: the SNR / r-value sliders re-apply the thresholds to the stored
+metrics (no recompute) and recolour the contours at once (accepted cyan,
+rejected magenta); clicks and keys (``a`` accept, ``r`` reject, ``u``
+clear, ``n`` / ``p`` next / previous) make manual decisions, kept apart from
+the thresholds (:class:`~napari_caiman.engine.curation.Curation`) and
+autosaved next to the results file. Two docks come with it: "Traces" (the
+selected component's traces) and "Components" (a sortable table).
+
+Driving it from a test::
+
+    widget = EvaluationWidget(viewer)
+    widget.set_result(estimates, summary, params, "raw", build_layers=True)
+    widget.movie.value = viewer.layers["raw"]
+    widget.runner.run_button.native.click()
+    qtbot.waitUntil(lambda: not widget.runner.is_running, timeout=30_000)
+    widget.min_SNR.value = 4.0              # recolours at once
+    widget.select_component(3); widget.decide("accept")
+    widget.save(path)                        # results + curation (atomic)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FloatSlider,
+    Label,
+    PushButton,
+    SpinBox,
+)
+from napari.layers import Image, Labels, Layer, Shapes
+from qtpy.QtCore import QAbstractTableModel, QItemSelectionModel, QModelIndex, Qt
+from qtpy.QtWidgets import QAbstractItemView, QFileDialog, QHeaderView, QMessageBox, QTableView
+
+from ..engine.curation import Curation, save_curation_sidecar
+from ..engine.errors import InputError
+from ..engine.evaluation import apply_thresholds, thresholds_from_params
+from ..layers import evaluation as ev
+from ..layers.cnmf import cnmf_layer_data, labels_to_seeds, layer_names
+from ._layers import upsert_layer
+from ._runner import StepRunner
+from .traces import DOCK_NAME as TRACES_DOCK
+from .traces import TracesPlot
+
+if TYPE_CHECKING:
+    import napari
+
+#: Dock title of the components table.
+TABLE_DOCK = "Components"
+
+#: Threshold sliders: name -> (min, max, step, tooltip).
+_THRESHOLDS = {
+    "min_SNR": (0.0, 20.0, 0.05, "Accept when the trace's SNR is at least this (or r >= rval_thr)"),
+    "SNR_lowest": (0.0, 5.0, 0.05, "Reject below this SNR whatever the r-value"),
+    "rval_thr": (-1.0, 1.0, 0.01, "Accept when the spatial r-value is at least this (or SNR >= min_SNR)"),
+    "rval_lowest": (-1.0, 1.0, 0.01, "Reject below this r-value whatever the SNR"),
+}
+
+RESULTS_FILTER = "Results (*.hdf5 *.h5)"
+
+
+@dataclass
+class CurationSession:
+    """Everything the widget curates: one CNMF result and its evaluation.
+
+    Attributes
+    ----------
+    estimates : Estimates
+    summary : SummaryImages-like or None
+        ``.mean``, ``.corr`` ... (for saving and the layers).
+    params : CaimanParams
+    name : str
+        Prefix of the result's layers (``"<name> contours"`` ...).
+    metrics : Metrics or None
+        None until evaluated.
+    F_dff : (K, T) array or None
+    curation : Curation
+    path : Path or None
+        Results file: decisions are autosaved next to it.
+    motion, provenance : dict or None
+        Carried into saved files.
+    """
+
+    estimates: Any
+    summary: Any
+    params: Any
+    name: str
+    metrics: Any = None
+    F_dff: Any = None
+    curation: Curation = None  # type: ignore[assignment]
+    path: Path | None = None
+    motion: Any = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.curation is None:
+            self.curation = Curation.empty(self.estimates.n_components)
+
+    @property
+    def n_components(self) -> int:
+        return int(self.estimates.n_components)
+
+
+class ComponentTableModel(QAbstractTableModel):
+    """Columns of :func:`~napari_caiman.layers.evaluation.component_table`,
+    sorted by numpy (``np.argsort``) so thousands of rows sort at once."""
+
+    COLUMNS = ("id", "SNR", "r_value", "size", "status", "manual")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.columns: dict[str, np.ndarray] = {c: np.zeros(0) for c in self.COLUMNS}
+        self.order = np.zeros(0, np.int64)  # row -> component
+        self.rank = np.zeros(0, np.int64)  # component -> row
+        self._sort: tuple[int, Any] = (0, Qt.SortOrder.AscendingOrder)
+
+    def set_columns(self, columns: dict[str, np.ndarray]) -> None:
+        """Replace all rows (K may change)."""
+        self.beginResetModel()
+        self.columns = columns
+        self._apply_sort()
+        self.endResetModel()
+
+    def update_columns(self, columns: dict[str, np.ndarray]) -> None:
+        """Same K, new values: repaint without resetting the view."""
+        self.columns = columns
+        self.layoutAboutToBeChanged.emit()
+        self._apply_sort()
+        self.layoutChanged.emit()
+
+    def _apply_sort(self) -> None:
+        column, order = self._sort
+        values = self.columns[self.COLUMNS[column]]
+        if values.dtype == object:
+            values = values.astype(str)
+        idx = np.argsort(values, kind="stable")
+        if order == Qt.SortOrder.DescendingOrder:
+            idx = idx[::-1]
+        self.order = idx.astype(np.int64)
+        self.rank = np.empty_like(self.order)
+        self.rank[self.order] = np.arange(len(self.order))
+
+    def sort(self, column: int, order: Any = Qt.SortOrder.AscendingOrder) -> None:  # noqa: D102
+        self._sort = (column, order)
+        self.layoutAboutToBeChanged.emit()
+        self._apply_sort()
+        self.layoutChanged.emit()
+
+    def rowCount(self, parent: Any = QModelIndex()) -> int:  # noqa: B008, D102, N802
+        return 0 if parent.isValid() else len(self.order)
+
+    def columnCount(self, parent: Any = QModelIndex()) -> int:  # noqa: B008, D102, N802
+        return len(self.COLUMNS)
+
+    def data(self, index: Any, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: D102
+        if not index.isValid() or role != Qt.ItemDataRole.DisplayRole:
+            return None
+        name = self.COLUMNS[index.column()]
+        value = self.columns[name][self.order[index.row()]]
+        if name in ("SNR", "r_value"):
+            return "" if not np.isfinite(value) else f"{value:.2f}"
+        return str(value)
+
+    def headerData(self, section: int, orientation: Any, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: D102, N802
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return self.COLUMNS[section]
+        return None
+
+
+class EvaluationWidget(Container):
+    """Evaluate CNMF components, threshold them live, curate by hand, save, export.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+        Injected by napari when opened from the Plugins menu.
+
+    Attributes
+    ----------
+    session : CurationSession or None
+        The result being curated.
+    runner : StepRunner
+        Evaluate (metrics in a worker); ``runner.is_running``.
+    refit_runner : StepRunner
+        Refit with seeds (CNMF in a worker).
+    accepted : (K,) bool
+        Final status (thresholds + manual), updated by :meth:`apply`.
+    selected : int or None
+        The selected component; ``picked`` the components for merge/delete.
+    confirm : callable(str) -> bool
+        Asks before replacing the result after a refit (tests replace it).
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self._viewer = viewer
+        q = thresholds_from_params(None)
+        self.source_label = Label(value="no result: run CNMF or load a results file", label="result")
+        self.take_button = PushButton(text="Use CNMF result")
+        self.load_button = PushButton(text="Load results…")
+        self.movie = ComboBox(
+            label="movie",
+            choices=self._movie_choices,
+            tooltip="The (motion-corrected) movie CNMF ran on, for the metrics",
+        )
+        self.runner = StepRunner("Evaluation", self.run)
+        self.runner.run_button.text = "Evaluate"
+        sliders = []
+        for name, (lo, hi, step, tip) in _THRESHOLDS.items():
+            slider = FloatSlider(value=float(q[name]), min=lo, max=hi, step=step, label=name, name=name, tooltip=tip)
+            setattr(self, name, slider)
+            sliders.append(slider)
+        self.min_size = SpinBox(value=0, min=0, max=1_000_000, label="min_size", tooltip="Pixels; 0 = no limit")
+        self.max_size = SpinBox(value=0, min=0, max=10_000_000, label="max_size", tooltip="Pixels; 0 = no limit")
+        self.show_filter = ComboBox(value="all", choices=list(ev.SHOW_MODES), label="show")
+        self.counts = Label(value="", label="counts")
+        self.component_label = Label(value="click an ROI (keys a/r/u, n/p)", label="component")
+        self.accept_button = PushButton(text="Accept (a)")
+        self.reject_button = PushButton(text="Reject (r)")
+        self.clear_button = PushButton(text="Clear (u)")
+        self.prev_button = PushButton(text="◀ (p)")
+        self.next_button = PushButton(text="▶ (n)")
+        decide_row = Container(
+            widgets=[self.accept_button, self.reject_button, self.clear_button, self.prev_button, self.next_button],
+            layout="horizontal", labels=False,
+        )
+        decide_row.margins = (0, 0, 0, 0)
+        self.merge_button = PushButton(text="Merge picked", tooltip="Shift+click ROIs (or table rows) to pick 2+")
+        self.delete_button = PushButton(text="Delete picked")
+        edit_row = Container(widgets=[self.merge_button, self.delete_button], layout="horizontal", labels=False)
+        edit_row.margins = (0, 0, 0, 0)
+        self.seeds = ComboBox(label="seeds", choices=self._seed_choices, tooltip="Labels layer with painted missed neurons")
+        self.new_seeds_button = PushButton(text="New seeds layer")
+        self.refit_runner = StepRunner("Refit", self.refit)
+        self.refit_runner.run_button.text = "Refit with seeds"
+        self.save_button = PushButton(text="Save results…")
+        self.nwb_button = PushButton(text="NWB…")
+        self.csv_button = PushButton(text="CSV…")
+        self.tiff_button = PushButton(text="Masks TIFF…")
+        export_row = Container(
+            widgets=[self.nwb_button, self.csv_button, self.tiff_button], layout="horizontal", labels=False,
+            label="export accepted",
+        )
+        export_row.margins = (0, 0, 0, 0)
+        source_row = Container(widgets=[self.take_button, self.load_button], layout="horizontal", labels=False)
+        source_row.margins = (0, 0, 0, 0)
+        super().__init__(
+            widgets=[
+                self.source_label, source_row, self.movie, self.runner, *sliders, self.min_size,
+                self.max_size, self.show_filter, self.counts, self.component_label, decide_row, edit_row,
+                self.seeds, self.new_seeds_button, self.refit_runner, self.save_button, export_row,
+            ]
+        )
+        self.session: CurationSession | None = None
+        self.accepted = np.zeros(0, bool)
+        self.selected: int | None = None
+        self.picked: list[int] = []
+        self.confirm: Callable[[str], bool] = self._ask
+        self.traces: TracesPlot | None = None
+        self.table_view: QTableView | None = None
+        self.table_model = ComponentTableModel()
+        self.timings: dict[str, float] = {}
+        self._owner = np.zeros(0, np.int64)
+        self._colors: np.ndarray | None = None
+        self._hooked: list[Layer] = []
+        self._syncing_table = False
+
+        for slider in sliders:
+            slider.changed.connect(self.apply)
+        self.min_size.changed.connect(self.apply)
+        self.max_size.changed.connect(self.apply)
+        self.show_filter.changed.connect(self.apply)
+        self.take_button.changed.connect(self._on_take)
+        self.load_button.changed.connect(self._on_load)
+        self.accept_button.changed.connect(lambda *_: self.decide("accept"))
+        self.reject_button.changed.connect(lambda *_: self.decide("reject"))
+        self.clear_button.changed.connect(lambda *_: self.decide("clear"))
+        self.next_button.changed.connect(lambda *_: self.step(1))
+        self.prev_button.changed.connect(lambda *_: self.step(-1))
+        self.merge_button.changed.connect(self._guard(self.merge_picked))
+        self.delete_button.changed.connect(self._guard(self.delete_picked))
+        self.new_seeds_button.changed.connect(self._guard(self.new_seeds_layer))
+        self.save_button.changed.connect(self._on_save)
+        for kind, button in (("nwb", self.nwb_button), ("csv", self.csv_button), ("tiff", self.tiff_button)):
+            button.changed.connect(partial(self._on_export, kind))
+        viewer.layers.events.inserted.connect(self._on_layers_changed)
+        viewer.layers.events.removed.connect(self._on_layers_changed)
+        viewer.dims.events.current_step.connect(self._on_step)
+        for key, action in (("a", "accept"), ("r", "reject"), ("u", "clear")):
+            viewer.bind_key(key, partial(self._key, partial(self.decide, action)), overwrite=True)
+        viewer.bind_key("n", partial(self._key, partial(self.step, 1)), overwrite=True)
+        viewer.bind_key("p", partial(self._key, partial(self.step, -1)), overwrite=True)
+        if self._find_cnmf() is not None:
+            self._guard(self.take_cnmf_result)()
+
+    # -- helpers ----------------------------------------------------------------------
+    def _guard(self, func: Callable[..., Any]) -> Callable[..., None]:
+        """Run ``func`` from a button; errors become notifications."""
+
+        def call(*_: Any) -> None:
+            try:
+                func()
+            except Exception as exc:
+                self.runner.report_error(exc)
+
+        return call
+
+    @staticmethod
+    def _key(action: Callable[[], Any], *_: Any) -> None:
+        action()
+
+    def _ask(self, text: str) -> bool:
+        answer = QMessageBox.question(self.native, "Refit with seeds", text)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _movie_choices(self, *_: Any) -> list[tuple[str, Layer]]:
+        out = []
+        for layer in self._viewer.layers:
+            if not isinstance(layer, Image) or layer.rgb or layer.multiscale or layer.ndim not in (3, 4):
+                continue
+            kind = layer.metadata.get("napari_caiman", {}).get("kind", "movie")
+            if kind in ("movie", "motion corrected"):
+                out.append((layer.name, layer))
+        return out
+
+    def _seed_choices(self, *_: Any) -> list[tuple[str, Any]]:
+        return [
+            (layer.name, layer)
+            for layer in self._viewer.layers
+            if isinstance(layer, Labels)
+            and layer.metadata.get("napari_caiman", {}).get("kind") != "cnmf footprints"
+        ]
+
+    def _on_layers_changed(self, event: Any = None) -> None:
+        self.movie.reset_choices()
+        self.seeds.reset_choices()
+
+    def _layer(self, kind: str) -> Layer | None:
+        if self.session is None:
+            return None
+        name = layer_names(self.session.name)[kind]
+        return self._viewer.layers[name] if name in self._viewer.layers else None
+
+    @property
+    def contours_layer(self) -> Shapes | None:
+        """The result's contours Shapes layer (None if removed)."""
+        layer = self._layer("contours")
+        return layer if isinstance(layer, Shapes) else None
+
+    # -- choosing the result -------------------------------------------------------------
+    def _find_cnmf(self) -> Any:
+        window = getattr(self._viewer, "window", None)
+        if window is None:
+            return None
+        for widget in window.dock_widgets.values():
+            result = getattr(widget, "last_result", None)
+            if getattr(result, "estimates", None) is not None and hasattr(widget, "last_params"):
+                return widget
+        return None
+
+    def _on_take(self, *_: Any) -> None:
+        self._guard(self.take_cnmf_result)()
+
+    def take_cnmf_result(self) -> None:
+        """Curate the CNMF dock's last result (its layers are already shown).
+
+        Raises
+        ------
+        InputError
+            No CNMF dock or no result yet.
+        """
+        widget = self._find_cnmf()
+        if widget is None:
+            raise InputError("result", "no CNMF result: run CNMF first, or load a results file")
+        result = widget.last_result
+        name = None
+        for layer in reversed(list(self._viewer.layers)):  # newest CNMF contours
+            meta = layer.metadata.get("napari_caiman", {})
+            if meta.get("kind") == "cnmf contours" and "source" in meta:
+                name = meta["source"]
+                break
+        if name is None:
+            movie = getattr(widget, "movie", None)
+            name = getattr(getattr(movie, "value", None), "name", "cnmf")
+        self.set_result(result.estimates, result.summary, widget.last_params, name)
+
+    def _on_load(self, *_: Any) -> None:
+        path, _f = QFileDialog.getOpenFileName(self.native, "Load results", "", RESULTS_FILTER)
+        if path:
+            self._guard(partial(self.load, path))()
+
+    def load(self, path: str | Path) -> None:
+        """Load a results file and show its layers; decisions come from the file
+        (or its newer autosaved sidecar)."""
+        from ..engine.curation import load_curation_sidecar
+        from ..engine.results import load_results
+
+        path = Path(path)
+        results = load_results(path)
+        if results.estimates is None:
+            raise InputError("path", f"{str(path)!r} holds no CNMF components")
+        curation = results.curation
+        side = load_curation_sidecar(path)
+        if side is not None and side.n_components == results.estimates.n_components:
+            if curation is None or side.updated > curation.updated:
+                curation = side
+        summary = SimpleNamespace(**results.summary) if results.summary else None
+        quality = {k: results.params.get(k) for k in _THRESHOLDS}
+        evaluation = results.provenance.get("evaluation") if isinstance(results.provenance, dict) else None
+        self.session = None  # no re-thresholding of the old result while the form fills
+        for name, value in quality.items():
+            if value is not None:
+                getattr(self, name).value = float(value)
+        if isinstance(evaluation, dict):
+            self.min_size.value = int(evaluation.get("min_size", 0) or 0)
+            self.max_size.value = int(evaluation.get("max_size", 0) or 0)
+        self.set_result(
+            results.estimates, summary, results.params, path.stem, metrics=results.metrics,
+            F_dff=results.F_dff, curation=curation, path=path, motion=results.motion,
+            provenance=results.provenance, build_layers=True,
+        )
+
+    def set_result(
+        self,
+        estimates: Any,
+        summary: Any,
+        params: Any,
+        name: str,
+        *,
+        metrics: Any = None,
+        F_dff: Any = None,
+        curation: Curation | None = None,
+        path: str | Path | None = None,
+        motion: Any = None,
+        provenance: dict[str, Any] | None = None,
+        build_layers: bool = False,
+        movie: Any = None,
+    ) -> None:
+        """Curate this result. ``build_layers`` adds its layers (contours ...)
+        as the CNMF widget does; otherwise ``"<name> contours"`` must exist."""
+        self.session = CurationSession(
+            estimates=estimates, summary=summary, params=params, name=name, metrics=metrics,
+            F_dff=F_dff, curation=curation, path=None if path is None else Path(path),
+            motion=motion, provenance=dict(provenance or {}),
+        )
+        if build_layers:
+            self._rebuild_layers(movie)
+        self.selected = None
+        self.picked = []
+        self._hook_layers()
+        if name in self._viewer.layers and any(
+            layer is self._viewer.layers[name] for _, layer in self._movie_choices()
+        ):
+            self.movie.value = self._viewer.layers[name]
+        n = estimates.n_components
+        where = f" from {self.session.path.name}" if self.session.path else ""
+        self.source_label.value = f"{name}: {n} components{where}"
+        self._ensure_docks()
+        self._colors = None
+        self.apply(full=True)
+        self._show_traces()
+
+    def _rebuild_layers(self, movie: Any = None) -> None:
+        """(Re)make the result's layers (after loading or a hand edit)."""
+        s = self.session
+        assert s is not None
+        summary = s.summary if s.summary is not None else SimpleNamespace(mean=None, corr=None, std=None)
+        if getattr(summary, "mean", None) is None:
+            summary = SimpleNamespace(mean=np.zeros(s.estimates.dims, np.float32), corr=getattr(summary, "corr", None))
+        geom_layer = self._layer("contours") or self._layer("footprints")
+        scale = translate = None
+        if geom_layer is not None:
+            scale = (1.0, *geom_layer.scale)
+            translate = (0.0, *geom_layer.translate)
+        if movie is None and self.movie.value is not None and tuple(self.movie.value.data.shape[1:]) == tuple(
+            s.estimates.dims
+        ):
+            movie = self.movie.value.data
+        step = SimpleNamespace(estimates=s.estimates, summary=summary)
+        for data, meta, layer_type in cnmf_layer_data(step, s.name, scale, translate, movie=movie):
+            upsert_layer(self._viewer, data, meta, layer_type)
+        self._hook_layers()
+
+    def _hook_layers(self) -> None:
+        """Mouse and key bindings on the result's contours and footprints layers."""
+        for kind in ("contours", "footprints"):
+            layer = self._layer(kind)
+            if layer is None or any(layer is h for h in self._hooked):
+                continue
+            layer.mouse_drag_callbacks.append(self._on_click)
+            for key, action in (("a", "accept"), ("r", "reject"), ("u", "clear")):
+                layer.bind_key(key, partial(self._key, partial(self.decide, action)), overwrite=True)
+            layer.bind_key("n", partial(self._key, partial(self.step, 1)), overwrite=True)
+            layer.bind_key("p", partial(self._key, partial(self.step, -1)), overwrite=True)
+            self._hooked.append(layer)
+        contours = self.contours_layer
+        if contours is not None and "component" in contours.features:
+            self._owner = np.asarray(contours.features["component"], dtype=np.int64)
+        else:
+            self._owner = np.zeros(0, np.int64)
+
+    # -- thresholds -------------------------------------------------------------------------
+    def thresholds(self) -> dict[str, Any]:
+        """Keyword arguments of ``apply_thresholds`` from the form."""
+        out: dict[str, Any] = {name: float(getattr(self, name).value) for name in _THRESHOLDS}
+        out["min_size"] = self.min_size.value or None
+        out["max_size"] = self.max_size.value or None
+        return out
+
+    def threshold_accepted(self) -> np.ndarray:
+        """(K,) bool: the thresholds alone (all True before evaluation)."""
+        s = self.session
+        if s is None:
+            return np.zeros(0, bool)
+        K = s.n_components
+        if s.metrics is None:
+            idx = s.estimates.idx_components
+            return np.ones(K, bool) if idx is None else ev.threshold_mask(idx, K)
+        good, _ = apply_thresholds(s.metrics, **self.thresholds())
+        return ev.threshold_mask(good, K)
+
+    def apply(self, *_: Any, full: bool = False) -> None:
+        """Re-apply thresholds + manual decisions: colours, features, counts, table."""
+        s = self.session
+        if s is None:
+            return
+        t0 = time.perf_counter()
+        self.accepted = s.curation.accepted(self.threshold_accepted())
+        t1 = time.perf_counter()
+        layer = self.contours_layer
+        if layer is not None and len(self._owner) == len(layer.data):
+            colors = ev.status_colors(self.accepted, self._owner, self.show_filter.value)
+            if self._colors is None or not np.array_equal(colors, self._colors):
+                layer.edge_color = colors  # one vectorized assignment
+                self._colors = colors
+            t2 = time.perf_counter()
+            layer.features = ev.evaluation_features(
+                layer.features, self._owner, s.metrics, self.accepted, s.curation.manual
+            )
+        else:
+            t2 = time.perf_counter()
+        t3 = time.perf_counter()
+        self.counts.value = ev.count_text(self.accepted, s.curation.manual)
+        self._update_table(full)
+        self._update_component_label()
+        self.timings = {"thresholds": t1 - t0, "colors": t2 - t1, "features": t3 - t2,
+                        "total": time.perf_counter() - t0}
+
+    # -- evaluate -------------------------------------------------------------------------------
+    def _params(self) -> Any:
+        s = self.session
+        assert s is not None
+        th = self.thresholds()
+        return s.params.copy().update({k: th[k] for k in _THRESHOLDS})
+
+    def run(self) -> None:
+        """Start the metrics computation (SNR, r-values, dF/F) in a worker.
+
+        Raises
+        ------
+        InputError
+            No result or no movie of the result's frame shape.
+        """
+        from ..engine.pipeline import iter_evaluate_step
+
+        if self.session is None:
+            if self._find_cnmf() is None:
+                raise InputError("result", "no CNMF result: run CNMF first, or load a results file")
+            self.take_cnmf_result()
+        s = self.session
+        assert s is not None
+        layer = self._check_movie()
+        fill_nan = layer.metadata.get("napari_caiman", {}).get("kind") == "motion corrected"
+        data, est, params = layer.data, s.estimates, self._params()
+        self.runner.start(
+            lambda: iter_evaluate_step(data, est, params, fill_nan=fill_nan),
+            partial(self._on_evaluated, session=s),
+        )
+
+    def _check_movie(self) -> Layer:
+        s = self.session
+        assert s is not None
+        layer = self.movie.value
+        if layer is None:
+            raise InputError("movie", "choose the (motion-corrected) movie CNMF ran on")
+        if tuple(layer.data.shape[1:]) != tuple(s.estimates.dims) or layer.data.shape[0] != s.estimates.n_frames:
+            raise InputError(
+                "movie", f"{layer.name!r} has shape {tuple(layer.data.shape)}; the result needs "
+                         f"({s.estimates.n_frames}, {', '.join(map(str, s.estimates.dims))})"
+            )
+        return layer
+
+    def _on_evaluated(self, step: Any, *, session: CurationSession) -> None:
+        if session is not self.session:  # the result was replaced meanwhile
+            return
+        session.metrics, session.F_dff = step.metrics, step.F_dff
+        self.apply(full=True)
+        self._show_traces()
+
+    # -- selection ----------------------------------------------------------------------------------
+    def component_at(self, layer: Layer, position: Any, event: Any = None) -> int | None:
+        """Component under ``position`` (world coordinates) of the contours or footprints layer."""
+        kw = {}
+        if event is not None:
+            kw = {"view_direction": event.view_direction, "dims_displayed": list(event.dims_displayed)}
+        value = layer.get_value(position, world=True, **kw)
+        if isinstance(layer, Shapes):
+            shape = value[0] if isinstance(value, tuple) else value
+            if shape is None or shape >= len(self._owner):
+                return None
+            return int(self._owner[int(shape)])
+        if value is None or int(value) <= 0:
+            return None
+        k = int(value) - 1  # label k + 1 is component k
+        return k if self.session is not None and k < self.session.n_components else None
+
+    def _on_click(self, layer: Layer, event: Any) -> Any:
+        if event.button != 1:
+            return
+        start = np.asarray(event.position)
+        yield
+        dragged = False
+        while event.type == "mouse_move":
+            dragged = dragged or bool(np.abs(np.asarray(event.position) - start).max() > 0.5)
+            yield
+        if dragged:
+            return
+        k = self.component_at(layer, start, event)
+        if k is not None:
+            self.select_component(k, add="Shift" in event.modifiers)
+
+    def select_component(self, k: int | None, *, add: bool = False, center: bool = False) -> None:
+        """Select component ``k`` (traces, table row, highlight); ``add`` picks it
+        too (for merge/delete) instead of replacing the picked set."""
+        s = self.session
+        if s is None:
+            return
+        if k is not None and not 0 <= k < s.n_components:
+            raise InputError("component", f"must be in [0, {s.n_components}), got {k}")
+        self.selected = k
+        if k is None:
+            self.picked = []
+        elif add:
+            self.picked = [*[p for p in self.picked if p != k], k]
+        else:
+            self.picked = [k]
+        self._show_selection(center)
+        self._update_component_label()
+        self._show_traces()
+        self._select_table_rows()
+
+    def step(self, delta: int) -> None:
+        """Select the next (``delta=1``) or previous component, in the table's order."""
+        s = self.session
+        if s is None or s.n_components == 0:
+            return
+        rank = self.table_model.rank
+        if len(rank) != s.n_components:
+            order = np.arange(s.n_components)
+            rank = order
+        else:
+            order = self.table_model.order
+        row = -1 if self.selected is None else int(rank[self.selected])
+        row = (row + delta) % s.n_components
+        self.select_component(int(order[row]), center=True)
+
+    def _show_selection(self, center: bool) -> None:
+        """Outline the picked components in a thick yellow "<name> selected" layer."""
+        s = self.session
+        contours = self.contours_layer
+        if s is None or contours is None:
+            return
+        name = f"{s.name} selected"
+        polys = [contours.data[i] for i in np.flatnonzero(np.isin(self._owner, self.picked))]
+        if name in self._viewer.layers:
+            layer = self._viewer.layers[name]
+            layer.data = polys
+            layer.edge_color = "yellow"
+        elif polys:
+            layer = self._viewer.add_shapes(
+                polys, shape_type="polygon", name=name, edge_color="yellow", face_color="transparent",
+                edge_width=1.0, ndim=contours.ndim, scale=contours.scale, translate=contours.translate,
+                metadata={"napari_caiman": {"kind": "selected component", "source": s.name}},
+            )
+            self._viewer.layers.selection.active = contours  # keys and clicks stay with the contours
+        if center and self.selected is not None and polys:
+            own = [contours.data[i] for i in np.flatnonzero(self._owner == self.selected)]
+            mid = np.concatenate(own).mean(axis=0)
+            world = mid * np.asarray(contours.scale) + np.asarray(contours.translate)
+            if len(world) == 3:
+                self._viewer.dims.set_point(self._viewer.dims.ndim - 3, world[0])
+            self._viewer.camera.center = tuple(world[-2:])
+
+    def _update_component_label(self) -> None:
+        s = self.session
+        k = self.selected
+        if s is None or k is None or k >= s.n_components:
+            self.component_label.value = "click an ROI (keys a/r/u, n/p)"
+            return
+        snr = r = "–"
+        if s.metrics is not None:
+            snr = f"{float(s.metrics.SNR_comp[k]):.2f}"
+            r = f"{float(s.metrics.r_values[k]):.2f}"
+        status = "accepted" if self.accepted[k] else "rejected"
+        manual = {1: " (by hand)", -1: " (by hand)", 0: ""}[int(s.curation.manual[k])]
+        picked = f"; picked {self.picked}" if len(self.picked) > 1 else ""
+        self.component_label.value = f"#{k}: SNR {snr}, r {r}, {status}{manual}{picked}"
+
+    # -- decisions -------------------------------------------------------------------------------------
+    def decide(self, decision: str, idx: Any = None) -> None:
+        """Accept / reject / clear the picked components (or ``idx``) by hand,
+        recolour, and autosave the decisions next to the results file."""
+        s = self.session
+        if s is None:
+            return
+        idx = self.picked if idx is None else idx
+        if idx is None or len(np.atleast_1d(idx)) == 0:
+            return
+        s.curation.set(np.atleast_1d(np.asarray(idx, dtype=np.int64)), decision)
+        self.apply()
+        self.autosave()
+
+    def autosave(self) -> Path | None:
+        """Write the decisions sidecar if the result has a file."""
+        s = self.session
+        if s is None or s.path is None:
+            return None
+        try:
+            return save_curation_sidecar(s.path, s.curation)
+        except InputError as exc:
+            self.runner.report_error(exc)
+            return None
+
+    # -- traces ---------------------------------------------------------------------------------------
+    def _ensure_docks(self) -> None:
+        window = getattr(self._viewer, "window", None)
+        if window is None:
+            return
+        docks = window.dock_widgets
+        traces = docks.get(TRACES_DOCK)
+        if not isinstance(traces, TracesPlot):
+            traces = TracesPlot()
+            window.add_dock_widget(traces, name=TRACES_DOCK, area="bottom")
+            traces.frame_clicked.connect(self._jump_to_frame)
+        self.traces = traces
+        table = docks.get(TABLE_DOCK)
+        if not isinstance(table, QTableView):
+            table = QTableView()
+            table.setModel(self.table_model)
+            table.setSortingEnabled(True)
+            table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+            table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+            table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+            table.verticalHeader().setVisible(False)
+            table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+            table.selectionModel().selectionChanged.connect(self._on_table_selection)
+            window.add_dock_widget(table, name=TABLE_DOCK, area="right")
+        self.table_view = table
+
+    def _show_traces(self) -> None:
+        s = self.session
+        if self.traces is None or s is None:
+            return
+        k = self.selected
+        if k is None or k >= s.n_components:
+            self.traces.show_component(None)
+            return
+        est = s.estimates
+        C = np.asarray(est.C[k])
+        dff = None if s.F_dff is None else np.asarray(s.F_dff[k])
+        status = "accepted" if self.accepted[k] else "rejected"
+        self.traces.show_component(
+            k, raw=C + np.asarray(est.YrA[k]), C=C, S=np.asarray(est.S[k]), dff=dff,
+            title=f"{s.name} — component {k} ({status})",
+        )
+        self.traces.set_frame(int(self._viewer.dims.current_step[0]))
+
+    def _on_step(self, event: Any = None) -> None:
+        if self.traces is not None and self.session is not None:
+            self.traces.set_frame(int(self._viewer.dims.current_step[0]))
+
+    def _jump_to_frame(self, t: int) -> None:
+        self._viewer.dims.set_current_step(0, int(t))
+
+    # -- table --------------------------------------------------------------------------------------------
+    def _update_table(self, full: bool) -> None:
+        s = self.session
+        assert s is not None
+        size = s.metrics.size if s.metrics is not None else np.diff((s.estimates.A > 0).tocsc().indptr)
+        columns = ev.component_table(s.metrics, self.accepted, s.curation.manual, size)
+        if full or len(self.table_model.order) != s.n_components:
+            self.table_model.set_columns(columns)
+        else:
+            self.table_model.update_columns(columns)
+        self._select_table_rows()
+
+    def _select_table_rows(self) -> None:
+        view = self.table_view
+        if view is None or self.session is None or len(self.table_model.rank) != self.session.n_components:
+            return
+        self._syncing_table = True
+        try:
+            sel = view.selectionModel()
+            sel.clearSelection()
+            flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+            for k in self.picked:
+                index = self.table_model.index(int(self.table_model.rank[k]), 0)
+                sel.select(index, flags)
+            if self.selected is not None:
+                view.scrollTo(self.table_model.index(int(self.table_model.rank[self.selected]), 0))
+        finally:
+            self._syncing_table = False
+
+    def _on_table_selection(self, *_: Any) -> None:
+        if self._syncing_table or self.table_view is None:
+            return
+        rows = sorted({i.row() for i in self.table_view.selectionModel().selectedRows()})
+        comps = [int(self.table_model.order[r]) for r in rows]
+        if not comps:
+            return
+        self.selected = comps[-1]
+        self.picked = comps
+        self._show_selection(False)
+        self._update_component_label()
+        self._show_traces()
+
+    # -- hand edits --------------------------------------------------------------------------------------
+    def _replace_estimates(self, est: Any, rows: np.ndarray, *, manual_new: int = 0, snr_new: Any = None) -> None:
+        """Swap in edited estimates; side data follows ``rows`` (old index per new
+        component, -1 = new component)."""
+        from ..engine.evaluation import Metrics
+
+        s = self.session
+        assert s is not None
+        manual = ev.take_rows(s.curation.manual, rows, fill=np.int8(manual_new)).astype(np.int8)
+        if s.metrics is not None:
+            m = s.metrics
+            size = np.diff((est.A > 0).tocsc().indptr).astype(np.int64)
+            snr = ev.take_rows(m.SNR_comp, rows, fill=np.nan if snr_new is None else snr_new)
+            s.metrics = Metrics(
+                SNR_comp=snr, r_values=ev.take_rows(m.r_values, rows), size=size,
+                cnn_preds=ev.take_rows(m.cnn_preds, rows), cnn_available=m.cnn_available,
+                n_samples=m.n_samples,
+            )
+        s.F_dff = ev.take_rows(s.F_dff, rows)
+        s.estimates = est
+        s.curation = Curation(manual)
+        self._rebuild_layers()
+        self._colors = None
+        self.selected = None
+        self.picked = []
+        self._show_selection(False)
+        self.source_label.value = f"{s.name}: {est.n_components} components (edited)"
+        self.apply(full=True)
+        self._show_traces()
+        self.autosave()
+
+    def merge_picked(self) -> None:
+        """Merge the picked components (2+) into one, accepted by hand."""
+        from ..engine.evaluation import event_exceptionality
+
+        s = self.session
+        if s is None:
+            raise InputError("result", "no result to edit")
+        est, rows = ev.merge_components(s.estimates, self.picked)
+        new = int(np.flatnonzero(rows < 0)[0])
+        snr = None
+        if s.metrics is not None:
+            raw = np.asarray(est.C[new] + est.YrA[new])[None]
+            snr = float(event_exceptionality(raw, N=max(int(s.metrics.n_samples), 1))[0][0])
+        self._replace_estimates(est, rows, manual_new=1, snr_new=snr)
+        self.select_component(new)
+
+    def delete_picked(self) -> None:
+        """Remove the picked components from the result."""
+        s = self.session
+        if s is None or not self.picked:
+            raise InputError("component", "pick components to delete first")
+        est, rows = ev.delete_components(s.estimates, self.picked)
+        self._replace_estimates(est, rows)
+
+    # -- seeded refit ----------------------------------------------------------------------------------
+    def new_seeds_layer(self) -> Labels:
+        """An empty Labels layer of the frame shape to paint missed neurons in."""
+        s = self.session
+        if s is None:
+            raise InputError("result", "no result: take or load one first")
+        contours = self.contours_layer
+        geom = {} if contours is None else {"scale": contours.scale, "translate": contours.translate}
+        layer = self._viewer.add_labels(
+            np.zeros(s.estimates.dims, np.int32), name=f"{s.name} seeds", **geom
+        )
+        layer.mode = "paint"
+        layer.brush_size = 6
+        self.seeds.reset_choices()
+        self.seeds.value = layer
+        return layer
+
+    def refit(self) -> None:
+        """Seeded CNMF: accepted footprints + the painted masks as ``Ain``, in a worker.
+
+        Raises
+        ------
+        InputError
+            No result, no movie, or no seeds.
+        """
+        from ..engine.pipeline import iter_cnmf_step
+
+        s = self.session
+        if s is None:
+            raise InputError("result", "no result: take or load one first")
+        layer = self._check_movie()
+        painted = None
+        if self.seeds.value is not None and np.any(np.asarray(self.seeds.value.data)):
+            painted, _ = labels_to_seeds(self.seeds.value.data, s.estimates.dims)
+        Ain = ev.refit_seeds(s.estimates, np.flatnonzero(self.accepted), painted)
+        fill_nan = layer.metadata.get("napari_caiman", {}).get("kind") == "motion corrected"
+        data, params, summary = layer.data, self._params(), s.summary
+        if summary is not None and not hasattr(summary, "std"):
+            summary = None
+        self.refit_runner.start(
+            lambda: iter_cnmf_step(data, params, Ain=Ain, summary=summary, fill_nan=fill_nan),
+            partial(self._on_refit, session=s, n_seeds=Ain.shape[1]),
+        )
+
+    def _on_refit(self, result: Any, *, session: CurationSession, n_seeds: int) -> None:
+        from ..engine.curation import transfer_curation
+
+        if session is not self.session:
+            return
+        s = session
+        new = result.estimates
+        text = (
+            f"The refit from {n_seeds} seeds found {new.n_components} components "
+            f"(now {s.n_components}). Replace the result? Manual decisions follow "
+            "the footprints; the metrics are recomputed."
+        )
+        if not self.confirm(text):
+            self.refit_runner.status.value = "refit discarded"
+            return
+        manual = transfer_curation(s.estimates.A, s.curation.manual, new.A, new.dims)
+        s.estimates = new
+        s.curation = Curation(manual)
+        s.metrics = s.F_dff = None
+        self._rebuild_layers()
+        self._colors = None
+        self.selected = None
+        self.picked = []
+        self._show_selection(False)
+        self.source_label.value = f"{s.name}: {new.n_components} components (refit)"
+        self.apply(full=True)
+        self._show_traces()
+        self.autosave()
+        if self.seeds.value is not None:
+            self.seeds.value.data = np.zeros_like(self.seeds.value.data)
+        if self.movie.value is not None:
+            self.runner.run_button.native.click()  # re-evaluate the new components
+
+    # -- save / export ------------------------------------------------------------------------------------
+    def results(self) -> Any:
+        """The session as an engine ``Results`` (what Save writes)."""
+        from ..engine.results import Results, make_provenance, summary_to_dict
+
+        s = self.session
+        if s is None:
+            raise InputError("result", "nothing to save: take or load a result first")
+        summary = None
+        if s.summary is not None:
+            summary = (
+                summary_to_dict(s.summary) if hasattr(s.summary, "std") and s.summary.std is not None
+                else {k: np.asarray(v) for k, v in vars(s.summary).items() if v is not None}
+            )
+        prov = dict(s.provenance) or make_provenance()
+        th = self.thresholds()
+        # the engine's thresholds know no size limits: kept here for reloading
+        prov["evaluation"] = {"min_size": th["min_size"] or 0, "max_size": th["max_size"] or 0}
+        s.estimates.idx_components = np.flatnonzero(self.threshold_accepted())
+        return Results(
+            params=self._params(), dims=tuple(s.estimates.dims), motion=s.motion, summary=summary,
+            provenance=prov, estimates=s.estimates, metrics=s.metrics, F_dff=s.F_dff,
+            curation=s.curation.copy(),
+        )
+
+    def _on_save(self, *_: Any) -> None:
+        start = str(self.session.path) if self.session is not None and self.session.path else ""
+        path, _f = QFileDialog.getSaveFileName(self.native, "Save results", start, RESULTS_FILTER)
+        if path:
+            self._guard(partial(self.save, path))()
+
+    def save(self, path: str | Path) -> Path:
+        """Write results + curation atomically (and the sidecar); later
+        decisions autosave next to this file."""
+        from ..engine.results import save_results
+
+        out = save_results(path, self.results())
+        assert self.session is not None
+        self.session.path = Path(out)
+        self.autosave()
+        self.runner.status.value = f"saved {Path(out).name}"
+        return Path(out)
+
+    def export(self, kind: str, path: str | Path) -> Path:
+        """Export the accepted components: ``kind`` is 'nwb', 'csv' or 'tiff'."""
+        from ..engine import export
+
+        s = self.session
+        if s is None:
+            raise InputError("result", "nothing to export: take or load a result first")
+        idx = np.flatnonzero(self.accepted)
+        est, fr = s.estimates, float(s.params["fr"])
+        if kind == "nwb":
+            return export.export_nwb(path, est, fr=fr, idx=idx, F_dff=s.F_dff, metrics=s.metrics)
+        if kind == "csv":
+            return export.export_csv(path, np.asarray(est.C)[idx], ids=idx, fr=fr)
+        if kind == "tiff":
+            return export.export_masks_tiff(path, est, idx=idx)
+        raise InputError("kind", f"must be 'nwb', 'csv' or 'tiff', got {kind!r}")
+
+    def _on_export(self, kind: str, *_: Any) -> None:
+        filters = {"nwb": "NWB (*.nwb)", "csv": "CSV (*.csv)", "tiff": "TIFF (*.tif *.tiff)"}
+        path, _f = QFileDialog.getSaveFileName(self.native, f"Export {kind.upper()}", "", filters[kind])
+        if path:
+            self._guard(partial(self.export, kind, path))()
