@@ -141,6 +141,66 @@ def cnmf_screenshot(path: Path) -> None:
 SCREENSHOTS = {"motion": motion_screenshot, "cnmf": cnmf_screenshot}
 
 
+def evaluation_screenshot(path: Path) -> None:
+    """Motion -> CNMF -> Evaluation / curation on the 2D sample: contours
+    coloured by status over the correlation image, a selected ROI, its traces
+    and the components table."""
+    viewer = napari.Viewer(title="napari-caiman: evaluation / curation")
+    viewer.window.resize(1800, 1100)
+    (raw,) = viewer.open_sample("napari-caiman", "synthetic_2d")
+    motion_dock, motion = viewer.window.add_plugin_dock_widget("napari-caiman", "Motion correction")
+    motion.movie.value = raw
+    motion.set_settings(
+        motion.get_settings().replace(
+            pw_rigid=True, max_shifts=(8, 8, 2), strides=(32, 32, 4), overlaps=(16, 16, 2),
+            border_nan="copy",
+        )
+    )
+    motion.runner.run_button.native.click()
+    wait_for(motion)
+    shifts = viewer.window.dock_widgets.get("Motion shifts")
+    if shifts is not None and shifts.parent() is not None:
+        shifts.parent().hide()
+    motion_dock.hide()
+    cnmf_dock, cnmf = viewer.window.add_plugin_dock_widget("napari-caiman", "CNMF")
+    corrected = viewer.layers[f"{raw.name} corrected"]
+    cnmf.movie.value = corrected
+    cnmf.set_settings(cnmf.get_settings().replace(K=40, gSig=(4, 4, 2), p=1))
+    cnmf.runner.run_button.native.click()
+    wait_for(cnmf)
+    if cnmf.last_result is None:
+        raise RuntimeError(f"CNMF failed: {cnmf.runner.status.value}")
+    cnmf_dock.hide()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-caiman", "Evaluation / curation")
+    widget.movie.value = corrected
+    widget.runner.run_button.native.click()
+    wait_for(widget)
+    if widget.session is None or widget.session.metrics is None:
+        raise RuntimeError(f"evaluation failed: {widget.runner.status.value}")
+    widget.min_SNR.value = 3.0
+    base = corrected.name
+    keep = [f"{base} correlation", f"{base} contours"]
+    for layer in list(viewer.layers):
+        layer.visible = layer.name in keep
+    # the best-scoring rejected component, else the first: shows a magenta ROI's traces
+    rejected = [k for k in range(widget.session.n_components) if not widget.accepted[k]]
+    k = rejected[0] if rejected else 0
+    widget.select_component(k)
+    widget.decide("accept")
+    widget.select_component(k)
+    viewer.layers[f"{base} selected"].visible = True
+    viewer.layers[f"{base} contours"].edge_width = 0.6
+    viewer.layers.selection.active = viewer.layers[f"{base} contours"]
+    viewer.dims.set_current_step(0, 150)
+    viewer.reset_view()
+    wait_for(widget)
+    viewer.screenshot(str(path), canvas_only=False)
+    viewer.close()
+
+
+SCREENSHOTS["evaluation"] = evaluation_screenshot
+
+
 def main(argv: list[str] | None = None) -> int:
     names = (sys.argv[1:] if argv is None else argv) or list(SCREENSHOTS)
     for name in names:

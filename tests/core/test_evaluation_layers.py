@@ -21,10 +21,21 @@ def _estimates(K=4, dims=(12, 10), T=50, seed=0):
     A /= np.linalg.norm(A, axis=0)
     C = rng.uniform(0, 5, (K, T)).astype(np.float32)
     return Estimates(
-        A=sparse.csc_matrix(A), C=C, S=C * 0.5, YrA=rng.normal(0, 0.1, (K, T)).astype(np.float32),
-        b=np.zeros((P, 1), np.float32), f=np.zeros((1, T), np.float32), sn=np.ones(P, np.float32),
-        g=np.full((K, 1), 0.9), bl=np.arange(K, dtype=float), c1=np.zeros(K), neurons_sn=np.ones(K),
-        lam=np.ones(K), dims=dims, idx_components=np.array([0, 2]), idx_components_bad=np.array([1, 3]),
+        A=sparse.csc_matrix(A),
+        C=C,
+        S=C * 0.5,
+        YrA=rng.normal(0, 0.1, (K, T)).astype(np.float32),
+        b=np.zeros((P, 1), np.float32),
+        f=np.zeros((1, T), np.float32),
+        sn=np.ones(P, np.float32),
+        g=np.full((K, 1), 0.9),
+        bl=np.arange(K, dtype=float),
+        c1=np.zeros(K),
+        neurons_sn=np.ones(K),
+        lam=np.ones(K),
+        dims=dims,
+        idx_components=np.array([0, 2]),
+        idx_components_bad=np.array([1, 3]),
     )
 
 
@@ -43,14 +54,21 @@ def test_status_colors_and_show_filter():
 def test_features_table_is_new_and_complete():
     features = pd.DataFrame({"component": [0, 1, 1]})
     metrics = type("M", (), {"SNR_comp": np.array([3.0, 1.0]), "r_values": np.array([0.9, 0.1])})()
-    out = ev.evaluation_features(features, [0, 1, 1], metrics, np.array([True, False]), np.array([0, -1]))
+    out = ev.evaluation_features(
+        features, [0, 1, 1], metrics, np.array([True, False]), np.array([0, -1])
+    )
     assert out is not features and list(features.columns) == ["component"]
     assert list(out["status"]) == ["accepted", "rejected", "rejected"]
     assert list(out["manual"]) == ["", "rejected", "rejected"]
     np.testing.assert_allclose(out["SNR"], [3, 1, 1])
-    no_metrics = ev.evaluation_features(features, [0, 1, 1], None, np.array([True, True]), np.zeros(2))
+    no_metrics = ev.evaluation_features(
+        features, [0, 1, 1], None, np.array([True, True]), np.zeros(2)
+    )
     assert no_metrics["SNR"].isna().all()
-    assert ev.count_text(np.array([True, False, True]), np.array([1, 0, 0])) == "2 accepted / 1 rejected / 1 manual"
+    assert (
+        ev.count_text(np.array([True, False, True]), np.array([1, 0, 0]))
+        == "2 accepted / 1 rejected / 1 manual"
+    )
     table = ev.component_table(metrics, np.array([True, False]), np.array([1, 0]), np.array([5, 6]))
     assert list(table["id"]) == [0, 1] and list(table["manual"]) == ["accepted", ""]
 

@@ -36,9 +36,7 @@ def fitted_2d():
 
 @pytest.fixture(scope="module")
 def fitted_3d():
-    movie = make_movie_3d(
-        (100, 6, 40, 40), n_neurons=5, snr=3.0, seed=2, return_flow=False
-    ).movie
+    movie = make_movie_3d((100, 6, 40, 40), n_neurons=5, snr=3.0, seed=2, return_flow=False).movie
     params = CaimanParams.from_dict({"K": 6, "gSig": (3, 3, 1)})
     est = cnmf(movie, params)
     return movie, est, summary_images(movie), params
@@ -93,14 +91,18 @@ def test_evaluate_then_sliders_recolour_without_recompute(qtbot, viewer, widget,
     # stricter thresholds: fewer accepted, at once, same metrics object
     widget.min_SNR.value = 6.0
     widget.rval_thr.value = 0.99
-    good, _ = apply_thresholds(metrics, min_SNR=6.0, SNR_lowest=0.5, rval_thr=0.99, rval_lowest=-1.0)
+    good, _ = apply_thresholds(
+        metrics, min_SNR=6.0, SNR_lowest=0.5, rval_thr=0.99, rval_lowest=-1.0
+    )
     assert np.array_equal(np.flatnonzero(widget.accepted), good)
     np.testing.assert_allclose(contours.edge_color, _expected_colors(widget))
     assert widget.session.metrics is metrics and not widget.runner.is_running
     widget.rval_lowest.value = 1.0  # r > 1 never holds: all rejected
     assert not widget.accepted.any()
     assert widget.counts.value == f"0 accepted / {K} rejected / 0 manual"
-    np.testing.assert_allclose(contours.edge_color, np.tile(REJECTED_COLOR, (len(contours.data), 1)))
+    np.testing.assert_allclose(
+        contours.edge_color, np.tile(REJECTED_COLOR, (len(contours.data), 1))
+    )
     assert set(contours.features["status"]) == {"rejected"}
     assert widget.timings["total"] < 0.5
     # show filter: hidden = alpha 0
@@ -133,7 +135,9 @@ def test_keys_clicks_traces_and_sidecar(qtbot, viewer, widget, fitted_2d, tmp_pa
     contours.keymap[coerce_keybinding("r")](contours)
     assert widget.session.curation.manual[k] == -1 and not widget.accepted[k]
     owner = np.asarray(contours.features["component"])
-    np.testing.assert_allclose(contours.edge_color[owner == k], np.tile(REJECTED_COLOR, ((owner == k).sum(), 1)))
+    np.testing.assert_allclose(
+        contours.edge_color[owner == k], np.tile(REJECTED_COLOR, ((owner == k).sum(), 1))
+    )
     assert set(contours.features["manual"][owner == k]) == {"rejected"}
     assert widget.counts.value.endswith("/ 1 manual")
     side = load_curation_sidecar(path)

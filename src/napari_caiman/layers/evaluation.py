@@ -289,7 +289,9 @@ def merge_components(est: Any, idx: Any) -> tuple[Any, np.ndarray]:
     if "bl" in per:
         merged["bl"] = float(w @ np.asarray(per["bl"], np.float64)[idx])
     if "neurons_sn" in per:
-        merged["neurons_sn"] = float(np.sqrt(w**2 @ np.asarray(per["neurons_sn"], np.float64)[idx] ** 2))
+        merged["neurons_sn"] = float(
+            np.sqrt(w**2 @ np.asarray(per["neurons_sn"], np.float64)[idx] ** 2)
+        )
     main = idx[int(np.argmax(np.linalg.norm(C[idx], axis=1)))]
     keep = np.setdiff1d(np.arange(K), idx[1:])  # the merged one sits at idx[0]
     pos = int(np.searchsorted(keep, idx[0]))
@@ -308,7 +310,9 @@ def merge_components(est: Any, idx: Any) -> tuple[Any, np.ndarray]:
     return dataclasses.replace(est, **changes), rows
 
 
-def refit_seeds(est: Any, accepted_idx: Any, painted: np.ndarray | None = None) -> sparse.csc_matrix:
+def refit_seeds(
+    est: Any, accepted_idx: Any, painted: np.ndarray | None = None
+) -> sparse.csc_matrix:
     """Seed footprints ``Ain`` (pixels, K) for a seeded refit, CaImAn pixel order.
 
     Parameters
@@ -325,12 +329,16 @@ def refit_seeds(est: Any, accepted_idx: Any, painted: np.ndarray | None = None) 
         No seed at all, or painted masks of the wrong shape.
     """
     dims = tuple(int(d) for d in est.dims)
-    kept = (sparse.csc_matrix(est.A)[:, np.asarray(accepted_idx, dtype=np.int64)] > 0).astype(np.float32)
+    kept = (sparse.csc_matrix(est.A)[:, np.asarray(accepted_idx, dtype=np.int64)] > 0).astype(
+        np.float32
+    )
     parts = [sparse.csc_matrix(kept)]
     if painted is not None and len(painted):
         painted = np.asarray(painted)
         if painted.shape[1:] != dims:
-            raise InputError("seed", f"painted masks have shape {painted.shape[1:]}, frames are {dims}")
+            raise InputError(
+                "seed", f"painted masks have shape {painted.shape[1:]}, frames are {dims}"
+            )
         parts.append(sparse.csc_matrix(images_to_pixels(painted.astype(np.float32))))
     Ain = sparse.hstack(parts).tocsc()
     if Ain.shape[1] == 0:

@@ -37,3 +37,17 @@ def upsert_layer(
     layer = Layer.create(data, meta, layer_type)
     viewer.add_layer(layer)
     return layer
+
+
+def movie_layer_choices(viewer: napari.viewer.Viewer) -> list[tuple[str, Layer]]:
+    """``(name, layer)`` of every Image layer that can be a step's input movie:
+    (T, Y, X) or (T, Z, Y, X), not RGB or multiscale, and not one of our own
+    derived images (mean, correlation, denoised ...), in layer-list order."""
+    out = []
+    for layer in viewer.layers:
+        if not isinstance(layer, Image) or layer.rgb or layer.multiscale or layer.ndim not in (3, 4):
+            continue
+        kind = layer.metadata.get("napari_caiman", {}).get("kind", "movie")
+        if kind in ("movie", "motion corrected"):
+            out.append((layer.name, layer))
+    return out

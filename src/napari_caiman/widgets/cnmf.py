@@ -34,7 +34,7 @@ from napari.layers import Image, Labels, Layer
 from ..engine.errors import InputError
 from ..engine.progress import Progress
 from ..layers.cnmf import cnmf_layer_data, labels_to_seeds
-from ._layers import upsert_layer
+from ._layers import movie_layer_choices, upsert_layer
 from ._runner import StepRunner
 from .cnmf_settings import METHODS_INIT, PATCH_ONLY, PER_AXIS, CNMFSettings
 from .motion import AxesEdit
@@ -198,19 +198,7 @@ class CNMFWidget(Container):
 
     # -- layer choices ----------------------------------------------------------
     def _movie_choices(self, *_: Any) -> list[tuple[str, Layer]]:
-        out = []
-        for layer in self._viewer.layers:
-            if (
-                not isinstance(layer, Image)
-                or layer.rgb
-                or layer.multiscale
-                or layer.ndim not in (3, 4)
-            ):
-                continue
-            kind = layer.metadata.get("napari_caiman", {}).get("kind", "movie")
-            if kind in ("movie", "motion corrected"):
-                out.append((layer.name, layer))
-        return out
+        return movie_layer_choices(self._viewer)
 
     def _seed_choices(self, *_: Any) -> list[tuple[str, Any]]:
         labels = [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Labels)]

@@ -14,13 +14,11 @@ zeros: no patches, CaImAn's ``rf=None``), ``stride`` = the engine's default.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Any
 
 from ..engine.params import CaimanParams, parse_kwargs
-
-#: Axis names of per-axis values, CaImAn order.
-AXES = ("y", "x", "z")
+from ._settings import FormSettings, three_axes
 
 #: Per-axis fields of the form.
 PER_AXIS = ("gSig", "gSiz", "rf", "stride")
@@ -36,18 +34,13 @@ METHODS_INIT = ("greedy_roi",)
 Z_DEFAULTS = {"gSig": 2, "gSiz": 0, "rf": 0, "stride": 0}
 
 
-def _three(value: Any, name: str) -> tuple[int, int, int]:
-    """A CaImAn per-axis default (None = automatic) -> (y, x, z) ints, 0 = automatic."""
-    if value is None:
-        return (0, 0, Z_DEFAULTS[name])
-    if not isinstance(value, (tuple, list)):
-        value = (value, value)
-    value = tuple(int(v) for v in value)
-    return value if len(value) >= 3 else (value[0], value[1], Z_DEFAULTS[name])
+def _three(value: Any, name: str) -> tuple:
+    """A CaImAn per-axis default -> (y, x, z) with our z default for ``name``."""
+    return three_axes(value, Z_DEFAULTS[name], cast=int)
 
 
 @dataclass(frozen=True)
-class CNMFSettings:
+class CNMFSettings(FormSettings):
     """Everything the CNMF form holds (CaImAn's names).
 
     Attributes
@@ -115,18 +108,6 @@ class CNMFSettings:
             ssub=int(d["ssub"]),
             tsub=int(d["tsub"]),
         )
-
-    def replace(self, **changes: Any) -> CNMFSettings:
-        """A copy with some fields changed."""
-        return replace(self, **changes)
-
-    def as_form(self) -> dict[str, Any]:
-        """Field name -> value, for filling the form."""
-        return asdict(self)
-
-    @classmethod
-    def field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
 
     def to_dict(self, frame_shape: Sequence[int]) -> dict[str, Any]:
         """Flat CaImAn parameters for a movie with frames of ``frame_shape``

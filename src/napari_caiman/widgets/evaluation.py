@@ -65,7 +65,12 @@ TABLE_DOCK = "Components"
 _THRESHOLDS = {
     "min_SNR": (0.0, 20.0, 0.05, "Accept when the trace's SNR is at least this (or r >= rval_thr)"),
     "SNR_lowest": (0.0, 5.0, 0.05, "Reject below this SNR whatever the r-value"),
-    "rval_thr": (-1.0, 1.0, 0.01, "Accept when the spatial r-value is at least this (or SNR >= min_SNR)"),
+    "rval_thr": (
+        -1.0,
+        1.0,
+        0.01,
+        "Accept when the spatial r-value is at least this (or SNR >= min_SNR)",
+    ),
     "rval_lowest": (-1.0, 1.0, 0.01, "Reject below this r-value whatever the SNR"),
 }
 
@@ -174,7 +179,9 @@ class ComponentTableModel(QAbstractTableModel):
             return "" if not np.isfinite(value) else f"{value:.2f}"
         return str(value)
 
-    def headerData(self, section: int, orientation: Any, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: D102, N802
+    def headerData(
+        self, section: int, orientation: Any, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:  # noqa: D102, N802
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
             return self.COLUMNS[section]
         return None
@@ -207,7 +214,9 @@ class EvaluationWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self._viewer = viewer
         q = thresholds_from_params(None)
-        self.source_label = Label(value="no result: run CNMF or load a results file", label="result")
+        self.source_label = Label(
+            value="no result: run CNMF or load a results file", label="result"
+        )
         self.take_button = PushButton(text="Use CNMF result")
         self.load_button = PushButton(text="Load results…")
         self.movie = ComboBox(
@@ -219,11 +228,17 @@ class EvaluationWidget(Container):
         self.runner.run_button.text = "Evaluate"
         sliders = []
         for name, (lo, hi, step, tip) in _THRESHOLDS.items():
-            slider = FloatSlider(value=float(q[name]), min=lo, max=hi, step=step, label=name, name=name, tooltip=tip)
+            slider = FloatSlider(
+                value=float(q[name]), min=lo, max=hi, step=step, label=name, name=name, tooltip=tip
+            )
             setattr(self, name, slider)
             sliders.append(slider)
-        self.min_size = SpinBox(value=0, min=0, max=1_000_000, label="min_size", tooltip="Pixels; 0 = no limit")
-        self.max_size = SpinBox(value=0, min=0, max=10_000_000, label="max_size", tooltip="Pixels; 0 = no limit")
+        self.min_size = SpinBox(
+            value=0, min=0, max=1_000_000, label="min_size", tooltip="Pixels; 0 = no limit"
+        )
+        self.max_size = SpinBox(
+            value=0, min=0, max=10_000_000, label="max_size", tooltip="Pixels; 0 = no limit"
+        )
         self.show_filter = ComboBox(value="all", choices=list(ev.SHOW_MODES), label="show")
         self.counts = Label(value="", label="counts")
         self.component_label = Label(value="click an ROI (keys a/r/u, n/p)", label="component")
@@ -233,15 +248,30 @@ class EvaluationWidget(Container):
         self.prev_button = PushButton(text="◀ (p)")
         self.next_button = PushButton(text="▶ (n)")
         decide_row = Container(
-            widgets=[self.accept_button, self.reject_button, self.clear_button, self.prev_button, self.next_button],
-            layout="horizontal", labels=False,
+            widgets=[
+                self.accept_button,
+                self.reject_button,
+                self.clear_button,
+                self.prev_button,
+                self.next_button,
+            ],
+            layout="horizontal",
+            labels=False,
         )
         decide_row.margins = (0, 0, 0, 0)
-        self.merge_button = PushButton(text="Merge picked", tooltip="Shift+click ROIs (or table rows) to pick 2+")
+        self.merge_button = PushButton(
+            text="Merge picked", tooltip="Shift+click ROIs (or table rows) to pick 2+"
+        )
         self.delete_button = PushButton(text="Delete picked")
-        edit_row = Container(widgets=[self.merge_button, self.delete_button], layout="horizontal", labels=False)
+        edit_row = Container(
+            widgets=[self.merge_button, self.delete_button], layout="horizontal", labels=False
+        )
         edit_row.margins = (0, 0, 0, 0)
-        self.seeds = ComboBox(label="seeds", choices=self._seed_choices, tooltip="Labels layer with painted missed neurons")
+        self.seeds = ComboBox(
+            label="seeds",
+            choices=self._seed_choices,
+            tooltip="Labels layer with painted missed neurons",
+        )
         self.new_seeds_button = PushButton(text="New seeds layer")
         self.refit_runner = StepRunner("Refit", self.refit)
         self.refit_runner.run_button.text = "Refit with seeds"
@@ -250,17 +280,35 @@ class EvaluationWidget(Container):
         self.csv_button = PushButton(text="CSV…")
         self.tiff_button = PushButton(text="Masks TIFF…")
         export_row = Container(
-            widgets=[self.nwb_button, self.csv_button, self.tiff_button], layout="horizontal", labels=False,
+            widgets=[self.nwb_button, self.csv_button, self.tiff_button],
+            layout="horizontal",
+            labels=False,
             label="export accepted",
         )
         export_row.margins = (0, 0, 0, 0)
-        source_row = Container(widgets=[self.take_button, self.load_button], layout="horizontal", labels=False)
+        source_row = Container(
+            widgets=[self.take_button, self.load_button], layout="horizontal", labels=False
+        )
         source_row.margins = (0, 0, 0, 0)
         super().__init__(
             widgets=[
-                self.source_label, source_row, self.movie, self.runner, *sliders, self.min_size,
-                self.max_size, self.show_filter, self.counts, self.component_label, decide_row, edit_row,
-                self.seeds, self.new_seeds_button, self.refit_runner, self.save_button, export_row,
+                self.source_label,
+                source_row,
+                self.movie,
+                self.runner,
+                *sliders,
+                self.min_size,
+                self.max_size,
+                self.show_filter,
+                self.counts,
+                self.component_label,
+                decide_row,
+                edit_row,
+                self.seeds,
+                self.new_seeds_button,
+                self.refit_runner,
+                self.save_button,
+                export_row,
             ]
         )
         self.session: CurationSession | None = None
@@ -293,7 +341,11 @@ class EvaluationWidget(Container):
         self.delete_button.changed.connect(self._guard(self.delete_picked))
         self.new_seeds_button.changed.connect(self._guard(self.new_seeds_layer))
         self.save_button.changed.connect(self._on_save)
-        for kind, button in (("nwb", self.nwb_button), ("csv", self.csv_button), ("tiff", self.tiff_button)):
+        for kind, button in (
+            ("nwb", self.nwb_button),
+            ("csv", self.csv_button),
+            ("tiff", self.tiff_button),
+        ):
             button.changed.connect(partial(self._on_export, kind))
         viewer.layers.events.inserted.connect(self._on_layers_changed)
         viewer.layers.events.removed.connect(self._on_layers_changed)
@@ -328,7 +380,12 @@ class EvaluationWidget(Container):
     def _movie_choices(self, *_: Any) -> list[tuple[str, Layer]]:
         out = []
         for layer in self._viewer.layers:
-            if not isinstance(layer, Image) or layer.rgb or layer.multiscale or layer.ndim not in (3, 4):
+            if (
+                not isinstance(layer, Image)
+                or layer.rgb
+                or layer.multiscale
+                or layer.ndim not in (3, 4)
+            ):
                 continue
             kind = layer.metadata.get("napari_caiman", {}).get("kind", "movie")
             if kind in ("movie", "motion corrected"):
@@ -418,7 +475,9 @@ class EvaluationWidget(Container):
                 curation = side
         summary = SimpleNamespace(**results.summary) if results.summary else None
         quality = {k: results.params.get(k) for k in _THRESHOLDS}
-        evaluation = results.provenance.get("evaluation") if isinstance(results.provenance, dict) else None
+        evaluation = (
+            results.provenance.get("evaluation") if isinstance(results.provenance, dict) else None
+        )
         self.session = None  # no re-thresholding of the old result while the form fills
         for name, value in quality.items():
             if value is not None:
@@ -427,9 +486,17 @@ class EvaluationWidget(Container):
             self.min_size.value = int(evaluation.get("min_size", 0) or 0)
             self.max_size.value = int(evaluation.get("max_size", 0) or 0)
         self.set_result(
-            results.estimates, summary, results.params, path.stem, metrics=results.metrics,
-            F_dff=results.F_dff, curation=curation, path=path, motion=results.motion,
-            provenance=results.provenance, build_layers=True,
+            results.estimates,
+            summary,
+            results.params,
+            path.stem,
+            metrics=results.metrics,
+            F_dff=results.F_dff,
+            curation=curation,
+            path=path,
+            motion=results.motion,
+            provenance=results.provenance,
+            build_layers=True,
         )
 
     def set_result(
@@ -451,9 +518,16 @@ class EvaluationWidget(Container):
         """Curate this result. ``build_layers`` adds its layers (contours ...)
         as the CNMF widget does; otherwise ``"<name> contours"`` must exist."""
         self.session = CurationSession(
-            estimates=estimates, summary=summary, params=params, name=name, metrics=metrics,
-            F_dff=F_dff, curation=curation, path=None if path is None else Path(path),
-            motion=motion, provenance=dict(provenance or {}),
+            estimates=estimates,
+            summary=summary,
+            params=params,
+            name=name,
+            metrics=metrics,
+            F_dff=F_dff,
+            curation=curation,
+            path=None if path is None else Path(path),
+            motion=motion,
+            provenance=dict(provenance or {}),
         )
         if build_layers:
             self._rebuild_layers(movie)
@@ -476,16 +550,22 @@ class EvaluationWidget(Container):
         """(Re)make the result's layers (after loading or a hand edit)."""
         s = self.session
         assert s is not None
-        summary = s.summary if s.summary is not None else SimpleNamespace(mean=None, corr=None, std=None)
+        summary = (
+            s.summary if s.summary is not None else SimpleNamespace(mean=None, corr=None, std=None)
+        )
         if getattr(summary, "mean", None) is None:
-            summary = SimpleNamespace(mean=np.zeros(s.estimates.dims, np.float32), corr=getattr(summary, "corr", None))
+            summary = SimpleNamespace(
+                mean=np.zeros(s.estimates.dims, np.float32), corr=getattr(summary, "corr", None)
+            )
         geom_layer = self._layer("contours") or self._layer("footprints")
         scale = translate = None
         if geom_layer is not None:
             scale = (1.0, *geom_layer.scale)
             translate = (0.0, *geom_layer.translate)
-        if movie is None and self.movie.value is not None and tuple(self.movie.value.data.shape[1:]) == tuple(
-            s.estimates.dims
+        if (
+            movie is None
+            and self.movie.value is not None
+            and tuple(self.movie.value.data.shape[1:]) == tuple(s.estimates.dims)
         ):
             movie = self.movie.value.data
         step = SimpleNamespace(estimates=s.estimates, summary=summary)
@@ -501,7 +581,9 @@ class EvaluationWidget(Container):
                 continue
             layer.mouse_drag_callbacks.append(self._on_click)
             for key, action in (("a", "accept"), ("r", "reject"), ("u", "clear")):
-                layer.bind_key(key, partial(self._key, partial(self.decide, action)), overwrite=True)
+                layer.bind_key(
+                    key, partial(self._key, partial(self.decide, action)), overwrite=True
+                )
             layer.bind_key("n", partial(self._key, partial(self.step, 1)), overwrite=True)
             layer.bind_key("p", partial(self._key, partial(self.step, -1)), overwrite=True)
             self._hooked.append(layer)
@@ -555,8 +637,12 @@ class EvaluationWidget(Container):
         self.counts.value = ev.count_text(self.accepted, s.curation.manual)
         self._update_table(full)
         self._update_component_label()
-        self.timings = {"thresholds": t1 - t0, "colors": t2 - t1, "features": t3 - t2,
-                        "total": time.perf_counter() - t0}
+        self.timings = {
+            "thresholds": t1 - t0,
+            "colors": t2 - t1,
+            "features": t3 - t2,
+            "total": time.perf_counter() - t0,
+        }
 
     # -- evaluate -------------------------------------------------------------------------------
     def _params(self) -> Any:
@@ -595,10 +681,14 @@ class EvaluationWidget(Container):
         layer = self.movie.value
         if layer is None:
             raise InputError("movie", "choose the (motion-corrected) movie CNMF ran on")
-        if tuple(layer.data.shape[1:]) != tuple(s.estimates.dims) or layer.data.shape[0] != s.estimates.n_frames:
+        if (
+            tuple(layer.data.shape[1:]) != tuple(s.estimates.dims)
+            or layer.data.shape[0] != s.estimates.n_frames
+        ):
             raise InputError(
-                "movie", f"{layer.name!r} has shape {tuple(layer.data.shape)}; the result needs "
-                         f"({s.estimates.n_frames}, {', '.join(map(str, s.estimates.dims))})"
+                "movie",
+                f"{layer.name!r} has shape {tuple(layer.data.shape)}; the result needs "
+                f"({s.estimates.n_frames}, {', '.join(map(str, s.estimates.dims))})",
             )
         return layer
 
@@ -614,7 +704,10 @@ class EvaluationWidget(Container):
         """Component under ``position`` (world coordinates) of the contours or footprints layer."""
         kw = {}
         if event is not None:
-            kw = {"view_direction": event.view_direction, "dims_displayed": list(event.dims_displayed)}
+            kw = {
+                "view_direction": event.view_direction,
+                "dims_displayed": list(event.dims_displayed),
+            }
         value = layer.get_value(position, world=True, **kw)
         if isinstance(layer, Shapes):
             shape = value[0] if isinstance(value, tuple) else value
@@ -690,11 +783,20 @@ class EvaluationWidget(Container):
             layer.edge_color = "yellow"
         elif polys:
             layer = self._viewer.add_shapes(
-                polys, shape_type="polygon", name=name, edge_color="yellow", face_color="transparent",
-                edge_width=1.0, ndim=contours.ndim, scale=contours.scale, translate=contours.translate,
+                polys,
+                shape_type="polygon",
+                name=name,
+                edge_color="yellow",
+                face_color="transparent",
+                edge_width=1.0,
+                ndim=contours.ndim,
+                scale=contours.scale,
+                translate=contours.translate,
                 metadata={"napari_caiman": {"kind": "selected component", "source": s.name}},
             )
-            self._viewer.layers.selection.active = contours  # keys and clicks stay with the contours
+            self._viewer.layers.selection.active = (
+                contours  # keys and clicks stay with the contours
+            )
         if center and self.selected is not None and polys:
             own = [contours.data[i] for i in np.flatnonzero(self._owner == self.selected)]
             mid = np.concatenate(own).mean(axis=0)
@@ -782,7 +884,11 @@ class EvaluationWidget(Container):
         dff = None if s.F_dff is None else np.asarray(s.F_dff[k])
         status = "accepted" if self.accepted[k] else "rejected"
         self.traces.show_component(
-            k, raw=C + np.asarray(est.YrA[k]), C=C, S=np.asarray(est.S[k]), dff=dff,
+            k,
+            raw=C + np.asarray(est.YrA[k]),
+            C=C,
+            S=np.asarray(est.S[k]),
+            dff=dff,
             title=f"{s.name} — component {k} ({status})",
         )
         self.traces.set_frame(int(self._viewer.dims.current_step[0]))
@@ -798,7 +904,9 @@ class EvaluationWidget(Container):
     def _update_table(self, full: bool) -> None:
         s = self.session
         assert s is not None
-        size = s.metrics.size if s.metrics is not None else np.diff((s.estimates.A > 0).tocsc().indptr)
+        size = (
+            s.metrics.size if s.metrics is not None else np.diff((s.estimates.A > 0).tocsc().indptr)
+        )
         columns = ev.component_table(s.metrics, self.accepted, s.curation.manual, size)
         if full or len(self.table_model.order) != s.n_components:
             self.table_model.set_columns(columns)
@@ -808,13 +916,19 @@ class EvaluationWidget(Container):
 
     def _select_table_rows(self) -> None:
         view = self.table_view
-        if view is None or self.session is None or len(self.table_model.rank) != self.session.n_components:
+        if (
+            view is None
+            or self.session is None
+            or len(self.table_model.rank) != self.session.n_components
+        ):
             return
         self._syncing_table = True
         try:
             sel = view.selectionModel()
             sel.clearSelection()
-            flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+            flags = (
+                QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+            )
             for k in self.picked:
                 index = self.table_model.index(int(self.table_model.rank[k]), 0)
                 sel.select(index, flags)
@@ -837,7 +951,9 @@ class EvaluationWidget(Container):
         self._show_traces()
 
     # -- hand edits --------------------------------------------------------------------------------------
-    def _replace_estimates(self, est: Any, rows: np.ndarray, *, manual_new: int = 0, snr_new: Any = None) -> None:
+    def _replace_estimates(
+        self, est: Any, rows: np.ndarray, *, manual_new: int = 0, snr_new: Any = None
+    ) -> None:
         """Swap in edited estimates; side data follows ``rows`` (old index per new
         component, -1 = new component)."""
         from ..engine.evaluation import Metrics
@@ -850,8 +966,11 @@ class EvaluationWidget(Container):
             size = np.diff((est.A > 0).tocsc().indptr).astype(np.int64)
             snr = ev.take_rows(m.SNR_comp, rows, fill=np.nan if snr_new is None else snr_new)
             s.metrics = Metrics(
-                SNR_comp=snr, r_values=ev.take_rows(m.r_values, rows), size=size,
-                cnn_preds=ev.take_rows(m.cnn_preds, rows), cnn_available=m.cnn_available,
+                SNR_comp=snr,
+                r_values=ev.take_rows(m.r_values, rows),
+                size=size,
+                cnn_preds=ev.take_rows(m.cnn_preds, rows),
+                cnn_available=m.cnn_available,
                 n_samples=m.n_samples,
             )
         s.F_dff = ev.take_rows(s.F_dff, rows)
@@ -898,7 +1017,9 @@ class EvaluationWidget(Container):
         if s is None:
             raise InputError("result", "no result: take or load one first")
         contours = self.contours_layer
-        geom = {} if contours is None else {"scale": contours.scale, "translate": contours.translate}
+        geom = (
+            {} if contours is None else {"scale": contours.scale, "translate": contours.translate}
+        )
         layer = self._viewer.add_labels(
             np.zeros(s.estimates.dims, np.int32), name=f"{s.name} seeds", **geom
         )
@@ -979,7 +1100,8 @@ class EvaluationWidget(Container):
         summary = None
         if s.summary is not None:
             summary = (
-                summary_to_dict(s.summary) if hasattr(s.summary, "std") and s.summary.std is not None
+                summary_to_dict(s.summary)
+                if hasattr(s.summary, "std") and s.summary.std is not None
                 else {k: np.asarray(v) for k, v in vars(s.summary).items() if v is not None}
             )
         prov = dict(s.provenance) or make_provenance()
@@ -988,8 +1110,14 @@ class EvaluationWidget(Container):
         prov["evaluation"] = {"min_size": th["min_size"] or 0, "max_size": th["max_size"] or 0}
         s.estimates.idx_components = np.flatnonzero(self.threshold_accepted())
         return Results(
-            params=self._params(), dims=tuple(s.estimates.dims), motion=s.motion, summary=summary,
-            provenance=prov, estimates=s.estimates, metrics=s.metrics, F_dff=s.F_dff,
+            params=self._params(),
+            dims=tuple(s.estimates.dims),
+            motion=s.motion,
+            summary=summary,
+            provenance=prov,
+            estimates=s.estimates,
+            metrics=s.metrics,
+            F_dff=s.F_dff,
             curation=s.curation.copy(),
         )
 
@@ -1030,6 +1158,8 @@ class EvaluationWidget(Container):
 
     def _on_export(self, kind: str, *_: Any) -> None:
         filters = {"nwb": "NWB (*.nwb)", "csv": "CSV (*.csv)", "tiff": "TIFF (*.tif *.tiff)"}
-        path, _f = QFileDialog.getSaveFileName(self.native, f"Export {kind.upper()}", "", filters[kind])
+        path, _f = QFileDialog.getSaveFileName(
+            self.native, f"Export {kind.upper()}", "", filters[kind]
+        )
         if path:
             self._guard(partial(self.export, kind, path))()

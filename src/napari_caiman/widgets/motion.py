@@ -32,13 +32,14 @@ from magicgui.widgets import (
     PushButton,
     SpinBox,
 )
-from napari.layers import Image, Layer
+from napari.layers import Layer
 
 from ..engine.errors import InputError
 from ..layers.motion import layer_names, motion_layers
-from ._layers import upsert_layer
+from ._layers import movie_layer_choices, upsert_layer
 from ._runner import StepRunner
-from .motion_settings import AXES, PER_AXIS, PW_RIGID_ONLY, MotionSettings
+from ._settings import AXES
+from .motion_settings import PER_AXIS, PW_RIGID_ONLY, MotionSettings
 from .shifts_plot import DOCK_NAME, ShiftsPlot
 
 if TYPE_CHECKING:
@@ -248,19 +249,7 @@ class MotionCorrectionWidget(Container):
 
     # -- layer choices ----------------------------------------------------------
     def _movie_choices(self, *_: Any) -> list[tuple[str, Layer]]:
-        out = []
-        for layer in self._viewer.layers:
-            if (
-                not isinstance(layer, Image)
-                or layer.rgb
-                or layer.multiscale
-                or layer.ndim not in (3, 4)
-            ):
-                continue
-            kind = layer.metadata.get("napari_caiman", {}).get("kind", "movie")
-            if kind in ("movie", "motion corrected"):
-                out.append((layer.name, layer))
-        return out
+        return movie_layer_choices(self._viewer)
 
     def _select_active_layer(self) -> None:
         active = self._viewer.layers.selection.active

@@ -11,13 +11,11 @@ entry for a 2D movie.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Any
 
 from ..engine.params import CaimanParams, parse_kwargs
-
-#: Axis names of per-axis values, CaImAn order.
-AXES = ("y", "x", "z")
+from ._settings import FormSettings, three_axes
 
 #: Defaults for the planes (z) axis. CaImAn's defaults are 2D only; these
 #: follow CaImAn's 3D motion-correction demo (few planes, small z shifts).
@@ -31,17 +29,12 @@ PW_RIGID_ONLY = ("strides", "overlaps", "max_deviation_rigid", "upsample_factor_
 
 
 def _three(value: Any, name: str) -> tuple:
-    """A CaImAn per-axis default -> (y, x, z) with our z default."""
-    if value is None:
-        value = (0, 0)
-    if not isinstance(value, (tuple, list)):
-        value = (value, value)
-    value = tuple(value)
-    return value if len(value) >= 3 else (value[0], value[1], Z_DEFAULTS[name])
+    """A CaImAn per-axis default -> (y, x, z) with our z default for ``name``."""
+    return three_axes(value, Z_DEFAULTS[name])
 
 
 @dataclass(frozen=True)
-class MotionSettings:
+class MotionSettings(FormSettings):
     """Everything the motion-correction form holds.
 
     Attributes
@@ -88,18 +81,6 @@ class MotionSettings:
             border_nan=m["border_nan"],
             shifts_opencv=bool(m["shifts_opencv"]),
         )
-
-    def replace(self, **changes: Any) -> MotionSettings:
-        """A copy with some fields changed."""
-        return replace(self, **changes)
-
-    def as_form(self) -> dict[str, Any]:
-        """Field name -> value, for filling the form."""
-        return asdict(self)
-
-    @classmethod
-    def field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
 
     def to_dict(self, n_spatial: int) -> dict[str, Any]:
         """Flat CaImAn parameters for a movie with ``n_spatial`` (2 or 3) axes.

@@ -59,8 +59,12 @@ class TracesPlot(QWidget):
             self._style(ax)
             ax.set_ylabel(labels[key], fontsize=8)
             self.frame_lines.append(ax.axvline(0, color=_COLORS["frame"], linewidth=0.8, alpha=0.8))
-        self.lines["raw"] = self.axes["raw"].plot([], [], color=_COLORS["raw"], lw=0.8, label="raw (C+YrA)")[0]
-        self.lines["C"] = self.axes["raw"].plot([], [], color=_COLORS["C"], lw=1.2, label="denoised C")[0]
+        self.lines["raw"] = self.axes["raw"].plot(
+            [], [], color=_COLORS["raw"], lw=0.8, label="raw (C+YrA)"
+        )[0]
+        self.lines["C"] = self.axes["raw"].plot(
+            [], [], color=_COLORS["C"], lw=1.2, label="denoised C"
+        )[0]
         self.lines["dff"] = self.axes["dff"].plot([], [], color=_COLORS["dff"], lw=1.0)[0]
         self.lines["S"] = self.axes["S"].plot([], [], color=_COLORS["S"], lw=1.0)[0]
         legend = self.axes["raw"].legend(
@@ -70,8 +74,14 @@ class TracesPlot(QWidget):
             text.set_color(_FG)
         self.axes["S"].set_xlabel("frame (click to jump)", fontsize=8)
         self._dff_note = self.axes["dff"].text(
-            0.5, 0.5, "", transform=self.axes["dff"].transAxes, ha="center", va="center",
-            color=_FG, fontsize=8,
+            0.5,
+            0.5,
+            "",
+            transform=self.axes["dff"].transAxes,
+            ha="center",
+            va="center",
+            color=_FG,
+            fontsize=8,
         )
         self.title = self.axes["raw"].set_title("no component selected", fontsize=9, color=_FG)
         self.component: int | None = None
@@ -105,11 +115,15 @@ class TracesPlot(QWidget):
             else:
                 values = np.asarray(values, dtype=np.float64)
                 line.set_data(np.arange(values.size), values)
-        self._dff_note.set_text("" if dff is not None or component is None else "not computed: Evaluate")
+        self._dff_note.set_text(
+            "" if dff is not None or component is None else "not computed: Evaluate"
+        )
         for ax in self.axes.values():
             ax.relim()
             ax.autoscale_view()
-        self.title.set_text(title or ("no component selected" if component is None else f"component {component}"))
+        self.title.set_text(
+            title or ("no component selected" if component is None else f"component {component}")
+        )
         self.canvas.draw_idle()
 
     def set_frame(self, t: int) -> None:
