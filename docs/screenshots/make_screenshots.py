@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import napari
+import numpy as np
 from qtpy.QtWidgets import QApplication
 
 HERE = Path(__file__).resolve().parent
@@ -177,17 +178,21 @@ def evaluation_screenshot(path: Path) -> None:
     wait_for(widget)
     if widget.session is None or widget.session.metrics is None:
         raise RuntimeError(f"evaluation failed: {widget.runner.status.value}")
-    widget.min_SNR.value = 3.0
+    # thresholds that reject about a third of this easy synthetic movie's
+    # components (all pass CaImAn's defaults), so both colours show
+    snr = widget.session.metrics.SNR_comp
+    widget.rval_thr.value = 1.0
+    widget.min_SNR.value = round(float(np.percentile(snr, 35)), 1)
     base = corrected.name
     keep = [f"{base} correlation", f"{base} contours"]
     for layer in list(viewer.layers):
         layer.visible = layer.name in keep
-    # the best-scoring rejected component, else the first: shows a magenta ROI's traces
-    rejected = [k for k in range(widget.session.n_components) if not widget.accepted[k]]
-    k = rejected[0] if rejected else 0
-    widget.select_component(k)
-    widget.decide("accept")
-    widget.select_component(k)
+    accepted = np.flatnonzero(widget.accepted)
+    rejected = np.flatnonzero(~widget.accepted)
+    if len(accepted):
+        widget.decide("reject", [int(accepted[0])])  # one decision by hand
+    k = int(rejected[np.argmax(snr[rejected])]) if len(rejected) else 0
+    widget.select_component(k)  # the best of the rejected: its traces below
     viewer.layers[f"{base} selected"].visible = True
     viewer.layers[f"{base} contours"].edge_width = 0.6
     viewer.layers.selection.active = viewer.layers[f"{base} contours"]

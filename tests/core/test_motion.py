@@ -231,3 +231,11 @@ def test_h5py_and_dask_inputs(tmp_path, rigid2d):
     np.testing.assert_allclose(res.shifts_rig, base.shifts_rig, atol=1e-5)
     res = motion_correct(da.from_array(mov, chunks=(7, 64, 96)), max_shifts=(6, 6))
     np.testing.assert_allclose(res.shifts_rig, base.shifts_rig, atol=1e-5)
+
+
+def test_max_shifts_is_a_hard_bound_per_axis():
+    # 0 planes of shift allowed -> no z shift at all, however the sub-pixel peak falls
+    sm = make_movie_3d((40, 4, 48, 48), n_neurons=6, rigid_motion=(2.0, 2.0, 0.6), seed=5)
+    res = motion_correct(sm.movie, max_shifts=(3, 3, 0))
+    assert np.all(res.shifts_rig[:, 2] == 0)
+    assert np.abs(res.shifts_rig[:, :2]).max() <= 3

@@ -310,7 +310,10 @@ class _Engine:
         center = np.zeros((B, self.cfg.nd), np.int64)
         s_b = R.find_shifts(self.spec, self.T_full * np.conj(F), center, self.half)  # binned px
         del F
-        s_rig = s_b * self.bin
+        # sub-pixel refinement can step just past the search window: the
+        # user's max_shifts is a hard bound (0 on an axis = no shift there)
+        lim = np.asarray(self.cfg.max_shifts, np.float32)
+        s_rig = np.clip(s_b * self.bin, -lim, lim)
         if not pw:
             return s_rig, None
         g = self.grid

@@ -866,6 +866,7 @@ class EvaluationWidget(Container):
             table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
             table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
             table.verticalHeader().setVisible(False)
+            table.setMinimumHeight(200)
             table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
             table.selectionModel().selectionChanged.connect(self._on_table_selection)
             window.add_dock_widget(table, name=TABLE_DOCK, area="right")
