@@ -416,7 +416,8 @@ def iter_spatial_r_values(movie: Any, estimates: Any, *, Npeaks: int = 5, tB: in
     acc = np.zeros(A.nnz)  # sum of the movie over each component's frames, aligned with A.data
     needed = np.where(np.diff(W.indptr) > 0)[0]
     if chunk_size is None:
-        chunk_size = int(max(1, min(T, (128 << 20) // max(1, 4 * P))))
+        # ~16 MB per read: one memmap copy holds the GIL, so big reads stall a GUI thread
+        chunk_size = int(max(1, min(T, (16 << 20) // max(1, 4 * P))))
     chunk_size = max(1, int(chunk_size))
     total = int(math.ceil(T / chunk_size))
     yield Progress("r-values", 0, total)
