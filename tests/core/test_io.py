@@ -143,7 +143,21 @@ def test_caiman_mmap(tmp_path):
         mm[:] = yr
         mm.flush()
         del mm
-        np.testing.assert_array_equal(np.asarray(open_movie(p)), m)
+        opened = open_movie(p)
+        np.testing.assert_array_equal(np.asarray(opened), m)
+        # a view onto the file, not a copy of it (CaImAn's C-order files are large)
+        assert isinstance(opened, np.memmap) and not opened.flags.owndata
+        assert get_reader(str(p)) is not None
+    # 3D: d3 planes, z last in CaImAn's pixel order
+    T, d1, d2, d3 = 4, 5, 3, 2
+    vol = np.random.default_rng(5).random((T, d3, d1, d2)).astype(np.float32)  # (T, z, y, x)
+    yr = vol.transpose(0, 2, 3, 1).reshape(T, -1, order="F").T
+    p = tmp_path / f"Yr_d1_{d1}_d2_{d2}_d3_{d3}_order_C_frames_{T}_.mmap"
+    mm = np.memmap(p, mode="w+", dtype=np.float32, shape=yr.shape, order="C")
+    mm[:] = yr
+    mm.flush()
+    del mm
+    np.testing.assert_array_equal(np.asarray(open_movie(p)), vol)
 
 
 def test_reader(tmp_path, mov):

@@ -297,8 +297,12 @@ def _open_caiman_mmap(path: Path):
         yr = np.memmap(path, mode="r", dtype=np.float32, shape=(P, T), order=order)
     except Exception as exc:
         raise InputError("path", f"cannot read {str(path)!r} as a CaImAn memmap: {exc}") from exc
-    # pixels are flattened in Fortran order over (d1, d2, d3)
-    mov = yr.T.reshape(T, d3, d2, d1)  # (T, z, x, y)
+    # pixels are flattened in Fortran order over (d1, d2, d3): pixel = y + d1*x + d1*d2*z.
+    # Build the (T, z, x, y) view from the file's own strides (a reshape would
+    # copy the whole file for order C, where time is the fast axis).
+    sP, sT = yr.strides
+    mov = np.lib.stride_tricks.as_strided(yr, shape=(T, d3, d2, d1), strides=(sT, sP * d1 * d2, sP * d1, sP),
+                                          subok=True, writeable=False)
     mov = mov.transpose(0, 1, 3, 2)  # (T, z, y, x)
     return mov[:, 0] if d3 == 1 else mov
 

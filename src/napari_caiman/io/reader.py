@@ -17,7 +17,7 @@ from .movie import HDF5_SUFFIXES, TIFF_SUFFIXES, open_movie
 __all__ = ["get_reader", "read_movie"]
 
 LayerData = tuple[Any, dict, str]
-_FILE_SUFFIXES = TIFF_SUFFIXES + (".npy",) + HDF5_SUFFIXES
+_FILE_SUFFIXES = TIFF_SUFFIXES + (".npy", ".mmap") + HDF5_SUFFIXES
 
 
 def _has_movie_dataset(path: Path) -> bool:
