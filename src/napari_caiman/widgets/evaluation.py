@@ -803,7 +803,10 @@ class EvaluationWidget(Container):
             world = mid * np.asarray(contours.scale) + np.asarray(contours.translate)
             if len(world) == 3:
                 self._viewer.dims.set_point(self._viewer.dims.ndim - 3, world[0])
-            self._viewer.camera.center = tuple(world[-2:])
+            # napari >= 0.9 moved the camera to viewer.scene; older versions have viewer.camera
+            scene = getattr(self._viewer, "scene", None)
+            camera = scene.camera if scene is not None else self._viewer.camera
+            camera.center = tuple(world[-2:])
 
     def _update_component_label(self) -> None:
         s = self.session
