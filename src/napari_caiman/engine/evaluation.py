@@ -69,6 +69,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numba
 import numpy as np
 from scipy import sparse, special
 
@@ -369,7 +370,21 @@ def _overlap_contributions(A: sparse.csc_matrix, frames: sparse.csr_matrix, n_us
 
 
 def _frames_as_2d(block: np.ndarray) -> np.ndarray:
-    return np.asarray(block, dtype=np.float32).reshape(block.shape[0], -1)
+    return np.ascontiguousarray(block, dtype=np.float32).reshape(block.shape[0], -1)
+
+
+@numba.njit(nogil=True, cache=True)
+def _accumulate_support_sums(Y, frame_ptr, frame_idx, comps, entry_ptr, entry_pix, acc):  # pragma: no cover
+    """acc[e] += sum of Y[t, entry_pix[e]] over the frames t of each component.
+
+    Compiled without the GIL: this is the evaluation's inner loop, and a
+    Python loop here starves the GUI thread while evaluation runs in a worker.
+    """
+    for k in comps:
+        for fi in range(frame_ptr[k], frame_ptr[k + 1]):
+            t = frame_idx[fi]
+            for e in range(entry_ptr[k], entry_ptr[k + 1]):
+                acc[e] += Y[t, entry_pix[e]]
 
 
 def iter_spatial_r_values(movie: Any, estimates: Any, *, Npeaks: int = 5, tB: int = -3, tA: int = 10,
@@ -414,6 +429,7 @@ def iter_spatial_r_values(movie: Any, estimates: Any, *, Npeaks: int = 5, tB: in
     # pixel indices of each support in C order (movie frames are array order)
     perm = np.arange(P).reshape(dims).swapaxes(-1, -2).ravel()  # caiman index -> C index
     acc = np.zeros(A.nnz)  # sum of the movie over each component's frames, aligned with A.data
+    entry_pix = perm[A.indices].astype(np.int64)  # C-order pixel of each entry of A
     needed = np.where(np.diff(W.indptr) > 0)[0]
     if chunk_size is None:
         # ~16 MB per read: one memmap copy holds the GIL, so big reads stall a GUI thread
@@ -436,11 +452,9 @@ def iter_spatial_r_values(movie: Any, estimates: Any, *, Npeaks: int = 5, tB: in
         if raw.dtype.kind in "fc" and not np.isfinite(Y).all():
             raise InputError("movie", f"contains NaN or inf (frames {s0}-{s1 - 1})")
         Wc = W[s0:s1].tocsc()
-        comps = np.where(np.diff(Wc.indptr) > 0)[0]
-        for k in comps:
-            fr = Wc.indices[Wc.indptr[k]:Wc.indptr[k + 1]]
-            e0, e1 = A.indptr[k], A.indptr[k + 1]
-            acc[e0:e1] += Y[np.ix_(fr, perm[A.indices[e0:e1]])].sum(axis=0, dtype=np.float64)
+        comps = np.where(np.diff(Wc.indptr) > 0)[0].astype(np.int64)
+        _accumulate_support_sums(Y, Wc.indptr.astype(np.int64), Wc.indices.astype(np.int64), comps,
+                                 A.indptr.astype(np.int64), entry_pix, acc)
         yield Progress("r-values", done, total)
     # mean over the frames, minus the background and the overlapping components
     col = np.repeat(np.arange(K), np.diff(A.indptr))  # component of each entry of A.data
