@@ -95,15 +95,24 @@ def run_headless_demo(output_dir: str | Path, *, quiet: bool = False) -> str:
     return "\n".join(lines)
 
 
-def open_demo_viewer(shape: tuple[int, int, int] = (300, 256, 256)) -> Any:
-    """Open napari with the demo movie and the plugin's widgets docked, and run it."""
+#: The step widgets docked by the demo, in pipeline order.
+DEMO_WIDGETS = ("Motion correction", "CNMF", "Evaluation / curation")
+
+
+def open_demo_viewer(shape: tuple[int, int, int] = (300, 256, 256), *, run: bool = True) -> Any:
+    """Open napari with the demo movie and the plugin's step widgets docked
+    (tabbed on the right), and start the event loop unless ``run`` is False."""
     import napari
 
     syn = make_demo_movie(shape)
     viewer = napari.Viewer(title="napari-caiman demo")
     viewer.add_image(syn.movie, name="demo movie", contrast_limits=_contrast(syn.movie))
-    viewer.window.add_plugin_dock_widget("napari-caiman", "Motion correction")
-    napari.run()
+    docks = [viewer.window.add_plugin_dock_widget("napari-caiman", name, tabify=True)[0] for name in DEMO_WIDGETS]
+    from qtpy.QtCore import QTimer
+
+    QTimer.singleShot(0, docks[0].raise_)  # start on the first step, once the tabs exist
+    if run:
+        napari.run()
     return viewer
 
 

@@ -1,0 +1,16 @@
+import pytest
+
+pytestmark = pytest.mark.gui
+
+
+def test_demo_viewer_docks_every_step(qtbot):
+    from napari_caiman.demo import DEMO_WIDGETS, open_demo_viewer
+
+    viewer = open_demo_viewer((30, 64, 64), run=False)
+    try:
+        assert "demo movie" in viewer.layers
+        docked = " ".join(viewer.window.dock_widgets)
+        for name in DEMO_WIDGETS:
+            assert name in docked, (name, docked)
+    finally:
+        viewer.close()
