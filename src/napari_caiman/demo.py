@@ -89,9 +89,17 @@ def run_headless_demo(output_dir: str | Path, *, quiet: bool = False) -> str:
     if results.estimates is not None:
         from .engine.cnmf import match_components
 
-        m = match_components(results.estimates, syn.footprints, true_traces=syn.traces)
-        lines.insert(-1, f"cnmf vs the {len(syn.footprints)} true neurons: F1 {m.f1:.3f} (precision {m.precision:.3f}, "
-                         f"recall {m.recall:.3f}), median trace correlation {m.median_trace_corr:.3f}")
+        est = results.estimates
+        m = match_components(est, syn.footprints, true_traces=syn.traces)
+        lines.insert(-1, f"cnmf vs the {len(syn.footprints)} true neurons, all {est.n_components} components: "
+                         f"F1 {m.f1:.3f} (precision {m.precision:.3f}, recall {m.recall:.3f}), "
+                         f"median trace correlation {m.median_trace_corr:.3f}")
+        acc = results.accepted()
+        if acc is not None:
+            ma = match_components(est.footprints(acc), syn.footprints, found_traces=est.C[acc],
+                                  true_traces=syn.traces)
+            lines.insert(-1, f"accepted by evaluation ({len(acc)}): F1 {ma.f1:.3f} (precision {ma.precision:.3f}, "
+                             f"recall {ma.recall:.3f})")
     return "\n".join(lines)
 
 
