@@ -15,9 +15,11 @@ def test_manifest_is_valid_and_complete():
     contrib = manifest.contributions
     assert [w.display_name for w in contrib.widgets] == ["Motion correction", "CNMF", "Evaluation / curation"]
     assert [s.key for s in contrib.sample_data] == ["synthetic_2d", "synthetic_3d"]
-    (reader,) = contrib.readers
+    reader, results_reader = contrib.readers
     assert reader.accepts_directories
-    assert {"*.tif", "*.tiff", "*.npy", "*.h5", "*.hdf5"} <= set(reader.filename_patterns)
+    assert {"*.tif", "*.tiff", "*.npy", "*.mmap", "*.h5", "*.hdf5"} <= set(reader.filename_patterns)
+    assert results_reader.command == "napari-caiman.get_results_reader"
+    assert {"*.h5", "*.hdf5"} <= set(results_reader.filename_patterns)
     # every command resolves to a callable
     for command in contrib.commands:
         module, attr = command.python_name.split(":")
