@@ -49,9 +49,8 @@ QUICK = {
 
 def _child(path: str, params: dict, q) -> None:
     from napari_caiman.engine.cnmf import cnmf
-    from napari_caiman.engine.params import CaimanParams
-
     from napari_caiman.engine.evaluation import evaluate_components
+    from napari_caiman.engine.params import CaimanParams
 
     movie = np.load(path, mmap_mode="r")
     params = CaimanParams.from_dict({**params, "use_cnn": False})

@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-import tifffile
 
 from napari_caiman.cli import run_pipeline
 from napari_caiman.engine.params import CaimanParams

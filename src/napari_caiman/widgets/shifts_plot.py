@@ -4,22 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-from matplotlib.figure import Figure
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QWidget
 
 from ..layers.motion import shift_series
+from ._plot import BG, EDGE, FG, PlotDock
 
 #: Dock title; re-runs update the dock of this name instead of adding one.
 DOCK_NAME = "Motion shifts"
 
 # napari's dark theme, so the plot does not glare next to the canvas.
-_BG = "#262930"
-_FG = "#d1d2d4"
 _AXIS_COLORS = {"y": "#4fc3f7", "x": "#ff8a65", "z": "#aed581"}
 
 
-class ShiftsPlot(QWidget):
+class ShiftsPlot(PlotDock):
     """Rigid shifts per frame (with the pw-rigid spread over patches), and the
     per-frame correlation with the template before/after correction, with the
     crispness of the mean image in the title.
@@ -29,23 +26,10 @@ class ShiftsPlot(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.figure = Figure(figsize=(6, 3.2), facecolor=_BG, layout="constrained")
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(220)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.canvas)
         self.series: dict[str, Any] = {}
 
     def _style(self, ax: Any) -> None:
-        ax.set_facecolor(_BG)
-        ax.tick_params(colors=_FG, labelsize=8)
-        for spine in ax.spines.values():
-            spine.set_color("#5a5e66")
-        ax.xaxis.label.set_color(_FG)
-        ax.yaxis.label.set_color(_FG)
-        ax.title.set_color(_FG)
-        ax.grid(True, color="#3b3f47", linewidth=0.5)
+        self.style_axes(ax, labelsize=8)
 
     def plot(self, motion: Any, title: str = "") -> None:
         """Redraw for ``motion`` (an engine ``MotionResult``)."""
@@ -68,10 +52,10 @@ class ShiftsPlot(QWidget):
         kind = "rigid (band: pw-rigid patches)" if series["spread"] else "rigid"
         ax.set_title(f"shifts, {kind}", fontsize=9)
         legend = ax.legend(
-            fontsize=8, loc="upper right", facecolor=_BG, edgecolor="#5a5e66", ncols=3
+            fontsize=8, loc="upper right", facecolor=BG, edgecolor=EDGE, ncols=3
         )
         for text in legend.get_texts():
-            text.set_color(_FG)
+            text.set_color(FG)
         self._style(ax)
         if has_corr:
             ax = axes[1]
@@ -86,10 +70,10 @@ class ShiftsPlot(QWidget):
             if crisp_raw is not None and crisp_cor is not None:
                 crisp = f"\ncrispness {crisp_raw:.4g} → {crisp_cor:.4g}"
             ax.set_title(f"registration quality{crisp}", fontsize=9)
-            legend = ax.legend(fontsize=8, loc="lower right", facecolor=_BG, edgecolor="#5a5e66")
+            legend = ax.legend(fontsize=8, loc="lower right", facecolor=BG, edgecolor=EDGE)
             for text in legend.get_texts():
-                text.set_color(_FG)
+                text.set_color(FG)
             self._style(ax)
         if title:
-            fig.suptitle(title, color=_FG, fontsize=9)
+            fig.suptitle(title, color=FG, fontsize=9)
         self.canvas.draw_idle()

@@ -12,21 +12,19 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-from matplotlib.figure import Figure
 from psygnal import Signal
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QWidget
+
+from ._plot import BG, EDGE, FG, PlotDock
 
 #: Dock title; the evaluation widget reuses the dock of this name.
 DOCK_NAME = "Traces"
 
 # napari's dark theme (as in shifts_plot)
-_BG = "#262930"
-_FG = "#d1d2d4"
 _COLORS = {"raw": "#9e9e9e", "C": "#4fc3f7", "dff": "#aed581", "S": "#ff8a65", "frame": "#ffd54f"}
 
 
-class TracesPlot(QWidget):
+class TracesPlot(PlotDock):
     """Raw, denoised, dF/F and deconvolved traces of the selected component.
 
     Call :meth:`show_component` with the traces and :meth:`set_frame` when the
@@ -44,12 +42,6 @@ class TracesPlot(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.figure = Figure(figsize=(6, 3.2), facecolor=_BG, layout="constrained")
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(220)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.canvas)
         axes = self.figure.subplots(3, 1, sharex=True)
         self.axes = {"raw": axes[0], "dff": axes[1], "S": axes[2]}
         labels = {"raw": "raw / denoised", "dff": "dF/F", "S": "deconvolved"}
@@ -68,10 +60,10 @@ class TracesPlot(QWidget):
         self.lines["dff"] = self.axes["dff"].plot([], [], color=_COLORS["dff"], lw=1.0)[0]
         self.lines["S"] = self.axes["S"].plot([], [], color=_COLORS["S"], lw=1.0)[0]
         legend = self.axes["raw"].legend(
-            fontsize=7, loc="upper right", facecolor=_BG, edgecolor="#5a5e66", ncols=2
+            fontsize=7, loc="upper right", facecolor=BG, edgecolor=EDGE, ncols=2
         )
         for text in legend.get_texts():
-            text.set_color(_FG)
+            text.set_color(FG)
         self.axes["S"].set_xlabel("frame (click to jump)", fontsize=8)
         self._dff_note = self.axes["dff"].text(
             0.5,
@@ -80,21 +72,15 @@ class TracesPlot(QWidget):
             transform=self.axes["dff"].transAxes,
             ha="center",
             va="center",
-            color=_FG,
+            color=FG,
             fontsize=8,
         )
-        self.title = self.axes["raw"].set_title("no component selected", fontsize=9, color=_FG)
+        self.title = self.axes["raw"].set_title("no component selected", fontsize=9, color=FG)
         self.component: int | None = None
         self.canvas.mpl_connect("button_press_event", self._on_click)
 
     def _style(self, ax: Any) -> None:
-        ax.set_facecolor(_BG)
-        ax.tick_params(colors=_FG, labelsize=7)
-        for spine in ax.spines.values():
-            spine.set_color("#5a5e66")
-        ax.xaxis.label.set_color(_FG)
-        ax.yaxis.label.set_color(_FG)
-        ax.grid(True, color="#3b3f47", linewidth=0.5)
+        self.style_axes(ax, labelsize=7)
 
     def show_component(
         self,
