@@ -239,3 +239,15 @@ def test_max_shifts_is_a_hard_bound_per_axis():
     res = motion_correct(sm.movie, max_shifts=(3, 3, 0))
     assert np.all(res.shifts_rig[:, 2] == 0)
     assert np.abs(res.shifts_rig[:, :2]).max() <= 3
+
+
+def test_patch_field_continues_linearly_past_the_outer_patch_centres():
+    # a displacement that grows linearly across the frame must be reproduced at
+    # the edges too (held constant there, the outer half-patch kept residual
+    # motion that CNMF found as spurious edge components)
+    from napari_caiman.engine._registration import field_weights
+
+    centers = np.array([36.0, 84.0, 132.0, 180.0, 220.0])
+    W = field_weights(256, centers, upsample=4)
+    values = 0.01 * centers - 0.5
+    np.testing.assert_allclose(W @ values, 0.01 * np.arange(256) - 0.5, atol=1e-5)

@@ -247,8 +247,10 @@ def patch_starts(n: int, size: int, stride: int) -> np.ndarray:
 def field_weights(n: int, centers: np.ndarray, upsample: int) -> np.ndarray:
     """(n, len(centers)) weights that interpolate values at patch ``centers`` to
     every pixel: a cubic (or lower) spline evaluated on a grid ``upsample``
-    times finer than the patch grid, then linear to the pixels; constant
-    beyond the outermost centres."""
+    times finer than the patch grid, then linear to the pixels; continued
+    linearly beyond the outermost centres (holding the field constant there
+    left residual motion in the outer half-patch, which CNMF then found as
+    spurious components along the edges of the frame)."""
     m = len(centers)
     if m == 1:
         return np.ones((n, 1), np.float32)
@@ -256,7 +258,7 @@ def field_weights(n: int, centers: np.ndarray, upsample: int) -> np.ndarray:
     spl = make_interp_spline(centers.astype(float), np.eye(m), k=k)
     fine = np.linspace(centers[0], centers[-1], (m - 1) * max(1, int(upsample)) + 1)
     S = spl(fine)  # (nf, m)
-    p = np.clip(np.arange(n, dtype=float), centers[0], centers[-1])
+    p = np.arange(n, dtype=float)
     j = np.clip(np.searchsorted(fine, p, side="right") - 1, 0, len(fine) - 2)
     t = (p - fine[j]) / (fine[j + 1] - fine[j])
     L = np.zeros((n, len(fine)))

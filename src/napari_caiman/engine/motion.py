@@ -23,7 +23,7 @@ Algorithm
    ``max_deviation_rigid`` of the frame's rigid shift, and the grid of patch
    shifts is interpolated into a smooth displacement field (cubic spline
    through the patch centres evaluated on a grid ``upsample_factor_grid``
-   times finer, then linear to the pixels; constant beyond the outer patch
+   times finer, then linear to the pixels; continued linearly beyond the outer patch
    centres).
 3. Shifts are estimated on high-pass filtered frames if ``gSig_filt`` is given
    (CaImAn's 1p approach) and always applied to the raw frames: 2D with
