@@ -244,13 +244,15 @@ def patch_starts(n: int, size: int, stride: int) -> np.ndarray:
     return np.asarray(starts)
 
 
-def field_weights(n: int, centers: np.ndarray, upsample: int) -> np.ndarray:
+def field_weights(n: int, centers: np.ndarray, upsample: int, extrapolate: bool = True) -> np.ndarray:
     """(n, len(centers)) weights that interpolate values at patch ``centers`` to
     every pixel: a cubic (or lower) spline evaluated on a grid ``upsample``
     times finer than the patch grid, then linear to the pixels; continued
     linearly beyond the outermost centres (holding the field constant there
     left residual motion in the outer half-patch, which CNMF then found as
-    spurious components along the edges of the frame)."""
+    spurious components along the edges of the frame). With
+    ``extrapolate=False`` the field is held constant there instead (used
+    along z, where a few noisy plane shifts make extrapolation unreliable)."""
     m = len(centers)
     if m == 1:
         return np.ones((n, 1), np.float32)
@@ -259,6 +261,8 @@ def field_weights(n: int, centers: np.ndarray, upsample: int) -> np.ndarray:
     fine = np.linspace(centers[0], centers[-1], (m - 1) * max(1, int(upsample)) + 1)
     S = spl(fine)  # (nf, m)
     p = np.arange(n, dtype=float)
+    if not extrapolate:
+        p = np.clip(p, centers[0], centers[-1])
     j = np.clip(np.searchsorted(fine, p, side="right") - 1, 0, len(fine) - 2)
     t = (p - fine[j]) / (fine[j + 1] - fine[j])
     L = np.zeros((n, len(fine)))
@@ -292,7 +296,9 @@ class PatchGrid:
         self.spec = Spectral(self.fft_shape, (0,) * self.nd, keep=keep)
         self.fwin = edge_window(self.bsize, (0,) * self.nd, tuple(min(taper, sz // 4) for sz in self.bsize))
         centers = [s + (sz - 1) / 2.0 for s, sz in zip(self.starts, self.size, strict=True)]
-        self.weights = [field_weights(n, c, upsample_grid) for n, c in zip(frame_shape, centers, strict=True)]
+        # in-plane (y, x): linear beyond the outer centres; along z (3D, axis 0): constant
+        self.weights = [field_weights(n, c, upsample_grid, extrapolate=not (self.nd == 3 and a == 0))
+                        for a, (n, c) in enumerate(zip(frame_shape, centers, strict=True))]
         b = np.empty((self.n_patches, self.nd, 2), np.int64)
         mesh = np.meshgrid(*self.starts, indexing="ij")
         for a in range(self.nd):

@@ -24,7 +24,7 @@ Algorithm
    shifts is interpolated into a smooth displacement field (cubic spline
    through the patch centres evaluated on a grid ``upsample_factor_grid``
    times finer, then linear to the pixels; continued linearly beyond the outer patch
-   centres).
+   centres in y/x, held constant along z).
 3. Shifts are estimated on high-pass filtered frames if ``gSig_filt`` is given
    (CaImAn's 1p approach) and always applied to the raw frames: 2D with
    OpenCV bicubic ``warpAffine``/``remap``; 3D rigid with an in-plane bicubic
@@ -684,7 +684,8 @@ def apply_shifts(
     for a in range(nd):
         starts = np.unique(pb[:, a, 0])
         size = int(pb[0, a, 1] - pb[0, a, 0])
-        weights.append(R.field_weights(fs[a], starts + (size - 1) / 2.0, upsample_factor_grid))
+        weights.append(R.field_weights(fs[a], starts + (size - 1) / 2.0, upsample_factor_grid,
+                                       extrapolate=not (nd == 3 and a == 0)))  # as in PatchGrid
     fields = np.empty((len(frames), nd, *fs), np.float32)
     for a in range(nd):
         g = se[:, :, a].reshape(len(frames), *gshape)
