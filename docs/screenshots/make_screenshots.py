@@ -78,21 +78,19 @@ def motion_screenshot(path: Path) -> None:
     viewer.close()
 
 
-def cnmf_screenshot(path: Path) -> None:
-    viewer = napari.Viewer(title="napari-caiman: CNMF")
-    viewer.window.resize(1800, 1000)
+def _motion_then_cnmf(title: str, size: tuple[int, int]) -> tuple:
+    """A viewer with the 2D sample, pw-rigid motion correction and CNMF run
+    through the widgets (motion and shifts docks hidden). Returns
+    ``(viewer, corrected layer, CNMF dock, CNMF widget)``."""
+    viewer = napari.Viewer(title=title)
+    viewer.window.resize(*size)
     (raw,) = viewer.open_sample("napari-caiman", "synthetic_2d")
     motion_dock, motion = viewer.window.add_plugin_dock_widget("napari-caiman", "Motion correction")
     motion.movie.value = raw
     motion.set_settings(
         motion.get_settings().replace(
-            pw_rigid=True,
-            max_shifts=(8, 8, 2),
-            strides=(32, 32, 4),
-            overlaps=(16, 16, 2),
-            # NaN borders (border_nan=True) read as 0 make CNMF find border
-            # "components" instead of neurons; 'copy' avoids them
-            border_nan="copy",
+            pw_rigid=True, max_shifts=(8, 8, 2), strides=(32, 32, 4), overlaps=(16, 16, 2),
+            border_nan="copy",  # replicated edges look calmer in a picture than NaN borders
         )
     )
     motion.runner.run_button.native.click()
@@ -101,16 +99,21 @@ def cnmf_screenshot(path: Path) -> None:
         raise RuntimeError(f"motion correction failed: {motion.runner.status.value}")
     shifts = viewer.window.dock_widgets.get("Motion shifts")
     if shifts is not None and shifts.parent() is not None:
-        shifts.parent().hide()  # this picture is about CNMF: its dock gets the column
+        shifts.parent().hide()  # these pictures are about the later steps: their docks get the column
     motion_dock.hide()
-    _, widget = viewer.window.add_plugin_dock_widget("napari-caiman", "CNMF")
+    cnmf_dock, cnmf = viewer.window.add_plugin_dock_widget("napari-caiman", "CNMF")
     corrected = viewer.layers[f"{raw.name} corrected"]
-    widget.movie.value = corrected
-    widget.set_settings(widget.get_settings().replace(K=40, gSig=(4, 4, 2), p=1))
-    widget.runner.run_button.native.click()
-    wait_for(widget)
-    if widget.last_result is None:
-        raise RuntimeError(f"CNMF failed: {widget.runner.status.value}")
+    cnmf.movie.value = corrected
+    cnmf.set_settings(cnmf.get_settings().replace(K=40, gSig=(4, 4, 2), p=1))
+    cnmf.runner.run_button.native.click()
+    wait_for(cnmf)
+    if cnmf.last_result is None:
+        raise RuntimeError(f"CNMF failed: {cnmf.runner.status.value}")
+    return viewer, corrected, cnmf_dock, cnmf
+
+
+def cnmf_screenshot(path: Path) -> None:
+    viewer, corrected, _, widget = _motion_then_cnmf("napari-caiman: CNMF", (1800, 1000))
     base = corrected.name
     # Side by side, two layers per grid cell (napari fills cells from the
     # bottom of the layer list and wraps around, so the hidden layers above
@@ -146,31 +149,7 @@ def evaluation_screenshot(path: Path) -> None:
     """Motion -> CNMF -> Evaluation / curation on the 2D sample: contours
     coloured by status over the correlation image, a selected ROI, its traces
     and the components table."""
-    viewer = napari.Viewer(title="napari-caiman: evaluation / curation")
-    viewer.window.resize(1800, 1100)
-    (raw,) = viewer.open_sample("napari-caiman", "synthetic_2d")
-    motion_dock, motion = viewer.window.add_plugin_dock_widget("napari-caiman", "Motion correction")
-    motion.movie.value = raw
-    motion.set_settings(
-        motion.get_settings().replace(
-            pw_rigid=True, max_shifts=(8, 8, 2), strides=(32, 32, 4), overlaps=(16, 16, 2),
-            border_nan="copy",
-        )
-    )
-    motion.runner.run_button.native.click()
-    wait_for(motion)
-    shifts = viewer.window.dock_widgets.get("Motion shifts")
-    if shifts is not None and shifts.parent() is not None:
-        shifts.parent().hide()
-    motion_dock.hide()
-    cnmf_dock, cnmf = viewer.window.add_plugin_dock_widget("napari-caiman", "CNMF")
-    corrected = viewer.layers[f"{raw.name} corrected"]
-    cnmf.movie.value = corrected
-    cnmf.set_settings(cnmf.get_settings().replace(K=40, gSig=(4, 4, 2), p=1))
-    cnmf.runner.run_button.native.click()
-    wait_for(cnmf)
-    if cnmf.last_result is None:
-        raise RuntimeError(f"CNMF failed: {cnmf.runner.status.value}")
+    viewer, corrected, cnmf_dock, _ = _motion_then_cnmf("napari-caiman: evaluation / curation", (1800, 1100))
     cnmf_dock.hide()
     _, widget = viewer.window.add_plugin_dock_widget("napari-caiman", "Evaluation / curation")
     widget.movie.value = corrected
