@@ -4,6 +4,8 @@
         [--save-movie corrected.tif] [--params params.json] [--set max_shifts=(8,8)]
     napari-caiman evaluate results.hdf5 [--movie MOVIE] [--params p.json] [--set min_SNR=3]
     napari-caiman export results.hdf5 --nwb out.nwb [--csv traces.csv] [--masks masks.tif]
+    napari-caiman batch runs.json [--add NAME --movie M [--params p.json] [--set K=5] [--vary "gSig=[(3,3),(4,4)]"]]
+        [--list] [--retry-failed] [--scheduler [ADDRESS]] [--parallel N] [--clear-cache]
     napari-caiman demo [--headless -o DIR]
 
 Bad input gives one line on stderr (``napari-caiman: error: <argument>: <what>``)
@@ -113,55 +115,11 @@ def run_pipeline(
     -------
     Results
     """
-    from .engine.params import CaimanParams
-    from .engine.pipeline import iter_cnmf_step, iter_evaluate_step, iter_motion_step, motion_border
     from .engine.progress import run
-    from .engine.results import (
-        Results,
-        make_provenance,
-        motion_to_dict,
-        save_results,
-        summary_to_dict,
-    )
-    from .io.movie import open_movie
+    from .runs import iter_pipeline
 
-    params = params if params is not None else CaimanParams.defaults()
-    output = Path(output)
-    if output.suffix.lower() not in (".hdf5", ".h5"):
-        raise InputError("--output", f"results file must end in .hdf5 or .h5, got {str(output)!r}")
-    if not output.parent.exists():
-        raise InputError("--output", f"folder {str(output.parent)!r} does not exist")
-    source = movie_paths[0] if len(movie_paths) == 1 else list(movie_paths)
-    movie = open_movie(source, var_name_hdf5=params["var_name_hdf5"])
-    results = Results(params=params, dims=tuple(movie.shape[1:]))
-    timings: dict[str, float] = {}
-    summary = border = None
-    if "motion" in steps:
-        step = run(iter_motion_step(movie, params, out=save_movie), progress)
-        results.motion = motion_to_dict(step.motion, str(Path(save_movie).resolve()) if save_movie else None)
-        results.summary = summary_to_dict(step.summary)
-        timings.update(step.timings)
-        movie, summary = step.motion.corrected, step.summary
-        border = None if params["border_nan"] == "copy" else motion_border(step.motion)
-    if "cnmf" in steps:
-        cstep = run(iter_cnmf_step(movie, params, summary=summary, fill_nan="motion" in steps, border=border),
-                    progress)
-        results.estimates = cstep.estimates
-        results.summary = summary_to_dict(cstep.summary)
-        timings.update(cstep.timings)
-    if "evaluate" in steps:
-        if results.estimates is None:
-            raise InputError("--steps", "'evaluate' needs 'cnmf' in the same run (or use `napari-caiman evaluate`)")
-        estep = run(iter_evaluate_step(movie, results.estimates, params, fill_nan="motion" in steps, border=border),
-                    progress)
-        results.metrics, results.F_dff = estep.metrics, estep.F_dff
-        timings.update(estep.timings)
-    results.provenance = make_provenance(
-        str(movie_paths[0]), timings, steps=list(steps), backend=params["backend"],
-        input_shape=list(movie.shape), input_dtype=str(movie.dtype),
-    )
-    save_results(output, results)
-    return results
+    return run(iter_pipeline(movie_paths, steps=steps, output=output, params=params, save_movie=save_movie),
+               progress)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -286,6 +244,69 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def batch_table(batch: Any) -> str:
+    """The batch as a text table: name, status, elapsed, summary or error."""
+    rows = [("name", "status", "elapsed", "summary")]
+    for item in batch:
+        el = item.elapsed
+        rows.append((item.name, item.status, "" if el is None else f"{el:.1f} s",
+                     item.error if item.status in ("failed", "cancelled") else item.summary))
+    width = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:3], width, strict=True)) + "  " + r[3]
+                     for r in rows)
+
+
+def _parse_vary(items: Sequence[str] | None) -> dict[str, list]:
+    grid: dict[str, list] = {}
+    for name, value in _parse_set(items).items():
+        if not isinstance(value, (list, tuple)) or not value:
+            raise InputError("--vary", f"expected NAME=[value, value, ...], got {name}={value!r}")
+        grid[name] = list(value)
+    return grid
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from .batch import Batch
+
+    batch = Batch(args.batchfile)
+    if args.clear_cache:
+        freed = batch.cache.clear()
+        print(f"motion cache cleared: {freed / 1e6:.1f} MB freed ({batch.cache.root})")
+    if args.add:
+        if not args.movie:
+            raise InputError("--movie", "--add needs the movie file(s) of the new item")
+        params = _load_params(args.params, _parse_set(args.set))
+        steps = _parse_steps(args.steps)
+        grid = _parse_vary(args.vary)
+        added = (batch.add_variants(args.add, args.movie, params, grid, steps) if grid
+                 else [batch.add(args.add, args.movie, params, steps)])
+        print(f"added {len(added)} item(s): " + ", ".join(i.name for i in added))
+    elif args.movie or args.vary or args.set or args.params:
+        raise InputError("--add", "--movie/--params/--set/--vary describe a new item: give its name with --add")
+    if args.retry_failed:
+        for item in batch:
+            if item.status in ("failed", "cancelled"):
+                batch.requeue(item.name)
+    if args.list or ((args.add or args.clear_cache) and not args.run):
+        print(batch_table(batch))
+        return 0
+    queued = batch.queued()
+    if not queued:
+        print(batch_table(batch))
+        print("nothing queued" + ("" if not len(batch) else " (use --retry-failed to re-run failed items)"))
+        return 0
+    print(f"running {len(queued)} item(s)" + (f" on Dask ({args.scheduler})" if args.scheduler else ""),
+          file=sys.stderr)
+    t0 = time.perf_counter()
+    counts = batch.run(scheduler=args.scheduler, n_parallel=args.parallel,
+                       progress=ProgressPrinter(quiet=args.quiet))
+    print(batch_table(batch))
+    print(f"{sum(counts.values())} item(s) in {time.perf_counter() - t0:.1f} s: "
+          + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    print(f"results: {batch.results_dir}")
+    return 1 if counts.get("failed") else 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     if args.headless:
         from .demo import run_headless_demo
@@ -328,6 +349,25 @@ def build_parser() -> argparse.ArgumentParser:
     ex_p.add_argument("--masks", help="TIFF stack of the footprints")
     ex_p.add_argument("--all", action="store_true", help="export every component, not only the accepted ones")
     ex_p.set_defaults(func=_cmd_export)
+
+    b_p = sub.add_parser("batch", help="add items to a batch file and/or run its queued items (locally or on Dask)")
+    b_p.add_argument("batchfile", help="batch file (.json; created if missing)")
+    b_p.add_argument("--add", metavar="NAME", help="add an item with this name (with --movie, --params, --set, --vary)")
+    b_p.add_argument("--movie", nargs="+", help="movie file(s) or folder of the new item")
+    b_p.add_argument("--steps", default="motion,cnmf,evaluate", help="steps of the new item (default: all)")
+    b_p.add_argument("--params", help="JSON file of parameters for the new item (flat CaImAn names)")
+    b_p.add_argument("--set", action="append", metavar="NAME=VALUE", help="one parameter of the new item")
+    b_p.add_argument("--vary", action="append", metavar="NAME=[V1,V2,...]",
+                     help="add one item per value (several --vary: every combination)")
+    b_p.add_argument("--run", action="store_true", help="after --add, run the queue too")
+    b_p.add_argument("--list", action="store_true", help="print the items and their status, run nothing")
+    b_p.add_argument("--retry-failed", action="store_true", help="queue failed and cancelled items again")
+    b_p.add_argument("--scheduler", nargs="?", const="local", metavar="ADDRESS",
+                     help="run on Dask: a scheduler address, or no value for a local cluster")
+    b_p.add_argument("--parallel", type=int, metavar="N", help="items at once on Dask (default: number of workers)")
+    b_p.add_argument("--clear-cache", action="store_true", help="delete the cached motion-corrected movies")
+    b_p.add_argument("-q", "--quiet", action="store_true")
+    b_p.set_defaults(func=_cmd_batch)
 
     demo_p = sub.add_parser("demo", help="open napari with a synthetic demo movie, or run the pipeline on it headless")
     demo_p.add_argument("--headless", action="store_true", help="no window: run the pipeline and print a summary")

@@ -1,0 +1,156 @@
+"""Run a :class:`~napari_caiman.batch.Batch` on a ``dask.distributed`` cluster.
+
+Each item is one task; inside it, CNMF patches go to the same cluster (the
+item's task secedes from its worker thread while it waits for them, through
+``distributed.worker_client``). At most ``n_parallel`` items are submitted at
+once (default: the number of workers), so the patches of the running items
+find free threads. Only this (client) process writes the batch file; a task
+returns its outcome, never raises, so a failing item cannot take the others
+down, and a worker that dies mid-item shows up as that item's error.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Generator, Sequence
+from typing import Any
+
+from .engine.errors import InputError, NapariCaimanError
+from .engine.progress import Progress
+
+
+def run_item_task(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one batch item (on a Dask worker). Returns ``summary``/``started``/
+    ``finished``, or ``error`` with a one-line message."""
+    from .engine.params import CaimanParams
+    from .engine.progress import run
+    from .runs import MotionCache, iter_pipeline, result_summary
+
+    started = time.time()
+    try:
+        params = CaimanParams.defaults().update(spec["params"])
+        kwargs = dict(steps=spec["steps"], output=spec["output"], params=params, cache=MotionCache(spec["cache"]))
+        movie = spec["movie"] if len(spec["movie"]) > 1 else spec["movie"][0]
+        if spec.get("patches_on_cluster"):
+            from distributed import worker_client
+
+            with worker_client() as client:
+                results = run(iter_pipeline(movie, executor=client, **kwargs))
+        else:
+            results = run(iter_pipeline(movie, **kwargs))
+    except Exception as exc:  # noqa: BLE001 - reported as the item's error
+        msg = str(exc) if isinstance(exc, NapariCaimanError) else f"{type(exc).__name__}: {exc}"
+        return {"error": msg, "started": started, "finished": time.time()}
+    return {"summary": result_summary(results), "started": started, "finished": time.time(),
+            "worker": os.getpid()}
+
+
+def connect(scheduler: str | None) -> tuple[Any, Any]:
+    """A client for ``scheduler`` ("local" or None: a new LocalCluster with
+    one single-threaded worker process per core). Returns ``(client, cluster)``;
+    ``cluster`` is None for a remote scheduler."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise InputError("--scheduler", "running on Dask needs the 'distributed' package: "
+                                        "pip install 'napari-caiman[dask]'") from None
+    if scheduler in (None, "", "local"):
+        cluster = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        return Client(cluster), cluster
+    try:
+        return Client(scheduler, timeout="15s"), None
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise InputError("--scheduler", f"cannot connect to the Dask scheduler at {scheduler!r}: {exc}") from None
+
+
+def iter_run_on_dask(batch: Any, names: Sequence[str] | None = None, *, client: Any,
+                     n_parallel: int | None = None, patches_on_cluster: bool = True,
+                     poll: float = 0.5) -> Generator[Progress, None, dict]:
+    """Run items on ``client``'s cluster (generator; yields about every ``poll``
+    seconds). Closing it cancels the running items (marked cancelled) and
+    leaves the rest queued. Returns ``{status: count}``."""
+    from distributed import wait
+
+    from .batch import _ItemFailed
+
+    todo = list(names) if names is not None else batch.queued()
+    for n in todo:
+        batch.item(n)
+    batch.results_dir.mkdir(exist_ok=True)
+    n_workers = len(client.scheduler_info().get("workers", {})) or 1
+    limit = max(1, int(n_parallel or n_workers))
+    pending, running = list(todo), {}
+    counts: dict[str, int] = {}
+    total, finished = len(todo), 0
+
+    def submit() -> None:
+        while pending and len(running) < limit:
+            item = batch.item(pending.pop(0))
+            try:
+                batch._start(item)
+            except _ItemFailed:
+                counts["failed"] = counts.get("failed", 0) + 1
+                continue
+            spec = {"movie": item.movie, "steps": item.steps, "params": item.params,
+                    "output": str(batch.output_path(item.name)), "cache": str(batch.cache.root),
+                    "patches_on_cluster": patches_on_cluster}
+            fut = client.submit(run_item_task, spec, pure=False, key=f"napari-caiman-item-{uuid.uuid4().hex}")
+            running[fut] = item.name
+
+    try:
+        submit()
+        while running:
+            try:
+                wait(list(running), timeout=poll, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                pass
+            done = [f for f in running if f.done()]
+            for fut in done:
+                name = running.pop(fut)
+                item = batch.item(name)
+                try:
+                    out = fut.result()
+                except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker: the worker died mid-item
+                    out = {"error": f"the Dask worker running it failed or died ({type(exc).__name__}: {exc})"}
+                if "error" in out:
+                    batch._mark(item, status="failed", error=out["error"], runner={},
+                                finished=out.get("finished", time.time()))
+                else:
+                    batch._mark(item, status="done", error="", runner={}, summary=out["summary"],
+                                started=out["started"], finished=out["finished"],
+                                output=str(batch.output_path(name).relative_to(batch.folder)))
+                counts[item.status] = counts.get(item.status, 0) + 1
+                finished += 1
+            submit()
+            yield Progress("batch items", finished, total,
+                           ", ".join(batch.item(n).name for n in running.values()))
+    except BaseException:
+        for fut, name in list(running.items()):
+            fut.cancel()
+            batch._mark(batch.item(name), status="cancelled", error="cancelled", runner={}, finished=time.time())
+        raise
+    return counts
+
+
+def run_on_dask(batch: Any, names: Sequence[str] | None = None, *, scheduler: str | None = None,
+                client: Any = None, n_parallel: int | None = None, patches_on_cluster: bool = True,
+                progress: Callable[[Progress], Any] | None = None) -> dict:
+    """Blocking :func:`iter_run_on_dask`; connects to ``scheduler`` (or a new
+    local cluster) unless ``client`` is given, and closes what it opened."""
+    from .engine.progress import run
+
+    own_client = own_cluster = None
+    if client is None:
+        client, own_cluster = connect(scheduler)
+        own_client = client
+    try:
+        return run(iter_run_on_dask(batch, names, client=client, n_parallel=n_parallel,
+                                    patches_on_cluster=patches_on_cluster), progress)
+    finally:
+        if own_client is not None:
+            own_client.close()
+        if own_cluster is not None:
+            own_cluster.close()

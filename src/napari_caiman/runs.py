@@ -1,0 +1,304 @@
+"""One headless pipeline run (movie files -> results file), with a motion cache.
+
+:func:`iter_pipeline` is what ``napari-caiman run``, each batch item and the
+Python API execute: open the movie, run the chosen steps, record provenance
+and save the results atomically. With a :class:`MotionCache`, motion
+correction of the same input with the same motion parameters is done once:
+the corrected movie (``.npy``, memory-mapped when reused), its shifts and its
+summary images are stored under a key made of the input's sampled-content
+hash, the motion parameters, the backend and the package version.
+
+No Qt, no napari.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .engine.errors import InputError
+from .engine.progress import Progress
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
+
+
+# --- motion cache ----------------------------------------------------------------
+
+@dataclass
+class CacheInfo:
+    """What a :meth:`MotionCache.lookup` found: the key, and whether it was a hit."""
+
+    key: str
+    hit: bool
+    path: Path
+
+
+class MotionCache:
+    """Content-addressed cache of motion-corrected movies on disk.
+
+    Parameters
+    ----------
+    root : path
+        Folder of the cache (created on first use). Each entry is a
+        sub-folder named by its key holding ``corrected.npy`` (float32, array
+        order) and ``motion.h5`` (shifts, template, metrics, summary images).
+
+    Notes
+    -----
+    Entries are written into a temporary folder and renamed when complete, so
+    a cancelled or crashed motion step never leaves a half entry; two runs
+    computing the same entry at once both succeed and one copy is kept.
+    """
+
+    CORRECTED = "corrected.npy"
+    META = "motion.h5"
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+
+    # key -----------------------------------------------------------------------
+    @staticmethod
+    def key_for(source: Any, params: Any) -> str:
+        """Cache key of ``source`` (movie file(s)) corrected with ``params``."""
+        from . import __version__
+        from .engine.pipeline import motion_kwargs
+        from .engine.results import file_fingerprint, input_files
+
+        prints = [file_fingerprint(f)["content_sha256"] for f in input_files(source)]
+        record = {
+            "inputs": prints,
+            "motion": motion_kwargs(params),
+            "backend": params["backend"],
+            "var_name_hdf5": params["var_name_hdf5"],
+            "version": __version__,
+        }
+        text = json.dumps(record, sort_keys=True, default=repr)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def entry(self, key: str) -> Path:
+        return self.root / key
+
+    def has(self, key: str) -> bool:
+        e = self.entry(key)
+        return (e / self.CORRECTED).is_file() and (e / self.META).is_file()
+
+    # use ------------------------------------------------------------------------
+    def iter_motion(self, source: Any, movie: Any, params: Any) -> Generator[Progress, None, tuple[Any, CacheInfo]]:
+        """Motion step through the cache: reuse an entry or compute and store it.
+
+        Returns ``(MotionStepResult, CacheInfo)``; the result's corrected movie
+        is a read-only memmap of the cached file.
+        """
+        from .engine.pipeline import iter_motion_step
+
+        key = self.key_for(source, params)
+        final = self.entry(key)
+        if self.has(key):
+            yield Progress("motion (cached)", 1, 1)
+            return self.load(key), CacheInfo(key, True, final)
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
+        tmp.mkdir()
+        try:
+            step = yield from iter_motion_step(movie, params, out=tmp / self.CORRECTED)
+            self._write_meta(tmp / self.META, step)
+            del step  # release the memmap before the folder is renamed
+            try:
+                os.replace(tmp, final)
+            except OSError:
+                if not self.has(key):  # not a concurrent writer's complete entry: a real error
+                    raise
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return self.load(key), CacheInfo(key, False, final)
+
+    @staticmethod
+    def _write_meta(path: Path, step: Any) -> None:
+        import h5py
+
+        from .engine.results import motion_to_dict, summary_to_dict, write_value
+
+        m = step.motion
+        with h5py.File(path, "w") as f:
+            write_value(f, "motion", motion_to_dict(m))
+            write_value(f, "summary", summary_to_dict(step.summary))
+            write_value(f, "params", {k: v for k, v in m.params.items()})
+            f.attrs["timings"] = json.dumps({**m.timings, **step.timings})
+
+    def load(self, key: str) -> Any:
+        """The cached ``MotionStepResult`` for ``key``."""
+        import h5py
+
+        from .engine.motion import MotionResult
+        from .engine.pipeline import MotionStepResult
+        from .engine.results import read_value
+        from .engine.summary import SummaryImages
+
+        e = self.entry(key)
+        with h5py.File(e / self.META, "r") as f:
+            d = read_value(f["motion"])
+            s = read_value(f["summary"])
+            params = read_value(f["params"]) if "params" in f else {}
+        corrected = np.load(e / self.CORRECTED, mmap_mode="r")
+        grid = d.get("patch_grid_shape")
+        motion = MotionResult(
+            corrected=corrected, template=d["template"], shifts_rig=d["shifts_rig"],
+            shifts_els=d.get("shifts_els"), patch_bounds=d.get("patch_bounds"),
+            patch_grid_shape=None if grid is None else tuple(int(g) for g in np.ravel(grid)),
+            metrics={k: d[k] for k in ("corr_raw", "corr_corrected", "crispness_raw", "crispness_corrected")},
+            params=params,
+        )
+        summary = SummaryImages(mean=s["mean"], max=s["max"], std=s["std"], corr=s.get("corr"))
+        return MotionStepResult(motion=motion, summary=summary, timings={"motion": 0.0, "summary": 0.0})
+
+    # housekeeping -----------------------------------------------------------------
+    def size_bytes(self) -> int:
+        """Disk space used by the cache."""
+        if not self.root.is_dir():
+            return 0
+        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
+    def entries(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def clear(self) -> int:
+        """Delete every entry (and leftovers); returns the bytes freed."""
+        freed = self.size_bytes()
+        if self.root.is_dir():
+            for p in self.root.iterdir():
+                if p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        p.unlink()
+        return freed
+
+
+# --- one run ---------------------------------------------------------------------
+
+def check_output_path(output: str | os.PathLike, argument: str = "--output") -> Path:
+    output = Path(output)
+    if output.suffix.lower() not in (".hdf5", ".h5"):
+        raise InputError(argument, f"results file must end in .hdf5 or .h5, got {str(output)!r}")
+    if not output.parent.exists():
+        raise InputError(argument, f"folder {str(output.parent)!r} does not exist")
+    return output
+
+
+def iter_pipeline(
+    movie_paths: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    steps: Sequence[str] = ("motion",),
+    output: str | os.PathLike,
+    params: Any = None,
+    save_movie: str | os.PathLike | None = None,
+    cache: MotionCache | None = None,
+    executor: Any = None,
+) -> Generator[Progress, None, Any]:
+    """Run pipeline steps on a movie file and save the results (generator).
+
+    Parameters
+    ----------
+    movie_paths : path or list of paths
+        One movie file, several files forming one movie, or a folder of TIFFs.
+    steps : sequence of str
+        Subset of :data:`napari_caiman.engine.pipeline.STEPS`, in order.
+    output : path
+        Results HDF5 file, written atomically at the end.
+    params : CaimanParams, optional
+    save_movie : path, optional
+        Where to write the motion-corrected movie (.tif or .npy); not with ``cache``.
+    cache : MotionCache, optional
+        Reuse / store the motion step's output.
+    executor : optional
+        Where CNMF patches run (thread pool by default; a ``dask.distributed.Client``).
+
+    Returns
+    -------
+    Results
+    """
+    from .engine.params import CaimanParams
+    from .engine.pipeline import iter_cnmf_step, iter_evaluate_step, iter_motion_step, motion_border
+    from .engine.results import Results, make_provenance, motion_to_dict, save_results, summary_to_dict
+    from .io.movie import open_movie
+
+    params = params if params is not None else CaimanParams.defaults()
+    output = check_output_path(output)
+    if "evaluate" in steps and "cnmf" not in steps:
+        raise InputError("--steps", "'evaluate' needs 'cnmf' in the same run (or use `napari-caiman evaluate`)")
+    if save_movie is not None and cache is not None:
+        raise InputError("save_movie", "give either a path for the corrected movie or a motion cache, not both")
+    source = movie_paths if isinstance(movie_paths, (str, os.PathLike)) else list(movie_paths)
+    if isinstance(source, list) and len(source) == 1:
+        source = source[0]
+    started = time.time()
+    movie = open_movie(source, var_name_hdf5=params["var_name_hdf5"])
+    input_shape, input_dtype = list(movie.shape), str(movie.dtype)
+    results = Results(params=params, dims=tuple(movie.shape[1:]))
+    timings: dict[str, float] = {}
+    extra: dict[str, Any] = {}
+    summary = border = None
+    if "motion" in steps:
+        if cache is not None:
+            step, info = yield from cache.iter_motion(source, movie, params)
+            corrected_path = str((info.path / MotionCache.CORRECTED).resolve())
+            extra.update(motion_cache="hit" if info.hit else "miss", motion_cache_key=info.key)
+        else:
+            step = yield from iter_motion_step(movie, params, out=save_movie)
+            corrected_path = str(Path(save_movie).resolve()) if save_movie else None
+        results.motion = motion_to_dict(step.motion, corrected_path)
+        results.summary = summary_to_dict(step.summary)
+        timings.update(step.timings)
+        movie, summary = step.motion.corrected, step.summary
+        border = None if params["border_nan"] == "copy" else motion_border(step.motion)
+    fill_nan = "motion" in steps
+    if "cnmf" in steps:
+        cstep = yield from iter_cnmf_step(movie, params, summary=summary, fill_nan=fill_nan, border=border,
+                                          executor=executor)
+        results.estimates = cstep.estimates
+        results.summary = summary_to_dict(cstep.summary)
+        timings.update(cstep.timings)
+    if "evaluate" in steps:
+        estep = yield from iter_evaluate_step(movie, results.estimates, params, fill_nan=fill_nan, border=border)
+        results.metrics, results.F_dff = estep.metrics, estep.F_dff
+        timings.update(estep.timings)
+    finished = time.time()
+    results.provenance = make_provenance(
+        source, timings, steps=list(steps), backend=params["backend"],
+        input_shape=input_shape, input_dtype=input_dtype,
+        started=_iso(started), finished=_iso(finished), elapsed=finished - started, **extra,
+    )
+    yield Progress("saving results", 0, 1)
+    save_results(output, results)
+    yield Progress("saving results", 1, 1)
+    return results
+
+
+def result_summary(results: Any) -> str:
+    """One line describing a run's outcome (for tables and logs)."""
+    parts = []
+    if results.motion is not None:
+        s = np.abs(np.asarray(results.motion["shifts_rig"]))
+        parts.append(f"max shift {s.max():.1f} px" if s.size else "no frames")
+    e = results.estimates
+    if e is not None:
+        k = e.A.shape[1]
+        acc = results.accepted()
+        parts.append(f"{k} components" + ("" if acc is None else f", {len(acc)} accepted"))
+    return "; ".join(parts) or "no output"
