@@ -115,6 +115,7 @@ class MotionCache:
         try:
             step = yield from iter_motion_step(movie, params, out=tmp / self.CORRECTED)
             self._write_meta(tmp / self.META, step)
+            timings = step.timings
             del step  # release the memmap before the folder is renamed
             try:
                 os.replace(tmp, final)
@@ -124,7 +125,9 @@ class MotionCache:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-        return self.load(key), CacheInfo(key, False, final)
+        result = self.load(key)
+        result.timings = timings
+        return result, CacheInfo(key, False, final)
 
     @staticmethod
     def _write_meta(path: Path, step: Any) -> None:
