@@ -102,11 +102,18 @@ def test_default_thresholds_precision_recall(evaluated):
     assert not (acc & fake).any()
 
 
-def test_evaluate_components_sets_indices(evaluated, caplog):
+def test_evaluate_components_sets_indices(evaluated, caplog, monkeypatch):
+    import napari_caiman.engine.evaluation as evaluation
+
     m, est, params, met, matched, fake = evaluated
+    monkeypatch.setattr(evaluation, "_CNN_WARNED", False)
     with caplog.at_level(logging.WARNING):
         met2 = evaluate_components(m.movie, est, params)  # use_cnn defaults to True in CaimanParams
     assert "CNN" in caplog.text and not met2.cnn_available
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        evaluate_components(m.movie, est, params)
+    assert "CNN" not in caplog.text  # said once per process, not for every item of a batch
     np.testing.assert_array_equal(met2.SNR_comp, met.SNR_comp)
     good, bad = apply_thresholds(met)
     np.testing.assert_array_equal(est.idx_components, good)

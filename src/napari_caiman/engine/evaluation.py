@@ -173,6 +173,10 @@ class Metrics:
 # ----------------------------------------------------------------------------- SNR
 
 
+#: The use_cnn warning was given in this process.
+_CNN_WARNED = False
+
+
 def _check_traces(x: np.ndarray, what: str) -> None:
     if not np.isfinite(x).all():
         bad = np.where(~np.isfinite(x).all(axis=1))[0]
@@ -546,9 +550,11 @@ def iter_compute_metrics(movie: Any, estimates: Any, params: Any = None, *, chun
     decay = float(_get(params, "decay_time", 0.4))
     N = int(max(1, math.ceil(fr * decay)))
     use_cnn = bool(_get(params, "use_cnn", False))
-    if use_cnn:
-        log.warning("use_cnn=True: no CNN classifier on the native backend; evaluating with SNR and "
-                    "r-values only (cnn_available=False)")
+    global _CNN_WARNED
+    if use_cnn and not _CNN_WARNED:  # once per process: batches would repeat it for every item
+        _CNN_WARNED = True
+        log.warning("use_cnn=True (CaImAn's default): the native backend has no CNN classifier; evaluating "
+                    "with SNR and r-values only (set use_cnn=False to silence this, or use backend='caiman')")
     yield Progress("SNR", 0, 1)
     t = time.perf_counter()
     C = np.asarray(estimates.C, dtype=np.float64)
