@@ -490,7 +490,7 @@ class Batch:
         return counts
 
     def run(self, names: Sequence[str] | None = None, *, scheduler: str | None = None, client: Any = None,
-            n_parallel: int | None = None, patches_on_cluster: bool = True,
+            n_parallel: int | None = None, patches_on_cluster: bool | None = None,
             progress: Callable[[Progress], Any] | None = None) -> dict:
         """Run queued items (or ``names``) to the end; returns ``{status: count}``.
 
@@ -504,9 +504,10 @@ class Batch:
             Use this client instead of ``scheduler``.
         n_parallel : int, optional
             Items running at once on the cluster (default: its worker count).
-        patches_on_cluster : bool
+        patches_on_cluster : bool, optional
             Send CNMF patches to the cluster too (else each item uses threads
-            on its worker).
+            on its worker). Default: only when there are fewer items than
+            workers (otherwise every worker is busy with an item already).
         """
         from .engine.progress import run as _run
 

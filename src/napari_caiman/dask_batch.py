@@ -1,10 +1,11 @@
 """Run a :class:`~napari_caiman.batch.Batch` on a ``dask.distributed`` cluster.
 
-Each item is one task; inside it, CNMF patches go to the same cluster (the
-item's task secedes from its worker thread while it waits for them, through
-``distributed.worker_client``). At most ``n_parallel`` items are submitted at
-once (default: the number of workers), so the patches of the running items
-find free threads. Only this (client) process writes the batch file; a task
+Each item is one task. When there are fewer items than workers, CNMF patches
+go to the same cluster too (the item's task secedes from its worker thread
+while it waits for them, through ``distributed.worker_client``); when every
+worker already has an item, sending patches around only adds transfers (measured in
+``bench/bench_batch.py``), so each item runs its patches on its own worker's threads.
+At most ``n_parallel`` items are submitted at once (default: the number of workers). Only this (client) process writes the batch file; a task
 returns its outcome, never raises, so a failing item cannot take the others
 down, and a worker that dies mid-item shows up as that item's error.
 """
@@ -67,11 +68,14 @@ def connect(scheduler: str | None) -> tuple[Any, Any]:
 
 
 def iter_run_on_dask(batch: Any, names: Sequence[str] | None = None, *, client: Any,
-                     n_parallel: int | None = None, patches_on_cluster: bool = True,
+                     n_parallel: int | None = None, patches_on_cluster: bool | None = None,
                      poll: float = 0.5) -> Generator[Progress, None, dict]:
     """Run items on ``client``'s cluster (generator; yields about every ``poll``
     seconds). Closing it cancels the running items (marked cancelled) and
-    leaves the rest queued. Returns ``{status: count}``."""
+    leaves the rest queued. Returns ``{status: count}``.
+
+    ``patches_on_cluster``: None (default) sends CNMF patches to the cluster
+    only when there are fewer items than workers."""
     from distributed import wait
 
     from .batch import _ItemFailed
@@ -82,6 +86,8 @@ def iter_run_on_dask(batch: Any, names: Sequence[str] | None = None, *, client: 
     batch.results_dir.mkdir(exist_ok=True)
     n_workers = len(client.scheduler_info().get("workers", {})) or 1
     limit = max(1, int(n_parallel or n_workers))
+    if patches_on_cluster is None:
+        patches_on_cluster = min(limit, len(todo)) < n_workers
     pending, running = list(todo), {}
     counts: dict[str, int] = {}
     total, finished = len(todo), 0
@@ -136,7 +142,7 @@ def iter_run_on_dask(batch: Any, names: Sequence[str] | None = None, *, client: 
 
 
 def run_on_dask(batch: Any, names: Sequence[str] | None = None, *, scheduler: str | None = None,
-                client: Any = None, n_parallel: int | None = None, patches_on_cluster: bool = True,
+                client: Any = None, n_parallel: int | None = None, patches_on_cluster: bool | None = None,
                 progress: Callable[[Progress], Any] | None = None) -> dict:
     """Blocking :func:`iter_run_on_dask`; connects to ``scheduler`` (or a new
     local cluster) unless ``client`` is given, and closes what it opened."""

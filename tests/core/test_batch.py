@@ -247,6 +247,11 @@ def test_batch_on_a_local_dask_cluster_matches_local_runs(movie, tmp_path, clust
     for name in local.names:
         assert remote.item(name).status == "done" and remote.item(name).summary == local.item(name).summary
         _same_results(local.results(name), remote.results(name))
+    # one item on two workers: its CNMF patches go to the cluster as well, same result
+    one = Batch(tmp_path / "one.json", cache_dir=tmp_path / "cache_one")
+    one.add("v K=6", movie, {**BASE, "K": 6})
+    assert one.run(client=cluster_client) == {"done": 1}
+    _same_results(local.results("v K=6"), one.results("v K=6"))
 
 
 def test_a_dask_worker_dying_fails_only_its_item(movie, tmp_path):
