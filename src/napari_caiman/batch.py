@@ -34,7 +34,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +123,7 @@ class BatchItem:
         return CaimanParams.defaults().update(self.params)
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        return {f: _jsonable(getattr(self, f)) for f in self.__dataclass_fields__}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> BatchItem:
@@ -250,9 +250,11 @@ class Batch:
             cache = self._cache_dir
             with contextlib.suppress(ValueError):
                 cache = cache.relative_to(self.folder)
-            data = {"format": FORMAT, "version": VERSION, "created": self.created, "saved": time.time(),
-                    "cache_dir": str(cache), "items": [i.to_dict() for i in self.items]}
-            text = json.dumps(data, indent=1)
+            head = {"format": FORMAT, "version": VERSION, "created": self.created, "saved": time.time(),
+                    "cache_dir": str(cache)}
+            # one item per line: readable and diffable, and json's fast encoder (no indent) does the work
+            items = ",\n  ".join(json.dumps(i.to_dict()) for i in self.items)
+            text = json.dumps(head)[:-1] + ',\n "items": [' + (f"\n  {items}\n ]" if items else "]") + "\n}\n"
             with atomic_path(self.path) as tmp:
                 tmp.write_text(text)
 

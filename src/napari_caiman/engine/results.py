@@ -24,6 +24,7 @@ Note on axis order: images and movies in this package are in array order
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -282,8 +283,8 @@ def summary_to_dict(summary: Any) -> dict[str, np.ndarray]:
     return {k: np.asarray(getattr(summary, k), dtype=np.float32) for k in ("mean", "max", "std", "corr")}
 
 
-def software_versions() -> dict[str, str]:
-    """Versions of the software that matters for reproducing a result."""
+@functools.lru_cache(maxsize=1)
+def _versions() -> tuple[tuple[str, str], ...]:
     import importlib.metadata as md
 
     out = {"python": platform.python_version(), "platform": platform.platform()}
@@ -292,7 +293,13 @@ def software_versions() -> dict[str, str]:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             pass
-    return out
+    return tuple(out.items())
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of the software that matters for reproducing a result (read
+    once per process: package metadata is slow to parse)."""
+    return dict(_versions())
 
 
 def file_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
@@ -404,56 +411,105 @@ def save_results(path: str | os.PathLike, results: Results) -> Path:
 
 
 def load_results(path: str | os.PathLike) -> Results:
-    """Read a results file written by :func:`save_results`.
+    """Read a results file written by :func:`save_results` or CaImAn's ``CNMF.save()``.
 
     Raises
     ------
     InputError
-        Missing file, not HDF5, or not a results file.
+        Missing file, not HDF5, truncated or damaged, not a results file (e.g.
+        an HDF5 file of another tool), or parts that do not fit together
+        (e.g. footprints whose pixel count does not match ``dims``). The
+        message names the file and what is wrong.
     """
     path = Path(path)
+    name = repr(str(path))
     if not path.is_file():
-        raise InputError("path", f"results file not found: {str(path)!r}")
+        raise InputError("path", f"results file not found: {name}")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise InputError("path", f"cannot read {str(path)!r} as HDF5: {exc}") from None
-    with f:
-        if "dims" not in f or "params" not in f:
-            raise InputError("path", f"{str(path)!r} is not a napari-caiman/CaImAn results file (no 'dims' or 'params')")
-        dims = array_dims(tuple(np.asarray(f["dims"][()]).ravel()))
-        params = CaimanParams.from_dict(read_value(f["params"]), strict=False)
-        motion = read_value(f["motion"]) if "motion" in f else None
-        summary = read_value(f["summary"]) if "summary" in f else None
-        estimates, extra = estimates_from_group(f["estimates"], dims) if "estimates" in f else (None, {})
-        if summary is None and "Cn" in extra:
-            summary = {"corr": extra["Cn"]}
-        from .curation import read_curation
+        # an HDF5 file starts with this signature (at 0, or 512 * 2**k after a user block)
+        signature = b"\x89HDF\r\n\x1a\n"
+        size = path.stat().st_size
+        offsets = [0] + [512 << k for k in range(12) if (512 << k) < size]
+        try:
+            with path.open("rb") as fh:
+                is_hdf5 = any(fh.seek(o) == o and fh.read(8) == signature for o in offsets)
+        except OSError:
+            is_hdf5 = True  # unreadable: report h5py's own reason below
+        if not is_hdf5:
+            raise InputError("path", f"{name} is not an HDF5 file (no HDF5 signature); expected a "
+                                     "results file written by napari-caiman or CaImAn's CNMF.save()") from None
+        if "truncated" in str(exc):
+            raise InputError("path", f"{name} is a truncated HDF5 file ({size} bytes; cut short while "
+                                     f"copying or saving?) and cannot be read: {exc}") from None
+        raise InputError("path", f"{name} is a damaged HDF5 file and cannot be opened: {exc}") from None
+    part = "the file"
+    try:
+        with f:
+            missing = [k for k in ("dims", "params") if k not in f]
+            if missing:
+                found = ", ".join(sorted(f.keys())[:8]) or "nothing"
+                raise InputError("path", f"{name} is not a napari-caiman/CaImAn results file: it has no "
+                                         f"{' and no '.join(repr(m) for m in missing)} (its top level "
+                                         f"holds: {found})")
+            part = "'dims'"
+            dims = array_dims(tuple(np.asarray(f["dims"][()]).ravel()))
+            if not 2 <= len(dims) <= 3 or min(dims) < 1:
+                raise InputError("path", f"{name}: 'dims' must be 2 or 3 positive sizes, got {dims}")
+            part = "the parameters ('params')"
+            params = CaimanParams.from_dict(read_value(f["params"]), strict=False)
+            part = "'motion'"
+            motion = read_value(f["motion"]) if "motion" in f else None
+            part = "'summary'"
+            summary = read_value(f["summary"]) if "summary" in f else None
+            part = "the CNMF results ('estimates')"
+            estimates, extra = estimates_from_group(f["estimates"], dims) if "estimates" in f else (None, {})
+            if estimates is not None:
+                K = estimates.A.shape[1]
+                for key in ("C", "S", "YrA"):
+                    rows = np.shape(getattr(estimates, key))[0]
+                    if rows != K:
+                        raise InputError("path", f"{name}: estimates/{key} has {rows} traces for {K} "
+                                                 "footprints in estimates/A")
+            if summary is None and "Cn" in extra:
+                summary = {"corr": extra["Cn"]}
+            from .curation import read_curation
 
-        curation = read_curation(f) if estimates is not None else None
-        prov: dict[str, Any] = {}
-        if "provenance" in f:
-            for k, v in f["provenance"].attrs.items():
-                if isinstance(v, str) and v[:1] in "{[":
-                    try:
-                        v = json.loads(v)
-                    except ValueError:
-                        pass
-                prov[k] = v.item() if isinstance(v, np.generic) else v
-    results = Results(params=params, dims=dims, motion=motion, summary=summary, provenance=prov,
-                      estimates=estimates, F_dff=extra.get("F_dff"), curation=curation)
-    if estimates is not None:
-        from .evaluation import Metrics
+            part = "the curation"
+            curation = read_curation(f) if estimates is not None else None
+            part = "'provenance'"
+            prov: dict[str, Any] = {}
+            if "provenance" in f:
+                for k, v in f["provenance"].attrs.items():
+                    if isinstance(v, str) and v[:1] in "{[":
+                        try:
+                            v = json.loads(v)
+                        except ValueError:
+                            pass
+                    prov[k] = v.item() if isinstance(v, np.generic) else v
+        part = "the evaluation results"
+        results = Results(params=params, dims=dims, motion=motion, summary=summary, provenance=prov,
+                          estimates=estimates, F_dff=extra.get("F_dff"), curation=curation)
+        if estimates is not None:
+            from .evaluation import Metrics
 
-        results.metrics = Metrics.from_saved(extra, estimates)
-        if curation is not None and curation.n_components != estimates.A.shape[1]:
-            raise InputError("path", f"curation holds {curation.n_components} decisions for "
-                                     f"{estimates.A.shape[1]} components")
-        # estimates.idx_components holds the threshold result; the file's
-        # idx_components is the final (curated) set, re-derived by accepted()
-        thr = results.threshold_accepted()
-        if results.metrics is not None or curation is None:
-            estimates.idx_components = thr
-        if estimates.idx_components is not None:
-            estimates.idx_components_bad = np.setdiff1d(np.arange(estimates.A.shape[1]), estimates.idx_components)
+            results.metrics = Metrics.from_saved(extra, estimates)
+            if curation is not None and curation.n_components != estimates.A.shape[1]:
+                raise InputError("path", f"curation holds {curation.n_components} decisions for "
+                                         f"{estimates.A.shape[1]} components")
+            # estimates.idx_components holds the threshold result; the file's
+            # idx_components is the final (curated) set, re-derived by accepted()
+            thr = results.threshold_accepted()
+            if results.metrics is not None or curation is None:
+                estimates.idx_components = thr
+            if estimates.idx_components is not None:
+                estimates.idx_components_bad = np.setdiff1d(np.arange(estimates.A.shape[1]), estimates.idx_components)
+    except InputError as exc:
+        if name in exc.message:
+            raise
+        raise InputError("path", f"{name}: {part}: {exc}") from None
+    except (OSError, KeyError, ValueError, TypeError, IndexError, AttributeError, RuntimeError) as exc:
+        raise InputError("path", f"{name} is damaged or not in the results layout: cannot read {part} "
+                                 f"({type(exc).__name__}: {exc})") from None
     return results
