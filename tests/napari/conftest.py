@@ -49,11 +49,31 @@ def motion_widget(viewer):
 
 
 @pytest.fixture
-def errors(monkeypatch):
+def capture(monkeypatch):
+    """``capture(*targets)``: replace the notification functions ``targets``
+    (dotted names) by one list's ``append``; returns the list."""
+
+    def replace(*targets: str) -> list[str]:
+        shown: list[str] = []
+        for target in targets:
+            monkeypatch.setattr(target, shown.append)
+        return shown
+
+    return replace
+
+
+@pytest.fixture
+def errors(capture):
     """Messages the runner shows with napari's ``show_error`` (captured, not shown)."""
-    shown: list[str] = []
-    monkeypatch.setattr("napari_caiman.widgets._runner.show_error", shown.append)
-    return shown
+    return capture("napari_caiman.widgets._runner.show_error")
+
+
+@pytest.fixture
+def infos(capture):
+    """Information notes of the step widgets (presets, evaluation), captured."""
+    return capture(
+        "napari_caiman.widgets._presets.show_info", "napari_caiman.widgets.evaluation.show_info"
+    )
 
 
 @pytest.fixture

@@ -195,6 +195,21 @@ def estimates_to_dict(estimates: Any, summary: dict[str, np.ndarray] | None = No
     return out
 
 
+def _numeric(v: np.ndarray) -> np.ndarray:
+    """CaImAn saves some per-component lists (``bl``, ``c1``, ``lam``,
+    ``neurons_sn``) as arrays of number *strings*; read those as float
+    (``None`` entries as NaN) so that the estimates can be used and saved again."""
+    if v.dtype.kind not in "SUO":
+        return v
+    def num(x: Any) -> float:
+        x = x.decode() if isinstance(x, bytes) else str(x)
+        try:
+            return float(x)
+        except ValueError:
+            return float("nan")  # 'None', '' ...
+    return np.vectorize(num, otypes=[np.float64])(v) if v.size else v.astype(np.float64)
+
+
 def estimates_from_group(group: h5py.Group, dims: tuple[int, ...]) -> tuple[Any, dict[str, Any]]:
     """Build an Estimates from an ``estimates`` group (ours or CaImAn's).
 
@@ -228,7 +243,7 @@ def estimates_from_group(group: h5py.Group, dims: tuple[int, ...]) -> tuple[Any,
     fields: dict[str, Any] = {}
     for name in ESTIMATE_ARRAYS:
         v = get(name)
-        fields[name] = None if v is None else np.asarray(v)
+        fields[name] = None if v is None else _numeric(np.asarray(v))
     est = Estimates(
         A=A,
         C=np.asarray(C, np.float32) if C is not None else zeros_kt,
@@ -380,7 +395,14 @@ def save_results(path: str | os.PathLike, results: Results) -> Path:
     try:
         with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
             f.create_dataset("dims", data=np.asarray(caiman_dims(results.dims)))
-            write_value(f, "params", results.params.to_groups())
+            from .params import DEFAULTS
+
+            # CaImAn's load_CNMF makes a CNMFParams group of every group under
+            # 'params' and fails on unknown ones: the plugin's own groups
+            # (``backend``) are written apart
+            groups = results.params.to_groups()
+            write_value(f, "params", {g: v for g, v in groups.items() if g in DEFAULTS})
+            write_value(f, "napari_caiman_params", {g: v for g, v in groups.items() if g not in DEFAULTS})
             if results.motion is not None:
                 write_value(f, "motion", results.motion)
             if results.summary is not None:
@@ -441,8 +463,13 @@ def load_results(path: str | os.PathLike) -> Results:
             raise InputError("path", f"{name} is not an HDF5 file (no HDF5 signature); expected a "
                                      "results file written by napari-caiman or CaImAn's CNMF.save()") from None
         if "truncated" in str(exc):
-            raise InputError("path", f"{name} is a truncated HDF5 file ({size} bytes; cut short while "
-                                     f"copying or saving?) and cannot be read: {exc}") from None
+            import re
+
+            stored = re.search(r"stored_eof\s*=\s*(\d+)", str(exc))
+            of = f" of the {int(stored.group(1)):,}" if stored else ""
+            raise InputError("path", f"{name} is truncated: it has {size:,} bytes{of} the HDF5 file "
+                                     "should have (cut short while copying or saving?) and cannot be "
+                                     "read; copy or save it again") from None
         raise InputError("path", f"{name} is a damaged HDF5 file and cannot be opened: {exc}") from None
     part = "the file"
     try:
@@ -454,9 +481,10 @@ def load_results(path: str | os.PathLike) -> Results:
                                          f"{' and no '.join(repr(m) for m in missing)} (its top level "
                                          f"holds: {found})")
             part = "'dims'"
-            dims = array_dims(tuple(np.asarray(f["dims"][()]).ravel()))
-            if not 2 <= len(dims) <= 3 or min(dims) < 1:
-                raise InputError("path", f"{name}: 'dims' must be 2 or 3 positive sizes, got {dims}")
+            raw_dims = tuple(np.asarray(f["dims"][()]).ravel().tolist())
+            if not 2 <= len(raw_dims) <= 3 or not all(isinstance(d, int) and d >= 1 for d in raw_dims):
+                raise InputError("path", f"{name}: 'dims' must be 2 or 3 positive sizes, got {raw_dims}")
+            dims = array_dims(raw_dims)
             part = "the parameters ('params')"
             params = CaimanParams.from_dict(read_value(f["params"]), strict=False)
             part = "'motion'"

@@ -6,6 +6,12 @@ denoised movie), ready for evaluation and curation. The loaded
 :class:`~napari_caiman.engine.results.Results` rides along in each layer's
 ``metadata["napari_caiman_results"]`` (with the file path), so the
 evaluation widget can pick it up.
+
+Which files this reader takes: HDF5 files with ``dims`` and ``estimates`` (or
+``motion``), ours or CaImAn's. HDF5 files of other tools and files that are
+not HDF5 at all are declined (None), so other readers can try them. A file
+with the HDF5 signature that cannot be opened (truncated, damaged) is taken,
+so that the user reads what is wrong with it instead of "no reader found".
 """
 
 from __future__ import annotations
@@ -19,6 +25,17 @@ __all__ = ["get_results_reader", "is_results_file", "read_results", "results_lay
 
 LayerData = tuple[Any, dict, str]
 SUFFIXES = (".hdf5", ".h5")
+
+#: The first bytes of every HDF5 file (at offset 0 unless it has a user block).
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _has_hdf5_signature(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(8) == HDF5_SIGNATURE
+    except OSError:
+        return False
 
 
 def is_results_file(path: str | os.PathLike) -> bool:
@@ -36,14 +53,30 @@ def is_results_file(path: str | os.PathLike) -> bool:
         return False
 
 
+def is_broken_hdf5(path: str | os.PathLike) -> bool:
+    """True for a ``.hdf5``/``.h5`` file that starts like HDF5 but cannot be
+    opened (e.g. truncated while copying)."""
+    p = Path(path)
+    if p.suffix.lower() not in SUFFIXES or not p.is_file() or not _has_hdf5_signature(p):
+        return False
+    try:
+        import h5py
+
+        with h5py.File(p, "r"):
+            return False
+    except Exception:
+        return True
+
+
 def get_results_reader(path: str | os.PathLike | Sequence[str | os.PathLike]) -> Callable[..., list[LayerData]] | None:
-    """npe2 ``get_reader`` hook: :func:`read_results` for a results file, else None."""
+    """npe2 ``get_reader`` hook: :func:`read_results` for a results file (or a
+    damaged HDF5 file, to say what is wrong), else None."""
     if not isinstance(path, (str, os.PathLike)):
         paths = list(path)
         if len(paths) != 1:
             return None
         path = paths[0]
-    return read_results if is_results_file(path) else None
+    return read_results if is_results_file(path) or is_broken_hdf5(path) else None
 
 
 def results_layer_data(results: Any, name: str, path: str | None = None) -> list[LayerData]:
@@ -78,12 +111,21 @@ def read_results(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[
     Raises
     ------
     InputError
-        Missing, corrupt or foreign files (message names the file).
+        Missing, corrupt or foreign files (message names the file and what
+        is wrong). The message is also shown as a napari notification, since
+        napari's own "reader failed" message does not include it.
     """
+    from ..engine.errors import InputError
     from ..engine.results import load_results
 
     if not isinstance(path, (str, os.PathLike)):
         path = list(path)[0]
     p = Path(path)
-    results = load_results(p)
+    try:
+        results = load_results(p)
+    except InputError as exc:
+        from napari.utils.notifications import show_error
+
+        show_error(f"Cannot open {p.name}: {exc.message}")
+        raise
     return results_layer_data(results, p.stem, str(p))

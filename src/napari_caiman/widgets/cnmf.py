@@ -34,9 +34,11 @@ from napari.layers import Image, Labels, Layer
 from ..engine.errors import InputError
 from ..engine.progress import Progress
 from ..layers.cnmf import cnmf_layer_data, labels_to_seeds
+from ._backend import BackendEdit, check_backend
 from ._layers import movie_layer_choices, upsert_layer
+from ._presets import PresetBar
 from ._runner import StepRunner
-from .cnmf_settings import METHODS_INIT, PATCH_ONLY, PER_AXIS, CNMFSettings
+from .cnmf_settings import PATCH_ONLY, PER_AXIS, STEP_NAMES, CNMFSettings, methods_init
 from .motion import AxesEdit
 
 if TYPE_CHECKING:
@@ -53,7 +55,7 @@ _TIPS = {
     "rf": "Patch half-size, pixels (0 = whole field of view along that axis; all 0 = no patches)",
     "stride": "Overlap between neighbouring patches, pixels (0 = automatic)",
     "merge_thr": "Components whose traces correlate above this are merged",
-    "method_init": "Initialization method",
+    "method_init": "Initialization method (the caiman backend offers all of CaImAn's)",
     "ssub": "Spatial downsampling during initialization",
     "tsub": "Temporal downsampling during initialization",
     "kwargs": "Other CaImAn parameters as a dict, e.g. {'nIter': 3}; they override the form",
@@ -97,6 +99,11 @@ class CNMFWidget(Container):
     runner : StepRunner
         Run / Cancel / progress; ``runner.is_running`` and ``runner.finished``
         are what tests wait on.
+    backend : BackendEdit
+        native | caiman; Run refuses (with a message) when CaImAn is not available.
+    presets : PresetBar
+        Save / Load preset (JSON of CaImAn names); its ``ask_save_path`` /
+        ``ask_open_path`` are the file dialogs.
     last_result : CnmfStepResult or None
         The last successful result (``.estimates``, ``.summary``), for saving
         and evaluation.
@@ -114,6 +121,7 @@ class CNMFWidget(Container):
             choices=self._movie_choices,
             tooltip="Image layer with a (T, Y, X) or (T, Z, Y, X) movie, ideally motion corrected",
         )
+        self.backend = BackendEdit(d.backend)
         self.fr = _float("fr", d.fr, 0.01, 10_000, 1.0)
         self.decay_time = _float("decay_time", d.decay_time, 0.001, 100, 0.05)
         self.p = ComboBox(value=d.p, choices=[0, 1, 2], label="p", name="p", tooltip=_TIPS["p"])
@@ -126,7 +134,7 @@ class CNMFWidget(Container):
         self.merge_thr = _float("merge_thr", d.merge_thr, -1.0, 1.0, 0.05)
         self.method_init = ComboBox(
             value=d.method_init,
-            choices=list(METHODS_INIT),
+            choices=list(methods_init(d.backend)),
             label="method_init",
             name="method_init",
             tooltip=_TIPS["method_init"],
@@ -138,10 +146,20 @@ class CNMFWidget(Container):
         self.seed = ComboBox(label="seed from", choices=self._seed_choices, tooltip=_TIPS["seed"])
         self.reset_button = PushButton(text="Reset to defaults")
         self.runner = StepRunner("CNMF", self.run)
+        self.presets = PresetBar(
+            "CNMF",
+            self,
+            form_names=[n for n in CNMFSettings.field_names() if n != "kwargs"],
+            step_names=STEP_NAMES,
+            get_values=self._preset_values,
+            report_error=self.runner.report_error,
+        )
         self.result_label = Label(value="", label="result")
         super().__init__(
             widgets=[
                 self.movie,
+                self.backend,
+                self.backend.message,
                 self.fr,
                 self.decay_time,
                 self.p,
@@ -158,6 +176,7 @@ class CNMFWidget(Container):
                 self.kwargs,
                 self.seed,
                 self.reset_button,
+                self.presets,
                 self.runner,
                 self.result_label,
             ],
@@ -167,6 +186,7 @@ class CNMFWidget(Container):
         self.last_seeds: Any = None
 
         self.movie.changed.connect(self._on_movie_changed)
+        self.backend.changed.connect(self._on_backend_changed)
         self.rf.changed.connect(self._on_rf_changed)
         for box in self.rf.boxes:
             box.changed.connect(self._on_rf_changed)
@@ -188,13 +208,33 @@ class CNMFWidget(Container):
 
     def set_settings(self, settings: CNMFSettings) -> None:
         """Fill the form from ``settings``."""
-        for name, value in settings.as_form().items():
+        values = settings.as_form()
+        self.backend.value = values.pop("backend")  # first: it sets the method_init choices
+        for name, value in values.items():
             getattr(self, name).value = value
         self._on_rf_changed()
 
     def reset_defaults(self, *_: Any) -> None:
-        """Put CaImAn's defaults back (the movie and seed choices are kept)."""
-        self.set_settings(CNMFSettings.defaults())
+        """Put CaImAn's defaults back (the movie, seed and backend choices are kept)."""
+        self.set_settings(CNMFSettings.defaults().replace(backend=self.backend.value))
+
+    def _frame_shape(self) -> tuple[int, ...] | None:
+        layer = self.movie.value
+        return None if layer is None else tuple(int(s) for s in layer.data.shape[1:])
+
+    def _preset_values(self) -> dict[str, Any]:
+        """The form's parameters as flat CaImAn names (what "Save preset…" writes)."""
+        settings = self.get_settings()
+        shape = self._frame_shape()
+        if shape is None:
+            rf = settings.rf[: self.n_spatial]
+            if any(rf) and not all(rf):
+                raise InputError(
+                    "rf", "0 means the whole field of view: choose the movie first, "
+                    "or give every axis a patch size"
+                )
+            shape = (1,) * self.n_spatial  # the size is used only for rf = 0 on some axes
+        return settings.to_dict(shape)
 
     # -- layer choices ----------------------------------------------------------
     def _movie_choices(self, *_: Any) -> list[tuple[str, Layer]]:
@@ -243,6 +283,13 @@ class CNMFWidget(Container):
             getattr(self, name).set_n_axes(n_spatial)
         self._on_rf_changed()
 
+    def _on_backend_changed(self, *_: Any) -> None:
+        """Offer the initialization methods of the chosen backend."""
+        current = self.method_init.value
+        choices = list(methods_init(self.backend.value))
+        self.method_init.choices = choices
+        self.method_init.value = current if current in choices else choices[0]
+
     def _on_rf_changed(self, *_: Any) -> None:
         patches = any(self.rf.value[: self.n_spatial])
         for name in PATCH_ONLY:
@@ -285,6 +332,7 @@ class CNMFWidget(Container):
         data = layer.data
         frame_shape = tuple(int(s) for s in data.shape[1:])
         params = self.get_settings().to_params(frame_shape)
+        check_backend(params["backend"])
         Ain = seeds = None
         if self.seed.value is not None:
             Ain, seeds = labels_to_seeds(self.seed.value.data, frame_shape)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..engine.params import CaimanParams, parse_kwargs
-from ._settings import FormSettings, three_axes
+from ._settings import FormSettings, step_names, three_axes
 
 #: Per-axis fields of the form.
 PER_AXIS = ("gSig", "gSiz", "rf", "stride")
@@ -28,6 +28,17 @@ PATCH_ONLY = ("stride",)
 
 #: Initialization methods the native engine implements.
 METHODS_INIT = ("greedy_roi",)
+
+#: Initialization methods of CaImAn (backend "caiman").
+CAIMAN_METHODS_INIT = ("greedy_roi", "corr_pnr", "sparse_nmf", "local_nmf", "graph_nmf", "pca_ica")
+
+#: Parameters the CNMF step uses (what it takes from a preset).
+STEP_NAMES = step_names("data", "patch", "preprocess", "init", "spatial", "temporal", "merging")
+
+
+def methods_init(backend: str) -> tuple[str, ...]:
+    """The initialization methods ``backend`` offers."""
+    return CAIMAN_METHODS_INIT if backend == "caiman" else METHODS_INIT
 
 #: Defaults for the planes (z) axis; CaImAn's defaults are 2D only. gSig 2
 #: planes follows CaImAn's 3D demo; 0 = automatic for the others.
@@ -72,6 +83,8 @@ class CNMFSettings(FormSettings):
         Spatial / temporal downsampling during initialization.
     kwargs : str
         Any other CaImAn parameters as dict text; they override the form.
+    backend : str
+        ``"native"`` or ``"caiman"`` (the ``backend`` parameter).
     """
 
     fr: float
@@ -88,6 +101,7 @@ class CNMFSettings(FormSettings):
     ssub: int
     tsub: int
     kwargs: str = ""
+    backend: str = "native"
 
     @classmethod
     def defaults(cls) -> CNMFSettings:
@@ -107,6 +121,7 @@ class CNMFSettings(FormSettings):
             method_init=str(d["method_init"]),
             ssub=int(d["ssub"]),
             tsub=int(d["tsub"]),
+            backend=str(d["backend"]),
         )
 
     def to_dict(self, frame_shape: Sequence[int]) -> dict[str, Any]:
@@ -153,6 +168,7 @@ class CNMFSettings(FormSettings):
             "ssub": int(self.ssub),
             "tsub": int(self.tsub),
             "is3D": n == 3,
+            "backend": str(self.backend),
         }
         values.update(parse_kwargs(self.kwargs))
         return values

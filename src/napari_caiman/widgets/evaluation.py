@@ -10,6 +10,10 @@ the thresholds (:class:`~napari_caiman.engine.curation.Curation`) and
 autosaved next to the results file. Two docks come with it: "Traces" (the
 selected component's traces) and "Components" (a sortable table).
 
+A results file opened with File > Open (the npe2 results reader) is taken up
+as if loaded with "Load results…", unless the widget holds curation that is
+not saved anywhere: then it asks (save / discard / keep the current one).
+
 Driving it from a test::
 
     widget = EvaluationWidget(viewer)
@@ -25,6 +29,7 @@ Driving it from a test::
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -38,20 +43,26 @@ from magicgui.widgets import (
     Container,
     FloatSlider,
     Label,
+    LineEdit,
     PushButton,
     SpinBox,
 )
-from napari.layers import Image, Labels, Layer, Shapes
-from qtpy.QtCore import QAbstractTableModel, QItemSelectionModel, QModelIndex, Qt
+from napari.layers import Labels, Layer, Shapes
+from napari.utils.notifications import show_info
+from qtpy.QtCore import QAbstractTableModel, QItemSelectionModel, QModelIndex, Qt, QTimer
 from qtpy.QtWidgets import QAbstractItemView, QFileDialog, QHeaderView, QMessageBox, QTableView
 
 from ..engine.curation import Curation, save_curation_sidecar
 from ..engine.errors import InputError
 from ..engine.evaluation import apply_thresholds, thresholds_from_params
+from ..engine.params import parse_kwargs
 from ..layers import evaluation as ev
 from ..layers.cnmf import cnmf_layer_data, labels_to_seeds, layer_names
-from ._layers import upsert_layer
+from ._backend import BackendEdit, check_backend
+from ._layers import movie_layer_choices, upsert_layer
+from ._presets import PresetBar, set_field
 from ._runner import StepRunner
+from ._settings import step_names
 from .traces import DOCK_NAME as TRACES_DOCK
 from .traces import TracesPlot
 
@@ -76,6 +87,22 @@ _THRESHOLDS = {
 
 RESULTS_FILTER = "Results (*.hdf5 *.h5)"
 
+#: Parameters the evaluation step uses (what it takes from a preset).
+STEP_NAMES = step_names("quality")
+
+#: CNN thresholds, taken from the kwargs text (or the result's parameters).
+_CNN_THRESHOLDS = ("use_cnn", "min_cnn_thr", "cnn_lowest")
+
+#: Layer metadata keys the npe2 results reader sets (see io/results_reader.py).
+RESULTS_KEY = "napari_caiman_results"
+RESULTS_PATH_KEY = "napari_caiman_results_path"
+
+
+def _unwrap(obj: Any) -> Any:
+    """The object behind napari's ``PublicOnlyProxy`` (napari wraps what plugins
+    get from objects of ``napari*`` modules, this package's included)."""
+    return getattr(obj, "__wrapped__", obj)
+
 
 @dataclass
 class CurationSession:
@@ -97,6 +124,9 @@ class CurationSession:
         Results file: decisions are autosaved next to it.
     motion, provenance : dict or None
         Carried into saved files.
+    unsaved_edits : bool
+        The components were edited (merge, delete, refit) or decisions could
+        not be autosaved since the result was last saved or loaded.
     """
 
     estimates: Any
@@ -109,6 +139,7 @@ class CurationSession:
     path: Path | None = None
     motion: Any = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    unsaved_edits: bool = False
 
     def __post_init__(self) -> None:
         if self.curation is None:
@@ -117,6 +148,14 @@ class CurationSession:
     @property
     def n_components(self) -> int:
         return int(self.estimates.n_components)
+
+    @property
+    def has_unsaved_curation(self) -> bool:
+        """True when closing this session would lose work: edits, or manual
+        decisions of a result that has no file (with a file they are autosaved)."""
+        if self.unsaved_edits:
+            return True
+        return self.path is None and bool(np.any(self.curation.manual != 0))
 
 
 class ComponentTableModel(QAbstractTableModel):
@@ -203,12 +242,26 @@ class EvaluationWidget(Container):
         Evaluate (metrics in a worker); ``runner.is_running``.
     refit_runner : StepRunner
         Refit with seeds (CNMF in a worker).
+    backend : BackendEdit
+        native | caiman for Evaluate and Refit (caiman: CaImAn's CNN too).
+    kwargs : LineEdit
+        Other quality parameters (``use_cnn``, ``min_cnn_thr`` ...).
+    presets : PresetBar
+        Save / Load preset (JSON of CaImAn names).
     accepted : (K,) bool
         Final status (thresholds + manual), updated by :meth:`apply`.
     selected : int or None
         The selected component; ``picked`` the components for merge/delete.
     confirm : callable(str) -> bool
         Asks before replacing the result after a refit (tests replace it).
+    ask_replace : callable(str) -> str
+        Asks what to do with unsaved curation before another result replaces
+        it: ``"save"``, ``"discard"`` or ``"keep"`` (tests replace it).
+    ask_save_path : callable(str) -> str
+        The "Save results" file dialog: start path -> chosen path (``""`` =
+        cancelled; tests replace it).
+    ask_open_path : callable() -> str
+        The "Load results" file dialog (``""`` = cancelled; tests replace it).
     """
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -224,6 +277,13 @@ class EvaluationWidget(Container):
             choices=self._movie_choices,
             tooltip="The (motion-corrected) movie CNMF ran on, for the metrics",
         )
+        self.backend = BackendEdit()
+        self.kwargs = LineEdit(
+            value="",
+            label="kwargs",
+            tooltip="Other quality parameters as a dict, e.g. {'use_cnn': True, 'min_cnn_thr': 0.9}",
+        )
+        self.kwargs.native.setPlaceholderText("e.g. {'use_cnn': True, 'min_cnn_thr': 0.9}")
         self.runner = StepRunner("Evaluation", self.run)
         self.runner.run_button.text = "Evaluate"
         sliders = []
@@ -290,15 +350,27 @@ class EvaluationWidget(Container):
             widgets=[self.take_button, self.load_button], layout="horizontal", labels=False
         )
         source_row.margins = (0, 0, 0, 0)
+        self.presets = PresetBar(
+            "Evaluation",
+            self,
+            form_names=("backend", *_THRESHOLDS),
+            step_names=STEP_NAMES,
+            get_values=self._preset_values,
+            report_error=self.runner.report_error,
+        )
         super().__init__(
             widgets=[
                 self.source_label,
                 source_row,
                 self.movie,
+                self.backend,
+                self.backend.message,
+                self.kwargs,
                 self.runner,
                 *sliders,
                 self.min_size,
                 self.max_size,
+                self.presets,
                 self.show_filter,
                 self.counts,
                 self.component_label,
@@ -316,6 +388,12 @@ class EvaluationWidget(Container):
         self.selected: int | None = None
         self.picked: list[int] = []
         self.confirm: Callable[[str], bool] = self._ask
+        self.ask_replace: Callable[[str], str] = self._ask_replace
+        self.ask_save_path: Callable[[str], str] = self._ask_save_path
+        self.ask_open_path: Callable[[], str] = self._ask_open_path
+        # results objects already taken up (by id; Results is not hashable)
+        self._seen_results: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+        self._opened: list[Layer] = []
         self.traces: TracesPlot | None = None
         self.table_view: QTableView | None = None
         self.table_model = ComponentTableModel()
@@ -356,6 +434,9 @@ class EvaluationWidget(Container):
         viewer.bind_key("p", partial(self._key, partial(self.step, -1)), overwrite=True)
         if self._find_cnmf() is not None:
             self._guard(self.take_cnmf_result)()
+        else:  # results opened with File > Open before this dock was
+            self._opened = [layer for layer in viewer.layers if RESULTS_KEY in layer.metadata]
+            self._take_opened()
 
     # -- helpers ----------------------------------------------------------------------
     def _guard(self, func: Callable[..., Any]) -> Callable[..., None]:
@@ -377,20 +458,43 @@ class EvaluationWidget(Container):
         answer = QMessageBox.question(self.native, "Refit with seeds", text)
         return answer == QMessageBox.StandardButton.Yes
 
+    def _ask_replace(self, text: str) -> str:
+        buttons = QMessageBox.StandardButton
+        answer = QMessageBox.question(
+            self.native,
+            "Unsaved curation",
+            text,
+            buttons.Save | buttons.Discard | buttons.Cancel,
+            buttons.Cancel,
+        )
+        return {buttons.Save: "save", buttons.Discard: "discard"}.get(answer, "keep")
+
+    def _ask_save_path(self, start: str) -> str:
+        path, _f = QFileDialog.getSaveFileName(self.native, "Save results", start, RESULTS_FILTER)
+        return path
+
+    def may_replace(self, new: str) -> bool:
+        """Whether the current result may be replaced by ``new`` (a name for
+        messages): yes when nothing unsaved would be lost, else the user
+        chooses to save first (yes once saved), discard (yes) or keep (no)."""
+        s = self.session
+        if s is None or not s.has_unsaved_curation:
+            return True
+        n = int(np.count_nonzero(s.curation.manual))
+        what = f"{n} decision{'s' if n != 1 else ''} by hand"
+        if s.unsaved_edits:
+            what += " and edited components"
+        answer = self.ask_replace(
+            f"The curation of {s.name!r} ({what}) is not saved. Save it before "
+            f"curating {new}?\n\nSave: choose a file, then switch. Discard: switch and "
+            f"lose it. Cancel: keep curating {s.name!r}."
+        )
+        if answer == "save":
+            return self._on_save() is not None
+        return answer == "discard"
+
     def _movie_choices(self, *_: Any) -> list[tuple[str, Layer]]:
-        out = []
-        for layer in self._viewer.layers:
-            if (
-                not isinstance(layer, Image)
-                or layer.rgb
-                or layer.multiscale
-                or layer.ndim not in (3, 4)
-            ):
-                continue
-            kind = layer.metadata.get("napari_caiman", {}).get("kind", "movie")
-            if kind in ("movie", "motion corrected"):
-                out.append((layer.name, layer))
-        return out
+        return movie_layer_choices(self._viewer)
 
     def _seed_choices(self, *_: Any) -> list[tuple[str, Any]]:
         return [
@@ -403,6 +507,47 @@ class EvaluationWidget(Container):
     def _on_layers_changed(self, event: Any = None) -> None:
         self.movie.reset_choices()
         self.seeds.reset_choices()
+        layer = getattr(event, "value", None)
+        if (
+            event is not None
+            and event.type == "inserted"
+            and isinstance(layer, Layer)
+            and RESULTS_KEY in layer.metadata
+        ):
+            # a reader adds its layers one by one: take the result once all are in
+            if not self._opened:
+                QTimer.singleShot(0, self._take_opened)
+            self._opened.append(layer)
+
+    def _take_opened(self) -> None:
+        """Curate the results that File > Open just added (newest first wins)."""
+        layers, self._opened = self._opened, []
+        fresh: dict[int, tuple[Any, Layer]] = {}
+        for layer in layers:
+            results = _unwrap(layer.metadata.get(RESULTS_KEY))
+            if results is None or self._seen_results.get(id(results)) is results:
+                continue
+            self._seen_results[id(results)] = results
+            if getattr(results, "estimates", None) is not None:
+                fresh[id(results)] = (results, layer)
+        if not fresh:
+            return
+        results, layer = list(fresh.values())[-1]
+        raw_path = layer.metadata.get(RESULTS_PATH_KEY)
+        path = Path(raw_path) if raw_path else None
+        name = path.stem if path is not None else layer.name.rsplit(" ", 1)[0]
+        if not self.may_replace(repr(name)):
+            self.runner.status.value = f"kept {self.session.name!r}; {name!r} not taken"
+            show_info(
+                f"The Evaluation dock keeps {self.session.name!r} (unsaved curation). "
+                f"Save it, then use Load results… to curate {name!r}."
+            )
+            return
+        contours = f"{name} contours"
+        built = contours in self._viewer.layers and isinstance(
+            self._viewer.layers[contours], Shapes
+        )
+        self._guard(partial(self.use_results, results, path, name=name, build_layers=not built))()
 
     def _layer(self, kind: str) -> Layer | None:
         if self.session is None:
@@ -428,7 +573,8 @@ class EvaluationWidget(Container):
         return None
 
     def _on_take(self, *_: Any) -> None:
-        self._guard(self.take_cnmf_result)()
+        if self.may_replace("the CNMF result"):
+            self._guard(self.take_cnmf_result)()
 
     def take_cnmf_result(self) -> None:
         """Curate the CNMF dock's last result (its layers are already shown).
@@ -453,23 +599,57 @@ class EvaluationWidget(Container):
             name = getattr(getattr(movie, "value", None), "name", "cnmf")
         self.set_result(result.estimates, result.summary, widget.last_params, name)
 
-    def _on_load(self, *_: Any) -> None:
+    def _ask_open_path(self) -> str:
         path, _f = QFileDialog.getOpenFileName(self.native, "Load results", "", RESULTS_FILTER)
-        if path:
+        return path
+
+    def _on_load(self, *_: Any) -> None:
+        path = self.ask_open_path()
+        if path and self.may_replace(repr(Path(path).name)):
             self._guard(partial(self.load, path))()
 
     def load(self, path: str | Path) -> None:
         """Load a results file and show its layers; decisions come from the file
-        (or its newer autosaved sidecar)."""
-        from ..engine.curation import load_curation_sidecar
+        (or its newer autosaved sidecar).
+
+        Raises
+        ------
+        InputError
+            The file cannot be read, or holds no CNMF components.
+        """
         from ..engine.results import load_results
 
         path = Path(path)
-        results = load_results(path)
+        self.use_results(load_results(path), path, build_layers=True)
+
+    def use_results(
+        self,
+        results: Any,
+        path: str | Path | None = None,
+        *,
+        name: str | None = None,
+        build_layers: bool = True,
+    ) -> None:
+        """Curate an engine ``Results`` (e.g. read by the npe2 reader): as
+        :meth:`load` without reading the file. ``build_layers=False`` uses the
+        layers ``"<name> contours"`` ... already in the viewer.
+
+        Raises
+        ------
+        InputError
+            The results hold no CNMF components.
+        """
+        from ..engine.curation import load_curation_sidecar
+
+        results = _unwrap(results)
+        path = None if path is None else Path(path)
+        name = name or (path.stem if path is not None else "results")
         if results.estimates is None:
-            raise InputError("path", f"{str(path)!r} holds no CNMF components")
+            where = repr(str(path)) if path is not None else repr(name)
+            raise InputError("path", f"{where} holds no CNMF components")
+        self._seen_results[id(results)] = results
         curation = results.curation
-        side = load_curation_sidecar(path)
+        side = load_curation_sidecar(path) if path is not None else None
         if side is not None and side.n_components == results.estimates.n_components:
             if curation is None or side.updated > curation.updated:
                 curation = side
@@ -479,9 +659,9 @@ class EvaluationWidget(Container):
             results.provenance.get("evaluation") if isinstance(results.provenance, dict) else None
         )
         self.session = None  # no re-thresholding of the old result while the form fills
-        for name, value in quality.items():
+        for key, value in quality.items():
             if value is not None:
-                getattr(self, name).value = float(value)
+                set_field(getattr(self, key), float(value))  # a slider widens to the file's value
         if isinstance(evaluation, dict):
             self.min_size.value = int(evaluation.get("min_size", 0) or 0)
             self.max_size.value = int(evaluation.get("max_size", 0) or 0)
@@ -489,14 +669,14 @@ class EvaluationWidget(Container):
             results.estimates,
             summary,
             results.params,
-            path.stem,
+            name,
             metrics=results.metrics,
             F_dff=results.F_dff,
             curation=curation,
             path=path,
             motion=results.motion,
             provenance=results.provenance,
-            build_layers=True,
+            build_layers=build_layers,
         )
 
     def set_result(
@@ -595,10 +775,18 @@ class EvaluationWidget(Container):
 
     # -- thresholds -------------------------------------------------------------------------
     def thresholds(self) -> dict[str, Any]:
-        """Keyword arguments of ``apply_thresholds`` from the form."""
+        """Keyword arguments of ``apply_thresholds`` from the form (the CNN
+        terms from the kwargs text, else the result's parameters)."""
         out: dict[str, Any] = {name: float(getattr(self, name).value) for name in _THRESHOLDS}
         out["min_size"] = self.min_size.value or None
         out["max_size"] = self.max_size.value or None
+        params = None if self.session is None else self.session.params
+        cnn = thresholds_from_params(params)
+        try:
+            extra = parse_kwargs(self.kwargs.value)
+        except InputError:  # reported when the parameters are used (Evaluate, Save)
+            extra = {}
+        out.update({k: extra.get(k, cnn[k]) for k in _CNN_THRESHOLDS})
         return out
 
     def threshold_accepted(self) -> np.ndarray:
@@ -646,10 +834,34 @@ class EvaluationWidget(Container):
 
     # -- evaluate -------------------------------------------------------------------------------
     def _params(self) -> Any:
+        """The result's parameters with the form's thresholds, kwargs and backend.
+
+        Raises
+        ------
+        InputError
+            The kwargs text is not a dict of known parameters, or sets a
+            threshold that has a slider.
+        """
         s = self.session
         assert s is not None
+        extra = parse_kwargs(self.kwargs.value)
+        sliders = [k for k in extra if k in _THRESHOLDS]
+        if sliders:
+            raise InputError("kwargs", f"set {', '.join(sliders)} with the slider, not in kwargs")
         th = self.thresholds()
-        return s.params.copy().update({k: th[k] for k in _THRESHOLDS})
+        return (
+            s.params.copy()
+            .update(extra)
+            .update({k: th[k] for k in _THRESHOLDS})
+            .update({"backend": self.backend.value})
+        )
+
+    def _preset_values(self) -> dict[str, Any]:
+        """The form's quality parameters as flat CaImAn names (what "Save preset…" writes)."""
+        values: dict[str, Any] = {k: float(getattr(self, k).value) for k in _THRESHOLDS}
+        values.update(parse_kwargs(self.kwargs.value))
+        values["backend"] = self.backend.value
+        return values
 
     def run(self) -> None:
         """Start the metrics computation (SNR, r-values, dF/F) in a worker.
@@ -670,6 +882,7 @@ class EvaluationWidget(Container):
         layer = self._check_movie()
         fill_nan = layer.metadata.get("napari_caiman", {}).get("kind") == "motion corrected"
         data, est, params = layer.data, s.estimates, self._params()
+        check_backend(params["backend"])
         self.runner.start(
             lambda: iter_evaluate_step(data, est, params, fill_nan=fill_nan),
             partial(self._on_evaluated, session=s),
@@ -681,14 +894,20 @@ class EvaluationWidget(Container):
         layer = self.movie.value
         if layer is None:
             raise InputError("movie", "choose the (motion-corrected) movie CNMF ran on")
-        if (
-            tuple(layer.data.shape[1:]) != tuple(s.estimates.dims)
-            or layer.data.shape[0] != s.estimates.n_frames
-        ):
+        shape, dims = tuple(layer.data.shape), tuple(s.estimates.dims)
+        source = f"{s.name!r}" + (f" (from {s.path.name})" if s.path is not None else "")
+        if shape[1:] != dims:
+            axes = "Z, Y, X" if len(dims) == 3 else "Y, X"
             raise InputError(
                 "movie",
-                f"{layer.name!r} has shape {tuple(layer.data.shape)}; the result needs "
-                f"({s.estimates.n_frames}, {', '.join(map(str, s.estimates.dims))})",
+                f"{layer.name!r} has frames of {shape[1:]} but the result {source} has "
+                f"frames of {dims} ({axes}): choose the movie CNMF ran on",
+            )
+        if shape[0] != s.estimates.n_frames:
+            raise InputError(
+                "movie",
+                f"{layer.name!r} has {shape[0]} frames but the traces of the result {source} "
+                f"have {s.estimates.n_frames}: choose the movie CNMF ran on",
             )
         return layer
 
@@ -845,6 +1064,7 @@ class EvaluationWidget(Container):
         try:
             return save_curation_sidecar(s.path, s.curation)
         except InputError as exc:
+            s.unsaved_edits = True  # the decisions are in memory only
             self.runner.report_error(exc)
             return None
 
@@ -980,6 +1200,7 @@ class EvaluationWidget(Container):
         s.F_dff = ev.take_rows(s.F_dff, rows)
         s.estimates = est
         s.curation = Curation(manual)
+        s.unsaved_edits = True  # the file (if any) still holds the old components
         self._rebuild_layers()
         self._colors = None
         self.selected = None
@@ -1053,6 +1274,7 @@ class EvaluationWidget(Container):
         Ain = ev.refit_seeds(s.estimates, np.flatnonzero(self.accepted), painted)
         fill_nan = layer.metadata.get("napari_caiman", {}).get("kind") == "motion corrected"
         data, params, summary = layer.data, self._params(), s.summary
+        check_backend(params["backend"])
         if summary is not None and not hasattr(summary, "std"):
             summary = None
         self.refit_runner.start(
@@ -1078,6 +1300,7 @@ class EvaluationWidget(Container):
         manual = transfer_curation(s.estimates.A, s.curation.manual, new.A, new.dims)
         s.estimates = new
         s.curation = Curation(manual)
+        s.unsaved_edits = True
         s.metrics = s.F_dff = None
         self._rebuild_layers()
         self._colors = None
@@ -1125,11 +1348,20 @@ class EvaluationWidget(Container):
             curation=s.curation.copy(),
         )
 
-    def _on_save(self, *_: Any) -> None:
-        start = str(self.session.path) if self.session is not None and self.session.path else ""
-        path, _f = QFileDialog.getSaveFileName(self.native, "Save results", start, RESULTS_FILTER)
-        if path:
-            self._guard(partial(self.save, path))()
+    def _on_save(self, *_: Any) -> Path | None:
+        """Ask for a file and save there; the file, or None (cancelled or failed)."""
+        s = self.session
+        start = str(s.path) if s is not None and s.path else ""
+        if not start and s is not None:
+            start = f"{s.name}.hdf5"
+        path = self.ask_save_path(start)
+        if not path:
+            return None
+        try:
+            return self.save(path)
+        except Exception as exc:
+            self.runner.report_error(exc)
+            return None
 
     def save(self, path: str | Path) -> Path:
         """Write results + curation atomically (and the sidecar); later
@@ -1139,6 +1371,7 @@ class EvaluationWidget(Container):
         out = save_results(path, self.results())
         assert self.session is not None
         self.session.path = Path(out)
+        self.session.unsaved_edits = False
         self.autosave()
         self.runner.status.value = f"saved {Path(out).name}"
         return Path(out)

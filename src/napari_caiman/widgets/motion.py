@@ -36,10 +36,12 @@ from napari.layers import Layer
 
 from ..engine.errors import InputError
 from ..layers.motion import layer_names, motion_layers
+from ._backend import BackendEdit, check_backend
 from ._layers import movie_layer_choices, upsert_layer
+from ._presets import PresetBar
 from ._runner import StepRunner
 from ._settings import AXES
-from .motion_settings import PER_AXIS, PW_RIGID_ONLY, MotionSettings
+from .motion_settings import PER_AXIS, PW_RIGID_ONLY, STEP_NAMES, MotionSettings
 from .shifts_plot import DOCK_NAME, ShiftsPlot
 
 if TYPE_CHECKING:
@@ -140,6 +142,11 @@ class MotionCorrectionWidget(Container):
     runner : StepRunner
         Run / Cancel / progress; ``runner.is_running``, ``runner.worker`` and
         ``runner.finished`` are what tests wait on.
+    backend : BackendEdit
+        native | caiman; Run refuses (with a message) when CaImAn is not available.
+    presets : PresetBar
+        Save / Load preset (JSON of CaImAn names); its ``ask_save_path`` /
+        ``ask_open_path`` are the file dialogs.
     last_result : MotionResult or None
         The last successful result (used by later steps and saving).
     last_step : MotionStepResult or None
@@ -156,6 +163,7 @@ class MotionCorrectionWidget(Container):
             choices=self._movie_choices,
             tooltip="Image layer with a (T, Y, X) or (T, Z, Y, X) movie",
         )
+        self.backend = BackendEdit(d.backend)
         self.max_shifts = AxesEdit("max_shifts", d.max_shifts, minimum=0, maximum=512)
         self.pw_rigid = _check("pw_rigid", d.pw_rigid)
         self.strides = AxesEdit("strides", d.strides, minimum=1, maximum=4096)
@@ -183,6 +191,14 @@ class MotionCorrectionWidget(Container):
         self.output.line_edit.native.setPlaceholderText("empty = in memory")
         self.reset_button = PushButton(text="Reset to defaults")
         self.runner = StepRunner("Motion correction", self.run)
+        self.presets = PresetBar(
+            "Motion correction",
+            self,
+            form_names=[n for n in MotionSettings.field_names() if n not in ("kwargs", "output")],
+            step_names=STEP_NAMES,
+            get_values=lambda: self.get_settings().to_dict(self.n_spatial),
+            report_error=self.runner.report_error,
+        )
         self.result_label = Label(
             value="",
             label="result",
@@ -191,6 +207,8 @@ class MotionCorrectionWidget(Container):
         super().__init__(
             widgets=[
                 self.movie,
+                self.backend,
+                self.backend.message,
                 self.max_shifts,
                 self.pw_rigid,
                 self.strides,
@@ -204,6 +222,7 @@ class MotionCorrectionWidget(Container):
                 self.kwargs,
                 self.output,
                 self.reset_button,
+                self.presets,
                 self.runner,
                 self.result_label,
             ],
@@ -244,8 +263,9 @@ class MotionCorrectionWidget(Container):
                 getattr(self, name).value = value
 
     def reset_defaults(self, *_: Any) -> None:
-        """Put CaImAn's defaults back (the output file is kept)."""
-        self.set_settings(MotionSettings.defaults().replace(output=self.get_settings().output))
+        """Put CaImAn's defaults back (the output file and the backend are kept)."""
+        s = self.get_settings()
+        self.set_settings(MotionSettings.defaults().replace(output=s.output, backend=s.backend))
 
     # -- layer choices ----------------------------------------------------------
     def _movie_choices(self, *_: Any) -> list[tuple[str, Layer]]:
@@ -298,6 +318,7 @@ class MotionCorrectionWidget(Container):
             )
         settings = self.get_settings()
         params = settings.to_params(layer.ndim - 1)
+        check_backend(params["backend"])
         out = settings.output_path
         data = layer.data
         on_result = partial(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..engine.params import CaimanParams, parse_kwargs
-from ._settings import FormSettings, three_axes
+from ._settings import FormSettings, step_names, three_axes
 
 #: Defaults for the planes (z) axis. CaImAn's defaults are 2D only; these
 #: follow CaImAn's 3D motion-correction demo (few planes, small z shifts).
@@ -23,6 +23,9 @@ Z_DEFAULTS = {"max_shifts": 2, "strides": 4, "overlaps": 2, "gSig_filt": 0}
 
 #: Per-axis fields of the form.
 PER_AXIS = ("max_shifts", "strides", "overlaps", "gSig_filt")
+
+#: Parameters the motion step uses (what it takes from a preset).
+STEP_NAMES = step_names("motion")
 
 #: pw-rigid-only fields (disabled in the form when pw_rigid is off).
 PW_RIGID_ONLY = ("strides", "overlaps", "max_deviation_rigid", "upsample_factor_grid")
@@ -50,6 +53,8 @@ class MotionSettings(FormSettings):
         Any other CaImAn parameters as dict text; they override the form.
     output : str
         File for the corrected movie (``.tif`` / ``.npy``); empty = in memory.
+    backend : str
+        ``"native"`` or ``"caiman"`` (the ``backend`` parameter).
     """
 
     max_shifts: tuple[int, int, int]
@@ -64,6 +69,7 @@ class MotionSettings(FormSettings):
     shifts_opencv: bool
     kwargs: str = ""
     output: str = ""
+    backend: str = "native"
 
     @classmethod
     def defaults(cls) -> MotionSettings:
@@ -80,6 +86,7 @@ class MotionSettings(FormSettings):
             upsample_factor_grid=int(m["upsample_factor_grid"]),
             border_nan=m["border_nan"],
             shifts_opencv=bool(m["shifts_opencv"]),
+            backend=str(CaimanParams.defaults()["backend"]),
         )
 
     def to_dict(self, n_spatial: int) -> dict[str, Any]:
@@ -106,6 +113,7 @@ class MotionSettings(FormSettings):
             "border_nan": self.border_nan,
             "shifts_opencv": bool(self.shifts_opencv),
             "is3D": n == 3,
+            "backend": str(self.backend),
         }
         values.update(parse_kwargs(self.kwargs))
         return values
