@@ -13,7 +13,9 @@ Writes
   corrected movie and the "Motion shifts" plot;
 * ``docs/screenshots/cnmf.png``: the same movie after motion correction and
   CNMF, with the CNMF dock: component contours over the correlation image
-  (left) and the footprints Labels over the denoised movie (right).
+  (left) and the footprints Labels over the denoised movie (right);
+* ``docs/screenshots/batch.png``: the Batch dock with a finished batch of
+  three gSig variants, two of them compared (contours in cyan and orange).
 """
 
 from __future__ import annotations
@@ -183,6 +185,77 @@ def evaluation_screenshot(path: Path) -> None:
 
 
 SCREENSHOTS["evaluation"] = evaluation_screenshot
+
+
+def _wait_until(condition, what: str, timeout_s: float = TIMEOUT_S) -> None:
+    """Process Qt events until ``condition()`` is true (bounded), then let the canvas settle."""
+    app = QApplication.instance()
+    end = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > end:
+            raise TimeoutError(f"{what} did not finish within {timeout_s} s")
+        app.processEvents()
+        time.sleep(0.01)
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def batch_screenshot(path: Path) -> None:
+    """A finished batch of three gSig variants of the 2D sample in the Batch
+    dock (parameters from a preset file; the sample has no file, so it is
+    written to the batch's inputs folder), two of them compared: their
+    accepted contours (cyan, orange) over the middle variant's correlation
+    image, and their parameter difference in the text box."""
+    import json
+    import tempfile
+
+    import napari_caiman.widgets.batch as batch_widget
+
+    batch_widget.show_info = print  # no toast over the canvas ("written to inputs/")
+    viewer = napari.Viewer(title="napari-caiman: batch")
+    viewer.window.resize(1800, 1100)
+    (raw,) = viewer.open_sample("napari-caiman", "synthetic_2d")
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-caiman", "Batch")
+    dock.setMinimumWidth(560)
+    folder = Path(tempfile.mkdtemp(prefix="napari-caiman-batch-"))
+    preset = folder / "preset.json"
+    preset.write_text(json.dumps({
+        "K": 40, "p": 1, "pw_rigid": True, "max_shifts": [8, 8], "strides": [32, 32],
+        "overlaps": [16, 16], "border_nan": "copy",
+    }))
+    widget.path.value = folder / "experiment.json"
+    widget.new_batch()
+    widget.movie.value = raw
+    widget.preset.value = preset
+    widget.item_name.value = "sample"
+    widget.vary1.value, widget.values1.value = "gSig", "[(3, 3), (4, 4), (5, 5)]"
+    widget.variants_button.native.click()
+    _wait_until(lambda: not widget.is_busy and len(widget.batch) == 3, "adding the variants")
+    widget.run_button.native.click()
+    _wait_until(lambda: not widget.is_running, "the batch")
+    names = widget.batch.names
+    if any(widget.batch.item(n).status != "done" for n in names):
+        raise RuntimeError(f"batch failed: {[(i.name, i.status, i.error) for i in widget.batch]}")
+    widget.load_item(names[1])
+    _wait_until(lambda: widget.last_loaded == names[1] and not widget.is_busy, "loading")
+    widget.select([names[0], names[2]])
+    widget.compare_button.native.click()
+    _wait_until(lambda: widget.last_compared is not None and not widget.is_busy, "comparing")
+    widget.select([])  # the status colours show best without a selection
+    keep = [f"{names[1]} correlation", f"{names[0]} (compare)", f"{names[2]} (compare)"]
+    for layer in list(viewer.layers):
+        layer.visible = layer.name in keep
+    for name in keep[1:]:
+        viewer.layers[name].edge_width = 0.6
+    viewer.layers.selection.active = viewer.layers[keep[-1]]
+    viewer.reset_view()
+    _wait_until(lambda: True, "settling")
+    viewer.screenshot(str(path), canvas_only=False)
+    viewer.close()
+
+
+SCREENSHOTS["batch"] = batch_screenshot
 
 
 def main(argv: list[str] | None = None) -> int:

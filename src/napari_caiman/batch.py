@@ -153,6 +153,10 @@ def check_params_for_movie(params: Any, movie: Any, steps: Sequence[str]) -> Non
     from .engine.validate import check_movie
 
     _, dims = check_movie(movie)
+    if params["backend"] == "caiman":
+        from .engine.backends import require_caiman
+
+        require_caiman()
     if "motion" in steps:
         from .engine.motion import _Config
         from .engine.pipeline import motion_kwargs
@@ -238,8 +242,7 @@ class Batch:
         for item in self.items:
             # an item left "running" by a process that is gone was interrupted
             r = item.runner or {}
-            if item.status == "running" and not (r.get("host") == host and r.get("pid") != os.getpid()
-                                                 and _pid_alive(int(r.get("pid", -1)))):
+            if item.status == "running" and not (r.get("host") == host and _pid_alive(int(r.get("pid", -1)))):
                 item.status, item.error, item.runner = "queued", "interrupted (the run stopped before it finished)", {}
 
     def save(self) -> None:
@@ -475,8 +478,11 @@ class Batch:
         todo = list(names) if names is not None else self.queued()
         for n in todo:
             self.item(n)  # unknown names fail before anything runs
+        before = {n: self.item(n).status for n in todo}
         counts: dict[str, int] = {}
         for i, n in enumerate(todo):
+            if n not in self.names or (self.item(n).status == "cancelled" and before[n] != "cancelled"):
+                continue  # removed or cancelled (Batch.cancel, e.g. from another thread) while the run went on
             prefix = f"{n} ({i + 1}/{len(todo)})"
             gen = self.iter_run_item(n, executor=executor)
             try:

@@ -91,10 +91,18 @@ def iter_run_on_dask(batch: Any, names: Sequence[str] | None = None, *, client: 
     pending, running = list(todo), {}
     counts: dict[str, int] = {}
     total, finished = len(todo), 0
+    before = {n: batch.item(n).status for n in todo}
 
     def submit() -> None:
+        nonlocal total
         while pending and len(running) < limit:
-            item = batch.item(pending.pop(0))
+            name = pending.pop(0)
+            if name not in batch.names or (
+                batch.item(name).status == "cancelled" and before[name] != "cancelled"
+            ):
+                total -= 1  # removed, or cancelled (Batch.cancel), while the run was under way
+                continue
+            item = batch.item(name)
             try:
                 batch._start(item)
             except _ItemFailed:

@@ -21,6 +21,8 @@ hands the runner a *factory* that builds the engine generator
 
 from __future__ import annotations
 
+import contextlib
+
 import logging
 import traceback
 from collections.abc import Callable, Generator
@@ -134,6 +136,11 @@ class StepRunner(Container):
         self._outcome = "done"
         self.run_button.changed.connect(self._on_run_clicked)
         self.cancel_button.changed.connect(self.cancel)
+        from qtpy.QtWidgets import QApplication
+
+        app = QApplication.instance()
+        if app is not None:  # napari quitting mid-run: stop the worker, keep it off the deleted widgets
+            app.aboutToQuit.connect(self.detach)
 
     # -- state ----------------------------------------------------------------
     @property
@@ -202,6 +209,30 @@ class StepRunner(Container):
             self.status.value = "cancelling…"
             self.cancel_button.enabled = False
             self.worker.quit()
+
+    def detach(self) -> GeneratorWorker | None:
+        """Stop the running worker without touching this runner's widgets again.
+
+        For when the widgets are going away (dock closed, napari quitting):
+        the worker's signals are disconnected from this runner's slots, then
+        it is asked to stop at its next yield. Returns the worker (None when
+        nothing ran), e.g. to wait for the engine to stop.
+        """
+        worker = self.worker if self.is_running else None
+        if worker is None:
+            return None
+        for signal, slot in (
+            (worker.yielded, self._on_yielded),
+            (worker.returned, self._on_returned),
+            (worker.errored, self._on_errored),
+            (worker.aborted, self._on_aborted),
+            (worker.finished, self._on_finished),
+        ):
+            with contextlib.suppress(TypeError, RuntimeError):
+                signal.disconnect(slot)
+        worker.quit()
+        self._job = None
+        return worker
 
     def report_error(self, exc: BaseException) -> None:
         """Show ``exc`` as a napari error notification (traceback to the log)."""
