@@ -110,6 +110,11 @@ def test_bad_items_are_rejected_when_added(movie, tmp_path):
         b.add("d", movie, {**BASE, "min_snr": 2})
     with pytest.raises(InputError, match="name"):
         b.add("x/y", movie, BASE)
+    from napari_caiman.engine.backends import caiman_available
+
+    if not caiman_available():
+        with pytest.raises(InputError, match="CaImAn"):
+            b.add("e", movie, {**BASE, "backend": "caiman"})
     # a grid with one bad value adds nothing
     with pytest.raises(InputError, match="gSig"):
         b.add_variants("g", movie, BASE, {"gSig": [(4, 4), (40, 40)]})

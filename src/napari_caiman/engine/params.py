@@ -397,6 +397,15 @@ VALIDATORS: dict[str, Callable[[str, Any], None]] = {
 }
 
 
+def _integral(value: Any) -> Any:
+    """Floats with an integer value (and tuples of them) as ints."""
+    if isinstance(value, tuple):
+        return tuple(_integral(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _normalize(value: Any) -> Any:
     """Lists and numpy arrays become tuples of Python scalars (JSON and HDF5 have no tuples)."""
     if hasattr(value, "tolist") and hasattr(value, "dtype"):  # numpy arrays and scalars
@@ -440,7 +449,9 @@ class CaimanParams:
             ``{"max_shifts": (6, 6), ...}`` or ``{"motion": {...}, "init": {...}}``.
         strict : bool
             Reject unknown names (default). With ``strict=False`` they are
-            dropped silently (used when reading files from newer CaImAn versions).
+            dropped silently and values this version cannot use are replaced
+            by defaults with a warning, integral floats read as integers (used
+            when reading files from CaImAn, possibly a newer version).
 
         Raises
         ------
@@ -448,9 +459,25 @@ class CaimanParams:
             Unknown names (message lists the close matches) or invalid values.
         """
         flat = cls._flatten(values or {})
-        if not strict:
-            flat = {k: v for k, v in flat.items() if k in GROUPS_OF}
-        return cls(flat)
+        if strict:
+            return cls(flat)
+        params = cls()
+        for name, value in flat.items():
+            if name not in GROUPS_OF:
+                continue
+            try:
+                params.update({name: value})
+            except InputError:
+                # e.g. CaImAn stores gSiz (7.0, 7.0, 5.0) when gSig is fractional:
+                # take integral floats as integers; otherwise keep the default
+                try:
+                    params.update({name: _integral(_normalize(value))})
+                except InputError as exc:
+                    import logging
+
+                    logging.getLogger(__name__).warning("parameter %s=%r not used (%s); default %r kept",
+                                                        name, value, exc, params[name])
+        return params
 
     @classmethod
     def from_json(cls, path: str) -> CaimanParams:

@@ -2,6 +2,11 @@
 
 Each ``iter_<step>_step`` takes a movie and a :class:`CaimanParams`, yields
 :class:`Progress` from every sub-operation and returns a small result object.
+
+``params["backend"]`` chooses who computes: ``"native"`` (default) this
+package's engine, ``"caiman"`` the real CaImAn in a separate process
+(:mod:`.backends.caiman_backend`, same results types; an ``InputError`` when
+CaImAn is not installed).
 """
 
 from __future__ import annotations
@@ -18,6 +23,19 @@ from .progress import Progress
 
 #: Steps known to the pipeline, in order. Later issues add "cnmf", "evaluate".
 STEPS = ("motion", "cnmf", "evaluate")
+
+
+def _caiman_backend(params: CaimanParams) -> Any:
+    """The caiman backend module when ``params["backend"] == "caiman"`` (after
+    checking that CaImAn is there), else None (native)."""
+    if params.get("backend", "native") != "caiman":
+        return None
+    from .backends import require_caiman
+
+    require_caiman()
+    from .backends import caiman_backend
+
+    return caiman_backend
 
 
 @dataclass
@@ -62,6 +80,9 @@ def iter_motion_step(
     -------
     MotionStepResult
     """
+    backend = _caiman_backend(params)
+    if backend is not None:
+        return (yield from backend.iter_motion_step(movie, params, out=out, template=template))
     from .motion import iter_motion_correct
     from .summary import iter_summary_images
 
@@ -187,6 +208,10 @@ def iter_cnmf_step(
     -------
     CnmfStepResult
     """
+    backend = _caiman_backend(params)
+    if backend is not None:
+        return (yield from backend.iter_cnmf_step(movie, params, Ain=Ain, summary=summary, executor=executor,
+                                                  fill_nan=fill_nan, border=border))
     from .cnmf import iter_cnmf
     from .summary import iter_summary_images
 
@@ -225,6 +250,9 @@ def iter_evaluate_step(
     Sets ``estimates.idx_components`` / ``idx_components_bad`` to the threshold
     result; manual decisions are kept apart (see :mod:`.curation`).
     """
+    backend = _caiman_backend(params)
+    if backend is not None:
+        return (yield from backend.iter_evaluate_step(movie, estimates, params, fill_nan=fill_nan, border=border))
     from .dff import detrend_df_f
     from .evaluation import iter_evaluate_components
 

@@ -486,7 +486,10 @@ def load_results(path: str | os.PathLike) -> Results:
                 raise InputError("path", f"{name}: 'dims' must be 2 or 3 positive sizes, got {raw_dims}")
             dims = array_dims(raw_dims)
             part = "the parameters ('params')"
-            params = CaimanParams.from_dict(read_value(f["params"]), strict=False)
+            stored = read_value(f["params"])
+            if "napari_caiman_params" in f:  # our own groups (e.g. backend), apart for CaImAn's load_CNMF
+                stored = {**stored, **read_value(f["napari_caiman_params"])}
+            params = CaimanParams.from_dict(stored, strict=False)
             part = "'motion'"
             motion = read_value(f["motion"]) if "motion" in f else None
             part = "'summary'"
