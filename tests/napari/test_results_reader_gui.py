@@ -4,7 +4,7 @@ pytestmark = pytest.mark.gui
 
 
 @pytest.mark.realdata
-def test_caiman_results_open_in_the_viewer(make_napari_viewer, shared_data):
+def test_caiman_results_open_in_the_viewer(shared_data, make_napari_viewer):  # skip before a viewer exists
     viewer = make_napari_viewer()
     path = shared_data / "caiman_results" / "neurofinder_crop_caiman.hdf5"
     viewer.open(str(path), plugin="napari-caiman")
