@@ -238,7 +238,13 @@ def iter_pipeline(
     """
     from .engine.params import CaimanParams
     from .engine.pipeline import iter_cnmf_step, iter_evaluate_step, iter_motion_step, motion_border
-    from .engine.results import Results, make_provenance, motion_to_dict, save_results, summary_to_dict
+    from .engine.results import (
+        Results,
+        make_provenance,
+        motion_to_dict,
+        save_results,
+        summary_to_dict,
+    )
     from .io.movie import open_movie
 
     params = params if params is not None else CaimanParams.defaults()

@@ -51,3 +51,10 @@ def movie_layer_choices(viewer: napari.viewer.Viewer) -> list[tuple[str, Layer]]
         if kind in ("movie", "motion corrected"):
             out.append((layer.name, layer))
     return out
+
+
+def select_active_movie(viewer: napari.viewer.Viewer, combo: Any) -> None:
+    """Set a movie ComboBox to the viewer's active layer if that is a valid movie."""
+    active = viewer.layers.selection.active
+    if any(layer is active for _, layer in movie_layer_choices(viewer)):
+        combo.value = active

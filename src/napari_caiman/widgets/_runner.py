@@ -22,7 +22,6 @@ hands the runner a *factory* that builds the engine generator
 from __future__ import annotations
 
 import contextlib
-
 import logging
 import traceback
 from collections.abc import Callable, Generator

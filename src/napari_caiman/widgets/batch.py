@@ -79,7 +79,7 @@ from qtpy.QtWidgets import (
 
 from ..engine.errors import InputError
 from ..engine.progress import Progress
-from ._layers import movie_layer_choices, upsert_layer
+from ._layers import movie_layer_choices, select_active_movie, upsert_layer
 from ._runner import StepRunner, error_message
 
 if TYPE_CHECKING:
@@ -821,9 +821,7 @@ class BatchWidget(Container):
         return movie_layer_choices(self._viewer)
 
     def _select_active_movie(self) -> None:
-        active = self._viewer.layers.selection.active
-        if any(layer is active for _, layer in self._movie_choices()):
-            self.movie.value = active
+        select_active_movie(self._viewer, self.movie)
 
     def _on_layers_changed(self, event: Any = None) -> None:
         if self._closed:

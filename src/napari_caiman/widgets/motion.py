@@ -37,7 +37,7 @@ from napari.layers import Layer
 from ..engine.errors import InputError
 from ..layers.motion import layer_names, motion_layers
 from ._backend import BackendEdit, check_backend
-from ._layers import movie_layer_choices, upsert_layer
+from ._layers import movie_layer_choices, select_active_movie, upsert_layer
 from ._presets import PresetBar
 from ._runner import StepRunner
 from ._settings import AXES
@@ -272,9 +272,7 @@ class MotionCorrectionWidget(Container):
         return movie_layer_choices(self._viewer)
 
     def _select_active_layer(self) -> None:
-        active = self._viewer.layers.selection.active
-        if any(layer is active for _, layer in self._movie_choices()):
-            self.movie.value = active
+        select_active_movie(self._viewer, self.movie)
 
     def _on_layers_changed(self, event: Any = None) -> None:
         layer = getattr(event, "value", None)

@@ -52,6 +52,7 @@ import numpy as np
 from ..errors import InputError, NapariCaimanError
 from ..params import DEFAULTS, GROUPS_OF, CaimanParams
 from ..progress import Progress
+from ..results import image_from_caiman, image_to_caiman
 from ..validate import check_movie, per_axis, to_array_order, to_caiman_order
 from . import caiman_python
 
@@ -380,16 +381,6 @@ def _base_job(task: str, workdir: Path, movie_spec: dict, params: CaimanParams, 
     }
 
 
-def _image_to_caiman(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    return image if image.ndim == 2 else np.moveaxis(image, 0, -1)
-
-
-def _image_from_caiman(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    return image if image.ndim == 2 else np.moveaxis(image, -1, 0)
-
-
 # --------------------------------------------------------------------------- motion
 
 
@@ -469,7 +460,7 @@ def iter_motion_step(movie: Any, params: CaimanParams, *, out: str | Path | None
         spec = yield from _iter_movie_file(movie, wd)
         job = _base_job("motion", wd, spec, params, frame)
         if tpl is not None:
-            np.save(wd / "template.npy", _image_to_caiman(tpl))
+            np.save(wd / "template.npy", image_to_caiman(tpl))
             job["template"] = str(wd / "template.npy")
         fmt = "tif" if out_path is not None and out_path.suffix.lower() in (".tif", ".tiff") else "npy"
         target = atomic_path(out_path) if out_path is not None else contextlib.nullcontext(wd / "corrected.npy")
@@ -485,7 +476,7 @@ def iter_motion_step(movie: Any, params: CaimanParams, *, out: str | Path | None
         shifts_els = bounds = grid = None
         if "shifts_els" in data:
             shifts_els, bounds, grid = _patches_to_native(data, nd)
-        template_arr = _image_from_caiman(data["template"]).astype(np.float32)
+        template_arr = image_from_caiman(data["template"]).astype(np.float32)
         ms = per_axis(params["max_shifts"], nd, "max_shifts", kind=int)
         ms_arr = tuple(min(m, (n - 1) // 2) for m, n in zip(to_array_order(ms, nd), frame, strict=True))
         metrics = yield from _iter_motion_metrics(movie, corrected, template_arr, ms_arr)
