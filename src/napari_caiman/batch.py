@@ -146,6 +146,24 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``<folder>/.<name>.lock`` while the batch file is
+    read and rewritten (POSIX; elsewhere no lock, the merge still applies)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    lock = path.with_name(f".{path.name}.lock")
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def check_params_for_movie(params: Any, movie: Any, steps: Sequence[str]) -> None:
     """Check parameters against a movie's shape without running anything
     (max_shifts / patch sizes that do not fit the frame, gSig too large,
@@ -197,6 +215,8 @@ class Batch:
             raise InputError("batch", f"folder {str(self.path.parent)!r} does not exist")
         self._lock = threading.RLock()
         self.items: list[BatchItem] = []
+        #: Items as this object last read or wrote them: what differs was changed here.
+        self._saved: dict[str, dict[str, Any]] = {}
         self.created = time.time()
         self._cache_dir = Path(cache_dir) if cache_dir is not None else None
         if self.path.exists():
@@ -234,6 +254,7 @@ class Batch:
             self.items = [BatchItem.from_dict(d) for d in data.get("items", [])]
         except TypeError as exc:
             raise InputError("batch", f"damaged item in {str(self.path)!r}: {exc}") from None
+        self._saved = {i.name: i.to_dict() for i in self.items}
         self.created = float(data.get("created", self.created))
         if self._cache_dir is None and data.get("cache_dir"):
             c = Path(data["cache_dir"])
@@ -246,20 +267,81 @@ class Batch:
                 item.status, item.error, item.runner = "queued", "interrupted (the run stopped before it finished)", {}
 
     def save(self) -> None:
-        """Write the batch file atomically."""
+        """Write the batch file atomically, merged with what others wrote meanwhile.
+
+        Several writers may share a batch file (``napari-caiman batch`` in a
+        terminal while the Batch widget adds items, or two widgets): under a
+        lock file, the file is read again and only the items this object
+        changed, added or removed since it last read or wrote the file are
+        applied to it; items changed elsewhere are taken over (in place, so
+        references to them stay valid).
+        """
         from .engine.atomic import atomic_path
 
-        with self._lock:
+        with self._lock, _file_lock(self.path):
+            self._sync()
             cache = self._cache_dir
             with contextlib.suppress(ValueError):
                 cache = cache.relative_to(self.folder)
             head = {"format": FORMAT, "version": VERSION, "created": self.created, "saved": time.time(),
                     "cache_dir": str(cache)}
+            dicts = [i.to_dict() for i in self.items]
             # one item per line: readable and diffable, and json's fast encoder (no indent) does the work
-            items = ",\n  ".join(json.dumps(i.to_dict()) for i in self.items)
+            items = ",\n  ".join(json.dumps(d) for d in dicts)
             text = json.dumps(head)[:-1] + ',\n "items": [' + (f"\n  {items}\n ]" if items else "]") + "\n}\n"
             with atomic_path(self.path) as tmp:
                 tmp.write_text(text)
+            self._saved = {d["name"]: d for d in dicts}
+
+    def refresh(self) -> None:
+        """Take over what other writers changed in the file (keeping changes made here)."""
+        with self._lock, _file_lock(self.path):
+            self._sync()
+
+    def _sync(self) -> None:
+        mine = {i.name: i.to_dict() for i in self.items}
+        changed = {n for n, d in mine.items() if self._saved.get(n) != d}
+        removed = set(self._saved) - set(mine)
+        self._merge(self._disk_items(), changed, removed)
+
+    def _disk_items(self) -> list[dict[str, Any]] | None:
+        """The items in the file now (None: no readable batch file there)."""
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("items"), list):
+            return None
+        return [d for d in data["items"] if isinstance(d, dict) and isinstance(d.get("name"), str)]
+
+    def _merge(self, disk: list[dict[str, Any]] | None, changed: set[str], removed: set[str]) -> None:
+        if disk is None:
+            return
+        mine = {i.name: i for i in self.items}
+        merged: list[BatchItem] = []
+        for d in disk:
+            name = d["name"]
+            if name in removed:
+                continue
+            if name in changed or d == self._saved.get(name):
+                if name in mine:  # ours is newer, or nobody else touched it
+                    merged.append(mine.pop(name))
+                continue
+            try:  # changed or added by another writer
+                theirs = BatchItem.from_dict(d)
+            except (TypeError, InputError):
+                continue
+            if name in mine:
+                item = mine.pop(name)
+                for f in BatchItem.__dataclass_fields__:
+                    setattr(item, f, getattr(theirs, f))
+                merged.append(item)
+            else:
+                merged.append(theirs)
+            self._saved[name] = d
+        # ours that the file does not have: new here (or deleted there but changed here)
+        merged.extend(i for n, i in mine.items() if n in changed or n not in self._saved)
+        self.items = merged
 
     # items ------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -329,6 +411,7 @@ class Batch:
         steps : sequence of str
         """
         with self._lock:
+            self.refresh()  # another writer may have added this name meanwhile
             item = self._prepare(name, movie, params, steps, set(self.names))
             self.items.append(item)
             self.save()
@@ -351,6 +434,7 @@ class Batch:
             if not isinstance(grid[k], (list, tuple)) or not len(grid[k]):
                 raise InputError(k, f"expected a list of values to try, got {grid[k]!r}")
         with self._lock:
+            self.refresh()
             taken = set(self.names)
             new = []
             for combo in itertools.product(*(grid[k] for k in keys)):
@@ -366,6 +450,7 @@ class Batch:
     def remove(self, name: str, *, delete_results: bool = False) -> None:
         """Remove an item (not while it runs); optionally delete its results file."""
         with self._lock:
+            self.refresh()  # apply the change to the file's current state
             item = self.item(name)
             if item.status == "running":
                 raise InputError("item", f"{name!r} is running; cancel it first")
@@ -378,6 +463,7 @@ class Batch:
     def requeue(self, name: str) -> BatchItem:
         """Put a failed, cancelled or done item back in the queue (to re-run it)."""
         with self._lock:
+            self.refresh()  # apply the change to the file's current state
             item = self.item(name)
             if item.status == "running":
                 raise InputError("item", f"{name!r} is running")
@@ -389,6 +475,7 @@ class Batch:
     def cancel(self, name: str) -> None:
         """Take a queued item out of the queue (it stays listed as cancelled)."""
         with self._lock:
+            self.refresh()  # apply the change to the file's current state
             item = self.item(name)
             if item.status == "queued":
                 item.status = "cancelled"
@@ -417,6 +504,7 @@ class Batch:
     # running --------------------------------------------------------------------------
     def _mark(self, item: BatchItem, **changes: Any) -> None:
         with self._lock:
+            self.refresh()  # apply the change to the file's current state
             for k, v in changes.items():
                 setattr(item, k, v)
             self.save()

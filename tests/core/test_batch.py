@@ -290,3 +290,27 @@ def test_a_dask_worker_dying_fails_only_its_item(movie, tmp_path):
     assert counts == {"failed": 1, "done": 1}
     assert b.item("doomed").status == "failed" and "died" in b.item("doomed").error
     assert b.item("fine").status == "done"
+
+
+def test_two_writers_of_one_batch_file_lose_nothing(movie, tmp_path):
+    """E.g. `napari-caiman batch` running in a terminal while the Batch widget adds items."""
+    path = tmp_path / "b.json"
+    a = Batch(path)
+    a.add("one", movie, BASE, steps=("motion",))
+    b = Batch(path)  # a second writer, opened after 'one' was added
+    a.add("two", movie, {**BASE, "K": 4}, steps=("motion",))
+    b.add("three", movie, {**BASE, "K": 8}, steps=("motion",))  # b did not know 'two': kept
+    with pytest.raises(InputError, match="already in the batch"):
+        b.add("two", movie, BASE)  # b sees a's item when adding
+    a.run(names=["one"])  # a finishes 'one' ...
+    b.cancel("three")  # ... while b changes another item
+    final = Batch(path)
+    assert final.names == ["one", "two", "three"]
+    assert final.item("one").status == "done" and final.item("three").status == "cancelled"
+    b.refresh()  # b takes over a's result, keeping its own object for 'one'
+    one = b.item("one")
+    assert one.status == "done" and "max shift" in one.summary
+    b.remove("two")
+    a.requeue("three")
+    assert Batch(path).names == ["one", "three"] and Batch(path).item("three").status == "queued"
+    assert a.names == ["one", "three"]  # a's save merged b's removal

@@ -283,3 +283,23 @@ def test_closing_the_dock_mid_run_requeues_the_item(
     assert not w.is_running
     qtbot.waitUntil(lambda: not w.runner.is_running, timeout=TIMEOUT_MS)
     assert Batch(tmp_path / "runs.json").queued() == ["slow"]
+
+
+def test_the_table_follows_another_writer(qtbot, batch_widget, movie_file, tmp_path):
+    """The CLI running the same batch file in a terminal: the open widget shows its items and statuses."""
+    from napari_caiman.batch import Batch
+
+    path = tmp_path / "shared.json"
+    other = Batch(path)
+    other.add("from the terminal", movie_file, {"max_shifts": (3, 3)}, steps=("motion",))
+    w = batch_widget
+    w.path.value = path
+    w.open_button.native.click()
+    assert _statuses(w) == {"from the terminal": "queued"}
+    other.add("second", movie_file, {"max_shifts": (2, 2)}, steps=("motion",))
+    other.run(names=["from the terminal"])
+    qtbot.waitUntil(lambda: _statuses(w) == {"from the terminal": "done", "second": "queued"}, timeout=5000)
+    # and what the widget changes reaches the other writer's next save
+    w.batch.cancel("second")
+    other.refresh()
+    assert other.item("second").status == "cancelled"

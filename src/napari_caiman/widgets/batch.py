@@ -684,6 +684,7 @@ class BatchWidget(Container):
         self.results_label.value = _short_path(batch.results_dir)
         self.results_label.tooltip = str(batch.results_dir)
         self.refresh()
+        self._timer.start()  # once a second: run times, and what other writers (the CLI) did
 
     def _ensure_batch(self) -> Batch:
         """The open batch, else the one at the path field (opened or created)."""
@@ -1013,7 +1014,6 @@ class BatchWidget(Container):
         was = self._queue_active
         self._queue_active = False
         self._current = None
-        self._timer.stop()
         if self._closed:
             return
         self.refresh()
@@ -1029,6 +1029,8 @@ class BatchWidget(Container):
             self._shutdown(wait=False)
             return
         if not self._closed and self.batch is not None:
+            with contextlib.suppress(OSError):
+                self.batch.refresh()  # items run or added by another writer (e.g. the CLI)
             self._refresh_table()
             if self._mode == "dask":
                 self._refresh_cache()
