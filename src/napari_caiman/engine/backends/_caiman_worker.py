@@ -474,6 +474,13 @@ TASKS = {"motion": run_motion, "cnmf": run_cnmf, "evaluate": run_evaluate}
 
 def main(argv: list[str]) -> int:
     setup_logging()
+    if hasattr(os, "nice"):
+        # below the napari window in CPU priority (CaImAn and its pool inherit it), so that the
+        # viewer stays responsive while CaImAn keeps every core busy
+        try:
+            os.nice(5)
+        except OSError:
+            pass
     if len(argv) != 2:
         emit(f"{PREFIX_ERROR} " + json.dumps({"type": "UsageError", "message": "usage: _caiman_worker.py JOB.json"}))
         return 2
