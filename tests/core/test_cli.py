@@ -231,3 +231,16 @@ def test_evaluate_rejects_a_movie_of_another_size(evaluated, tmp_path, capsys):
     assert not (tmp_path / "x.hdf5").exists()
     err = _run_error(["evaluate", str(tmp_path / "missing.hdf5")], capsys)
     assert "not found" in err
+
+
+def test_backend_flag_without_caiman_is_a_clear_error(moving_tif, tmp_path, capsys, monkeypatch):
+    from napari_caiman.engine import backends
+
+    monkeypatch.setattr(backends, "caiman_status", lambda python=None: (False, "CaImAn is not installed here"))
+    path, _ = moving_tif
+    out = tmp_path / "r.hdf5"
+    assert main(["run", str(path), "--steps", "motion", "-o", str(out), "--backend", "caiman", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "backend" in err and "CaImAn is not installed here" in err and not out.exists()
+    assert main(["batch", str(tmp_path / "b.json"), "--add", "x", "--movie", str(path), "--backend", "caiman"]) == 2
+    assert "CaImAn is not installed here" in capsys.readouterr().err
