@@ -536,15 +536,13 @@ class Batch:
         self.results_dir.mkdir(exist_ok=True)
         out = self.output_path(item.name)
         try:
-            results = yield from iter_pipeline(item.movie if len(item.movie) > 1 else item.movie[0],
-                                               steps=item.steps, output=out, params=item.caiman_params(),
-                                               cache=self.cache, executor=executor)
+            results = yield from iter_pipeline(item.movie, steps=item.steps, output=out,
+                                               params=item.caiman_params(), cache=self.cache, executor=executor)
         except (GeneratorExit, KeyboardInterrupt):
             self._mark(item, status="cancelled", finished=time.time(), runner={}, error="cancelled")
             raise
         except Exception as exc:  # noqa: BLE001 - any failure of one item is recorded, the batch goes on
-            msg = str(exc) if isinstance(exc, NapariCaimanError) else f"{type(exc).__name__}: {exc}"
-            self._mark(item, status="failed", finished=time.time(), runner={}, error=msg)
+            self._mark(item, status="failed", finished=time.time(), runner={}, error=item_error(exc))
             if not isinstance(exc, NapariCaimanError):
                 self._log_traceback(item)
             return None
@@ -613,6 +611,11 @@ class Batch:
 
         return run_on_dask(self, names, scheduler=scheduler, client=client, n_parallel=n_parallel,
                            patches_on_cluster=patches_on_cluster, progress=progress)
+
+
+def item_error(exc: BaseException) -> str:
+    """One line for a failed item: our errors as they are, others with their type."""
+    return str(exc) if isinstance(exc, NapariCaimanError) else f"{type(exc).__name__}: {exc}"
 
 
 class _ItemFailed(Exception):

@@ -18,13 +18,14 @@ import uuid
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
-from .engine.errors import InputError, NapariCaimanError
+from .engine.errors import InputError
 from .engine.progress import Progress
 
 
 def run_item_task(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one batch item (on a Dask worker). Returns ``summary``/``started``/
     ``finished``, or ``error`` with a one-line message."""
+    from .batch import item_error
     from .engine.params import CaimanParams
     from .engine.progress import run
     from .runs import MotionCache, iter_pipeline, result_summary
@@ -33,7 +34,7 @@ def run_item_task(spec: dict[str, Any]) -> dict[str, Any]:
     try:
         params = CaimanParams.defaults().update(spec["params"])
         kwargs = dict(steps=spec["steps"], output=spec["output"], params=params, cache=MotionCache(spec["cache"]))
-        movie = spec["movie"] if len(spec["movie"]) > 1 else spec["movie"][0]
+        movie = spec["movie"]  # iter_pipeline takes a one-file list as that file
         if spec.get("patches_on_cluster"):
             from distributed import worker_client
 
@@ -42,8 +43,7 @@ def run_item_task(spec: dict[str, Any]) -> dict[str, Any]:
         else:
             results = run(iter_pipeline(movie, **kwargs))
     except Exception as exc:  # noqa: BLE001 - reported as the item's error
-        msg = str(exc) if isinstance(exc, NapariCaimanError) else f"{type(exc).__name__}: {exc}"
-        return {"error": msg, "started": started, "finished": time.time()}
+        return {"error": item_error(exc), "started": started, "finished": time.time()}
     return {"summary": result_summary(results), "started": started, "finished": time.time(),
             "worker": os.getpid()}
 
