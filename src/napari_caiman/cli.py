@@ -183,10 +183,8 @@ def evaluate_results(results: Any, *, movie_path: Sequence[str] | None = None, o
     names) re-applied to stored metrics, or metrics recomputed from the movie.
     Manual decisions (curation) are kept.
     """
-    from types import SimpleNamespace
-
     from .engine.evaluation import Metrics
-    from .engine.pipeline import iter_evaluate_step, motion_border
+    from .engine.pipeline import iter_evaluate_step, movie_for_cnmf
     from .engine.progress import run
     from .io.movie import open_movie
 
@@ -200,10 +198,8 @@ def evaluate_results(results: Any, *, movie_path: Sequence[str] | None = None, o
         if tuple(movie.shape[1:]) != tuple(results.dims):
             raise InputError("--movie", f"frame shape {tuple(movie.shape[1:])} does not match the results' "
                                         f"{tuple(results.dims)} (array order)")
-        border = None
-        if results.motion is not None and results.params["border_nan"] != "copy":
-            border = motion_border(SimpleNamespace(**results.motion))
-        step = run(iter_evaluate_step(movie, results.estimates, results.params, fill_nan=True, border=border), progress)
+        movie = movie_for_cnmf(movie, motion=results.motion, border_nan=results.params["border_nan"])
+        step = run(iter_evaluate_step(movie, results.estimates, results.params), progress)
         results.metrics, results.F_dff = step.metrics, step.F_dff
     elif results.metrics is None:
         raise InputError("--movie", "the results file stores no quality metrics; give the movie to compute them")

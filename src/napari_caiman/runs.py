@@ -237,7 +237,7 @@ def iter_pipeline(
     Results
     """
     from .engine.params import CaimanParams
-    from .engine.pipeline import iter_cnmf_step, iter_evaluate_step, iter_motion_step, motion_border
+    from .engine.pipeline import iter_cnmf_step, iter_evaluate_step, iter_motion_step, movie_for_cnmf
     from .engine.results import (
         Results,
         make_provenance,
@@ -262,7 +262,7 @@ def iter_pipeline(
     results = Results(params=params, dims=tuple(movie.shape[1:]))
     timings: dict[str, float] = {}
     extra: dict[str, Any] = {}
-    summary = border = None
+    summary = motion = None
     if "motion" in steps:
         if cache is not None:
             step, info = yield from cache.iter_motion(source, movie, params)
@@ -274,17 +274,16 @@ def iter_pipeline(
         results.motion = motion_to_dict(step.motion, corrected_path)
         results.summary = summary_to_dict(step.summary)
         timings.update(step.timings)
-        movie, summary = step.motion.corrected, step.summary
-        border = None if params["border_nan"] == "copy" else motion_border(step.motion)
-    fill_nan = "motion" in steps
+        movie, summary, motion = step.motion.corrected, step.summary, step.motion
     if "cnmf" in steps:
-        cstep = yield from iter_cnmf_step(movie, params, summary=summary, fill_nan=fill_nan, border=border,
-                                          executor=executor)
+        # the border rule of motion correction, once for CNMF and the evaluation
+        movie = movie_for_cnmf(movie, motion=motion, border_nan=params["border_nan"] if motion else None)
+        cstep = yield from iter_cnmf_step(movie, params, summary=summary, executor=executor)
         results.estimates = cstep.estimates
         results.summary = summary_to_dict(cstep.summary)
         timings.update(cstep.timings)
     if "evaluate" in steps:
-        estep = yield from iter_evaluate_step(movie, results.estimates, params, fill_nan=fill_nan, border=border)
+        estep = yield from iter_evaluate_step(movie, results.estimates, params)
         results.metrics, results.F_dff = estep.metrics, estep.F_dff
         timings.update(estep.timings)
     finished = time.time()

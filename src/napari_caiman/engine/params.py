@@ -164,7 +164,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "min_cnn_thr": 0.9,
         "rval_lowest": -1,
         "rval_thr": 0.8,
-        "use_cnn": True,
+        # CaImAn's default is True; None = the backend's default: off on the native
+        # backend (it has no CNN), CaImAn's True on backend='caiman' (not sent, see caiman_params)
+        "use_cnn": None,
         "use_ecc": False,
         "max_ecc": 3,
     },
