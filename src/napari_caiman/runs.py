@@ -249,7 +249,12 @@ def iter_pipeline(
     Results
     """
     from .engine.params import CaimanParams
-    from .engine.pipeline import iter_cnmf_step, iter_evaluate_step, iter_motion_step, movie_for_cnmf
+    from .engine.pipeline import (
+        iter_cnmf_step,
+        iter_evaluate_step,
+        iter_motion_step,
+        movie_for_cnmf,
+    )
     from .engine.results import (
         Results,
         make_provenance,
