@@ -891,6 +891,10 @@ class EvaluationWidget(Container):
     def _motion_of(self, layer: Layer) -> Any:
         """The result's motion correction when ``layer`` is the motion-corrected
         movie (for the border rule, engine.pipeline.movie_for_cnmf), else None."""
+        cnmf = self._find_cnmf()  # the motion step the CNMF dock used for this movie, if any
+        step = None if cnmf is None else getattr(cnmf, "_motion_step", lambda _layer: None)(layer)
+        if step is not None:
+            return step.motion
         s = self.session
         if s is None or layer.metadata.get("napari_caiman", {}).get("kind") != "motion corrected":
             return None
