@@ -506,7 +506,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Calcium-imaging analysis (CaImAn-style) headless or in napari.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run_p = sub.add_parser("run", help="run pipeline steps on a movie and save the results")
+    run_p = sub.add_parser(
+        "run", help="run pipeline steps on a movie and save the results",
+        epilog="The summary prints frame shapes in array order ((Z,) Y, X), as numpy and napari index them; "
+               "CaImAn's dims and per-axis parameters (max_shifts, gSig ...) are (rows, cols[, planes]) = "
+               "(y, x[, z]). Crispness is the sharpness of the mean image (norm of its gradient): motion "
+               "correction should raise it. Parameters: `napari-caiman params`.")
     run_p.add_argument("movie", nargs="+", help="movie file(s) (.tif/.tiff/.npy/.h5/.hdf5) or a folder of TIFFs")
     run_p.add_argument("--steps", default="motion", help="comma-separated steps: motion, cnmf, evaluate (e.g. motion,cnmf,evaluate)")
     run_p.add_argument("-o", "--output", required=True, help="results file (.hdf5)")

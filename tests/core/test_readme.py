@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,7 @@ def _commands() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
+def inputs(tmp_path_factory):
     """movie.tif (80x80, 150 frames, rigid motion, 10 neurons), its two halves, params files."""
     d = tmp_path_factory.mktemp("readme")
     syn = make_movie_2d((150, 80, 80), n_neurons=10, rigid_motion=2.5, dtype=np.uint16, seed=5)
@@ -54,6 +55,14 @@ def folder(tmp_path_factory):
     (d / "params.json").write_text(json.dumps(small))
     (d / "base.json").write_text(json.dumps(small))
     return d
+
+
+@pytest.fixture
+def folder(inputs, tmp_path):
+    """A fresh copy of the inputs for each test (the blocks write runs.json, results ...)."""
+    for f in inputs.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    return tmp_path
 
 
 def test_readme_has_what_the_test_runs():
