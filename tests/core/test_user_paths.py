@@ -296,3 +296,12 @@ def test_progress_bar_on_a_terminal_lines_otherwise():
     assert "motion" in text and "cnmf: noise" in text and "10/10" in text and "4/4" in text
     assert "<" in text  # tqdm's elapsed<remaining (ETA)
     assert "[" in pipe.getvalue() and "\r" not in pipe.getvalue()
+
+
+def test_batch_result_names_are_safe_and_distinct(runs, tmp_path):
+    b = Batch(tmp_path / "n.json")
+    b.add("k K=10", runs / "movie.tif", DICT, ["motion"])
+    b.add("k_K-10", runs / "movie.tif", DICT, ["motion"])
+    a, c = b.output_path("k K=10"), b.output_path("k_K-10")
+    assert a != c and all(" " not in p.name and "=" not in p.name for p in (a, c))
+    assert a.name.startswith("k_K-10") and a.suffix == ".hdf5"
