@@ -25,6 +25,7 @@ No Qt, no napari.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import json
 import os
@@ -235,9 +236,33 @@ class Batch:
 
     @property
     def cache(self) -> Any:
+        """The motion cache, seen as this batch's entries: ``size_bytes()``,
+        ``entries()`` and ``clear()`` cover only the entries of this batch's
+        items (other batches may share the folder); lookups use every entry."""
         from .runs import MotionCache
 
-        return MotionCache(self._cache_dir)
+        return MotionCache(self._cache_dir, owned=self._cache_keys)
+
+    def _cache_keys(self) -> set[str]:
+        """Cache keys of this batch's items: from their results files (what they
+        used) and from their movies and parameters (what they would use)."""
+        from .runs import MotionCache
+
+        keys: set[str] = set()
+        for item in self.items:
+            if item.output:
+                with contextlib.suppress(Exception):
+                    import h5py
+
+                    with h5py.File(self.folder / item.output, "r") as f:
+                        key = f["provenance"].attrs.get("motion_cache_key") if "provenance" in f else None
+                    if key:
+                        keys.add(str(key))
+            if "motion" in item.steps and all(Path(m).exists() for m in item.movie):
+                with contextlib.suppress(Exception):
+                    source = item.movie[0] if len(item.movie) == 1 else list(item.movie)
+                    keys.add(MotionCache.key_for(source, item.caiman_params()))
+        return keys
 
     def _read(self) -> None:
         try:
@@ -485,7 +510,14 @@ class Batch:
         return [i.name for i in self.items if i.status == "queued"]
 
     def output_path(self, name: str) -> Path:
-        return self.results_dir / f"{name}.hdf5"
+        """``<batch>_results/<file name>.hdf5`` of an item: its name with spaces and
+        other characters shells and tools trip over replaced (``k K=10`` ->
+        ``k_K-10``), and a short hash of the name added if another item would
+        get the same file."""
+        stem = _safe_stem(name)
+        if any(_safe_stem(n) == stem for n in self.names if n != name):
+            stem = f"{stem}_{hashlib.sha1(name.encode()).hexdigest()[:6]}"
+        return self.results_dir / f"{stem}.hdf5"
 
     def results(self, name: str) -> Any:
         """The :class:`~napari_caiman.engine.results.Results` of a finished item."""
@@ -538,7 +570,12 @@ class Batch:
         try:
             results = yield from iter_pipeline(item.movie, steps=item.steps, output=out,
                                                params=item.caiman_params(), cache=self.cache, executor=executor)
-        except (GeneratorExit, KeyboardInterrupt):
+        except KeyboardInterrupt:
+            # Ctrl-C stops the run, not the item: it stays queued, and a plain re-run resumes it
+            self._mark(item, status="queued", finished=None, runner={},
+                       error="interrupted (Ctrl-C); queued again: the next run resumes it")
+            raise
+        except GeneratorExit:
             self._mark(item, status="cancelled", finished=time.time(), runner={}, error="cancelled")
             raise
         except Exception as exc:  # noqa: BLE001 - any failure of one item is recorded, the batch goes on
@@ -577,6 +614,10 @@ class Batch:
                     yield Progress(f"{prefix}: {p.stage}", p.done, p.total, p.message)
             except StopIteration:
                 pass
+            except KeyboardInterrupt:  # raised here or in the caller: the item learns it was interrupted
+                with contextlib.suppress(BaseException):
+                    gen.throw(KeyboardInterrupt())
+                raise
             finally:
                 gen.close()
             st = self.item(n).status
@@ -606,7 +647,13 @@ class Batch:
         from .engine.progress import run as _run
 
         if scheduler is None and client is None:
-            return _run(self.iter_run(names), progress)
+            gen = self.iter_run(names)
+            try:
+                return _run(gen, progress)
+            except KeyboardInterrupt:  # e.g. in the progress callback: pass it to the running item
+                with contextlib.suppress(BaseException):
+                    gen.throw(KeyboardInterrupt())
+                raise
         from .dask_batch import run_on_dask
 
         return run_on_dask(self, names, scheduler=scheduler, client=client, n_parallel=n_parallel,
@@ -620,6 +667,12 @@ def item_error(exc: BaseException) -> str:
 
 class _ItemFailed(Exception):
     pass
+
+
+def _safe_stem(name: str) -> str:
+    """A file-name stem of letters, digits, ``. _ -`` only."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name.replace("=", "-")).strip("._") or "item"
+    return stem
 
 
 def _short(value: Any) -> str:

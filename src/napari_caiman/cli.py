@@ -6,6 +6,7 @@
     napari-caiman export results.hdf5 --nwb out.nwb [--csv traces.csv] [--masks masks.tif]
     napari-caiman batch runs.json [--add NAME --movie M [--params p.json] [--set K=5] [--vary "gSig=[(3,3),(4,4)]"]]
         [--list] [--retry-failed] [--scheduler [ADDRESS]] [--parallel N] [--clear-cache]
+    napari-caiman params [NAME] [--markdown]
     napari-caiman demo [--headless -o DIR]
 
 Bad input gives one line on stderr (``napari-caiman: error: <argument>: <what>``)
@@ -48,6 +49,49 @@ class ProgressPrinter:
             self._stage, self._last_decile = p.stage, decile
             elapsed = time.perf_counter() - self._t0
             print(f"[{elapsed:7.1f} s] {p}", file=self.stream, flush=True)
+
+
+    def close(self) -> None:
+        pass
+
+
+class ProgressBar:
+    """A tqdm progress bar with ETA per stage (stderr is a terminal): one bar
+    per step, named by its stage; a new stage closes the previous bar."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self._bar: Any = None
+        self._stage: str | None = None
+
+    def __call__(self, p: Progress) -> None:
+        from tqdm import tqdm
+
+        if p.stage != self._stage or self._bar is None:
+            self.close()
+            self._stage = p.stage
+            self._bar = tqdm(total=max(p.total, 1), desc=p.stage, file=self.stream, leave=True,
+                             dynamic_ncols=True, mininterval=0.2)
+        bar = self._bar
+        if max(p.total, 1) != bar.total:
+            bar.total = max(p.total, 1)
+        bar.update(min(p.done, bar.total) - bar.n)
+        if p.message:
+            bar.set_postfix_str(p.message, refresh=False)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def make_progress(quiet: bool = False, stream: Any = None) -> Any:
+    """The CLI's progress reporter: a tqdm bar per stage when ``stream``
+    (stderr) is a terminal, else plain lines (logs, pipes); nothing if quiet."""
+    stream = stream or sys.stderr
+    if not quiet and getattr(stream, "isatty", lambda: False)():
+        return ProgressBar(stream)
+    return ProgressPrinter(stream, quiet=quiet)
 
 
 def _parse_set(items: Sequence[str] | None) -> dict[str, Any]:
@@ -128,42 +172,83 @@ def _with_backend(overrides: dict[str, Any], backend: str | None) -> dict[str, A
     return overrides
 
 
+def _check_overwrite(paths: dict[str, Any], overwrite: bool) -> None:
+    """Refuse to replace existing output files unless ``--overwrite``."""
+    if overwrite:
+        return
+    for argument, path in paths.items():
+        if path and Path(path).exists():
+            raise InputError(argument, f"{str(path)!r} exists; give --overwrite to replace it, or another path")
+
+
+def _interrupted_message(save_movie: Any, before: float | None) -> str:
+    """What was kept after Ctrl-C (outputs are written atomically: a file
+    is there only when it is complete)."""
+    kept = []
+    if save_movie and Path(save_movie).exists() and Path(save_movie).stat().st_mtime != before:
+        kept.append(f"the motion-corrected movie {str(save_movie)!r} was finished and kept")
+    return "interrupted; the results file was not written" + ("; " + "; ".join(kept) if kept else
+                                                              "; no partial output was kept")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     params = _load_params(args.params, _with_backend(_parse_set(args.set), args.backend))
     steps = _parse_steps(args.steps)
+    _check_overwrite({"--output": args.output, "--save-movie": args.save_movie}, args.overwrite)
+    before = Path(args.save_movie).stat().st_mtime if args.save_movie and Path(args.save_movie).exists() else None
     t0 = time.perf_counter()
-    results = run_pipeline(args.movie, steps=steps, output=args.output, params=params,
-                           save_movie=args.save_movie, progress=ProgressPrinter(quiet=args.quiet))
+    try:
+        results = run_pipeline(args.movie, steps=steps, output=args.output, params=params,
+                               save_movie=args.save_movie, progress=(progress := make_progress(quiet=args.quiet)))
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: {_interrupted_message(args.save_movie, before)}", file=sys.stderr)
+        return 130
+    progress.close()
     elapsed = time.perf_counter() - t0
     print(summarize(results, elapsed))
     return 0
 
 
-def summarize(results: Any, elapsed: float | None = None) -> str:
-    """A few lines describing a run, for the terminal."""
-    lines = [f"frame shape (array order): {tuple(results.dims)}"]
+def summarize(results: Any, elapsed: float | None = None, *, timings: bool | dict[str, float] = True) -> str:
+    """A few lines describing a run, for the terminal.
+
+    ``timings``: True to show the recorded step times (a run that just
+    happened), False for none (a file re-read, e.g. by ``evaluate``), or a
+    dict of the steps that ran now.
+    """
+    from .engine.validate import caiman_dims
+
+    dims = tuple(results.dims)
+    axes = "Y, X" if len(dims) == 2 else "Z, Y, X"
+    lines = [f"frame shape: {dims} (array order {axes}; CaImAn's dims (rows, cols"
+             f"{'' if len(dims) == 2 else ', planes'}) = {caiman_dims(dims)})"]
+    times = results.provenance.get("timings", {}) if timings is True else (timings or {})
+    fr_note = results.provenance.get("fr_source")
+    if fr_note:
+        lines.append(f"fr: {results.params['fr']:g} Hz ({fr_note})")
     m = results.motion
     if m is not None:
-        import numpy as np
-
         s = np.asarray(m["shifts_rig"])
         lines.append(
             f"motion: {len(s)} frames, rigid shifts max |{np.abs(s).max():.2f}| px, "
-            f"crispness {m['crispness_raw']:.1f} -> {m['crispness_corrected']:.1f}, "
+            f"crispness {m['crispness_raw']:.1f} -> {m['crispness_corrected']:.1f} "
+            f"(sharpness of the mean image: higher is sharper), "
             f"mean corr with template {np.nanmean(m['corr_raw']):.3f} -> {np.nanmean(m['corr_corrected']):.3f}"
         )
-        timing = results.provenance.get("timings", {}).get("motion")
+        timing = times.get("motion")
         if timing:
             lines.append(f"motion correction: {timing:.1f} s ({len(s) / timing:.0f} frames/s)")
     e = results.estimates
     if e is not None:
-        timing = results.provenance.get("timings", {}).get("cnmf")
+        timing = times.get("cnmf")
         lines.append(f"cnmf: {e.A.shape[1]} components" + (f" in {timing:.1f} s" if timing else ""))
         accepted = results.accepted()
         if accepted is not None:
             n_manual = 0 if results.curation is None else results.curation.n_decisions
+            timing = times.get("evaluate")
             lines.append(f"evaluation: {len(accepted)} accepted, {e.A.shape[1] - len(accepted)} rejected"
-                         + (f" ({n_manual} manual decisions)" if n_manual else ""))
+                         + (f" ({n_manual} manual decisions)" if n_manual else "")
+                         + (f" in {timing:.1f} s" if timing else ""))
     if elapsed is not None:
         lines.append(f"total: {elapsed:.1f} s")
     return "\n".join(lines)
@@ -177,16 +262,49 @@ def _load_results_file(path: str) -> Any:
     return load_results(path)
 
 
+def check_movie_matches(results: Any, movie_path: Sequence[str]) -> str | None:
+    """Check that ``movie_path`` is the movie the results were computed on,
+    by the content hashes the results' provenance records: the saved
+    motion-corrected movie when the run corrected motion, else its input.
+
+    Returns a note when the results record nothing to check against, else None.
+
+    Raises
+    ------
+    InputError
+        (``--movie``) The movie's content differs from the recorded one.
+    """
+    from .engine.results import file_fingerprint, input_files
+
+    prov = results.provenance or {}
+    corrected = "motion" in (prov.get("steps") or [])
+    recorded = prov.get("corrected_files") if corrected else prov.get("input_files")
+    if not recorded:
+        what = "motion-corrected movie (it was not saved with --save-movie)" if corrected else "input movie"
+        return f"the results record no content hash of the {what}; the movie was not checked"
+    files = input_files(movie_path[0] if len(movie_path) == 1 else list(movie_path))
+    given = [file_fingerprint(f)["content_sha256"] for f in files if f.is_file()]
+    want = [r.get("content_sha256") for r in recorded]
+    if given != want:
+        which = "motion-corrected movie" if corrected else "input movie"
+        names = ", ".join(Path(r.get("path", "?")).name for r in recorded)
+        raise InputError("--movie", f"this is not the movie these results were computed on: its content differs "
+                                    f"from the recorded {which} ({names}); give that movie, or --force to "
+                                    "evaluate on this one anyway")
+    return None
+
+
 def evaluate_results(results: Any, *, movie_path: Sequence[str] | None = None, overrides: dict[str, Any] | None = None,
-                     progress: Any = None) -> Any:
+                     progress: Any = None, force: bool = False) -> Any:
     """Re-evaluate a loaded results file: new thresholds (``overrides``, CaImAn
     names) re-applied to stored metrics, or metrics recomputed from the movie.
-    Manual decisions (curation) are kept.
+    Manual decisions (curation) are kept. The movie must be the one the
+    results were computed on (content hash in the provenance; see
+    :func:`check_movie_matches`) unless ``force``. Sets
+    ``results.last_timings`` to the time the recomputation took.
     """
-    from types import SimpleNamespace
-
     from .engine.evaluation import Metrics
-    from .engine.pipeline import iter_evaluate_step, motion_border
+    from .engine.pipeline import iter_evaluate_step, movie_for_cnmf
     from .engine.progress import run
     from .io.movie import open_movie
 
@@ -200,11 +318,14 @@ def evaluate_results(results: Any, *, movie_path: Sequence[str] | None = None, o
         if tuple(movie.shape[1:]) != tuple(results.dims):
             raise InputError("--movie", f"frame shape {tuple(movie.shape[1:])} does not match the results' "
                                         f"{tuple(results.dims)} (array order)")
-        border = None
-        if results.motion is not None and results.params["border_nan"] != "copy":
-            border = motion_border(SimpleNamespace(**results.motion))
-        step = run(iter_evaluate_step(movie, results.estimates, results.params, fill_nan=True, border=border), progress)
+        note = None if force else check_movie_matches(results, movie_path)
+        if note:
+            print(f"{PROG}: note: {note}", file=sys.stderr)
+        movie = movie_for_cnmf(movie, motion=results.motion, border_nan=results.params["border_nan"])
+        t0 = time.perf_counter()
+        step = run(iter_evaluate_step(movie, results.estimates, results.params), progress)
         results.metrics, results.F_dff = step.metrics, step.F_dff
+        results.last_timings = {"evaluate": time.perf_counter() - t0}
     elif results.metrics is None:
         raise InputError("--movie", "the results file stores no quality metrics; give the movie to compute them")
     assert isinstance(results.metrics, Metrics)
@@ -219,9 +340,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     results = _load_results_file(args.results)
     overrides = CaimanParams.from_json(args.params).changed() if args.params else {}
     overrides.update(_parse_set(args.set))
-    evaluate_results(results, movie_path=args.movie, overrides=overrides, progress=ProgressPrinter(quiet=args.quiet))
+    progress = make_progress(quiet=args.quiet)
+    evaluate_results(results, movie_path=args.movie, overrides=overrides, progress=progress, force=args.force)
+    progress.close()
     out = save_results(args.output or args.results, results)
-    print(summarize(results))
+    # the motion / CNMF times in the file are from the original run: not shown again
+    print(summarize(results, timings=getattr(results, "last_timings", False)))
     print(f"saved: {out}")
     return 0
 
@@ -241,13 +365,30 @@ def _cmd_export(args: argparse.Namespace) -> int:
     fr = float(results.params["fr"])
     written = []
     if args.nwb:
-        written.append(export.export_nwb(args.nwb, est, fr=fr, idx=idx, F_dff=results.F_dff, metrics=results.metrics))
+        nwb_kw: dict[str, Any] = {"indicator": args.indicator, "location": args.location,
+                                  "mask_type": args.mask_type}
+        if args.description:
+            nwb_kw["session_description"] = args.description
+        if args.session_start:
+            nwb_kw["session_start_time"] = _parse_time(args.session_start)
+        written.append(export.export_nwb(args.nwb, est, fr=fr, idx=idx, F_dff=results.F_dff, metrics=results.metrics,
+                                         **nwb_kw))
     if args.csv:
         written.append(export.export_csv(args.csv, np.asarray(est.C)[idx], ids=idx, fr=fr))
     if args.masks:
         written.append(export.export_masks_tiff(args.masks, est, idx=idx))
     print(f"exported {len(idx)} of {est.A.shape[1]} components: " + ", ".join(str(w) for w in written))
     return 0
+
+
+def _parse_time(text: str) -> Any:
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError("--session-start", f"expected an ISO date and time such as 2024-05-01T14:30:00+02:00, "
+                                            f"got {text!r}") from None
 
 
 def batch_table(batch: Any) -> str:
@@ -304,13 +445,49 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     print(f"running {len(queued)} item(s)" + (f" on Dask ({args.scheduler})" if args.scheduler else ""),
           file=sys.stderr)
     t0 = time.perf_counter()
-    counts = batch.run(scheduler=args.scheduler, n_parallel=args.parallel,
-                       progress=ProgressPrinter(quiet=args.quiet))
+    progress = make_progress(quiet=args.quiet)
+    try:
+        counts = batch.run(scheduler=args.scheduler, n_parallel=args.parallel, progress=progress)
+    except KeyboardInterrupt:
+        progress.close()
+        print(f"\n{PROG}: interrupted; finished items are kept, the interrupted item is queued again: "
+              f"run `{PROG} batch {args.batchfile}` to resume", file=sys.stderr)
+        return 130
+    progress.close()
     print(batch_table(batch))
     print(f"{sum(counts.values())} item(s) in {time.perf_counter() - t0:.1f} s: "
           + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     print(f"results: {batch.results_dir}")
     return 1 if counts.get("failed") else 0
+
+
+def _cmd_params(args: argparse.Namespace) -> int:
+    from .engine.param_specs import SPEC_BY_NAME, SPECS, describe, markdown
+    from .engine.params import GROUPS_OF, close_matches
+
+    if args.markdown:
+        print(markdown(), end="")
+        return 0
+    if args.name:
+        spec = SPEC_BY_NAME.get(args.name)
+        if spec is None:
+            if args.name in GROUPS_OF:
+                from .engine.params import ALL_GROUPS
+
+                group = GROUPS_OF[args.name][0]
+                print(f"{args.name}  [{', '.join(GROUPS_OF[args.name])}]\n  default: "
+                      f"{ALL_GROUPS[group][args.name]!r}\n  a CaImAn parameter the native engine passes on "
+                      "or ignores; see CaImAn's CNMFParams documentation")
+                return 0
+            hits = close_matches(args.name)
+            raise InputError("params", f"unknown parameter {args.name!r}"
+                             + (f"; did you mean {', '.join(repr(h) for h in hits)}?" if hits else ""))
+        print(describe(spec))
+        return 0
+    print("\n\n".join(describe(s) for s in SPECS))
+    print(f"\n(per-axis values: CaImAn's order rows, cols[, planes]; `{PROG} params NAME` for one; "
+          f"any other CaImAn name is accepted too)")
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -329,7 +506,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Calcium-imaging analysis (CaImAn-style) headless or in napari.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run_p = sub.add_parser("run", help="run pipeline steps on a movie and save the results")
+    run_p = sub.add_parser(
+        "run", help="run pipeline steps on a movie and save the results",
+        epilog="The summary prints frame shapes in array order ((Z,) Y, X), as numpy and napari index them; "
+               "CaImAn's dims and per-axis parameters (max_shifts, gSig ...) are (rows, cols[, planes]) = "
+               "(y, x[, z]). Crispness is the sharpness of the mean image (norm of its gradient): motion "
+               "correction should raise it. Parameters: `napari-caiman params`.")
     run_p.add_argument("movie", nargs="+", help="movie file(s) (.tif/.tiff/.npy/.h5/.hdf5) or a folder of TIFFs")
     run_p.add_argument("--steps", default="motion", help="comma-separated steps: motion, cnmf, evaluate (e.g. motion,cnmf,evaluate)")
     run_p.add_argument("-o", "--output", required=True, help="results file (.hdf5)")
@@ -338,6 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--save-movie", help="write the motion-corrected movie here (.tif or .npy)")
     run_p.add_argument("--backend", choices=("native", "caiman"),
                        help="native (default) or caiman: run CaImAn's own code (installed separately, docs/caiman.md)")
+    run_p.add_argument("--overwrite", action="store_true",
+                       help="replace existing output files (-o, --save-movie); by default they are kept and the run refused")
     run_p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     run_p.set_defaults(func=_cmd_run)
 
@@ -347,6 +531,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev_p.add_argument("--params", help="JSON file of parameters (e.g. new min_SNR, rval_thr)")
     ev_p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override one parameter, e.g. --set min_SNR=3")
     ev_p.add_argument("-o", "--output", help="write here instead of updating the results file in place")
+    ev_p.add_argument("--force", action="store_true",
+                      help="use --movie even when its content differs from the movie recorded in the results")
     ev_p.add_argument("-q", "--quiet", action="store_true")
     ev_p.set_defaults(func=_cmd_evaluate)
 
@@ -356,6 +542,13 @@ def build_parser() -> argparse.ArgumentParser:
     ex_p.add_argument("--csv", help="CSV of the denoised traces C, one column per component")
     ex_p.add_argument("--masks", help="TIFF stack of the footprints")
     ex_p.add_argument("--all", action="store_true", help="export every component, not only the accepted ones")
+    ex_p.add_argument("--indicator", default="unknown", help="NWB: the calcium indicator, e.g. GCaMP6f")
+    ex_p.add_argument("--location", default="unknown", help="NWB: the imaged brain area, e.g. 'V1 layer 2/3'")
+    ex_p.add_argument("--session-start", metavar="ISO_TIME",
+                      help="NWB: when the session started, e.g. 2024-05-01T14:30:00+02:00 (default: now)")
+    ex_p.add_argument("--description", help="NWB: session description")
+    ex_p.add_argument("--mask-type", choices=("pixel", "image"), default="pixel",
+                      help="NWB footprints: sparse pixel (voxel) masks (default, small) or dense image masks")
     ex_p.set_defaults(func=_cmd_export)
 
     b_p = sub.add_parser("batch", help="add items to a batch file and/or run its queued items (locally or on Dask)")
@@ -377,6 +570,12 @@ def build_parser() -> argparse.ArgumentParser:
     b_p.add_argument("--clear-cache", action="store_true", help="delete the cached motion-corrected movies")
     b_p.add_argument("-q", "--quiet", action="store_true")
     b_p.set_defaults(func=_cmd_batch)
+
+    pa_p = sub.add_parser("params", help="the parameter reference: group, default, valid values and meaning")
+    pa_p.add_argument("name", nargs="?", help="one parameter (CaImAn name), e.g. max_shifts")
+    pa_p.add_argument("--markdown", action="store_true", help="print the reference as a Markdown page "
+                                                                "(docs/parameters.md)")
+    pa_p.set_defaults(func=_cmd_params)
 
     demo_p = sub.add_parser("demo", help="open napari with a synthetic demo movie, or run the pipeline on it headless")
     demo_p.add_argument("--headless", action="store_true", help="no window: run the pipeline and print a summary")

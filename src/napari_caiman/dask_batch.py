@@ -12,6 +12,7 @@ down, and a worker that dies mid-item shows up as that item's error.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
@@ -141,6 +142,12 @@ def iter_run_on_dask(batch: Any, names: Sequence[str] | None = None, *, client: 
             submit()
             yield Progress("batch items", finished, total,
                            ", ".join(batch.item(n).name for n in running.values()))
+    except KeyboardInterrupt:  # Ctrl-C stops the run, not the items: queued again, a re-run resumes them
+        for fut, name in list(running.items()):
+            fut.cancel()
+            batch._mark(batch.item(name), status="queued", runner={}, finished=None,
+                        error="interrupted (Ctrl-C); queued again: the next run resumes it")
+        raise
     except BaseException:
         for fut, name in list(running.items()):
             fut.cancel()
@@ -160,9 +167,14 @@ def run_on_dask(batch: Any, names: Sequence[str] | None = None, *, scheduler: st
     if client is None:
         client, own_cluster = connect(scheduler)
         own_client = client
+    gen = iter_run_on_dask(batch, names, client=client, n_parallel=n_parallel,
+                           patches_on_cluster=patches_on_cluster)
     try:
-        return run(iter_run_on_dask(batch, names, client=client, n_parallel=n_parallel,
-                                    patches_on_cluster=patches_on_cluster), progress)
+        return run(gen, progress)
+    except KeyboardInterrupt:  # e.g. in the progress callback: the running items learn it
+        with contextlib.suppress(BaseException):
+            gen.throw(KeyboardInterrupt())
+        raise
     finally:
         if own_client is not None:
             own_client.close()

@@ -66,8 +66,11 @@ class MotionCache:
     CORRECTED = "corrected.npy"
     META = "motion.h5"
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike, *, owned: Any = None) -> None:
         self.root = Path(root)
+        #: None: every entry is this cache's; else a callable giving the keys that
+        #: are (a batch's own entries in a folder shared with other batches)
+        self.owned = owned
 
     # key -----------------------------------------------------------------------
     @staticmethod
@@ -170,19 +173,28 @@ class MotionCache:
 
     # housekeeping -----------------------------------------------------------------
     def size_bytes(self) -> int:
-        """Disk space used by the cache."""
+        """Disk space used by the cache (its owned entries, see ``owned``)."""
         if not self.root.is_dir():
             return 0
+        if self.owned is not None:
+            return sum(p.stat().st_size for e in self.entries() for p in e.rglob("*") if p.is_file())
         return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
 
     def entries(self) -> list[Path]:
         if not self.root.is_dir():
             return []
-        return sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        keys = None if self.owned is None else set(self.owned())
+        return sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                      and (keys is None or p.name in keys))
 
     def clear(self) -> int:
-        """Delete every entry (and leftovers); returns the bytes freed."""
+        """Delete every entry (and leftovers; with ``owned``: only the owned
+        entries); returns the bytes freed."""
         freed = self.size_bytes()
+        if self.owned is not None:
+            for p in self.entries():
+                shutil.rmtree(p, ignore_errors=True)
+            return freed
         if self.root.is_dir():
             for p in self.root.iterdir():
                 if p.is_dir():
@@ -237,7 +249,12 @@ def iter_pipeline(
     Results
     """
     from .engine.params import CaimanParams
-    from .engine.pipeline import iter_cnmf_step, iter_evaluate_step, iter_motion_step, motion_border
+    from .engine.pipeline import (
+        iter_cnmf_step,
+        iter_evaluate_step,
+        iter_motion_step,
+        movie_for_cnmf,
+    )
     from .engine.results import (
         Results,
         make_provenance,
@@ -247,7 +264,10 @@ def iter_pipeline(
     )
     from .io.movie import open_movie
 
-    params = params if params is not None else CaimanParams.defaults()
+    if params is None:
+        params = CaimanParams.defaults()
+    elif not isinstance(params, CaimanParams):  # a plain dict of CaImAn names (flat or grouped)
+        params = CaimanParams.from_dict(params)
     output = check_output_path(output)
     if "evaluate" in steps and "cnmf" not in steps:
         raise InputError("--steps", "'evaluate' needs 'cnmf' in the same run (or use `napari-caiman evaluate`)")
@@ -259,10 +279,20 @@ def iter_pipeline(
     started = time.time()
     movie = open_movie(source, var_name_hdf5=params["var_name_hdf5"])
     input_shape, input_dtype = list(movie.shape), str(movie.dtype)
+    extra: dict[str, Any] = {"fr_source": "given"}
+    if not params.is_set("fr"):
+        from .io.movie import frame_rate
+
+        found = frame_rate(source)
+        if found is not None:
+            params = params.copy().update({"fr": round(found[0], 6)})
+            extra["fr_source"] = f"from the movie's {found[1]}"
+        else:
+            extra["fr_source"] = (f"default: the movie's metadata holds no frame rate; "
+                                  f"give the real one with --set fr=... if it is not {params['fr']:g} Hz")
     results = Results(params=params, dims=tuple(movie.shape[1:]))
     timings: dict[str, float] = {}
-    extra: dict[str, Any] = {}
-    summary = border = None
+    summary = motion = None
     if "motion" in steps:
         if cache is not None:
             step, info = yield from cache.iter_motion(source, movie, params)
@@ -271,20 +301,23 @@ def iter_pipeline(
         else:
             step = yield from iter_motion_step(movie, params, out=save_movie)
             corrected_path = str(Path(save_movie).resolve()) if save_movie else None
+        if corrected_path is not None:  # what `napari-caiman evaluate --movie` checks a movie against
+            from .engine.results import file_fingerprint
+
+            extra["corrected_files"] = [file_fingerprint(corrected_path)]
         results.motion = motion_to_dict(step.motion, corrected_path)
         results.summary = summary_to_dict(step.summary)
         timings.update(step.timings)
-        movie, summary = step.motion.corrected, step.summary
-        border = None if params["border_nan"] == "copy" else motion_border(step.motion)
-    fill_nan = "motion" in steps
+        movie, summary, motion = step.motion.corrected, step.summary, step.motion
     if "cnmf" in steps:
-        cstep = yield from iter_cnmf_step(movie, params, summary=summary, fill_nan=fill_nan, border=border,
-                                          executor=executor)
+        # the border rule of motion correction, once for CNMF and the evaluation
+        movie = movie_for_cnmf(movie, motion=motion, border_nan=params["border_nan"] if motion else None)
+        cstep = yield from iter_cnmf_step(movie, params, summary=summary, executor=executor)
         results.estimates = cstep.estimates
         results.summary = summary_to_dict(cstep.summary)
         timings.update(cstep.timings)
     if "evaluate" in steps:
-        estep = yield from iter_evaluate_step(movie, results.estimates, params, fill_nan=fill_nan, border=border)
+        estep = yield from iter_evaluate_step(movie, results.estimates, params)
         results.metrics, results.F_dff = estep.metrics, estep.F_dff
         timings.update(estep.timings)
     finished = time.time()

@@ -108,7 +108,10 @@ def test_evaluate_components_sets_indices(evaluated, caplog, monkeypatch):
     m, est, params, met, matched, fake = evaluated
     monkeypatch.setattr(evaluation, "_CNN_WARNED", False)
     with caplog.at_level(logging.WARNING):
-        met2 = evaluate_components(m.movie, est, params)  # use_cnn defaults to True in CaimanParams
+        evaluate_components(m.movie, est, params)  # use_cnn unset: the native default, no CNN, no warning
+    assert "CNN" not in caplog.text
+    with caplog.at_level(logging.WARNING):
+        met2 = evaluate_components(m.movie, est, params.copy().update({"use_cnn": True}))  # asked for
     assert "CNN" in caplog.text and not met2.cnn_available
     caplog.clear()
     with caplog.at_level(logging.WARNING):

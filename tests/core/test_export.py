@@ -70,7 +70,7 @@ def test_nwb_2d_round_trip(tmp_path, mask_type):
 
 def test_nwb_3d_all_components(tmp_path):
     est, imgs = _estimates(dims=(4, 12, 10), K=3, T=20)
-    path = export_nwb(tmp_path / "v.nwb", est, fr=5.0, accepted_only=False)
+    path = export_nwb(tmp_path / "v.nwb", est, fr=5.0, accepted_only=False, mask_type="image")
     with pynwb.NWBHDF5IO(str(path), "r") as io:
         ps = io.read().processing["ophys"]["ImageSegmentation"]["PlaneSegmentation"]
         assert len(ps) == 3

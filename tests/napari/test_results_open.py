@@ -88,7 +88,7 @@ def test_file_open_is_taken_up_without_rebuilding_layers(qtbot, viewer, evaluati
     assert evaluation.session is s
     # decisions autosave next to the opened file
     evaluation.decide("reject", [0])
-    assert load_results(path).curation is None  # the file itself is untouched
+    assert load_results(path).curation.n_decisions == 0  # the file itself is untouched
     from napari_caiman.engine.curation import load_curation_sidecar
 
     assert load_curation_sidecar(path).manual[0] == -1

@@ -553,8 +553,8 @@ def iter_compute_metrics(movie: Any, estimates: Any, params: Any = None, *, chun
     global _CNN_WARNED
     if use_cnn and not _CNN_WARNED:  # once per process: batches would repeat it for every item
         _CNN_WARNED = True
-        log.warning("use_cnn=True (CaImAn's default): the native backend has no CNN classifier; evaluating "
-                    "with SNR and r-values only (set use_cnn=False to silence this, or use backend='caiman')")
+        log.warning("use_cnn=True: the native backend has no CNN classifier; evaluating "
+                    "with SNR and r-values only (leave use_cnn unset or False, or use backend='caiman')")
     yield Progress("SNR", 0, 1)
     t = time.perf_counter()
     C = np.asarray(estimates.C, dtype=np.float64)
@@ -641,7 +641,10 @@ def iter_evaluate_components(movie: Any, estimates: Any, params: Any = None, **k
                              ) -> Generator[Progress, None, Metrics]:
     """Compute the metrics, threshold them with ``params`` and set
     ``estimates.idx_components`` / ``idx_components_bad``. Returns the metrics."""
-    metrics = yield from iter_compute_metrics(movie, estimates, params, **kw)
+    from .pipeline import movie_for_cnmf
+
+    # the movie as CNMF read it: motion-correction borders zeroed (one rule for every path)
+    metrics = yield from iter_compute_metrics(movie_for_cnmf(movie), estimates, params, **kw)
     good, bad = apply_thresholds(metrics, **thresholds_from_params(params))
     estimates.idx_components, estimates.idx_components_bad = good, bad
     return metrics

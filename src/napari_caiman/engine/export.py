@@ -117,7 +117,7 @@ def export_nwb(path: str | os.PathLike, estimates: Any, *, fr: float, accepted_o
                grid_spacing_unit: str = "micrometers", excitation_lambda: float = float("nan"),
                emission_lambda: float = float("nan"), indicator: str = "unknown", location: str = "unknown",
                device_name: str = "Microscope", metrics: Any = None, include_deconvolved: bool = False,
-               mask_type: str = "auto", trace_unit: str = "a.u.") -> Path:
+               mask_type: str = "pixel", trace_unit: str = "a.u.") -> Path:
     """Write the (accepted) components to an NWB file with pynwb's ophys types.
 
     Parameters
@@ -131,7 +131,13 @@ def export_nwb(path: str | os.PathLike, estimates: Any, *, fr: float, accepted_o
     movie_path : the movie file to link as an external TwoPhotonSeries.
     grid_spacing : pixel size per axis in CaImAn order (rows, cols[, planes]).
     metrics : optional evaluation Metrics: adds ``SNR_comp``/``r_values`` columns.
-    mask_type : ``'auto'``, ``'image'`` or ``'pixel'`` (voxel masks in 3D).
+    mask_type : ``'pixel'`` (default: sparse pixel masks, voxel masks in 3D, a
+        few bytes per footprint pixel), ``'image'`` (dense full-frame masks, as
+        CaImAn writes them: K x frame floats) or ``'auto'`` (image masks up to
+        256 MB).
+    indicator, location, session_start_time, session_description : NWB metadata
+        (the indicator, e.g. ``'GCaMP6f'``; the imaged brain area; when the
+        session started, default now; what the session was).
 
     Returns the path.  See the module docstring for the layout.
 

@@ -28,6 +28,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from . import param_specs as _param_specs
 from .errors import InputError
 
 # CaImAn's parameter groups, names and defaults (CaImAn 1.12 CNMFParams).
@@ -164,7 +165,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "min_cnn_thr": 0.9,
         "rval_lowest": -1,
         "rval_thr": 0.8,
-        "use_cnn": True,
+        # CaImAn's default is True; None = the backend's default: off on the native
+        # backend (it has no CNN), CaImAn's True on backend='caiman' (not sent, see caiman_params)
+        "use_cnn": None,
         "use_ecc": False,
         "max_ecc": 3,
     },
@@ -366,35 +369,9 @@ def _check_bool(name: str, v: Any) -> None:
         raise InputError(name, f"expected True or False, got {v!r}")
 
 
-VALIDATORS: dict[str, Callable[[str, Any], None]] = {
-    # data
-    "fr": lambda n, v: _check_positive_number(n, v),
-    "decay_time": lambda n, v: _check_positive_number(n, v),
-    # motion
-    "max_shifts": lambda n, v: _check_per_axis(n, v, 0, integer=True),
-    "strides": lambda n, v: _check_per_axis(n, v, 1, integer=True),
-    "overlaps": lambda n, v: _check_per_axis(n, v, 0, integer=True),
-    "max_deviation_rigid": lambda n, v: _check_per_axis(n, v, 0, integer=False),
-    "niter_rig": lambda n, v: _check_int(n, v, 1),
-    "upsample_factor_grid": lambda n, v: _check_int(n, v, 1),
-    "border_nan": lambda n, v: _check_choice(n, v, (True, False, "copy")),
-    "shifts_opencv": _check_bool,
-    "pw_rigid": _check_bool,
-    "is3D": _check_bool,
-    "gSig_filt": lambda n, v: _check_per_axis(n, v, 0, integer=False, allow_none=True),
-    # init / CNMF (used from the CNMF step on)
-    "K": lambda n, v: _check_int(n, v, 1),
-    "gSig": lambda n, v: _check_per_axis(n, v, 0.5, integer=False),
-    "gSiz": lambda n, v: _check_per_axis(n, v, 1, integer=True, allow_none=True),
-    "nb": lambda n, v: _check_int(n, v, 0),
-    "p": lambda n, v: _check_choice(n, v, (0, 1, 2)),
-    "ssub": lambda n, v: _check_int(n, v, 1),
-    "tsub": lambda n, v: _check_int(n, v, 1),
-    "merge_thr": lambda n, v: _check_range(n, v, -1, 1),
-    "min_SNR": lambda n, v: _check_positive_number(n, v, allow_zero=True),
-    "rval_thr": lambda n, v: _check_range(n, v, -1, 1),
-    "backend": lambda n, v: _check_choice(n, v, ("native", "caiman")),
-}
+#: The checks of the values the native engine uses, built from the one table of
+#: parameter specs (name, type, range, meaning): :mod:`.param_specs`.
+VALIDATORS: dict[str, Callable[[str, Any], None]] = _param_specs.validators()
 
 
 def _integral(value: Any) -> Any:
@@ -427,6 +404,7 @@ class CaimanParams:
 
     def __init__(self, values: Mapping[str, Any] | None = None) -> None:
         self._values: dict[str, Any] = {}
+        self._explicit: set[str] = set()  # names given by the user (even at their default value)
         for group in ALL_GROUPS.values():
             for name, default in group.items():
                 self._values.setdefault(name, copy.deepcopy(default))
@@ -520,7 +498,12 @@ class CaimanParams:
             elif check is not None and value is None and name not in _NONE_OK:
                 raise InputError(name, "a value is required (got None)")
         self._values.update(new)
+        self._explicit.update(new)
         return self
+
+    def is_set(self, name: str) -> bool:
+        """Whether ``name`` was given (a value from the user or a file), not left at its default."""
+        return name in self._explicit or name in self.changed()
 
     def __getitem__(self, name: str) -> Any:
         if name not in self._values:
@@ -556,7 +539,9 @@ class CaimanParams:
         return {k: v for k, v in self._values.items() if base.get(k) != v}
 
     def copy(self) -> CaimanParams:
-        return CaimanParams(self.changed())
+        new = CaimanParams(self.changed())
+        new._explicit = set(self._explicit)
+        return new
 
     def to_json(self, *, only_changed: bool = False) -> str:
         """JSON text of the flat dict (tuples become lists)."""

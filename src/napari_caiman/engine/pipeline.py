@@ -165,6 +165,132 @@ def motion_border(motion: Any) -> tuple[int, ...]:
     return tuple(int(np.ceil(w)) for w in to_array_order(tuple(worst), nd))
 
 
+def _motion_attr(motion: Any, name: str) -> Any:
+    if isinstance(motion, dict):
+        return motion.get(name)
+    return getattr(motion, name, None)
+
+
+def nan_border(movie: Any, *, chunk_bytes: int = 32 << 20) -> tuple[int, ...] | None:
+    """Border (pixels per axis, array order) covering the NaN strips at the
+    frame edges of ``movie``, read chunk by chunk; None when it holds no NaN.
+
+    A NaN pixel belongs to a strip when every pixel between it and the edge,
+    along one axis, is NaN in that frame (what motion correction with
+    ``border_nan=True`` leaves); it counts towards the axis where it is
+    nearest the edge. The border of an axis is the deepest such pixel + 1.
+
+    Raises
+    ------
+    InputError
+        NaN away from the edges (a damaged movie, not a motion border).
+    """
+    import numpy as np
+
+    from .errors import InputError
+
+    if np.dtype(movie.dtype).kind != "f":
+        return None
+    shape = tuple(int(s) for s in movie.shape)
+    nd = len(shape) - 1
+    per_frame = 4 * int(np.prod(shape[1:]))
+    step = max(1, chunk_bytes // max(1, per_frame))
+    border = [0] * nd
+    found = False
+    for t0 in range(0, shape[0], step):
+        chunk = np.isnan(np.asarray(movie[t0:t0 + step]))
+        if not chunk.any():
+            continue
+        found = True
+        whole = chunk.reshape(len(chunk), -1).all(axis=1)
+        if whole.any():
+            raise InputError("movie", f"frame {t0 + int(np.argmax(whole))} is all NaN")
+        best = np.full(chunk.shape, np.iinfo(np.int32).max, np.int32)  # depth of each NaN in a strip
+        axis_of = np.full(chunk.shape, -1, np.int8)
+        covered = np.zeros(chunk.shape, bool)
+        for a in range(nd):
+            ax = a + 1
+            n = shape[ax]
+            m = np.moveaxis(chunk, ax, -1)
+            full = m.all(axis=-1, keepdims=True)  # a line that is all NaN lies in another axis' strip
+            lead = np.argmin(m, axis=-1)[..., None]            # run of NaN from the low edge
+            trail = np.argmin(m[..., ::-1], axis=-1)[..., None]  # ... from the high edge
+            i = np.arange(n)
+            in_run = m & ((i < lead) | (i >= n - trail)) & ~full
+            covered |= np.moveaxis(in_run | (m & full), -1, ax)
+            depth = np.minimum(i, n - 1 - i).astype(np.int32) + np.zeros_like(lead, np.int32)
+            depth = np.moveaxis(depth, -1, ax)
+            in_run = np.moveaxis(in_run, -1, ax)
+            better = in_run & (depth < best)
+            best[better] = depth[better]
+            axis_of[better] = a
+        stray = chunk & ~covered
+        if stray.any():
+            frame = t0 + int(np.argmax(stray.reshape(len(chunk), -1).any(axis=1)))
+            raise InputError("movie", f"contains NaN away from the frame edges (first in frame {frame}); "
+                                      "only the borders left by motion correction may be NaN")
+        for a in range(nd):
+            sel = axis_of == a
+            if sel.any():
+                border[a] = max(border[a], int(best[sel].max()) + 1)
+    return tuple(border) if found else None
+
+
+def movie_for_cnmf(movie: Any, *, motion: Any = None, border_nan: Any = None) -> Any:
+    """The movie as CNMF and the evaluation read it: THE rule for the borders
+    motion correction leaves, used by every path (CLI, API, widgets, batch).
+
+    Motion correction fills pixels shifted in from outside the frame with NaN
+    (``border_nan=True``), 0 (``False``) or the nearest edge value
+    (``"copy"``); the width of that strip changes from frame to frame. Like
+    CaImAn (``border_to_0``), a fixed border is set to 0 in every frame, so
+    that no fake activity appears there:
+
+    * when the motion correction is known (``motion``: a
+      :class:`~napari_caiman.engine.motion.MotionResult` or a results file's
+      ``motion`` dict), the border is its largest shift rounded up
+      (:func:`motion_border`), none with ``border_nan="copy"``;
+    * otherwise (a corrected movie read from a file, ``res.corrected`` given
+      to :func:`~napari_caiman.engine.cnmf.cnmf`), the border is measured
+      from the NaN strips at the frame edges (:func:`nan_border`; the same
+      width for rigid correction). NaN away from the edges is an error.
+
+    Remaining NaN read as 0. Returns ``movie`` itself when nothing needs
+    changing, else a lazy :class:`NanFilled` view (the movie stays on disk).
+    Idempotent: a :class:`NanFilled` is returned as is.
+    """
+    if isinstance(movie, NanFilled):
+        return movie
+    if motion is not None and _motion_attr(motion, "shifts_rig") is not None:
+        if border_nan is None:
+            border_nan = (_motion_attr(motion, "params") or {}).get("border_nan", True)
+        if border_nan == "copy":
+            return NanFilled(movie, None)
+        shifts = _motion_attr(motion, "shifts_rig")
+        from types import SimpleNamespace
+
+        return NanFilled(movie, motion_border(SimpleNamespace(shifts_rig=shifts,
+                                                              shifts_els=_motion_attr(motion, "shifts_els"))))
+    border = nan_border(movie)
+    return movie if border is None else NanFilled(movie, border)
+
+
+def _prepared(movie: Any, motion: Any, params: Any, fill_nan: bool, border: Any) -> Any:
+    if isinstance(movie, NanFilled):
+        return movie
+    if fill_nan or border is not None:
+        return NanFilled(movie, border)
+    border_nan = None
+    if motion is not None:
+        border_nan = (_motion_attr(motion, "params") or {}).get("border_nan", params.get("border_nan"))
+    return movie_for_cnmf(movie, motion=motion, border_nan=border_nan)
+
+
+def _raw(movie: Any) -> Any:
+    """The movie under a :class:`NanFilled` view (summary images are NaN-aware)."""
+    return movie.movie if isinstance(movie, NanFilled) else movie
+
+
 @dataclass
 class CnmfStepResult:
     """CNMF estimates plus the summary images (``Cn`` = correlation image) of the movie."""
@@ -183,6 +309,7 @@ def iter_cnmf_step(
     executor: Any = None,
     fill_nan: bool = False,
     border: Any = None,
+    motion: Any = None,
 ) -> Generator[Progress, None, CnmfStepResult]:
     """Run CNMF on a (motion-corrected) movie; compute its summary images
     first unless given (``summary``, e.g. from the motion step).
@@ -197,30 +324,32 @@ def iter_cnmf_step(
     summary : SummaryImages, optional
     executor : concurrent.futures.Executor or dask.distributed.Client, optional
         Where patches run.
-    fill_nan : bool
-        Treat NaN as 0 (for a movie motion-corrected with ``border_nan=True``).
-        Otherwise NaNs are an error.
-    border : sequence of int, optional
-        Pixels per axis (array order) at the edges to set to 0, e.g.
-        :func:`motion_border` of the motion step (implies ``fill_nan``).
+    fill_nan, border : optional
+        Explicit border handling (NaN as 0; pixels per axis, array order, set
+        to 0) instead of the rule of :func:`movie_for_cnmf`.
+    motion : MotionResult or dict, optional
+        The motion correction that produced ``movie``, for
+        :func:`movie_for_cnmf` (which is applied unless ``fill_nan``/``border``
+        are given, or ``movie`` already is its result).
 
     Returns
     -------
     CnmfStepResult
     """
+    movie = _prepared(movie, motion, params, fill_nan, border)
     backend = _caiman_backend(params)
     if backend is not None:
-        return (yield from backend.iter_cnmf_step(movie, params, Ain=Ain, summary=summary, executor=executor,
-                                                  fill_nan=fill_nan, border=border))
+        filled = isinstance(movie, NanFilled)
+        return (yield from backend.iter_cnmf_step(_raw(movie), params, Ain=Ain, summary=summary,
+                                                  executor=executor, fill_nan=filled,
+                                                  border=movie.border if filled else None))
     from .cnmf import iter_cnmf
     from .summary import iter_summary_images
 
     t0 = time.perf_counter()
     if summary is None:
-        summary = yield from iter_summary_images(movie)
+        summary = yield from iter_summary_images(_raw(movie))
     t1 = time.perf_counter()
-    if fill_nan or border is not None:
-        movie = NanFilled(movie, border)
     estimates = yield from iter_cnmf(movie, params, Ain=Ain, executor=executor)
     t2 = time.perf_counter()
     return CnmfStepResult(estimates=estimates, summary=summary,
@@ -243,22 +372,26 @@ def iter_evaluate_step(
     *,
     fill_nan: bool = False,
     border: Any = None,
+    motion: Any = None,
 ) -> Generator[Progress, None, EvaluateStepResult]:
     """Evaluate components (SNR, spatial r-values, thresholds from the
     ``quality`` group) and compute detrended dF/F.
 
     Sets ``estimates.idx_components`` / ``idx_components_bad`` to the threshold
-    result; manual decisions are kept apart (see :mod:`.curation`).
+    result; manual decisions are kept apart (see :mod:`.curation`). The movie
+    is read as CNMF reads it (:func:`movie_for_cnmf`; ``fill_nan``, ``border``,
+    ``motion`` as in :func:`iter_cnmf_step`).
     """
+    movie = _prepared(movie, motion, params, fill_nan, border)
     backend = _caiman_backend(params)
     if backend is not None:
-        return (yield from backend.iter_evaluate_step(movie, estimates, params, fill_nan=fill_nan, border=border))
+        filled = isinstance(movie, NanFilled)
+        return (yield from backend.iter_evaluate_step(_raw(movie), estimates, params, fill_nan=filled,
+                                                      border=movie.border if filled else None))
     from .dff import detrend_df_f
     from .evaluation import iter_evaluate_components
 
     t0 = time.perf_counter()
-    if fill_nan or border is not None:
-        movie = NanFilled(movie, border)
     metrics = yield from iter_evaluate_components(movie, estimates, params)
     t1 = time.perf_counter()
     yield Progress("dF/F", 0, 1)

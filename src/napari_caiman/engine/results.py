@@ -162,7 +162,7 @@ class Results:
         """Final accepted component indices: thresholds, then manual decisions on top.
         None when the components were never evaluated nor curated."""
         thr = self.threshold_accepted()
-        if self.curation is None:
+        if self.curation is None or (thr is None and not self.curation.n_decisions):
             return thr
         base = thr if thr is not None else np.arange(self.estimates.A.shape[1])  # never evaluated: all
         return self.curation.final_indices(base)[0]
@@ -419,10 +419,11 @@ def save_results(path: str | os.PathLike, results: Results) -> Path:
                     est["idx_components"] = np.asarray(final, dtype=np.int64)
                     est["idx_components_bad"] = np.setdiff1d(np.arange(K), final)
                 write_value(f, "estimates", est)
-                if results.curation is not None:
-                    from .curation import write_curation
+                from .curation import Curation, write_curation
 
-                    write_curation(f, results.curation)
+                # always written (all 0 before any decision), so every reader finds the same layout
+                curation = results.curation if results.curation is not None else Curation.empty(results.estimates.A.shape[1])
+                write_curation(f, curation)
             prov = f.create_group("provenance")
             for k, v in results.provenance.items():
                 prov.attrs[k] = v if isinstance(v, (str, int, float)) else json.dumps(v, default=repr)

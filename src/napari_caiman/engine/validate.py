@@ -47,6 +47,9 @@ def check_movie(movie: Any, *, argument: str = "movie", min_frames: int = 2) -> 
             argument,
             f"expected a movie with 3 dimensions (T, Y, X) or 4 (T, Z, Y, X), got shape {shape}",
         )
+    rgb = rgb_message(shape)
+    if rgb:
+        raise InputError(argument, rgb)
     dtype = np.dtype(dtype)
     if dtype.kind not in "uif" and dtype != np.bool_:
         raise InputError(argument, f"expected integer or float pixels, got dtype {dtype}")
@@ -55,6 +58,17 @@ def check_movie(movie: Any, *, argument: str = "movie", min_frames: int = 2) -> 
     if min(shape[1:]) < 1:
         raise InputError(argument, f"has an empty frame (shape {shape})")
     return shape[0], shape[1:]
+
+
+def rgb_message(shape: Sequence[int]) -> str | None:
+    """What is wrong with a colour movie (T, Y, X, 3 or 4), or None: such a
+    shape would otherwise read as a volume of 3 or 4 pixels' width."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == 4 and shape[-1] in (3, 4) and min(shape[1:3]) > 4:
+        kind = "RGB" if shape[-1] == 3 else "RGBA"
+        return (f"has shape {shape}: an {kind} colour movie (T, Y, X, {shape[-1]}); expected one channel, "
+                f"(T, Y, X) or a volume (T, Z, Y, X): save one channel (movie[..., 0]) or a grey-scale copy")
+    return None
 
 
 def check_finite(chunk: np.ndarray, *, argument: str = "movie", first_frame: int = 0) -> None:

@@ -19,6 +19,7 @@ Movies are (T, Y, X) or (T, Z, Y, X) in napari's order.  What
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
@@ -83,6 +84,11 @@ def _movie_shape_check(shape: tuple[int, ...], path: Path) -> None:
         raise InputError(
             "path", f"{str(path)!r} has shape {shape}; expected a movie (T, Y, X) or (T, Z, Y, X)"
         )
+    from ..engine.validate import rgb_message
+
+    rgb = rgb_message(shape)
+    if rgb:
+        raise InputError("path", f"{str(path)!r} {rgb}")
 
 
 # ----------------------------------------------------------------------------- TIFF
@@ -392,6 +398,75 @@ def open_movie(path: str | os.PathLike | Sequence[str | os.PathLike], *, var_nam
 
 
 # ----------------------------------------------------------------------------- saving
+
+
+def _rate(text: str, names: Sequence[str]) -> float | None:
+    for name in names:
+        m = re.search(rf"{re.escape(name)}\s*=\s*'?([0-9.eE+-]+)", text)
+        if m:
+            try:
+                v = float(m.group(1))
+            except ValueError:
+                continue
+            if np.isfinite(v) and v > 0:
+                return v
+    return None
+
+
+def frame_rate(path: str | os.PathLike | Sequence[str | os.PathLike]) -> tuple[float, str] | None:
+    """The frame rate (Hz; volumes per second for a volume movie) a movie's
+    TIFF metadata records, with where it was found, or None.
+
+    Reads, from the first file: ImageJ's ``finterval`` (s per frame) or
+    ``fps``; OME-XML ``Pixels/@TimeIncrement`` (with its unit); ScanImage's
+    ``scanVolumeRate`` (volumes) / ``scanFrameRate`` (SI 2015+) or
+    ``state.acq.frameRate`` (SI 3). Other formats: None.
+    """
+    if isinstance(path, (str, os.PathLike)):
+        p = Path(path)
+        files = movie_files(p) if p.is_dir() else [p]
+    else:
+        files = [Path(f) for f in path]
+    if not files or files[0].suffix.lower() not in TIFF_SUFFIXES or not files[0].is_file():
+        return None
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(files[0]) as tif:
+            ij = tif.imagej_metadata or {}
+            if ij.get("finterval"):
+                return 1.0 / float(ij["finterval"]), "ImageJ metadata (finterval)"
+            if ij.get("fps"):
+                return float(ij["fps"]), "ImageJ metadata (fps)"
+            ome = tif.ome_metadata
+            if ome:
+                m = re.search(r"<Pixels\b[^>]*>", ome)
+                tag = m.group(0) if m else ""
+                inc = re.search(r'TimeIncrement="([0-9.eE+-]+)"', tag)
+                if inc and float(inc.group(1)) > 0:
+                    unit = re.search(r'TimeIncrementUnit="([^"]+)"', tag)
+                    scale = {"s": 1.0, "ms": 1e-3, "µs": 1e-6, "us": 1e-6, "min": 60.0, "h": 3600.0}.get(
+                        unit.group(1) if unit else "s", 1.0)
+                    return 1.0 / (float(inc.group(1)) * scale), "OME metadata (TimeIncrement)"
+            volume = len(tif.series[0].shape) >= 4 if tif.series else False
+            texts = []
+            with contextlib.suppress(Exception):
+                si = tif.scanimage_metadata or {}
+                texts.append("\n".join(f"{k} = {v}" for k, v in (si.get("FrameData") or {}).items()))
+            page = tif.pages[0]
+            for code in (270, 305):  # ImageDescription, Software: where ScanImage writes its state
+                tag = page.tags.get(code)
+                if tag is not None and isinstance(tag.value, str):
+                    texts.append(tag.value)
+            text = "\n".join(texts)
+            names = (["SI.hRoiManager.scanVolumeRate"] if volume else []) + [
+                "SI.hRoiManager.scanFrameRate", "scanimage.SI.hRoiManager.scanFrameRate", "state.acq.frameRate"]
+            fr = _rate(text, names)
+            if fr:
+                return fr, "ScanImage metadata"
+    except Exception:  # unreadable metadata: as if there were none (the movie itself opens elsewhere)
+        return None
+    return None
 
 
 def save_movie(path: str | os.PathLike, movie: Any, *, chunk_size: int | None = None) -> Path:

@@ -322,7 +322,7 @@ class CNMFWidget(Container):
             No movie chosen, a bad parameter or a bad seed layer (the Run
             button shows these as notifications instead).
         """
-        from ..engine.pipeline import iter_cnmf_step, motion_border
+        from ..engine.pipeline import iter_cnmf_step
 
         layer = self.movie.value
         if layer is None:
@@ -338,18 +338,13 @@ class CNMFWidget(Container):
             Ain, seeds = labels_to_seeds(self.seed.value.data, frame_shape)
         step = self._motion_step(layer)
         summary = None if step is None else step.summary
-        # motion correction with border_nan=True leaves NaN borders whose width
-        # changes frame to frame; like CaImAn (border_to_0) we zero a fixed
-        # border of the largest shift and read NaN as 0 (elsewhere NaN is an error)
-        fill_nan = layer.metadata.get("napari_caiman", {}).get("kind") == "motion corrected"
-        border = None
-        if step is not None and step.motion.params.get("border_nan", True) != "copy":
-            border = motion_border(step.motion)
+        # the motion-border rule (engine.pipeline.movie_for_cnmf) is applied by the step
+        motion = None if step is None else step.motion
         name, scale, translate = layer.name, tuple(layer.scale), tuple(layer.translate)
 
         def steps() -> Generator[Progress, None, tuple[Any, list]]:
             result = yield from iter_cnmf_step(
-                data, params, Ain=Ain, summary=summary, fill_nan=fill_nan, border=border
+                data, params, Ain=Ain, summary=summary, motion=motion
             )
             # layer data (contours, labels image ...) is plain numpy: made here,
             # in the worker, so the main thread only adds the layers

@@ -880,13 +880,25 @@ class EvaluationWidget(Container):
         s = self.session
         assert s is not None
         layer = self._check_movie()
-        fill_nan = layer.metadata.get("napari_caiman", {}).get("kind") == "motion corrected"
+        motion = self._motion_of(layer)
         data, est, params = layer.data, s.estimates, self._params()
         check_backend(params["backend"])
         self.runner.start(
-            lambda: iter_evaluate_step(data, est, params, fill_nan=fill_nan),
+            lambda: iter_evaluate_step(data, est, params, motion=motion),
             partial(self._on_evaluated, session=s),
         )
+
+    def _motion_of(self, layer: Layer) -> Any:
+        """The result's motion correction when ``layer`` is the motion-corrected
+        movie (for the border rule, engine.pipeline.movie_for_cnmf), else None."""
+        cnmf = self._find_cnmf()  # the motion step the CNMF dock used for this movie, if any
+        step = None if cnmf is None else getattr(cnmf, "_motion_step", lambda _layer: None)(layer)
+        if step is not None:
+            return step.motion
+        s = self.session
+        if s is None or layer.metadata.get("napari_caiman", {}).get("kind") != "motion corrected":
+            return None
+        return s.motion
 
     def _check_movie(self) -> Layer:
         s = self.session
@@ -1272,13 +1284,13 @@ class EvaluationWidget(Container):
         if self.seeds.value is not None and np.any(np.asarray(self.seeds.value.data)):
             painted, _ = labels_to_seeds(self.seeds.value.data, s.estimates.dims)
         Ain = ev.refit_seeds(s.estimates, np.flatnonzero(self.accepted), painted)
-        fill_nan = layer.metadata.get("napari_caiman", {}).get("kind") == "motion corrected"
+        motion = self._motion_of(layer)
         data, params, summary = layer.data, self._params(), s.summary
         check_backend(params["backend"])
         if summary is not None and not hasattr(summary, "std"):
             summary = None
         self.refit_runner.start(
-            lambda: iter_cnmf_step(data, params, Ain=Ain, summary=summary, fill_nan=fill_nan),
+            lambda: iter_cnmf_step(data, params, Ain=Ain, summary=summary, motion=motion),
             partial(self._on_refit, session=s, n_seeds=Ain.shape[1]),
         )
 

@@ -181,6 +181,9 @@ def iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any = None, executor: An
     if not isinstance(params, CaimanParams):
         params = CaimanParams.from_dict(params or {})
     T, dims = check_movie(movie, min_frames=MIN_FRAMES)
+    from ..pipeline import movie_for_cnmf
+
+    movie = movie_for_cnmf(movie)  # motion-correction borders (NaN strips) zeroed, as on every path
     nd = len(dims)
     st = settings_from_params(params, nd, dims)
     geometry = _patch_geometry(params, st, nd, dims) if Ain is None else None
