@@ -35,7 +35,7 @@ from ..engine.errors import InputError
 from ..engine.progress import Progress
 from ..layers.cnmf import cnmf_layer_data, labels_to_seeds
 from ._backend import BackendEdit, check_backend
-from ._layers import movie_layer_choices, upsert_layer
+from ._layers import movie_layer_choices, select_active_movie, upsert_layer
 from ._presets import PresetBar
 from ._runner import StepRunner
 from .cnmf_settings import PATCH_ONLY, PER_AXIS, STEP_NAMES, CNMFSettings, methods_init
@@ -252,11 +252,10 @@ class CNMFWidget(Container):
             for layer in choices
             if layer.metadata.get("napari_caiman", {}).get("kind") == "motion corrected"
         ]
-        active = self._viewer.layers.selection.active
         if corrected:
             self.movie.value = corrected[-1]
-        elif any(layer is active for layer in choices):
-            self.movie.value = active
+        else:
+            select_active_movie(self._viewer, self.movie)
 
     def _on_layers_changed(self, event: Any = None) -> None:
         layer = getattr(event, "value", None)

@@ -28,6 +28,7 @@ Driving it from a test::
 
 from __future__ import annotations
 
+import contextlib
 import time
 import weakref
 from collections.abc import Callable
@@ -59,7 +60,8 @@ from ..engine.params import parse_kwargs
 from ..layers import evaluation as ev
 from ..layers.cnmf import cnmf_layer_data, labels_to_seeds, layer_names
 from ._backend import BackendEdit, check_backend
-from ._layers import movie_layer_choices, upsert_layer
+from ._keys import KeyBindings, named_key_function
+from ._layers import choose_by_name, movie_layer_choices, same_layer, unwrap, upsert_layer
 from ._presets import PresetBar, set_field
 from ._runner import StepRunner
 from ._settings import step_names
@@ -98,10 +100,41 @@ RESULTS_KEY = "napari_caiman_results"
 RESULTS_PATH_KEY = "napari_caiman_results_path"
 
 
-def _unwrap(obj: Any) -> Any:
-    """The object behind napari's ``PublicOnlyProxy`` (napari wraps what plugins
-    get from objects of ``napari*`` modules, this package's included)."""
-    return getattr(obj, "__wrapped__", obj)
+_unwrap = unwrap  # napari wraps what plugins get from objects of ``napari*`` modules
+
+
+def _decide_accept(w: EvaluationWidget) -> None:
+    w.decide("accept")
+
+
+def _decide_reject(w: EvaluationWidget) -> None:
+    w.decide("reject")
+
+
+def _decide_clear(w: EvaluationWidget) -> None:
+    w.decide("clear")
+
+
+def _step_next(w: EvaluationWidget) -> None:
+    w.step(1)
+
+
+def _step_previous(w: EvaluationWidget) -> None:
+    w.step(-1)
+
+
+#: Curation keys: key -> (name of the bound function, what it does).
+CURATION_KEYS: dict[str, tuple[str, Callable[[Any], None]]] = {
+    "a": ("napari_caiman_accept", _decide_accept),
+    "r": ("napari_caiman_reject", _decide_reject),
+    "u": ("napari_caiman_clear", _decide_clear),
+    "n": ("napari_caiman_next", _step_next),
+    "p": ("napari_caiman_previous", _step_previous),
+}
+
+
+def _report_key_error(w: EvaluationWidget, exc: Exception) -> None:
+    w.runner.report_error(exc)
 
 
 @dataclass
@@ -428,10 +461,14 @@ class EvaluationWidget(Container):
         viewer.layers.events.inserted.connect(self._on_layers_changed)
         viewer.layers.events.removed.connect(self._on_layers_changed)
         viewer.dims.events.current_step.connect(self._on_step)
-        for key, action in (("a", "accept"), ("r", "reject"), ("u", "clear")):
-            viewer.bind_key(key, partial(self._key, partial(self.decide, action)), overwrite=True)
-        viewer.bind_key("n", partial(self._key, partial(self.step, 1)), overwrite=True)
-        viewer.bind_key("p", partial(self._key, partial(self.step, -1)), overwrite=True)
+        self._keys = KeyBindings()
+        self._key_functions = {
+            key: named_key_function(self, name, action, _report_key_error)
+            for key, (name, action) in CURATION_KEYS.items()
+        }
+        self._bind_keys(viewer)
+        self._closed = False
+        self._watch_close()
         if self._find_cnmf() is not None:
             self._guard(self.take_cnmf_result)()
         else:  # results opened with File > Open before this dock was
@@ -450,9 +487,36 @@ class EvaluationWidget(Container):
 
         return call
 
-    @staticmethod
-    def _key(action: Callable[[], Any], *_: Any) -> None:
-        action()
+    def _bind_keys(self, provider: Any) -> None:
+        """a / r / u / n / p on ``provider`` (the viewer, or a result layer)."""
+        for key, func in self._key_functions.items():
+            self._keys.bind(provider, key, func)
+
+    def _watch_close(self) -> None:
+        """Unbind the keys and clicks when the dock is closed (napari's "x"
+        takes the widget out of its dock) or the widget is deleted."""
+        from qtpy.QtCore import QEvent, QObject
+
+        widget = self
+
+        class _CloseFilter(QObject):
+            def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802
+                if event.type() == QEvent.Type.ParentChange and obj.parent() is None:
+                    widget.close_bindings()
+                return False
+
+        self._close_filter = _CloseFilter(self.native)
+        self.native.installEventFilter(self._close_filter)
+        self.native.destroyed.connect(lambda *_: self._keys.clear())
+
+    def close_bindings(self) -> None:
+        """Remove this widget's keys and mouse callbacks from the viewer and layers."""
+        self._closed = True
+        self._keys.clear()
+        for layer in self._hooked:
+            with contextlib.suppress(ValueError):
+                layer.mouse_drag_callbacks.remove(self._on_click)
+        self._hooked = []
 
     def _ask(self, text: str) -> bool:
         answer = QMessageBox.question(self.native, "Refit with seeds", text)
@@ -714,10 +778,8 @@ class EvaluationWidget(Container):
         self.selected = None
         self.picked = []
         self._hook_layers()
-        if name in self._viewer.layers and any(
-            layer is self._viewer.layers[name] for _, layer in self._movie_choices()
-        ):
-            self.movie.value = self._viewer.layers[name]
+        # the movie the result was computed on, by name (proxies are never identical)
+        choose_by_name(self.movie, name)
         n = estimates.n_components
         where = f" from {self.session.path.name}" if self.session.path else ""
         self.source_label.value = f"{name}: {n} components{where}"
@@ -755,17 +817,15 @@ class EvaluationWidget(Container):
 
     def _hook_layers(self) -> None:
         """Mouse and key bindings on the result's contours and footprints layers."""
+        if self._closed:
+            return
         for kind in ("contours", "footprints"):
             layer = self._layer(kind)
-            if layer is None or any(layer is h for h in self._hooked):
+            if layer is None or any(same_layer(layer, h) for h in self._hooked):
                 continue
+            layer = unwrap(layer)
             layer.mouse_drag_callbacks.append(self._on_click)
-            for key, action in (("a", "accept"), ("r", "reject"), ("u", "clear")):
-                layer.bind_key(
-                    key, partial(self._key, partial(self.decide, action)), overwrite=True
-                )
-            layer.bind_key("n", partial(self._key, partial(self.step, 1)), overwrite=True)
-            layer.bind_key("p", partial(self._key, partial(self.step, -1)), overwrite=True)
+            self._bind_keys(layer)  # before the layer's own keys (Shapes: r, p ...)
             self._hooked.append(layer)
         contours = self.contours_layer
         if contours is not None and "component" in contours.features:

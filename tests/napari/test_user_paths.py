@@ -1,0 +1,144 @@
+"""The steps as a user drives them: docks from the Plugins menu (a proxy viewer),
+real key presses and clicks on the canvas, one dock following another."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qtpy.QtCore import Qt
+
+from napari_caiman.engine.pipeline import iter_evaluate_step
+from napari_caiman.engine.progress import run as drive
+
+pytestmark = pytest.mark.gui
+
+TIMEOUT_MS = 60_000
+
+
+def _dock(viewer, name):
+    _, widget = viewer.window.add_plugin_dock_widget("napari-caiman", name)
+    return widget
+
+
+def _run(qtbot, widget, runner=None):
+    runner = runner or widget.runner
+    runner.run_button.native.click()
+    qtbot.waitUntil(lambda: not runner.is_running, timeout=TIMEOUT_MS)
+
+
+@pytest.fixture
+def pipeline(qtbot, viewer, movie_2d, errors):
+    """Motion -> CNMF through their docks on the moving 2D movie; the docks."""
+    viewer.add_image(movie_2d.movie, name="movie")
+    motion = _dock(viewer, "Motion correction")
+    assert motion.movie.value.name == "movie"
+    _run(qtbot, motion)
+    cnmf = _dock(viewer, "CNMF")
+    assert cnmf.movie.value.name == "movie corrected"
+    cnmf.set_settings(cnmf.get_settings().replace(K=12, gSig=(4, 4, 2)))
+    _run(qtbot, cnmf)
+    assert errors == [], errors
+    return motion, cnmf
+
+
+def _metrics_on(viewer, name, evaluation):
+    """What Evaluate computes on the layer ``name`` (the engine, directly)."""
+    layer = viewer.layers[name]
+    fill = layer.metadata.get("napari_caiman", {}).get("kind") == "motion corrected"
+    step = drive(
+        iter_evaluate_step(
+            layer.data, evaluation.session.estimates, evaluation._params(), fill_nan=fill
+        )
+    )
+    return step.metrics
+
+
+def test_evaluation_scores_the_corrected_movie(qtbot, viewer, pipeline, errors):
+    evaluation = _dock(viewer, "Evaluation / curation")
+    assert evaluation.session.name == "movie corrected"
+    assert evaluation.movie.value.name == "movie corrected"  # not the raw "movie"
+    _run(qtbot, evaluation)
+    assert errors == [], errors
+    got = evaluation.session.metrics.r_values
+    want = _metrics_on(viewer, "movie corrected", evaluation).r_values
+    raw = _metrics_on(viewer, "movie", evaluation).r_values
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert np.nanmean(got) > np.nanmean(raw) + 0.05  # the raw movie scores worse
+    # the re-evaluation after a refit uses the corrected movie too
+    seeds = evaluation.new_seeds_layer()
+    seeds.data[2:7, 2:7] = 1
+    seeds.refresh()
+    evaluation.confirm = lambda text: True
+    _run(qtbot, evaluation, evaluation.refit_runner)
+    qtbot.waitUntil(lambda: not evaluation.runner.is_running, timeout=TIMEOUT_MS)
+    assert evaluation.movie.value.name == "movie corrected"
+    got = evaluation.session.metrics.r_values
+    want = _metrics_on(viewer, "movie corrected", evaluation).r_values
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def _component_point(widget, k):
+    """A world point inside component ``k``'s footprint (its most-weighted pixel)."""
+    est = widget.session.estimates
+    col = est.A[:, k].toarray().ravel()
+    y, x = np.unravel_index(int(np.argmax(col)), est.dims, order="F")
+    return float(y), float(x)
+
+
+def test_keys_and_clicks_curate_and_napari_keys_still_work(
+    qtbot, viewer, user, pipeline, errors, monkeypatch
+):
+    import napari_caiman.widgets.evaluation as evaluation_module
+
+    raised = []
+    monkeypatch.setattr("sys.excepthook", lambda *exc: raised.append(exc))
+    evaluation = _dock(viewer, "Evaluation / curation")
+    _run(qtbot, evaluation)
+    viewer.reset_view()
+    qtbot.wait(50)
+    contours = evaluation.contours_layer
+    viewer.layers.selection.active = contours
+    k = int(np.argmax(evaluation.session.metrics.SNR_comp))
+    y, x = _component_point(evaluation, k)
+    user.click((y, x))
+    assert evaluation.selected == k
+    user.press(Qt.Key.Key_R)
+    assert evaluation.session.curation.manual[k] == -1 and not evaluation.accepted[k]
+    user.press(Qt.Key.Key_A)
+    assert evaluation.session.curation.manual[k] == 1 and evaluation.accepted[k]
+    user.press(Qt.Key.Key_U)
+    assert evaluation.session.curation.manual[k] == 0
+    order = evaluation.table_model.order
+    user.press(Qt.Key.Key_N)
+    row = int(evaluation.table_model.rank[k])
+    assert evaluation.selected == int(order[(row + 1) % len(order)])
+    user.press(Qt.Key.Key_P)
+    assert evaluation.selected == k
+    # the keys work with the movie layer active too (viewer-level bindings)
+    viewer.layers.selection.active = viewer.layers["movie"]
+    user.press(Qt.Key.Key_R)
+    assert evaluation.session.curation.manual[k] == -1
+    # napari's own keys: the arrows step through frames
+    viewer.dims.set_current_step(0, 5)
+    user.press(Qt.Key.Key_Right)
+    assert viewer.dims.current_step[0] == 6
+    user.press(Qt.Key.Key_Left)
+    assert viewer.dims.current_step[0] == 5
+    # Return in a dock field (napari reads the bound functions' names then)
+    evaluation.kwargs.native.setFocus()
+    qtbot.keyClick(evaluation.kwargs.native, Qt.Key.Key_Return)
+    assert raised == [] and errors == []
+    assert "functools.partial" not in repr(dict(viewer.keymap))
+    # closing the dock removes the bindings and clicks
+    viewer.window.remove_dock_widget(evaluation.native)
+    qtbot.wait(10)
+    before = evaluation.session.curation.manual.copy()
+    viewer.layers.selection.active = viewer.layers["movie"]
+    user.press(Qt.Key.Key_A)
+    np.testing.assert_array_equal(evaluation.session.curation.manual, before)
+    assert not any(
+        f.__name__.startswith("napari_caiman_") for f in viewer.keymap.values() if callable(f)
+    )
+    assert evaluation._on_click not in contours.mouse_drag_callbacks
+    assert evaluation_module  # the module's key functions are named, not partials
+    assert raised == []
