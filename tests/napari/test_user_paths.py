@@ -142,3 +142,36 @@ def test_keys_and_clicks_curate_and_napari_keys_still_work(
     assert evaluation._on_click not in contours.mouse_drag_callbacks
     assert evaluation_module  # the module's key functions are named, not partials
     assert raised == []
+
+
+def test_evaluation_follows_a_new_cnmf_run(qtbot, viewer, user, pipeline, errors):
+    _, cnmf = pipeline
+    evaluation = _dock(viewer, "Evaluation / curation")
+    first = evaluation.session.estimates
+    assert first is cnmf.last_result.estimates
+    evaluation.select_component(0)
+    assert "movie corrected selected" in viewer.layers
+    # a re-run with other parameters: the dock curates the new result, the old outline goes
+    cnmf.set_settings(cnmf.get_settings().replace(K=8))
+    _run(qtbot, cnmf)
+    assert errors == [], errors
+    assert evaluation.session.estimates is cnmf.last_result.estimates is not first
+    assert evaluation.session.n_components == cnmf.last_result.estimates.n_components
+    assert "movie corrected selected" not in viewer.layers
+    assert evaluation.selected is None
+    # clicks on the new contours select the new components
+    viewer.reset_view()
+    qtbot.wait(50)
+    viewer.layers.selection.active = evaluation.contours_layer
+    user.click(_component_point(evaluation, 1))
+    assert evaluation.selected == 1
+    # with decisions by hand that have no file, it asks; "keep" keeps the curated result
+    evaluation.decide("reject", [1])
+    asked = []
+    evaluation.ask_replace = lambda text: asked.append(text) or "keep"
+    kept = evaluation.session.estimates
+    cnmf.set_settings(cnmf.get_settings().replace(K=10))
+    _run(qtbot, cnmf)
+    assert len(asked) == 1 and "not saved" in asked[0]
+    assert evaluation.session.estimates is kept
+    assert evaluation.session.curation.manual[1] == -1

@@ -38,6 +38,7 @@ from ._backend import BackendEdit, check_backend
 from ._layers import movie_layer_choices, select_active_movie, upsert_layer
 from ._presets import PresetBar
 from ._runner import StepRunner
+from ._state import CnmfRun, viewer_state
 from .cnmf_settings import PATCH_ONLY, PER_AXIS, STEP_NAMES, CNMFSettings, methods_init
 from .motion import AxesEdit
 
@@ -301,16 +302,14 @@ class CNMFWidget(Container):
 
     # -- run ------------------------------------------------------------------------
     def _motion_step(self, layer: Layer) -> Any:
-        """The motion widget's step result whose corrected movie is ``layer``, if any."""
-        window = getattr(self._viewer, "window", None)
-        if window is None:
+        """The motion step result whose corrected movie is ``layer``, if any
+        (published by the Motion dock of this viewer)."""
+        run = viewer_state(self._viewer).motion_for(layer.name)
+        if run is None:
             return None
-        for widget in window.dock_widgets.values():
-            step = getattr(widget, "last_step", None)
-            motion = getattr(step, "motion", None)
-            if motion is not None and getattr(motion, "corrected", None) is layer.data:
-                return step
-        return None
+        corrected = getattr(run.step.motion, "corrected", None)
+        shape = getattr(corrected, "shape", None)
+        return run.step if shape is not None and tuple(shape) == tuple(layer.data.shape) else None
 
     def run(self) -> None:
         """Validate the form and start CNMF in a worker.
@@ -356,14 +355,14 @@ class CNMFWidget(Container):
             return result, cnmf_layer_data(result, name, scale, translate, movie=data)
 
         on_result = partial(
-            self._show_result, params=params, seeds=seeds, started=time.perf_counter()
+            self._show_result, params=params, seeds=seeds, started=time.perf_counter(), name=name
         )
         self.result_label.value = ""
         self.runner.start(steps, on_result)
 
     # -- results (main thread) ------------------------------------------------------
     def _show_result(
-        self, output: tuple[Any, list], *, params: Any, seeds: Any, started: float
+        self, output: tuple[Any, list], *, params: Any, seeds: Any, started: float, name: str = ""
     ) -> None:
         result, tuples = output
         self.last_result = result
@@ -375,4 +374,7 @@ class CNMFWidget(Container):
         seeded = f" from {len(seeds)} seeds" if seeds is not None else ""
         self.result_label.value = (
             f"{n} component{'s' if n != 1 else ''}{seeded} in {time.perf_counter() - started:.1f} s"
+        )
+        viewer_state(self._viewer).add_cnmf(
+            CnmfRun(result=result, params=params, movie=name, seeds=seeds)
         )

@@ -65,6 +65,7 @@ from ._layers import choose_by_name, movie_layer_choices, same_layer, unwrap, up
 from ._presets import PresetBar, set_field
 from ._runner import StepRunner
 from ._settings import step_names
+from ._state import CnmfRun, viewer_state
 from .traces import DOCK_NAME as TRACES_DOCK
 from .traces import TracesPlot
 
@@ -469,6 +470,8 @@ class EvaluationWidget(Container):
         self._bind_keys(viewer)
         self._closed = False
         self._watch_close()
+        self._state = viewer_state(viewer)
+        self._state.cnmf_done.connect(self._on_cnmf_done)
         if self._find_cnmf() is not None:
             self._guard(self.take_cnmf_result)()
         else:  # results opened with File > Open before this dock was
@@ -626,15 +629,26 @@ class EvaluationWidget(Container):
         return layer if isinstance(layer, Shapes) else None
 
     # -- choosing the result -------------------------------------------------------------
-    def _find_cnmf(self) -> Any:
-        window = getattr(self._viewer, "window", None)
-        if window is None:
-            return None
-        for widget in window.dock_widgets.values():
-            result = getattr(widget, "last_result", None)
-            if getattr(result, "estimates", None) is not None and hasattr(widget, "last_params"):
-                return widget
-        return None
+    def _find_cnmf(self) -> CnmfRun | None:
+        """The newest CNMF result of this viewer (published by its CNMF dock)."""
+        run = self._state.cnmf
+        return run if run is not None and getattr(run.result, "estimates", None) is not None else None
+
+    def _on_cnmf_done(self, run: CnmfRun) -> None:
+        """A new CNMF result: curate it (asking first when unsaved curation would be lost)."""
+        if self._closed:
+            return
+        s = self.session
+        if s is not None and s.estimates is run.result.estimates:
+            return
+        if not self.may_replace(f"the new CNMF result of {run.movie!r}"):
+            self.runner.status.value = f"kept {s.name!r}; the new CNMF result not taken"
+            show_info(
+                f"The Evaluation dock keeps {s.name!r} (unsaved curation); "
+                "use 'Use CNMF result' to curate the new result."
+            )
+            return
+        self._guard(self.take_cnmf_result)()
 
     def _on_take(self, *_: Any) -> None:
         if self.may_replace("the CNMF result"):
@@ -648,20 +662,10 @@ class EvaluationWidget(Container):
         InputError
             No CNMF dock or no result yet.
         """
-        widget = self._find_cnmf()
-        if widget is None:
+        run = self._find_cnmf()
+        if run is None:
             raise InputError("result", "no CNMF result: run CNMF first, or load a results file")
-        result = widget.last_result
-        name = None
-        for layer in reversed(list(self._viewer.layers)):  # newest CNMF contours
-            meta = layer.metadata.get("napari_caiman", {})
-            if meta.get("kind") == "cnmf contours" and "source" in meta:
-                name = meta["source"]
-                break
-        if name is None:
-            movie = getattr(widget, "movie", None)
-            name = getattr(getattr(movie, "value", None), "name", "cnmf")
-        self.set_result(result.estimates, result.summary, widget.last_params, name)
+        self.set_result(run.result.estimates, run.result.summary, run.params, run.movie or "cnmf")
 
     def _ask_open_path(self) -> str:
         path, _f = QFileDialog.getOpenFileName(self.native, "Load results", "", RESULTS_FILTER)
@@ -722,6 +726,7 @@ class EvaluationWidget(Container):
         evaluation = (
             results.provenance.get("evaluation") if isinstance(results.provenance, dict) else None
         )
+        self._drop_outline()
         self.session = None  # no re-thresholding of the old result while the form fills
         for key, value in quality.items():
             if value is not None:
@@ -761,6 +766,7 @@ class EvaluationWidget(Container):
     ) -> None:
         """Curate this result. ``build_layers`` adds its layers (contours ...)
         as the CNMF widget does; otherwise ``"<name> contours"`` must exist."""
+        self._drop_outline()
         self.session = CurationSession(
             estimates=estimates,
             summary=summary,
@@ -787,6 +793,13 @@ class EvaluationWidget(Container):
         self._colors = None
         self.apply(full=True)
         self._show_traces()
+
+    def _drop_outline(self) -> None:
+        """Remove the current result's selection outline (another result comes)."""
+        if self.session is not None:
+            outline = f"{self.session.name} selected"
+            if outline in self._viewer.layers:
+                self._viewer.layers.remove(outline)
 
     def _rebuild_layers(self, movie: Any = None) -> None:
         """(Re)make the result's layers (after loading or a hand edit)."""

@@ -41,6 +41,7 @@ from ._layers import movie_layer_choices, select_active_movie, upsert_layer
 from ._presets import PresetBar
 from ._runner import StepRunner
 from ._settings import AXES
+from ._state import MotionRun, viewer_state
 from .motion_settings import PER_AXIS, PW_RIGID_ONLY, STEP_NAMES, MotionSettings
 from .shifts_plot import DOCK_NAME, ShiftsPlot
 
@@ -344,6 +345,9 @@ class MotionCorrectionWidget(Container):
         if step.motion.patch_bounds is None and patches in self._viewer.layers:
             self._viewer.layers.remove(patches)
         self._show_shifts(step.motion, name)
+        viewer_state(self._viewer).add_motion(
+            MotionRun(step=step, params=params, movie=name, corrected=layer_names(name)["corrected"])
+        )
         metrics = getattr(step.motion, "metrics", None) or {}
         raw, cor = metrics.get("crispness_raw"), metrics.get("crispness_corrected")
         if raw is not None and cor is not None:
