@@ -175,3 +175,34 @@ def test_evaluation_follows_a_new_cnmf_run(qtbot, viewer, user, pipeline, errors
     assert len(asked) == 1 and "not saved" in asked[0]
     assert evaluation.session.estimates is kept
     assert evaluation.session.curation.manual[1] == -1
+
+
+def test_all_docks_fit_a_1920x1080_screen(qtbot, viewer, movie_2d):
+    from qtpy.QtWidgets import QScrollArea
+
+    from napari_caiman.widgets.shifts_plot import ShiftsPlot
+
+    viewer.add_image(movie_2d.movie, name="movie")
+    window = viewer.window._qt_window
+    docks = [
+        _dock(viewer, name) for name in ("Motion correction", "CNMF", "Evaluation / curation", "Batch")
+    ]
+    evaluation = docks[2]
+    evaluation._ensure_docks()  # Traces + Components (they come with a result)
+    viewer.window.add_dock_widget(ShiftsPlot(), name="Motion shifts", area="bottom")
+    qtbot.wait(50)
+    need = window.minimumSizeHint()
+    assert need.height() <= 1080 - 60, need.height()  # a title bar and a panel left over
+    assert need.width() <= 1920, need.width()
+    for widget in docks:  # the forms scroll inside their docks
+        assert widget.native.findChild(QScrollArea) is not None
+    # a long status line neither widens the dock nor loses its text
+    width = evaluation.native.parent().width()
+    long = "result: " + "a very long message naming /some/deep/folder/and/file.hdf5 " * 4
+    evaluation.runner.status.value = long
+    qtbot.wait(20)
+    assert evaluation.native.parent().width() == width
+    assert evaluation.runner.status.value == long
+    assert evaluation.runner.status.native.toolTip() == long
+    assert evaluation.runner.status.native.text().endswith("…")
+    assert window.minimumSizeHint().width() == need.width()

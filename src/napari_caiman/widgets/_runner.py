@@ -27,17 +27,22 @@ import traceback
 from collections.abc import Callable, Generator
 from typing import Any
 
-from magicgui.widgets import Container, Label, ProgressBar, PushButton
+from magicgui.widgets import Container, ProgressBar, PushButton
 from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils.notifications import show_error
 from psygnal import Signal
 
 from ..engine.errors import InputError
+from ._dock import StatusLabel
+from ._progress import StepProgress
 
 logger = logging.getLogger(__name__)
 
 #: The progress bar counts in these steps (a fraction in [0, 1] times this).
 BAR_STEPS = 1000
+
+#: While a step runs, the status line (elapsed, time left) is refreshed this often, ms.
+TICK_MS = 500
 
 
 def error_message(exc: BaseException, step: str = "") -> str:
@@ -126,13 +131,20 @@ class StepRunner(Container):
         )
         buttons.margins = (0, 0, 0, 0)
         self.progress = ProgressBar(min=0, max=BAR_STEPS, value=0, label="progress")
-        self.status = Label(value="ready")
+        self.status = StatusLabel(value="ready")
         super().__init__(widgets=[buttons, self.progress, self.status], labels=False)
         self.margins = (0, 0, 0, 0)
         self.worker: GeneratorWorker | None = None
         self._job: _Job | None = None
         self._on_result: Callable[[Any], Any] | None = None
         self._outcome = "done"
+        self.tracker: StepProgress | None = None
+        self._detail = ""
+        from qtpy.QtCore import QTimer
+
+        self._tick = QTimer(self.native)
+        self._tick.setInterval(TICK_MS)
+        self._tick.timeout.connect(self._on_tick)
         self.run_button.changed.connect(self._on_run_clicked)
         self.cancel_button.changed.connect(self.cancel)
         from qtpy.QtWidgets import QApplication
@@ -199,6 +211,9 @@ class StepRunner(Container):
         self.cancel_button.enabled = True
         self.progress.value = 0
         self.status.value = "starting…"
+        self.tracker = StepProgress(self.step)
+        self._detail = "starting"
+        self._tick.start()
         worker.start()
         return worker
 
@@ -231,6 +246,8 @@ class StepRunner(Container):
                 signal.disconnect(slot)
         worker.quit()
         self._job = None
+        with contextlib.suppress(RuntimeError):  # the timer went with the widgets
+            self._tick.stop()
         return worker
 
     def report_error(self, exc: BaseException) -> None:
@@ -247,10 +264,25 @@ class StepRunner(Container):
 
     # -- worker slots (main thread) ----------------------------------------------
     def _on_yielded(self, progress: Any) -> None:
-        fraction = getattr(progress, "fraction", None)
+        tracker = self.tracker
+        stage = getattr(progress, "stage", None)
+        if tracker is not None and stage is not None:
+            fraction = tracker.update(str(stage), progress.done, progress.total)
+        else:
+            fraction = getattr(progress, "fraction", None)
         if fraction is not None:
             self.progress.value = round(fraction * BAR_STEPS)
-        self.status.value = str(progress)
+        self._detail = str(progress)
+        self.status.value = tracker.text(self._detail) if tracker is not None else self._detail
+
+    def _on_tick(self) -> None:
+        """Once in a while: elapsed / time left, and a little movement when the engine is quiet."""
+        tracker = self.tracker
+        if tracker is None or not self.is_running or self.status.value.startswith("cancel"):
+            return
+        if tracker.clock() - tracker.last_report > 1.0:
+            self.progress.value = round(tracker.creep() * BAR_STEPS)
+        self.status.value = tracker.text(self._detail)
 
     def _on_returned(self, result: Any) -> None:
         callback = self._on_result
@@ -274,6 +306,7 @@ class StepRunner(Container):
         self._outcome = "cancelled"
 
     def _on_finished(self) -> None:
+        self._tick.stop()
         if self._outcome == "cancelled":
             self.progress.value = 0
             self.status.value = "cancelled"

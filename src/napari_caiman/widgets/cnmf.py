@@ -28,13 +28,14 @@ from collections.abc import Generator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton, SpinBox
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, LineEdit, PushButton, SpinBox
 from napari.layers import Image, Labels, Layer
 
 from ..engine.errors import InputError
 from ..engine.progress import Progress
 from ..layers.cnmf import cnmf_layer_data, labels_to_seeds
 from ._backend import BackendEdit, check_backend
+from ._dock import StatusLabel, make_scrollable
 from ._layers import movie_layer_choices, select_active_movie, upsert_layer
 from ._presets import PresetBar
 from ._runner import StepRunner
@@ -155,7 +156,7 @@ class CNMFWidget(Container):
             get_values=self._preset_values,
             report_error=self.runner.report_error,
         )
-        self.result_label = Label(value="", label="result")
+        self.result_label = StatusLabel(value="", label="result")
         super().__init__(
             widgets=[
                 self.movie,
@@ -182,6 +183,7 @@ class CNMFWidget(Container):
                 self.result_label,
             ],
         )
+        make_scrollable(self)
         self.last_result: Any = None
         self.last_params: Any = None
         self.last_seeds: Any = None

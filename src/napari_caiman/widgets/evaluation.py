@@ -60,6 +60,7 @@ from ..engine.params import parse_kwargs
 from ..layers import evaluation as ev
 from ..layers.cnmf import cnmf_layer_data, labels_to_seeds, layer_names
 from ._backend import BackendEdit, check_backend
+from ._dock import StatusLabel, make_scrollable
 from ._keys import KeyBindings, named_key_function
 from ._layers import choose_by_name, movie_layer_choices, same_layer, unwrap, upsert_layer
 from ._presets import PresetBar, set_field
@@ -301,7 +302,7 @@ class EvaluationWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self._viewer = viewer
         q = thresholds_from_params(None)
-        self.source_label = Label(
+        self.source_label = StatusLabel(
             value="no result: run CNMF or load a results file", label="result"
         )
         self.take_button = PushButton(text="Use CNMF result")
@@ -335,7 +336,7 @@ class EvaluationWidget(Container):
         )
         self.show_filter = ComboBox(value="all", choices=list(ev.SHOW_MODES), label="show")
         self.counts = Label(value="", label="counts")
-        self.component_label = Label(value="click an ROI (keys a/r/u, n/p)", label="component")
+        self.component_label = StatusLabel(value="click an ROI (keys a/r/u, n/p)", label="component")
         self.accept_button = PushButton(text="Accept (a)")
         self.reject_button = PushButton(text="Reject (r)")
         self.clear_button = PushButton(text="Clear (u)")
@@ -417,6 +418,7 @@ class EvaluationWidget(Container):
                 export_row,
             ]
         )
+        make_scrollable(self)
         self.session: CurationSession | None = None
         self.accepted = np.zeros(0, bool)
         self.selected: int | None = None
@@ -1165,7 +1167,7 @@ class EvaluationWidget(Container):
             table.setMinimumHeight(200)
             table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
             table.selectionModel().selectionChanged.connect(self._on_table_selection)
-            window.add_dock_widget(table, name=TABLE_DOCK, area="right")
+            window.add_dock_widget(table, name=TABLE_DOCK, area="bottom")
         self.table_view = table
 
     def _show_traces(self) -> None:

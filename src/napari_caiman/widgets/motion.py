@@ -27,7 +27,6 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FileEdit,
-    Label,
     LineEdit,
     PushButton,
     SpinBox,
@@ -37,6 +36,7 @@ from napari.layers import Layer
 from ..engine.errors import InputError
 from ..layers.motion import layer_names, motion_layers
 from ._backend import BackendEdit, check_backend
+from ._dock import StatusLabel, make_scrollable
 from ._layers import movie_layer_choices, select_active_movie, upsert_layer
 from ._presets import PresetBar
 from ._runner import StepRunner
@@ -200,7 +200,7 @@ class MotionCorrectionWidget(Container):
             get_values=lambda: self.get_settings().to_dict(self.n_spatial),
             report_error=self.runner.report_error,
         )
-        self.result_label = Label(
+        self.result_label = StatusLabel(
             value="",
             label="result",
             tooltip="Crispness of the mean image before -> after (higher = sharper)",
@@ -228,6 +228,7 @@ class MotionCorrectionWidget(Container):
                 self.result_label,
             ],
         )
+        make_scrollable(self)
         self.last_result: Any = None
         self.last_step: Any = None
         self.last_params: Any = None
