@@ -153,11 +153,11 @@ def test_keys_clicks_traces_and_sidecar(qtbot, viewer, widget, fitted_2d, tmp_pa
     traces = viewer.window.dock_widgets["Traces"]
     assert isinstance(traces, TracesPlot)
     j = widget.selected
-    np.testing.assert_allclose(traces.lines["C"].get_ydata(), est.C[j], rtol=1e-5)
-    np.testing.assert_allclose(traces.lines["raw"].get_ydata(), est.C[j] + est.YrA[j], rtol=1e-5)
-    np.testing.assert_allclose(traces.lines["dff"].get_ydata(), widget.session.F_dff[j], rtol=1e-5)
+    np.testing.assert_allclose(traces.ydata("C"), est.C[j], rtol=1e-5)
+    np.testing.assert_allclose(traces.ydata("raw"), est.C[j] + est.YrA[j], rtol=1e-5)
+    np.testing.assert_allclose(traces.ydata("dff"), widget.session.F_dff[j], rtol=1e-5)
     viewer.dims.set_current_step(0, 42)
-    assert list(traces.frame_lines[0].get_xdata()) == [42, 42]
+    assert traces.frame() == 42
     traces.frame_clicked.emit(17)
     assert viewer.dims.current_step[0] == 17
     assert sidecar_path(path).is_file()

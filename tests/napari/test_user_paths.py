@@ -206,3 +206,127 @@ def test_all_docks_fit_a_1920x1080_screen(qtbot, viewer, movie_2d):
     assert evaluation.runner.status.native.toolTip() == long
     assert evaluation.runner.status.native.text().endswith("…")
     assert window.minimumSizeHint().width() == need.width()
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    from napari_caiman.engine.cnmf import cnmf
+    from napari_caiman.engine.params import CaimanParams
+    from napari_caiman.engine.summary import summary_images
+    from napari_caiman.engine.synthetic import make_movie_2d
+
+    m = make_movie_2d((300, 64, 64), n_neurons=12, seed=1, return_flow=False)
+    params = CaimanParams.from_dict({"K": 15, "gSig": (4, 4)})
+    return m.movie, cnmf(m.movie, params), summary_images(m.movie), params
+
+
+@pytest.fixture
+def curated(qtbot, viewer, fitted):
+    """An Evaluation dock holding an evaluated result of a still movie."""
+    import copy
+
+    movie, est, summary, params = fitted
+    viewer.add_image(movie, name="movie")
+    evaluation = _dock(viewer, "Evaluation / curation")
+    evaluation.set_result(copy.deepcopy(est), summary, params.copy(), "movie", build_layers=True)
+    assert evaluation.movie.value.name == "movie"
+    _run(qtbot, evaluation)
+    return evaluation
+
+
+def _header_click(qtbot, table, column):
+    header = table.horizontalHeader()
+    x = header.sectionViewportPosition(column) + header.sectionSize(column) // 2
+    from qtpy.QtCore import QPoint
+
+    qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(x, 5))
+
+
+def _row_click(qtbot, table, row, modifier=Qt.KeyboardModifier.NoModifier):
+    rect = table.visualRect(table.model().index(row, 0))
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, modifier, rect.center())
+
+
+def test_components_table_sorts_filters_and_stays_in_sync(qtbot, viewer, curated):
+    w = curated
+    dock = viewer.window.dock_widgets["Components"]
+    table, model = dock.table, w.table_model
+    assert model.COLUMNS[:4] == ("id", "SNR", "r_value", "size")
+    snr_col = model.COLUMNS.index("SNR")
+    _row_click(qtbot, table, 2)
+    assert w.selected == 2
+    _header_click(qtbot, table, snr_col)  # sort by SNR: the highlighted row follows component 2
+    rows = {i.row() for i in table.selectionModel().selectedRows()}
+    assert [int(model.order[r]) for r in rows] == [2]
+    shown = [float(model.data(model.index(r, snr_col))) for r in range(model.rowCount())]
+    assert shown == sorted(shown) or shown == sorted(shown, reverse=True)
+    # a click on a row of the sorted table selects that row's component
+    _row_click(qtbot, table, 0)
+    k = int(model.order[0])
+    assert w.selected == k
+    assert float(model.data(model.index(0, snr_col))) == pytest.approx(
+        w.session.metrics.SNR_comp[k], abs=0.006
+    )
+    # decisions recolour and keep the selection on the same component
+    w.decide("reject")
+    rows = {i.row() for i in table.selectionModel().selectedRows()}
+    assert [int(model.order[r]) for r in rows] == [k]
+    # filter: only the rejected ones
+    dock.filter.setCurrentText("rejected")
+    rejected = np.flatnonzero(~w.accepted)
+    assert sorted(int(c) for c in model.order) == sorted(int(c) for c in rejected)
+    assert set(model.columns["status"][model.order]) == {"rejected"}
+    dock.filter.setCurrentText("all")
+    assert model.rowCount() == w.session.n_components
+
+
+def test_scatter_shows_thresholds_and_selects_by_click(qtbot, viewer, curated):
+    w = curated
+    scatter = viewer.window.dock_widgets["Components"].scatter
+    assert scatter.x_axis.currentText() == "r_value" and scatter.y_axis.currentText() == "SNR"
+    x, y = scatter.points.getData()
+    m = w.session.metrics
+    finite = np.isfinite(m.r_values) & np.isfinite(m.SNR_comp)
+    np.testing.assert_allclose(np.sort(x), np.sort(m.r_values[finite]))
+    lines = {name.split(":")[0]: line.value() for name, line in scatter.lines.items()}
+    assert lines["min_SNR"] == pytest.approx(w.min_SNR.value)
+    assert lines["rval_thr"] == pytest.approx(w.rval_thr.value)
+    w.min_SNR.value = 4.0  # the line follows the slider
+    lines = {name.split(":")[0]: line.value() for name, line in scatter.lines.items()}
+    assert lines["min_SNR"] == pytest.approx(4.0)
+    # a click on a point selects its component
+    k = int(np.flatnonzero(finite)[3])
+    qtbot.wait(100)  # pyqtgraph sets the view range on its next paint
+    vb = scatter.plot.getPlotItem().vb
+    scene = vb.mapViewToScene(pg_point(m.r_values[k], m.SNR_comp[k]))
+    pos = scatter.plot.mapFromScene(scene)
+    qtbot.mouseMove(scatter.plot.viewport(), pos)
+    qtbot.mouseClick(scatter.plot.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    assert w.selected == k
+    hx, hy = scatter.highlight.getData()
+    assert hx[0] == pytest.approx(m.r_values[k])
+
+
+def pg_point(x, y):
+    from qtpy.QtCore import QPointF
+
+    return QPointF(float(x), float(y))
+
+
+def test_selection_and_slider_are_fast(qtbot, viewer, curated):
+    import time
+
+    w = curated
+    from qtpy.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    times = []
+    for k in range(w.session.n_components):
+        t0 = time.perf_counter()
+        w.select_component(k)
+        app.processEvents()
+        times.append(time.perf_counter() - t0)
+    traces = viewer.window.dock_widgets["Traces"]
+    np.testing.assert_allclose(traces.ydata("C"), w.session.estimates.C[k], rtol=1e-5)
+    # < 50 ms is the target (bench/bench_gui.py); the test leaves room for a busy machine
+    assert np.median(times) < 0.25, times

@@ -50,8 +50,8 @@ from magicgui.widgets import (
 )
 from napari.layers import Labels, Layer, Shapes
 from napari.utils.notifications import show_info
-from qtpy.QtCore import QAbstractTableModel, QItemSelectionModel, QModelIndex, Qt, QTimer
-from qtpy.QtWidgets import QAbstractItemView, QFileDialog, QHeaderView, QMessageBox, QTableView
+from qtpy.QtCore import QItemSelectionModel, QTimer
+from qtpy.QtWidgets import QFileDialog, QMessageBox, QTableView
 
 from ..engine.curation import Curation, save_curation_sidecar
 from ..engine.errors import InputError
@@ -67,14 +67,13 @@ from ._presets import PresetBar, set_field
 from ._runner import StepRunner
 from ._settings import step_names
 from ._state import CnmfRun, viewer_state
+from .components import DOCK_NAME as TABLE_DOCK
+from .components import ComponentsDock, ComponentTableModel
 from .traces import DOCK_NAME as TRACES_DOCK
 from .traces import TracesPlot
 
 if TYPE_CHECKING:
     import napari
-
-#: Dock title of the components table.
-TABLE_DOCK = "Components"
 
 #: Threshold sliders: name -> (min, max, step, tooltip).
 _THRESHOLDS = {
@@ -191,74 +190,6 @@ class CurationSession:
         if self.unsaved_edits:
             return True
         return self.path is None and bool(np.any(self.curation.manual != 0))
-
-
-class ComponentTableModel(QAbstractTableModel):
-    """Columns of :func:`~napari_caiman.layers.evaluation.component_table`,
-    sorted by numpy (``np.argsort``) so thousands of rows sort at once."""
-
-    COLUMNS = ("id", "SNR", "r_value", "size", "status", "manual")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.columns: dict[str, np.ndarray] = {c: np.zeros(0) for c in self.COLUMNS}
-        self.order = np.zeros(0, np.int64)  # row -> component
-        self.rank = np.zeros(0, np.int64)  # component -> row
-        self._sort: tuple[int, Any] = (0, Qt.SortOrder.AscendingOrder)
-
-    def set_columns(self, columns: dict[str, np.ndarray]) -> None:
-        """Replace all rows (K may change)."""
-        self.beginResetModel()
-        self.columns = columns
-        self._apply_sort()
-        self.endResetModel()
-
-    def update_columns(self, columns: dict[str, np.ndarray]) -> None:
-        """Same K, new values: repaint without resetting the view."""
-        self.columns = columns
-        self.layoutAboutToBeChanged.emit()
-        self._apply_sort()
-        self.layoutChanged.emit()
-
-    def _apply_sort(self) -> None:
-        column, order = self._sort
-        values = self.columns[self.COLUMNS[column]]
-        if values.dtype == object:
-            values = values.astype(str)
-        idx = np.argsort(values, kind="stable")
-        if order == Qt.SortOrder.DescendingOrder:
-            idx = idx[::-1]
-        self.order = idx.astype(np.int64)
-        self.rank = np.empty_like(self.order)
-        self.rank[self.order] = np.arange(len(self.order))
-
-    def sort(self, column: int, order: Any = Qt.SortOrder.AscendingOrder) -> None:  # noqa: D102
-        self._sort = (column, order)
-        self.layoutAboutToBeChanged.emit()
-        self._apply_sort()
-        self.layoutChanged.emit()
-
-    def rowCount(self, parent: Any = QModelIndex()) -> int:  # noqa: B008, D102, N802
-        return 0 if parent.isValid() else len(self.order)
-
-    def columnCount(self, parent: Any = QModelIndex()) -> int:  # noqa: B008, D102, N802
-        return len(self.COLUMNS)
-
-    def data(self, index: Any, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: D102
-        if not index.isValid() or role != Qt.ItemDataRole.DisplayRole:
-            return None
-        name = self.COLUMNS[index.column()]
-        value = self.columns[name][self.order[index.row()]]
-        if name in ("SNR", "r_value"):
-            return "" if not np.isfinite(value) else f"{value:.2f}"
-        return str(value)
-
-    def headerData(
-        self, section: int, orientation: Any, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:  # noqa: D102, N802
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return self.COLUMNS[section]
-        return None
 
 
 class EvaluationWidget(Container):
@@ -432,6 +363,7 @@ class EvaluationWidget(Container):
         self._opened: list[Layer] = []
         self.traces: TracesPlot | None = None
         self.table_view: QTableView | None = None
+        self.components_dock: ComponentsDock | None = None
         self.table_model = ComponentTableModel()
         self.timings: dict[str, float] = {}
         self._owner = np.zeros(0, np.int64)
@@ -1054,13 +986,15 @@ class EvaluationWidget(Container):
         if s is None or s.n_components == 0:
             return
         rank = self.table_model.rank
-        if len(rank) != s.n_components:
+        if len(rank) != s.n_components or len(self.table_model.order) == 0:
             order = np.arange(s.n_components)
             rank = order
-        else:
+        else:  # the table's rows: its order and filter
             order = self.table_model.order
         row = -1 if self.selected is None else int(rank[self.selected])
-        row = (row + delta) % s.n_components
+        if row < 0 and self.selected is not None and delta < 0:
+            row = 0  # the selection is filtered out: "previous" starts from the end
+        row = (row + delta) % len(order)
         self.select_component(int(order[row]), center=True)
 
     def _show_selection(self, center: bool) -> None:
@@ -1155,20 +1089,15 @@ class EvaluationWidget(Container):
             window.add_dock_widget(traces, name=TRACES_DOCK, area="bottom")
             traces.frame_clicked.connect(self._jump_to_frame)
         self.traces = traces
-        table = docks.get(TABLE_DOCK)
-        if not isinstance(table, QTableView):
-            table = QTableView()
-            table.setModel(self.table_model)
-            table.setSortingEnabled(True)
-            table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-            table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-            table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-            table.verticalHeader().setVisible(False)
-            table.setMinimumHeight(200)
-            table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-            table.selectionModel().selectionChanged.connect(self._on_table_selection)
-            window.add_dock_widget(table, name=TABLE_DOCK, area="bottom")
-        self.table_view = table
+        dock = docks.get(TABLE_DOCK)
+        if not isinstance(dock, ComponentsDock):
+            dock = ComponentsDock(self.table_model)
+            dock.table.selectionModel().selectionChanged.connect(self._on_table_selection)
+            dock.scatter.component_clicked.connect(self._on_point_clicked)
+            dock.filter.currentTextChanged.connect(lambda *_: self._select_table_rows())
+            window.add_dock_widget(dock, name=TABLE_DOCK, area="bottom")
+        self.components_dock = dock
+        self.table_view = dock.table
 
     def _show_traces(self) -> None:
         s = self.session
@@ -1207,11 +1136,18 @@ class EvaluationWidget(Container):
             s.metrics.size if s.metrics is not None else np.diff((s.estimates.A > 0).tocsc().indptr)
         )
         columns = ev.component_table(s.metrics, self.accepted, s.curation.manual, size)
-        if full or len(self.table_model.order) != s.n_components:
+        if full or len(self.table_model.rank) != s.n_components:
             self.table_model.set_columns(columns)
         else:
             self.table_model.update_columns(columns)
         self._select_table_rows()
+        if self.components_dock is not None:
+            th = {k: v for k, v in self.thresholds().items() if isinstance(v, float)}
+            self.components_dock.scatter.set_data(columns, self.accepted, th, self.picked)
+            self.components_dock.count.setText(f"{self.table_model.rowCount()} shown")
+
+    def _on_point_clicked(self, k: int, shift: bool) -> None:
+        self._guard(lambda: self.select_component(k, add=shift))()
 
     def _select_table_rows(self) -> None:
         view = self.table_view
@@ -1228,13 +1164,16 @@ class EvaluationWidget(Container):
             flags = (
                 QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
             )
+            rank = self.table_model.rank
             for k in self.picked:
-                index = self.table_model.index(int(self.table_model.rank[k]), 0)
-                sel.select(index, flags)
-            if self.selected is not None:
-                view.scrollTo(self.table_model.index(int(self.table_model.rank[self.selected]), 0))
+                if rank[k] >= 0:  # not filtered out
+                    sel.select(self.table_model.index(int(rank[k]), 0), flags)
+            if self.selected is not None and rank[self.selected] >= 0:
+                view.scrollTo(self.table_model.index(int(rank[self.selected]), 0))
         finally:
             self._syncing_table = False
+        if self.components_dock is not None:
+            self.components_dock.scatter.set_selected(self.picked)
 
     def _on_table_selection(self, *_: Any) -> None:
         if self._syncing_table or self.table_view is None:
