@@ -127,9 +127,9 @@ def main() -> None:
     args = ap.parse_args()
 
     import napari
+    from bench_layers import random_estimates
     from qtpy.QtWidgets import QApplication
 
-    from bench_layers import random_estimates
     from napari_caiman.engine.synthetic import make_movie_2d
     from napari_caiman.layers.cnmf import cnmf_layer_data
     from napari_caiman.widgets._layers import upsert_layer
