@@ -206,14 +206,19 @@ def test_merge_and_delete_keep_other_decisions(qtbot, viewer, widget, fitted_2d)
     widget.merge_picked()
     s = widget.session
     assert s.n_components == K - 1
-    assert s.curation.manual[0] == 1  # the merged one, accepted by hand
+    assert s.curation.manual[0] == 0  # the merged one: the thresholds decide, not a forced accept
+    assert np.isfinite(s.metrics.SNR_comp[0])  # its SNR at once
+    qtbot.waitUntil(lambda: not widget.runner.is_running, timeout=EVAL_TIMEOUT_MS)
+    assert np.isfinite(s.metrics.r_values[0]) and s.F_dff.shape[0] == K - 1  # re-evaluated
+    good, _ = apply_thresholds(s.metrics, min_SNR=2.5, SNR_lowest=0.5, rval_thr=0.8, rval_lowest=-1.0)
+    assert widget.accepted[0] == (0 in good)
     assert s.curation.manual[2] == 1 and s.curation.manual[K - 2] == -1  # shifted by one
     assert len(widget.contours_layer.features) == len(widget.contours_layer.data)
     assert widget.table_model.rowCount() == K - 1
     widget.select_component(2)  # old component 3
     widget.delete_picked()
     assert s.n_components == K - 2
-    assert s.curation.manual[-1] == -1 and s.curation.manual[0] == 1
+    assert s.curation.manual[-1] == -1 and s.curation.manual[0] == 0
     assert s.metrics.SNR_comp.shape == (K - 2,)
 
 

@@ -32,7 +32,11 @@ def pipeline(qtbot, viewer, movie_2d, errors):
     viewer.add_image(movie_2d.movie, name="movie")
     motion = _dock(viewer, "Motion correction")
     assert motion.movie.value.name == "movie"
+    motion.set_settings(
+        motion.get_settings().replace(pw_rigid=True, strides=(24, 24, 4), overlaps=(12, 12, 2))
+    )
     _run(qtbot, motion)
+    assert "movie patches" in viewer.layers
     cnmf = _dock(viewer, "CNMF")
     assert cnmf.movie.value.name == "movie corrected"
     cnmf.set_settings(cnmf.get_settings().replace(K=12, gSig=(4, 4, 2)))
@@ -330,3 +334,19 @@ def test_selection_and_slider_are_fast(qtbot, viewer, curated):
     np.testing.assert_allclose(traces.ydata("C"), w.session.estimates.C[k], rtol=1e-5)
     # < 50 ms is the target (bench/bench_gui.py); the test leaves room for a busy machine
     assert np.median(times) < 0.25, times
+
+
+def test_layers_after_motion_and_cnmf_show_the_curation_colours(viewer, pipeline):
+    from napari_caiman.layers.evaluation import REJECTED_COLOR
+
+    assert not viewer.layers["movie corrected footprints"].visible  # random colours hidden
+    assert not viewer.layers["movie patches"].visible  # the quilt would cover the contours
+    assert viewer.layers["movie correlation"].visible
+    assert "movie corrected correlation" not in viewer.layers  # one correlation image, not two
+    assert min(viewer.layers["movie corrected contours"].edge_width) >= 1.0
+    # rejected contours stand out on magma's dark end (where rejected components sit)
+    from napari.utils.colormaps import ensure_colormap
+
+    dark = ensure_colormap("magma").map(np.array([0.1]))[0][:3]
+    luminance = lambda c: float(np.dot(c[:3], [0.2126, 0.7152, 0.0722]))  # noqa: E731
+    assert luminance(REJECTED_COLOR) - luminance(dark) > 0.5

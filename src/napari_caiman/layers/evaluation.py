@@ -54,9 +54,11 @@ __all__ = [
     "threshold_mask",
 ]
 
-#: Edge colour of accepted components (cyan) and rejected ones (magenta).
+#: Edge colour of accepted components (cyan) and rejected ones (light magenta:
+#: bright enough to stand out on the dark parts of a magma correlation image,
+#: where rejected components mostly sit; pure magenta was faint there).
 ACCEPTED_COLOR = np.array([0.0, 1.0, 1.0, 1.0], np.float32)
-REJECTED_COLOR = np.array([1.0, 0.0, 1.0, 1.0], np.float32)
+REJECTED_COLOR = np.array([1.0, 0.55, 0.85, 1.0], np.float32)
 
 #: Choices of the "show" filter.
 SHOW_MODES = ("all", "accepted", "rejected")

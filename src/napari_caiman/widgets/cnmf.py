@@ -34,6 +34,7 @@ from napari.layers import Image, Labels, Layer
 from ..engine.errors import InputError
 from ..engine.progress import Progress
 from ..layers.cnmf import cnmf_layer_data, labels_to_seeds
+from ..layers.motion import layer_names
 from ._backend import BackendEdit, check_backend
 from ._dock import StatusLabel, make_scrollable
 from ._layers import movie_layer_choices, select_active_movie, upsert_layer
@@ -367,6 +368,14 @@ class CNMFWidget(Container):
         self, output: tuple[Any, list], *, params: Any, seeds: Any, started: float, name: str = ""
     ) -> None:
         result, tuples = output
+        motion = viewer_state(self._viewer).motion_for(name) if name else None
+        if motion is not None and result.summary is motion.step.summary:
+            # the motion step's correlation image (same summary) is already a layer: show
+            # that one instead of a second copy
+            corr = layer_names(motion.movie)["correlation"]
+            if corr in self._viewer.layers:
+                tuples = [t for t in tuples if t[1]["metadata"]["napari_caiman"]["kind"] != "summary"]
+                self._viewer.layers[corr].visible = True
         self.last_result = result
         self.last_params = params
         self.last_seeds = seeds
@@ -377,6 +386,10 @@ class CNMFWidget(Container):
         self.result_label.value = (
             f"{n} component{'s' if n != 1 else ''}{seeded} in {time.perf_counter() - started:.1f} s"
         )
+        if motion is not None:  # the motion quilt would hide the contours
+            quilt = layer_names(motion.movie)["patches"]
+            if quilt in self._viewer.layers:
+                self._viewer.layers[quilt].visible = False
         viewer_state(self._viewer).add_cnmf(
             CnmfRun(result=result, params=params, movie=name, seeds=seeds)
         )

@@ -1016,7 +1016,7 @@ class EvaluationWidget(Container):
                 name=name,
                 edge_color="yellow",
                 face_color="transparent",
-                edge_width=1.0,
+                edge_width=2.0,
                 ndim=contours.ndim,
                 scale=contours.scale,
                 translate=contours.translate,
@@ -1226,7 +1226,10 @@ class EvaluationWidget(Container):
         self.autosave()
 
     def merge_picked(self) -> None:
-        """Merge the picked components (2+) into one, accepted by hand."""
+        """Merge the picked components (2+) into one; its SNR is computed at
+        once and, with a movie chosen, the metrics (r-value, dF/F) of all
+        components are recomputed in the worker: the merged one is accepted
+        or rejected by the thresholds like any other (not by hand)."""
         from ..engine.evaluation import event_exceptionality
 
         s = self.session
@@ -1238,8 +1241,18 @@ class EvaluationWidget(Container):
         if s.metrics is not None:
             raw = np.asarray(est.C[new] + est.YrA[new])[None]
             snr = float(event_exceptionality(raw, N=max(int(s.metrics.n_samples), 1))[0][0])
-        self._replace_estimates(est, rows, manual_new=1, snr_new=snr)
+        self._replace_estimates(est, rows, manual_new=0, snr_new=snr)
         self.select_component(new)
+        if s.metrics is not None and self._movie_fits():
+            self.runner.run_button.native.click()  # r-values and dF/F of the merged component
+
+    def _movie_fits(self) -> bool:
+        """Whether the chosen movie is one the result's metrics can be computed on."""
+        try:
+            self._check_movie()
+        except (InputError, AssertionError):
+            return False
+        return True
 
     def delete_picked(self) -> None:
         """Remove the picked components from the result."""
