@@ -350,3 +350,48 @@ def test_layers_after_motion_and_cnmf_show_the_curation_colours(viewer, pipeline
     dark = ensure_colormap("magma").map(np.array([0.1]))[0][:3]
     luminance = lambda c: float(np.dot(c[:3], [0.2126, 0.7152, 0.0722]))  # noqa: E731
     assert luminance(REJECTED_COLOR) - luminance(dark) > 0.5
+
+
+def test_two_plane_movie_runs_with_the_defaults(qtbot, viewer, errors):
+    from napari_caiman.engine.synthetic import make_movie_3d
+
+    movie = make_movie_3d(
+        (60, 2, 40, 40), n_neurons=4, rigid_motion=(1.0, 1.0, 0.0), seed=3,
+        return_flow=False, return_truth=False,
+    ).movie
+    viewer.add_image(movie, name="stack")
+    motion = _dock(viewer, "Motion correction")
+    assert motion.max_shifts.value[2] == 0  # 2 * shift < 2 planes
+    _run(qtbot, motion)
+    assert errors == [], errors
+    cnmf = _dock(viewer, "CNMF")
+    assert cnmf.movie.value.name == "stack corrected"
+    assert cnmf.gSig.value[2] == 0.5  # the box holds a fraction: 2 * gSig < 2 planes
+    cnmf.K.value = 4
+    _run(qtbot, cnmf)
+    assert errors == [], errors
+    assert cnmf.last_result.estimates.n_components >= 1
+    assert cnmf.last_params["gSig"][2] == 0.5
+
+
+def test_cnmf_suggests_patches_and_K_from_the_movie(viewer):
+    viewer.add_image(np.zeros((20, 256, 256), np.float32), name="big")
+    cnmf = _dock(viewer, "CNMF")
+    assert cnmf.get_settings().rf == (0, 0, 0)  # CaImAn's defaults until asked
+    assert "256x256" in cnmf.suggest_button.tooltip and "K" in cnmf.suggest_button.tooltip
+    cnmf.suggest_button.native.click()
+    s = cnmf.get_settings()
+    assert s.rf[:2] == (20, 20) and s.stride[:2] == (10, 10)  # 4 gSig, 2 gSig (gSig 5)
+    assert 2 <= s.K <= 8  # about a patch's area over a neuron's
+    assert cnmf.stride.enabled
+    cnmf.gSig.value = (3, 3, 2)
+    assert "gSig 3" in cnmf.suggest_button.tooltip
+    viewer.add_image(np.zeros((20, 60, 60), np.float32), name="small")
+    cnmf.movie.value = viewer.layers["small"]
+    cnmf.suggest_button.native.click()
+    s = cnmf.get_settings()
+    assert s.rf == (12, 12, 0)  # 60 px >= 2 patches of 24 px
+    cnmf.gSig.value = (8, 8, 2)
+    cnmf.suggest_button.native.click()
+    assert cnmf.get_settings().rf == (0, 0, 0)  # whole field of view
+    assert "whole field of view" in cnmf.suggest_button.tooltip

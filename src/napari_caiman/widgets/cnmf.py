@@ -42,7 +42,7 @@ from ._presets import PresetBar
 from ._runner import StepRunner
 from ._state import CnmfRun, viewer_state
 from .cnmf_settings import PATCH_ONLY, PER_AXIS, STEP_NAMES, CNMFSettings, methods_init
-from .motion import AxesEdit
+from .motion import AxesEdit, fit_planes
 
 if TYPE_CHECKING:
     import napari
@@ -81,8 +81,10 @@ def _float(name: str, value: float, minimum: float, maximum: float, step: float)
     )
 
 
-def _axes(name: str, value: tuple, minimum: int, maximum: int, note: str = "") -> AxesEdit:
-    edit = AxesEdit(name, value, minimum=minimum, maximum=maximum, note=note)
+def _axes(
+    name: str, value: tuple, minimum: float, maximum: float, note: str = "", step: float | None = None
+) -> AxesEdit:
+    edit = AxesEdit(name, value, minimum=minimum, maximum=maximum, note=note, step=step)
     edit.tooltip = _TIPS[name]
     for box, axis in zip(edit.boxes, ("y", "x", "z"), strict=True):
         box.tooltip = f"{_TIPS[name]} — {axis}"
@@ -129,7 +131,7 @@ class CNMFWidget(Container):
         self.decay_time = _float("decay_time", d.decay_time, 0.001, 100, 0.05)
         self.p = ComboBox(value=d.p, choices=[0, 1, 2], label="p", name="p", tooltip=_TIPS["p"])
         self.nb = _spin("nb", d.nb, 0, 20)
-        self.gSig = _axes("gSig", d.gSig, 1, 200)
+        self.gSig = _axes("gSig", d.gSig, 0.5, 200, step=0.5)
         self.gSiz = _axes("gSiz", d.gSiz, 0, 401, note="0 = auto")
         self.K = _spin("K", d.K, 1, 100_000)
         self.rf = _axes("rf", d.rf, 0, 4096, note="0 = whole FOV")
@@ -148,6 +150,13 @@ class CNMFWidget(Container):
         self.kwargs.native.setPlaceholderText("other parameters, e.g. {'nIter': 3}")
         self.seed = ComboBox(label="seed from", choices=self._seed_choices, tooltip=_TIPS["seed"])
         self.reset_button = PushButton(text="Reset to defaults")
+        self.suggest_button = PushButton(
+            text="Suggest rf, stride, K", tooltip="Choose a movie first: patches and K from its size"
+        )
+        reset_row = Container(
+            widgets=[self.reset_button, self.suggest_button], layout="horizontal", labels=False
+        )
+        reset_row.margins = (0, 0, 0, 0)
         self.runner = StepRunner("CNMF", self.run)
         self.presets = PresetBar(
             "CNMF",
@@ -178,7 +187,7 @@ class CNMFWidget(Container):
                 self.tsub,
                 self.kwargs,
                 self.seed,
-                self.reset_button,
+                reset_row,
                 self.presets,
                 self.runner,
                 self.result_label,
@@ -195,6 +204,9 @@ class CNMFWidget(Container):
         for box in self.rf.boxes:
             box.changed.connect(self._on_rf_changed)
         self.reset_button.changed.connect(self.reset_defaults)
+        self.suggest_button.changed.connect(lambda *_: self.apply_suggestion())
+        for box in self.gSig.boxes:
+            box.changed.connect(self._update_suggestion)
         viewer.layers.events.inserted.connect(self._on_layers_changed)
         viewer.layers.events.removed.connect(self._on_layers_changed)
         for layer in viewer.layers:
@@ -284,6 +296,38 @@ class CNMFWidget(Container):
         n_spatial = 3 if layer is not None and layer.ndim == 4 else 2
         for name in PER_AXIS:
             getattr(self, name).set_n_axes(n_spatial)
+        if n_spatial == 3:  # z values the planes of this movie allow (gSig 0.5 for 2 planes ...)
+            fit_planes([getattr(self, name) for name in PER_AXIS], int(layer.data.shape[1]))
+        self._on_rf_changed()
+        self._update_suggestion()
+
+    def suggestion(self) -> Any:
+        """Patches and K for the chosen movie and gSig (None without a movie)."""
+        from ..engine.defaults import suggest_patches
+
+        shape = self._frame_shape()
+        if shape is None:
+            return None
+        return suggest_patches(shape, self.gSig.value[:2])
+
+    def _update_suggestion(self, *_: Any) -> None:
+        s = self.suggestion()
+        self.suggest_button.enabled = s is not None
+        self.suggest_button.tooltip = (
+            "Choose a movie first: patches and K from its size" if s is None else s.reason
+        )
+
+    def apply_suggestion(self) -> None:
+        """Put the suggested rf, stride and K into the form (the tooltip says why)."""
+        s = self.suggestion()
+        if s is None:
+            return
+        z = (0,) if self.n_spatial == 3 else ()
+        rf = (0, 0, 0) if s.rf is None else (*s.rf[:2], *z, 0)[:3]
+        stride = (0, 0, 0) if s.stride is None else (*s.stride[:2], *z, 0)[:3]
+        self.rf.value = rf
+        self.stride.value = stride
+        self.K.value = s.K
         self._on_rf_changed()
 
     def _on_backend_changed(self, *_: Any) -> None:

@@ -27,6 +27,7 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FileEdit,
+    FloatSpinBox,
     LineEdit,
     PushButton,
     SpinBox,
@@ -89,19 +90,25 @@ class AxesEdit(Container):
         name: str,
         value: Sequence[int],
         *,
-        minimum: int = 0,
-        maximum: int = 4096,
+        minimum: float = 0,
+        maximum: float = 4096,
         note: str = "",
+        step: float | None = None,
     ) -> None:
         self.param = name
         self.note = note
+        # ``step`` (e.g. 0.5): fractional values (gSig 0.5 plane for a 2-plane movie)
+        self.fractional = step is not None and not float(step).is_integer()
+        box_type = FloatSpinBox if self.fractional else SpinBox
+        extra = {"step": step} if self.fractional else {}
         self.boxes = [
-            SpinBox(
-                value=int(v),
+            box_type(
+                value=float(v) if self.fractional else int(v),
                 min=minimum,
                 max=maximum,
                 name=f"{name}_{axis}",
                 tooltip=f"{_TIPS.get(name, name)} — {axis}",
+                **extra,
             )
             for v, axis in zip(value, AXES, strict=True)
         ]
@@ -112,14 +119,17 @@ class AxesEdit(Container):
         self.set_n_axes(2)
 
     @property
-    def value(self) -> tuple[int, ...]:
-        """All three values (y, x, z), whether z is shown or not."""
+    def value(self) -> tuple[int | float, ...]:
+        """All three values (y, x, z), whether z is shown or not (ints unless fractional)."""
+        if self.fractional:
+            return tuple(int(v) if float(v).is_integer() else float(v) for v in
+                         (b.value for b in self.boxes))
         return tuple(int(b.value) for b in self.boxes)
 
     @value.setter
-    def value(self, values: Sequence[int]) -> None:
+    def value(self, values: Sequence[float]) -> None:
         for box, v in zip(self.boxes, values, strict=True):
-            box.value = int(v)
+            box.value = float(v) if self.fractional else int(v)
 
     def set_n_axes(self, n: int) -> None:
         """Show 2 (y, x) or 3 (y, x, z) boxes and label them."""
@@ -127,6 +137,28 @@ class AxesEdit(Container):
         self.boxes[2].visible = self.n_axes == 3
         note = f"; {self.note}" if self.note else ""
         self.label = f"{self.param} ({', '.join(AXES[: self.n_axes])}{note})"
+
+
+def fit_planes(edits: Sequence[AxesEdit], n_planes: int) -> list[str]:
+    """Set the z box of each per-axis field to the engine's default for
+    ``n_planes`` planes when it is still the plain default or does not fit
+    (e.g. max_shifts z 2 on 2 planes); returns the names changed."""
+    from ..engine.defaults import Z_DEFAULTS as ENGINE_Z
+    from ..engine.defaults import z_default, z_fits
+
+    changed = []
+    for edit in edits:
+        name = edit.param
+        if name not in ENGINE_Z:
+            continue
+        box = edit.boxes[2]
+        z = float(box.value)
+        if z == float(ENGINE_Z[name]) or not z_fits(name, z, n_planes):
+            new = z_default(name, n_planes)
+            if float(new) != z:
+                box.value = new if edit.fractional else int(new)
+                changed.append(name)
+    return changed
 
 
 class MotionCorrectionWidget(Container):
@@ -289,6 +321,8 @@ class MotionCorrectionWidget(Container):
         n_spatial = 3 if layer is not None and layer.ndim == 4 else 2
         for name in PER_AXIS:
             getattr(self, name).set_n_axes(n_spatial)
+        if n_spatial == 3:  # z values the planes of this movie allow
+            fit_planes([getattr(self, name) for name in PER_AXIS], int(layer.data.shape[1]))
 
     def _on_pw_rigid_changed(self, value: bool) -> None:
         for name in PW_RIGID_ONLY:
