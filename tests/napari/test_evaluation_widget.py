@@ -125,6 +125,8 @@ def test_keys_clicks_traces_and_sidecar(qtbot, viewer, widget, fitted_2d, tmp_pa
     # a click on the footprints Labels at a component's peak selects it
     footprints = viewer.layers["raw footprints"]
     assert isinstance(footprints, Labels)
+    assert not footprints.visible  # hidden by default; the user shows it to click in it
+    footprints.visible = True
     k = int(np.argmax(np.bincount(footprints.data.ravel())[1:]))  # largest labelled component
     y, x = np.argwhere(footprints.data == k + 1).mean(axis=0).round().astype(int)
     if footprints.data[y, x] != k + 1:

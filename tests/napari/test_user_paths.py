@@ -395,3 +395,37 @@ def test_cnmf_suggests_patches_and_K_from_the_movie(viewer):
     cnmf.suggest_button.native.click()
     assert cnmf.get_settings().rf == (0, 0, 0)  # whole field of view
     assert "whole field of view" in cnmf.suggest_button.tooltip
+
+
+def test_opened_file_axes_and_save_dialog_next_to_the_data(
+    qtbot, viewer, fitted, tmp_path, monkeypatch
+):
+    import copy
+
+    import tifffile
+    from qtpy.QtWidgets import QFileDialog
+
+    movie, est, summary, params = fitted
+    path = tmp_path / "my movie.tif"
+    tifffile.imwrite(path, movie)
+    (layer,) = viewer.open(str(path), plugin="napari-caiman")
+    assert tuple(viewer.dims.axis_labels) == ("t", "y", "x")
+    evaluation = _dock(viewer, "Evaluation / curation")
+    evaluation.set_result(copy.deepcopy(est), summary, params.copy(), layer.name, build_layers=True)
+    asked = []
+
+    def dialog(parent, caption, start, filters):
+        asked.append(start)
+        return "", ""  # cancelled
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", dialog)
+    evaluation.save_button.native.click()
+    assert asked == [str(tmp_path / "my_movie.hdf5")]
+
+
+def test_reset_clears_an_old_error(viewer, errors):
+    motion = _dock(viewer, "Motion correction")
+    motion.runner.run_button.native.click()  # no movie: an error
+    assert errors and motion.runner.status.value.startswith("movie")
+    motion.reset_button.native.click()
+    assert motion.runner.status.value == "ready"

@@ -233,6 +233,10 @@ class CNMFWidget(Container):
     def reset_defaults(self, *_: Any) -> None:
         """Put CaImAn's defaults back (the movie, seed and backend choices are kept)."""
         self.set_settings(CNMFSettings.defaults().replace(backend=self.backend.value))
+        self._on_movie_changed(self.movie.value)  # z values for this movie's planes
+        if not self.runner.is_running:  # an old error no longer applies
+            self.runner.status.value = "ready"
+            self.runner.progress.value = 0
 
     def _frame_shape(self) -> tuple[int, ...] | None:
         layer = self.movie.value
@@ -410,7 +414,8 @@ class CNMFWidget(Container):
     # -- results (main thread) ------------------------------------------------------
     def _show_result(
         self, output: tuple[Any, list], *, params: Any, seeds: Any, started: float, name: str = ""
-    ) -> None:
+    ) -> Generator[None, None, None]:
+        """Add the result's layers one per event-loop turn (a generator the runner drives)."""
         result, tuples = output
         motion = viewer_state(self._viewer).motion_for(name) if name else None
         if motion is not None and result.summary is motion.step.summary:
@@ -425,6 +430,7 @@ class CNMFWidget(Container):
         self.last_seeds = seeds
         for data, meta, layer_type in tuples:
             upsert_layer(self._viewer, data, meta, layer_type)
+            yield
         n = result.estimates.n_components
         seeded = f" from {len(seeds)} seeds" if seeds is not None else ""
         self.result_label.value = (

@@ -380,7 +380,7 @@ class ComponentsDock(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
-        self.setMinimumSize(560, 220)
+        self.setMinimumSize(620, 220)
         self.filter.currentTextChanged.connect(self._on_filter)
 
     def _on_filter(self, show: str) -> None:

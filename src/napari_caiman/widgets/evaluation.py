@@ -96,6 +96,9 @@ STEP_NAMES = step_names("quality")
 #: CNN thresholds, taken from the kwargs text (or the result's parameters).
 _CNN_THRESHOLDS = ("use_cnn", "min_cnn_thr", "cnn_lowest")
 
+#: Whether the use_cnn note was shown in this session.
+_CNN_NOTED = False
+
 #: Layer metadata keys the npe2 results reader sets (see io/results_reader.py).
 RESULTS_KEY = "napari_caiman_results"
 RESULTS_PATH_KEY = "napari_caiman_results_path"
@@ -890,6 +893,14 @@ class EvaluationWidget(Container):
         fill_nan = layer.metadata.get("napari_caiman", {}).get("kind") == "motion corrected"
         data, est, params = layer.data, s.estimates, self._params()
         check_backend(params["backend"])
+        global _CNN_NOTED
+        if params["use_cnn"] and params["backend"] == "native" and not _CNN_NOTED:
+            _CNN_NOTED = True  # once per session, as a notification (it only reached the terminal)
+            show_info(
+                "use_cnn=True (CaImAn's default): the native backend has no CNN classifier, so "
+                "components are judged by SNR and r-value only. Put {'use_cnn': False} in kwargs "
+                "to silence this, or choose the caiman backend."
+            )
         self.runner.start(
             lambda: iter_evaluate_step(data, est, params, fill_nan=fill_nan),
             partial(self._on_evaluated, session=s),
@@ -1380,7 +1391,7 @@ class EvaluationWidget(Container):
         s = self.session
         start = str(s.path) if s is not None and s.path else ""
         if not start and s is not None:
-            start = f"{s.name}.hdf5"
+            start = str(self._default_save_path())
         path = self.ask_save_path(start)
         if not path:
             return None
@@ -1389,6 +1400,31 @@ class EvaluationWidget(Container):
         except Exception as exc:
             self.runner.report_error(exc)
             return None
+
+    def _default_save_path(self) -> Path:
+        """``<folder of the movie's file>/<result name, no spaces>.hdf5`` (the
+        current folder when the movie has no file)."""
+        s = self.session
+        assert s is not None
+        folder = Path.cwd()
+        layer = self.movie.value
+        source = None
+        if layer is not None:
+            source = getattr(getattr(layer, "source", None), "path", None)
+            source = source or layer.metadata.get("path")
+            if isinstance(source, (list, tuple)):
+                source = source[0] if source else None
+            origin = layer.metadata.get("napari_caiman", {}).get("source")
+            if not source and origin and origin in self._viewer.layers:  # e.g. "<movie> corrected"
+                raw = self._viewer.layers[origin]
+                source = getattr(raw.source, "path", None) or raw.metadata.get("path")
+                if isinstance(source, (list, tuple)):
+                    source = source[0] if source else None
+        if source:
+            p = Path(source)
+            folder = p if p.is_dir() else p.parent
+        stem = "_".join(s.name.split()) or "results"
+        return folder / f"{stem}.hdf5"
 
     def save(self, path: str | Path) -> Path:
         """Write results + curation atomically (and the sidecar); later

@@ -18,7 +18,7 @@ Driving it from a test::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -300,6 +300,10 @@ class MotionCorrectionWidget(Container):
         """Put CaImAn's defaults back (the output file and the backend are kept)."""
         s = self.get_settings()
         self.set_settings(MotionSettings.defaults().replace(output=s.output, backend=s.backend))
+        self._on_movie_changed(self.movie.value)  # z values for this movie's planes
+        if not self.runner.is_running:  # an old error or result no longer applies
+            self.runner.status.value = "ready"
+            self.runner.progress.value = 0
 
     # -- layer choices ----------------------------------------------------------
     def _movie_choices(self, *_: Any) -> list[tuple[str, Layer]]:
@@ -368,17 +372,20 @@ class MotionCorrectionWidget(Container):
     # -- results (main thread) ------------------------------------------------------
     def _show_result(
         self, step: Any, *, name: str, scale: tuple, translate: tuple, params: Any
-    ) -> None:
+    ) -> Generator[None, None, None]:
+        """Add the result's layers one per event-loop turn (a generator the runner drives)."""
         self.last_step = step
         self.last_result = step.motion
         self.last_params = params
         tuples = motion_layers(step.motion, step.summary, name, scale, translate)
         for data, meta, layer_type in tuples:
             upsert_layer(self._viewer, data, meta, layer_type)
+            yield
         # a rigid re-run leaves no stale quilt from an earlier pw-rigid run
         patches = layer_names(name)["patches"]
         if step.motion.patch_bounds is None and patches in self._viewer.layers:
             self._viewer.layers.remove(patches)
+        yield
         self._show_shifts(step.motion, name)
         viewer_state(self._viewer).add_motion(
             MotionRun(step=step, params=params, movie=name, corrected=layer_names(name)["corrected"])

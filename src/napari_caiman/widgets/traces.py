@@ -28,6 +28,7 @@ _LABELS = {"raw": "raw / denoised", "dff": "dF/F", "S": "deconvolved"}
 
 #: Smallest useful size of the dock (px): three readable panels.
 MIN_HEIGHT = 260
+MIN_WIDTH = 520
 
 
 class TracesPlot(QWidget):
@@ -53,6 +54,7 @@ class TracesPlot(QWidget):
         self.view = pg.GraphicsLayoutWidget()
         self.view.setBackground(BG)
         self.view.setMinimumHeight(MIN_HEIGHT)
+        self.setMinimumWidth(MIN_WIDTH)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.view)
@@ -66,6 +68,7 @@ class TracesPlot(QWidget):
             plot.setMenuEnabled(False)
             plot.hideButtons()
             for axis in ("left", "bottom"):
+                plot.getAxis(axis).enableAutoSIPrefix(False)  # no "(x0.001)" in the labels
                 plot.getAxis(axis).setTextPen(FG)
                 plot.getAxis(axis).setPen("#5a5e66")
             if self.plots:
