@@ -372,6 +372,7 @@ class EvaluationWidget(Container):
         self._owner = np.zeros(0, np.int64)
         self._colors: np.ndarray | None = None
         self._hooked: list[Layer] = []
+        self._contour_data: tuple[Any, list] | None = None  # (contours layer, its data)
         self._syncing_table = False
 
         for slider in sliders:
@@ -767,6 +768,7 @@ class EvaluationWidget(Container):
 
     def _hook_layers(self) -> None:
         """Mouse and key bindings on the result's contours and footprints layers."""
+        self._contour_data = None
         if self._closed:
             return
         for kind in ("contours", "footprints"):
@@ -1015,11 +1017,19 @@ class EvaluationWidget(Container):
         if s is None or contours is None:
             return
         name = f"{s.name} selected"
-        polys = [contours.data[i] for i in np.flatnonzero(np.isin(self._owner, self.picked))]
+        contours = unwrap(contours)
+        if self._contour_data is None or self._contour_data[0] is not contours:
+            self._contour_data = (contours, contours.data)  # .data rebuilds the list each time
+        data = self._contour_data[1]
+        polys = [data[i] for i in np.flatnonzero(np.isin(self._owner, self.picked))]
         if name in self._viewer.layers:
-            layer = self._viewer.layers[name]
-            layer.data = polys
-            layer.edge_color = "yellow"
+            layer = unwrap(self._viewer.layers[name])
+            if len(polys) != len(layer.data) or any(
+                a.shape != b.shape or not np.array_equal(a, b)
+                for a, b in zip(polys, layer.data, strict=False)
+            ):
+                layer.current_edge_color = "yellow"
+                layer.data = polys  # new shapes take the current (yellow) edge colour
         elif polys:
             layer = self._viewer.add_shapes(
                 polys,
@@ -1037,7 +1047,7 @@ class EvaluationWidget(Container):
                 contours  # keys and clicks stay with the contours
             )
         if center and self.selected is not None and polys:
-            own = [contours.data[i] for i in np.flatnonzero(self._owner == self.selected)]
+            own = [data[i] for i in np.flatnonzero(self._owner == self.selected)]
             mid = np.concatenate(own).mean(axis=0)
             world = mid * np.asarray(contours.scale) + np.asarray(contours.translate)
             if len(world) == 3:
