@@ -258,6 +258,54 @@ def batch_screenshot(path: Path) -> None:
 SCREENSHOTS["batch"] = batch_screenshot
 
 
+def window_screenshot(path: Path) -> None:
+    """The whole window at 1920x1080 with every dock open, as a user ends up
+    after Motion -> CNMF -> Evaluate from the Plugins menu: Motion, CNMF,
+    Evaluation and Batch (scrolling) on the right; Motion shifts, Traces and
+    Components (table + scatter) at the bottom; a selected component."""
+    viewer = napari.Viewer(title="napari-caiman")
+    viewer.window._qt_window.showNormal()
+    viewer.window.resize(1920, 1080)
+    (raw,) = viewer.open_sample("napari-caiman", "synthetic_2d")
+    dock = viewer.window.add_plugin_dock_widget
+    _, motion = dock("napari-caiman", "Motion correction")
+    motion.set_settings(
+        motion.get_settings().replace(
+            pw_rigid=True, max_shifts=(8, 8, 2), strides=(32, 32, 4), overlaps=(16, 16, 2)
+        )
+    )
+    motion.runner.run_button.native.click()
+    wait_for(motion)
+    _, cnmf = dock("napari-caiman", "CNMF")
+    cnmf.set_settings(cnmf.get_settings().replace(gSig=(4, 4, 2), p=1))
+    cnmf.apply_suggestion()
+    cnmf.runner.run_button.native.click()
+    wait_for(cnmf)
+    _, evaluation = dock("napari-caiman", "Evaluation / curation")
+    dock("napari-caiman", "Batch")
+    evaluation.runner.run_button.native.click()
+    wait_for(evaluation)
+    if evaluation.session is None or evaluation.session.metrics is None:
+        raise RuntimeError(f"evaluation failed: {evaluation.runner.status.value}")
+    snr = evaluation.session.metrics.SNR_comp
+    evaluation.rval_thr.value = 1.0
+    evaluation.min_SNR.value = round(float(np.percentile(snr, 35)), 1)
+    rejected = np.flatnonzero(~evaluation.accepted)
+    k = int(rejected[np.argmax(snr[rejected])]) if len(rejected) else 0
+    evaluation.select_component(k)
+    viewer.layers.selection.active = evaluation.contours_layer
+    viewer.dims.set_current_step(0, 150)
+    viewer.reset_view()
+    wait_for(evaluation)
+    need = viewer.window._qt_window.minimumSizeHint()
+    print(f"window needs {need.width()} x {need.height()} px with all docks open")
+    viewer.screenshot(str(path), canvas_only=False)
+    viewer.close()
+
+
+SCREENSHOTS["window"] = window_screenshot
+
+
 def main(argv: list[str] | None = None) -> int:
     names = (sys.argv[1:] if argv is None else argv) or list(SCREENSHOTS)
     for name in names:

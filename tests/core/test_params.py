@@ -90,3 +90,22 @@ def test_every_group_is_reachable():
         assert set(p.group(g)) == set(DEFAULTS[g])
     with pytest.raises(InputError):
         p.group("nonsense")
+
+
+def test_z_defaults_fit_few_planes_and_errors_use_one_axis_order():
+    import numpy as np
+
+    from napari_caiman.engine.cnmf import cnmf
+    from napari_caiman.engine.defaults import Z_DEFAULTS, z_default, z_fits
+    from napari_caiman.engine.errors import InputError
+    from napari_caiman.engine.params import CaimanParams
+
+    for name in Z_DEFAULTS:
+        for Z in range(2, 8):
+            assert z_fits(name, z_default(name, Z), Z), (name, Z)
+    assert z_default("gSig", 2) == 0.5 and z_default("gSig", 6) == 2
+    assert z_default("max_shifts", 2) == 0 and z_default("max_shifts", 8) == 2
+    movie = np.random.default_rng(0).random((20, 2, 30, 30), np.float32)
+    with pytest.raises(InputError) as info:
+        cnmf(movie, CaimanParams.from_dict({"gSig": (4, 4, 2), "K": 2}))
+    assert "(30, 30, 2) (rows, cols, planes)" in str(info.value)

@@ -84,3 +84,53 @@ def wait_done(qtbot):
         qtbot.waitUntil(lambda: not widget.runner.is_running, timeout=timeout)
 
     return wait
+
+
+
+# --- the user's keys and clicks, as Qt events on the canvas ---------------------------------
+
+
+class User:
+    """Keys and clicks sent as Qt events to the viewer's canvas, as a user makes them."""
+
+    def __init__(self, qtbot, viewer) -> None:
+        self.qtbot, self.viewer = qtbot, viewer
+
+    @property
+    def canvas(self):
+        """The vispy canvas' Qt widget (what receives the user's keys and clicks)."""
+        return self.viewer.window._qt_viewer.canvas.native
+
+    def press(self, key, modifier=None) -> None:
+        """Press and release ``key`` (a ``Qt.Key``) with the canvas focused."""
+        from qtpy.QtCore import Qt
+
+        widget = self.canvas
+        widget.setFocus()
+        self.qtbot.keyClick(widget, key, modifier or Qt.KeyboardModifier.NoModifier)
+        self.qtbot.wait(10)
+
+    def point(self, world_yx):
+        """Canvas pixel (x, y) showing the world position ``world_yx`` (last two axes)."""
+        from qtpy.QtCore import QPoint
+
+        view = self.viewer.window._qt_viewer.canvas.view
+        x, y = (view.transform * view.scene.transform).map([world_yx[-1], world_yx[-2]])[:2]
+        return QPoint(int(round(x)), int(round(y)))
+
+    def click(self, world_yx, modifier=None) -> None:
+        """A left click (press + release, no drag) on the canvas at ``world_yx``."""
+        from qtpy.QtCore import Qt
+
+        widget, point = self.canvas, self.point(world_yx)
+        mod = modifier or Qt.KeyboardModifier.NoModifier
+        self.qtbot.mouseMove(widget, point)
+        self.qtbot.mousePress(widget, Qt.MouseButton.LeftButton, mod, point)
+        self.qtbot.mouseRelease(widget, Qt.MouseButton.LeftButton, mod, point)
+        self.qtbot.wait(10)
+
+
+@pytest.fixture
+def user(qtbot, viewer):
+    """:class:`User` of the test's viewer."""
+    return User(qtbot, viewer)

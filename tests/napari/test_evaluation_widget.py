@@ -125,6 +125,8 @@ def test_keys_clicks_traces_and_sidecar(qtbot, viewer, widget, fitted_2d, tmp_pa
     # a click on the footprints Labels at a component's peak selects it
     footprints = viewer.layers["raw footprints"]
     assert isinstance(footprints, Labels)
+    assert not footprints.visible  # hidden by default; the user shows it to click in it
+    footprints.visible = True
     k = int(np.argmax(np.bincount(footprints.data.ravel())[1:]))  # largest labelled component
     y, x = np.argwhere(footprints.data == k + 1).mean(axis=0).round().astype(int)
     if footprints.data[y, x] != k + 1:
@@ -153,11 +155,11 @@ def test_keys_clicks_traces_and_sidecar(qtbot, viewer, widget, fitted_2d, tmp_pa
     traces = viewer.window.dock_widgets["Traces"]
     assert isinstance(traces, TracesPlot)
     j = widget.selected
-    np.testing.assert_allclose(traces.lines["C"].get_ydata(), est.C[j], rtol=1e-5)
-    np.testing.assert_allclose(traces.lines["raw"].get_ydata(), est.C[j] + est.YrA[j], rtol=1e-5)
-    np.testing.assert_allclose(traces.lines["dff"].get_ydata(), widget.session.F_dff[j], rtol=1e-5)
+    np.testing.assert_allclose(traces.ydata("C"), est.C[j], rtol=1e-5)
+    np.testing.assert_allclose(traces.ydata("raw"), est.C[j] + est.YrA[j], rtol=1e-5)
+    np.testing.assert_allclose(traces.ydata("dff"), widget.session.F_dff[j], rtol=1e-5)
     viewer.dims.set_current_step(0, 42)
-    assert list(traces.frame_lines[0].get_xdata()) == [42, 42]
+    assert traces.frame() == 42
     traces.frame_clicked.emit(17)
     assert viewer.dims.current_step[0] == 17
     assert sidecar_path(path).is_file()
@@ -206,14 +208,19 @@ def test_merge_and_delete_keep_other_decisions(qtbot, viewer, widget, fitted_2d)
     widget.merge_picked()
     s = widget.session
     assert s.n_components == K - 1
-    assert s.curation.manual[0] == 1  # the merged one, accepted by hand
+    assert s.curation.manual[0] == 0  # the merged one: the thresholds decide, not a forced accept
+    assert np.isfinite(s.metrics.SNR_comp[0])  # its SNR at once
+    qtbot.waitUntil(lambda: not widget.runner.is_running, timeout=EVAL_TIMEOUT_MS)
+    assert np.isfinite(s.metrics.r_values[0]) and s.F_dff.shape[0] == K - 1  # re-evaluated
+    good, _ = apply_thresholds(s.metrics, min_SNR=2.5, SNR_lowest=0.5, rval_thr=0.8, rval_lowest=-1.0)
+    assert widget.accepted[0] == (0 in good)
     assert s.curation.manual[2] == 1 and s.curation.manual[K - 2] == -1  # shifted by one
     assert len(widget.contours_layer.features) == len(widget.contours_layer.data)
     assert widget.table_model.rowCount() == K - 1
     widget.select_component(2)  # old component 3
     widget.delete_picked()
     assert s.n_components == K - 2
-    assert s.curation.manual[-1] == -1 and s.curation.manual[0] == 1
+    assert s.curation.manual[-1] == -1 and s.curation.manual[0] == 0
     assert s.metrics.SNR_comp.shape == (K - 2,)
 
 

@@ -100,4 +100,8 @@ def read_movie(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[La
         if len(paths) == 1:
             meta_path = str(paths[0])
     name = first.name if first.is_dir() else first.stem
-    return [(data, {"name": name, "metadata": {"path": meta_path}}, "image")]
+    axes = {3: ("t", "y", "x"), 4: ("t", "z", "y", "x")}.get(data.ndim)
+    meta: dict = {"name": name, "metadata": {"path": meta_path}}
+    if axes is not None:
+        meta["axis_labels"] = axes  # the sliders say t / z, not -3 / -4
+    return [(data, meta, "image")]

@@ -665,6 +665,8 @@ def cnmf_layer_data(
             {
                 "name": names["footprints"],
                 "opacity": 0.35,
+                # hidden: its random colours would drown the contours' accepted/rejected colours
+                "visible": False,
                 "features": table,
                 "colormap": label_colors(),
                 "metadata": {"napari_caiman": {"kind": "cnmf footprints", **source}},
@@ -684,7 +686,7 @@ def cnmf_layer_data(
                 # napari rejects an empty colour array: a name for no shapes
                 "edge_color": component_colors(owner) if len(owner) else "white",
                 "face_color": "transparent",
-                "edge_width": 0.4,
+                "edge_width": 1.0,
                 "features": {key: column[owner] for key, column in table.items()},
                 "metadata": {"napari_caiman": {"kind": "cnmf contours", **source}},
                 **frame_geom,

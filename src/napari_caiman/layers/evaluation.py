@@ -54,9 +54,11 @@ __all__ = [
     "threshold_mask",
 ]
 
-#: Edge colour of accepted components (cyan) and rejected ones (magenta).
+#: Edge colour of accepted components (cyan) and rejected ones (light magenta:
+#: bright enough to stand out on the dark parts of a magma correlation image,
+#: where rejected components mostly sit; pure magenta was faint there).
 ACCEPTED_COLOR = np.array([0.0, 1.0, 1.0, 1.0], np.float32)
-REJECTED_COLOR = np.array([1.0, 0.0, 1.0, 1.0], np.float32)
+REJECTED_COLOR = np.array([1.0, 0.55, 0.85, 1.0], np.float32)
 
 #: Choices of the "show" filter.
 SHOW_MODES = ("all", "accepted", "rejected")
@@ -157,9 +159,34 @@ def component_table(
         "SNR": _metric(metrics, "SNR_comp", K),
         "r_value": _metric(metrics, "r_values", K),
         "size": np.asarray(size, dtype=np.int64).reshape(K),
+        **metric_columns(metrics, K),
         "status": status_column(accepted),
         "manual": manual_column(manual),
     }
+
+
+#: Metrics fields that are not shown as columns: the first three are already
+#: (SNR, r_value, size), the others are intermediate values of the SNR test.
+_OWN_COLUMNS = frozenset({"SNR_comp", "r_values", "size", "cnn_preds"})
+HIDDEN_METRICS = frozenset({"fitness", "noise_sd", "mode", "n_frames_used"})
+
+
+def metric_columns(metrics: Any, K: int) -> dict[str, np.ndarray]:
+    """Every other per-component number of ``metrics`` (a Metrics dataclass) as
+    a column, by field name: metrics added to Metrics appear in the table and
+    the scatter plot without changes elsewhere. ``cnn`` when CNN predictions exist."""
+    out: dict[str, np.ndarray] = {}
+    if metrics is None or not dataclasses.is_dataclass(metrics):
+        return out
+    if getattr(metrics, "cnn_available", False) and getattr(metrics, "cnn_preds", None) is not None:
+        out["cnn"] = np.asarray(metrics.cnn_preds, np.float64).reshape(K)
+    for f in dataclasses.fields(metrics):
+        if f.name in _OWN_COLUMNS or f.name in HIDDEN_METRICS:
+            continue
+        value = getattr(metrics, f.name, None)
+        if isinstance(value, np.ndarray) and value.shape == (K,) and value.dtype.kind in "biuf":
+            out[f.name] = value.astype(np.float64) if value.dtype.kind == "b" else value
+    return out
 
 
 def count_text(accepted: np.ndarray, manual: np.ndarray) -> str:

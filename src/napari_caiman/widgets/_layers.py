@@ -53,8 +53,35 @@ def movie_layer_choices(viewer: napari.viewer.Viewer) -> list[tuple[str, Layer]]
     return out
 
 
+def unwrap(obj: Any) -> Any:
+    """The object behind napari's ``PublicOnlyProxy``: a plugin's viewer is a
+    proxy, and each ``viewer.layers[name]`` (or iteration) returns a *new*
+    proxy, so identity tests between them never hold. Compare layers by name,
+    or unwrapped."""
+    return getattr(obj, "__wrapped__", obj)
+
+
+def same_layer(a: Any, b: Any) -> bool:
+    """Whether ``a`` and ``b`` (layers or proxies of them) are one layer."""
+    return a is not None and b is not None and unwrap(a) is unwrap(b)
+
+
+def choose_by_name(combo: Any, name: str | None) -> bool:
+    """Set a layer ComboBox to its choice named ``name``; False when it has none."""
+    if name is None:
+        return False
+    combo.reset_choices()
+    for choice in combo.choices:
+        if getattr(choice, "name", None) == name:
+            combo.value = choice
+            return True
+    return False
+
+
 def select_active_movie(viewer: napari.viewer.Viewer, combo: Any) -> None:
     """Set a movie ComboBox to the viewer's active layer if that is a valid movie."""
     active = viewer.layers.selection.active
-    if any(layer is active for _, layer in movie_layer_choices(viewer)):
-        combo.value = active
+    if active is not None and any(
+        same_layer(layer, active) for _, layer in movie_layer_choices(viewer)
+    ):
+        choose_by_name(combo, active.name)

@@ -79,6 +79,7 @@ from qtpy.QtWidgets import (
 
 from ..engine.errors import InputError
 from ..engine.progress import Progress
+from ._dock import make_scrollable
 from ._layers import movie_layer_choices, select_active_movie, upsert_layer
 from ._runner import StepRunner, error_message
 
@@ -519,6 +520,7 @@ class BatchWidget(Container):
         super().__init__(widgets=[top, bottom], labels=False)
         self.table = self._make_table()
         self.native.layout().insertWidget(1, self.table)
+        make_scrollable(self)
 
         self.confirm: Callable[[str], bool] = self._ask
         self.last_loaded: str | None = None

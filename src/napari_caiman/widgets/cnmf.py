@@ -28,18 +28,21 @@ from collections.abc import Generator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton, SpinBox
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, LineEdit, PushButton, SpinBox
 from napari.layers import Image, Labels, Layer
 
 from ..engine.errors import InputError
 from ..engine.progress import Progress
 from ..layers.cnmf import cnmf_layer_data, labels_to_seeds
+from ..layers.motion import layer_names
 from ._backend import BackendEdit, check_backend
-from ._layers import movie_layer_choices, upsert_layer
+from ._dock import StatusLabel, make_scrollable
+from ._layers import movie_layer_choices, select_active_movie, upsert_layer
 from ._presets import PresetBar
 from ._runner import StepRunner
+from ._state import CnmfRun, viewer_state
 from .cnmf_settings import PATCH_ONLY, PER_AXIS, STEP_NAMES, CNMFSettings, methods_init
-from .motion import AxesEdit
+from .motion import AxesEdit, fit_planes
 
 if TYPE_CHECKING:
     import napari
@@ -78,8 +81,10 @@ def _float(name: str, value: float, minimum: float, maximum: float, step: float)
     )
 
 
-def _axes(name: str, value: tuple, minimum: int, maximum: int, note: str = "") -> AxesEdit:
-    edit = AxesEdit(name, value, minimum=minimum, maximum=maximum, note=note)
+def _axes(
+    name: str, value: tuple, minimum: float, maximum: float, note: str = "", step: float | None = None
+) -> AxesEdit:
+    edit = AxesEdit(name, value, minimum=minimum, maximum=maximum, note=note, step=step)
     edit.tooltip = _TIPS[name]
     for box, axis in zip(edit.boxes, ("y", "x", "z"), strict=True):
         box.tooltip = f"{_TIPS[name]} — {axis}"
@@ -126,7 +131,7 @@ class CNMFWidget(Container):
         self.decay_time = _float("decay_time", d.decay_time, 0.001, 100, 0.05)
         self.p = ComboBox(value=d.p, choices=[0, 1, 2], label="p", name="p", tooltip=_TIPS["p"])
         self.nb = _spin("nb", d.nb, 0, 20)
-        self.gSig = _axes("gSig", d.gSig, 1, 200)
+        self.gSig = _axes("gSig", d.gSig, 0.5, 200, step=0.5)
         self.gSiz = _axes("gSiz", d.gSiz, 0, 401, note="0 = auto")
         self.K = _spin("K", d.K, 1, 100_000)
         self.rf = _axes("rf", d.rf, 0, 4096, note="0 = whole FOV")
@@ -145,6 +150,13 @@ class CNMFWidget(Container):
         self.kwargs.native.setPlaceholderText("other parameters, e.g. {'nIter': 3}")
         self.seed = ComboBox(label="seed from", choices=self._seed_choices, tooltip=_TIPS["seed"])
         self.reset_button = PushButton(text="Reset to defaults")
+        self.suggest_button = PushButton(
+            text="Suggest rf, stride, K", tooltip="Choose a movie first: patches and K from its size"
+        )
+        reset_row = Container(
+            widgets=[self.reset_button, self.suggest_button], layout="horizontal", labels=False
+        )
+        reset_row.margins = (0, 0, 0, 0)
         self.runner = StepRunner("CNMF", self.run)
         self.presets = PresetBar(
             "CNMF",
@@ -154,7 +166,7 @@ class CNMFWidget(Container):
             get_values=self._preset_values,
             report_error=self.runner.report_error,
         )
-        self.result_label = Label(value="", label="result")
+        self.result_label = StatusLabel(value="", label="result")
         super().__init__(
             widgets=[
                 self.movie,
@@ -175,12 +187,13 @@ class CNMFWidget(Container):
                 self.tsub,
                 self.kwargs,
                 self.seed,
-                self.reset_button,
+                reset_row,
                 self.presets,
                 self.runner,
                 self.result_label,
             ],
         )
+        make_scrollable(self)
         self.last_result: Any = None
         self.last_params: Any = None
         self.last_seeds: Any = None
@@ -191,6 +204,9 @@ class CNMFWidget(Container):
         for box in self.rf.boxes:
             box.changed.connect(self._on_rf_changed)
         self.reset_button.changed.connect(self.reset_defaults)
+        self.suggest_button.changed.connect(lambda *_: self.apply_suggestion())
+        for box in self.gSig.boxes:
+            box.changed.connect(self._update_suggestion)
         viewer.layers.events.inserted.connect(self._on_layers_changed)
         viewer.layers.events.removed.connect(self._on_layers_changed)
         for layer in viewer.layers:
@@ -217,6 +233,10 @@ class CNMFWidget(Container):
     def reset_defaults(self, *_: Any) -> None:
         """Put CaImAn's defaults back (the movie, seed and backend choices are kept)."""
         self.set_settings(CNMFSettings.defaults().replace(backend=self.backend.value))
+        self._on_movie_changed(self.movie.value)  # z values for this movie's planes
+        if not self.runner.is_running:  # an old error no longer applies
+            self.runner.status.value = "ready"
+            self.runner.progress.value = 0
 
     def _frame_shape(self) -> tuple[int, ...] | None:
         layer = self.movie.value
@@ -252,11 +272,10 @@ class CNMFWidget(Container):
             for layer in choices
             if layer.metadata.get("napari_caiman", {}).get("kind") == "motion corrected"
         ]
-        active = self._viewer.layers.selection.active
         if corrected:
             self.movie.value = corrected[-1]
-        elif any(layer is active for layer in choices):
-            self.movie.value = active
+        else:
+            select_active_movie(self._viewer, self.movie)
 
     def _on_layers_changed(self, event: Any = None) -> None:
         layer = getattr(event, "value", None)
@@ -281,6 +300,38 @@ class CNMFWidget(Container):
         n_spatial = 3 if layer is not None and layer.ndim == 4 else 2
         for name in PER_AXIS:
             getattr(self, name).set_n_axes(n_spatial)
+        if n_spatial == 3:  # z values the planes of this movie allow (gSig 0.5 for 2 planes ...)
+            fit_planes([getattr(self, name) for name in PER_AXIS], int(layer.data.shape[1]))
+        self._on_rf_changed()
+        self._update_suggestion()
+
+    def suggestion(self) -> Any:
+        """Patches and K for the chosen movie and gSig (None without a movie)."""
+        from ..engine.defaults import suggest_patches
+
+        shape = self._frame_shape()
+        if shape is None:
+            return None
+        return suggest_patches(shape, self.gSig.value[:2])
+
+    def _update_suggestion(self, *_: Any) -> None:
+        s = self.suggestion()
+        self.suggest_button.enabled = s is not None
+        self.suggest_button.tooltip = (
+            "Choose a movie first: patches and K from its size" if s is None else s.reason
+        )
+
+    def apply_suggestion(self) -> None:
+        """Put the suggested rf, stride and K into the form (the tooltip says why)."""
+        s = self.suggestion()
+        if s is None:
+            return
+        z = (0,) if self.n_spatial == 3 else ()
+        rf = (0, 0, 0) if s.rf is None else (*s.rf[:2], *z, 0)[:3]
+        stride = (0, 0, 0) if s.stride is None else (*s.stride[:2], *z, 0)[:3]
+        self.rf.value = rf
+        self.stride.value = stride
+        self.K.value = s.K
         self._on_rf_changed()
 
     def _on_backend_changed(self, *_: Any) -> None:
@@ -302,16 +353,14 @@ class CNMFWidget(Container):
 
     # -- run ------------------------------------------------------------------------
     def _motion_step(self, layer: Layer) -> Any:
-        """The motion widget's step result whose corrected movie is ``layer``, if any."""
-        window = getattr(self._viewer, "window", None)
-        if window is None:
+        """The motion step result whose corrected movie is ``layer``, if any
+        (published by the Motion dock of this viewer)."""
+        run = viewer_state(self._viewer).motion_for(layer.name)
+        if run is None:
             return None
-        for widget in window.dock_widgets.values():
-            step = getattr(widget, "last_step", None)
-            motion = getattr(step, "motion", None)
-            if motion is not None and getattr(motion, "corrected", None) is layer.data:
-                return step
-        return None
+        corrected = getattr(run.step.motion, "corrected", None)
+        shape = getattr(corrected, "shape", None)
+        return run.step if shape is not None and tuple(shape) == tuple(layer.data.shape) else None
 
     def run(self) -> None:
         """Validate the form and start CNMF in a worker.
@@ -352,23 +401,40 @@ class CNMFWidget(Container):
             return result, cnmf_layer_data(result, name, scale, translate, movie=data)
 
         on_result = partial(
-            self._show_result, params=params, seeds=seeds, started=time.perf_counter()
+            self._show_result, params=params, seeds=seeds, started=time.perf_counter(), name=name
         )
         self.result_label.value = ""
         self.runner.start(steps, on_result)
 
     # -- results (main thread) ------------------------------------------------------
     def _show_result(
-        self, output: tuple[Any, list], *, params: Any, seeds: Any, started: float
-    ) -> None:
+        self, output: tuple[Any, list], *, params: Any, seeds: Any, started: float, name: str = ""
+    ) -> Generator[None, None, None]:
+        """Add the result's layers one per event-loop turn (a generator the runner drives)."""
         result, tuples = output
+        motion = viewer_state(self._viewer).motion_for(name) if name else None
+        if motion is not None and result.summary is motion.step.summary:
+            # the motion step's correlation image (same summary) is already a layer: show
+            # that one instead of a second copy
+            corr = layer_names(motion.movie)["correlation"]
+            if corr in self._viewer.layers:
+                tuples = [t for t in tuples if t[1]["metadata"]["napari_caiman"]["kind"] != "summary"]
+                self._viewer.layers[corr].visible = True
         self.last_result = result
         self.last_params = params
         self.last_seeds = seeds
         for data, meta, layer_type in tuples:
             upsert_layer(self._viewer, data, meta, layer_type)
+            yield
         n = result.estimates.n_components
         seeded = f" from {len(seeds)} seeds" if seeds is not None else ""
         self.result_label.value = (
             f"{n} component{'s' if n != 1 else ''}{seeded} in {time.perf_counter() - started:.1f} s"
+        )
+        if motion is not None:  # the motion quilt would hide the contours
+            quilt = layer_names(motion.movie)["patches"]
+            if quilt in self._viewer.layers:
+                self._viewer.layers[quilt].visible = False
+        viewer_state(self._viewer).add_cnmf(
+            CnmfRun(result=result, params=params, movie=name, seeds=seeds)
         )

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..engine.defaults import Z_DEFAULTS as _ENGINE_Z
 from ..engine.params import CaimanParams, parse_kwargs
 from ._settings import FormSettings, step_names, three_axes
 
@@ -40,14 +41,20 @@ def methods_init(backend: str) -> tuple[str, ...]:
     """The initialization methods ``backend`` offers."""
     return CAIMAN_METHODS_INIT if backend == "caiman" else METHODS_INIT
 
-#: Defaults for the planes (z) axis; CaImAn's defaults are 2D only. gSig 2
-#: planes follows CaImAn's 3D demo; 0 = automatic for the others.
-Z_DEFAULTS = {"gSig": 2, "gSiz": 0, "rf": 0, "stride": 0}
+#: Defaults for the planes (z) axis (the engine's, so the CLI agrees);
+#: :func:`napari_caiman.engine.defaults.z_default` fits them to few planes.
+Z_DEFAULTS = {name: _ENGINE_Z[name] for name in PER_AXIS}
+
+
+def _number(v: Any) -> int | float:
+    """An int when integral (5.0 -> 5), else the float (0.5)."""
+    v = float(v)
+    return int(v) if v.is_integer() else v
 
 
 def _three(value: Any, name: str) -> tuple:
     """A CaImAn per-axis default -> (y, x, z) with our z default for ``name``."""
-    return three_axes(value, Z_DEFAULTS[name], cast=int)
+    return three_axes(value, Z_DEFAULTS[name], cast=_number if name == "gSig" else int)
 
 
 @dataclass(frozen=True)
@@ -91,7 +98,7 @@ class CNMFSettings(FormSettings):
     decay_time: float
     p: int
     nb: int
-    gSig: tuple[int, int, int]
+    gSig: tuple[float, float, float]  # fractions allowed: 0.5 plane for 2 planes
     gSiz: tuple[int, int, int]
     K: int
     rf: tuple[int, int, int]
@@ -139,8 +146,10 @@ class CNMFSettings(FormSettings):
         n = 3 if len(frame_shape) == 3 else 2
         # frame size per axis in CaImAn order (y, x[, z])
         size = frame_shape[-2:] + frame_shape[:1] if n == 3 else frame_shape
-        gsig = tuple(int(g) for g in self.gSig[:n])
-        gsiz = tuple(int(v) if v else 2 * g + 1 for v, g in zip(self.gSiz[:n], gsig, strict=True))
+        gsig = tuple(_number(g) for g in self.gSig[:n])
+        gsiz = tuple(
+            int(v) if v else int(2 * g + 1) for v, g in zip(self.gSiz[:n], gsig, strict=True)
+        )
         rf = self.rf[:n]
         stride = self.stride[:n]
         values: dict[str, Any] = {
@@ -160,7 +169,7 @@ class CNMFSettings(FormSettings):
                 None
                 if not any(rf) or not any(stride)
                 else tuple(
-                    int(v) if v else max(1, 2 * g) for v, g in zip(stride, gsig, strict=True)
+                    int(v) if v else max(1, int(2 * g)) for v, g in zip(stride, gsig, strict=True)
                 )
             ),
             "merge_thr": float(self.merge_thr),

@@ -28,6 +28,7 @@ Driving it from a test::
 
 from __future__ import annotations
 
+import contextlib
 import time
 import weakref
 from collections.abc import Callable
@@ -49,8 +50,8 @@ from magicgui.widgets import (
 )
 from napari.layers import Labels, Layer, Shapes
 from napari.utils.notifications import show_info
-from qtpy.QtCore import QAbstractTableModel, QItemSelectionModel, QModelIndex, Qt, QTimer
-from qtpy.QtWidgets import QAbstractItemView, QFileDialog, QHeaderView, QMessageBox, QTableView
+from qtpy.QtCore import QItemSelectionModel, QTimer
+from qtpy.QtWidgets import QFileDialog, QMessageBox, QTableView
 
 from ..engine.curation import Curation, save_curation_sidecar
 from ..engine.errors import InputError
@@ -59,18 +60,20 @@ from ..engine.params import parse_kwargs
 from ..layers import evaluation as ev
 from ..layers.cnmf import cnmf_layer_data, labels_to_seeds, layer_names
 from ._backend import BackendEdit, check_backend
-from ._layers import movie_layer_choices, upsert_layer
+from ._dock import StatusLabel, make_scrollable
+from ._keys import KeyBindings, named_key_function
+from ._layers import choose_by_name, movie_layer_choices, same_layer, unwrap, upsert_layer
 from ._presets import PresetBar, set_field
 from ._runner import StepRunner
 from ._settings import step_names
+from ._state import CnmfRun, viewer_state
+from .components import DOCK_NAME as TABLE_DOCK
+from .components import ComponentsDock, ComponentTableModel
 from .traces import DOCK_NAME as TRACES_DOCK
 from .traces import TracesPlot
 
 if TYPE_CHECKING:
     import napari
-
-#: Dock title of the components table.
-TABLE_DOCK = "Components"
 
 #: Threshold sliders: name -> (min, max, step, tooltip).
 _THRESHOLDS = {
@@ -93,15 +96,49 @@ STEP_NAMES = step_names("quality")
 #: CNN thresholds, taken from the kwargs text (or the result's parameters).
 _CNN_THRESHOLDS = ("use_cnn", "min_cnn_thr", "cnn_lowest")
 
+#: Whether the use_cnn note was shown in this session.
+_CNN_NOTED = False
+
 #: Layer metadata keys the npe2 results reader sets (see io/results_reader.py).
 RESULTS_KEY = "napari_caiman_results"
 RESULTS_PATH_KEY = "napari_caiman_results_path"
 
 
-def _unwrap(obj: Any) -> Any:
-    """The object behind napari's ``PublicOnlyProxy`` (napari wraps what plugins
-    get from objects of ``napari*`` modules, this package's included)."""
-    return getattr(obj, "__wrapped__", obj)
+_unwrap = unwrap  # napari wraps what plugins get from objects of ``napari*`` modules
+
+
+def _decide_accept(w: EvaluationWidget) -> None:
+    w.decide("accept")
+
+
+def _decide_reject(w: EvaluationWidget) -> None:
+    w.decide("reject")
+
+
+def _decide_clear(w: EvaluationWidget) -> None:
+    w.decide("clear")
+
+
+def _step_next(w: EvaluationWidget) -> None:
+    w.step(1)
+
+
+def _step_previous(w: EvaluationWidget) -> None:
+    w.step(-1)
+
+
+#: Curation keys: key -> (name of the bound function, what it does).
+CURATION_KEYS: dict[str, tuple[str, Callable[[Any], None]]] = {
+    "a": ("napari_caiman_accept", _decide_accept),
+    "r": ("napari_caiman_reject", _decide_reject),
+    "u": ("napari_caiman_clear", _decide_clear),
+    "n": ("napari_caiman_next", _step_next),
+    "p": ("napari_caiman_previous", _step_previous),
+}
+
+
+def _report_key_error(w: EvaluationWidget, exc: Exception) -> None:
+    w.runner.report_error(exc)
 
 
 @dataclass
@@ -158,74 +195,6 @@ class CurationSession:
         return self.path is None and bool(np.any(self.curation.manual != 0))
 
 
-class ComponentTableModel(QAbstractTableModel):
-    """Columns of :func:`~napari_caiman.layers.evaluation.component_table`,
-    sorted by numpy (``np.argsort``) so thousands of rows sort at once."""
-
-    COLUMNS = ("id", "SNR", "r_value", "size", "status", "manual")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.columns: dict[str, np.ndarray] = {c: np.zeros(0) for c in self.COLUMNS}
-        self.order = np.zeros(0, np.int64)  # row -> component
-        self.rank = np.zeros(0, np.int64)  # component -> row
-        self._sort: tuple[int, Any] = (0, Qt.SortOrder.AscendingOrder)
-
-    def set_columns(self, columns: dict[str, np.ndarray]) -> None:
-        """Replace all rows (K may change)."""
-        self.beginResetModel()
-        self.columns = columns
-        self._apply_sort()
-        self.endResetModel()
-
-    def update_columns(self, columns: dict[str, np.ndarray]) -> None:
-        """Same K, new values: repaint without resetting the view."""
-        self.columns = columns
-        self.layoutAboutToBeChanged.emit()
-        self._apply_sort()
-        self.layoutChanged.emit()
-
-    def _apply_sort(self) -> None:
-        column, order = self._sort
-        values = self.columns[self.COLUMNS[column]]
-        if values.dtype == object:
-            values = values.astype(str)
-        idx = np.argsort(values, kind="stable")
-        if order == Qt.SortOrder.DescendingOrder:
-            idx = idx[::-1]
-        self.order = idx.astype(np.int64)
-        self.rank = np.empty_like(self.order)
-        self.rank[self.order] = np.arange(len(self.order))
-
-    def sort(self, column: int, order: Any = Qt.SortOrder.AscendingOrder) -> None:  # noqa: D102
-        self._sort = (column, order)
-        self.layoutAboutToBeChanged.emit()
-        self._apply_sort()
-        self.layoutChanged.emit()
-
-    def rowCount(self, parent: Any = QModelIndex()) -> int:  # noqa: B008, D102, N802
-        return 0 if parent.isValid() else len(self.order)
-
-    def columnCount(self, parent: Any = QModelIndex()) -> int:  # noqa: B008, D102, N802
-        return len(self.COLUMNS)
-
-    def data(self, index: Any, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: D102
-        if not index.isValid() or role != Qt.ItemDataRole.DisplayRole:
-            return None
-        name = self.COLUMNS[index.column()]
-        value = self.columns[name][self.order[index.row()]]
-        if name in ("SNR", "r_value"):
-            return "" if not np.isfinite(value) else f"{value:.2f}"
-        return str(value)
-
-    def headerData(
-        self, section: int, orientation: Any, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:  # noqa: D102, N802
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return self.COLUMNS[section]
-        return None
-
-
 class EvaluationWidget(Container):
     """Evaluate CNMF components, threshold them live, curate by hand, save, export.
 
@@ -267,7 +236,7 @@ class EvaluationWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self._viewer = viewer
         q = thresholds_from_params(None)
-        self.source_label = Label(
+        self.source_label = StatusLabel(
             value="no result: run CNMF or load a results file", label="result"
         )
         self.take_button = PushButton(text="Use CNMF result")
@@ -301,7 +270,7 @@ class EvaluationWidget(Container):
         )
         self.show_filter = ComboBox(value="all", choices=list(ev.SHOW_MODES), label="show")
         self.counts = Label(value="", label="counts")
-        self.component_label = Label(value="click an ROI (keys a/r/u, n/p)", label="component")
+        self.component_label = StatusLabel(value="click an ROI (keys a/r/u, n/p)", label="component")
         self.accept_button = PushButton(text="Accept (a)")
         self.reject_button = PushButton(text="Reject (r)")
         self.clear_button = PushButton(text="Clear (u)")
@@ -383,6 +352,7 @@ class EvaluationWidget(Container):
                 export_row,
             ]
         )
+        make_scrollable(self)
         self.session: CurationSession | None = None
         self.accepted = np.zeros(0, bool)
         self.selected: int | None = None
@@ -396,11 +366,13 @@ class EvaluationWidget(Container):
         self._opened: list[Layer] = []
         self.traces: TracesPlot | None = None
         self.table_view: QTableView | None = None
+        self.components_dock: ComponentsDock | None = None
         self.table_model = ComponentTableModel()
         self.timings: dict[str, float] = {}
         self._owner = np.zeros(0, np.int64)
         self._colors: np.ndarray | None = None
         self._hooked: list[Layer] = []
+        self._contour_data: tuple[Any, list] | None = None  # (contours layer, its data)
         self._syncing_table = False
 
         for slider in sliders:
@@ -428,10 +400,16 @@ class EvaluationWidget(Container):
         viewer.layers.events.inserted.connect(self._on_layers_changed)
         viewer.layers.events.removed.connect(self._on_layers_changed)
         viewer.dims.events.current_step.connect(self._on_step)
-        for key, action in (("a", "accept"), ("r", "reject"), ("u", "clear")):
-            viewer.bind_key(key, partial(self._key, partial(self.decide, action)), overwrite=True)
-        viewer.bind_key("n", partial(self._key, partial(self.step, 1)), overwrite=True)
-        viewer.bind_key("p", partial(self._key, partial(self.step, -1)), overwrite=True)
+        self._keys = KeyBindings()
+        self._key_functions = {
+            key: named_key_function(self, name, action, _report_key_error)
+            for key, (name, action) in CURATION_KEYS.items()
+        }
+        self._bind_keys(viewer)
+        self._closed = False
+        self._watch_close()
+        self._state = viewer_state(viewer)
+        self._state.cnmf_done.connect(self._on_cnmf_done)
         if self._find_cnmf() is not None:
             self._guard(self.take_cnmf_result)()
         else:  # results opened with File > Open before this dock was
@@ -450,9 +428,36 @@ class EvaluationWidget(Container):
 
         return call
 
-    @staticmethod
-    def _key(action: Callable[[], Any], *_: Any) -> None:
-        action()
+    def _bind_keys(self, provider: Any) -> None:
+        """a / r / u / n / p on ``provider`` (the viewer, or a result layer)."""
+        for key, func in self._key_functions.items():
+            self._keys.bind(provider, key, func)
+
+    def _watch_close(self) -> None:
+        """Unbind the keys and clicks when the dock is closed (napari's "x"
+        takes the widget out of its dock) or the widget is deleted."""
+        from qtpy.QtCore import QEvent, QObject
+
+        widget = self
+
+        class _CloseFilter(QObject):
+            def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802
+                if event.type() == QEvent.Type.ParentChange and obj.parent() is None:
+                    widget.close_bindings()
+                return False
+
+        self._close_filter = _CloseFilter(self.native)
+        self.native.installEventFilter(self._close_filter)
+        self.native.destroyed.connect(lambda *_: self._keys.clear())
+
+    def close_bindings(self) -> None:
+        """Remove this widget's keys and mouse callbacks from the viewer and layers."""
+        self._closed = True
+        self._keys.clear()
+        for layer in self._hooked:
+            with contextlib.suppress(ValueError):
+                layer.mouse_drag_callbacks.remove(self._on_click)
+        self._hooked = []
 
     def _ask(self, text: str) -> bool:
         answer = QMessageBox.question(self.native, "Refit with seeds", text)
@@ -562,15 +567,26 @@ class EvaluationWidget(Container):
         return layer if isinstance(layer, Shapes) else None
 
     # -- choosing the result -------------------------------------------------------------
-    def _find_cnmf(self) -> Any:
-        window = getattr(self._viewer, "window", None)
-        if window is None:
-            return None
-        for widget in window.dock_widgets.values():
-            result = getattr(widget, "last_result", None)
-            if getattr(result, "estimates", None) is not None and hasattr(widget, "last_params"):
-                return widget
-        return None
+    def _find_cnmf(self) -> CnmfRun | None:
+        """The newest CNMF result of this viewer (published by its CNMF dock)."""
+        run = self._state.cnmf
+        return run if run is not None and getattr(run.result, "estimates", None) is not None else None
+
+    def _on_cnmf_done(self, run: CnmfRun) -> None:
+        """A new CNMF result: curate it (asking first when unsaved curation would be lost)."""
+        if self._closed:
+            return
+        s = self.session
+        if s is not None and s.estimates is run.result.estimates:
+            return
+        if not self.may_replace(f"the new CNMF result of {run.movie!r}"):
+            self.runner.status.value = f"kept {s.name!r}; the new CNMF result not taken"
+            show_info(
+                f"The Evaluation dock keeps {s.name!r} (unsaved curation); "
+                "use 'Use CNMF result' to curate the new result."
+            )
+            return
+        self._guard(self.take_cnmf_result)()
 
     def _on_take(self, *_: Any) -> None:
         if self.may_replace("the CNMF result"):
@@ -584,20 +600,10 @@ class EvaluationWidget(Container):
         InputError
             No CNMF dock or no result yet.
         """
-        widget = self._find_cnmf()
-        if widget is None:
+        run = self._find_cnmf()
+        if run is None:
             raise InputError("result", "no CNMF result: run CNMF first, or load a results file")
-        result = widget.last_result
-        name = None
-        for layer in reversed(list(self._viewer.layers)):  # newest CNMF contours
-            meta = layer.metadata.get("napari_caiman", {})
-            if meta.get("kind") == "cnmf contours" and "source" in meta:
-                name = meta["source"]
-                break
-        if name is None:
-            movie = getattr(widget, "movie", None)
-            name = getattr(getattr(movie, "value", None), "name", "cnmf")
-        self.set_result(result.estimates, result.summary, widget.last_params, name)
+        self.set_result(run.result.estimates, run.result.summary, run.params, run.movie or "cnmf")
 
     def _ask_open_path(self) -> str:
         path, _f = QFileDialog.getOpenFileName(self.native, "Load results", "", RESULTS_FILTER)
@@ -658,6 +664,7 @@ class EvaluationWidget(Container):
         evaluation = (
             results.provenance.get("evaluation") if isinstance(results.provenance, dict) else None
         )
+        self._drop_outline()
         self.session = None  # no re-thresholding of the old result while the form fills
         for key, value in quality.items():
             if value is not None:
@@ -697,6 +704,7 @@ class EvaluationWidget(Container):
     ) -> None:
         """Curate this result. ``build_layers`` adds its layers (contours ...)
         as the CNMF widget does; otherwise ``"<name> contours"`` must exist."""
+        self._drop_outline()
         self.session = CurationSession(
             estimates=estimates,
             summary=summary,
@@ -714,10 +722,8 @@ class EvaluationWidget(Container):
         self.selected = None
         self.picked = []
         self._hook_layers()
-        if name in self._viewer.layers and any(
-            layer is self._viewer.layers[name] for _, layer in self._movie_choices()
-        ):
-            self.movie.value = self._viewer.layers[name]
+        # the movie the result was computed on, by name (proxies are never identical)
+        choose_by_name(self.movie, name)
         n = estimates.n_components
         where = f" from {self.session.path.name}" if self.session.path else ""
         self.source_label.value = f"{name}: {n} components{where}"
@@ -725,6 +731,13 @@ class EvaluationWidget(Container):
         self._colors = None
         self.apply(full=True)
         self._show_traces()
+
+    def _drop_outline(self) -> None:
+        """Remove the current result's selection outline (another result comes)."""
+        if self.session is not None:
+            outline = f"{self.session.name} selected"
+            if outline in self._viewer.layers:
+                self._viewer.layers.remove(outline)
 
     def _rebuild_layers(self, movie: Any = None) -> None:
         """(Re)make the result's layers (after loading or a hand edit)."""
@@ -755,17 +768,16 @@ class EvaluationWidget(Container):
 
     def _hook_layers(self) -> None:
         """Mouse and key bindings on the result's contours and footprints layers."""
+        self._contour_data = None
+        if self._closed:
+            return
         for kind in ("contours", "footprints"):
             layer = self._layer(kind)
-            if layer is None or any(layer is h for h in self._hooked):
+            if layer is None or any(same_layer(layer, h) for h in self._hooked):
                 continue
+            layer = unwrap(layer)
             layer.mouse_drag_callbacks.append(self._on_click)
-            for key, action in (("a", "accept"), ("r", "reject"), ("u", "clear")):
-                layer.bind_key(
-                    key, partial(self._key, partial(self.decide, action)), overwrite=True
-                )
-            layer.bind_key("n", partial(self._key, partial(self.step, 1)), overwrite=True)
-            layer.bind_key("p", partial(self._key, partial(self.step, -1)), overwrite=True)
+            self._bind_keys(layer)  # before the layer's own keys (Shapes: r, p ...)
             self._hooked.append(layer)
         contours = self.contours_layer
         if contours is not None and "component" in contours.features:
@@ -883,6 +895,14 @@ class EvaluationWidget(Container):
         motion = self._motion_of(layer)
         data, est, params = layer.data, s.estimates, self._params()
         check_backend(params["backend"])
+        global _CNN_NOTED
+        if params["use_cnn"] and params["backend"] == "native" and not _CNN_NOTED:
+            _CNN_NOTED = True  # once per session, as a notification (it only reached the terminal)
+            show_info(
+                "use_cnn=True (CaImAn's default): the native backend has no CNN classifier, so "
+                "components are judged by SNR and r-value only. Put {'use_cnn': False} in kwargs "
+                "to silence this, or choose the caiman backend."
+            )
         self.runner.start(
             lambda: iter_evaluate_step(data, est, params, motion=motion),
             partial(self._on_evaluated, session=s),
@@ -991,13 +1011,15 @@ class EvaluationWidget(Container):
         if s is None or s.n_components == 0:
             return
         rank = self.table_model.rank
-        if len(rank) != s.n_components:
+        if len(rank) != s.n_components or len(self.table_model.order) == 0:
             order = np.arange(s.n_components)
             rank = order
-        else:
+        else:  # the table's rows: its order and filter
             order = self.table_model.order
         row = -1 if self.selected is None else int(rank[self.selected])
-        row = (row + delta) % s.n_components
+        if row < 0 and self.selected is not None and delta < 0:
+            row = 0  # the selection is filtered out: "previous" starts from the end
+        row = (row + delta) % len(order)
         self.select_component(int(order[row]), center=True)
 
     def _show_selection(self, center: bool) -> None:
@@ -1007,11 +1029,19 @@ class EvaluationWidget(Container):
         if s is None or contours is None:
             return
         name = f"{s.name} selected"
-        polys = [contours.data[i] for i in np.flatnonzero(np.isin(self._owner, self.picked))]
+        contours = unwrap(contours)
+        if self._contour_data is None or self._contour_data[0] is not contours:
+            self._contour_data = (contours, contours.data)  # .data rebuilds the list each time
+        data = self._contour_data[1]
+        polys = [data[i] for i in np.flatnonzero(np.isin(self._owner, self.picked))]
         if name in self._viewer.layers:
-            layer = self._viewer.layers[name]
-            layer.data = polys
-            layer.edge_color = "yellow"
+            layer = unwrap(self._viewer.layers[name])
+            if len(polys) != len(layer.data) or any(
+                a.shape != b.shape or not np.array_equal(a, b)
+                for a, b in zip(polys, layer.data, strict=False)
+            ):
+                layer.current_edge_color = "yellow"
+                layer.data = polys  # new shapes take the current (yellow) edge colour
         elif polys:
             layer = self._viewer.add_shapes(
                 polys,
@@ -1019,7 +1049,7 @@ class EvaluationWidget(Container):
                 name=name,
                 edge_color="yellow",
                 face_color="transparent",
-                edge_width=1.0,
+                edge_width=2.0,
                 ndim=contours.ndim,
                 scale=contours.scale,
                 translate=contours.translate,
@@ -1029,7 +1059,7 @@ class EvaluationWidget(Container):
                 contours  # keys and clicks stay with the contours
             )
         if center and self.selected is not None and polys:
-            own = [contours.data[i] for i in np.flatnonzero(self._owner == self.selected)]
+            own = [data[i] for i in np.flatnonzero(self._owner == self.selected)]
             mid = np.concatenate(own).mean(axis=0)
             world = mid * np.asarray(contours.scale) + np.asarray(contours.translate)
             if len(world) == 3:
@@ -1092,20 +1122,15 @@ class EvaluationWidget(Container):
             window.add_dock_widget(traces, name=TRACES_DOCK, area="bottom")
             traces.frame_clicked.connect(self._jump_to_frame)
         self.traces = traces
-        table = docks.get(TABLE_DOCK)
-        if not isinstance(table, QTableView):
-            table = QTableView()
-            table.setModel(self.table_model)
-            table.setSortingEnabled(True)
-            table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-            table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-            table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-            table.verticalHeader().setVisible(False)
-            table.setMinimumHeight(200)
-            table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-            table.selectionModel().selectionChanged.connect(self._on_table_selection)
-            window.add_dock_widget(table, name=TABLE_DOCK, area="right")
-        self.table_view = table
+        dock = docks.get(TABLE_DOCK)
+        if not isinstance(dock, ComponentsDock):
+            dock = ComponentsDock(self.table_model)
+            dock.table.selectionModel().selectionChanged.connect(self._on_table_selection)
+            dock.scatter.component_clicked.connect(self._on_point_clicked)
+            dock.filter.currentTextChanged.connect(lambda *_: self._select_table_rows())
+            window.add_dock_widget(dock, name=TABLE_DOCK, area="bottom")
+        self.components_dock = dock
+        self.table_view = dock.table
 
     def _show_traces(self) -> None:
         s = self.session
@@ -1144,11 +1169,18 @@ class EvaluationWidget(Container):
             s.metrics.size if s.metrics is not None else np.diff((s.estimates.A > 0).tocsc().indptr)
         )
         columns = ev.component_table(s.metrics, self.accepted, s.curation.manual, size)
-        if full or len(self.table_model.order) != s.n_components:
+        if full or len(self.table_model.rank) != s.n_components:
             self.table_model.set_columns(columns)
         else:
             self.table_model.update_columns(columns)
         self._select_table_rows()
+        if self.components_dock is not None:
+            th = {k: v for k, v in self.thresholds().items() if isinstance(v, float)}
+            self.components_dock.scatter.set_data(columns, self.accepted, th, self.picked)
+            self.components_dock.count.setText(f"{self.table_model.rowCount()} shown")
+
+    def _on_point_clicked(self, k: int, shift: bool) -> None:
+        self._guard(lambda: self.select_component(k, add=shift))()
 
     def _select_table_rows(self) -> None:
         view = self.table_view
@@ -1165,13 +1197,16 @@ class EvaluationWidget(Container):
             flags = (
                 QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
             )
+            rank = self.table_model.rank
             for k in self.picked:
-                index = self.table_model.index(int(self.table_model.rank[k]), 0)
-                sel.select(index, flags)
-            if self.selected is not None:
-                view.scrollTo(self.table_model.index(int(self.table_model.rank[self.selected]), 0))
+                if rank[k] >= 0:  # not filtered out
+                    sel.select(self.table_model.index(int(rank[k]), 0), flags)
+            if self.selected is not None and rank[self.selected] >= 0:
+                view.scrollTo(self.table_model.index(int(rank[self.selected]), 0))
         finally:
             self._syncing_table = False
+        if self.components_dock is not None:
+            self.components_dock.scatter.set_selected(self.picked)
 
     def _on_table_selection(self, *_: Any) -> None:
         if self._syncing_table or self.table_view is None:
@@ -1224,7 +1259,10 @@ class EvaluationWidget(Container):
         self.autosave()
 
     def merge_picked(self) -> None:
-        """Merge the picked components (2+) into one, accepted by hand."""
+        """Merge the picked components (2+) into one; its SNR is computed at
+        once and, with a movie chosen, the metrics (r-value, dF/F) of all
+        components are recomputed in the worker: the merged one is accepted
+        or rejected by the thresholds like any other (not by hand)."""
         from ..engine.evaluation import event_exceptionality
 
         s = self.session
@@ -1236,8 +1274,18 @@ class EvaluationWidget(Container):
         if s.metrics is not None:
             raw = np.asarray(est.C[new] + est.YrA[new])[None]
             snr = float(event_exceptionality(raw, N=max(int(s.metrics.n_samples), 1))[0][0])
-        self._replace_estimates(est, rows, manual_new=1, snr_new=snr)
+        self._replace_estimates(est, rows, manual_new=0, snr_new=snr)
         self.select_component(new)
+        if s.metrics is not None and self._movie_fits():
+            self.runner.run_button.native.click()  # r-values and dF/F of the merged component
+
+    def _movie_fits(self) -> bool:
+        """Whether the chosen movie is one the result's metrics can be computed on."""
+        try:
+            self._check_movie()
+        except (InputError, AssertionError):
+            return False
+        return True
 
     def delete_picked(self) -> None:
         """Remove the picked components from the result."""
@@ -1365,7 +1413,7 @@ class EvaluationWidget(Container):
         s = self.session
         start = str(s.path) if s is not None and s.path else ""
         if not start and s is not None:
-            start = f"{s.name}.hdf5"
+            start = str(self._default_save_path())
         path = self.ask_save_path(start)
         if not path:
             return None
@@ -1374,6 +1422,31 @@ class EvaluationWidget(Container):
         except Exception as exc:
             self.runner.report_error(exc)
             return None
+
+    def _default_save_path(self) -> Path:
+        """``<folder of the movie's file>/<result name, no spaces>.hdf5`` (the
+        current folder when the movie has no file)."""
+        s = self.session
+        assert s is not None
+        folder = Path.cwd()
+        layer = self.movie.value
+        source = None
+        if layer is not None:
+            source = getattr(getattr(layer, "source", None), "path", None)
+            source = source or layer.metadata.get("path")
+            if isinstance(source, (list, tuple)):
+                source = source[0] if source else None
+            origin = layer.metadata.get("napari_caiman", {}).get("source")
+            if not source and origin and origin in self._viewer.layers:  # e.g. "<movie> corrected"
+                raw = self._viewer.layers[origin]
+                source = getattr(raw.source, "path", None) or raw.metadata.get("path")
+                if isinstance(source, (list, tuple)):
+                    source = source[0] if source else None
+        if source:
+            p = Path(source)
+            folder = p if p.is_dir() else p.parent
+        stem = "_".join(s.name.split()) or "results"
+        return folder / f"{stem}.hdf5"
 
     def save(self, path: str | Path) -> Path:
         """Write results + curation atomically (and the sidecar); later

@@ -18,7 +18,7 @@ Driving it from a test::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,7 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FileEdit,
-    Label,
+    FloatSpinBox,
     LineEdit,
     PushButton,
     SpinBox,
@@ -37,10 +37,12 @@ from napari.layers import Layer
 from ..engine.errors import InputError
 from ..layers.motion import layer_names, motion_layers
 from ._backend import BackendEdit, check_backend
+from ._dock import StatusLabel, make_scrollable
 from ._layers import movie_layer_choices, select_active_movie, upsert_layer
 from ._presets import PresetBar
 from ._runner import StepRunner
 from ._settings import AXES
+from ._state import MotionRun, viewer_state
 from .motion_settings import PER_AXIS, PW_RIGID_ONLY, STEP_NAMES, MotionSettings
 from .shifts_plot import DOCK_NAME, ShiftsPlot
 
@@ -88,19 +90,25 @@ class AxesEdit(Container):
         name: str,
         value: Sequence[int],
         *,
-        minimum: int = 0,
-        maximum: int = 4096,
+        minimum: float = 0,
+        maximum: float = 4096,
         note: str = "",
+        step: float | None = None,
     ) -> None:
         self.param = name
         self.note = note
+        # ``step`` (e.g. 0.5): fractional values (gSig 0.5 plane for a 2-plane movie)
+        self.fractional = step is not None and not float(step).is_integer()
+        box_type = FloatSpinBox if self.fractional else SpinBox
+        extra = {"step": step} if self.fractional else {}
         self.boxes = [
-            SpinBox(
-                value=int(v),
+            box_type(
+                value=float(v) if self.fractional else int(v),
                 min=minimum,
                 max=maximum,
                 name=f"{name}_{axis}",
                 tooltip=f"{_TIPS.get(name, name)} — {axis}",
+                **extra,
             )
             for v, axis in zip(value, AXES, strict=True)
         ]
@@ -111,14 +119,17 @@ class AxesEdit(Container):
         self.set_n_axes(2)
 
     @property
-    def value(self) -> tuple[int, ...]:
-        """All three values (y, x, z), whether z is shown or not."""
+    def value(self) -> tuple[int | float, ...]:
+        """All three values (y, x, z), whether z is shown or not (ints unless fractional)."""
+        if self.fractional:
+            return tuple(int(v) if float(v).is_integer() else float(v) for v in
+                         (b.value for b in self.boxes))
         return tuple(int(b.value) for b in self.boxes)
 
     @value.setter
-    def value(self, values: Sequence[int]) -> None:
+    def value(self, values: Sequence[float]) -> None:
         for box, v in zip(self.boxes, values, strict=True):
-            box.value = int(v)
+            box.value = float(v) if self.fractional else int(v)
 
     def set_n_axes(self, n: int) -> None:
         """Show 2 (y, x) or 3 (y, x, z) boxes and label them."""
@@ -126,6 +137,28 @@ class AxesEdit(Container):
         self.boxes[2].visible = self.n_axes == 3
         note = f"; {self.note}" if self.note else ""
         self.label = f"{self.param} ({', '.join(AXES[: self.n_axes])}{note})"
+
+
+def fit_planes(edits: Sequence[AxesEdit], n_planes: int) -> list[str]:
+    """Set the z box of each per-axis field to the engine's default for
+    ``n_planes`` planes when it is still the plain default or does not fit
+    (e.g. max_shifts z 2 on 2 planes); returns the names changed."""
+    from ..engine.defaults import Z_DEFAULTS as ENGINE_Z
+    from ..engine.defaults import z_default, z_fits
+
+    changed = []
+    for edit in edits:
+        name = edit.param
+        if name not in ENGINE_Z:
+            continue
+        box = edit.boxes[2]
+        z = float(box.value)
+        if z == float(ENGINE_Z[name]) or not z_fits(name, z, n_planes):
+            new = z_default(name, n_planes)
+            if float(new) != z:
+                box.value = new if edit.fractional else int(new)
+                changed.append(name)
+    return changed
 
 
 class MotionCorrectionWidget(Container):
@@ -199,7 +232,7 @@ class MotionCorrectionWidget(Container):
             get_values=lambda: self.get_settings().to_dict(self.n_spatial),
             report_error=self.runner.report_error,
         )
-        self.result_label = Label(
+        self.result_label = StatusLabel(
             value="",
             label="result",
             tooltip="Crispness of the mean image before -> after (higher = sharper)",
@@ -227,6 +260,7 @@ class MotionCorrectionWidget(Container):
                 self.result_label,
             ],
         )
+        make_scrollable(self)
         self.last_result: Any = None
         self.last_step: Any = None
         self.last_params: Any = None
@@ -266,6 +300,10 @@ class MotionCorrectionWidget(Container):
         """Put CaImAn's defaults back (the output file and the backend are kept)."""
         s = self.get_settings()
         self.set_settings(MotionSettings.defaults().replace(output=s.output, backend=s.backend))
+        self._on_movie_changed(self.movie.value)  # z values for this movie's planes
+        if not self.runner.is_running:  # an old error or result no longer applies
+            self.runner.status.value = "ready"
+            self.runner.progress.value = 0
 
     # -- layer choices ----------------------------------------------------------
     def _movie_choices(self, *_: Any) -> list[tuple[str, Layer]]:
@@ -287,6 +325,8 @@ class MotionCorrectionWidget(Container):
         n_spatial = 3 if layer is not None and layer.ndim == 4 else 2
         for name in PER_AXIS:
             getattr(self, name).set_n_axes(n_spatial)
+        if n_spatial == 3:  # z values the planes of this movie allow
+            fit_planes([getattr(self, name) for name in PER_AXIS], int(layer.data.shape[1]))
 
     def _on_pw_rigid_changed(self, value: bool) -> None:
         for name in PW_RIGID_ONLY:
@@ -332,18 +372,24 @@ class MotionCorrectionWidget(Container):
     # -- results (main thread) ------------------------------------------------------
     def _show_result(
         self, step: Any, *, name: str, scale: tuple, translate: tuple, params: Any
-    ) -> None:
+    ) -> Generator[None, None, None]:
+        """Add the result's layers one per event-loop turn (a generator the runner drives)."""
         self.last_step = step
         self.last_result = step.motion
         self.last_params = params
         tuples = motion_layers(step.motion, step.summary, name, scale, translate)
         for data, meta, layer_type in tuples:
             upsert_layer(self._viewer, data, meta, layer_type)
+            yield
         # a rigid re-run leaves no stale quilt from an earlier pw-rigid run
         patches = layer_names(name)["patches"]
         if step.motion.patch_bounds is None and patches in self._viewer.layers:
             self._viewer.layers.remove(patches)
+        yield
         self._show_shifts(step.motion, name)
+        viewer_state(self._viewer).add_motion(
+            MotionRun(step=step, params=params, movie=name, corrected=layer_names(name)["corrected"])
+        )
         metrics = getattr(step.motion, "metrics", None) or {}
         raw, cor = metrics.get("crispness_raw"), metrics.get("crispness_corrected")
         if raw is not None and cor is not None:

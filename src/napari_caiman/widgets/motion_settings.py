@@ -14,15 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..engine.defaults import Z_DEFAULTS as _ENGINE_Z
 from ..engine.params import CaimanParams, parse_kwargs
 from ._settings import FormSettings, step_names, three_axes
 
-#: Defaults for the planes (z) axis. CaImAn's defaults are 2D only; these
-#: follow CaImAn's 3D motion-correction demo (few planes, small z shifts).
-Z_DEFAULTS = {"max_shifts": 2, "strides": 4, "overlaps": 2, "gSig_filt": 0}
-
 #: Per-axis fields of the form.
 PER_AXIS = ("max_shifts", "strides", "overlaps", "gSig_filt")
+
+#: Defaults for the planes (z) axis: the engine's (CaImAn's 3D motion demo: few
+#: planes, small z shifts), so the CLI agrees; ``z_default`` fits them to few planes.
+Z_DEFAULTS = {name: int(_ENGINE_Z[name]) for name in PER_AXIS}
 
 #: Parameters the motion step uses (what it takes from a preset).
 STEP_NAMES = step_names("motion")

@@ -1,13 +1,18 @@
-"""Dock widget plotting motion-correction shifts and registration quality."""
+"""Dock widget plotting motion-correction shifts and registration quality (pyqtgraph).
+
+pyqtgraph draws in a few milliseconds (the matplotlib version with its
+constrained layout held the event loop for up to a second when a run ended).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from qtpy.QtWidgets import QWidget
+import pyqtgraph as pg
+from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..layers.motion import shift_series
-from ._plot import BG, EDGE, FG, PlotDock
+from ._plot import BG, FG
 
 #: Dock title; re-runs update the dock of this name instead of adding one.
 DOCK_NAME = "Motion shifts"
@@ -16,64 +21,68 @@ DOCK_NAME = "Motion shifts"
 _AXIS_COLORS = {"y": "#4fc3f7", "x": "#ff8a65", "z": "#aed581"}
 
 
-class ShiftsPlot(PlotDock):
+def _style(plot: Any, bottom: str, left: str) -> None:
+    plot.setMenuEnabled(False)
+    plot.hideButtons()
+    plot.showGrid(x=True, y=True, alpha=0.15)
+    for axis, text in (("bottom", bottom), ("left", left)):
+        plot.getAxis(axis).enableAutoSIPrefix(False)
+        plot.getAxis(axis).setTextPen(FG)
+        plot.setLabel(axis, text, color=FG)
+
+
+class ShiftsPlot(QWidget):
     """Rigid shifts per frame (with the pw-rigid spread over patches), and the
     per-frame correlation with the template before/after correction, with the
     crispness of the mean image in the title.
 
-    Call :meth:`plot` with a ``MotionResult``.
+    Call :meth:`plot` with a ``MotionResult``; :attr:`series` holds what is shown.
     """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.view = pg.GraphicsLayoutWidget()
+        self.view.setBackground(BG)
+        self.view.setMinimumHeight(220)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.view)
         self.series: dict[str, Any] = {}
-
-    def _style(self, ax: Any) -> None:
-        self.style_axes(ax, labelsize=8)
 
     def plot(self, motion: Any, title: str = "") -> None:
         """Redraw for ``motion`` (an engine ``MotionResult``)."""
         series = shift_series(motion)
         self.series = series
-        fig = self.figure
-        fig.clear()
+        view = self.view
+        view.clear()
         has_corr = "corr_raw" in series or "corr_corrected" in series
-        axes = fig.subplots(1, 2 if has_corr else 1, squeeze=False)[0]
-        ax = axes[0]
+        view.addLabel(title, row=0, col=0, colspan=2 if has_corr else 1, color=FG, size="9pt")
+        kind = "rigid (band: pw-rigid patches)" if series["spread"] else "rigid"
+        shifts = view.addPlot(row=1, col=0, title=f"shifts, {kind}")
+        _style(shifts, "frame", "shift (pixels)")
+        shifts.addLegend(offset=(-10, 5), labelTextColor=FG, colCount=3)
         for axis, values in series["rigid"].items():
             color = _AXIS_COLORS[axis]
-            frames = range(len(values))
             if axis in series["spread"]:
                 lo, hi = series["spread"][axis]
-                ax.fill_between(frames, lo, hi, color=color, alpha=0.25, linewidth=0)
-            ax.plot(frames, values, color=color, linewidth=1.2, label=axis)
-        ax.set_xlabel("frame", fontsize=8)
-        ax.set_ylabel("shift (pixels)", fontsize=8)
-        kind = "rigid (band: pw-rigid patches)" if series["spread"] else "rigid"
-        ax.set_title(f"shifts, {kind}", fontsize=9)
-        legend = ax.legend(
-            fontsize=8, loc="upper right", facecolor=BG, edgecolor=EDGE, ncols=3
-        )
-        for text in legend.get_texts():
-            text.set_color(FG)
-        self._style(ax)
+                low = pg.PlotDataItem(lo, pen=None)
+                high = pg.PlotDataItem(hi, pen=None)
+                fill = pg.mkColor(color)
+                fill.setAlpha(60)
+                band = pg.FillBetweenItem(low, high, brush=pg.mkBrush(fill))
+                shifts.addItem(band)
+            shifts.plot(values, pen=pg.mkPen(color, width=1.5), name=axis)
         if has_corr:
-            ax = axes[1]
+            corr = view.addPlot(row=1, col=1)
+            _style(corr, "frame", "correlation with template")
+            corr.addLegend(offset=(-10, -10), labelTextColor=FG)
             if "corr_raw" in series:
-                ax.plot(series["corr_raw"], color="#9e9e9e", linewidth=1.0, label="raw")
+                corr.plot(series["corr_raw"], pen=pg.mkPen("#9e9e9e", width=1), name="raw")
             if "corr_corrected" in series:
-                ax.plot(series["corr_corrected"], color="#66bb6a", linewidth=1.2, label="corrected")
-            ax.set_xlabel("frame", fontsize=8)
-            ax.set_ylabel("correlation with template", fontsize=8)
+                corr.plot(series["corr_corrected"], pen=pg.mkPen("#66bb6a", width=1.5),
+                          name="corrected")
             crisp_raw, crisp_cor = series["crispness_raw"], series["crispness_corrected"]
             crisp = ""
             if crisp_raw is not None and crisp_cor is not None:
-                crisp = f"\ncrispness {crisp_raw:.4g} → {crisp_cor:.4g}"
-            ax.set_title(f"registration quality{crisp}", fontsize=9)
-            legend = ax.legend(fontsize=8, loc="lower right", facecolor=BG, edgecolor=EDGE)
-            for text in legend.get_texts():
-                text.set_color(FG)
-            self._style(ax)
-        if title:
-            fig.suptitle(title, color=FG, fontsize=9)
-        self.canvas.draw_idle()
+                crisp = f", crispness {crisp_raw:.4g} → {crisp_cor:.4g}"
+            corr.setTitle(f"registration quality{crisp}", color=FG, size="9pt")

@@ -55,8 +55,10 @@ def settings_from_params(params: CaimanParams, nd: int, dims: tuple[int, ...]) -
         gSiz = to_array_order(per_axis(gSiz_p, nd, "gSiz", kind=int, minimum=1), nd)
     for g, d in zip(gSig, dims, strict=True):
         if 2 * g >= d:
+            caiman_dims = tuple(dims[-2:]) + tuple(dims[:-2])  # rows, cols[, planes], as gSig
+            axes = "rows, cols, planes" if nd == 3 else "rows, cols"
             raise InputError("gSig", f"neuron size gSig={params['gSig']!r} does not fit the frame "
-                             f"{dims} (array order): need 2 * gSig < frame size on every axis")
+                             f"{caiman_dims} ({axes}): need 2 * gSig < frame size on every axis")
     method = params["method_init"]
     if method != "greedy_roi":
         raise InputError("method_init", f"the native engine supports 'greedy_roi' only, got {method!r} "

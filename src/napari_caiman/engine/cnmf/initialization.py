@@ -91,7 +91,9 @@ def iter_greedy_roi(Y: np.ndarray, K: int, gSig, gSiz, *, nb: int = 1, nIter: in
     half = init_window(gSig, gSiz)
     rhalf = refine_window(gSig, gSiz)
     margin = tuple(int(np.ceil(3 * s)) + 1 for s in gSig)
+    yield Progress("cnmf: initialization", 0, K)  # each report is also a chance to cancel
     med = np.median(Y, axis=0).astype(np.float32)
+    yield Progress("cnmf: initialization", 0, K)
     R = Y - med[None]
     if nb > 0:
         # remove the shared background fluctuation (regression on the mean trace)
@@ -101,10 +103,16 @@ def iter_greedy_roi(Y: np.ndarray, K: int, gSig, gSiz, *, nb: int = 1, nIter: in
         if mm > 0:
             beta = (mt @ R.reshape(T, P)) / mm
             R -= np.outer(mt, beta).reshape(R.shape)
-    rho = _filter(R, gSig)
+    # the filter does not mix frames: chunks of ~2 M values, with a report after each
+    rho = np.empty_like(R)
+    step = max(1, (1 << 21) // max(P, 1))
+    for t0 in range(0, T, step):
+        rho[t0:t0 + step] = _filter(R[t0:t0 + step], gSig)
+        yield Progress("cnmf: initialization", 0, K)
     # energy beyond the (filtered) white noise: the noise of a filtered pixel
     # depends on its position (borders), so compare signal, not raw power
     nvar = T * psd_noise(rho.reshape(T, -1).T).reshape(dims).astype(np.float32) ** 2
+    yield Progress("cnmf: initialization", 0, K)
     energy = _energy(rho) - 0.5 * nvar
     A_list, C_list, idx_list = [], [], []
     fails = 0

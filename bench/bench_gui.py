@@ -1,0 +1,242 @@
+"""How the napari window responds while the steps run, measured as the user meets it.
+
+    xvfb-run -a -s "-screen 0 1920x1080x24" python bench/bench_gui.py          # 1000x256x256
+    xvfb-run -a -s "-screen 0 1920x1080x24" python bench/bench_gui.py --quick  # 300x256x256
+
+A real napari window (1920x1080 under Xvfb, PyQt6, software OpenGL) with the
+docks opened as the Plugins menu opens them; every step is started with its
+Run button and waited for while Qt's event loop runs. A 10 ms QTimer notes
+when it fires: the longest gap between two firings (minus the 10 ms) is the
+longest time the window could not respond (a redraw, a click, a key). Per step:
+wall time, longest gap, gaps over 100 ms, progress restarts (the bar moving
+back), and how long Cancel takes in the middle of the step.
+
+Then the interaction latencies on the evaluated result: selecting a
+component (traces, outline, table row, redraw) and moving a threshold slider
+(recolour + redraw), median and worst of 20; and 5,000 random ROIs of a
+512x512 field (bench_layers.random_estimates) becoming layers, from the
+layer data to the first redraw (napari's Shapes work included).
+
+Writes ``bench/results/gui.md``. The machine's 2 cores are shared with other
+jobs: gaps and times vary between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+class GapMonitor:
+    """A 10 ms QTimer; the longest interval between its firings while active."""
+
+    def __init__(self, interval_ms: int = 10) -> None:
+        from qtpy.QtCore import QTimer
+
+        self.interval = interval_ms / 1000
+        self.timer = QTimer()
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._tick)
+        self.gaps: list[float] = []
+        self._last = 0.0
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.gaps.append(now - self._last - self.interval)
+        self._last = now
+
+    def __enter__(self) -> GapMonitor:
+        self.gaps = []
+        self._last = time.perf_counter()
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.timer.stop()
+        self._tick()
+
+    @property
+    def worst(self) -> float:
+        return max(self.gaps, default=0.0)
+
+    def over(self, limit: float = 0.1) -> int:
+        return int(sum(g > limit for g in self.gaps))
+
+
+def wait_until(app, condition, timeout: float = 600.0) -> None:
+    t0 = time.perf_counter()
+    while not condition():
+        app.processEvents()
+        time.sleep(0.002)
+        if time.perf_counter() - t0 > timeout:
+            raise TimeoutError("step did not finish")
+
+
+def run_step(app, runner, name: str, rows: list, *, wait_more=None) -> None:
+    values: list[int] = []
+    runner.progress.changed.connect(values.append)
+    with GapMonitor() as gaps:
+        t0 = time.perf_counter()
+        runner.run_button.native.click()
+        wait_until(app, lambda: not runner.is_running)
+        if wait_more is not None:
+            wait_until(app, wait_more)
+        wall = time.perf_counter() - t0
+        for _ in range(20):  # the layers' first redraw
+            app.processEvents()
+            time.sleep(0.005)
+    runner.progress.changed.disconnect(values.append)
+    restarts = int(np.sum(np.diff(values) < 0)) if len(values) > 1 else 0
+    rows.append((name, wall, gaps.worst, gaps.over(), restarts, runner.status.value))
+
+
+def cancel_time(app, runner, after: float) -> float:
+    runner.run_button.native.click()
+    t0 = time.perf_counter()
+    wait_until(app, lambda: time.perf_counter() - t0 > after or not runner.is_running)
+    if not runner.is_running:
+        return float("nan")
+    t1 = time.perf_counter()
+    runner.cancel_button.native.click()
+    wait_until(app, lambda: not runner.is_running)
+    return time.perf_counter() - t1
+
+
+def latency(app, action, values) -> tuple[float, float]:
+    times = []
+    for v in values:
+        t0 = time.perf_counter()
+        action(v)
+        app.processEvents()  # the redraw it asked for
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)), float(np.max(times))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="300 frames instead of 1000")
+    ap.add_argument("--out", default=str(HERE / "results" / "gui.md"))
+    args = ap.parse_args()
+
+    import napari
+    from bench_layers import random_estimates
+    from qtpy.QtWidgets import QApplication
+
+    from napari_caiman.engine.synthetic import make_movie_2d
+    from napari_caiman.layers.cnmf import cnmf_layer_data
+    from napari_caiman.widgets._layers import upsert_layer
+
+    T = 300 if args.quick else 1000
+    movie = make_movie_2d(
+        (T, 256, 256), n_neurons=80, rigid_motion=3.0, nonrigid_motion=1.0, seed=0, return_flow=False
+    ).movie
+    viewer = napari.Viewer(show=True)
+    viewer.window._qt_window.resize(1920, 1080)
+    app = QApplication.instance()
+    viewer.add_image(movie, name="movie")
+    dock = viewer.window.add_plugin_dock_widget
+    _, motion = dock("napari-caiman", "Motion correction")
+    _, cnmf = dock("napari-caiman", "CNMF")
+    _, evaluation = dock("napari-caiman", "Evaluation / curation")
+    for _ in range(20):
+        app.processEvents()
+    rows: list = []
+    cancels: list = []
+
+    motion.set_settings(motion.get_settings().replace(pw_rigid=True))
+    cancels.append(("Motion correction", cancel_time(app, motion.runner, 1.5)))
+    run_step(app, motion.runner, "Motion correction (pw-rigid)", rows)
+    cnmf.set_settings(
+        cnmf.get_settings().replace(K=6, gSig=(4, 4, 2), rf=(20, 20, 0), stride=(8, 8, 0))
+    )
+    cancels.append(("CNMF (patches)", cancel_time(app, cnmf.runner, 3.0)))
+    run_step(app, cnmf.runner, "CNMF (patches 40x40)", rows)
+    run_step(app, evaluation.runner, "Evaluate", rows)
+    seeds = evaluation.new_seeds_layer()
+    seeds.data[5:12, 5:12] = 1
+    seeds.refresh()
+    evaluation.confirm = lambda text: True
+    run_step(
+        app, evaluation.refit_runner, "Refit with seeds (+ re-evaluate)", rows,
+        wait_more=lambda: not evaluation.runner.is_running,
+    )
+    g = cnmf.get_settings()
+    cnmf.set_settings(g.replace(rf=(0, 0, 0), K=60))
+    cancels.append(("CNMF (greedy init, whole FOV)", cancel_time(app, cnmf.runner, 4.0)))
+    cnmf.set_settings(g)
+
+    # interaction latencies on the evaluated result
+    K = evaluation.session.n_components
+    rng = np.random.default_rng(0)
+    picks = [int(k) for k in rng.integers(0, K, 20)]
+    for _ in range(5):
+        app.processEvents()
+    sel = latency(app, evaluation.select_component, picks)
+    slider = latency(
+        app, lambda v: setattr(evaluation.min_SNR, "value", v), np.linspace(1.0, 6.0, 20)
+    )
+
+    # 5,000 ROIs become layers
+    est = random_estimates((512, 512), 5000, T=500)
+    summary = type("S", (), {"mean": np.zeros((512, 512), np.float32), "max": None,
+                             "std": None, "corr": np.zeros((512, 512), np.float32)})()
+    step = type("R", (), {"estimates": est, "summary": summary})()
+    t0 = time.perf_counter()
+    tuples = cnmf_layer_data(step, "rois", None, None)
+    t_data = time.perf_counter() - t0
+    with GapMonitor() as gaps:
+        t0 = time.perf_counter()
+        for data, meta, layer_type in tuples:
+            upsert_layer(viewer, data, meta, layer_type)
+        app.processEvents()
+        t_add = time.perf_counter() - t0
+    roi_gap = gaps.worst
+
+    lines = [
+        "# GUI responsiveness (bench/bench_gui.py)",
+        "",
+        f"napari {napari.__version__}, {platform.python_implementation()} {platform.python_version()}, "
+        f"Xvfb 1920x1080 (software OpenGL); movie {T}x256x256 float32, 80 neurons, "
+        "3 px rigid + 1 px non-rigid motion. Shared 2-core machine: numbers vary between runs.",
+        "",
+        "## Event-loop gaps while a step runs (10 ms QTimer)",
+        "",
+        "| step | wall s | longest gap ms | gaps > 100 ms | bar restarts |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, wall, worst, over, restarts, _ in rows:
+        lines.append(f"| {name} | {wall:.1f} | {worst * 1000:.0f} | {over} | {restarts} |")
+    lines += ["", "## Cancel (click to idle)", "", "| step | s |", "|---|---:|"]
+    for name, s in cancels:
+        lines.append(f"| {name} | {s:.2f} |")
+    lines += [
+        "",
+        "## Interaction",
+        "",
+        "| action | median ms | worst ms |",
+        "|---|---:|---:|",
+        f"| select a component ({K} components) | {sel[0] * 1000:.0f} | {sel[1] * 1000:.0f} |",
+        f"| move the min_SNR slider one step | {slider[0] * 1000:.0f} | {slider[1] * 1000:.0f} |",
+        "",
+        "## 5,000 ROIs (512x512) become layers",
+        "",
+        f"- layer data (in the CNMF worker): {t_data:.2f} s",
+        f"- adding the layers + first redraw (main thread): {t_add:.2f} s; "
+        f"longest gap {roi_gap * 1000:.0f} ms",
+        "",
+    ]
+    Path(args.out).write_text("\n".join(lines))
+    print("\n".join(lines))
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main()
