@@ -256,6 +256,17 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 EXTRA_DEFAULTS: dict[str, dict[str, Any]] = {
     "napari_caiman": {
         "backend": "native",
+        # shape thresholds of the evaluation (engine.shapes / engine.evaluation)
+        "min_solidity": 0.6,
+        "max_pieces": 1,
+        "min_area_ratio": 0.1,
+        "max_area_ratio": 4.0,
+        # anatomical seeding (engine.cnmf.anatomy)
+        "seed_anatomy": False,
+        "accept_anatomy": True,
+        "anatomy_thr": 1.0,
+        # classifier learnt from curation (engine.classifier): a model file, applied to undecided components
+        "classifier": None,
     },
 }
 
@@ -394,6 +405,13 @@ VALIDATORS: dict[str, Callable[[str, Any], None]] = {
     "min_SNR": lambda n, v: _check_positive_number(n, v, allow_zero=True),
     "rval_thr": lambda n, v: _check_range(n, v, -1, 1),
     "backend": lambda n, v: _check_choice(n, v, ("native", "caiman")),
+    "min_solidity": lambda n, v: _check_range(n, v, 0, 1),
+    "max_pieces": lambda n, v: _check_positive_number(n, v, allow_zero=True),
+    "min_area_ratio": lambda n, v: _check_positive_number(n, v, allow_zero=True),
+    "max_area_ratio": lambda n, v: _check_positive_number(n, v, allow_zero=True),
+    "seed_anatomy": lambda n, v: _check_choice(n, v, (False, True, "only")),
+    "accept_anatomy": _check_bool,
+    "anatomy_thr": lambda n, v: _check_positive_number(n, v, allow_zero=True),
 }
 
 
