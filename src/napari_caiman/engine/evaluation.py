@@ -104,7 +104,7 @@ log = logging.getLogger(__name__)
 THRESHOLD_NAMES = ("min_SNR", "SNR_lowest", "rval_thr", "rval_lowest", "use_cnn", "min_cnn_thr", "cnn_lowest")
 #: Shape thresholds (our own parameter group ``napari_caiman``) and their defaults.
 SHAPE_THRESHOLDS = {"min_solidity": 0.6, "max_pieces": 1, "min_area_ratio": 0.1, "max_area_ratio": 4.0,
-                    "accept_anatomy": True}
+                    "accept_anatomy": True, "min_classifier_prob": 0.5}
 
 
 @dataclass
@@ -136,6 +136,9 @@ class Metrics:
         (e.g. a CaImAn file).
     anatomy : (K,) bool or None
         Components that came from anatomical seeds.
+    classifier_prob : (K,) or None
+        Probability of being a cell from a classifier learnt from curation
+        (:mod:`.classifier`), when one was applied.
     timings : dict
         Seconds per stage.
     """
@@ -155,6 +158,7 @@ class Metrics:
     n_pieces: np.ndarray | None = None
     area_ratio: np.ndarray | None = None
     anatomy: np.ndarray | None = None
+    classifier_prob: np.ndarray | None = None
 
     @property
     def n_components(self) -> int:
@@ -211,7 +215,7 @@ class Metrics:
 
 
 #: Shape fields of :class:`Metrics` saved with the estimates.
-SHAPE_FIELDS = ("solidity", "n_pieces", "area_ratio", "anatomy")
+SHAPE_FIELDS = ("solidity", "n_pieces", "area_ratio", "anatomy", "classifier_prob")
 
 # ----------------------------------------------------------------------------- SNR
 
@@ -649,7 +653,8 @@ def apply_thresholds(metrics: Metrics, *, min_SNR: float = 2.5, SNR_lowest: floa
                      max_size: float | None = None, use_cnn: bool = False, min_cnn_thr: float = 0.9,
                      cnn_lowest: float = 0.1, min_solidity: float | None = None, max_pieces: float | None = None,
                      min_area_ratio: float | None = None, max_area_ratio: float | None = None,
-                     accept_anatomy: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                     accept_anatomy: bool = False, min_classifier_prob: float = 0.5
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Accept/reject components from precomputed metrics (pure, fast).
 
     Returns ``(idx_components, idx_components_bad)``: sorted int64 indices.
@@ -658,6 +663,8 @@ def apply_thresholds(metrics: Metrics, *, min_SNR: float = 2.5, SNR_lowest: floa
     ``max_pieces``, ``min_area_ratio``, ``max_area_ratio``; None: off) when the
     metrics hold no shape (e.g. a CaImAn file).  ``accept_anatomy``: components
     from anatomical seeds pass the SNR / r-value tests (their shape still counts).
+    When the metrics hold classifier probabilities (``classifier_prob``),
+    ``p >= min_classifier_prob`` replaces the SNR / r-value / CNN test.
 
     Raises
     ------
@@ -686,6 +693,9 @@ def apply_thresholds(metrics: Metrics, *, min_SNR: float = 2.5, SNR_lowest: floa
                 ok &= size >= _num("min_size", min_size, 0.0, math.inf)
             if max_size is not None:
                 ok &= size <= _num("max_size", max_size, 0.0, math.inf)
+        prob = metrics.classifier_prob
+        if prob is not None:
+            good = np.asarray(prob, float) >= _num("min_classifier_prob", min_classifier_prob, 0.0, 1.0)
         if accept_anatomy and metrics.anatomy is not None:
             anat = np.asarray(metrics.anatomy, bool)
             good |= anat
@@ -719,11 +729,25 @@ def thresholds_from_params(params: Any) -> dict[str, Any]:
     return {k: _get(params, k, v) for k, v in defaults.items()}
 
 
+def apply_classifier(metrics: Metrics, estimates: Any, params: Any) -> Metrics:
+    """Set ``metrics.classifier_prob`` from the model file named by the parameter
+    ``classifier`` (``"default"``: the shipped model; None: leave as is)."""
+    path = _get(params, "classifier", None)
+    if path in (None, "", False):
+        return metrics
+    from .classifier import Classifier, default_model_path
+
+    model = Classifier.load(default_model_path() if path == "default" else path)
+    metrics.classifier_prob = model.predict(metrics, estimates, _get(params, "gSig", (4, 4)))
+    return metrics
+
+
 def iter_evaluate_components(movie: Any, estimates: Any, params: Any = None, **kw
                              ) -> Generator[Progress, None, Metrics]:
     """Compute the metrics, threshold them with ``params`` and set
     ``estimates.idx_components`` / ``idx_components_bad``. Returns the metrics."""
     metrics = yield from iter_compute_metrics(movie, estimates, params, **kw)
+    apply_classifier(metrics, estimates, params)
     good, bad = apply_thresholds(metrics, **thresholds_from_params(params))
     estimates.idx_components, estimates.idx_components_bad = good, bad
     return metrics

@@ -267,6 +267,7 @@ EXTRA_DEFAULTS: dict[str, dict[str, Any]] = {
         "anatomy_thr": 1.0,
         # classifier learnt from curation (engine.classifier): a model file, applied to undecided components
         "classifier": None,
+        "min_classifier_prob": 0.5,
     },
 }
 
@@ -412,6 +413,7 @@ VALIDATORS: dict[str, Callable[[str, Any], None]] = {
     "seed_anatomy": lambda n, v: _check_choice(n, v, (False, True, "only")),
     "accept_anatomy": _check_bool,
     "anatomy_thr": lambda n, v: _check_positive_number(n, v, allow_zero=True),
+    "min_classifier_prob": lambda n, v: _check_range(n, v, 0, 1),
 }
 
 

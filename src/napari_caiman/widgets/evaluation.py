@@ -83,6 +83,11 @@ _THRESHOLDS = {
         "Accept when the spatial r-value is at least this (or SNR >= min_SNR)",
     ),
     "rval_lowest": (-1.0, 1.0, 0.01, "Reject below this r-value whatever the SNR"),
+    # shape (engine.shapes; our own parameter group): junk fragments are rejected whatever their SNR
+    "min_solidity": (0.0, 1.0, 0.01, "Reject footprints less convex than this (area / convex-hull area)"),
+    "max_pieces": (1.0, 10.0, 1.0, "Reject footprints in more pieces than this (each >= 10 % of the pixels)"),
+    "min_area_ratio": (0.0, 2.0, 0.01, "Reject footprints smaller than this x a disc of radius 2 gSig"),
+    "max_area_ratio": (0.5, 20.0, 0.1, "Reject footprints larger than this x a disc of radius 2 gSig"),
 }
 
 RESULTS_FILTER = "Results (*.hdf5 *.h5)"
