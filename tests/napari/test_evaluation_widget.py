@@ -83,16 +83,23 @@ def test_evaluate_then_sliders_recolour_without_recompute(qtbot, viewer, widget,
     _evaluate(qtbot, widget)
     assert errors == []
     metrics = widget.session.metrics
-    good, _ = apply_thresholds(metrics, min_SNR=2.5, SNR_lowest=0.5, rval_thr=0.8, rval_lowest=-1.0)
+    good, _ = apply_thresholds(metrics, min_SNR=2.5, SNR_lowest=0.5, rval_thr=0.8, rval_lowest=-1.0,
+                               min_solidity=0.6, max_pieces=1, min_area_ratio=0.1, max_area_ratio=4.0)
     assert np.array_equal(np.flatnonzero(widget.accepted), good)
+    assert metrics.solidity is not None and metrics.solidity.shape == (K,)
     np.testing.assert_allclose(contours.edge_color, _expected_colors(widget))
     for column in ("SNR", "r_value", "status", "manual"):
         assert column in contours.features
+    # a shape slider re-thresholds at once: no footprint is that convex
+    widget.min_solidity.value = 1.0
+    assert not widget.accepted[metrics.solidity < 1.0].any()
+    widget.min_solidity.value = 0.6
     # stricter thresholds: fewer accepted, at once, same metrics object
     widget.min_SNR.value = 6.0
     widget.rval_thr.value = 0.99
     good, _ = apply_thresholds(
-        metrics, min_SNR=6.0, SNR_lowest=0.5, rval_thr=0.99, rval_lowest=-1.0
+        metrics, min_SNR=6.0, SNR_lowest=0.5, rval_thr=0.99, rval_lowest=-1.0,
+        min_solidity=0.6, max_pieces=1, min_area_ratio=0.1, max_area_ratio=4.0,
     )
     assert np.array_equal(np.flatnonzero(widget.accepted), good)
     np.testing.assert_allclose(contours.edge_color, _expected_colors(widget))
@@ -110,11 +117,16 @@ def test_evaluate_then_sliders_recolour_without_recompute(qtbot, viewer, widget,
     assert np.all(contours.edge_color[:, 3] == 0)
     widget.show_filter.value = "all"
     widget.rval_lowest.value = -1.0
+    widget.min_solidity.value = 0.0
+    widget.min_area_ratio.value = 0.0
+    widget.max_pieces.value = 10.0
+    widget.max_area_ratio.value = 20.0
     widget.min_SNR.value = 0.0
     assert widget.accepted.all()
     # the components table follows
     assert widget.table_model.rowCount() == K
     assert set(widget.table_model.columns["status"]) == {"accepted"}
+    np.testing.assert_allclose(widget.table_model.columns["solidity"], metrics.solidity)
 
 
 def test_keys_clicks_traces_and_sidecar(qtbot, viewer, widget, fitted_2d, tmp_path):

@@ -261,6 +261,8 @@ EXTRA_DEFAULTS: dict[str, dict[str, Any]] = {
         "max_pieces": 1,
         "min_area_ratio": 0.1,
         "max_area_ratio": 4.0,
+        # footprint pixels below this many standard errors are dropped (engine.cnmf.steps.spatial_step)
+        "footprint_noise_thr": 2.0,
         # anatomical seeding (engine.cnmf.anatomy)
         "seed_anatomy": False,
         "accept_anatomy": True,
@@ -414,6 +416,7 @@ VALIDATORS: dict[str, Callable[[str, Any], None]] = {
     "accept_anatomy": _check_bool,
     "anatomy_thr": lambda n, v: _check_positive_number(n, v, allow_zero=True),
     "min_classifier_prob": lambda n, v: _check_range(n, v, 0, 1),
+    "footprint_noise_thr": lambda n, v: _check_positive_number(n, v, allow_zero=True),
 }
 
 

@@ -150,13 +150,17 @@ def evaluation_features(
 def component_table(
     metrics: Any, accepted: np.ndarray, manual: np.ndarray, size: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """One row per component: ``id``, ``SNR``, ``r_value``, ``size``, ``status``, ``manual``."""
+    """One row per component: ``id``, ``SNR``, ``r_value``, ``size``, ``solidity``,
+    ``pieces``, ``area_ratio`` (shape, NaN when not computed), ``status``, ``manual``."""
     K = len(accepted)
     return {
         "id": np.arange(K, dtype=np.int64),
         "SNR": _metric(metrics, "SNR_comp", K),
         "r_value": _metric(metrics, "r_values", K),
         "size": np.asarray(size, dtype=np.int64).reshape(K),
+        "solidity": _metric(metrics, "solidity", K),
+        "pieces": _metric(metrics, "n_pieces", K),
+        "area_ratio": _metric(metrics, "area_ratio", K),
         "status": status_column(accepted),
         "manual": manual_column(manual),
     }

@@ -167,7 +167,7 @@ class ComponentTableModel(QAbstractTableModel):
     """Columns of :func:`~napari_caiman.layers.evaluation.component_table`,
     sorted by numpy (``np.argsort``) so thousands of rows sort at once."""
 
-    COLUMNS = ("id", "SNR", "r_value", "size", "status", "manual")
+    COLUMNS = ("id", "SNR", "r_value", "size", "solidity", "pieces", "area_ratio", "status", "manual")
 
     def __init__(self) -> None:
         super().__init__()
@@ -219,8 +219,10 @@ class ComponentTableModel(QAbstractTableModel):
             return None
         name = self.COLUMNS[index.column()]
         value = self.columns[name][self.order[index.row()]]
-        if name in ("SNR", "r_value"):
+        if name in ("SNR", "r_value", "solidity", "area_ratio"):
             return "" if not np.isfinite(value) else f"{value:.2f}"
+        if name == "pieces":
+            return "" if not np.isfinite(value) else str(int(value))
         return str(value)
 
     def headerData(
@@ -1194,6 +1196,10 @@ class EvaluationWidget(Container):
             m = s.metrics
             size = np.diff((est.A > 0).tocsc().indptr).astype(np.int64)
             snr = ev.take_rows(m.SNR_comp, rows, fill=np.nan if snr_new is None else snr_new)
+            from ..engine.shapes import shape_metrics
+
+            gsig = s.params.get("gSig") if s.params is not None else None
+            shape = shape_metrics(est.A, est.dims, gsig or (4,) * len(est.dims))  # edited footprints
             s.metrics = Metrics(
                 SNR_comp=snr,
                 r_values=ev.take_rows(m.r_values, rows),
@@ -1201,6 +1207,10 @@ class EvaluationWidget(Container):
                 cnn_preds=ev.take_rows(m.cnn_preds, rows),
                 cnn_available=m.cnn_available,
                 n_samples=m.n_samples,
+                solidity=shape.solidity if m.solidity is not None else None,
+                n_pieces=shape.n_pieces if m.n_pieces is not None else None,
+                area_ratio=shape.area_ratio if m.area_ratio is not None else None,
+                anatomy=ev.take_rows(m.anatomy, rows, fill=np.bool_(False)),
             )
         s.F_dff = ev.take_rows(s.F_dff, rows)
         s.estimates = est

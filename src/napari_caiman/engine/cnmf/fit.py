@@ -84,7 +84,7 @@ def settings_from_params(params: CaimanParams, nd: int, dims: tuple[int, ...]) -
     if medw is not None:
         medw = to_array_order(per_axis(medw, nd, "medw", kind=int, minimum=1), nd)
     return Settings(
-        medw=medw, thr_method=thr_method, se_close=_structure(params["se"], nd, "se"),
+        medw=medw, thr_method=thr_method, noise_thr=float(params.get("footprint_noise_thr", 0.0) or 0.0), se_close=_structure(params["se"], nd, "se"),
         ss=_structure(params["ss"], nd, "ss"),
         K=K, gSig=gSig, gSiz=gSiz, nb=nb, nIter=int(params["nIter"]), ssub=params["ssub"],
         tsub=params["tsub"], maxthr=float(params["maxthr"]), nrgthr=float(params["nrgthr"]),
@@ -276,7 +276,7 @@ def iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any = None, executor: An
         if K == 0:
             break
         if step == "spatial":
-            W, H, K = spatial_step(data, W, H, K, nb, st)
+            W, H, K = spatial_step(data, W, H, K, nb, st, sn=sn)
         elif step == "temporal":
             W, H, K, extra = yield from iter_temporal_step(data, W, H, K, nb, st.temporal)
         elif step == "merge" and st.do_merge:

@@ -39,6 +39,7 @@ class Settings:
     max_num_samples_fft: int = 3072
     spatial_iter: int = 3
     dilation: tuple = field(default=())
+    noise_thr: float = 0.0
     medw: tuple | None = None
     thr_method: str = "nrg"
     se_close: np.ndarray | None = None
@@ -49,14 +50,22 @@ class Settings:
         return ellipsoid(radii)
 
 
-def spatial_step(data, W, H, K, nb, st: Settings):
-    """Update footprints and background; drop empty components. Returns (W, H, K)."""
+def spatial_step(data, W, H, K, nb, st: Settings, sn=None):
+    """Update footprints and background; drop empty components. Returns (W, H, K).
+
+    With the pixels' noise SD ``sn`` (P,) and ``st.noise_thr`` > 0, footprint
+    pixels below ``noise_thr`` standard errors of their estimate
+    (``sn / ||c_k||``) are set to 0 before the cleaning: the noisy halo a
+    footprint grows on real data is not part of the cell."""
     YH = data.YHt(H)
     HH = H @ H.T
     regions = search_regions(W[:, :K], data.dims, st.se())
     regions += [None if st.update_background else np.zeros(0, np.int64)] * nb
     hals_spatial(W, YH, HH, regions, st.spatial_iter)
     A = np.ascontiguousarray(W[:, :K])
+    if sn is not None and st.noise_thr > 0 and K:
+        se = np.sqrt(np.maximum(np.diag(HH)[:K], 1e-30))
+        A[A < st.noise_thr * np.asarray(sn, np.float32)[:, None] / se[None, :]] = 0
     clean_footprints(A, data.dims, st.maxthr, st.nrgthr, st.extract_cc, medw=st.medw,
                      thr_method=st.thr_method, se=st.se_close, ss=st.ss)
     W[:, :K] = A
