@@ -29,8 +29,8 @@ def contours(img: np.ndarray, level: float) -> list[np.ndarray]:
 def shot(results_path: str, out: Path, title: str) -> None:
     import napari
     import tifffile
-
     from bench_realdata import regions_to_masks
+
     from napari_caiman.engine.results import load_results
     from napari_caiman.engine.shapes import junk_mask, shape_metrics
 
