@@ -266,3 +266,22 @@ def test_noise_threshold_keeps_weak_synthetic_cells_cell_shaped():
         if thr:
             assert res.f1 == 1.0 and res.median_trace_corr >= 0.98, res
     assert sol[0.0] < 0.6 <= sol[2.0], sol
+
+
+def test_cellpose_detector_without_cellpose_is_a_clear_error():
+    pytest.importorskip("skimage")
+    try:
+        import cellpose  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("cellpose is installed")
+    from napari_caiman.engine.cnmf import cnmf
+    from napari_caiman.engine.params import CaimanParams
+
+    Y, _, _ = _movie_with_silent_cells(2)
+    with pytest.raises(InputError, match="cellpose"):
+        cnmf(Y, CaimanParams.from_dict({"K": 4, "gSig": (3, 3), "seed_anatomy": True,
+                                        "anatomy_detector": "cellpose"}))
+    with pytest.raises(InputError, match="seed_anatomy"):
+        CaimanParams.from_dict({"seed_anatomy": "yes"})

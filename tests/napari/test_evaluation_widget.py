@@ -260,3 +260,30 @@ def test_3d_result_has_per_plane_contours(qtbot, viewer, widget, fitted_3d):
     assert viewer.layers["raw selected"].ndim == 3
     widget.decide("accept")
     assert widget.accepted[0] and est.n_components == widget.session.n_components
+
+
+def test_train_classifier_button_learns_decisions_and_applies_to_undecided(
+    qtbot, viewer, widget, fitted_2d, tmp_path
+):
+    from napari_caiman.engine.classifier import Classifier
+
+    _show(viewer, widget, fitted_2d)
+    _evaluate(qtbot, widget)
+    metrics = widget.session.metrics
+    K = widget.session.n_components
+    order = np.argsort(metrics.SNR_comp)
+    widget.decide("reject", list(order[:3]))  # the weakest by hand
+    widget.decide("accept", list(order[-3:]))
+    out = tmp_path / "mine.json"
+    widget.ask_classifier_path = lambda start: str(out)
+    widget.classifier_button.native.click()
+    assert out.exists() and Classifier.load(out).info["n_train"] == 6
+    prob = widget.session.metrics.classifier_prob
+    assert prob is not None and prob.shape == (K,)
+    manual = widget.session.curation.manual
+    undecided = manual == 0
+    shape_ok = (metrics.solidity >= 0.6) & (metrics.n_pieces <= 1) & (metrics.area_ratio >= 0.1)
+    np.testing.assert_array_equal(
+        widget.accepted[undecided], ((prob >= 0.5) & shape_ok)[undecided]
+    )
+    assert not widget.accepted[order[:3]].any() and widget.accepted[order[-3:]].all()

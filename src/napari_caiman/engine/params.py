@@ -267,6 +267,7 @@ EXTRA_DEFAULTS: dict[str, dict[str, Any]] = {
         "seed_anatomy": False,
         "accept_anatomy": True,
         "anatomy_thr": 1.0,
+        "anatomy_detector": "builtin",  # or "cellpose" (optional package)
         # classifier learnt from curation (engine.classifier): a model file, applied to undecided components
         "classifier": None,
         "min_classifier_prob": 0.5,
@@ -414,6 +415,7 @@ VALIDATORS: dict[str, Callable[[str, Any], None]] = {
     "max_area_ratio": lambda n, v: _check_positive_number(n, v, allow_zero=True),
     "seed_anatomy": lambda n, v: _check_choice(n, v, (False, True, "only")),
     "accept_anatomy": _check_bool,
+    "anatomy_detector": lambda n, v: _check_choice(n, v, ("builtin", "cellpose")),
     "anatomy_thr": lambda n, v: _check_positive_number(n, v, allow_zero=True),
     "min_classifier_prob": lambda n, v: _check_range(n, v, 0, 1),
     "footprint_noise_thr": lambda n, v: _check_positive_number(n, v, allow_zero=True),

@@ -314,7 +314,17 @@ def _add_anatomy(data: MovieData, W, H, K, nb, st: Settings, params: CaimanParam
 
     dims = data.dims
     mean = data.mean_image().reshape(dims)
-    masks, _ = detect_somata(mean, st.gSig, thr=float(params.get("anatomy_thr", 1.0) or 0.0))
+    detector = params.get("anatomy_detector", "builtin")
+    found = None
+    if detector == "cellpose":
+        from .anatomy import cellpose_somata
+
+        found = cellpose_somata(mean, st.gSig)
+        if found is None:
+            raise InputError("anatomy_detector", "'cellpose' needs the cellpose package (pip install cellpose) "
+                                                 "and a 2D movie; use 'builtin'")
+    masks, _ = found if found is not None else detect_somata(
+        mean, st.gSig, thr=float(params.get("anatomy_thr", 1.0) or 0.0))
     M = masks.reshape(len(masks), -1).T.astype(np.float32)  # (P, n)
     if only:
         W, H, K = np.ascontiguousarray(W[:, K:]), np.ascontiguousarray(H[K:]), 0
