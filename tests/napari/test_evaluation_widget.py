@@ -84,7 +84,7 @@ def test_evaluate_then_sliders_recolour_without_recompute(qtbot, viewer, widget,
     assert errors == []
     metrics = widget.session.metrics
     good, _ = apply_thresholds(metrics, min_SNR=2.5, SNR_lowest=0.5, rval_thr=0.8, rval_lowest=-1.0,
-                               min_solidity=0.6, max_pieces=1, min_area_ratio=0.1, max_area_ratio=4.0)
+                               min_solidity=0.6, max_pieces=1, min_area_ratio=0.075, max_area_ratio=4.0)
     assert np.array_equal(np.flatnonzero(widget.accepted), good)
     assert metrics.solidity is not None and metrics.solidity.shape == (K,)
     np.testing.assert_allclose(contours.edge_color, _expected_colors(widget))
@@ -99,7 +99,7 @@ def test_evaluate_then_sliders_recolour_without_recompute(qtbot, viewer, widget,
     widget.rval_thr.value = 0.99
     good, _ = apply_thresholds(
         metrics, min_SNR=6.0, SNR_lowest=0.5, rval_thr=0.99, rval_lowest=-1.0,
-        min_solidity=0.6, max_pieces=1, min_area_ratio=0.1, max_area_ratio=4.0,
+        min_solidity=0.6, max_pieces=1, min_area_ratio=0.075, max_area_ratio=4.0,
     )
     assert np.array_equal(np.flatnonzero(widget.accepted), good)
     np.testing.assert_allclose(contours.edge_color, _expected_colors(widget))
@@ -282,7 +282,7 @@ def test_train_classifier_button_learns_decisions_and_applies_to_undecided(
     assert prob is not None and prob.shape == (K,)
     manual = widget.session.curation.manual
     undecided = manual == 0
-    shape_ok = (metrics.solidity >= 0.6) & (metrics.n_pieces <= 1) & (metrics.area_ratio >= 0.1)
+    shape_ok = (metrics.solidity >= 0.6) & (metrics.n_pieces <= 1) & (metrics.area_ratio >= 0.075)
     np.testing.assert_array_equal(
         widget.accepted[undecided], ((prob >= 0.5) & shape_ok)[undecided]
     )

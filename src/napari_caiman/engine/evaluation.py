@@ -48,7 +48,7 @@ Shape (``solidity``, ``n_pieces``, ``area_ratio``; :mod:`.shapes`)
     ``2 gSig`` (the expected soma).  Thin fragments over the neuropil, nets and
     sprawling footprints are the junk CNMF finds on real two-photon data; the
     shape thresholds (our own parameter group ``napari_caiman``:
-    ``min_solidity`` 0.6, ``max_pieces`` 1, ``min_area_ratio`` 0.1,
+    ``min_solidity`` 0.6, ``max_pieces`` 1, ``min_area_ratio`` 0.075,
     ``max_area_ratio`` 4) reject them whatever their SNR.  Components seeded
     from anatomy (``estimates.from_anatomy``) are judged by shape only when
     ``accept_anatomy`` is set: a silent cell has no SNR.
@@ -103,7 +103,7 @@ log = logging.getLogger(__name__)
 #: Parameter names of the quality group that :func:`apply_thresholds` uses.
 THRESHOLD_NAMES = ("min_SNR", "SNR_lowest", "rval_thr", "rval_lowest", "use_cnn", "min_cnn_thr", "cnn_lowest")
 #: Shape thresholds (our own parameter group ``napari_caiman``) and their defaults.
-SHAPE_THRESHOLDS = {"min_solidity": 0.6, "max_pieces": 1, "min_area_ratio": 0.1, "max_area_ratio": 4.0,
+SHAPE_THRESHOLDS = {"min_solidity": 0.6, "max_pieces": 1, "min_area_ratio": 0.075, "max_area_ratio": 4.0,
                     "accept_anatomy": True, "min_classifier_prob": 0.5}
 
 

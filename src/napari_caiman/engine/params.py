@@ -259,7 +259,7 @@ EXTRA_DEFAULTS: dict[str, dict[str, Any]] = {
         # shape thresholds of the evaluation (engine.shapes / engine.evaluation)
         "min_solidity": 0.6,
         "max_pieces": 1,
-        "min_area_ratio": 0.1,
+        "min_area_ratio": 0.075,
         "max_area_ratio": 4.0,
         # footprint pixels below this many standard errors are dropped (engine.cnmf.steps.spatial_step)
         "footprint_noise_thr": 2.0,
