@@ -285,3 +285,23 @@ def test_cellpose_detector_without_cellpose_is_a_clear_error():
                                         "anatomy_detector": "cellpose"}))
     with pytest.raises(InputError, match="seed_anatomy"):
         CaimanParams.from_dict({"seed_anatomy": "yes"})
+
+
+def test_clean_footprint_honours_caiman_spatial_options():
+    from napari_caiman.engine.cnmf._shapes import clean_footprint
+
+    dims = (40, 40)
+    img = _disc(dims, 15, 15, 6)
+    img[15, 21:36] = 0.8           # a one-pixel-wide strand leaving the cell
+    img += 0.6 * _disc(dims, 33, 8, 3)  # a separate, weaker blob
+    a = img.ravel()
+    kept = clean_footprint(a, dims, 0.1, 0.9999, True).reshape(dims)
+    assert kept[33, 8] == 0 and kept[15, 15] == 1  # the largest piece only (extract_cc)
+    assert kept[15, 30] == 0  # the median filter (medw 3x3) removes the strand from the mask
+    assert np.array_equal(kept[kept > 0], img[kept > 0])  # kept pixels keep their values
+    no_med = clean_footprint(a, dims, 0.1, 0.9999, True, medw=(1, 1)).reshape(dims)
+    assert no_med[15, 30] == 0.8  # without the median filter the strand stays
+    both = clean_footprint(a, dims, 0.1, 0.9999, False).reshape(dims)
+    assert both[33, 8] > 0  # extract_cc=False keeps every piece
+    strict = clean_footprint(a, dims, 0.7, 1.0, True, thr_method="max").reshape(dims)
+    assert strict[33, 8] == 0 and strict[15, 15] == 1 and (strict > 0).sum() <= (kept > 0).sum()
