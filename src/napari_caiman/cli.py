@@ -329,8 +329,34 @@ def evaluate_results(results: Any, *, movie_path: Sequence[str] | None = None, o
     elif results.metrics is None:
         raise InputError("--movie", "the results file stores no quality metrics; give the movie to compute them")
     assert isinstance(results.metrics, Metrics)
+    if overrides and "classifier" in overrides:  # a classifier learnt from curation, on the stored metrics
+        from .engine.evaluation import apply_classifier
+
+        if overrides["classifier"] in (None, "", False):
+            results.metrics.classifier_prob = None
+        else:
+            apply_classifier(results.metrics, results.estimates, results.params)
     results.estimates.idx_components = results.threshold_accepted()
     return results
+
+
+def _cmd_train_classifier(args: argparse.Namespace) -> int:
+    from .engine.classifier import train_classifier
+
+    sessions = []
+    for path in args.results:
+        r = _load_results_file(path)
+        if r.metrics is None or r.estimates is None:
+            raise InputError("results", f"{path} holds no evaluation metrics: run the evaluate step first")
+        if r.curation is None or not np.any(r.curation.manual):
+            raise InputError("results", f"{path} holds no manual accept/reject decisions to learn from")
+        sessions.append((r.metrics, r.estimates, r.curation.manual))
+    model = train_classifier(sessions, info={"trained_on": [str(p) for p in args.results]})
+    out = model.save(args.output)
+    print(f"trained on {model.info['n_train']} decisions ({model.info['n_accepted']} accepted, "
+          f"{model.info['n_rejected']} rejected); saved: {out}")
+    print(f"apply it with: {PROG} evaluate RESULTS --set classifier={out}")
+    return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -535,6 +561,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="use --movie even when its content differs from the movie recorded in the results")
     ev_p.add_argument("-q", "--quiet", action="store_true")
     ev_p.set_defaults(func=_cmd_evaluate)
+
+    tc_p = sub.add_parser("train-classifier", help="learn accept/reject from the manual decisions in results files")
+    tc_p.add_argument("results", nargs="+", help="curated results file(s) (.hdf5)")
+    tc_p.add_argument("-o", "--output", required=True, help="model file (.json)")
+    tc_p.set_defaults(func=_cmd_train_classifier)
 
     ex_p = sub.add_parser("export", help="export accepted components to NWB, CSV (traces) and/or TIFF (masks)")
     ex_p.add_argument("results", help="results file (.hdf5)")

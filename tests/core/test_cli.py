@@ -244,3 +244,40 @@ def test_backend_flag_without_caiman_is_a_clear_error(moving_tif, tmp_path, caps
     assert "backend" in err and "CaImAn is not installed here" in err and not out.exists()
     assert main(["batch", str(tmp_path / "b.json"), "--add", "x", "--movie", str(path), "--backend", "caiman"]) == 2
     assert "CaImAn is not installed here" in capsys.readouterr().err
+
+
+def test_train_classifier_from_curated_file_and_apply_with_evaluate(tmp_path, capsys):
+    from napari_caiman.engine.curation import Curation
+    from napari_caiman.engine.results import load_results, save_results
+
+    syn = make_movie_2d((200, 64, 64), n_neurons=10, gSig=3, seed=5, return_flow=False)
+    movie = tmp_path / "m.tif"
+    tifffile.imwrite(movie, syn.movie.astype(np.float32))
+    res = tmp_path / "r.hdf5"
+    assert main(["run", str(movie), "--steps", "cnmf,evaluate", "-o", str(res), "--set", "K=14",
+                 "--set", "gSig=(3, 3)", "--set", "use_cnn=False", "-q"]) == 0
+    # no decisions yet: one clear message
+    assert main(["train-classifier", str(res), "-o", str(tmp_path / "m.json")]) == 2
+    assert "no manual accept/reject decisions" in capsys.readouterr().err
+    r = load_results(res)
+    K = r.estimates.A.shape[1]
+    order = np.argsort(r.metrics.SNR_comp)
+    manual = np.zeros(K, np.int8)
+    manual[order[:2]] = -1
+    manual[order[-3:]] = 1
+    r.curation = Curation(manual)
+    save_results(res, r)
+    model = tmp_path / "m.json"
+    assert main(["train-classifier", str(res), "-o", str(model)]) == 0
+    assert "trained on 5 decisions" in capsys.readouterr().out
+    assert main(["evaluate", str(res), "--set", f"classifier={model}", "-o", str(tmp_path / "c.hdf5")]) == 0
+    back = load_results(tmp_path / "c.hdf5")
+    assert back.metrics.classifier_prob is not None and back.metrics.classifier_prob.shape == (K,)
+    acc = np.zeros(K, bool)
+    acc[back.accepted()] = True
+    assert acc[order[-3:]].all() and not acc[order[:2]].any()  # manual decisions win
+    # shape metrics saved with the results and usable as thresholds from the CLI
+    assert main(["evaluate", str(res), "--set", "min_solidity=1.0", "-o", str(tmp_path / "s.hdf5")]) == 0
+    strict = load_results(tmp_path / "s.hdf5")
+    auto = np.setdiff1d(np.flatnonzero(strict.metrics.solidity < 1.0), np.flatnonzero(manual))
+    assert not np.isin(auto, strict.accepted()).any()

@@ -87,14 +87,29 @@ def test_readme_python_blocks_run_as_written(folder, monkeypatch):
     assert first["results"].accepted() is not None
 
 
+def _curate_by_hand(path: Path) -> None:
+    """Accept the 3 highest-SNR and reject the 2 lowest-SNR components, saved as manual decisions."""
+    from napari_caiman.engine.curation import Curation
+    from napari_caiman.engine.results import load_results, save_results
+
+    r = load_results(path)
+    order = np.argsort(r.metrics.SNR_comp)
+    manual = np.zeros(r.estimates.A.shape[1], np.int8)
+    manual[order[:2]], manual[order[-3:]] = -1, 1
+    r.curation = Curation(manual)
+    save_results(path, r)
+
+
 def test_readme_commands_run_as_written(folder, monkeypatch, capsys):
     monkeypatch.chdir(folder)
     cmds = _commands()
     for cmd in cmds:
         argv = shlex.split(cmd)[1:]
+        if argv[0] == "train-classifier":
+            _curate_by_hand(folder / argv[1])  # what the user does in the Evaluation dock first
         code = main(argv)
         out = capsys.readouterr()
         assert code == 0, f"{cmd!r} exited {code}: {out.err[-500:]}"
     for name in ("results.hdf5", "corrected.tif", "motion.hdf5", "cnmf.hdf5", "out.nwb", "traces.csv",
-                 "masks.tif", "runs.json"):
+                 "masks.tif", "runs.json", "my_cells.json"):
         assert (folder / name).exists(), name

@@ -83,16 +83,23 @@ def test_evaluate_then_sliders_recolour_without_recompute(qtbot, viewer, widget,
     _evaluate(qtbot, widget)
     assert errors == []
     metrics = widget.session.metrics
-    good, _ = apply_thresholds(metrics, min_SNR=2.5, SNR_lowest=0.5, rval_thr=0.8, rval_lowest=-1.0)
+    good, _ = apply_thresholds(metrics, min_SNR=2.5, SNR_lowest=0.5, rval_thr=0.8, rval_lowest=-1.0,
+                               min_solidity=0.6, max_pieces=1, min_area_ratio=0.075, max_area_ratio=4.0)
     assert np.array_equal(np.flatnonzero(widget.accepted), good)
+    assert metrics.solidity is not None and metrics.solidity.shape == (K,)
     np.testing.assert_allclose(contours.edge_color, _expected_colors(widget))
     for column in ("SNR", "r_value", "status", "manual"):
         assert column in contours.features
+    # a shape slider re-thresholds at once: no footprint is that convex
+    widget.min_solidity.value = 1.0
+    assert not widget.accepted[metrics.solidity < 1.0].any()
+    widget.min_solidity.value = 0.6
     # stricter thresholds: fewer accepted, at once, same metrics object
     widget.min_SNR.value = 6.0
     widget.rval_thr.value = 0.99
     good, _ = apply_thresholds(
-        metrics, min_SNR=6.0, SNR_lowest=0.5, rval_thr=0.99, rval_lowest=-1.0
+        metrics, min_SNR=6.0, SNR_lowest=0.5, rval_thr=0.99, rval_lowest=-1.0,
+        min_solidity=0.6, max_pieces=1, min_area_ratio=0.075, max_area_ratio=4.0,
     )
     assert np.array_equal(np.flatnonzero(widget.accepted), good)
     np.testing.assert_allclose(contours.edge_color, _expected_colors(widget))
@@ -110,11 +117,16 @@ def test_evaluate_then_sliders_recolour_without_recompute(qtbot, viewer, widget,
     assert np.all(contours.edge_color[:, 3] == 0)
     widget.show_filter.value = "all"
     widget.rval_lowest.value = -1.0
+    widget.min_solidity.value = 0.0
+    widget.min_area_ratio.value = 0.0
+    widget.max_pieces.value = 10.0
+    widget.max_area_ratio.value = 20.0
     widget.min_SNR.value = 0.0
     assert widget.accepted.all()
     # the components table follows
     assert widget.table_model.rowCount() == K
     assert set(widget.table_model.columns["status"]) == {"accepted"}
+    np.testing.assert_allclose(widget.table_model.columns["solidity"], metrics.solidity)
 
 
 def test_keys_clicks_traces_and_sidecar(qtbot, viewer, widget, fitted_2d, tmp_path):
@@ -255,3 +267,30 @@ def test_3d_result_has_per_plane_contours(qtbot, viewer, widget, fitted_3d):
     assert viewer.layers["raw selected"].ndim == 3
     widget.decide("accept")
     assert widget.accepted[0] and est.n_components == widget.session.n_components
+
+
+def test_train_classifier_button_learns_decisions_and_applies_to_undecided(
+    qtbot, viewer, widget, fitted_2d, tmp_path
+):
+    from napari_caiman.engine.classifier import Classifier
+
+    _show(viewer, widget, fitted_2d)
+    _evaluate(qtbot, widget)
+    metrics = widget.session.metrics
+    K = widget.session.n_components
+    order = np.argsort(metrics.SNR_comp)
+    widget.decide("reject", list(order[:3]))  # the weakest by hand
+    widget.decide("accept", list(order[-3:]))
+    out = tmp_path / "mine.json"
+    widget.ask_classifier_path = lambda start: str(out)
+    widget.classifier_button.native.click()
+    assert out.exists() and Classifier.load(out).info["n_train"] == 6
+    prob = widget.session.metrics.classifier_prob
+    assert prob is not None and prob.shape == (K,)
+    manual = widget.session.curation.manual
+    undecided = manual == 0
+    shape_ok = (metrics.solidity >= 0.6) & (metrics.n_pieces <= 1) & (metrics.area_ratio >= 0.075)
+    np.testing.assert_array_equal(
+        widget.accepted[undecided], ((prob >= 0.5) & shape_ok)[undecided]
+    )
+    assert not widget.accepted[order[:3]].any() and widget.accepted[order[-3:]].all()

@@ -41,6 +41,18 @@ r-value (``r_values``)
     support pixels of each component are touched, so memory stays at one
     chunk plus a few arrays of ``nnz(A)``.
 
+Shape (``solidity``, ``n_pieces``, ``area_ratio``; :mod:`.shapes`)
+    Computed once with SNR and r-values from the footprints (cut at 20 % of
+    their maxima): solidity (area / convex-hull area), connected pieces
+    holding >= 10 % of the pixels, and area relative to a disc of radius
+    ``2 gSig`` (the expected soma).  Thin fragments over the neuropil, nets and
+    sprawling footprints are the junk CNMF finds on real two-photon data; the
+    shape thresholds (our own parameter group ``napari_caiman``:
+    ``min_solidity`` 0.6, ``max_pieces`` 1, ``min_area_ratio`` 0.075,
+    ``max_area_ratio`` 4) reject them whatever their SNR.  Components seeded
+    from anatomy (``estimates.from_anatomy``) are judged by shape only when
+    ``accept_anatomy`` is set: a silent cell has no SNR.
+
 Not implemented (CaImAn's optional tests): footprint size/eccentricity tests
 (``gSig_range``, ``use_ecc``/``max_ecc``); :func:`apply_thresholds` has plain
 ``min_size``/``max_size`` limits instead.
@@ -55,6 +67,10 @@ Thresholds (:func:`apply_thresholds`, CaImAn's disjunctive rule)
     accepted = (SNR >= min_SNR or r >= rval_thr [or cnn >= min_cnn_thr])
                and SNR > SNR_lowest and r > rval_lowest [and cnn > cnn_lowest]
                [and min_size <= size <= max_size]
+               [and solidity >= min_solidity and n_pieces <= max_pieces
+                and min_area_ratio <= area_ratio <= max_area_ratio]
+    Components from anatomical seeds (``anatomy`` mask) with a good shape are
+    accepted whatever their SNR / r-value when ``accept_anatomy`` is True.
     NaN metrics fail every test.  The function is pure and takes well under a
     millisecond for thousands of components, so sliders can call it on every
     move without recomputing the metrics.
@@ -86,6 +102,9 @@ log = logging.getLogger(__name__)
 
 #: Parameter names of the quality group that :func:`apply_thresholds` uses.
 THRESHOLD_NAMES = ("min_SNR", "SNR_lowest", "rval_thr", "rval_lowest", "use_cnn", "min_cnn_thr", "cnn_lowest")
+#: Shape thresholds (our own parameter group ``napari_caiman``) and their defaults.
+SHAPE_THRESHOLDS = {"min_solidity": 0.6, "max_pieces": 1, "min_area_ratio": 0.075, "max_area_ratio": 4.0,
+                    "accept_anatomy": True, "min_classifier_prob": 0.5}
 
 
 @dataclass
@@ -112,6 +131,14 @@ class Metrics:
         Frames averaged for each r-value (0: no activity found, r = 0).
     n_samples : int
         ``N`` of the SNR test.
+    solidity, n_pieces, area_ratio : (K,) or None
+        Shape of each footprint (see :mod:`.shapes`); None when not computed
+        (e.g. a CaImAn file).
+    anatomy : (K,) bool or None
+        Components that came from anatomical seeds.
+    classifier_prob : (K,) or None
+        Probability of being a cell from a classifier learnt from curation
+        (:mod:`.classifier`), when one was applied.
     timings : dict
         Seconds per stage.
     """
@@ -127,6 +154,11 @@ class Metrics:
     n_frames_used: np.ndarray | None = None
     n_samples: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    solidity: np.ndarray | None = None
+    n_pieces: np.ndarray | None = None
+    area_ratio: np.ndarray | None = None
+    anatomy: np.ndarray | None = None
+    classifier_prob: np.ndarray | None = None
 
     @property
     def n_components(self) -> int:
@@ -134,8 +166,13 @@ class Metrics:
 
     def to_dict(self) -> dict[str, Any]:
         """CaImAn's ``estimates`` names for saving (``SNR_comp``, ``r_values``, ``cnn_preds``)."""
-        return {"SNR_comp": np.asarray(self.SNR_comp), "r_values": np.asarray(self.r_values),
-                "cnn_preds": None if self.cnn_preds is None else np.asarray(self.cnn_preds)}
+        out = {"SNR_comp": np.asarray(self.SNR_comp), "r_values": np.asarray(self.r_values),
+               "cnn_preds": None if self.cnn_preds is None else np.asarray(self.cnn_preds)}
+        for name in SHAPE_FIELDS:  # extra estimates fields: CaImAn's load_CNMF sets them as attributes
+            v = getattr(self, name)
+            if v is not None:
+                out[name] = np.asarray(v)
+        return out
 
     @classmethod
     def from_saved(cls, values: dict[str, Any], estimates: Any = None) -> Metrics | None:
@@ -159,7 +196,13 @@ class Metrics:
             size = np.zeros(snr.size, np.int64)
         cnn = values.get("cnn_preds")
         cnn = None if cnn is None or np.size(cnn) != snr.size else np.asarray(cnn, dtype=np.float64).ravel()
-        return cls(SNR_comp=snr, r_values=r, size=size, cnn_preds=cnn, cnn_available=cnn is not None)
+        shape = {}
+        for name in SHAPE_FIELDS:
+            v = values.get(name)
+            shape[name] = None if v is None or np.size(v) != snr.size else np.asarray(v).ravel()
+        if shape["anatomy"] is not None:
+            shape["anatomy"] = shape["anatomy"].astype(bool)
+        return cls(SNR_comp=snr, r_values=r, size=size, cnn_preds=cnn, cnn_available=cnn is not None, **shape)
 
     def subset(self, idx: Any) -> Metrics:
         """Metrics of the components ``idx`` only (e.g. after removing components)."""
@@ -167,8 +210,12 @@ class Metrics:
             return None if v is None else np.asarray(v)[idx]
         return Metrics(sel(self.SNR_comp), sel(self.r_values), sel(self.size), sel(self.cnn_preds),
                        self.cnn_available, sel(self.fitness), sel(self.noise_sd), sel(self.mode),
-                       sel(self.n_frames_used), self.n_samples, dict(self.timings))
+                       sel(self.n_frames_used), self.n_samples, dict(self.timings),
+                       **{name: sel(getattr(self, name)) for name in SHAPE_FIELDS})
 
+
+#: Shape fields of :class:`Metrics` saved with the estimates.
+SHAPE_FIELDS = ("solidity", "n_pieces", "area_ratio", "anatomy", "classifier_prob")
 
 # ----------------------------------------------------------------------------- SNR
 
@@ -569,9 +616,21 @@ def iter_compute_metrics(movie: Any, estimates: Any, params: Any = None, *, chun
                                                  subtract_background=subtract_background, overlap=overlap)
     timings["r_values"] = time.perf_counter() - t
     size = np.diff(sparse.csc_matrix(sparse.csc_matrix(estimates.A) > 0).indptr).astype(np.int64)
+    yield Progress("shape", 0, 1)
+    t = time.perf_counter()
+    from .shapes import shape_metrics
+
+    dims = tuple(int(d) for d in estimates.dims)
+    gsig = _get(params, "gSig", (4,) * len(dims))
+    sm = shape_metrics(estimates.A, dims, gsig)
+    anat = getattr(estimates, "from_anatomy", None)
+    anat = None if anat is None or np.size(anat) != K else np.asarray(anat, bool).ravel()
+    timings["shape"] = time.perf_counter() - t
+    yield Progress("shape", 1, 1)
     return Metrics(SNR_comp=snr, r_values=r, size=np.asarray(size, np.int64), cnn_preds=None,
                    cnn_available=False, fitness=fitness, noise_sd=sd, mode=md, n_frames_used=n_used,
-                   n_samples=N, timings=timings)
+                   n_samples=N, timings=timings, solidity=sm.solidity, n_pieces=sm.n_pieces,
+                   area_ratio=sm.area_ratio, anatomy=anat)
 
 
 def compute_metrics(movie: Any, estimates: Any, params: Any = None, **kw) -> Metrics:
@@ -592,12 +651,20 @@ def _num(name: str, v: Any, lo: float, hi: float) -> float:
 def apply_thresholds(metrics: Metrics, *, min_SNR: float = 2.5, SNR_lowest: float = 0.5,
                      rval_thr: float = 0.8, rval_lowest: float = -1.0, min_size: float | None = None,
                      max_size: float | None = None, use_cnn: bool = False, min_cnn_thr: float = 0.9,
-                     cnn_lowest: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+                     cnn_lowest: float = 0.1, min_solidity: float | None = None, max_pieces: float | None = None,
+                     min_area_ratio: float | None = None, max_area_ratio: float | None = None,
+                     accept_anatomy: bool = False, min_classifier_prob: float = 0.5
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Accept/reject components from precomputed metrics (pure, fast).
 
     Returns ``(idx_components, idx_components_bad)``: sorted int64 indices.
     With ``use_cnn=True`` but no CNN predictions (``metrics.cnn_preds is
-    None``), the CNN terms are ignored.
+    None``), the CNN terms are ignored; so are the shape terms (``min_solidity``,
+    ``max_pieces``, ``min_area_ratio``, ``max_area_ratio``; None: off) when the
+    metrics hold no shape (e.g. a CaImAn file).  ``accept_anatomy``: components
+    from anatomical seeds pass the SNR / r-value tests (their shape still counts).
+    When the metrics hold classifier probabilities (``classifier_prob``),
+    ``p >= min_classifier_prob`` replaces the SNR / r-value / CNN test.
 
     Raises
     ------
@@ -626,15 +693,53 @@ def apply_thresholds(metrics: Metrics, *, min_SNR: float = 2.5, SNR_lowest: floa
                 ok &= size >= _num("min_size", min_size, 0.0, math.inf)
             if max_size is not None:
                 ok &= size <= _num("max_size", max_size, 0.0, math.inf)
+        prob = metrics.classifier_prob
+        if prob is not None:
+            good = np.asarray(prob, float) >= _num("min_classifier_prob", min_classifier_prob, 0.0, 1.0)
+        if accept_anatomy and metrics.anatomy is not None:
+            anat = np.asarray(metrics.anatomy, bool)
+            good |= anat
+            ok |= anat
+        shape_ok = _shape_ok(metrics, min_solidity, max_pieces, min_area_ratio, max_area_ratio)
+        if shape_ok is not None:
+            ok &= shape_ok
     acc = good & ok
     return np.flatnonzero(acc), np.flatnonzero(~acc)
+
+
+def _shape_ok(metrics: Metrics, min_solidity, max_pieces, min_area_ratio, max_area_ratio) -> np.ndarray | None:
+    tests = []
+    if min_solidity is not None and metrics.solidity is not None:
+        tests.append(np.asarray(metrics.solidity) >= _num("min_solidity", min_solidity, 0.0, 1.0))
+    if max_pieces is not None and metrics.n_pieces is not None:
+        tests.append(np.asarray(metrics.n_pieces) <= _num("max_pieces", max_pieces, 0.0, math.inf))
+    if min_area_ratio is not None and metrics.area_ratio is not None:
+        tests.append(np.asarray(metrics.area_ratio) >= _num("min_area_ratio", min_area_ratio, 0.0, math.inf))
+    if max_area_ratio is not None and metrics.area_ratio is not None:
+        tests.append(np.asarray(metrics.area_ratio) <= _num("max_area_ratio", max_area_ratio, 0.0, math.inf))
+    if not tests:
+        return None
+    return np.logical_and.reduce(tests)
 
 
 def thresholds_from_params(params: Any) -> dict[str, Any]:
     """Keyword arguments of :func:`apply_thresholds` from a CaimanParams (quality group)."""
     defaults = {"min_SNR": 2.5, "SNR_lowest": 0.5, "rval_thr": 0.8, "rval_lowest": -1.0, "use_cnn": False,
-                "min_cnn_thr": 0.9, "cnn_lowest": 0.1}
+                "min_cnn_thr": 0.9, "cnn_lowest": 0.1, **SHAPE_THRESHOLDS}
     return {k: _get(params, k, v) for k, v in defaults.items()}
+
+
+def apply_classifier(metrics: Metrics, estimates: Any, params: Any) -> Metrics:
+    """Set ``metrics.classifier_prob`` from the model file named by the parameter
+    ``classifier`` (``"default"``: the shipped model; None: leave as is)."""
+    path = _get(params, "classifier", None)
+    if path in (None, "", False):
+        return metrics
+    from .classifier import Classifier, default_model_path
+
+    model = Classifier.load(default_model_path() if path == "default" else path)
+    metrics.classifier_prob = model.predict(metrics, estimates, _get(params, "gSig", (4, 4)))
+    return metrics
 
 
 def iter_evaluate_components(movie: Any, estimates: Any, params: Any = None, **kw
@@ -645,6 +750,7 @@ def iter_evaluate_components(movie: Any, estimates: Any, params: Any = None, **k
 
     # the movie as CNMF read it: motion-correction borders zeroed (one rule for every path)
     metrics = yield from iter_compute_metrics(movie_for_cnmf(movie), estimates, params, **kw)
+    apply_classifier(metrics, estimates, params)
     good, bad = apply_thresholds(metrics, **thresholds_from_params(params))
     estimates.idx_components, estimates.idx_components_bad = good, bad
     return metrics

@@ -173,6 +173,30 @@ SPECS: tuple[ParamSpec, ...] = (
     _p("use_cnn", "text", "Use CaImAn's CNN classifier (True/False). None (default): the backend's default, "
        "off on the native backend (it has no CNN), on with backend='caiman' when its model files exist.",
        checked=False),
+    # napari-caiman: footprint shape (evaluation) and footprint cleaning (CNMF)
+    _p("min_solidity", "number", "Reject a footprint (cut at 20 % of its max) whose area / convex-hull area is "
+       "below this, whatever its SNR (0 = off).", minimum=0, maximum=1),
+    _p("max_pieces", "number", "Reject a footprint in more pieces than this (4-connected, each holding >= 10 % "
+       "of its pixels; 0 = off).", minimum=0),
+    _p("min_area_ratio", "number", "Reject a footprint smaller than this many discs of radius 2 gSig "
+       "(specks; 0 = off).", minimum=0),
+    _p("max_area_ratio", "number", "Reject a footprint larger than this many discs of radius 2 gSig "
+       "(sprawling; 0 = off).", minimum=0),
+    _p("footprint_noise_thr", "number", "CNMF: footprint pixels below this many standard errors of their "
+       "regression are dropped (no ragged halos; 0 = off).", minimum=0),
+    # napari-caiman: anatomical seeding (CNMF)
+    _p("seed_anatomy", "choice", "Seed CNMF with somata found in the mean image: True adds them to the "
+       "activity-based init, 'only' uses them alone; silent cells keep a flat trace.",
+       choices=(False, True, "only")),
+    _p("accept_anatomy", "bool", "Accept anatomy-seeded components on their shape alone (they may be silent)."),
+    _p("anatomy_thr", "number", "Soma detector threshold (higher: fewer, clearer somata).", minimum=0),
+    _p("anatomy_detector", "choice", "Soma detector: 'builtin' (scikit-image) or 'cellpose' (when installed).",
+       choices=("builtin", "cellpose")),
+    # napari-caiman: classifier learnt from curation (evaluation)
+    _p("classifier", "text", "A classifier model file (`napari-caiman train-classifier`) applied to the "
+       "undecided components instead of the SNR / r-value test; None = off.", checked=False),
+    _p("min_classifier_prob", "number", "Accept when the classifier's probability is at least this.",
+       minimum=0, maximum=1),
     # napari-caiman
     _p("backend", "choice", "Who computes: 'native' (this package) or 'caiman' (a CaImAn installation, "
        "docs/caiman.md).", choices=("native", "caiman")),

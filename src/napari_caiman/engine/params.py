@@ -259,6 +259,21 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 EXTRA_DEFAULTS: dict[str, dict[str, Any]] = {
     "napari_caiman": {
         "backend": "native",
+        # shape thresholds of the evaluation (engine.shapes / engine.evaluation)
+        "min_solidity": 0.6,
+        "max_pieces": 1,
+        "min_area_ratio": 0.075,
+        "max_area_ratio": 4.0,
+        # footprint pixels below this many standard errors are dropped (engine.cnmf.steps.spatial_step)
+        "footprint_noise_thr": 2.0,
+        # anatomical seeding (engine.cnmf.anatomy)
+        "seed_anatomy": False,
+        "accept_anatomy": True,
+        "anatomy_thr": 1.0,
+        "anatomy_detector": "builtin",  # or "cellpose" (optional package)
+        # classifier learnt from curation (engine.classifier): a model file, applied to undecided components
+        "classifier": None,
+        "min_classifier_prob": 0.5,
     },
 }
 

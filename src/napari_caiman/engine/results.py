@@ -171,7 +171,8 @@ class Results:
 #: Estimates fields written under ``estimates/`` (CaImAn names).
 ESTIMATE_ARRAYS = ("C", "S", "YrA", "b", "f", "sn", "g", "bl", "c1", "neurons_sn", "lam")
 #: Evaluation fields, read when present (written by the evaluation step).
-ESTIMATE_OPTIONAL = ("idx_components", "idx_components_bad", "SNR_comp", "r_values", "cnn_preds", "F_dff")
+ESTIMATE_OPTIONAL = ("idx_components", "idx_components_bad", "SNR_comp", "r_values", "cnn_preds", "F_dff",
+                     "solidity", "n_pieces", "area_ratio", "anatomy", "classifier_prob")
 
 
 def image_to_caiman(image: np.ndarray) -> np.ndarray:
@@ -270,6 +271,8 @@ def estimates_from_group(group: h5py.Group, dims: tuple[int, ...]) -> tuple[Any,
             extra[name] = np.asarray(v)
     est.idx_components = extra.get("idx_components")
     est.idx_components_bad = extra.get("idx_components_bad")
+    if extra.get("anatomy") is not None and np.size(extra["anatomy"]) == K:
+        est.from_anatomy = np.asarray(extra["anatomy"], bool).ravel()
     cn = get("Cn")
     if cn is not None and np.ndim(cn) == len(dims):
         extra["Cn"] = image_from_caiman(cn)

@@ -152,7 +152,8 @@ def evaluation_features(
 def component_table(
     metrics: Any, accepted: np.ndarray, manual: np.ndarray, size: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """One row per component: ``id``, ``SNR``, ``r_value``, ``size``, ``status``, ``manual``."""
+    """One row per component: ``id``, ``SNR``, ``r_value``, ``size``, ``solidity``,
+    ``pieces``, ``area_ratio`` (shape, NaN when not computed), ``status``, ``manual``."""
     K = len(accepted)
     return {
         "id": np.arange(K, dtype=np.int64),

@@ -86,6 +86,11 @@ _THRESHOLDS = {
         "Accept when the spatial r-value is at least this (or SNR >= min_SNR)",
     ),
     "rval_lowest": (-1.0, 1.0, 0.01, "Reject below this r-value whatever the SNR"),
+    # shape (engine.shapes; our own parameter group): junk fragments are rejected whatever their SNR
+    "min_solidity": (0.0, 1.0, 0.01, "Reject footprints less convex than this (area / convex-hull area)"),
+    "max_pieces": (1.0, 10.0, 1.0, "Reject footprints in more pieces than this (each >= 10 % of the pixels)"),
+    "min_area_ratio": (0.0, 2.0, 0.01, "Reject footprints smaller than this x a disc of radius 2 gSig"),
+    "max_area_ratio": (0.5, 20.0, 0.1, "Reject footprints larger than this x a disc of radius 2 gSig"),
 }
 
 RESULTS_FILTER = "Results (*.hdf5 *.h5)"
@@ -292,8 +297,15 @@ class EvaluationWidget(Container):
             text="Merge picked", tooltip="Shift+click ROIs (or table rows) to pick 2+"
         )
         self.delete_button = PushButton(text="Delete picked")
+        self.classifier_button = PushButton(
+            text="Train classifier",
+            tooltip="Learn accept/reject from your decisions, apply it to the undecided "
+            "components and save the model (.json) for other sessions",
+        )
         edit_row = Container(
-            widgets=[self.merge_button, self.delete_button], layout="horizontal", labels=False
+            widgets=[self.merge_button, self.delete_button, self.classifier_button],
+            layout="horizontal",
+            labels=False,
         )
         edit_row.margins = (0, 0, 0, 0)
         self.seeds = ComboBox(
@@ -361,6 +373,7 @@ class EvaluationWidget(Container):
         self.ask_replace: Callable[[str], str] = self._ask_replace
         self.ask_save_path: Callable[[str], str] = self._ask_save_path
         self.ask_open_path: Callable[[], str] = self._ask_open_path
+        self.ask_classifier_path: Callable[[str], str] = self._ask_classifier_path
         # results objects already taken up (by id; Results is not hashable)
         self._seen_results: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
         self._opened: list[Layer] = []
@@ -389,6 +402,7 @@ class EvaluationWidget(Container):
         self.prev_button.changed.connect(lambda *_: self.step(-1))
         self.merge_button.changed.connect(self._guard(self.merge_picked))
         self.delete_button.changed.connect(self._guard(self.delete_picked))
+        self.classifier_button.changed.connect(self._guard(self._on_train_classifier))
         self.new_seeds_button.changed.connect(self._guard(self.new_seeds_layer))
         self.save_button.changed.connect(self._on_save)
         for kind, button in (
@@ -473,6 +487,41 @@ class EvaluationWidget(Container):
             buttons.Cancel,
         )
         return {buttons.Save: "save", buttons.Discard: "discard"}.get(answer, "keep")
+
+    def _ask_classifier_path(self, start: str) -> str:
+        path, _f = QFileDialog.getSaveFileName(
+            self.native, "Save classifier", start, "Classifier (*.json)"
+        )
+        return path
+
+    def train_classifier(self, path: str | Path | None = None) -> Any:
+        """Train a classifier on the manual decisions (engine.classifier), apply it to
+        the undecided components (manual decisions still win) and save it to ``path``."""
+        from ..engine.classifier import train_classifier
+
+        s = self.session
+        if s is None or s.metrics is None:
+            raise InputError("result", "evaluate first: the classifier learns from the metrics")
+        model = train_classifier(
+            [(s.metrics, s.estimates, s.curation.manual)], info={"trained_on": s.name}
+        )
+        gsig = s.params.get("gSig") if s.params is not None else None
+        s.metrics.classifier_prob = model.predict(s.metrics, s.estimates, gsig or (4, 4))
+        self.apply(full=True)
+        if path:
+            model.save(path)
+        self.runner.status.value = (
+            f"classifier: {model.info['n_accepted']} accepted / {model.info['n_rejected']} rejected "
+            f"decisions learnt" + (f", saved {Path(path).name}" if path else "")
+        )
+        return model
+
+    def _on_train_classifier(self) -> None:
+        s = self.session
+        start = str(s.path.with_suffix(".classifier.json")) if s is not None and s.path else "classifier.json"
+        path = self.ask_classifier_path(start)
+        if path:
+            self.train_classifier(path)
 
     def _ask_save_path(self, start: str) -> str:
         path, _f = QFileDialog.getSaveFileName(self.native, "Save results", start, RESULTS_FILTER)
@@ -1236,6 +1285,10 @@ class EvaluationWidget(Container):
             m = s.metrics
             size = np.diff((est.A > 0).tocsc().indptr).astype(np.int64)
             snr = ev.take_rows(m.SNR_comp, rows, fill=np.nan if snr_new is None else snr_new)
+            from ..engine.shapes import shape_metrics
+
+            gsig = s.params.get("gSig") if s.params is not None else None
+            shape = shape_metrics(est.A, est.dims, gsig or (4,) * len(est.dims))  # edited footprints
             s.metrics = Metrics(
                 SNR_comp=snr,
                 r_values=ev.take_rows(m.r_values, rows),
@@ -1243,6 +1296,10 @@ class EvaluationWidget(Container):
                 cnn_preds=ev.take_rows(m.cnn_preds, rows),
                 cnn_available=m.cnn_available,
                 n_samples=m.n_samples,
+                solidity=shape.solidity if m.solidity is not None else None,
+                n_pieces=shape.n_pieces if m.n_pieces is not None else None,
+                area_ratio=shape.area_ratio if m.area_ratio is not None else None,
+                anatomy=ev.take_rows(m.anatomy, rows, fill=np.bool_(False)),
             )
         s.F_dff = ev.take_rows(s.F_dff, rows)
         s.estimates = est

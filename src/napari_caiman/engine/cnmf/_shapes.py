@@ -44,37 +44,58 @@ def dilated_support(a: np.ndarray, dims: tuple[int, ...], se: np.ndarray) -> np.
 
 
 def clean_footprint(a: np.ndarray, dims: tuple[int, ...], maxthr: float, nrgthr: float,
-                    extract_cc: bool) -> np.ndarray:
-    """Threshold one footprint (P,) in place-free fashion: drop pixels below
-    ``maxthr * max``, keep the pixels holding ``nrgthr`` of the energy, and keep
-    only the connected piece holding the most energy."""
+                    extract_cc: bool, *, medw: tuple | None = None, thr_method: str = "nrg",
+                    se: np.ndarray | None = None, ss: np.ndarray | None = None) -> np.ndarray:
+    """Threshold one footprint (P,) as CaImAn's ``threshold_components`` does.
+
+    The mask is computed on the footprint median-filtered with ``medw`` (a
+    3-pixel window in y and x by default, none along z; 1s: none): with
+    ``thr_method='nrg'`` the pixels holding ``nrgthr`` of the energy that are
+    also above ``maxthr`` of the maximum, with ``'max'`` the pixels above
+    ``maxthr`` of the maximum.  With ``extract_cc`` the mask is closed with
+    ``se`` (3 x 3 pixels in y, x by default) and only its connected piece (connectivity ``ss``,
+    full by default) holding the most energy is kept.  The kept pixels keep
+    their original (unfiltered) values.
+    """
     nz = np.flatnonzero(a > 0)
     out = np.zeros_like(a)
     if nz.size == 0:
         return out
-    v = a[nz]
-    keep = v >= maxthr * v.max()
-    if nrgthr < 1:
-        order = np.argsort(-v)
-        cum = np.cumsum(v[order] ** 2)
-        n = int(np.searchsorted(cum, nrgthr * cum[-1])) + 1
-        ek = np.zeros(v.size, bool)
-        ek[order[:n]] = True
-        keep &= ek
-    nz, v = nz[keep], v[keep]
-    if extract_cc and nz.size > 1:
-        sl, coords = bbox_of(nz, dims, 0)
-        lo = np.array([s.start for s in sl])
-        img = np.zeros(tuple(s.stop - s.start for s in sl), np.float64)
-        loc = tuple(coords - lo[:, None])
-        img[loc] = v
-        lab, n = ndimage.label(img > 0, structure=np.ones((3,) * len(dims), bool))
+    nd = len(dims)
+    if medw is None:  # 3 pixels in y, x; volumes often have only a few planes: none along z
+        medw = (1,) * (nd - 2) + (3, 3)
+    medw = tuple(int(m) for m in medw) if len(medw) else (1,) * nd
+    pad = [max(m // 2, 1) for m in medw]
+    sl, coords = bbox_of(nz, dims, pad)
+    lo = np.array([s.start for s in sl])
+    img = np.zeros(tuple(s.stop - s.start for s in sl), np.float64)
+    img[tuple(coords - lo[:, None])] = a[nz]
+    filt = ndimage.median_filter(img, size=medw, mode="constant") if max(medw) > 1 else img
+    v = filt[filt > 0]
+    if v.size == 0:
+        return out
+    mx = v.max()
+    if thr_method == "max":
+        bw = filt > maxthr * mx
+    else:
+        bw = filt >= maxthr * mx
+        if nrgthr < 1:
+            srt = np.sort(v)[::-1]
+            cum = np.cumsum(srt**2)
+            n = int(np.searchsorted(cum, nrgthr * cum[-1])) + 1
+            bw &= filt >= srt[min(n, srt.size) - 1]
+    bw &= img > 0
+    if extract_cc and bw.sum() > 1:
+        se_ = np.ones((1,) * (nd - 2) + (3, 3), bool) if se is None else np.asarray(se, bool)
+        ss_ = np.ones((3,) * nd, bool) if ss is None else np.asarray(ss, bool)
+        bw = ndimage.binary_closing(bw, structure=se_) & (img > 0)
+        lab, n = ndimage.label(bw, structure=ss_)
         if n > 1:
             energy = ndimage.sum_labels(img**2, lab, index=np.arange(1, n + 1))
-            best = int(np.argmax(energy)) + 1
-            m = lab[loc] == best
-            nz, v = nz[m], v[m]
-    out[nz] = v
+            bw = lab == int(np.argmax(energy)) + 1
+    pts = np.nonzero(bw)
+    idx = np.ravel_multi_index(tuple(p + lo_ for p, lo_ in zip(pts, lo, strict=True)), dims)
+    out[idx] = img[pts]
     return out
 
 

@@ -121,6 +121,8 @@ class Estimates:
         Seconds per stage.
     info : dict
         Free-form details (number of patches, components before/after merging ...).
+    from_anatomy : (K,) bool or None
+        Components seeded from the anatomy (``seed_anatomy``), None when none was.
     """
 
     A: sparse.csc_matrix
@@ -140,6 +142,7 @@ class Estimates:
     idx_components_bad: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    from_anatomy: np.ndarray | None = None
 
     @property
     def caiman_dims(self) -> tuple[int, ...]:

@@ -79,7 +79,15 @@ def settings_from_params(params: CaimanParams, nd: int, dims: tuple[int, ...]) -
         noise_range=tuple(params["noise_range"]), noise_method=params["noise_method"],
         n_iter=max(1, int(params["ITER"])), fr=float(params["fr"]), decay_time=float(params["decay_time"]),
     )
+    thr_method = params["thr_method"]
+    if thr_method not in ("nrg", "max"):
+        raise InputError("thr_method", f"expected 'nrg' or 'max', got {thr_method!r}")
+    medw = params["medw"]
+    if medw is not None:
+        medw = to_array_order(per_axis(medw, nd, "medw", kind=int, minimum=1), nd)
     return Settings(
+        medw=medw, thr_method=thr_method, noise_thr=float(params.get("footprint_noise_thr", 0.0) or 0.0), se_close=_structure(params["se"], nd, "se"),
+        ss=_structure(params["ss"], nd, "ss"),
         K=K, gSig=gSig, gSiz=gSiz, nb=nb, nIter=int(params["nIter"]), ssub=params["ssub"],
         tsub=params["tsub"], maxthr=float(params["maxthr"]), nrgthr=float(params["nrgthr"]),
         extract_cc=bool(params["extract_cc"]), update_background=bool(params["update_background_components"]),
@@ -87,6 +95,17 @@ def settings_from_params(params: CaimanParams, nd: int, dims: tuple[int, ...]) -
         noise_range=tuple(params["noise_range"]), noise_method=params["noise_method"],
         max_num_samples_fft=int(params["max_num_samples_fft"]),
     )
+
+
+def _structure(v: Any, nd: int, name: str) -> np.ndarray | None:
+    """A CaImAn structuring element (rows, cols[, planes]) -> boolean, array order."""
+    if v is None:
+        return None
+    a = np.asarray(v)
+    if a.ndim != nd or a.dtype.kind not in "biuf":
+        raise InputError(name, f"expected a {nd}-d boolean/0-1 structuring element, got shape {a.shape}")
+    a = a.astype(bool)
+    return np.moveaxis(a, -1, 0) if nd == 3 else a
 
 
 def _patch_geometry(params: CaimanParams, st: Settings, nd: int, dims):
@@ -262,7 +281,7 @@ def iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any = None, executor: An
         if K == 0:
             break
         if step == "spatial":
-            W, H, K = spatial_step(data, W, H, K, nb, st)
+            W, H, K = spatial_step(data, W, H, K, nb, st, sn=sn)
         elif step == "temporal":
             W, H, K, extra = yield from iter_temporal_step(data, W, H, K, nb, st.temporal)
         elif step == "merge" and st.do_merge:
@@ -274,7 +293,73 @@ def iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any = None, executor: An
     info["merged_groups"] = n_merged
     if K and extra is None:  # pragma: no cover - plan always ends with a temporal update
         W, H, K, extra = temporal_step(data, W, H, K, nb, st.temporal)
-    return _build(W, H, K, nb, extra, sn, dims, T, st, timings, info)
+    anat = None
+    seed = params.get("seed_anatomy", False)
+    if seed and A_seed is None:
+        t0 = time.perf_counter()
+        yield Progress("cnmf: anatomical seeds", 0, 1)
+        W, H, K, extra, anat = yield from _add_anatomy(data, W, H, K, nb, st, params, extra, only=seed == "only")
+        info["n_anatomy"] = int(anat.sum())
+        timings["anatomy"] = time.perf_counter() - t0
+        yield Progress("cnmf: anatomical seeds", 1, 1)
+    est = _build(W, H, K, nb, extra, sn, dims, T, st, timings, info)
+    if anat is not None:
+        est.from_anatomy = anat
+    return est
+
+
+def _add_anatomy(data: MovieData, W, H, K, nb, st: Settings, params: CaimanParams, extra, *, only: bool):
+    """Add soma masks found in the mean image (:mod:`.anatomy`) that no
+    component covers; one spatial update restricted to each mask and one
+    temporal update of all components; silent seeded cells are kept (flat
+    trace).  With ``only`` the activity-based components are replaced.
+    Generator; returns ``(W, H, K, extra, from_anatomy)``."""
+    from .anatomy import detect_somata, merge_seeds
+    from .spatial import hals_spatial
+
+    dims = data.dims
+    mean = data.mean_image().reshape(dims)
+    detector = params.get("anatomy_detector", "builtin")
+    found = None
+    if detector == "cellpose":
+        from .anatomy import cellpose_somata
+
+        found = cellpose_somata(mean, st.gSig)
+        if found is None:
+            raise InputError("anatomy_detector", "'cellpose' needs the cellpose package (pip install cellpose) "
+                                                 "and a 2D movie; use 'builtin'")
+    masks, _ = found if found is not None else detect_somata(
+        mean, st.gSig, thr=float(params.get("anatomy_thr", 1.0) or 0.0))
+    M = masks.reshape(len(masks), -1).T.astype(np.float32)  # (P, n)
+    if only:
+        W, H, K = np.ascontiguousarray(W[:, K:]), np.ascontiguousarray(H[K:]), 0
+        keep = merge_seeds(np.zeros((data.P, 0), np.float32), masks)
+    else:
+        keep = merge_seeds(W[:, :K], masks)
+    n = int(keep.size)
+    if n == 0 and not only:
+        return W, H, K, extra, np.zeros(K, bool)
+    M = M[:, keep]
+    M /= np.maximum(np.linalg.norm(M, axis=0, keepdims=True), 1e-12)
+    W = np.ascontiguousarray(np.concatenate([W[:, :K], M, W[:, K:]], axis=1))
+    H = np.ascontiguousarray(np.concatenate([H[:K], np.zeros((n, H.shape[1]), np.float32), H[K:]], axis=0))
+    K2 = K + n
+    from .temporal import hals_temporal
+
+    hals_temporal(H, data.AtY(W), W.T @ W, 5)
+    regions: list = [np.zeros(0, np.int64)] * K + [np.flatnonzero(M[:, j] > 0) for j in range(n)]
+    regions += [np.zeros(0, np.int64)] * nb
+    hals_spatial(W, data.YHt(H), H @ H.T, regions, 3)
+    for j in range(n):  # a seeded cell keeps its footprint even when silent
+        if W[:, K + j].max() <= 0:
+            W[:, K + j] = M[:, j]
+    anat = np.r_[np.zeros(K, bool), np.ones(n, bool)]
+    W, H, K2, extra = yield from iter_temporal_step(data, W, H, K2, nb, st.temporal, keep_silent=anat)
+    return W, H, K2, extra, anat[: K2] if K2 == anat.size else _surviving(anat, K2)
+
+
+def _surviving(anat: np.ndarray, K2: int) -> np.ndarray:  # pragma: no cover - anatomy comps are never dropped
+    return np.r_[np.zeros(K2 - int(anat.sum()), bool), np.ones(int(anat.sum()), bool)]
 
 
 def _build(W, H, K, nb, extra, sn, dims, T, st, timings, info) -> Estimates:

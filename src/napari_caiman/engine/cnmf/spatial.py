@@ -53,8 +53,9 @@ def restrict(A: np.ndarray, regions: list) -> None:
         A[~keep, k] = 0
 
 
-def clean_footprints(A: np.ndarray, dims, maxthr: float, nrgthr: float, extract_cc: bool) -> np.ndarray:
-    """Apply :func:`clean_footprint` to every column (in place); returns A."""
+def clean_footprints(A: np.ndarray, dims, maxthr: float, nrgthr: float, extract_cc: bool, **kw) -> np.ndarray:
+    """Apply :func:`clean_footprint` to every column (in place); returns A.
+    ``kw``: ``medw``, ``thr_method``, ``se``, ``ss``."""
     for k in range(A.shape[1]):
-        A[:, k] = clean_footprint(A[:, k], dims, maxthr, nrgthr, extract_cc)
+        A[:, k] = clean_footprint(A[:, k], dims, maxthr, nrgthr, extract_cc, **kw)
     return A

@@ -39,21 +39,35 @@ class Settings:
     max_num_samples_fft: int = 3072
     spatial_iter: int = 3
     dilation: tuple = field(default=())
+    noise_thr: float = 0.0
+    medw: tuple | None = None
+    thr_method: str = "nrg"
+    se_close: np.ndarray | None = None
+    ss: np.ndarray | None = None
 
     def se(self) -> np.ndarray:
         radii = self.dilation or tuple(max(1.0, np.ceil(s / 2)) for s in self.gSig)
         return ellipsoid(radii)
 
 
-def spatial_step(data, W, H, K, nb, st: Settings):
-    """Update footprints and background; drop empty components. Returns (W, H, K)."""
+def spatial_step(data, W, H, K, nb, st: Settings, sn=None):
+    """Update footprints and background; drop empty components. Returns (W, H, K).
+
+    With the pixels' noise SD ``sn`` (P,) and ``st.noise_thr`` > 0, footprint
+    pixels below ``noise_thr`` standard errors of their estimate
+    (``sn / ||c_k||``) are set to 0 before the cleaning: the noisy halo a
+    footprint grows on real data is not part of the cell."""
     YH = data.YHt(H)
     HH = H @ H.T
     regions = search_regions(W[:, :K], data.dims, st.se())
     regions += [None if st.update_background else np.zeros(0, np.int64)] * nb
     hals_spatial(W, YH, HH, regions, st.spatial_iter)
     A = np.ascontiguousarray(W[:, :K])
-    clean_footprints(A, data.dims, st.maxthr, st.nrgthr, st.extract_cc)
+    if sn is not None and st.noise_thr > 0 and K:
+        se = np.sqrt(np.maximum(np.diag(HH)[:K], 1e-30))
+        A[A < st.noise_thr * np.asarray(sn, np.float32)[:, None] / se[None, :]] = 0
+    clean_footprints(A, data.dims, st.maxthr, st.nrgthr, st.extract_cc, medw=st.medw,
+                     thr_method=st.thr_method, se=st.se_close, ss=st.ss)
     W[:, :K] = A
     keep = np.flatnonzero(A.max(axis=0) > 0) if K else np.zeros(0, int)
     if keep.size < K:
@@ -69,12 +83,16 @@ def temporal_step(data, W, H, K, nb, ts: TemporalSettings):
     return run(iter_temporal_step(data, W, H, K, nb, ts))
 
 
-def iter_temporal_step(data, W, H, K, nb, ts: TemporalSettings):
-    """Update traces (deconvolving components); drop silent ones. Returns (W, H, K, extra)."""
+def iter_temporal_step(data, W, H, K, nb, ts: TemporalSettings, keep_silent=None):
+    """Update traces (deconvolving components); drop silent ones (except those
+    where the (K,) bool ``keep_silent`` is True). Returns (W, H, K, extra)."""
     AtY = data.AtY(W)
     AtA = W.T @ W
     extra = yield from iter_update_temporal(H, AtY, AtA, K, ts)
-    keep = np.flatnonzero(H[:K].max(axis=1) > 0) if K else np.zeros(0, int)
+    alive = H[:K].max(axis=1) > 0
+    if keep_silent is not None:
+        alive |= np.asarray(keep_silent, bool)
+    keep = np.flatnonzero(alive) if K else np.zeros(0, int)
     if keep.size < K:
         sel = np.r_[keep, np.arange(K, K + nb)].astype(int)
         W, H = np.ascontiguousarray(W[:, sel]), np.ascontiguousarray(H[sel])

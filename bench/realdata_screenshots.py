@@ -1,0 +1,78 @@
+"""Screenshots of accepted contours over the real Neurofinder crop (napari canvas).
+
+    xvfb-run -a -s "-screen 0 1920x1080x24" python bench/realdata_screenshots.py BEFORE.hdf5 AFTER.hdf5
+
+Draws, over the mean image of ``shared/data/neurofinder_crop/movie.tif``, the
+human ROIs (yellow), the accepted components' contours at 20 % of their
+maxima (cyan) and those that issue 14's rule calls junk (red), and writes
+``docs/screenshots/realdata_before.png`` / ``realdata_after.png``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+
+def contours(img: np.ndarray, level: float) -> list[np.ndarray]:
+    from skimage import measure
+
+    return [c for c in measure.find_contours(np.pad(img, 1), level) if len(c) > 3]
+
+
+def shot(results_path: str, out: Path, title: str) -> None:
+    import napari
+    import tifffile
+    from bench_realdata import regions_to_masks
+
+    from napari_caiman.engine.results import load_results
+    from napari_caiman.engine.shapes import junk_mask, shape_metrics
+
+    data = ROOT.parent / "shared" / "data" / "neurofinder_crop"
+    mean = tifffile.imread(data / "movie.tif").astype(np.float32).mean(0)
+    truth = regions_to_masks(data / "regions.json", mean.shape)
+    r = load_results(results_path)
+    acc = np.asarray(r.accepted(), int)
+    F = r.estimates.footprints(acc)
+    junk = junk_mask(shape_metrics(r.estimates.A[:, acc], r.estimates.dims, (5, 5)))
+    v = napari.Viewer(title=title)
+    v.add_image(mean, name="mean", colormap="gray", contrast_limits=(float(np.percentile(mean, 1)),
+                                                                      float(np.percentile(mean, 99.5))))
+    for name, polys, color in (
+        ("human ROIs", [c - 1 for t in truth for c in contours(t, 0.5)], "yellow"),
+        ("accepted", [c - 1 for f, j in zip(F, junk, strict=True) if not j for c in contours(f, 0.2 * f.max())], "cyan"),
+        ("accepted, junk", [c - 1 for f, j in zip(F, junk, strict=True) if j for c in contours(f, 0.2 * f.max())], "red"),
+    ):
+        if polys:
+            v.add_shapes(polys, shape_type="polygon", edge_color=color, face_color="transparent", edge_width=0.4,
+                         name=name)
+    v.text_overlay.visible = True
+    v.text_overlay.text = f"{title}: {acc.size} accepted, {int(junk.sum())} junk (red); human ROIs yellow"
+    v.text_overlay.color = "white"
+    from qtpy.QtWidgets import QApplication
+
+    v.window.resize(1100, 1150)
+    for _ in range(20):
+        QApplication.instance().processEvents()
+    v.reset_view()
+    for _ in range(20):
+        QApplication.instance().processEvents()
+    v.screenshot(str(out), canvas_only=True)
+    v.close()
+
+
+def main() -> None:
+    before, after = sys.argv[1], sys.argv[2]
+    d = ROOT / "docs" / "screenshots"
+    shot(before, d / "realdata_before.png", "before (main)")
+    shot(after, d / "realdata_after.png", "after (issue 14)")
+
+
+if __name__ == "__main__":
+    main()
