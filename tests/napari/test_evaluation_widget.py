@@ -224,7 +224,8 @@ def test_merge_and_delete_keep_other_decisions(qtbot, viewer, widget, fitted_2d)
     assert np.isfinite(s.metrics.SNR_comp[0])  # its SNR at once
     qtbot.waitUntil(lambda: not widget.runner.is_running, timeout=EVAL_TIMEOUT_MS)
     assert np.isfinite(s.metrics.r_values[0]) and s.F_dff.shape[0] == K - 1  # re-evaluated
-    good, _ = apply_thresholds(s.metrics, min_SNR=2.5, SNR_lowest=0.5, rval_thr=0.8, rval_lowest=-1.0)
+    good, _ = apply_thresholds(s.metrics, min_SNR=2.5, SNR_lowest=0.5, rval_thr=0.8, rval_lowest=-1.0,
+                               min_solidity=0.6, max_pieces=1, min_area_ratio=0.075, max_area_ratio=4.0)
     assert widget.accepted[0] == (0 in good)
     assert s.curation.manual[2] == 1 and s.curation.manual[K - 2] == -1  # shifted by one
     assert len(widget.contours_layer.features) == len(widget.contours_layer.data)
