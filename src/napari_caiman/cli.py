@@ -122,14 +122,19 @@ def run_pipeline(
                progress)
 
 
-def _with_backend(overrides: dict[str, Any], backend: str | None) -> dict[str, Any]:
+def _with_backend(overrides: dict[str, Any], backend: str | None, memory_limit: str | None = None) -> dict[str, Any]:
     if backend is not None:
         overrides = {**overrides, "backend": backend}
+    if memory_limit is not None:
+        from .engine.memory import parse_bytes
+
+        parse_bytes(memory_limit, "--memory-limit")
+        overrides = {**overrides, "memory_limit": memory_limit}
     return overrides
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    params = _load_params(args.params, _with_backend(_parse_set(args.set), args.backend))
+    params = _load_params(args.params, _with_backend(_parse_set(args.set), args.backend, args.memory_limit))
     steps = _parse_steps(args.steps)
     t0 = time.perf_counter()
     results = run_pipeline(args.movie, steps=steps, output=args.output, params=params,
@@ -281,13 +286,13 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     if args.add:
         if not args.movie:
             raise InputError("--movie", "--add needs the movie file(s) of the new item")
-        params = _load_params(args.params, _with_backend(_parse_set(args.set), args.backend))
+        params = _load_params(args.params, _with_backend(_parse_set(args.set), args.backend, args.memory_limit))
         steps = _parse_steps(args.steps)
         grid = _parse_vary(args.vary)
         added = (batch.add_variants(args.add, args.movie, params, grid, steps) if grid
                  else [batch.add(args.add, args.movie, params, steps)])
         print(f"added {len(added)} item(s): " + ", ".join(i.name for i in added))
-    elif args.movie or args.vary or args.set or args.params or args.backend:
+    elif args.movie or args.vary or args.set or args.params or args.backend or args.memory_limit:
         raise InputError("--add", "--movie/--params/--set/--vary describe a new item: give its name with --add")
     if args.retry_failed:
         for item in batch:
@@ -338,6 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--save-movie", help="write the motion-corrected movie here (.tif or .npy)")
     run_p.add_argument("--backend", choices=("native", "caiman"),
                        help="native (default) or caiman: run CaImAn's own code (installed separately, docs/caiman.md)")
+    run_p.add_argument("--memory-limit", metavar="SIZE",
+                       help="memory budget of the run, e.g. 4GB or 512MiB (default: half the RAM available at start); what does not fit goes to disk, a run that cannot fit is refused before it starts")
     run_p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     run_p.set_defaults(func=_cmd_run)
 
@@ -368,6 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     b_p.add_argument("--vary", action="append", metavar="NAME=[V1,V2,...]",
                      help="add one item per value (several --vary: every combination)")
     b_p.add_argument("--backend", choices=("native", "caiman"), help="backend of the new item(s)")
+    b_p.add_argument("--memory-limit", metavar="SIZE",
+                       help="memory budget of the new item(s), e.g. 4GB or 512MiB (default: half the RAM available at start); what does not fit goes to disk, a run that cannot fit is refused before it starts")
     b_p.add_argument("--run", action="store_true", help="after --add, run the queue too")
     b_p.add_argument("--list", action="store_true", help="print the items and their status, run nothing")
     b_p.add_argument("--retry-failed", action="store_true", help="queue failed and cancelled items again")

@@ -232,19 +232,18 @@ def iter_pipeline(
     executor : optional
         Where CNMF patches run (thread pool by default; a ``dask.distributed.Client``).
 
+    Memory: ``params["memory_limit"]`` (see :mod:`napari_caiman.engine.memory`)
+    is resolved once; a corrected movie that does not fit it is written to a
+    temporary ``.npy`` next to ``output`` (removed at the end) unless
+    ``save_movie`` or ``cache`` give it a place. A run that cannot fit the
+    budget or the disk is refused before it starts (:mod:`.engine.preflight`).
+
     Returns
     -------
     Results
     """
+    from .engine.memory import budget
     from .engine.params import CaimanParams
-    from .engine.pipeline import iter_cnmf_step, iter_evaluate_step, iter_motion_step, motion_border
-    from .engine.results import (
-        Results,
-        make_provenance,
-        motion_to_dict,
-        save_results,
-        summary_to_dict,
-    )
     from .io.movie import open_movie
 
     params = params if params is not None else CaimanParams.defaults()
@@ -259,6 +258,38 @@ def iter_pipeline(
     started = time.time()
     movie = open_movie(source, var_name_hdf5=params["var_name_hdf5"])
     input_shape, input_dtype = list(movie.shape), str(movie.dtype)
+    # the memory budget is fixed once, at the start, for every step
+    from .engine.preflight import check_run, corrected_on_disk
+
+    bud = budget(params)
+    params = params.copy().update({"memory_limit": bud.limit})
+    temp_movie = None
+    if "motion" in steps and save_movie is None and cache is None and corrected_on_disk(movie.shape, bud):
+        # the corrected movie does not fit the budget: a temporary file next to the results
+        temp_movie = output.with_name(f".{output.stem}.corrected.{uuid.uuid4().hex[:8]}.tmp.npy")
+    check_run(movie.shape, steps, params, bud,
+              movie_out=save_movie or temp_movie or (cache.root if cache is not None else None), output=output)
+    try:
+        return (yield from _iter_run(source, movie, input_shape, input_dtype, started, steps=steps, output=output,
+                                     params=params, save_movie=save_movie or temp_movie, keep_movie=temp_movie is None,
+                                     cache=cache, executor=executor))
+    finally:
+        if temp_movie is not None:
+            with contextlib.suppress(OSError):
+                temp_movie.unlink()
+
+
+def _iter_run(source, movie, input_shape, input_dtype, started, *, steps, output, params, save_movie, keep_movie,
+              cache, executor):
+    from .engine.pipeline import iter_cnmf_step, iter_evaluate_step, iter_motion_step, motion_border
+    from .engine.results import (
+        Results,
+        make_provenance,
+        motion_to_dict,
+        save_results,
+        summary_to_dict,
+    )
+
     results = Results(params=params, dims=tuple(movie.shape[1:]))
     timings: dict[str, float] = {}
     extra: dict[str, Any] = {}
@@ -270,7 +301,7 @@ def iter_pipeline(
             extra.update(motion_cache="hit" if info.hit else "miss", motion_cache_key=info.key)
         else:
             step = yield from iter_motion_step(movie, params, out=save_movie)
-            corrected_path = str(Path(save_movie).resolve()) if save_movie else None
+            corrected_path = str(Path(save_movie).resolve()) if save_movie and keep_movie else None
         results.motion = motion_to_dict(step.motion, corrected_path)
         results.summary = summary_to_dict(step.summary)
         timings.update(step.timings)

@@ -110,6 +110,17 @@ class _TifWriter(_Writer):
             self.f = None
 
 
+def disk_full_error(exc: OSError, path: Path) -> BaseException:
+    """A clear error for a full disk (the partial file is removed by the caller); other errors as they are."""
+    from .memory import DiskFullError, format_bytes, free_disk, is_disk_full
+
+    if not is_disk_full(exc):
+        return exc
+    return DiskFullError("disk", f"no space left on the disk holding {str(path)!r} while writing it "
+                                 f"({format_bytes(free_disk(path))} free); the partial file was removed. "
+                                 "Free some space or write the output to another disk.")
+
+
 def _load(path: Path, shape):
     if path.suffix.lower() == ".npy":
         return np.load(path, mmap_mode="r")
@@ -133,9 +144,15 @@ def output_writer(out, shape, dtype=np.float32) -> Iterator[_Writer]:
         else:
             w = _TifWriter(tmp, shape, dtype)
         try:
-            yield w
-        finally:
-            w.close()
+            try:
+                yield w
+            finally:
+                w.close()
+        except OSError as exc:
+            err = disk_full_error(exc, path)
+            if err is exc:
+                raise
+            raise err from exc
         if w.next != w.shape[0]:
             raise RuntimeError(f"only {w.next} of {w.shape[0]} frames were written")
     w._result = _load(path, shape)

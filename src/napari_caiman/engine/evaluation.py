@@ -565,6 +565,11 @@ def iter_compute_metrics(movie: Any, estimates: Any, params: Any = None, *, chun
     timings["snr"] = time.perf_counter() - t
     yield Progress("SNR", 1, 1)
     t = time.perf_counter()
+    if chunk_size is None and _get(params, "memory_limit", None) is not None:
+        from .memory import budget
+
+        P = int(np.prod(estimates.dims))
+        chunk_size = budget(params).frames(4 * P, copies=2, at_most=max(1, (16 << 20) // max(1, 4 * P)))
     r, n_used = yield from iter_spatial_r_values(movie, estimates, chunk_size=chunk_size,
                                                  subtract_background=subtract_background, overlap=overlap)
     timings["r_values"] = time.perf_counter() - t

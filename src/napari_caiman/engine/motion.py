@@ -139,7 +139,7 @@ class _Config:
 
     def __init__(self, movie, *, max_shifts, pw_rigid, strides, overlaps, max_deviation_rigid, niter_rig,
                  upsample_factor_grid, border_nan, shifts_opencv, gSig_filt, template, out, chunk_size,
-                 n_workers, ignored):
+                 n_workers, ignored, memory_limit=None):
         self.T, self.frame_shape = check_movie(movie, min_frames=2)
         nd = self.nd = len(self.frame_shape)
         fs = self.frame_shape
@@ -201,6 +201,13 @@ class _Config:
         npix = int(np.prod(fs))
         default = (1 << 21) // npix // (2 if self.pw_rigid else 1)
         self.batch = int(chunk_size or max(1, min(64, default)))
+        if memory_limit is not None and chunk_size is None:
+            # a batch in flight holds ~COPIES float32 frames (raw, filtered, spectra,
+            # displacement fields, output); n_workers + 1 batches are in flight
+            from .memory import Budget
+
+            copies = (24 if self.pw_rigid else 12) * (self.n_workers + 1)
+            self.batch = min(self.batch, Budget(int(memory_limit)).frames(4 * npix, copies=copies))
         self.template = None
         if template is not None:
             tm = np.asarray(template, dtype=np.float32)
@@ -441,6 +448,7 @@ def iter_motion_correct(
     out=None,
     chunk_size=None,
     n_workers=None,
+    memory_limit=None,
     **ignored,
 ) -> Generator[Progress, None, MotionResult]:
     """Motion-correct a movie (rigid or piecewise rigid), yielding progress.
@@ -486,6 +494,10 @@ def iter_motion_correct(
         Frames per batch (work unit); default ~2 M pixels per batch.
     n_workers : int, optional
         Threads; default all cores.
+    memory_limit : int, optional
+        Bytes of the memory budget (:mod:`.memory`): batches are made small
+        enough for the frames in flight to fit it (with ``out=None`` the
+        result itself is in memory: give ``out`` when it does not fit).
     **ignored
         Other CaImAn motion parameters (``splits_rig``, ``num_frames_split``
         ...) are accepted and ignored (listed in ``params['ignored']``).
@@ -510,7 +522,7 @@ def iter_motion_correct(
         max_deviation_rigid=max_deviation_rigid, niter_rig=niter_rig,
         upsample_factor_grid=upsample_factor_grid, border_nan=border_nan, shifts_opencv=shifts_opencv,
         gSig_filt=gSig_filt, template=template, out=out, chunk_size=chunk_size, n_workers=n_workers,
-        ignored=ignored,
+        ignored=ignored, memory_limit=memory_limit,
     )
     T, nd = cfg.T, cfg.nd
     eng = _Engine(cfg)

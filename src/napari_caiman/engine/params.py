@@ -256,6 +256,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 EXTRA_DEFAULTS: dict[str, dict[str, Any]] = {
     "napari_caiman": {
         "backend": "native",
+        # bytes or a size text ("4GB"); None: half the RAM available at start (engine.memory)
+        "memory_limit": None,
     },
 }
 
@@ -394,7 +396,14 @@ VALIDATORS: dict[str, Callable[[str, Any], None]] = {
     "min_SNR": lambda n, v: _check_positive_number(n, v, allow_zero=True),
     "rval_thr": lambda n, v: _check_range(n, v, -1, 1),
     "backend": lambda n, v: _check_choice(n, v, ("native", "caiman")),
+    "memory_limit": lambda n, v: _check_memory_limit(n, v),
 }
+
+
+def _check_memory_limit(name: str, v: Any) -> None:
+    from .memory import parse_bytes
+
+    parse_bytes(v, name)
 
 
 def _integral(value: Any) -> Any:
