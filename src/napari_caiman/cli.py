@@ -94,6 +94,7 @@ def run_pipeline(
     params: Any = None,
     save_movie: str | Path | None = None,
     progress: Any = None,
+    scheduler: str | None = None,
 ) -> Any:
     """Run the pipeline headless: open the movie, run ``steps``, save results.
 
@@ -110,6 +111,10 @@ def run_pipeline(
         Where to write the motion-corrected movie (.tif or .npy).
     progress : callable, optional
         Called with each :class:`Progress`.
+    scheduler : str, optional
+        Run the motion-correction chunks, CNMF patches and evaluation chunks of
+        the movie on Dask: a scheduler address, or ``"local"`` for a
+        ``LocalCluster`` of worker processes (closed at the end).
 
     Returns
     -------
@@ -118,8 +123,19 @@ def run_pipeline(
     from .engine.progress import run
     from .runs import iter_pipeline
 
-    return run(iter_pipeline(movie_paths, steps=steps, output=output, params=params, save_movie=save_movie),
-               progress)
+    if scheduler is None:
+        return run(iter_pipeline(movie_paths, steps=steps, output=output, params=params, save_movie=save_movie),
+                   progress)
+    from .dask_batch import connect
+
+    client, cluster = connect(scheduler)
+    try:
+        return run(iter_pipeline(movie_paths, steps=steps, output=output, params=params, save_movie=save_movie,
+                                 executor=client), progress)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def _with_backend(overrides: dict[str, Any], backend: str | None, memory_limit: str | None = None) -> dict[str, Any]:
@@ -138,7 +154,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     steps = _parse_steps(args.steps)
     t0 = time.perf_counter()
     results = run_pipeline(args.movie, steps=steps, output=args.output, params=params,
-                           save_movie=args.save_movie, progress=ProgressPrinter(quiet=args.quiet))
+                           save_movie=args.save_movie, progress=ProgressPrinter(quiet=args.quiet),
+                           scheduler=args.scheduler)
     elapsed = time.perf_counter() - t0
     print(summarize(results, elapsed))
     return 0
@@ -345,6 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="native (default) or caiman: run CaImAn's own code (installed separately, docs/caiman.md)")
     run_p.add_argument("--memory-limit", metavar="SIZE",
                        help="memory budget of the run, e.g. 4GB or 512MiB (default: half the RAM available at start); what does not fit goes to disk, a run that cannot fit is refused before it starts")
+    run_p.add_argument("--scheduler", nargs="?", const="local", metavar="ADDRESS",
+                       help="run this movie's motion chunks, CNMF patches and evaluation chunks on Dask: a "
+                            "scheduler address, or no value for a local cluster of worker processes")
     run_p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     run_p.set_defaults(func=_cmd_run)
 

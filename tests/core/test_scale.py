@@ -220,3 +220,34 @@ def test_synthetic_movie_streams_to_tiff(tmp_path):
     np.testing.assert_array_equal(np.asarray(got.movie), ref.movie)
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "m.tif"), ref.movie)
     assert [p.name for p in Path(tmp_path).iterdir()] == ["m.tif"]
+
+
+def test_one_movie_on_a_local_cluster_matches_the_local_run(small_tif, tmp_path):
+    """Motion chunks, CNMF patches and evaluation chunks of one movie on a
+    LocalCluster of worker processes: they ran on the workers (their process
+    ids), the workers wrote the corrected movie, and the result equals the local run."""
+    import json
+    import os
+
+    distributed = pytest.importorskip("distributed")
+    from napari_caiman.engine.cnmf import match_components
+
+    local = run(_pipeline(small_tif, tmp_path / "local.hdf5", params={"memory_limit": "1GB"}))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        worker_pids = set(client.run(os.getpid).values())
+        remote = run(_pipeline(small_tif, tmp_path / "dask.hdf5", params={"memory_limit": "1GB"}, executor=client,
+                               save_movie=tmp_path / "corrected.npy"))
+    ran_on = json.loads(remote.provenance["workers"])
+    for step in ("motion", "cnmf", "evaluate"):
+        assert ran_on[step] and set(ran_on[step]) <= worker_pids, step
+        assert os.getpid() not in ran_on[step]
+    corrected = np.load(tmp_path / "corrected.npy")
+    assert corrected.shape == (400, 64, 64) and np.isfinite(corrected[:, 8:-8, 8:-8]).all()
+    np.testing.assert_allclose(remote.motion["shifts_rig"], local.motion["shifts_rig"], atol=1e-4)
+    e0, e1 = local.estimates, remote.estimates
+    m = match_components(e1.footprints(), e0.footprints(), e1.C, e0.C, thr=0.99)
+    assert e1.A.shape == e0.A.shape and m.f1 == 1.0 and m.median_trace_corr > 0.999
+    np.testing.assert_allclose(remote.metrics.r_values[m.pairs[:, 1]], local.metrics.r_values[m.pairs[:, 0]],
+                               atol=1e-3)
+    np.testing.assert_array_equal(np.sort(remote.accepted()), np.sort(local.accepted()))

@@ -125,6 +125,18 @@ def budget(params: Any = None, memory_limit: Any = None) -> Budget:
     return Budget(resolve_limit(memory_limit))
 
 
+def pickles_by_path(movie: Any) -> bool:
+    """True if ``movie`` (or the movie a view such as ``NanFilled`` wraps) is sent
+    to cluster workers as a path they open themselves (``io.shared.MovieFile``)."""
+    for _ in range(8):
+        if movie is None:
+            return False
+        if getattr(movie, "pickles_by_path", False):
+            return True
+        movie = getattr(movie, "movie", None)
+    return False
+
+
 # ----------------------------------------------------------------------------- disk
 
 

@@ -62,6 +62,7 @@ def iter_motion_step(
     *,
     out: str | Path | None = None,
     template: Any = None,
+    executor: Any = None,
 ) -> Generator[Progress, None, MotionStepResult]:
     """Motion-correct ``movie`` and compute mean/max/std/correlation images.
 
@@ -75,6 +76,9 @@ def iter_motion_step(
     template : array, optional
         Registration template (e.g. from an earlier session) instead of one
         estimated from the movie.
+    executor : dask.distributed.Client, optional
+        Register the chunks of frames on this cluster (see
+        :func:`~napari_caiman.engine.motion.iter_motion_correct`).
 
     Returns
     -------
@@ -90,7 +94,7 @@ def iter_motion_step(
     bud = budget(params)
     t0 = time.perf_counter()
     motion = yield from iter_motion_correct(movie, out=out, template=template, memory_limit=bud.limit,
-                                            **motion_kwargs(params))
+                                            executor=executor, **motion_kwargs(params))
     t1 = time.perf_counter()
     try:
         summary = yield from iter_summary_images(motion.corrected, chunk_size=summary_chunk(motion.corrected, bud))
@@ -265,6 +269,7 @@ def iter_evaluate_step(
     *,
     fill_nan: bool = False,
     border: Any = None,
+    executor: Any = None,
 ) -> Generator[Progress, None, EvaluateStepResult]:
     """Evaluate components (SNR, spatial r-values, thresholds from the
     ``quality`` group) and compute detrended dF/F.
@@ -281,7 +286,7 @@ def iter_evaluate_step(
     t0 = time.perf_counter()
     if fill_nan or border is not None:
         movie = NanFilled(movie, border)
-    metrics = yield from iter_evaluate_components(movie, estimates, params)
+    metrics = yield from iter_evaluate_components(movie, estimates, params, executor=executor)
     t1 = time.perf_counter()
     yield Progress("dF/F", 0, 1)
     F_dff = detrend_df_f(estimates) if estimates.A.shape[1] else None

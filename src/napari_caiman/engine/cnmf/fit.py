@@ -36,7 +36,7 @@ from ._shapes import upsample_images, upsample_time
 from .data import MovieData, check_not_constant
 from .estimates import Estimates, caiman_permutation
 from .initialization import iter_greedy_roi
-from .patches import fit_patch, patch_slices
+from .patches import fit_patch, fit_patch_from, patch_slices
 from .steps import Settings, iter_temporal_step, merge_step, spatial_step, temporal_step
 from .temporal import TemporalSettings
 
@@ -326,6 +326,9 @@ def _run_patches(data: MovieData, params: CaimanParams, st: Settings, geometry, 
     n_workers = int(params["n_processes"] or 1)
     own = executor is None
     ex = _default_executor(n_workers) if own else executor
+    from ..memory import pickles_by_path
+
+    remote = hasattr(ex, "scatter") and pickles_by_path(data.movie)
     # patches in flight: each holds its (T, *patch) float32 slab and the fit's
     # working copies (PATCH_COPIES of it) within half the budget
     from ..memory import budget
@@ -333,6 +336,8 @@ def _run_patches(data: MovieData, params: CaimanParams, st: Settings, geometry, 
     slab = 4 * T * max(int(np.prod([s.stop - s.start for s in sl])) for sl in slices)
     fit = int(budget(params).limit * 0.5 // (PATCH_COPIES * slab))
     max_inflight = max(1, min(max(2, 2 * n_workers), fit))
+    if remote:  # workers read their own slabs: keep every worker busy (the budget is per process)
+        max_inflight = max(2, 2 * len(ex.scheduler_info().get("workers", ())))
     info["patches_in_flight"] = max_inflight
     results: dict[int, dict] = {}
     pending: dict[Any, int] = {}
@@ -341,8 +346,11 @@ def _run_patches(data: MovieData, params: CaimanParams, st: Settings, geometry, 
     try:
         while len(results) < len(slices):
             while nxt < len(slices) and len(pending) < max_inflight:
-                Yp = data.patch(slices[nxt])
-                pending[ex.submit(fit_patch, Yp, p_st, p_ssub, p_tsub, nb_patch)] = nxt
+                if remote:  # the worker reads its slab from the shared path
+                    fu = ex.submit(fit_patch_from, data.movie, slices[nxt], p_st, p_ssub, p_tsub, nb_patch, pure=False)
+                else:
+                    fu = ex.submit(fit_patch, data.patch(slices[nxt]), p_st, p_ssub, p_tsub, nb_patch)
+                pending[fu] = nxt
                 nxt += 1
             finished = [fu for fu in pending if fu.done()]
             if not finished:
@@ -364,6 +372,9 @@ def _run_patches(data: MovieData, params: CaimanParams, st: Settings, geometry, 
         raise
     if own:
         ex.shutdown(wait=True)
+    workers = {r.get("pid") for r in results.values() if "pid" in r}
+    if workers:
+        info["workers"] = sorted(workers)
     # combine
     cols, Cs, Fs = [], [], []
     for i, sl in enumerate(slices):
