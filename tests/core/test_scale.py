@@ -251,3 +251,18 @@ def test_one_movie_on_a_local_cluster_matches_the_local_run(small_tif, tmp_path)
     np.testing.assert_allclose(remote.metrics.r_values[m.pairs[:, 1]], local.metrics.r_values[m.pairs[:, 0]],
                                atol=1e-3)
     np.testing.assert_array_equal(np.sort(remote.accepted()), np.sort(local.accepted()))
+
+
+def test_reader_contrast_limits_from_a_sample_of_frames(tmp_path):
+    from napari_caiman.io.reader import read_movie, sample_contrast_limits
+
+    movie = np.lib.format.open_memmap(tmp_path / "m.npy", mode="w+", dtype=np.uint16, shape=(1000, 32, 32))
+    movie[:] = 100
+    movie[::100] = 50  # frames 0, 100, ... are the only ones sampled below 100
+    movie[1::100] = 60000  # never sampled: a full scan would see it
+    del movie
+    (data, meta, kind), = read_movie(tmp_path / "m.npy")
+    assert kind == "image" and isinstance(data, np.memmap)
+    lo, hi = meta["contrast_limits"]
+    assert 50 <= lo < hi <= 101
+    assert sample_contrast_limits(np.full((3, 4, 4), np.nan, np.float32)) is None

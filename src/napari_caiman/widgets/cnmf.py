@@ -32,10 +32,13 @@ from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, LineEdit,
 from napari.layers import Image, Labels, Layer
 
 from ..engine.errors import InputError
+from ..engine.memory import budget
+from ..engine.preflight import check_run
 from ..engine.progress import Progress
 from ..layers.cnmf import cnmf_layer_data, labels_to_seeds
 from ._backend import BackendEdit, check_backend
 from ._layers import movie_layer_choices, upsert_layer
+from ._memory import memory_limit_edit, with_memory_limit
 from ._presets import PresetBar
 from ._runner import StepRunner
 from .cnmf_settings import PATCH_ONLY, PER_AXIS, STEP_NAMES, CNMFSettings, methods_init
@@ -142,6 +145,7 @@ class CNMFWidget(Container):
         self.ssub = _spin("ssub", d.ssub, 1, 16)
         self.tsub = _spin("tsub", d.tsub, 1, 64)
         self.kwargs = LineEdit(value=d.kwargs, label="kwargs", tooltip=_TIPS["kwargs"])
+        self.memory_limit = memory_limit_edit()
         self.kwargs.native.setPlaceholderText("other parameters, e.g. {'nIter': 3}")
         self.seed = ComboBox(label="seed from", choices=self._seed_choices, tooltip=_TIPS["seed"])
         self.reset_button = PushButton(text="Reset to defaults")
@@ -174,6 +178,7 @@ class CNMFWidget(Container):
                 self.ssub,
                 self.tsub,
                 self.kwargs,
+                self.memory_limit,
                 self.seed,
                 self.reset_button,
                 self.presets,
@@ -331,8 +336,9 @@ class CNMFWidget(Container):
             )
         data = layer.data
         frame_shape = tuple(int(s) for s in data.shape[1:])
-        params = self.get_settings().to_params(frame_shape)
+        params = with_memory_limit(self.get_settings().to_params(frame_shape), self.memory_limit)
         check_backend(params["backend"])
+        check_run(tuple(data.shape), ("cnmf",), params, budget(params))  # refuse what cannot fit
         Ain = seeds = None
         if self.seed.value is not None:
             Ain, seeds = labels_to_seeds(self.seed.value.data, frame_shape)

@@ -60,6 +60,7 @@ from ..layers import evaluation as ev
 from ..layers.cnmf import cnmf_layer_data, labels_to_seeds, layer_names
 from ._backend import BackendEdit, check_backend
 from ._layers import movie_layer_choices, upsert_layer
+from ._memory import memory_limit_edit, with_memory_limit
 from ._presets import PresetBar, set_field
 from ._runner import StepRunner
 from ._settings import step_names
@@ -283,6 +284,7 @@ class EvaluationWidget(Container):
             label="kwargs",
             tooltip="Other quality parameters as a dict, e.g. {'use_cnn': True, 'min_cnn_thr': 0.9}",
         )
+        self.memory_limit = memory_limit_edit()
         self.kwargs.native.setPlaceholderText("e.g. {'use_cnn': True, 'min_cnn_thr': 0.9}")
         self.runner = StepRunner("Evaluation", self.run)
         self.runner.run_button.text = "Evaluate"
@@ -366,6 +368,7 @@ class EvaluationWidget(Container):
                 self.backend,
                 self.backend.message,
                 self.kwargs,
+                self.memory_limit,
                 self.runner,
                 *sliders,
                 self.min_size,
@@ -881,7 +884,7 @@ class EvaluationWidget(Container):
         assert s is not None
         layer = self._check_movie()
         fill_nan = layer.metadata.get("napari_caiman", {}).get("kind") == "motion corrected"
-        data, est, params = layer.data, s.estimates, self._params()
+        data, est, params = layer.data, s.estimates, with_memory_limit(self._params(), self.memory_limit)
         check_backend(params["backend"])
         self.runner.start(
             lambda: iter_evaluate_step(data, est, params, fill_nan=fill_nan),
