@@ -95,6 +95,7 @@ def run_pipeline(
     save_movie: str | Path | None = None,
     progress: Any = None,
     scheduler: str | None = None,
+    memory_limit: Any = None,
 ) -> Any:
     """Run the pipeline headless: open the movie, run ``steps``, save results.
 
@@ -115,6 +116,9 @@ def run_pipeline(
         Run the motion-correction chunks, CNMF patches and evaluation chunks of
         the movie on Dask: a scheduler address, or ``"local"`` for a
         ``LocalCluster`` of worker processes (closed at the end).
+    memory_limit : int or str, optional
+        Memory budget (``"4GB"``); overrides ``params["memory_limit"]``
+        (default: half the RAM available at start).
 
     Returns
     -------
@@ -123,6 +127,11 @@ def run_pipeline(
     from .engine.progress import run
     from .runs import iter_pipeline
 
+    if memory_limit is not None:
+        from .engine.params import CaimanParams
+
+        params = (params.copy() if params is not None else CaimanParams.defaults()).update(
+            {"memory_limit": memory_limit})
     if scheduler is None:
         return run(iter_pipeline(movie_paths, steps=steps, output=output, params=params, save_movie=save_movie),
                    progress)

@@ -266,3 +266,30 @@ def test_reader_contrast_limits_from_a_sample_of_frames(tmp_path):
     lo, hi = meta["contrast_limits"]
     assert 50 <= lo < hi <= 101
     assert sample_contrast_limits(np.full((3, 4, 4), np.nan, np.float32)) is None
+
+
+def test_volume_under_a_tiny_budget_matches_the_unbudgeted_run(tmp_path):
+    """3D (T, Z, Y, X): the same bound and the same result."""
+    from napari_caiman.cli import run_pipeline
+    from napari_caiman.engine.cnmf import match_components
+    from napari_caiman.engine.synthetic import make_movie
+
+    path = tmp_path / "vol.tif"
+    make_movie((400, 4, 40, 40), n_neurons=6, gSig=(3, 3, 1), rigid_motion=(1.0, 1.0, 0.0), dtype=np.uint16,
+               seed=5, out=path, return_flow=False, return_truth=False, snr=3.0)  # 10.2 MB as float32
+    p = CaimanParams.from_dict({"max_shifts": (3, 3, 1), "K": 3, "gSig": (3, 3, 1), "rf": (10, 10, 2),
+                                "stride": (5, 5, 1), "use_cnn": False, "fr": 30})
+    steps = ("motion", "cnmf", "evaluate")
+    ref = run_pipeline([str(path)], steps=steps, output=tmp_path / "ref.hdf5", params=p, memory_limit="2GB")
+    tracemalloc.start()
+    try:
+        small = run_pipeline([str(path)], steps=steps, output=tmp_path / "small.hdf5", params=p, memory_limit="24MB")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["ref.hdf5", "small.hdf5", "vol.tif"]
+    assert peak < 24 * 10**6, format_bytes(peak)
+    assert small.estimates.info["memory_limit"] == 24 * 10**6
+    e0, e1 = ref.estimates, small.estimates
+    m = match_components(e1.footprints(), e0.footprints(), e1.C, e0.C, thr=0.99)
+    assert e0.A.shape[1] > 0 and e1.A.shape == e0.A.shape and m.f1 == 1.0
