@@ -72,10 +72,20 @@ class MovieData:
     def YHt(self, H: np.ndarray) -> np.ndarray:
         """``Y H^T`` (P, k) for H (k, T)."""
         H = np.ascontiguousarray(H, dtype=np.float32)
-        out = np.zeros((H.shape[0], self.P), np.float32)
+        if self.Y is not None:
+            return (H @ self.Y).T
+        # streamed: accumulate in place with BLAS (out += ch^T H_c^T), so no
+        # second pixels x k array is made per chunk
+        from scipy.linalg.blas import sgemm
+
+        out = np.zeros((self.P, H.shape[0]), np.float32, order="F")
         for t0, t1, ch in self.chunks():
-            out += H[:, t0:t1] @ ch
-        return out.T
+            ch = np.ascontiguousarray(ch, dtype=np.float32)
+            Hc = np.ascontiguousarray(H[:, t0:t1])
+            res = sgemm(1.0, ch.T, Hc.T, beta=1.0, c=out, overwrite_c=1)
+            if res is not out and not np.shares_memory(res, out):  # pragma: no cover - BLAS made a copy
+                out = np.asfortranarray(res)
+        return out
 
     def AtY(self, W: np.ndarray) -> np.ndarray:
         """``W^T Y`` (k, T) for W (P, k)."""

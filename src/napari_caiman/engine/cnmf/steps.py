@@ -52,9 +52,8 @@ def spatial_step(data, W, H, K, nb, st: Settings):
     regions = search_regions(W[:, :K], data.dims, st.se())
     regions += [None if st.update_background else np.zeros(0, np.int64)] * nb
     hals_spatial(W, YH, HH, regions, st.spatial_iter)
-    A = np.ascontiguousarray(W[:, :K])
+    A = W[:, :K]  # a view: no second pixels x K copy (cleaned in place)
     clean_footprints(A, data.dims, st.maxthr, st.nrgthr, st.extract_cc)
-    W[:, :K] = A
     keep = np.flatnonzero(A.max(axis=0) > 0) if K else np.zeros(0, int)
     if keep.size < K:
         sel = np.r_[keep, np.arange(K, K + nb)].astype(int)
