@@ -122,7 +122,7 @@ def run_case(T: int, shape, n_neurons: int, memory_limit: str, guard: int, tmp: 
         cmd += ["--set", f"{k}={v!r}".replace(" ", "")]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     t0 = time.perf_counter()
-    proc = subprocess.Popen(["nice", "-n", "10", *cmd], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     sampler = Sampler(proc, guard)
     sampler.start()

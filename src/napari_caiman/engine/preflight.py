@@ -76,7 +76,8 @@ def estimate(shape: tuple[int, ...], steps: Any, params: Any) -> dict[str, dict[
             phases["cnmf initialization"] = {"initialization": 5 * 4 * (T // tsub) * (P // (ssub * ssub))}
         # W = [A | b] dense float32 (pixels x components) and its copies in the
         # spatial update; H, A^T Y, S, YrA and the deconvolution's copies
-        phases["cnmf refit"] = {"footprints": 3 * 4 * P * (K + nb), "traces": 6 * 4 * (K + nb) * T}
+        # (two copies: W and Y H^T; K is an upper bound: every patch finding K distinct neurons)
+        phases["cnmf refit"] = {"footprints": 2 * 4 * P * (K + nb), "traces": 6 * 4 * (K + nb) * T}
     return phases
 
 
