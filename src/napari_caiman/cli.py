@@ -138,6 +138,8 @@ def run_pipeline(
     params: Any = None,
     save_movie: str | Path | None = None,
     progress: Any = None,
+    scheduler: str | None = None,
+    memory_limit: Any = None,
 ) -> Any:
     """Run the pipeline headless: open the movie, run ``steps``, save results.
 
@@ -154,6 +156,13 @@ def run_pipeline(
         Where to write the motion-corrected movie (.tif or .npy).
     progress : callable, optional
         Called with each :class:`Progress`.
+    scheduler : str, optional
+        Run the motion-correction chunks, CNMF patches and evaluation chunks of
+        the movie on Dask: a scheduler address, or ``"local"`` for a
+        ``LocalCluster`` of worker processes (closed at the end).
+    memory_limit : int or str, optional
+        Memory budget (``"4GB"``); overrides ``params["memory_limit"]``
+        (default: half the RAM available at start).
 
     Returns
     -------
@@ -162,13 +171,34 @@ def run_pipeline(
     from .engine.progress import run
     from .runs import iter_pipeline
 
-    return run(iter_pipeline(movie_paths, steps=steps, output=output, params=params, save_movie=save_movie),
-               progress)
+    if memory_limit is not None:
+        from .engine.params import CaimanParams
+
+        params = (params.copy() if params is not None else CaimanParams.defaults()).update(
+            {"memory_limit": memory_limit})
+    if scheduler is None:
+        return run(iter_pipeline(movie_paths, steps=steps, output=output, params=params, save_movie=save_movie),
+                   progress)
+    from .dask_batch import connect
+
+    client, cluster = connect(scheduler)
+    try:
+        return run(iter_pipeline(movie_paths, steps=steps, output=output, params=params, save_movie=save_movie,
+                                 executor=client), progress)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
-def _with_backend(overrides: dict[str, Any], backend: str | None) -> dict[str, Any]:
+def _with_backend(overrides: dict[str, Any], backend: str | None, memory_limit: str | None = None) -> dict[str, Any]:
     if backend is not None:
         overrides = {**overrides, "backend": backend}
+    if memory_limit is not None:
+        from .engine.memory import parse_bytes
+
+        parse_bytes(memory_limit, "--memory-limit")
+        overrides = {**overrides, "memory_limit": memory_limit}
     return overrides
 
 
@@ -192,14 +222,15 @@ def _interrupted_message(save_movie: Any, before: float | None) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    params = _load_params(args.params, _with_backend(_parse_set(args.set), args.backend))
+    params = _load_params(args.params, _with_backend(_parse_set(args.set), args.backend, args.memory_limit))
     steps = _parse_steps(args.steps)
     _check_overwrite({"--output": args.output, "--save-movie": args.save_movie}, args.overwrite)
     before = Path(args.save_movie).stat().st_mtime if args.save_movie and Path(args.save_movie).exists() else None
     t0 = time.perf_counter()
     try:
         results = run_pipeline(args.movie, steps=steps, output=args.output, params=params,
-                               save_movie=args.save_movie, progress=(progress := make_progress(quiet=args.quiet)))
+                               save_movie=args.save_movie, progress=(progress := make_progress(quiet=args.quiet)),
+                               scheduler=args.scheduler)
     except KeyboardInterrupt:
         print(f"\n{PROG}: {_interrupted_message(args.save_movie, before)}", file=sys.stderr)
         return 130
@@ -448,13 +479,13 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     if args.add:
         if not args.movie:
             raise InputError("--movie", "--add needs the movie file(s) of the new item")
-        params = _load_params(args.params, _with_backend(_parse_set(args.set), args.backend))
+        params = _load_params(args.params, _with_backend(_parse_set(args.set), args.backend, args.memory_limit))
         steps = _parse_steps(args.steps)
         grid = _parse_vary(args.vary)
         added = (batch.add_variants(args.add, args.movie, params, grid, steps) if grid
                  else [batch.add(args.add, args.movie, params, steps)])
         print(f"added {len(added)} item(s): " + ", ".join(i.name for i in added))
-    elif args.movie or args.vary or args.set or args.params or args.backend:
+    elif args.movie or args.vary or args.set or args.params or args.backend or args.memory_limit:
         raise InputError("--add", "--movie/--params/--set/--vary describe a new item: give its name with --add")
     if args.retry_failed:
         for item in batch:
@@ -548,6 +579,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="native (default) or caiman: run CaImAn's own code (installed separately, docs/caiman.md)")
     run_p.add_argument("--overwrite", action="store_true",
                        help="replace existing output files (-o, --save-movie); by default they are kept and the run refused")
+    run_p.add_argument("--memory-limit", metavar="SIZE",
+                       help="memory budget of the run, e.g. 4GB or 512MiB (default: half the RAM available at start); what does not fit goes to disk, a run that cannot fit is refused before it starts")
+    run_p.add_argument("--scheduler", nargs="?", const="local", metavar="ADDRESS",
+                       help="run this movie's motion chunks, CNMF patches and evaluation chunks on Dask: a "
+                            "scheduler address, or no value for a local cluster of worker processes")
     run_p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     run_p.set_defaults(func=_cmd_run)
 
@@ -592,6 +628,8 @@ def build_parser() -> argparse.ArgumentParser:
     b_p.add_argument("--vary", action="append", metavar="NAME=[V1,V2,...]",
                      help="add one item per value (several --vary: every combination)")
     b_p.add_argument("--backend", choices=("native", "caiman"), help="backend of the new item(s)")
+    b_p.add_argument("--memory-limit", metavar="SIZE",
+                       help="memory budget of the new item(s), e.g. 4GB or 512MiB (default: half the RAM available at start); what does not fit goes to disk, a run that cannot fit is refused before it starts")
     b_p.add_argument("--run", action="store_true", help="after --add, run the queue too")
     b_p.add_argument("--list", action="store_true", help="print the items and their status, run nothing")
     b_p.add_argument("--retry-failed", action="store_true", help="queue failed and cancelled items again")

@@ -99,7 +99,8 @@ class MotionCache:
         return (e / self.CORRECTED).is_file() and (e / self.META).is_file()
 
     # use ------------------------------------------------------------------------
-    def iter_motion(self, source: Any, movie: Any, params: Any) -> Generator[Progress, None, tuple[Any, CacheInfo]]:
+    def iter_motion(self, source: Any, movie: Any, params: Any, executor: Any = None
+                    ) -> Generator[Progress, None, tuple[Any, CacheInfo]]:
         """Motion step through the cache: reuse an entry or compute and store it.
 
         Returns ``(MotionStepResult, CacheInfo)``; the result's corrected movie
@@ -116,7 +117,7 @@ class MotionCache:
         tmp = self.root / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
         tmp.mkdir()
         try:
-            step = yield from iter_motion_step(movie, params, out=tmp / self.CORRECTED)
+            step = yield from iter_motion_step(movie, params, out=tmp / self.CORRECTED, executor=executor)
             self._write_meta(tmp / self.META, step)
             timings = step.timings
             del step  # release the memmap before the folder is renamed
@@ -242,26 +243,24 @@ def iter_pipeline(
     cache : MotionCache, optional
         Reuse / store the motion step's output.
     executor : optional
-        Where CNMF patches run (thread pool by default; a ``dask.distributed.Client``).
+        Where CNMF patches run (thread pool by default). A
+        ``dask.distributed.Client`` gets the motion-correction chunks, the CNMF
+        patches and the evaluation chunks of this one movie: workers open the
+        movie by its path and write the corrected movie into a file they share
+        (``save_movie``, the cache, or a temporary file next to ``output``).
+
+    Memory: ``params["memory_limit"]`` (see :mod:`napari_caiman.engine.memory`)
+    is resolved once; a corrected movie that does not fit it is written to a
+    temporary ``.npy`` next to ``output`` (removed at the end) unless
+    ``save_movie`` or ``cache`` give it a place. A run that cannot fit the
+    budget or the disk is refused before it starts (:mod:`.engine.preflight`).
 
     Returns
     -------
     Results
     """
+    from .engine.memory import budget
     from .engine.params import CaimanParams
-    from .engine.pipeline import (
-        iter_cnmf_step,
-        iter_evaluate_step,
-        iter_motion_step,
-        movie_for_cnmf,
-    )
-    from .engine.results import (
-        Results,
-        make_provenance,
-        motion_to_dict,
-        save_results,
-        summary_to_dict,
-    )
     from .io.movie import open_movie
 
     if params is None:
@@ -290,17 +289,68 @@ def iter_pipeline(
         else:
             extra["fr_source"] = (f"default: the movie's metadata holds no frame rate; "
                                   f"give the real one with --set fr=... if it is not {params['fr']:g} Hz")
+    # the memory budget is fixed once, at the start, for every step
+    from .engine.preflight import check_run, corrected_on_disk
+
+    bud = budget(params)
+    params = params.copy().update({"memory_limit": bud.limit})
+    temp_movie = None
+    cluster = hasattr(executor, "scatter")  # a dask.distributed.Client: workers share files, not memory
+    if "motion" in steps and save_movie is None and cache is None and (cluster or corrected_on_disk(movie.shape, bud)):
+        # the corrected movie does not fit the budget (or cluster workers write it):
+        # a temporary file next to the results
+        temp_movie = output.with_name(f".{output.stem}.corrected.{uuid.uuid4().hex[:8]}.tmp.npy")
+    if cluster:
+        from .io.shared import MovieFile
+
+        movie = MovieFile(source, params["var_name_hdf5"], movie=movie)
+    check_run(movie.shape, steps, params, bud,
+              movie_out=save_movie or temp_movie or (cache.root if cache is not None else None), output=output)
+    try:
+        return (yield from _iter_run(source, movie, input_shape, input_dtype, started, steps=steps, output=output,
+                                     params=params, save_movie=save_movie or temp_movie, keep_movie=temp_movie is None,
+                                     cache=cache, executor=executor, extra=extra))
+    finally:
+        if temp_movie is not None:
+            if cluster:  # workers keep the file open (memmap) otherwise
+                from .io.shared import forget
+
+                with contextlib.suppress(Exception):
+                    executor.run(forget, str(temp_movie.resolve()))
+            with contextlib.suppress(OSError):
+                temp_movie.unlink()
+
+
+def _iter_run(source, movie, input_shape, input_dtype, started, *, steps, output, params, save_movie, keep_movie,
+              cache, executor, extra):
+    from .engine.pipeline import (
+        iter_cnmf_step,
+        iter_evaluate_step,
+        iter_motion_step,
+        movie_for_cnmf,
+    )
+    from .engine.results import (
+        Results,
+        make_provenance,
+        motion_to_dict,
+        save_results,
+        summary_to_dict,
+    )
+
     results = Results(params=params, dims=tuple(movie.shape[1:]))
+    cluster = executor if hasattr(executor, "scatter") else None
     timings: dict[str, float] = {}
     summary = motion = None
     if "motion" in steps:
         if cache is not None:
-            step, info = yield from cache.iter_motion(source, movie, params)
+            step, info = yield from cache.iter_motion(source, movie, params, executor=cluster)
             corrected_path = str((info.path / MotionCache.CORRECTED).resolve())
+            corrected_file = corrected_path
             extra.update(motion_cache="hit" if info.hit else "miss", motion_cache_key=info.key)
         else:
-            step = yield from iter_motion_step(movie, params, out=save_movie)
-            corrected_path = str(Path(save_movie).resolve()) if save_movie else None
+            step = yield from iter_motion_step(movie, params, out=save_movie, executor=cluster)
+            corrected_path = str(Path(save_movie).resolve()) if save_movie and keep_movie else None
+            corrected_file = str(Path(save_movie).resolve()) if save_movie else None
         if corrected_path is not None:  # what `napari-caiman evaluate --movie` checks a movie against
             from .engine.results import file_fingerprint
 
@@ -309,6 +359,13 @@ def iter_pipeline(
         results.summary = summary_to_dict(step.summary)
         timings.update(step.timings)
         movie, summary, motion = step.motion.corrected, step.summary, step.motion
+        if cluster and corrected_file is not None:
+            from .io.shared import MovieFile
+
+            movie = MovieFile(corrected_file, movie=movie)  # workers open it by its path
+    ran_on: dict[str, list] = {}
+    if cluster is not None and "motion" in steps:
+        ran_on["motion"] = list(step.motion.params.get("workers", []))
     if "cnmf" in steps:
         # the border rule of motion correction, once for CNMF and the evaluation
         movie = movie_for_cnmf(movie, motion=motion, border_nan=params["border_nan"] if motion else None)
@@ -317,9 +374,16 @@ def iter_pipeline(
         results.summary = summary_to_dict(cstep.summary)
         timings.update(cstep.timings)
     if "evaluate" in steps:
-        estep = yield from iter_evaluate_step(movie, results.estimates, params)
+        estep = yield from iter_evaluate_step(movie, results.estimates, params, executor=cluster)
         results.metrics, results.F_dff = estep.metrics, estep.F_dff
         timings.update(estep.timings)
+        if cluster is not None:
+            ran_on["evaluate"] = list(estep.metrics.timings.pop("workers", []))
+    if cluster is not None:
+        if "cnmf" in steps:
+            ran_on["cnmf"] = list(results.estimates.info.get("workers", []))
+        # process ids of the cluster workers that ran each step's chunks / patches
+        extra["workers"] = json.dumps(ran_on)
     finished = time.time()
     results.provenance = make_provenance(
         source, timings, steps=list(steps), backend=params["backend"],

@@ -224,3 +224,25 @@ def test_file_opened_by_reader_to_output_file(
     corrected = viewer.layers["recording corrected"].data
     assert corrected.shape == movie_2d.movie.shape
     np.testing.assert_array_equal(np.load(out, mmap_mode="r")[5], np.asarray(corrected[5]))
+
+
+def test_memory_limit_puts_the_corrected_movie_on_disk(
+    qtbot, viewer, motion_widget, movie_2d, wait_done, errors
+):
+    """With a budget the corrected movie does not fit, the corrected layer is a
+    lazy view of a temporary file; a bad budget or one nothing fits is refused
+    with one message before anything runs."""
+    raw = viewer.add_image(np.tile(movie_2d.movie, (4, 1, 1)), name="raw")  # 5.2 MB as float32
+    _configure(motion_widget, raw, pw_rigid=False)
+    motion_widget.memory_limit.value = "lots"
+    motion_widget.runner.run_button.native.click()
+    assert not motion_widget.runner.is_running
+    assert errors and "memory_limit" in errors[-1] and "'lots'" in errors[-1]
+    motion_widget.memory_limit.value = "5MB"
+    motion_widget.runner.run_button.native.click()
+    wait_done(motion_widget)
+    assert errors[1:] == []
+    data = viewer.layers["raw corrected"].data
+    assert isinstance(data, np.memmap) and data.shape == raw.data.shape
+    assert str(data.filename).endswith(".npy") and "napari_caiman" in str(data.filename)
+    assert motion_widget.last_params["memory_limit"] == "5MB"

@@ -50,6 +50,17 @@ class _Writer:
         self._write(t0, np.asarray(block, self.dtype))
         self.next = t0 + len(block)
 
+    def skip(self, t0: int, n: int) -> None:
+        """Frames ``[t0, t0 + n)`` were written into :meth:`remote` by someone else."""
+        if t0 != self.next:
+            raise RuntimeError(f"blocks out of order: expected frame {self.next}, got {t0}")
+        self.next = t0 + int(n)
+
+    def remote(self):
+        """``(path, byte offset of frame 0, bytes per frame)`` where other processes
+        may write frames directly, or None (in memory)."""
+        return None
+
     def result(self):
         return self._result
 
@@ -72,9 +83,18 @@ class _NpyWriter(_Writer):
 
     def __init__(self, path, shape, dtype):
         super().__init__(shape, dtype)
+        self.path = Path(path)
         self.f = open(path, "wb")
         header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape}
         np.lib.format.write_array_header_2_0(self.f, header)
+        self.offset = self.f.tell()
+        self.frame_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
+
+    def remote(self):
+        self.f.flush()
+        if os.path.getsize(self.path) < self.offset + self.shape[0] * self.frame_bytes:
+            self.f.truncate(self.offset + self.shape[0] * self.frame_bytes)  # sparse until written
+        return (str(self.path.resolve()), self.offset, self.frame_bytes)
 
     def _write(self, t0, block):
         np.ascontiguousarray(block).tofile(self.f)
@@ -97,8 +117,13 @@ class _TifWriter(_Writer):
         mm = tifffile.memmap(path, shape=self.shape, dtype=self.dtype, bigtiff=True, photometric="minisblack")
         self.offset = int(mm.offset)
         del mm
+        self.path = Path(path)
         self.frame_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
         self.f = open(path, "r+b")
+
+    def remote(self):
+        self.f.flush()
+        return (str(self.path.resolve()), self.offset, self.frame_bytes)
 
     def _write(self, t0, block):
         self.f.seek(self.offset + t0 * self.frame_bytes)
@@ -108,6 +133,17 @@ class _TifWriter(_Writer):
         if self.f is not None:
             self.f.close()
             self.f = None
+
+
+def disk_full_error(exc: OSError, path: Path) -> BaseException:
+    """A clear error for a full disk (the partial file is removed by the caller); other errors as they are."""
+    from .memory import DiskFullError, format_bytes, free_disk, is_disk_full
+
+    if not is_disk_full(exc):
+        return exc
+    return DiskFullError("disk", f"no space left on the disk holding {str(path)!r} while writing it "
+                                 f"({format_bytes(free_disk(path))} free); the partial file was removed. "
+                                 "Free some space or write the output to another disk.")
 
 
 def _load(path: Path, shape):
@@ -133,9 +169,15 @@ def output_writer(out, shape, dtype=np.float32) -> Iterator[_Writer]:
         else:
             w = _TifWriter(tmp, shape, dtype)
         try:
-            yield w
-        finally:
-            w.close()
+            try:
+                yield w
+            finally:
+                w.close()
+        except OSError as exc:
+            err = disk_full_error(exc, path)
+            if err is exc:
+                raise
+            raise err from exc
         if w.next != w.shape[0]:
             raise RuntimeError(f"only {w.next} of {w.shape[0]} frames were written")
     w._result = _load(path, shape)

@@ -438,9 +438,53 @@ def _accumulate_support_sums(Y, frame_ptr, frame_idx, comps, entry_ptr, entry_pi
                 acc[e] += Y[t, entry_pix[e]]
 
 
+def _support_sums_job(movie: Any, s0: int, s1: int, Wc: Any, A_indptr: np.ndarray, entry_pix: np.ndarray,
+                      nnz: int) -> tuple[np.ndarray, int]:
+    """One chunk of frames' contribution to the support sums (run on a cluster worker)."""
+    import os
+
+    raw = np.asarray(movie[s0:s1])
+    Y = _frames_as_2d(raw)
+    if raw.dtype.kind in "fc" and not np.isfinite(Y).all():
+        raise InputError("movie", f"contains NaN or inf (frames {s0}-{s1 - 1})")
+    acc = np.zeros(nnz)
+    comps = np.where(np.diff(Wc.indptr) > 0)[0].astype(np.int64)
+    _accumulate_support_sums(Y, Wc.indptr.astype(np.int64), Wc.indices.astype(np.int64), comps, A_indptr,
+                             entry_pix, acc)
+    return acc, os.getpid()
+
+
+def _iter_remote_sums(executor: Any, movie: Any, W: Any, needed: np.ndarray, T: int, chunk_size: int,
+                      A_indptr: np.ndarray, entry_pix: np.ndarray, acc: np.ndarray, workers: set):
+    """Generator: the support sums of every chunk computed on ``executor``, added into ``acc``."""
+    dask = hasattr(executor, "scatter")
+    kw = {"pure": False} if dask else {}
+    if dask:
+        A_indptr, entry_pix = executor.scatter([A_indptr, entry_pix], broadcast=True)
+    spans = []
+    for t0 in range(0, T, chunk_size):
+        sel = needed[(needed >= t0) & (needed < min(T, t0 + chunk_size))]
+        if sel.size:
+            spans.append((int(sel[0]), int(sel[-1]) + 1))
+    futures = [executor.submit(_support_sums_job, movie, s0, s1, W[s0:s1].tocsc(), A_indptr, entry_pix, acc.size,
+                               **kw) for s0, s1 in spans]
+    total = max(1, len(futures))
+    yield Progress("r-values", 0, total)
+    try:
+        for i, fu in enumerate(futures):
+            part, pid = fu.result()
+            acc += part
+            workers.add(pid)
+            yield Progress("r-values", i + 1, total)
+    finally:
+        for fu in futures:
+            fu.cancel()
+
+
 def iter_spatial_r_values(movie: Any, estimates: Any, *, Npeaks: int = 5, tB: int = -3, tA: int = 10,
                           thres: float = 0.3, Athresh: float = 0.1, subtract_background: bool = True,
-                          overlap: str = "dominant+subtract", chunk_size: int | None = None
+                          overlap: str = "dominant+subtract", chunk_size: int | None = None,
+                          executor: Any = None, workers: set | None = None,
                           ) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray]]:
     """r-values of all components; returns ``(r_values, n_frames_used)``.
 
@@ -487,9 +531,16 @@ def iter_spatial_r_values(movie: Any, estimates: Any, *, Npeaks: int = 5, tB: in
         chunk_size = int(max(1, min(T, (16 << 20) // max(1, 4 * P))))
     chunk_size = max(1, int(chunk_size))
     total = int(math.ceil(T / chunk_size))
-    yield Progress("r-values", 0, total)
+    if executor is not None:
+        # chunks on a cluster: each worker reads its frames (from the shared path) and
+        # returns its partial sums; bigger chunks, fewer tasks
+        yield from _iter_remote_sums(executor, movie, W, needed, T, max(chunk_size, 128),
+                                     A.indptr.astype(np.int64), entry_pix, acc, workers if workers is not None else set())
+        total = 0
+    else:
+        yield Progress("r-values", 0, total)
     done = 0
-    for t0 in range(0, T, chunk_size):
+    for t0 in range(0, T if executor is None else 0, chunk_size):
         t1 = min(T, t0 + chunk_size)
         done += 1
         sel = needed[(needed >= t0) & (needed < t1)]
@@ -569,8 +620,8 @@ def _get(params: Any, name: str, default: Any) -> Any:
 
 
 def iter_compute_metrics(movie: Any, estimates: Any, params: Any = None, *, chunk_size: int | None = None,
-                         subtract_background: bool = True, overlap: str = "dominant+subtract"
-                         ) -> Generator[Progress, None, Metrics]:
+                         subtract_background: bool = True, overlap: str = "dominant+subtract",
+                         executor: Any = None) -> Generator[Progress, None, Metrics]:
     """Compute SNR, r-values and sizes of all components (progress generator).
 
     Parameters
@@ -584,6 +635,9 @@ def iter_compute_metrics(movie: Any, estimates: Any, params: Any = None, *, chun
     subtract_background : subtract ``b f`` before the r-value correlation.
     overlap : ``"dominant+subtract"`` (default), ``"dominant"``,
         ``"subtract"`` or ``"exclude"`` (CaImAn); see :func:`iter_spatial_r_values`.
+    executor : optional ``dask.distributed.Client`` (or executor): the chunks
+        of frames of the r-values run there; the process ids that ran them are
+        in ``timings["workers"]``.
 
     Raises
     ------
@@ -612,9 +666,18 @@ def iter_compute_metrics(movie: Any, estimates: Any, params: Any = None, *, chun
     timings["snr"] = time.perf_counter() - t
     yield Progress("SNR", 1, 1)
     t = time.perf_counter()
+    if chunk_size is None and _get(params, "memory_limit", None) is not None:
+        from .memory import budget
+
+        P = int(np.prod(estimates.dims))
+        chunk_size = budget(params).frames(4 * P, copies=2, at_most=max(1, (16 << 20) // max(1, 4 * P)))
+    workers: set = set()
     r, n_used = yield from iter_spatial_r_values(movie, estimates, chunk_size=chunk_size,
-                                                 subtract_background=subtract_background, overlap=overlap)
+                                                 subtract_background=subtract_background, overlap=overlap,
+                                                 executor=executor, workers=workers)
     timings["r_values"] = time.perf_counter() - t
+    if executor is not None:
+        timings["workers"] = sorted(workers)
     size = np.diff(sparse.csc_matrix(sparse.csc_matrix(estimates.A) > 0).indptr).astype(np.int64)
     yield Progress("shape", 0, 1)
     t = time.perf_counter()

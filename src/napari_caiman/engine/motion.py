@@ -139,7 +139,7 @@ class _Config:
 
     def __init__(self, movie, *, max_shifts, pw_rigid, strides, overlaps, max_deviation_rigid, niter_rig,
                  upsample_factor_grid, border_nan, shifts_opencv, gSig_filt, template, out, chunk_size,
-                 n_workers, ignored):
+                 n_workers, ignored, memory_limit=None):
         self.T, self.frame_shape = check_movie(movie, min_frames=2)
         nd = self.nd = len(self.frame_shape)
         fs = self.frame_shape
@@ -201,6 +201,13 @@ class _Config:
         npix = int(np.prod(fs))
         default = (1 << 21) // npix // (2 if self.pw_rigid else 1)
         self.batch = int(chunk_size or max(1, min(64, default)))
+        if memory_limit is not None and chunk_size is None:
+            # a batch in flight holds ~COPIES float32 frames (raw, filtered, spectra,
+            # displacement fields, output); n_workers + 1 batches are in flight
+            from .memory import Budget
+
+            copies = (24 if self.pw_rigid else 12) * (self.n_workers + 1)
+            self.batch = min(self.batch, Budget(int(memory_limit)).frames(4 * npix, copies=copies))
         self.template = None
         if template is not None:
             tm = np.asarray(template, dtype=np.float32)
@@ -385,10 +392,29 @@ def _read_frames(movie, idx) -> np.ndarray:
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
+def _remote_full_job(eng, movie, t0, t1, pw, target):
+    """:meth:`_Engine.full_job` on a cluster worker: the corrected frames go
+    straight into the output file at ``target = (path, offset, frame_bytes)``
+    (a path the workers share); only the small per-frame results come back."""
+    res = eng.full_job(movie, t0, t1, pw)
+    cor = np.ascontiguousarray(res[0], dtype=np.float32)
+    if target is not None:
+        path, offset, frame_bytes = target
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, cor.tobytes(), offset + t0 * frame_bytes)
+        finally:
+            os.close(fd)
+        cor = len(cor)
+    return (cor, *res[1:], os.getpid())
+
+
 def _pipeline(pool, n_inflight, jobs, consume, stage, total):
     """Run ``jobs`` (iterable of (units, callable)) on ``pool`` keeping up to
     ``n_inflight`` in flight; results go to ``consume`` in order.  Yields
-    Progress at least every 0.25 s; closing the generator cancels the rest."""
+    Progress at least every 0.25 s; closing the generator cancels the rest.
+    ``pool`` is an executor, or None when each callable submits itself and
+    returns its future (a ``dask.distributed`` cluster)."""
     pending = collections.deque()
     done = 0
     it = iter(jobs)
@@ -402,7 +428,7 @@ def _pipeline(pool, n_inflight, jobs, consume, stage, total):
                 except StopIteration:
                     exhausted = True
                     break
-                pending.append((units, pool.submit(fn)))
+                pending.append((units, pool.submit(fn) if pool is not None else fn()))
             if not pending:
                 break
             units, fut = pending[0]
@@ -418,7 +444,7 @@ def _pipeline(pool, n_inflight, jobs, consume, stage, total):
     finally:
         for _, f in pending:
             f.cancel()
-        cf.wait([f for _, f in pending])
+        cf.wait([f for _, f in pending if isinstance(f, cf.Future)])
 
 
 # ----------------------------------------------------------------------------- public API
@@ -441,6 +467,8 @@ def iter_motion_correct(
     out=None,
     chunk_size=None,
     n_workers=None,
+    memory_limit=None,
+    executor=None,
     **ignored,
 ) -> Generator[Progress, None, MotionResult]:
     """Motion-correct a movie (rigid or piecewise rigid), yielding progress.
@@ -486,6 +514,15 @@ def iter_motion_correct(
         Frames per batch (work unit); default ~2 M pixels per batch.
     n_workers : int, optional
         Threads; default all cores.
+    memory_limit : int, optional
+        Bytes of the memory budget (:mod:`.memory`): batches are made small
+        enough for the frames in flight to fit it (with ``out=None`` the
+        result itself is in memory: give ``out`` when it does not fit).
+    executor : dask.distributed.Client, optional
+        Register the chunks of frames on this cluster (the template is made
+        here). Workers read ``movie`` themselves when it pickles by path
+        (:class:`napari_caiman.io.shared.MovieFile`) and write their frames
+        into ``out`` (a path they share); otherwise frames travel with the tasks.
     **ignored
         Other CaImAn motion parameters (``splits_rig``, ``num_frames_split``
         ...) are accepted and ignored (listed in ``params['ignored']``).
@@ -510,7 +547,7 @@ def iter_motion_correct(
         max_deviation_rigid=max_deviation_rigid, niter_rig=niter_rig,
         upsample_factor_grid=upsample_factor_grid, border_nan=border_nan, shifts_opencv=shifts_opencv,
         gSig_filt=gSig_filt, template=template, out=out, chunk_size=chunk_size, n_workers=n_workers,
-        ignored=ignored,
+        ignored=ignored, memory_limit=memory_limit,
     )
     T, nd = cfg.T, cfg.nd
     eng = _Engine(cfg)
@@ -581,8 +618,12 @@ def iter_motion_correct(
             def consume_full(res):
                 cor, sr, se, cr, cc, rs, cs, cn = res
                 t0 = pos[0]
-                t1 = t0 + len(cor)
-                writer.write(t0, cor)
+                if isinstance(cor, int):  # written into the file by a cluster worker
+                    t1 = t0 + cor
+                    writer.skip(t0, cor)
+                else:
+                    t1 = t0 + len(cor)
+                    writer.write(t0, cor)
                 s_rig[t0:t1] = sr
                 if se is not None:
                     s_els[t0:t1] = se
@@ -593,8 +634,27 @@ def iter_motion_correct(
                 sums["cnt"] += cn
                 pos[0] = t1
 
-            jobs = [(t1 - t0, (lambda t0=t0, t1=t1: eng.full_job(movie, t0, t1, cfg.pw_rigid))) for t0, t1 in chunks]
-            yield from _pipeline(pool, n_inflight, jobs, consume_full, "registering", T)
+            if executor is None:
+                jobs = [(t1 - t0, (lambda t0=t0, t1=t1: eng.full_job(movie, t0, t1, cfg.pw_rigid)))
+                        for t0, t1 in chunks]
+                yield from _pipeline(pool, n_inflight, jobs, consume_full, "registering", T)
+            else:
+                target = writer.remote()
+                remote_eng = executor.scatter(eng, broadcast=True) if hasattr(executor, "scatter") else eng
+                workers: set[int] = set()
+
+                def consume_remote(res):
+                    workers.add(res[-1])
+                    consume_full(res[:-1])
+
+                kw = {"pure": False} if hasattr(executor, "scatter") else {}
+                jobs = [(t1 - t0, (lambda t0=t0, t1=t1: executor.submit(
+                    _remote_full_job, remote_eng, movie, t0, t1, cfg.pw_rigid, target, **kw)))
+                    for t0, t1 in chunks]
+                n_remote = max(n_inflight, 2 * len(executor.scheduler_info().get("workers", ()))
+                               if hasattr(executor, "scheduler_info") else n_inflight)
+                yield from _pipeline(None, n_remote, jobs, consume_remote, "registering", T)
+                cfg.params["workers"] = sorted(workers)
         corrected = writer.result()
         timings["registration"] = time.perf_counter() - t_start
     finally:

@@ -22,7 +22,7 @@ AXES = "per axis (rows, cols[, planes]) = (y, x[, z]); one value for all axes; 2
 class ParamSpec:
     """One parameter.
 
-    ``kind`` is ``"number"``, ``"int"``, ``"bool"``, ``"choice"`` or
+    ``kind`` is ``"number"``, ``"int"``, ``"bool"``, ``"choice"``, ``"size"`` (bytes or a text like "4GB") or
     ``"text"`` (not checked); ``minimum``/``maximum`` bound numbers (and each
     per-axis value); ``open_min`` excludes the minimum; ``choices`` lists the
     allowed values of a choice; ``per_axis`` marks one value per spatial axis;
@@ -69,6 +69,8 @@ class ParamSpec:
         """The valid values in words (what the check enforces)."""
         if self.kind == "bool":
             text = "True or False"
+        elif self.kind == "size":
+            text = "bytes, or a size such as '4GB' or '512MiB'"
         elif self.kind == "choice":
             text = "one of " + ", ".join(repr(c) for c in self.choices)
         elif self.kind in ("number", "int"):
@@ -95,6 +97,8 @@ class ParamSpec:
             return None
         if self.kind == "bool":
             return P._check_bool
+        if self.kind == "size":
+            return P._check_memory_limit
         if self.kind == "choice":
             return lambda n, v: P._check_choice(n, v, self.choices)
         if self.per_axis:
@@ -173,6 +177,10 @@ SPECS: tuple[ParamSpec, ...] = (
     _p("use_cnn", "text", "Use CaImAn's CNN classifier (True/False). None (default): the backend's default, "
        "off on the native backend (it has no CNN), on with backend='caiman' when its model files exist.",
        checked=False),
+    # napari-caiman: resources
+    _p("memory_limit", "size", "Memory budget of a run: chunk sizes of every step come from it, and whatever "
+       "is frames x pixels and does not fit goes to disk; a run that cannot fit is refused before it starts. "
+       "None = half the RAM available when the run starts.", none_ok=True),
     # napari-caiman: footprint shape (evaluation) and footprint cleaning (CNMF)
     _p("min_solidity", "number", "Reject a footprint (cut at 20 % of its max) whose area / convex-hull area is "
        "below this, whatever its SNR (0 = off).", minimum=0, maximum=1),

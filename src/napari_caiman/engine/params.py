@@ -274,6 +274,8 @@ EXTRA_DEFAULTS: dict[str, dict[str, Any]] = {
         # classifier learnt from curation (engine.classifier): a model file, applied to undecided components
         "classifier": None,
         "min_classifier_prob": 0.5,
+        # bytes or a size text ("4GB"); None: half the RAM available at start (engine.memory)
+        "memory_limit": None,
     },
 }
 
@@ -382,6 +384,12 @@ def _check_range(name: str, v: Any, lo: float, hi: float) -> None:
 def _check_bool(name: str, v: Any) -> None:
     if not isinstance(v, bool):
         raise InputError(name, f"expected True or False, got {v!r}")
+
+
+def _check_memory_limit(name: str, v: Any) -> None:
+    from .memory import parse_bytes
+
+    parse_bytes(v, name)
 
 
 #: The checks of the values the native engine uses, built from the one table of

@@ -62,6 +62,7 @@ def iter_motion_step(
     *,
     out: str | Path | None = None,
     template: Any = None,
+    executor: Any = None,
 ) -> Generator[Progress, None, MotionStepResult]:
     """Motion-correct ``movie`` and compute mean/max/std/correlation images.
 
@@ -75,6 +76,9 @@ def iter_motion_step(
     template : array, optional
         Registration template (e.g. from an earlier session) instead of one
         estimated from the movie.
+    executor : dask.distributed.Client, optional
+        Register the chunks of frames on this cluster (see
+        :func:`~napari_caiman.engine.motion.iter_motion_correct`).
 
     Returns
     -------
@@ -83,14 +87,17 @@ def iter_motion_step(
     backend = _caiman_backend(params)
     if backend is not None:
         return (yield from backend.iter_motion_step(movie, params, out=out, template=template))
+    from .memory import budget
     from .motion import iter_motion_correct
     from .summary import iter_summary_images
 
+    bud = budget(params)
     t0 = time.perf_counter()
-    motion = yield from iter_motion_correct(movie, out=out, template=template, **motion_kwargs(params))
+    motion = yield from iter_motion_correct(movie, out=out, template=template, memory_limit=bud.limit,
+                                            executor=executor, **motion_kwargs(params))
     t1 = time.perf_counter()
     try:
-        summary = yield from iter_summary_images(motion.corrected)
+        summary = yield from iter_summary_images(motion.corrected, chunk_size=summary_chunk(motion.corrected, bud))
     except BaseException:
         # cancelled or failed after the movie file was completed: the step as a
         # whole did not finish, so do not leave its output behind
@@ -101,6 +108,14 @@ def iter_motion_step(
     t2 = time.perf_counter()
     return MotionStepResult(motion=motion, summary=summary,
                             timings={"motion": t1 - t0, "summary": t2 - t1})
+
+
+def summary_chunk(movie: Any, bud: Any) -> int:
+    """Frames per chunk of the summary images within the budget (float64, ~4 copies)."""
+    import numpy as np
+
+    frame = int(np.prod(movie.shape[1:]))
+    return bud.frames(8 * frame, copies=4, at_most=max(1, (1 << 24) // max(frame, 1)))
 
 
 class NanFilled:
@@ -134,18 +149,28 @@ class NanFilled:
     def __getitem__(self, key: Any) -> Any:
         import numpy as np
 
-        if not isinstance(key, (int, slice)) and not (isinstance(key, tuple) and len(key) == 1):
+        key = key if isinstance(key, tuple) else (key,)
+        if len(key) > self.ndim or not all(isinstance(k, (int, np.integer, slice)) for k in key):
             # arbitrary keys: prepare whole frames, then index within them
-            key = key if isinstance(key, tuple) else (key,)
-            return self[key[0]][(slice(None),) * (0 if isinstance(key[0], int) else 1) + key[1:]]
+            return self[key[0]][(slice(None),) * (0 if isinstance(key[0], (int, np.integer)) else 1) + key[1:]]
+        # ints and slices: read only the requested block, then blank the border
+        # in the movie's coordinates (a patch, a block of rows, frames)
         frames = np.nan_to_num(np.array(self.movie[key], dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-        lead = frames.ndim - len(self.border)
+        key = key + (slice(None),) * (self.ndim - len(key))
+        out_axis = 0 if isinstance(key[0], (int, np.integer)) else 1
         for axis, b in enumerate(self.border):
-            if b > 0:
-                n = frames.shape[lead + axis]
-                idx = [slice(None)] * frames.ndim
-                idx[lead + axis] = np.r_[0:min(b, n), max(n - b, 0):n]
-                frames[tuple(idx)] = 0
+            k, n = key[1 + axis], self.shape[1 + axis]
+            if isinstance(k, slice):
+                if b > 0:
+                    idx = np.arange(n)[k]
+                    hit = np.flatnonzero((idx < b) | (idx >= n - b))
+                    if hit.size:
+                        sel = [slice(None)] * frames.ndim
+                        sel[out_axis] = hit
+                        frames[tuple(sel)] = 0
+                out_axis += 1
+            elif b > 0 and not (b <= (int(k) % n) < n - b):
+                frames[...] = 0  # an int index inside the border: all of it is border
         return frames
 
 
@@ -344,11 +369,12 @@ def iter_cnmf_step(
                                                   executor=executor, fill_nan=filled,
                                                   border=movie.border if filled else None))
     from .cnmf import iter_cnmf
+    from .memory import budget
     from .summary import iter_summary_images
 
     t0 = time.perf_counter()
     if summary is None:
-        summary = yield from iter_summary_images(_raw(movie))
+        summary = yield from iter_summary_images(_raw(movie), chunk_size=summary_chunk(_raw(movie), budget(params)))
     t1 = time.perf_counter()
     estimates = yield from iter_cnmf(movie, params, Ain=Ain, executor=executor)
     t2 = time.perf_counter()
@@ -373,6 +399,7 @@ def iter_evaluate_step(
     fill_nan: bool = False,
     border: Any = None,
     motion: Any = None,
+    executor: Any = None,
 ) -> Generator[Progress, None, EvaluateStepResult]:
     """Evaluate components (SNR, spatial r-values, thresholds from the
     ``quality`` group) and compute detrended dF/F.
@@ -392,7 +419,7 @@ def iter_evaluate_step(
     from .evaluation import iter_evaluate_components
 
     t0 = time.perf_counter()
-    metrics = yield from iter_evaluate_components(movie, estimates, params)
+    metrics = yield from iter_evaluate_components(movie, estimates, params, executor=executor)
     t1 = time.perf_counter()
     yield Progress("dF/F", 0, 1)
     F_dff = detrend_df_f(estimates) if estimates.A.shape[1] else None

@@ -534,14 +534,26 @@ def make_movie(
 
     if out is not None:
         out = Path(out)
-        if out.suffix.lower() != ".npy":
-            raise InputError("out", f"expected a .npy path, got {str(out)!r}")
+        suffix = out.suffix.lower()
+        if suffix not in (".npy", ".tif", ".tiff"):
+            raise InputError("out", f"expected a .npy or .tif path, got {str(out)!r}")
+        # streamed: each chunk of frames goes to the file's pages as it is made
         with atomic_path(out) as tmp:
-            mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+            if suffix == ".npy":
+                mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+            else:
+                import tifffile
+
+                mm = tifffile.memmap(tmp, shape=shape, dtype=dtype, bigtiff=True, photometric="minisblack")
             fill(mm)
             mm.flush()
             del mm
-        movie = np.load(out, mmap_mode="r")
+        if suffix == ".npy":
+            movie = np.load(out, mmap_mode="r")
+        else:
+            import tifffile
+
+            movie = tifffile.memmap(out, mode="r").reshape(shape)
     else:
         movie = np.empty(shape, dtype)
         fill(movie)

@@ -92,6 +92,10 @@ def read_movie(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[La
         If the movie cannot be opened (see ``open_movie``).
     """
     data = open_movie(path)
+    meta: dict[str, Any] = {}
+    limits = sample_contrast_limits(data)
+    if limits is not None:
+        meta["contrast_limits"] = limits
     if isinstance(path, (str, os.PathLike)):
         first, meta_path = Path(path), str(path)
     else:
@@ -101,7 +105,31 @@ def read_movie(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[La
             meta_path = str(paths[0])
     name = first.name if first.is_dir() else first.stem
     axes = {3: ("t", "y", "x"), 4: ("t", "z", "y", "x")}.get(data.ndim)
-    meta: dict = {"name": name, "metadata": {"path": meta_path}}
     if axes is not None:
         meta["axis_labels"] = axes  # the sliders say t / z, not -3 / -4
-    return [(data, meta, "image")]
+    return [(data, {"name": name, "metadata": {"path": meta_path}, **meta}, "image")]
+
+
+def sample_contrast_limits(data: Any, n_frames: int = 8, low: float = 0.5, high: float = 99.8) -> list[float] | None:
+    """Contrast limits from percentiles of ``n_frames`` frames spread over the
+    movie (so napari never scans a huge movie for its range); None if no
+    finite sample."""
+    import numpy as np
+
+    T = int(data.shape[0])
+    if T == 0:
+        return None
+    idx = np.unique(np.linspace(0, T - 1, min(T, n_frames)).round().astype(int))
+    parts = []
+    for t in idx:
+        frame = data[int(t)]
+        if hasattr(frame, "compute") and not isinstance(frame, np.ndarray):
+            frame = frame.compute()
+        frame = np.asarray(frame, dtype=np.float32).ravel()
+        parts.append(frame[:: max(1, frame.size // 262144)])
+    values = np.concatenate(parts)
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return None
+    lo, hi = (float(v) for v in np.percentile(values, (low, high)))
+    return [lo, hi if hi > lo else lo + 1.0]

@@ -32,12 +32,15 @@ from magicgui.widgets import ComboBox, Container, FloatSpinBox, LineEdit, PushBu
 from napari.layers import Image, Labels, Layer
 
 from ..engine.errors import InputError
+from ..engine.memory import budget
+from ..engine.preflight import check_run
 from ..engine.progress import Progress
 from ..layers.cnmf import cnmf_layer_data, labels_to_seeds
 from ..layers.motion import layer_names
 from ._backend import BackendEdit, check_backend
 from ._dock import StatusLabel, make_scrollable
 from ._layers import movie_layer_choices, select_active_movie, upsert_layer
+from ._memory import memory_limit_edit, with_memory_limit
 from ._presets import PresetBar
 from ._runner import StepRunner
 from ._state import CnmfRun, viewer_state
@@ -147,6 +150,7 @@ class CNMFWidget(Container):
         self.ssub = _spin("ssub", d.ssub, 1, 16)
         self.tsub = _spin("tsub", d.tsub, 1, 64)
         self.kwargs = LineEdit(value=d.kwargs, label="kwargs", tooltip=_TIPS["kwargs"])
+        self.memory_limit = memory_limit_edit()
         self.kwargs.native.setPlaceholderText("other parameters, e.g. {'nIter': 3}")
         self.seed = ComboBox(label="seed from", choices=self._seed_choices, tooltip=_TIPS["seed"])
         self.reset_button = PushButton(text="Reset to defaults")
@@ -186,6 +190,7 @@ class CNMFWidget(Container):
                 self.ssub,
                 self.tsub,
                 self.kwargs,
+                self.memory_limit,
                 self.seed,
                 reset_row,
                 self.presets,
@@ -380,8 +385,9 @@ class CNMFWidget(Container):
             )
         data = layer.data
         frame_shape = tuple(int(s) for s in data.shape[1:])
-        params = self.get_settings().to_params(frame_shape)
+        params = with_memory_limit(self.get_settings().to_params(frame_shape), self.memory_limit)
         check_backend(params["backend"])
+        check_run(tuple(data.shape), ("cnmf",), params, budget(params))  # refuse what cannot fit
         Ain = seeds = None
         if self.seed.value is not None:
             Ain, seeds = labels_to_seeds(self.seed.value.data, frame_shape)

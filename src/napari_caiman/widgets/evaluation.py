@@ -63,6 +63,7 @@ from ._backend import BackendEdit, check_backend
 from ._dock import StatusLabel, make_scrollable
 from ._keys import KeyBindings, named_key_function
 from ._layers import choose_by_name, movie_layer_choices, same_layer, unwrap, upsert_layer
+from ._memory import memory_limit_edit, with_memory_limit
 from ._presets import PresetBar, set_field
 from ._runner import StepRunner
 from ._settings import step_names
@@ -257,6 +258,7 @@ class EvaluationWidget(Container):
             label="kwargs",
             tooltip="Other quality parameters as a dict, e.g. {'use_cnn': True, 'min_cnn_thr': 0.9}",
         )
+        self.memory_limit = memory_limit_edit()
         self.kwargs.native.setPlaceholderText("e.g. {'use_cnn': True, 'min_cnn_thr': 0.9}")
         self.runner = StepRunner("Evaluation", self.run)
         self.runner.run_button.text = "Evaluate"
@@ -347,6 +349,7 @@ class EvaluationWidget(Container):
                 self.backend,
                 self.backend.message,
                 self.kwargs,
+                self.memory_limit,
                 self.runner,
                 *sliders,
                 self.min_size,
@@ -942,7 +945,7 @@ class EvaluationWidget(Container):
         assert s is not None
         layer = self._check_movie()
         motion = self._motion_of(layer)
-        data, est, params = layer.data, s.estimates, self._params()
+        data, est, params = layer.data, s.estimates, with_memory_limit(self._params(), self.memory_limit)
         check_backend(params["backend"])
         global _CNN_NOTED
         if params["use_cnn"] and params["backend"] == "native" and not _CNN_NOTED:

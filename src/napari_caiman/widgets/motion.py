@@ -39,6 +39,7 @@ from ..layers.motion import layer_names, motion_layers
 from ._backend import BackendEdit, check_backend
 from ._dock import StatusLabel, make_scrollable
 from ._layers import movie_layer_choices, select_active_movie, upsert_layer
+from ._memory import corrected_movie_path, memory_limit_edit, with_memory_limit
 from ._presets import PresetBar
 from ._runner import StepRunner
 from ._settings import AXES
@@ -214,6 +215,7 @@ class MotionCorrectionWidget(Container):
         self.gSig_filt = AxesEdit("gSig_filt", d.gSig_filt, minimum=0, maximum=100, note="0 = off")
         self.kwargs = LineEdit(value=d.kwargs, label="kwargs", tooltip=_TIPS["kwargs"])
         self.kwargs.native.setPlaceholderText("other parameters, e.g. {'niter_rig': 2}")
+        self.memory_limit = memory_limit_edit()
         self.output = FileEdit(
             mode="w",
             filter=OUTPUT_FILTER,
@@ -253,6 +255,7 @@ class MotionCorrectionWidget(Container):
                 self.shifts_opencv,
                 self.gSig_filt,
                 self.kwargs,
+                self.memory_limit,
                 self.output,
                 self.reset_button,
                 self.presets,
@@ -355,10 +358,12 @@ class MotionCorrectionWidget(Container):
                 "movie", "choose an Image layer holding a (T, Y, X) or (T, Z, Y, X) movie"
             )
         settings = self.get_settings()
-        params = settings.to_params(layer.ndim - 1)
+        params = with_memory_limit(settings.to_params(layer.ndim - 1), self.memory_limit)
         check_backend(params["backend"])
-        out = settings.output_path
         data = layer.data
+        # a corrected movie that does not fit the budget goes to a temporary file
+        # (the layer is a lazy view of it); refused here if it cannot fit at all
+        out = corrected_movie_path(tuple(data.shape), params, settings.output_path)
         on_result = partial(
             self._show_result,
             name=layer.name,

@@ -34,6 +34,7 @@ class MovieData:
         self.T = int(movie.shape[0])
         self.dims = tuple(int(s) for s in movie.shape[1:])
         self.P = int(np.prod(self.dims))
+        self.chunk_bytes = int(chunk_bytes)
         self.chunk_frames = max(1, min(self.T, chunk_bytes // max(1, 4 * self.P)))
         limit = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
         self.in_memory = 4 * self.T * self.P <= limit
@@ -71,10 +72,20 @@ class MovieData:
     def YHt(self, H: np.ndarray) -> np.ndarray:
         """``Y H^T`` (P, k) for H (k, T)."""
         H = np.ascontiguousarray(H, dtype=np.float32)
-        out = np.zeros((H.shape[0], self.P), np.float32)
+        if self.Y is not None:
+            return (H @ self.Y).T
+        # streamed: accumulate in place with BLAS (out += ch^T H_c^T), so no
+        # second pixels x k array is made per chunk
+        from scipy.linalg.blas import sgemm
+
+        out = np.zeros((self.P, H.shape[0]), np.float32, order="F")
         for t0, t1, ch in self.chunks():
-            out += H[:, t0:t1] @ ch
-        return out.T
+            ch = np.ascontiguousarray(ch, dtype=np.float32)
+            Hc = np.ascontiguousarray(H[:, t0:t1])
+            res = sgemm(1.0, ch.T, Hc.T, beta=1.0, c=out, overwrite_c=1)
+            if res is not out and not np.shares_memory(res, out):  # pragma: no cover - BLAS made a copy
+                out = np.asfortranarray(res)
+        return out
 
     def AtY(self, W: np.ndarray) -> np.ndarray:
         """``W^T Y`` (k, T) for W (P, k)."""
@@ -97,17 +108,15 @@ class MovieData:
                 vmin, vmax = min(vmin, float(blk.min())), max(vmax, float(blk.max()))
                 yield p1, self.P
             return sn, vmin, vmax
-        # stream blocks along the first spatial axis (all frames)
-        n0 = self.dims[0]
-        per = self.P // n0
-        step = max(1, (128 << 20) // max(1, 4 * self.T * per))
-        for i0 in range(0, n0, step):
-            i1 = min(n0, i0 + step)
-            blk = _as_array(self.movie[:, i0:i1]).reshape(self.T, -1).astype(np.float32, copy=False)
+        # stream blocks of pixels (all frames), contiguous in C order, of about chunk_bytes
+        max_px = max(1, self.chunk_bytes // max(1, 4 * self.T))
+        for key, p0, p1 in pixel_blocks(self.dims, max_px):
+            blk = _as_array(self.movie[(slice(None),) + key]).reshape(self.T, -1).astype(np.float32, copy=False)
             check_finite(blk)
-            sn[i0 * per : i1 * per] = psd_noise(blk.T, noise_range, method, max_num_samples_fft)
+            sn[p0:p1] = psd_noise(blk.T, noise_range, method, max_num_samples_fft)
             vmin, vmax = min(vmin, float(blk.min())), max(vmax, float(blk.max()))
-            yield i1 * per, self.P
+            del blk
+            yield p1, self.P
         return sn, vmin, vmax
 
     def downsampled(self, ssub: int, tsub: int) -> np.ndarray:
@@ -135,6 +144,23 @@ class MovieData:
         out = _as_array(self.movie[(slice(None),) + sl]).astype(np.float32)
         check_finite(out)
         return out
+
+
+def pixel_blocks(dims: tuple[int, ...], max_px: int, offset: int = 0):
+    """Blocks of at most ``max_px`` pixels (at least one row of the last axis
+    split as needed), each contiguous in C order: yields ``(key, p0, p1)`` with
+    ``key`` the spatial index (ints and slices) and ``[p0, p1)`` its flat pixel range."""
+    dims = tuple(int(d) for d in dims)
+    inner = int(np.prod(dims[1:])) if len(dims) > 1 else 1
+    if inner <= max_px or len(dims) == 1:
+        step = max(1, max_px // inner)
+        for i0 in range(0, dims[0], step):
+            i1 = min(dims[0], i0 + step)
+            yield (slice(i0, i1),), offset + i0 * inner, offset + i1 * inner
+        return
+    for i in range(dims[0]):
+        for key, p0, p1 in pixel_blocks(dims[1:], max_px, offset + i * inner):
+            yield (i, *key), p0, p1
 
 
 def check_not_constant(vmin: float, vmax: float) -> None:

@@ -10,9 +10,12 @@ Pipeline (CaImAn's ``CNMF.fit`` shape, own implementation):
    update -> temporal update on the whole field of view;
 4. components normalized to unit-norm footprints, results in CaImAn's layout.
 
-Memory: movies whose float32 copy is below ``max_in_memory`` bytes (3 GiB by
-default) are loaded once as a (T, pixels) array; larger ones are streamed in
-chunks of frames for every statistic, and patches read only their pixels.
+Memory (``params["memory_limit"]``, :mod:`..memory`): movies whose float32
+copy is below ``max_in_memory`` bytes (40 % of the budget by default) are
+loaded once as a (T, pixels) array; larger ones are streamed in chunks of
+frames for every statistic (``A^T Y``, ``Y C^T``, noise, means), patches read
+only their slab and run as many at a time as the budget holds, and the
+footprints of the patches stay sparse until their duplicates are merged.
 """
 
 from __future__ import annotations
@@ -33,13 +36,16 @@ from ._shapes import upsample_images, upsample_time
 from .data import MovieData, check_not_constant
 from .estimates import Estimates, caiman_permutation
 from .initialization import iter_greedy_roi
-from .patches import fit_patch, patch_slices
+from .patches import fit_patch, fit_patch_from, patch_slices
 from .steps import Settings, iter_temporal_step, merge_step, spatial_step, temporal_step
 from .temporal import TemporalSettings
 
 __all__ = ["iter_cnmf", "cnmf", "settings_from_params"]
 
 MIN_FRAMES = 10
+#: copies of its (T, *patch) float32 slab one patch holds at its peak: the slab
+#: read plus ~5.6 in the fit (median, residual, filtered copy; measured with tracemalloc)
+PATCH_COPIES = 7
 
 
 def settings_from_params(params: CaimanParams, nd: int, dims: tuple[int, ...]) -> Settings:
@@ -191,7 +197,8 @@ def iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any = None, executor: An
         with ``done()``/``result()`` (concurrent.futures executors,
         ``dask.distributed.Client``); default: a thread pool of ``n_processes``.
     memmap_dir : unused (accepted for API compatibility; nothing is written).
-    max_in_memory : bytes; movies whose float32 copy is larger are streamed.
+    max_in_memory : bytes; movies whose float32 copy is larger are streamed
+        (default: 40 % of ``params["memory_limit"]``, see :mod:`..memory`).
 
     Raises
     ------
@@ -211,7 +218,13 @@ def iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any = None, executor: An
     A_seed = _ain_to_internal(Ain, dims) if Ain is not None else None
     timings: dict[str, float] = {}
     info: dict[str, Any] = {"dims": dims, "n_frames": T}
-    data = MovieData(movie, max_bytes=max_in_memory)
+    from ..memory import budget
+
+    bud = budget(params)
+    info["memory_limit"] = bud.limit
+    if max_in_memory is None:
+        max_in_memory = int(bud.limit * 0.4)
+    data = MovieData(movie, max_bytes=max_in_memory, chunk_bytes=min(64 << 20, bud.chunk_bytes(0.0625)))
 
     t0 = time.perf_counter()
     for done, total in data.load():
@@ -370,10 +383,12 @@ def _build(W, H, K, nb, extra, sn, dims, T, st, timings, info) -> Estimates:
     if K == 0:
         est = Estimates.empty(dims, T, b=b, f=f, sn=snc, p=st.temporal.p)
     else:
-        A = W[:, :K]
-        nrm = np.sqrt((A.astype(np.float64) ** 2).sum(axis=0))
+        # sparse from here on: normalize the non-zeros only, then CaImAn's pixel order
+        A = sparse.csc_matrix(W[:, :K])
+        col = np.repeat(np.arange(K), np.diff(A.indptr))
+        nrm = np.sqrt(np.bincount(col, weights=A.data.astype(np.float64) ** 2, minlength=K))
         nrm[nrm == 0] = 1.0
-        A = (A / nrm).astype(np.float32)
+        A.data = (A.data / nrm[col]).astype(np.float32)
         s = nrm[:, None]
         est = Estimates(
             A=sparse.csc_matrix(A[perm]),
@@ -401,7 +416,19 @@ def _run_patches(data: MovieData, params: CaimanParams, st: Settings, geometry, 
     n_workers = int(params["n_processes"] or 1)
     own = executor is None
     ex = _default_executor(n_workers) if own else executor
-    max_inflight = max(2, 2 * n_workers)
+    from ..memory import pickles_by_path
+
+    remote = hasattr(ex, "scatter") and pickles_by_path(data.movie)
+    # patches in flight: each holds its (T, *patch) float32 slab and the fit's
+    # working copies (PATCH_COPIES of it) within half the budget
+    from ..memory import budget
+
+    slab = 4 * T * max(int(np.prod([s.stop - s.start for s in sl])) for sl in slices)
+    fit = int(budget(params).limit * 0.5 // (PATCH_COPIES * slab))
+    max_inflight = max(1, min(max(2, 2 * n_workers), fit))
+    if remote:  # workers read their own slabs: keep every worker busy (the budget is per process)
+        max_inflight = max(2, 2 * len(ex.scheduler_info().get("workers", ())))
+    info["patches_in_flight"] = max_inflight
     results: dict[int, dict] = {}
     pending: dict[Any, int] = {}
     nxt = 0
@@ -409,8 +436,11 @@ def _run_patches(data: MovieData, params: CaimanParams, st: Settings, geometry, 
     try:
         while len(results) < len(slices):
             while nxt < len(slices) and len(pending) < max_inflight:
-                Yp = data.patch(slices[nxt])
-                pending[ex.submit(fit_patch, Yp, p_st, p_ssub, p_tsub, nb_patch)] = nxt
+                if remote:  # the worker reads its slab from the shared path
+                    fu = ex.submit(fit_patch_from, data.movie, slices[nxt], p_st, p_ssub, p_tsub, nb_patch, pure=False)
+                else:
+                    fu = ex.submit(fit_patch, data.patch(slices[nxt]), p_st, p_ssub, p_tsub, nb_patch)
+                pending[fu] = nxt
                 nxt += 1
             finished = [fu for fu in pending if fu.done()]
             if not finished:
@@ -432,6 +462,9 @@ def _run_patches(data: MovieData, params: CaimanParams, st: Settings, geometry, 
         raise
     if own:
         ex.shutdown(wait=True)
+    workers = {r.get("pid") for r in results.values() if "pid" in r}
+    if workers:
+        info["workers"] = sorted(workers)
     # combine
     cols, Cs, Fs = [], [], []
     for i, sl in enumerate(slices):
@@ -444,21 +477,35 @@ def _run_patches(data: MovieData, params: CaimanParams, st: Settings, geometry, 
         Cs.append(r["C"])
         Fs.append(r["f"])
     K = len(cols)
-    A = np.zeros((data.P, K), np.float32)
-    for k, (idx, v) in enumerate(cols):
-        A[idx, k] = v
+    # footprints stay sparse until duplicates of overlapping patches are merged:
+    # only the merged set is made dense (pixels x K) for the whole-field refit
+    if K:
+        rows = np.concatenate([idx for idx, _ in cols])
+        vals = np.concatenate([v for _, v in cols]).astype(np.float32)
+        colj = np.repeat(np.arange(K), [idx.size for idx, _ in cols])
+        A = sparse.csc_matrix((vals, (rows, colj)), shape=(data.P, K), dtype=np.float32)
+    else:
+        A = sparse.csc_matrix((data.P, 0), dtype=np.float32)
+    del cols
     C = np.concatenate(Cs, axis=0).astype(np.float32) if K else np.zeros((0, T), np.float32)
+    del Cs, results
     info["K_patches"] = K
     f = _nn_svd_rows(np.concatenate(Fs, axis=0), nb, T)
-    W = np.concatenate([A, np.zeros((data.P, nb), np.float32)], axis=1)
-    H = np.ascontiguousarray(np.concatenate([C, f], axis=0))
     if st.do_merge and K > 1:
-        W, H, K, n = merge_step(W, H, K, nb, st.merge_thr)
-        info["patch_merges"] = n
+        from .merging import merge_components
+
+        A, C, groups, _ = merge_components(A, C, st.merge_thr)
+        K = A.shape[1]
+        info["patch_merges"] = len(groups)
+    W = np.zeros((data.P, K + nb), np.float32)
+    for k in range(K):
+        sl = slice(A.indptr[k], A.indptr[k + 1])
+        W[A.indices[sl], k] = A.data[sl]
+    H = np.ascontiguousarray(np.concatenate([C, f], axis=0))
     if nb:
         mean = data.mean_image()
-        W[:, K] = np.maximum(mean - W[:, :K] @ H[:K].mean(axis=1), 0) / max(float(H[K].mean()), 1e-12)
-    return np.ascontiguousarray(W), H, K
+        W[:, K] = np.maximum(mean - A @ H[:K].mean(axis=1), 0) / max(float(H[K].mean()), 1e-12)
+    return W, H, K
 
 
 def cnmf(movie: Any, params: CaimanParams, **kw) -> Estimates:

@@ -37,20 +37,24 @@ def psd_noise(
         mid = T // 2 - n3 // 2
         Y2 = np.concatenate([Y2[:, :n3], Y2[:, mid : mid + n3], Y2[:, T - n3 :]], axis=1)
         T = Y2.shape[-1]
-    Y2 = Y2.astype(np.float32, copy=False)
-    Y2 = Y2 - Y2.mean(axis=1, keepdims=True)
     freqs = np.fft.rfftfreq(T)  # cycles / sample, 0 .. 0.5
     band = (freqs > noise_range[0]) & (freqs <= noise_range[1])
     if not band.any():
         band = freqs > 0
-    X = np.fft.rfft(Y2, axis=1)[:, band]
-    psd = (X.real**2 + X.imag**2) * (2.0 / T)
-    if method == "median":
-        v = np.median(psd, axis=1) / 2
-    elif method == "logmexp":
-        v = np.exp(np.mean(np.log(psd / 2 + 1e-30), axis=1))
-    else:
-        v = psd.mean(axis=1) / 2
-    sn = np.sqrt(np.maximum(v, 0)).astype(np.float64)
+    # rows in blocks: the complex spectrum of a block stays near 8 MB whatever n
+    sn = np.empty(Y2.shape[0], np.float64)
+    step = max(1, (8 << 20) // (16 * max(1, T)))
+    for r0 in range(0, Y2.shape[0], step):
+        blk = Y2[r0 : r0 + step].astype(np.float32, copy=False)
+        blk = blk - blk.mean(axis=1, keepdims=True)
+        X = np.fft.rfft(blk, axis=1)[:, band]
+        psd = (X.real**2 + X.imag**2) * (2.0 / T)
+        if method == "median":
+            v = np.median(psd, axis=1) / 2
+        elif method == "logmexp":
+            v = np.exp(np.mean(np.log(psd / 2 + 1e-30), axis=1))
+        else:
+            v = psd.mean(axis=1) / 2
+        sn[r0 : r0 + step] = np.sqrt(np.maximum(v, 0))
     # the last bin at Nyquist has only a real part (half the variance) for even T
     return float(sn[0]) if one else sn

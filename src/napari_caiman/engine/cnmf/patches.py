@@ -25,7 +25,7 @@ from .data import MovieData
 from .initialization import greedy_roi
 from .steps import Settings, spatial_step, temporal_step
 
-__all__ = ["patch_slices", "fit_patch"]
+__all__ = ["patch_slices", "fit_patch", "fit_patch_from"]
 
 
 def patch_slices(dims: tuple[int, ...], rf, stride) -> list[tuple[slice, ...]]:
@@ -71,3 +71,13 @@ def fit_patch(Y: np.ndarray, st: Settings, p_ssub: int, p_tsub: int, nb_patch: i
             W, H, K = spatial_step(data, W, H, K, nb_patch, st)
             W, H, K, _ = temporal_step(data, W, H, K, nb_patch, st.temporal)
     return {"A": W[:, :K], "C": H[:K], "b": W[:, K:], "f": H[K:]}
+
+
+def fit_patch_from(movie, sl: tuple[slice, ...], st: Settings, p_ssub: int, p_tsub: int, nb_patch: int) -> dict:
+    """:func:`fit_patch` of the patch ``sl`` read from ``movie`` where this runs
+    (a cluster worker reading a path it shares); the result says which process ran it."""
+    import os
+
+    out = fit_patch(MovieData(movie, max_bytes=0).patch(sl), st, p_ssub, p_tsub, nb_patch)
+    out["pid"] = os.getpid()
+    return out

@@ -62,13 +62,12 @@ def spatial_step(data, W, H, K, nb, st: Settings, sn=None):
     regions = search_regions(W[:, :K], data.dims, st.se())
     regions += [None if st.update_background else np.zeros(0, np.int64)] * nb
     hals_spatial(W, YH, HH, regions, st.spatial_iter)
-    A = np.ascontiguousarray(W[:, :K])
+    A = W[:, :K]  # a view: no second pixels x K copy (cleaned in place)
     if sn is not None and st.noise_thr > 0 and K:
         se = np.sqrt(np.maximum(np.diag(HH)[:K], 1e-30))
         A[A < st.noise_thr * np.asarray(sn, np.float32)[:, None] / se[None, :]] = 0
     clean_footprints(A, data.dims, st.maxthr, st.nrgthr, st.extract_cc, medw=st.medw,
                      thr_method=st.thr_method, se=st.se_close, ss=st.ss)
-    W[:, :K] = A
     keep = np.flatnonzero(A.max(axis=0) > 0) if K else np.zeros(0, int)
     if keep.size < K:
         sel = np.r_[keep, np.arange(K, K + nb)].astype(int)

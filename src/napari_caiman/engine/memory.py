@@ -1,0 +1,156 @@
+"""The memory budget (``memory_limit``) and the chunk sizes derived from it.
+
+Every step that touches frames x pixels data reads it in chunks whose size
+comes from one :class:`Budget`, so the whole pipeline's numpy allocations stay
+within the budget whatever the number of frames.  What does not fit (the
+motion-corrected movie, CNMF's float32 working copy) lives on disk.
+
+``memory_limit`` (a parameter of the ``napari_caiman`` group, the CLI's
+``--memory-limit``) is a number of bytes or a text such as ``"4GB"``,
+``"512 MiB"``; ``None``/``"auto"`` means :data:`AUTO_FRACTION` of the memory
+available when the run starts.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+#: share of the available RAM used when no limit is given
+AUTO_FRACTION = 0.5
+#: budgets below this are refused (nothing useful fits)
+MIN_LIMIT = 4 * 10**6
+
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+          "t": 10**12, "tb": 10**12, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+
+
+def parse_bytes(value: Any, argument: str = "memory_limit") -> int | None:
+    """``"4GB"`` / ``"512MiB"`` / ``4e9`` / ``None`` / ``"auto"`` -> bytes (None: automatic)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "auto", "none")):
+        return None
+    if isinstance(value, bool):
+        raise InputError(argument, f"expected a size such as '4GB' or a number of bytes, got {value!r}")
+    if isinstance(value, (int, float)):
+        n = float(value)
+    elif isinstance(value, str):
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*", value)
+        if not m or m.group(2).lower() not in _UNITS:
+            raise InputError(argument, f"expected a size such as '4GB', '512MiB' or a number of bytes, got {value!r}")
+        n = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    else:
+        raise InputError(argument, f"expected a size such as '4GB' or a number of bytes, got {value!r}")
+    if not n >= MIN_LIMIT:
+        raise InputError(argument, f"{value!r} is too small: give at least {format_bytes(MIN_LIMIT)}")
+    return int(n)
+
+
+def format_bytes(n: float) -> str:
+    """Human-readable size (decimal units, as in ``--memory-limit 4GB``)."""
+    for unit, f in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(n) >= f:
+            return f"{n / f:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def available_memory() -> int:
+    """Bytes of RAM available now (psutil; /proc/meminfo as a fallback)."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # pragma: no cover - psutil is a dependency of distributed
+        try:
+            with open("/proc/meminfo") as fh:
+                for line in fh:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return 4 << 30  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A memory budget in bytes, and chunk sizes derived from it.
+
+    The steps split the budget into shares: a chunk of frames read at once
+    uses :attr:`CHUNK` of it (the caller counts its own copies through
+    ``copies``), and a step may hold a whole movie in memory only when it
+    fits :attr:`HOLD` of it.
+    """
+
+    limit: int
+    CHUNK = 0.125
+    HOLD = 0.25
+
+    def frames(self, frame_bytes: int, *, copies: float = 1.0, share: float | None = None,
+               at_most: int | None = None) -> int:
+        """Frames per chunk: ``copies`` float arrays of ``frame_bytes`` each within ``share`` of the budget."""
+        share = self.CHUNK if share is None else share
+        n = int(self.limit * share // max(1.0, copies * max(1, int(frame_bytes))))
+        n = max(1, n)
+        return n if at_most is None else max(1, min(n, int(at_most)))
+
+    def chunk_bytes(self, share: float | None = None) -> int:
+        return max(1 << 16, int(self.limit * (self.CHUNK if share is None else share)))
+
+    def holds(self, nbytes: int, share: float | None = None) -> bool:
+        """True if an array of ``nbytes`` may be held in memory."""
+        return int(nbytes) <= self.limit * (self.HOLD if share is None else share)
+
+
+def resolve_limit(value: Any = None) -> int:
+    """Bytes of the budget: ``value`` parsed, or the automatic default."""
+    n = parse_bytes(value)
+    if n is None:
+        n = max(MIN_LIMIT, int(available_memory() * AUTO_FRACTION))
+    return n
+
+
+def budget(params: Any = None, memory_limit: Any = None) -> Budget:
+    """The :class:`Budget` of a run: ``memory_limit`` if given, else ``params["memory_limit"]``."""
+    if memory_limit is None and params is not None:
+        try:
+            memory_limit = params.get("memory_limit") if hasattr(params, "get") else params["memory_limit"]
+        except (KeyError, TypeError):
+            memory_limit = None
+    return Budget(resolve_limit(memory_limit))
+
+
+def pickles_by_path(movie: Any) -> bool:
+    """True if ``movie`` (or the movie a view such as ``NanFilled`` wraps) is sent
+    to cluster workers as a path they open themselves (``io.shared.MovieFile``)."""
+    for _ in range(8):
+        if movie is None:
+            return False
+        if getattr(movie, "pickles_by_path", False):
+            return True
+        movie = getattr(movie, "movie", None)
+    return False
+
+
+# ----------------------------------------------------------------------------- disk
+
+
+def free_disk(path: str | os.PathLike) -> int:
+    """Free bytes on the file system holding ``path`` (or its nearest existing parent)."""
+    p = Path(path).resolve()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return int(shutil.disk_usage(p).free)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(InputError):
+    """The disk filled up while writing; the partial file was removed."""

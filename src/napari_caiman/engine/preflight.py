@@ -1,0 +1,117 @@
+"""Before a long run: will it fit the memory budget and the disk?
+
+:func:`estimate` adds up what grows with the movie and cannot be streamed
+(the K x T traces, the footprints of the whole-field refit, one patch's slab
+per patch in flight, the downsampled copy of a whole-field initialization)
+and :func:`check_run` refuses a run that cannot fit, with one message naming
+what to change, instead of letting it be killed an hour later.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+from .memory import Budget, format_bytes, free_disk
+
+#: what the fixed working set of a step may use of the budget (the rest is chunks)
+SHARE = 0.85
+
+
+def corrected_on_disk(shape: tuple[int, ...], bud: Budget) -> bool:
+    """True if a float32 corrected movie of ``shape`` must live on disk under ``bud``."""
+    return not bud.holds(4 * int(np.prod(shape)))
+
+
+def _patches(params: Any, dims: tuple[int, ...]) -> tuple[int, int, float]:
+    """(number of patches, pixels of the largest, mean patches covering a pixel); (1, P, 1) without patches."""
+    from .validate import per_axis, to_array_order
+
+    nd = len(dims)
+    rf = params["rf"]
+    if rf is None:
+        return 1, int(np.prod(dims)), 1.0
+    try:
+        from .cnmf.patches import patch_slices
+
+        rf_a = to_array_order(per_axis(rf, nd, "rf", kind=int, minimum=1), nd)
+        stride = params["stride"]
+        if stride is None:
+            gsig = to_array_order(per_axis(params["gSig"], nd, "gSig", kind=float, minimum=0.5), nd)
+            st_a = tuple(max(1, int(np.ceil(2 * g))) for g in gsig)
+        else:
+            st_a = to_array_order(per_axis(stride, nd, "stride", kind=int, minimum=0), nd)
+        sl = patch_slices(dims, rf_a, st_a)
+    except InputError:
+        return 1, int(np.prod(dims)), 1.0  # the step itself reports bad patch parameters
+    sizes = [int(np.prod([s.stop - s.start for s in x])) for x in sl]
+    return len(sl), max(sizes), sum(sizes) / float(np.prod(dims))
+
+
+def estimate(shape: tuple[int, ...], steps: Any, params: Any) -> dict[str, dict[str, int]]:
+    """Bytes of what each phase holds that does not shrink with the chunk size:
+    ``{phase: {part: bytes}}``; the run's peak is the largest phase."""
+    from .cnmf.fit import PATCH_COPIES
+
+    T, dims = int(shape[0]), tuple(int(s) for s in shape[1:])
+    P = int(np.prod(dims))
+    phases: dict[str, dict[str, int]] = {}
+    if "motion" in steps:
+        phases["motion"] = {"motion shifts": 4 * T * 64}
+    if "cnmf" in steps:
+        n_p, patch_px, cover = _patches(params, dims)
+        k = int(params["K"] or 1)
+        nb = int(params["nb"] or 0)
+        K_all = k * n_p
+        K = int(np.ceil(K_all / cover))  # duplicates of overlapping patches merged
+        if params["rf"] is not None:
+            phases["cnmf patches"] = {"one patch": PATCH_COPIES * 4 * T * patch_px,
+                                      "traces": 2 * 4 * K_all * T}
+        else:
+            ssub, tsub = int(params["ssub"] or 1), int(params["tsub"] or 1)
+            phases["cnmf initialization"] = {"initialization": 5 * 4 * (T // tsub) * (P // (ssub * ssub))}
+        # W = [A | b] dense float32 (pixels x components) and its copies in the
+        # spatial update; H, A^T Y, S, YrA and the deconvolution's copies
+        # (two copies: W and Y H^T; K is an upper bound: every patch finding K distinct neurons)
+        phases["cnmf refit"] = {"footprints": 2 * 4 * P * (K + nb), "traces": 6 * 4 * (K + nb) * T}
+    return phases
+
+
+_ADVICE = {
+    "footprints": "fewer components (K per patch, or a larger rf with a smaller stride)",
+    "traces": "fewer components (K) or a shorter movie (split it in time)",
+    "one patch": "smaller patches (rf) or a shorter movie",
+    "initialization": "patches (rf, stride) or spatial/temporal downsampling (ssub, tsub) for the initialization",
+    "motion shifts": "a shorter movie",
+}
+
+
+def check_run(shape: tuple[int, ...], steps: Any, params: Any, bud: Budget, *,
+              movie_out: str | os.PathLike | None = None,
+              output: str | os.PathLike | None = None) -> dict[str, dict[str, int]]:
+    """Refuse (``InputError``) a run that cannot fit the budget or the disk; returns the estimate."""
+    phases = estimate(shape, steps, params)
+    if phases:
+        phase = max(phases, key=lambda k: sum(phases[k].values()))
+        parts = phases[phase]
+        need = sum(parts.values())
+        if need > SHARE * bud.limit:
+            worst = max(parts, key=parts.get)
+            detail = ", ".join(f"{k} {format_bytes(v)}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]))
+            raise InputError("memory_limit", f"this run needs about {format_bytes(need / SHARE)} of memory in its "
+                             f"{phase} ({detail}) but the limit is {format_bytes(bud.limit)}: raise --memory-limit "
+                             f"(the memory_limit setting) or use {_ADVICE[worst]}")
+    if "motion" in steps and movie_out is not None:
+        need_disk = 4 * int(np.prod(shape)) + (64 << 20)
+        where = Path(movie_out)
+        free = free_disk(where if where.is_dir() else where.parent)
+        if free < need_disk:
+            raise InputError("disk", f"the motion-corrected movie needs {format_bytes(need_disk)} on the disk "
+                             f"holding {str(where)!r}, which has {format_bytes(free)} free: free some space, "
+                             "or write the corrected movie elsewhere (--save-movie) or raise --memory-limit "
+                             "so that it stays in memory")
+    return phases
