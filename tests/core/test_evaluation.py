@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 
@@ -422,3 +423,26 @@ def test_cancel_and_uint16_movie(evaluated, tmp_path):
     np.save(path, np.clip(np.rint(m.movie), 0, 65535).astype(np.uint16))
     met16 = compute_metrics(np.load(path, mmap_mode="r"), est, params)
     np.testing.assert_allclose(met16.r_values, met.r_values, atol=0.02)
+
+
+def test_unsorted_footprint_indices_are_read_not_changed(evaluated):
+    """Footprints whose CSC row indices are unsorted (CaImAn files may hold them; a
+    row-permuted matrix has them) give the same metrics and are left untouched:
+    sorting the shared index array of a dtype conversion once scrambled them."""
+    m, est, params, met, matched, fake = evaluated
+    A = sparse.csc_matrix(est.A)
+    rng = np.random.default_rng(0)
+    indices, data = A.indices.copy(), A.data.copy()
+    for k in range(A.shape[1]):  # shuffle the entries within each column
+        sl = slice(A.indptr[k], A.indptr[k + 1])
+        order = rng.permutation(sl.stop - sl.start)
+        indices[sl], data[sl] = indices[sl][order], data[sl][order]
+    shuffled = sparse.csc_matrix((data.astype(np.float32), indices, A.indptr.copy()), shape=A.shape)
+    assert not shuffled.has_sorted_indices
+    est2 = copy.copy(est)
+    est2.A = shuffled
+    before = shuffled.toarray()
+    met2 = compute_metrics(m.movie, est2, params)
+    np.testing.assert_array_equal(est2.A.toarray(), before)
+    np.testing.assert_allclose(met2.r_values, met.r_values, atol=1e-6)
+    np.testing.assert_allclose(met2.SNR_comp, met.SNR_comp)

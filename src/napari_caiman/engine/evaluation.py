@@ -503,7 +503,9 @@ def iter_spatial_r_values(movie: Any, estimates: Any, *, Npeaks: int = 5, tB: in
     modes = ("subtract", "exclude", "dominant", "dominant+subtract")
     if overlap not in modes:
         raise InputError("overlap", f"must be one of {modes}, got {overlap!r}")
-    A = sparse.csc_matrix(estimates.A, dtype=np.float64)
+    # a copy: scipy shares the index arrays of a dtype conversion, and sorting them in
+    # place would scramble the caller's footprints when their indices are unsorted
+    A = sparse.csc_matrix(estimates.A, dtype=np.float64, copy=True)
     A.eliminate_zeros()
     A.sort_indices()
     K = A.shape[1]

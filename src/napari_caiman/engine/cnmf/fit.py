@@ -391,7 +391,7 @@ def _build(W, H, K, nb, extra, sn, dims, T, st, timings, info) -> Estimates:
         A.data = (A.data / nrm[col]).astype(np.float32)
         s = nrm[:, None]
         est = Estimates(
-            A=sparse.csc_matrix(A[perm]),
+            A=sparse.csc_matrix(A[perm]).sorted_indices(),  # canonical CSC, as CaImAn writes it
             C=(H[:K] * s).astype(np.float32),
             S=(extra["S"] * s).astype(np.float32),
             YrA=(extra["YrA"] * s).astype(np.float32),
