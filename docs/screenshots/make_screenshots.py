@@ -114,6 +114,14 @@ def _motion_then_cnmf(title: str, size: tuple[int, int]) -> tuple:
     return viewer, corrected, cnmf_dock, cnmf
 
 
+def _correlation(viewer, base: str) -> str:
+    """The correlation image's layer: CNMF's own, or the motion step's it reused."""
+    name = f"{base} correlation"
+    if name in viewer.layers:
+        return name
+    return f"{base.removesuffix(' corrected')} correlation"
+
+
 def cnmf_screenshot(path: Path) -> None:
     viewer, corrected, _, widget = _motion_then_cnmf("napari-caiman: CNMF", (1800, 1000))
     base = corrected.name
@@ -122,7 +130,7 @@ def cnmf_screenshot(path: Path) -> None:
     # take no cell of their own): correlation image + contours | denoised
     # movie + footprints.
     keep = [
-        f"{base} correlation",
+        _correlation(viewer, base),
         f"{base} contours",
         f"{base} denoised",
         f"{base} footprints",
@@ -165,7 +173,7 @@ def evaluation_screenshot(path: Path) -> None:
     widget.rval_thr.value = 1.0
     widget.min_SNR.value = round(float(np.percentile(snr, 35)), 1)
     base = corrected.name
-    keep = [f"{base} correlation", f"{base} contours"]
+    keep = [_correlation(viewer, base), f"{base} contours"]
     for layer in list(viewer.layers):
         layer.visible = layer.name in keep
     accepted = np.flatnonzero(widget.accepted)

@@ -317,7 +317,7 @@ def pg_point(x, y):
     return QPointF(float(x), float(y))
 
 
-def test_selection_and_slider_are_fast(qtbot, viewer, curated):
+def test_selecting_components_is_fast_enough(qtbot, viewer, curated):
     import time
 
     w = curated

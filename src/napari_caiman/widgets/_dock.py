@@ -50,13 +50,37 @@ def make_scrollable(container: Container, min_height: int = MIN_SCROLL_HEIGHT) -
     area.setFrameShape(QFrame.Shape.NoFrame)
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     area.setWidget(inner)
-    # as wide as the form (no horizontal scrolling), as short as the user wants
-    width = inner.minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width() + 4
-    area.setMinimumWidth(width)
+    # as wide as the form (no horizontal scrolling), as short as the user wants; the
+    # form's width is known once napari's style sheet applies, so it follows its changes
+    area._fit_width = _FitWidth(area, inner)  # type: ignore[attr-defined]
+    inner.installEventFilter(area._fit_width)  # type: ignore[attr-defined]
+    area._fit_width.fit()  # type: ignore[attr-defined]
     area.setMinimumHeight(min_height)
     layout.setContentsMargins(0, 0, 0, 0)
     layout.addWidget(area)
     return area
+
+
+class _FitWidth(QObject):
+    """Keeps a scroll area as wide as its form's minimum width."""
+
+    _EVENTS = (QEvent.Type.LayoutRequest, QEvent.Type.StyleChange, QEvent.Type.Polish,
+               QEvent.Type.Show, QEvent.Type.FontChange)
+
+    def __init__(self, area: QScrollArea, inner: QWidget) -> None:
+        super().__init__(area)
+        self._area, self._inner = area, inner
+
+    def fit(self) -> None:
+        bar = self._area.verticalScrollBar().sizeHint().width()
+        width = self._inner.minimumSizeHint().width() + bar + 4
+        if width != self._area.minimumWidth():
+            self._area.setMinimumWidth(width)
+
+    def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802
+        if event.type() in self._EVENTS:
+            self.fit()
+        return False
 
 
 class _ResizeFilter(QObject):
