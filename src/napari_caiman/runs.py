@@ -144,7 +144,7 @@ class MotionCache:
             write_value(f, "motion", motion_to_dict(m))
             write_value(f, "summary", summary_to_dict(step.summary))
             write_value(f, "params", {k: v for k, v in m.params.items()})
-            f.attrs["timings"] = json.dumps({**m.timings, **step.timings})
+            f.attrs["timings"] = json.dumps({**m.timings, **step.timings}, default=_plain)
 
     def load(self, key: str) -> Any:
         """The cached ``MotionStepResult`` for ``key``."""
@@ -383,7 +383,7 @@ def _iter_run(source, movie, input_shape, input_dtype, started, *, steps, output
         if "cnmf" in steps:
             ran_on["cnmf"] = list(results.estimates.info.get("workers", []))
         # process ids of the cluster workers that ran each step's chunks / patches
-        extra["workers"] = json.dumps(ran_on)
+        extra["workers"] = json.dumps(ran_on, default=_plain)
     finished = time.time()
     results.provenance = make_provenance(
         source, timings, steps=list(steps), backend=params["backend"],
@@ -394,6 +394,11 @@ def _iter_run(source, movie, input_shape, input_dtype, started, *, steps, output
     save_results(output, results)
     yield Progress("saving results", 1, 1)
     return results
+
+
+def _plain(value: Any) -> Any:
+    """JSON for numpy scalars (worker pids, timings): the Python number."""
+    return value.item() if hasattr(value, "item") else repr(value)
 
 
 def result_summary(results: Any) -> str:

@@ -257,7 +257,7 @@ def test_batch_on_a_local_dask_cluster_matches_local_runs(movie, tmp_path, clust
     # one item on two workers: its CNMF patches go to the cluster as well, same result
     one = Batch(tmp_path / "one.json", cache_dir=tmp_path / "cache_one")
     one.add("v K=6", movie, {**BASE, "K": 6})
-    assert one.run(client=cluster_client) == {"done": 1}
+    assert one.run(client=cluster_client) == {"done": 1}, one.item("v K=6").error
     _same_results(local.results("v K=6"), one.results("v K=6"))
 
 

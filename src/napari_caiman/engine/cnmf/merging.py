@@ -40,7 +40,8 @@ def find_merges(A: np.ndarray, C: np.ndarray, merge_thr: float) -> list[np.ndarr
 
 
 def _rank1(Ag: np.ndarray, Cg: np.ndarray, n_iter: int):
-    """Rank-1 non-negative factorization ``a c`` of ``Ag Cg`` (the group's activity)."""
+    """Rank-1 non-negative factorization ``a c`` of ``Ag Cg`` (the group's activity),
+    started from the footprint-energy-weighted traces."""
     w = np.sqrt((Ag**2).sum(axis=0))
     c = np.maximum(w @ Cg, 0) / max(w.sum(), 1e-12)
     a = Ag @ (Cg @ c) / max(float(c @ c), 1e-12)
@@ -103,19 +104,7 @@ def merge_components(A: np.ndarray, C: np.ndarray, merge_thr: float, YrA: np.nda
         rows = np.flatnonzero((Ag > 0).any(axis=1))
         Ag = Ag[rows]
         Cg = C[idx] + (YrA[idx] if YrA is not None else 0)
-        # start from the footprint-energy-weighted traces
-        w = np.sqrt((Ag**2).sum(axis=0))
-        c = np.maximum(w @ Cg, 0) / max(w.sum(), 1e-12)
-        a = Ag @ (Cg @ c) / max(float(c @ c), 1e-12)
-        for _ in range(n_iter):
-            cc = float(c @ c)
-            if cc <= 0:
-                break
-            a = np.maximum(Ag @ (Cg @ c), 0) / cc
-            aa = float(a @ a)
-            if aa <= 0:
-                break
-            c = np.maximum(Cg.T @ (Ag.T @ a), 0) / aa
+        a, c = _rank1(Ag, Cg, n_iter)
         keep = idx[0]
         A[:, keep] = 0
         A[rows, keep] = a
