@@ -155,6 +155,20 @@ def cnmf_screenshot(path: Path) -> None:
 SCREENSHOTS = {"motion": motion_screenshot, "cnmf": cnmf_screenshot}
 
 
+def _evaluate_showing_both_colours(widget) -> np.ndarray:
+    """Run Evaluate in ``widget`` and set thresholds that reject about a third of
+    this easy synthetic movie's components (all pass CaImAn's defaults), so both
+    colours show; returns the SNRs."""
+    widget.runner.run_button.native.click()
+    wait_for(widget)
+    if widget.session is None or widget.session.metrics is None:
+        raise RuntimeError(f"evaluation failed: {widget.runner.status.value}")
+    snr = widget.session.metrics.SNR_comp
+    widget.rval_thr.value = 1.0
+    widget.min_SNR.value = round(float(np.percentile(snr, 35)), 1)
+    return snr
+
+
 def evaluation_screenshot(path: Path) -> None:
     """Motion -> CNMF -> Evaluation / curation on the 2D sample: contours
     coloured by status over the correlation image, a selected ROI, its traces
@@ -163,15 +177,7 @@ def evaluation_screenshot(path: Path) -> None:
     cnmf_dock.hide()
     _, widget = viewer.window.add_plugin_dock_widget("napari-caiman", "Evaluation / curation")
     widget.movie.value = corrected
-    widget.runner.run_button.native.click()
-    wait_for(widget)
-    if widget.session is None or widget.session.metrics is None:
-        raise RuntimeError(f"evaluation failed: {widget.runner.status.value}")
-    # thresholds that reject about a third of this easy synthetic movie's
-    # components (all pass CaImAn's defaults), so both colours show
-    snr = widget.session.metrics.SNR_comp
-    widget.rval_thr.value = 1.0
-    widget.min_SNR.value = round(float(np.percentile(snr, 35)), 1)
+    snr = _evaluate_showing_both_colours(widget)
     base = corrected.name
     keep = [_correlation(viewer, base), f"{base} contours"]
     for layer in list(viewer.layers):
@@ -291,13 +297,7 @@ def window_screenshot(path: Path) -> None:
     wait_for(cnmf)
     _, evaluation = dock("napari-caiman", "Evaluation / curation")
     dock("napari-caiman", "Batch")
-    evaluation.runner.run_button.native.click()
-    wait_for(evaluation)
-    if evaluation.session is None or evaluation.session.metrics is None:
-        raise RuntimeError(f"evaluation failed: {evaluation.runner.status.value}")
-    snr = evaluation.session.metrics.SNR_comp
-    evaluation.rval_thr.value = 1.0
-    evaluation.min_SNR.value = round(float(np.percentile(snr, 35)), 1)
+    snr = _evaluate_showing_both_colours(evaluation)
     rejected = np.flatnonzero(~evaluation.accepted)
     k = int(rejected[np.argmax(snr[rejected])]) if len(rejected) else 0
     evaluation.select_component(k)
