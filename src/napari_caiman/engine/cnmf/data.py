@@ -17,6 +17,7 @@ from ..errors import InputError
 from ..validate import check_finite
 from ._shapes import downsample
 from .noise import psd_noise
+from .products import Regions, csc_of, sparse_t_chunk, split_dense
 
 #: movies (as float32) up to this size are held in memory during CNMF
 DEFAULT_MAX_BYTES = 3 << 30
@@ -69,9 +70,33 @@ class MovieData:
             yield t0, t1, self._read(t0, t1)
 
     # ------------------------------------------------------------------ statistics
-    def YHt(self, H: np.ndarray) -> np.ndarray:
-        """``Y H^T`` (P, k) for H (k, T)."""
+    def YHt(self, H: np.ndarray, regions: list | None = None) -> np.ndarray:
+        """``Y H^T`` (P, k) for H (k, T).
+
+        With ``regions`` (one entry per row of ``H``: an index array, or None
+        for the whole column) only the entries of column ``j`` at
+        ``regions[j]`` are computed, at the cost of the regions' pixels; the
+        other entries are 0.  This is all the spatial HALS reads."""
         H = np.ascontiguousarray(H, dtype=np.float32)
+        if regions is None:
+            return self._YHt_dense(H)
+        full = np.array([j for j, r in enumerate(regions) if r is None], np.int64)
+        part = np.array([j for j, r in enumerate(regions) if r is not None and len(r)], np.int64)
+        R = Regions(regions, part)
+        acc = R.new_acc()
+        out = np.zeros((self.P, H.shape[0]), np.float32, order="F")
+        full_out = np.zeros((self.P, full.size), np.float32)
+        for t0, t1, ch in self.chunks():
+            Hc = H[:, t0:t1]
+            R.add_chunk(ch, Hc, acc)
+            if full.size:
+                full_out += ch.T @ np.ascontiguousarray(Hc[full]).T
+        R.scatter(acc, out)
+        if full.size:
+            out[:, full] = full_out
+        return out
+
+    def _YHt_dense(self, H: np.ndarray) -> np.ndarray:
         if self.Y is not None:
             return (H @ self.Y).T
         # streamed: accumulate in place with BLAS (out += ch^T H_c^T), so no
@@ -88,11 +113,23 @@ class MovieData:
         return out
 
     def AtY(self, W: np.ndarray) -> np.ndarray:
-        """``W^T Y`` (k, T) for W (P, k)."""
+        """``W^T Y`` (k, T) for W (P, k); sparse columns (footprints on a whole
+        field of view) cost their non-zeros, dense ones (background) a BLAS product."""
         W = np.ascontiguousarray(W, dtype=np.float32)
+        sp_cols, dn_cols = split_dense(W)
         out = np.empty((W.shape[1], self.T), np.float32)
+        if sp_cols.size < 64:
+            for t0, t1, ch in self.chunks():
+                out[:, t0:t1] = (ch @ W).T
+            return out
+        S = csc_of(W, sp_cols)
+        out_sp = np.empty((sp_cols.size, self.T), np.float32)
+        Wd = np.ascontiguousarray(W[:, dn_cols])
         for t0, t1, ch in self.chunks():
-            out[:, t0:t1] = (ch @ W).T
+            sparse_t_chunk(ch, S, out_sp, t0)
+            if dn_cols.size:
+                out[dn_cols, t0:t1] = (ch @ Wd).T
+        out[sp_cols] = out_sp
         return out
 
     def noise(self, noise_range, method, max_num_samples_fft):

@@ -37,6 +37,7 @@ from .data import MovieData, check_not_constant
 from .estimates import Estimates, caiman_permutation
 from .initialization import iter_greedy_roi
 from .patches import fit_patch, fit_patch_from, patch_slices
+from .products import gram
 from .steps import Settings, iter_temporal_step, merge_step, spatial_step, temporal_step
 from .temporal import TemporalSettings
 
@@ -257,7 +258,7 @@ def iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any = None, executor: An
         AtY = data.AtY(W)
         from .temporal import hals_temporal
 
-        hals_temporal(H, AtY, W.T @ W, 10)
+        hals_temporal(H, AtY, gram(W), 10)
         yield Progress("cnmf: seeded start", 1, 1)
     elif geometry is None:
         info["init"] = "greedy_roi"
@@ -359,10 +360,10 @@ def _add_anatomy(data: MovieData, W, H, K, nb, st: Settings, params: CaimanParam
     K2 = K + n
     from .temporal import hals_temporal
 
-    hals_temporal(H, data.AtY(W), W.T @ W, 5)
+    hals_temporal(H, data.AtY(W), gram(W), 5)
     regions: list = [np.zeros(0, np.int64)] * K + [np.flatnonzero(M[:, j] > 0) for j in range(n)]
     regions += [np.zeros(0, np.int64)] * nb
-    hals_spatial(W, data.YHt(H), H @ H.T, regions, 3)
+    hals_spatial(W, data.YHt(H, regions), H @ H.T, regions, 3)
     for j in range(n):  # a seeded cell keeps its footprint even when silent
         if W[:, K + j].max() <= 0:
             W[:, K + j] = M[:, j]

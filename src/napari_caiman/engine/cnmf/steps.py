@@ -12,6 +12,7 @@ import numpy as np
 
 from ._shapes import ellipsoid
 from .merging import merge_components
+from .products import gram
 from .spatial import clean_footprints, hals_spatial, search_regions
 from .temporal import TemporalSettings, iter_update_temporal
 
@@ -57,10 +58,10 @@ def spatial_step(data, W, H, K, nb, st: Settings, sn=None):
     pixels below ``noise_thr`` standard errors of their estimate
     (``sn / ||c_k||``) are set to 0 before the cleaning: the noisy halo a
     footprint grows on real data is not part of the cell."""
-    YH = data.YHt(H)
-    HH = H @ H.T
     regions = search_regions(W[:, :K], data.dims, st.se())
     regions += [None if st.update_background else np.zeros(0, np.int64)] * nb
+    YH = data.YHt(H, regions)
+    HH = H @ H.T
     hals_spatial(W, YH, HH, regions, st.spatial_iter)
     A = W[:, :K]  # a view: no second pixels x K copy (cleaned in place)
     if sn is not None and st.noise_thr > 0 and K:
@@ -86,7 +87,7 @@ def iter_temporal_step(data, W, H, K, nb, ts: TemporalSettings, keep_silent=None
     """Update traces (deconvolving components); drop silent ones (except those
     where the (K,) bool ``keep_silent`` is True). Returns (W, H, K, extra)."""
     AtY = data.AtY(W)
-    AtA = W.T @ W
+    AtA = gram(W)
     extra = yield from iter_update_temporal(H, AtY, AtA, K, ts)
     alive = H[:K].max(axis=1) > 0
     if keep_silent is not None:
