@@ -30,7 +30,12 @@ def box_indices(sl: tuple[slice, ...], dims: tuple[int, ...]) -> np.ndarray:
 
 def dilated_support(a: np.ndarray, dims: tuple[int, ...], se: np.ndarray) -> np.ndarray:
     """Flat indices of the support of ``a`` (P,) dilated by ``se``."""
-    nz = np.flatnonzero(a > 0)
+    return dilated_support_idx(np.flatnonzero(a > 0), dims, se)
+
+
+def dilated_support_idx(nz: np.ndarray, dims: tuple[int, ...], se: np.ndarray) -> np.ndarray:
+    """Flat indices (sorted) of the pixels ``nz`` dilated by ``se``."""
+    nz = np.asarray(nz, np.int64)
     if nz.size == 0:
         return nz
     pad = [s // 2 for s in se.shape]
@@ -59,8 +64,21 @@ def clean_footprint(a: np.ndarray, dims: tuple[int, ...], maxthr: float, nrgthr:
     """
     nz = np.flatnonzero(a > 0)
     out = np.zeros_like(a)
+    idx, v = clean_footprint_idx(nz, a[nz], dims, maxthr, nrgthr, extract_cc, medw=medw, thr_method=thr_method,
+                                 se=se, ss=ss)
+    out[idx] = v
+    return out
+
+
+def clean_footprint_idx(nz: np.ndarray, vals: np.ndarray, dims: tuple[int, ...], maxthr: float, nrgthr: float,
+                        extract_cc: bool, *, medw: tuple | None = None, thr_method: str = "nrg",
+                        se: np.ndarray | None = None, ss: np.ndarray | None = None):
+    """:func:`clean_footprint` of the footprint with values ``vals`` (> 0) at the
+    flat pixels ``nz``; returns the kept ``(indices, values)``, indices sorted."""
+    nz = np.asarray(nz, np.int64)
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.asarray(vals).dtype))
     if nz.size == 0:
-        return out
+        return empty
     nd = len(dims)
     if medw is None:  # 3 pixels in y, x; volumes often have only a few planes: none along z
         medw = (1,) * (nd - 2) + (3, 3)
@@ -69,11 +87,11 @@ def clean_footprint(a: np.ndarray, dims: tuple[int, ...], maxthr: float, nrgthr:
     sl, coords = bbox_of(nz, dims, pad)
     lo = np.array([s.start for s in sl])
     img = np.zeros(tuple(s.stop - s.start for s in sl), np.float64)
-    img[tuple(coords - lo[:, None])] = a[nz]
+    img[tuple(coords - lo[:, None])] = vals
     filt = ndimage.median_filter(img, size=medw, mode="constant") if max(medw) > 1 else img
     v = filt[filt > 0]
     if v.size == 0:
-        return out
+        return empty
     mx = v.max()
     if thr_method == "max":
         bw = filt > maxthr * mx
@@ -95,8 +113,7 @@ def clean_footprint(a: np.ndarray, dims: tuple[int, ...], maxthr: float, nrgthr:
             bw = lab == int(np.argmax(energy)) + 1
     pts = np.nonzero(bw)
     idx = np.ravel_multi_index(tuple(p + lo_ for p, lo_ in zip(pts, lo, strict=True)), dims)
-    out[idx] = img[pts]
-    return out
+    return idx.astype(np.int64), img[pts].astype(np.asarray(vals).dtype)
 
 
 def downsample(Y: np.ndarray, ssub: int, tsub: int) -> np.ndarray:

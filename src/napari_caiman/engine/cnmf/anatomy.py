@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, sparse
 
 __all__ = ["detect_somata", "cellpose_somata", "flatten_image", "merge_seeds"]
 
@@ -150,8 +150,16 @@ def merge_seeds(A: np.ndarray, masks: np.ndarray, max_overlap: float = 0.3) -> n
     if len(masks) == 0:
         return np.zeros(0, int)
     M = np.asarray(masks, bool).reshape(len(masks), -1)
-    A = np.asarray(A)
-    if A.size:
+    if sparse.issparse(A):  # CSC footprints: pixels of any footprint at >= 20 % of its maximum
+        A = sparse.csc_matrix(A)
+        covered = np.zeros(M.shape[1], bool)
+        if A.nnz:
+            col = np.repeat(np.arange(A.shape[1]), np.diff(A.indptr))
+            mx = np.zeros(A.shape[1])
+            np.maximum.at(mx, col, A.data)
+            covered[A.indices[(A.data >= 0.2 * np.maximum(mx[col], 1e-30)) & (A.data > 0)]] = True
+    elif np.asarray(A).size:
+        A = np.asarray(A)
         covered = (A >= 0.2 * np.maximum(A.max(axis=0, keepdims=True), 1e-30)).any(axis=1) & (A > 0).any(axis=1)
     else:
         covered = np.zeros(M.shape[1], bool)

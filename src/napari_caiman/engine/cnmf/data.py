@@ -17,7 +17,7 @@ from ..errors import InputError
 from ..validate import check_finite
 from ._shapes import downsample
 from .noise import psd_noise
-from .products import Regions, csc_of, sparse_t_chunk, split_dense
+from .products import Regions, csc_arrays, csc_of, sparse_t_chunk, split_dense
 
 #: movies (as float32) up to this size are held in memory during CNMF
 DEFAULT_MAX_BYTES = 3 << 30
@@ -83,18 +83,26 @@ class MovieData:
         full = np.array([j for j, r in enumerate(regions) if r is None], np.int64)
         part = np.array([j for j, r in enumerate(regions) if r is not None and len(r)], np.int64)
         R = Regions(regions, part)
-        acc = R.new_acc()
+        acc, full_out = self.region_YHt(H, R, full)
         out = np.zeros((self.P, H.shape[0]), np.float32, order="F")
+        R.scatter(acc, out)
+        if full.size:
+            out[:, full] = full_out
+        return out
+
+    def region_YHt(self, H: np.ndarray, R: Regions, full: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``Y H^T`` sampled at the regions ``R`` (float64, one value per region
+        entry) and the whole columns ``full`` (P, len(full)), in one pass."""
+        H = np.ascontiguousarray(H, dtype=np.float32)
+        acc = R.new_acc()
+        full = np.asarray(full, np.int64)
         full_out = np.zeros((self.P, full.size), np.float32)
         for t0, t1, ch in self.chunks():
             Hc = H[:, t0:t1]
             R.add_chunk(ch, Hc, acc)
             if full.size:
                 full_out += ch.T @ np.ascontiguousarray(Hc[full]).T
-        R.scatter(acc, out)
-        if full.size:
-            out[:, full] = full_out
-        return out
+        return acc, full_out
 
     def _YHt_dense(self, H: np.ndarray) -> np.ndarray:
         if self.Y is not None:
@@ -123,13 +131,30 @@ class MovieData:
                 out[:, t0:t1] = (ch @ W).T
             return out
         S = csc_of(W, sp_cols)
-        out_sp = np.empty((sp_cols.size, self.T), np.float32)
+        out_sp = self.AtY_sparse(S, np.zeros((self.P, 0), np.float32))
         Wd = np.ascontiguousarray(W[:, dn_cols])
-        for t0, t1, ch in self.chunks():
-            sparse_t_chunk(ch, S, out_sp, t0)
-            if dn_cols.size:
+        if dn_cols.size:
+            for t0, t1, ch in self.chunks():
                 out[dn_cols, t0:t1] = (ch @ Wd).T
         out[sp_cols] = out_sp
+        return out
+
+    def AtY_sparse(self, A, b: np.ndarray) -> np.ndarray:
+        """``[A b]^T Y`` (K + nb, T) for sparse footprints ``A`` (P, K) and a dense
+        background ``b`` (P, nb), at the cost of ``A``'s non-zeros."""
+        from scipy import sparse
+
+        S = sparse.csc_matrix(A, dtype=np.float32)
+        S.sort_indices()
+        K, nb = S.shape[1], b.shape[1]
+        out = np.empty((K + nb, self.T), np.float32)
+        bd = np.ascontiguousarray(b, dtype=np.float32)
+        arrays = csc_arrays(S)
+        for t0, t1, ch in self.chunks():
+            if K:
+                sparse_t_chunk(ch, arrays, out, t0)
+            if nb:
+                out[K:, t0:t1] = (ch @ bd).T
         return out
 
     def noise(self, noise_range, method, max_num_samples_fft):

@@ -32,13 +32,14 @@ from ..errors import Cancelled, InputError
 from ..params import CaimanParams
 from ..progress import Progress, run
 from ..validate import check_movie, per_axis, to_array_order
+from . import sparse_steps as sps
 from ._shapes import upsample_images, upsample_time
 from .data import MovieData, check_not_constant
 from .estimates import Estimates, caiman_permutation
 from .initialization import iter_greedy_roi
 from .patches import fit_patch, fit_patch_from, patch_slices
-from .products import gram
-from .steps import Settings, iter_temporal_step, merge_step, spatial_step, temporal_step
+from .products import csc_of
+from .steps import Settings
 from .temporal import TemporalSettings
 
 __all__ = ["iter_cnmf", "cnmf", "settings_from_params"]
@@ -135,25 +136,39 @@ def _patch_geometry(params: CaimanParams, st: Settings, nd: int, dims):
     return rf_a, st_a
 
 
-def _ain_to_internal(Ain: Any, dims: tuple[int, ...]) -> np.ndarray:
+def _ain_to_internal(Ain: Any, dims: tuple[int, ...]) -> sparse.csc_matrix:
+    """Seeds as CSC (pixels C-order, K) float32, empty ones dropped; sparse
+    seeds stay sparse."""
     P = int(np.prod(dims))
     if sparse.issparse(Ain):
-        M = Ain.toarray()
+        S = sparse.csc_matrix(Ain)
+        if S.dtype == object or S.dtype.kind not in "biuf":
+            raise InputError("Ain", f"expected boolean or numeric footprints, got dtype {S.dtype}")
+        if S.shape[0] != P:
+            raise InputError("Ain", f"expected sparse footprints (pixels={P}, K) in CaImAn order, got shape {S.shape}")
+        S = S.astype(np.float32)
+        if not np.all(np.isfinite(S.data)) or (S.data < 0).any():
+            raise InputError("Ain", "footprints must be finite and non-negative")
+        A = sparse.csc_matrix(S[np.argsort(caiman_permutation(dims))])  # x_c = x_caiman[inv]
     else:
         M = np.asarray(Ain)
-    if M.dtype == object or M.dtype.kind not in "biuf":
-        raise InputError("Ain", f"expected boolean or numeric footprints, got dtype {M.dtype}")
-    if M.ndim == len(dims) + 1 and tuple(M.shape[1:]) == tuple(dims):
-        A = M.reshape(M.shape[0], P).T.astype(np.float32)
-    elif M.ndim == 2 and M.shape[0] == P:
-        inv = np.argsort(caiman_permutation(dims))
-        A = M.astype(np.float32)[inv]
-    else:
-        raise InputError("Ain", f"expected footprints (K, {', '.join(map(str, dims))}) in array order or "
-                         f"(pixels={P}, K) in CaImAn order, got shape {M.shape}")
-    if not np.all(np.isfinite(A)) or (A < 0).any():
-        raise InputError("Ain", "footprints must be finite and non-negative")
-    return np.ascontiguousarray(A[:, A.max(axis=0) > 0]) if A.shape[1] else A
+        if M.dtype == object or M.dtype.kind not in "biuf":
+            raise InputError("Ain", f"expected boolean or numeric footprints, got dtype {M.dtype}")
+        if M.ndim == len(dims) + 1 and tuple(M.shape[1:]) == tuple(dims):
+            Ad = M.reshape(M.shape[0], P).T.astype(np.float32)
+        elif M.ndim == 2 and M.shape[0] == P:
+            inv = np.argsort(caiman_permutation(dims))
+            Ad = M.astype(np.float32)[inv]
+        else:
+            raise InputError("Ain", f"expected footprints (K, {', '.join(map(str, dims))}) in array order or "
+                             f"(pixels={P}, K) in CaImAn order, got shape {M.shape}")
+        if not np.all(np.isfinite(Ad)) or (Ad < 0).any():
+            raise InputError("Ain", "footprints must be finite and non-negative")
+        A = csc_of(np.ascontiguousarray(Ad))
+    A.eliminate_zeros()
+    A.sort_indices()
+    alive = np.flatnonzero(np.diff(A.indptr) > 0)
+    return sparse.csc_matrix(A[:, alive]) if alive.size < A.shape[1] else A
 
 
 def _nn_svd_rows(F: np.ndarray, nb: int, T: int) -> np.ndarray:
@@ -247,18 +262,17 @@ def iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any = None, executor: An
     t0 = time.perf_counter()
     if A_seed is not None:
         info["init"] = "seeded"
-        K = A_seed.shape[1]
+        A = A_seed
+        K = A.shape[1]
         yield Progress("cnmf: seeded start", 0, 1)
         b = np.zeros((data.P, nb), np.float32)
         if nb:
             b[:, 0] = data.mean_image()
-        W = np.ascontiguousarray(np.concatenate([A_seed, b], axis=1))
         H = np.zeros((K + nb, T), np.float32)
         H[K:] = 1.0
-        AtY = data.AtY(W)
         from .temporal import hals_temporal
 
-        hals_temporal(H, AtY, gram(W), 10)
+        hals_temporal(H, data.AtY_sparse(A, b), sps.gram(A, b), 10)
         yield Progress("cnmf: seeded start", 1, 1)
     elif geometry is None:
         info["init"] = "greedy_roi"
@@ -275,12 +289,14 @@ def iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any = None, executor: An
         C = upsample_time(C, T, st.tsub)
         f = upsample_time(f, T, st.tsub)
         K = A.shape[1]
-        W = np.ascontiguousarray(np.concatenate([A, b], axis=1), dtype=np.float32)
+        A = csc_of(np.ascontiguousarray(A, dtype=np.float32))
+        b = np.ascontiguousarray(b, dtype=np.float32)
         H = np.ascontiguousarray(np.concatenate([C, f], axis=0), dtype=np.float32)
         yield Progress("cnmf: initialization", 1, 1)
     else:
         info["init"] = "patches"
-        W, H, K = yield from _run_patches(data, params, st, geometry, executor, info)
+        A, b, H = yield from _run_patches(data, params, st, geometry, executor, info)
+        K = A.shape[1]
         timings["patches"] = time.perf_counter() - t0
     timings["init"] = time.perf_counter() - t0
     info["K_init"] = int(K)
@@ -295,43 +311,46 @@ def iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any = None, executor: An
         if K == 0:
             break
         if step == "spatial":
-            W, H, K = spatial_step(data, W, H, K, nb, st, sn=sn)
+            A, b, H, _ = sps.spatial_step(data, A, b, H, st, sn=sn)
         elif step == "temporal":
-            W, H, K, extra = yield from iter_temporal_step(data, W, H, K, nb, st.temporal)
+            A, b, H, extra, _ = yield from sps.iter_temporal_step(data, A, b, H, st.temporal)
         elif step == "merge" and st.do_merge:
-            W, H, K, n = merge_step(W, H, K, nb, st.merge_thr, YrA=extra["YrA"] if extra else None)
+            A, H, n = sps.merge_step(A, H, nb, st.merge_thr, YrA=extra["YrA"] if extra else None)
             n_merged += n
             extra = None
+        K = A.shape[1]
         timings[step] = timings.get(step, 0.0) + time.perf_counter() - t0
     yield Progress("cnmf: refine", len(plan), len(plan))
     info["merged_groups"] = n_merged
     if K and extra is None:  # pragma: no cover - plan always ends with a temporal update
-        W, H, K, extra = temporal_step(data, W, H, K, nb, st.temporal)
+        A, b, H, extra, _ = run(sps.iter_temporal_step(data, A, b, H, st.temporal))
+        K = A.shape[1]
     anat = None
     seed = params.get("seed_anatomy", False)
     if seed and A_seed is None:
         t0 = time.perf_counter()
         yield Progress("cnmf: anatomical seeds", 0, 1)
-        W, H, K, extra, anat = yield from _add_anatomy(data, W, H, K, nb, st, params, extra, only=seed == "only")
+        A, b, H, extra, anat = yield from _add_anatomy(data, A, b, H, st, params, extra, only=seed == "only")
+        K = A.shape[1]
         info["n_anatomy"] = int(anat.sum())
         timings["anatomy"] = time.perf_counter() - t0
         yield Progress("cnmf: anatomical seeds", 1, 1)
-    est = _build(W, H, K, nb, extra, sn, dims, T, st, timings, info)
+    est = _build(A, b, H, extra, sn, dims, T, st, timings, info)
     if anat is not None:
         est.from_anatomy = anat
     return est
 
 
-def _add_anatomy(data: MovieData, W, H, K, nb, st: Settings, params: CaimanParams, extra, *, only: bool):
+def _add_anatomy(data: MovieData, A, b, H, st: Settings, params: CaimanParams, extra, *, only: bool):
     """Add soma masks found in the mean image (:mod:`.anatomy`) that no
     component covers; one spatial update restricted to each mask and one
     temporal update of all components; silent seeded cells are kept (flat
     trace).  With ``only`` the activity-based components are replaced.
-    Generator; returns ``(W, H, K, extra, from_anatomy)``."""
+    Generator; returns ``(A, b, H, extra, from_anatomy)``."""
     from .anatomy import detect_somata, merge_seeds
-    from .spatial import hals_spatial
 
     dims = data.dims
+    K, nb = A.shape[1], b.shape[1]
     mean = data.mean_image().reshape(dims)
     detector = params.get("anatomy_detector", "builtin")
     found = None
@@ -344,48 +363,60 @@ def _add_anatomy(data: MovieData, W, H, K, nb, st: Settings, params: CaimanParam
                                                  "and a 2D movie; use 'builtin'")
     masks, _ = found if found is not None else detect_somata(
         mean, st.gSig, thr=float(params.get("anatomy_thr", 1.0) or 0.0))
-    M = masks.reshape(len(masks), -1).T.astype(np.float32)  # (P, n)
     if only:
-        W, H, K = np.ascontiguousarray(W[:, K:]), np.ascontiguousarray(H[K:]), 0
-        keep = merge_seeds(np.zeros((data.P, 0), np.float32), masks)
-    else:
-        keep = merge_seeds(W[:, :K], masks)
+        A, H, K = sparse.csc_matrix((data.P, 0), dtype=np.float32), np.ascontiguousarray(H[K:]), 0
+    keep = merge_seeds(A, masks)
     n = int(keep.size)
     if n == 0 and not only:
-        return W, H, K, extra, np.zeros(K, bool)
-    M = M[:, keep]
-    M /= np.maximum(np.linalg.norm(M, axis=0, keepdims=True), 1e-12)
-    W = np.ascontiguousarray(np.concatenate([W[:, :K], M, W[:, K:]], axis=1))
+        return A, b, H, extra, np.zeros(K, bool)
+    flat = np.asarray(masks, bool).reshape(len(masks), -1)
+    cols = []
+    for i in keep:
+        idx = np.flatnonzero(flat[i])
+        cols.append((idx, np.full(idx.size, 1.0 / np.sqrt(max(idx.size, 1)), np.float32)))
+    M = sps.csc_from_columns(cols, data.P)
+    A = sparse.hstack([A, M], format="csc", dtype=np.float32)
     H = np.ascontiguousarray(np.concatenate([H[:K], np.zeros((n, H.shape[1]), np.float32), H[K:]], axis=0))
     K2 = K + n
     from .temporal import hals_temporal
 
-    hals_temporal(H, data.AtY(W), gram(W), 5)
-    regions: list = [np.zeros(0, np.int64)] * K + [np.flatnonzero(M[:, j] > 0) for j in range(n)]
-    regions += [np.zeros(0, np.int64)] * nb
-    hals_spatial(W, data.YHt(H, regions), H @ H.T, regions, 3)
-    for j in range(n):  # a seeded cell keeps its footprint even when silent
-        if W[:, K + j].max() <= 0:
-            W[:, K + j] = M[:, j]
+    hals_temporal(H, data.AtY_sparse(A, b), sps.gram(A, b), 5)
+    update = np.r_[np.zeros(K, bool), np.ones(n, bool)]
+    regions = [None] * K + [idx.astype(np.int64) for idx, _ in cols]
+    A, b, H, kept = sps.spatial_step(data, A, b, H, st, n_iter=3, update=update, regions=regions, clean=False)
+    if kept.size < K2:  # a seeded cell keeps its footprint even when silent: put the dropped masks back
+        lost = np.setdiff1d(np.arange(K, K2), kept)
+        cols_all = [(A.indices[A.indptr[j]:A.indptr[j + 1]], A.data[A.indptr[j]:A.indptr[j + 1]])
+                    for j in range(A.shape[1])]
+        Hk = [H[j] for j in range(kept.size)]
+        for j in lost:
+            pos = int(np.searchsorted(kept, j))
+            kept = np.insert(kept, pos, j)
+            cols_all.insert(pos, cols[j - K])
+            Hk.insert(pos, np.zeros(H.shape[1], np.float32))
+        A = sps.csc_from_columns(cols_all, data.P)
+        H = np.ascontiguousarray(np.concatenate([np.asarray(Hk, np.float32).reshape(-1, H.shape[1]), H[-nb:] if nb
+                                                 else np.zeros((0, H.shape[1]), np.float32)], axis=0))
     anat = np.r_[np.zeros(K, bool), np.ones(n, bool)]
-    W, H, K2, extra = yield from iter_temporal_step(data, W, H, K2, nb, st.temporal, keep_silent=anat)
-    return W, H, K2, extra, anat[: K2] if K2 == anat.size else _surviving(anat, K2)
+    A, b, H, extra, kept = yield from sps.iter_temporal_step(data, A, b, H, st.temporal, keep_silent=anat)
+    return A, b, H, extra, anat[kept]
 
 
 def _surviving(anat: np.ndarray, K2: int) -> np.ndarray:  # pragma: no cover - anatomy comps are never dropped
     return np.r_[np.zeros(K2 - int(anat.sum()), bool), np.ones(int(anat.sum()), bool)]
 
 
-def _build(W, H, K, nb, extra, sn, dims, T, st, timings, info) -> Estimates:
+def _build(A, b, H, extra, sn, dims, T, st, timings, info) -> Estimates:
+    K = A.shape[1]
     perm = caiman_permutation(dims)
-    b = np.ascontiguousarray(W[perm, K:], dtype=np.float32)
+    b = np.ascontiguousarray(b[perm], dtype=np.float32)
     f = np.ascontiguousarray(H[K:], dtype=np.float32)
     snc = sn[perm].astype(np.float32)
     if K == 0:
         est = Estimates.empty(dims, T, b=b, f=f, sn=snc, p=st.temporal.p)
     else:
-        # sparse from here on: normalize the non-zeros only, then CaImAn's pixel order
-        A = sparse.csc_matrix(W[:, :K])
+        # normalize the non-zeros only, then CaImAn's pixel order
+        A = sparse.csc_matrix(A, dtype=np.float32)
         col = np.repeat(np.arange(K), np.diff(A.indptr))
         nrm = np.sqrt(np.bincount(col, weights=A.data.astype(np.float64) ** 2, minlength=K))
         nrm[nrm == 0] = 1.0
@@ -405,7 +436,7 @@ def _build(W, H, K, nb, extra, sn, dims, T, st, timings, info) -> Estimates:
 
 
 def _run_patches(data: MovieData, params: CaimanParams, st: Settings, geometry, executor, info):
-    """Generator: run every patch on the executor, combine; returns (W, H, K)."""
+    """Generator: run every patch on the executor, combine; returns (A (CSC), b, H)."""
     rf_a, st_a = geometry
     dims, T, nb = data.dims, data.T, st.nb
     slices = patch_slices(dims, rf_a, st_a)
@@ -498,15 +529,14 @@ def _run_patches(data: MovieData, params: CaimanParams, st: Settings, geometry, 
         A, C, groups, _ = merge_components(A, C, st.merge_thr)
         K = A.shape[1]
         info["patch_merges"] = len(groups)
-    W = np.zeros((data.P, K + nb), np.float32)
-    for k in range(K):
-        sl = slice(A.indptr[k], A.indptr[k + 1])
-        W[A.indices[sl], k] = A.data[sl]
-    H = np.ascontiguousarray(np.concatenate([C, f], axis=0))
+    A = sparse.csc_matrix(A, dtype=np.float32)
+    A.sort_indices()
+    H = np.ascontiguousarray(np.concatenate([C, f], axis=0), dtype=np.float32)
+    b = np.zeros((data.P, nb), np.float32)
     if nb:
         mean = data.mean_image()
-        W[:, K] = np.maximum(mean - A @ H[:K].mean(axis=1), 0) / max(float(H[K].mean()), 1e-12)
-    return W, H, K
+        b[:, 0] = np.maximum(mean - A @ H[:K].mean(axis=1), 0) / max(float(H[K].mean()), 1e-12)
+    return A, b, H
 
 
 def cnmf(movie: Any, params: CaimanParams, **kw) -> Estimates:

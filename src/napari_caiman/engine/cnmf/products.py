@@ -77,10 +77,17 @@ def csc_of(W: np.ndarray, cols: np.ndarray | None = None) -> sparse.csc_matrix:
     return S
 
 
-def sparse_t_chunk(ch: np.ndarray, S: sparse.csc_matrix, out: np.ndarray, col0: int) -> None:
-    """``out[:, col0:col0 + len(ch)] = (ch @ S).T`` for a chunk ``ch`` (t, P) float32."""
+def csc_arrays(S: sparse.csc_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indptr, indices, data) of a canonical CSC matrix as the kernels take them."""
+    return S.indptr.astype(np.int64), S.indices.astype(np.int64), S.data.astype(np.float32)
+
+
+def sparse_t_chunk(ch: np.ndarray, S, out: np.ndarray, col0: int) -> None:
+    """``out[:k, col0:col0 + len(ch)] = (ch @ S).T`` for a chunk ``ch`` (t, P)
+    float32 and ``S`` (P, k): a CSC matrix or its :func:`csc_arrays`."""
     ch = np.ascontiguousarray(ch, dtype=np.float32)
-    _csc_t_rows(ch, S.indptr.astype(np.int64), S.indices.astype(np.int64), S.data.astype(np.float32), out, col0)
+    ip, ix, dv = csc_arrays(S) if sparse.issparse(S) else S
+    _csc_t_rows(ch, ip, ix, dv, out, col0)
 
 
 class Regions:
