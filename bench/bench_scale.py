@@ -98,11 +98,30 @@ class Sampler(threading.Thread):
             time.sleep(self.dt)
 
 
-def make_tiff(path: Path, T: int, shape: tuple[int, int], n_neurons: int, seed: int = 0):
+#: volumes (T, Z, Y, X): rigid 3D motion (z shifts up to 1 plane), gSig 2 planes deep, patches over the
+#: whole depth; the rest as in PARAMS
+PARAMS_3D = {"pw_rigid": False, "max_shifts": (6, 6, 1), "K": 30, "gSig": (4, 4, 2), "rf": (25, 25, 12),
+             "stride": (10, 10, 4), "use_cnn": False, "n_processes": 2}
+
+
+def params_for(shape) -> dict:
+    return PARAMS if len(shape) == 2 else PARAMS_3D
+
+
+def n_neurons_for(shape) -> int:
+    """One neuron per ~550 pixels (2D) or ~2,750 voxels (3D, as in bench_cnmf's volume)."""
+    return int(round(np.prod(shape) / (550 if len(shape) == 2 else 2750)))
+
+
+def make_tiff(path: Path, T: int, shape: tuple[int, ...], n_neurons: int, seed: int = 0):
     from napari_caiman.engine.synthetic import make_movie
 
     t0 = time.perf_counter()
-    truth = make_movie((T, *shape), n_neurons=n_neurons, gSig=4, rigid_motion=3.0, nonrigid_motion=1.5,
+    if len(shape) == 2:
+        motion = dict(gSig=4, rigid_motion=3.0, nonrigid_motion=1.5)
+    else:  # CaImAn order (rows, cols, planes)
+        motion = dict(gSig=(4, 4, 2), rigid_motion=(3.0, 3.0, 0.5), nonrigid_motion=0.0)
+    truth = make_movie((T, *shape), n_neurons=n_neurons, **motion,
                        dtype=np.uint16, seed=seed, out=path, return_flow=False, return_truth=False)
     return truth, time.perf_counter() - t0
 
@@ -118,7 +137,7 @@ def run_case(T: int, shape, n_neurons: int, memory_limit: str, guard: int, tmp: 
     out = tmp / f"res_{T}.hdf5"
     cmd = [sys.executable, "-m", "napari_caiman.cli", "run", str(movie), "--steps", "motion,cnmf,evaluate",
            "-o", str(out), "--memory-limit", memory_limit, "-q", *extra]
-    for k, v in PARAMS.items():
+    for k, v in params_for(shape).items():
         cmd += ["--set", f"{k}={v!r}".replace(" ", "")]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     t0 = time.perf_counter()
@@ -158,11 +177,11 @@ def write_report(rows: list[dict]) -> None:
              "process tree of RssAnon + RssShmem from /proc sampled every 0.1 s (mapped file pages not counted), "
              "and the plain RSS. F1 against the true neurons (footprint cosine >= 0.5). 2 shared cores "
              "(three other engineers were running jobs: timings are noisy).", "",
-             "| movie (T, Y, X) | neurons | wall s | ms / frame | peak anon+shmem GB | peak RSS GB | found | "
+             "| movie (T, [Z,] Y, X) | neurons | wall s | ms / frame | peak anon+shmem GB | peak RSS GB | found | "
              "accepted | F1 all | F1 accepted | trace corr | stages s |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        mv = f"({r['T']}, {r['shape'][0]}, {r['shape'][1]})"
+        mv = "(" + ", ".join(str(v) for v in [r["T"], *r["shape"]]) + ")"
         if r.get("rc") != 0:
             why = "killed by the guard" if r.get("killed") else "failed"
             lines.append(f"| {mv} | {r['n_neurons']} | {r['wall_s']:.0f} | | {r['peak_anon_gb']:.2f} | "
@@ -193,7 +212,7 @@ def write_report(rows: list[dict]) -> None:
         for shape in sorted({tuple(r["shape"]) for r in ok}):
             rs = sorted((r for r in ok if tuple(r["shape"]) == shape), key=lambda r: r["T"])
             T = [r["T"] for r in rs]
-            lab = f"{shape[0]}x{shape[1]}"
+            lab = "x".join(str(v) for v in shape)
             ax[0].plot(T, [r["peak_anon_gb"] for r in rs], "o-", label=f"{lab} RssAnon + RssShmem")
             ax[0].plot(T, [r["peak_rss_gb"] for r in rs], "s--", label=f"{lab} RSS (incl. mapped files)")
             ax[1].plot(T, [1000 * r["s_per_frame"] for r in rs], "o-", label=lab)
@@ -213,23 +232,26 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, nargs="+", default=[3000, 10000])
-    ap.add_argument("--shape", type=int, nargs=2, default=[512, 512])
+    ap.add_argument("--shape", type=int, nargs="+", default=[512, 512], help="Y X, or Z Y X for a volume")
     ap.add_argument("--memory-limit", default="4GB")
     ap.add_argument("--guard", default="6GB", help="kill the run above this RssAnon + RssShmem")
     ap.add_argument("--tmp", default=None, help="folder for the movies (default: a temporary folder)")
-    ap.add_argument("--no-report", action="store_true")
+    ap.add_argument("--no-report", action="store_true", help="print the rows only (scale.json/md unchanged)")
     ap.add_argument("extra", nargs="*", help="more arguments for `napari-caiman run` (after --)")
     args = ap.parse_args(argv)
     guard = parse_bytes(args.guard)
     rows = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
     shape = tuple(args.shape)
-    n_neurons = int(round(shape[0] * shape[1] / 550))
+    if len(shape) not in (2, 3):
+        ap.error("--shape takes Y X or Z Y X")
+    n_neurons = n_neurons_for(shape)
     with tempfile.TemporaryDirectory(dir=args.tmp) as d:
         for T in args.frames:
             r = run_case(T, shape, n_neurons, args.memory_limit, guard, Path(d), args.extra)
             print(json.dumps(r, default=str), flush=True)
             rows = [x for x in rows if not (x["T"] == T and x["shape"] == list(shape))] + [r]
-            RESULTS.write_text(json.dumps(rows, indent=1, default=str))
+            if not args.no_report:
+                RESULTS.write_text(json.dumps(rows, indent=1, default=str))
             for f in Path(d).iterdir():
                 f.unlink()
     if not args.no_report:
