@@ -28,6 +28,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 
 from .progress import Progress, run
@@ -108,6 +109,51 @@ def _default_chunk(frame_size: int) -> int:
     return max(1, (1 << 21) // max(frame_size, 1))
 
 
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _accumulate_chunk(y, off, offs, count, s1, s2, mx, cross, miss_a, miss_b, miss_n):  # pragma: no cover
+    """One chunk (t, Z, Y, X) into the per-pixel sums (relative to ``off``, NaN
+    = missing) and, per neighbour offset ``offs[i]``, the sums of products with
+    that neighbour and the NaN corrections (see :func:`_iter_accumulate`)."""
+    T, Z, Y, X = y.shape
+    n_off = offs.shape[0]
+    for zy in numba.prange(Z * Y):
+        z = zy // Y
+        r = zy - z * Y
+        for t in range(T):
+            for x in range(X):
+                v = y[t, z, r, x]
+                if v == v:
+                    d = v - off[z, r, x]
+                    count[z, r, x] += 1.0
+                    s1[z, r, x] += d
+                    s2[z, r, x] += d * d
+                    if v > mx[z, r, x]:
+                        mx[z, r, x] = v
+        for i in range(n_off):
+            z2 = z + offs[i, 0]
+            r2 = r + offs[i, 1]
+            if z2 < 0 or z2 >= Z or r2 < 0 or r2 >= Y:
+                continue
+            dx = offs[i, 2]
+            x0 = max(0, -dx)
+            x1 = min(X, X - dx)
+            for t in range(T):
+                for x in range(x0, x1):
+                    va = y[t, z, r, x]
+                    vb = y[t, z2, r2, x + dx]
+                    na = va != va
+                    nb = vb != vb
+                    ya = 0.0 if na else va - off[z, r, x]
+                    yb = 0.0 if nb else vb - off[z2, r2, x + dx]
+                    cross[i, z, r, x] += ya * yb
+                    if nb:
+                        miss_a[i, z, r, x] += ya
+                    if na:
+                        miss_b[i, z, r, x] += yb
+                    if na or nb:
+                        miss_n[i, z, r, x] += 1.0
+
+
 def _iter_accumulate(
     movie: Any, *, want_corr: bool, want_moments: bool, eight_neighbours: bool, chunk_size: int | None
 ) -> Generator[Progress, None, SummaryImages]:
@@ -118,67 +164,43 @@ def _iter_accumulate(
         from .errors import InputError
 
         raise InputError("chunk_size", f"must be >= 1, got {chunk_size}")
-    is_float = np.dtype(movie.dtype).kind == "f"
     offsets = neighbour_offsets(ndim, eight_neighbours) if want_corr else []
     pairs = [_pair_slices(d, frame_shape) for d in offsets]
+    shape3 = (1,) * (3 - ndim) + tuple(frame_shape)  # a 2D frame is one plane
+    offs3 = np.array([(0,) * (3 - ndim) + tuple(d) for d in offsets], np.int64).reshape(-1, 3)
+    n_off = len(offsets)
 
     offset = None  # per-pixel offset (float64)
-    count = np.zeros(frame_shape, np.float64)
-    s1 = np.zeros(frame_shape, np.float64)
-    s2 = np.zeros(frame_shape, np.float64)
-    mx = np.full(frame_shape, -np.inf, np.float64)
-    cross = [np.zeros(tuple(s.stop - s.start for s in sa), np.float64) for sa, _ in pairs]
-    # NaN corrections: sum_t y_a [b missing], sum_t y_b [a missing], count of frames a or b missing
-    miss_a: list[np.ndarray | None] = [None] * len(pairs)
-    miss_b: list[np.ndarray | None] = [None] * len(pairs)
-    miss_n: list[np.ndarray | None] = [None] * len(pairs)
-    any_nan = False
+    count = np.zeros(shape3, np.float64)
+    s1 = np.zeros(shape3, np.float64)
+    s2 = np.zeros(shape3, np.float64)
+    mx = np.full(shape3, -np.inf, np.float64)
+    # per neighbour offset, indexed by the a-pixel: sum_t y_a y_b, sum_t y_a [b missing],
+    # sum_t y_b [a missing], count of frames a or b missing (NaN read as 0 after the offset)
+    cross = np.zeros((n_off, *shape3), np.float64)
+    miss_a = np.zeros_like(cross)
+    miss_b = np.zeros_like(cross)
+    miss_n = np.zeros_like(cross)
 
     yield Progress(_STAGE, 0, n_frames)
     for t0 in range(0, n_frames, chunk_size):
         t1 = min(n_frames, t0 + chunk_size)
-        y = np.array(movie[t0:t1], dtype=np.float64, copy=True)
-        valid = None
-        if is_float:
-            nan = np.isnan(y)
-            if nan.any():
-                valid = ~nan
-                any_nan = True
-        if valid is None:
-            np.maximum(mx, y.max(axis=0), out=mx)
-        else:
-            np.fmax(mx, np.fmax.reduce(y, axis=0), out=mx)
+        y = np.asarray(movie[t0:t1])
+        if y.dtype.kind != "f" or y.dtype.itemsize < 4:
+            y = y.astype(np.float32)  # integers up to 2**24 exactly
+        y = np.ascontiguousarray(y).reshape(t1 - t0, *shape3)
         if offset is None:
-            if valid is None:
-                offset = y.mean(axis=0)
-            else:
+            with np.errstate(invalid="ignore"):
+                valid = ~np.isnan(y)
                 cnt = valid.sum(axis=0)
-                offset = np.where(cnt > 0, np.where(valid, y, 0).sum(axis=0) / np.maximum(cnt, 1), 0.0)
-        y -= offset
-        if valid is not None:
-            y[~valid] = 0.0
-            count += valid.sum(axis=0)
-        else:
-            count += t1 - t0
-        s1 += y.sum(axis=0)
-        if want_moments or want_corr:
-            s2 += np.einsum("t...,t...->...", y, y)
-        for i, (sa, sb) in enumerate(pairs):
-            ya = y[(slice(None), *sa)]
-            yb = y[(slice(None), *sb)]
-            cross[i] += np.einsum("t...,t...->...", ya, yb)
-            if valid is not None:
-                va = valid[(slice(None), *sa)]
-                vb = valid[(slice(None), *sb)]
-                if miss_a[i] is None:
-                    miss_a[i] = np.zeros_like(cross[i])
-                    miss_b[i] = np.zeros_like(cross[i])
-                    miss_n[i] = np.zeros_like(cross[i])
-                miss_a[i] += np.where(vb, 0.0, ya).sum(axis=0)
-                miss_b[i] += np.where(va, 0.0, yb).sum(axis=0)
-                miss_n[i] += (~(va & vb)).sum(axis=0)
+                offset = np.where(cnt > 0, np.where(valid, y, 0).sum(axis=0, dtype=np.float64) / np.maximum(cnt, 1),
+                                  0.0)
+            del valid
+        _accumulate_chunk(y, offset, offs3, count, s1, s2, mx, cross, miss_a, miss_b, miss_n)
         yield Progress(_STAGE, t1, n_frames)
 
+    count, s1, s2, mx = (a.reshape(frame_shape) for a in (count, s1, s2, mx))
+    offset = np.zeros(frame_shape) if offset is None else offset.reshape(frame_shape)
     has = count > 0
     n = np.maximum(count, 1)
     m = s1 / n  # mean of the valid samples, relative to offset
@@ -192,15 +214,11 @@ def _iter_accumulate(
         nbrs = np.zeros(frame_shape, np.float64)
         for i, (sa, sb) in enumerate(pairs):
             ma, mb = m[sa], m[sb]
-            if any_nan:
-                # sum over frames where both are valid of (y_a - m_a)(y_b - m_b)
-                tot = n_frames
-                qa = s1[sa] - (miss_a[i] if miss_a[i] is not None else 0.0)
-                qb = s1[sb] - (miss_b[i] if miss_b[i] is not None else 0.0)
-                nab = tot - (miss_n[i] if miss_n[i] is not None else 0.0)
-                cov = cross[i] - mb * qa - ma * qb + ma * mb * nab
-            else:
-                cov = cross[i] - n_frames * ma * mb
+            # sum over frames where both are valid of (y_a - m_a)(y_b - m_b)
+            qa = s1[sa] - miss_a[i].reshape(frame_shape)[sa]
+            qb = s1[sb] - miss_b[i].reshape(frame_shape)[sa]
+            nab = n_frames - miss_n[i].reshape(frame_shape)[sa]
+            cov = cross[i].reshape(frame_shape)[sa] - mb * qa - ma * qb + ma * mb * nab
             den = np.sqrt(var_sum[sa] * var_sum[sb])
             ok = den > 1e-12 * np.maximum(1.0, np.sqrt(n[sa] * n[sb]))
             c = np.where(ok, cov / np.where(ok, den, 1.0), 0.0)
