@@ -140,6 +140,7 @@ def run_case(T: int, shape, n_neurons: int, memory_limit: str, guard: int, tmp: 
     for k, v in params_for(shape).items():
         cmd += ["--set", f"{k}={v!r}".replace(" ", "")]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -150,7 +151,8 @@ def run_case(T: int, shape, n_neurons: int, memory_limit: str, guard: int, tmp: 
     sampler.join()
     row = dict(T=T, shape=list(shape), n_neurons=n_neurons, memory_limit=memory_limit, gen_s=t_gen, wall_s=wall,
                s_per_frame=wall / T, peak_anon_gb=sampler.peak_anon / 1e9, peak_rss_gb=sampler.peak_rss / 1e9,
-               killed=sampler.killed, rc=proc.returncode)
+               killed=sampler.killed, rc=proc.returncode, load=[round(load0, 1), round(os.getloadavg()[0], 1)],
+               date=time.strftime("%Y-%m-%d %H:%M"))
     if proc.returncode != 0:
         row["error"] = (stderr or stdout)[-2000:]
         return row
@@ -167,6 +169,21 @@ def run_case(T: int, shape, n_neurons: int, memory_limit: str, guard: int, tmp: 
     return row
 
 
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
+def _load(r: dict) -> str:
+    """Load average of the machine at the start and end of a run (2 cores: above ~2, timings are not a quiet
+    machine's)."""
+    ld = r.get("load")
+    return f"{ld[0]}, {ld[1]}" if ld else "not recorded"
+
+
 def write_report(rows: list[dict]) -> None:
     rows = sorted(rows, key=lambda r: (r["shape"], r["T"]))
     lines = ["# Recording-scale benchmark", "",
@@ -178,28 +195,29 @@ def write_report(rows: list[dict]) -> None:
              "and the plain RSS. F1 against the true neurons (footprint cosine >= 0.5). 2 shared cores "
              "(three other engineers were running jobs: timings are noisy).", "",
              "| movie (T, [Z,] Y, X) | neurons | wall s | ms / frame | peak anon+shmem GB | peak RSS GB | found | "
-             "accepted | F1 all | F1 accepted | trace corr | stages s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "accepted | F1 all | F1 accepted | trace corr | stages s | load avg (start, end) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         mv = "(" + ", ".join(str(v) for v in [r["T"], *r["shape"]]) + ")"
         if r.get("rc") != 0:
             why = "killed by the guard" if r.get("killed") else "failed"
             lines.append(f"| {mv} | {r['n_neurons']} | {r['wall_s']:.0f} | | {r['peak_anon_gb']:.2f} | "
-                         f"{r['peak_rss_gb']:.2f} | {why} | | | | | |")
+                         f"{r['peak_rss_gb']:.2f} | {why} | | | | | | {_load(r)} |")
             continue
         st = ", ".join(f"{k} {v:.0f}" for k, v in r["timings"].items())
         lines.append(f"| {mv} | {r['n_neurons']} | {r['wall_s']:.0f} | {1000 * r['s_per_frame']:.1f} | "
                      f"{r['peak_anon_gb']:.2f} | {r['peak_rss_gb']:.2f} | {r['found']} | {r['accepted']} | "
-                     f"{r['f1']:.3f} | {r['f1_accepted']:.3f} | {r['trace_corr']:.3f} | {st} |")
+                     f"{r['f1']:.3f} | {r['f1_accepted']:.3f} | {r['trace_corr']:.3f} | {st} | {_load(r)} |")
     lines += ["", "CaImAn 1.12.1 on 512x512x10,000 (REFERENCE.md): 24 min 54 s on a quiet machine, "
               "20.6 GB of anonymous memory, F1 0.77.", "",
-              "Measured 2026-12-01 with a load average of 5-12 on the 2 cores (other engineers' jobs at nice 0, "
-              "these at nice 10): motion correction ran at 7-11 frames/s here against 57 frames/s on a quiet "
-              "machine (`motion.md`), so wall times are several times a quiet machine's and say nothing about "
-              "the speed target. Not run for lack of time on the shared machine: 512x512 at 10,000 and 30,000 "
-              "frames, 256x256x100,000 and the 2,000x24x256x256 volume (the generator alone took 29 min for "
-              "512x512x10,000 under this load). The 256x256x3,000 movie (786 MB as float32) fits 40 % of the "
-              "budget, so CNMF holds it in memory (1.9 GB peak); at 10,000 frames it is streamed (0.8 GB).", ""]
+              "Each row records the load average of the 2-core machine when the run started and ended: above ~2 "
+              "other jobs shared the cores, and wall times are several times a quiet machine's (the memory and "
+              "F1 columns do not depend on it). Notes given with `--note` and the commit measured:", ""]
+    for r in rows:
+        if r.get("note") or r.get("commit"):
+            mv = "x".join(str(v) for v in [r["T"], *r["shape"]])
+            lines.append(f"- {mv} ({r.get('date', '')}, commit {r.get('commit', '?')}): {r.get('note', '')}")
+    lines.append("")
     (HERE / "results" / "scale.md").write_text("\n".join(lines))
     ok = [r for r in rows if r.get("rc") == 0]
     if ok:
@@ -237,6 +255,7 @@ def main(argv=None) -> int:
     ap.add_argument("--guard", default="6GB", help="kill the run above this RssAnon + RssShmem")
     ap.add_argument("--tmp", default=None, help="folder for the movies (default: a temporary folder)")
     ap.add_argument("--no-report", action="store_true", help="print the rows only (scale.json/md unchanged)")
+    ap.add_argument("--note", default="", help="a note kept with the rows of this run (conditions, ...)")
     ap.add_argument("extra", nargs="*", help="more arguments for `napari-caiman run` (after --)")
     args = ap.parse_args(argv)
     guard = parse_bytes(args.guard)
@@ -248,6 +267,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(dir=args.tmp) as d:
         for T in args.frames:
             r = run_case(T, shape, n_neurons, args.memory_limit, guard, Path(d), args.extra)
+            r.update(note=args.note, commit=_commit())
             print(json.dumps(r, default=str), flush=True)
             rows = [x for x in rows if not (x["T"] == T and x["shape"] == list(shape))] + [r]
             if not args.no_report:

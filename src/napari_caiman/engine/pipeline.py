@@ -372,14 +372,15 @@ def iter_cnmf_step(
     from .memory import budget
     from .summary import iter_summary_images
 
-    t0 = time.perf_counter()
-    if summary is None:
+    timings: dict[str, float] = {}
+    if summary is None:  # else the motion step computed (and timed) them
+        t0 = time.perf_counter()
         summary = yield from iter_summary_images(_raw(movie), chunk_size=summary_chunk(_raw(movie), budget(params)))
+        timings["summary"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     estimates = yield from iter_cnmf(movie, params, Ain=Ain, executor=executor)
-    t2 = time.perf_counter()
-    return CnmfStepResult(estimates=estimates, summary=summary,
-                          timings={"summary": t1 - t0, "cnmf": t2 - t1})
+    timings["cnmf"] = time.perf_counter() - t1
+    return CnmfStepResult(estimates=estimates, summary=summary, timings=timings)
 
 
 @dataclass
