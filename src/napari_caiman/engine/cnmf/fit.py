@@ -7,7 +7,10 @@ Pipeline (CaImAn's ``CNMF.fit`` shape, own implementation):
    ``ssub``/``tsub``), or per patch (``rf``/``stride``) on an executor and
    combined, or from seeds (``Ain``);
 3. spatial update -> temporal update (deconvolution) -> merging -> spatial
-   update -> temporal update on the whole field of view;
+   update -> temporal update on the whole field of view, then the components
+   that still overlap and correlate above ``merge_thr`` merged (the last
+   spatial update can cut a cell in two touching pieces with one trace) and,
+   when any were, one more temporal update;
 4. components normalized to unit-norm footprints, results in CaImAn's layout.
 
 Memory (``params["memory_limit"]``, :mod:`..memory`): movies whose float32
@@ -303,6 +306,16 @@ def iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any = None, executor: An
             extra = None
         timings[step] = timings.get(step, 0.0) + time.perf_counter() - t0
     yield Progress("cnmf: refine", len(plan), len(plan))
+    if K > 1 and st.do_merge and extra is not None:
+        # the last spatial update (noise cut, largest piece) can leave a cell in two
+        # touching components with one trace: merge them as the merge step would
+        t0 = time.perf_counter()
+        W, H, K, n = merge_step(W, H, K, nb, st.merge_thr, YrA=extra["YrA"])
+        if n:
+            n_merged += n
+            info["final_merges"] = n
+            W, H, K, extra = yield from iter_temporal_step(data, W, H, K, nb, st.temporal)
+        timings["merge"] = timings.get("merge", 0.0) + time.perf_counter() - t0
     info["merged_groups"] = n_merged
     if K and extra is None:  # pragma: no cover - plan always ends with a temporal update
         W, H, K, extra = temporal_step(data, W, H, K, nb, st.temporal)
