@@ -1,6 +1,6 @@
 """Screenshots of accepted contours over the real Neurofinder crop (napari canvas).
 
-    xvfb-run -a -s "-screen 0 1920x1080x24" python bench/realdata_screenshots.py BEFORE.hdf5 AFTER.hdf5
+    xvfb-run -a -s "-screen 0 1920x1080x24" python bench/realdata_screenshots.py [BEFORE.hdf5] AFTER.hdf5
 
 Draws, over the mean image of ``shared/data/neurofinder_crop/movie.tif``, the
 human ROIs (yellow), the accepted components' contours at 20 % of their
@@ -68,10 +68,10 @@ def shot(results_path: str, out: Path, title: str) -> None:
 
 
 def main() -> None:
-    before, after = sys.argv[1], sys.argv[2]
     d = ROOT / "docs" / "screenshots"
-    shot(before, d / "realdata_before.png", "before (main)")
-    shot(after, d / "realdata_after.png", "after (issue 14)")
+    if len(sys.argv) > 2:  # BEFORE AFTER, or AFTER alone (the before picture kept)
+        shot(sys.argv[1], d / "realdata_before.png", "before (main)")
+    shot(sys.argv[-1], d / "realdata_after.png", "after (issue 14)")
 
 
 if __name__ == "__main__":
