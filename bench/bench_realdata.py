@@ -190,7 +190,9 @@ def main() -> None:
     if not args.no_write:
         out = ROOT / "bench" / "results" / "realdata.md"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
+        old = out.read_text() if out.exists() else ""
+        cut = old.find("\n## Variants")
+        out.write_text(text + (old[cut:] if cut >= 0 else ""))  # the hand-kept variants table stays
     print(text)
 
 

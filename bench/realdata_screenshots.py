@@ -1,6 +1,7 @@
 """Screenshots of accepted contours over the real Neurofinder crop (napari canvas).
 
-    xvfb-run -a -s "-screen 0 1920x1080x24" python bench/realdata_screenshots.py BEFORE.hdf5 AFTER.hdf5
+    xvfb-run -a -s "-screen 0 1920x1080x24" python bench/realdata_screenshots.py [BEFORE.hdf5] AFTER.hdf5
+    xvfb-run -a -s "-screen 0 1920x1080x24" python bench/realdata_screenshots.py --mouse MOUSE.hdf5
 
 Draws, over the mean image of ``shared/data/neurofinder_crop/movie.tif``, the
 human ROIs (yellow), the accepted components' contours at 20 % of their
@@ -26,7 +27,9 @@ def contours(img: np.ndarray, level: float) -> list[np.ndarray]:
     return [c for c in measure.find_contours(np.pad(img, 1), level) if len(c) > 3]
 
 
-def shot(results_path: str, out: Path, title: str) -> None:
+def shot(results_path: str, out: Path, title: str, movie: str | None = None, gSig=(5, 5)) -> None:
+    """Contours of the accepted components of ``results_path`` over the mean image of
+    ``movie`` (default: the Neurofinder crop, with its human ROIs)."""
     import napari
     import tifffile
     from bench_realdata import regions_to_masks
@@ -35,12 +38,12 @@ def shot(results_path: str, out: Path, title: str) -> None:
     from napari_caiman.engine.shapes import junk_mask, shape_metrics
 
     data = ROOT.parent / "shared" / "data" / "neurofinder_crop"
-    mean = tifffile.imread(data / "movie.tif").astype(np.float32).mean(0)
-    truth = regions_to_masks(data / "regions.json", mean.shape)
+    mean = tifffile.imread(movie or data / "movie.tif").astype(np.float32).mean(0)
+    truth = regions_to_masks(data / "regions.json", mean.shape) if movie is None else np.zeros((0, *mean.shape))
     r = load_results(results_path)
     acc = np.asarray(r.accepted(), int)
     F = r.estimates.footprints(acc)
-    junk = junk_mask(shape_metrics(r.estimates.A[:, acc], r.estimates.dims, (5, 5)))
+    junk = junk_mask(shape_metrics(r.estimates.A[:, acc], r.estimates.dims, gSig))
     v = napari.Viewer(title=title)
     v.add_image(mean, name="mean", colormap="gray", contrast_limits=(float(np.percentile(mean, 1)),
                                                                       float(np.percentile(mean, 99.5))))
@@ -53,7 +56,8 @@ def shot(results_path: str, out: Path, title: str) -> None:
             v.add_shapes(polys, shape_type="polygon", edge_color=color, face_color="transparent", edge_width=0.4,
                          name=name)
     v.text_overlay.visible = True
-    v.text_overlay.text = f"{title}: {acc.size} accepted, {int(junk.sum())} junk (red); human ROIs yellow"
+    v.text_overlay.text = (f"{title}: {acc.size} accepted, {int(junk.sum())} junk (red)"
+                           + ("; human ROIs yellow" if len(truth) else ""))
     v.text_overlay.color = "white"
     from qtpy.QtWidgets import QApplication
 
@@ -68,10 +72,14 @@ def shot(results_path: str, out: Path, title: str) -> None:
 
 
 def main() -> None:
-    before, after = sys.argv[1], sys.argv[2]
     d = ROOT / "docs" / "screenshots"
-    shot(before, d / "realdata_before.png", "before (main)")
-    shot(after, d / "realdata_after.png", "after (issue 14)")
+    if sys.argv[1] == "--mouse":  # --mouse RESULTS: the thunder mouse movie (no ROI truth)
+        movie = ROOT.parent / "shared" / "data" / "thunder_mouse_2p" / "thunder_mouse_500x64x64.tif"
+        shot(sys.argv[2], d / "realdata_mouse.png", "thunder_mouse_2p", str(movie), gSig=(2, 2))
+        return
+    if len(sys.argv) > 2:  # BEFORE AFTER, or AFTER alone (the before picture kept)
+        shot(sys.argv[1], d / "realdata_before.png", "before (main)")
+    shot(sys.argv[-1], d / "realdata_after.png", "after (issue 14)")
 
 
 if __name__ == "__main__":

@@ -58,6 +58,24 @@ def test_thunder_fish_volume_runs_the_3d_pipeline(shared_data, tmp_path):
     assert np.all(np.isfinite(r.summary["corr"]))
     assert r.estimates.n_components > 0 and r.estimates.A.shape[0] == 2 * 76 * 87
     assert r.metrics.SNR_comp.shape == (r.estimates.n_components,)
+    # no loss against main before issue 14 (8 cell-shaped components of 9 accepted, 1 junk): without a
+    # median filter on these small cells (gSig 2) none of them grows a halo into its neighbour
+    from napari_caiman.engine.shapes import junk_mask, shape_metrics
+
+    acc = np.asarray(r.accepted(), int)
+    junk = junk_mask(shape_metrics(r.estimates.A[:, acc], r.dims, (2, 2, 0.5)))
+    assert int((~junk).sum()) >= 8 and not junk.any(), (acc.size, int(junk.sum()))
+
+
+def test_default_median_window_follows_the_cell_size():
+    from napari_caiman.engine.cnmf.fit import settings_from_params
+
+    def medw(**kw):
+        return settings_from_params(CaimanParams.from_dict(kw), 2, (64, 64)).medw
+
+    assert medw(gSig=(2, 2)) == (1, 1)  # a 3 x 3 median is as wide as these cells' core
+    assert medw(gSig=(4, 4)) is None  # CaImAn's default 3 x 3
+    assert medw(gSig=(2, 2), medw=(3, 3)) == (3, 3)  # an explicit window is honoured
 
 
 def test_thunder_mouse_int16_movie(shared_data, tmp_path):

@@ -53,6 +53,15 @@ Shape (``solidity``, ``n_pieces``, ``area_ratio``; :mod:`.shapes`)
     from anatomy (``estimates.from_anatomy``) are judged by shape only when
     ``accept_anatomy`` is set: a silent cell has no SNR.
 
+Duplicates (``dup_score``, ``dup_of``; :mod:`.duplicates`)
+    A weak fragment inside a stronger component's footprint that carries a
+    noisy copy of its activity has a high r-value for the same reason as the
+    cell.  Its score is ``min(overlap, trace correlation)`` with the stronger
+    component it lies in; above ``max_duplicate`` (0.5, our parameter group)
+    it is rejected when that component is accepted (CaImAn's
+    ``remove_duplicates`` drops spatial subsets; this one also asks for the
+    same activity, so overlapping neighbours stay).
+
 Not implemented (CaImAn's optional tests): footprint size/eccentricity tests
 (``gSig_range``, ``use_ecc``/``max_ecc``); :func:`apply_thresholds` has plain
 ``min_size``/``max_size`` limits instead.
@@ -69,6 +78,7 @@ Thresholds (:func:`apply_thresholds`, CaImAn's disjunctive rule)
                [and min_size <= size <= max_size]
                [and solidity >= min_solidity and n_pieces <= max_pieces
                 and min_area_ratio <= area_ratio <= max_area_ratio]
+               [and not (dup_score > max_duplicate, its stronger partner accepted)]
     Components from anatomical seeds (``anatomy`` mask) with a good shape are
     accepted whatever their SNR / r-value when ``accept_anatomy`` is True.
     NaN metrics fail every test.  The function is pure and takes well under a
@@ -104,7 +114,7 @@ log = logging.getLogger(__name__)
 THRESHOLD_NAMES = ("min_SNR", "SNR_lowest", "rval_thr", "rval_lowest", "use_cnn", "min_cnn_thr", "cnn_lowest")
 #: Shape thresholds (our own parameter group ``napari_caiman``) and their defaults.
 SHAPE_THRESHOLDS = {"min_solidity": 0.6, "max_pieces": 1, "min_area_ratio": 0.075, "max_area_ratio": 4.0,
-                    "accept_anatomy": True, "min_classifier_prob": 0.5}
+                    "accept_anatomy": True, "min_classifier_prob": 0.5, "max_duplicate": 0.5}
 
 
 @dataclass
@@ -139,6 +149,9 @@ class Metrics:
     classifier_prob : (K,) or None
         Probability of being a cell from a classifier learnt from curation
         (:mod:`.classifier`), when one was applied.
+    dup_score, dup_of : (K,) float / int or None
+        Duplicate score of each component and the stronger component it
+        duplicates (-1: none; :mod:`.duplicates`).
     timings : dict
         Seconds per stage.
     """
@@ -159,6 +172,8 @@ class Metrics:
     area_ratio: np.ndarray | None = None
     anatomy: np.ndarray | None = None
     classifier_prob: np.ndarray | None = None
+    dup_score: np.ndarray | None = None
+    dup_of: np.ndarray | None = None
 
     @property
     def n_components(self) -> int:
@@ -202,20 +217,28 @@ class Metrics:
             shape[name] = None if v is None or np.size(v) != snr.size else np.asarray(v).ravel()
         if shape["anatomy"] is not None:
             shape["anatomy"] = shape["anatomy"].astype(bool)
+        if shape["dup_of"] is not None:
+            shape["dup_of"] = shape["dup_of"].astype(np.int64)
         return cls(SNR_comp=snr, r_values=r, size=size, cnn_preds=cnn, cnn_available=cnn is not None, **shape)
 
     def subset(self, idx: Any) -> Metrics:
         """Metrics of the components ``idx`` only (e.g. after removing components)."""
         def sel(v):
             return None if v is None else np.asarray(v)[idx]
+        fields = {name: sel(getattr(self, name)) for name in SHAPE_FIELDS}
+        if self.dup_of is not None:  # partner indices into the subset (-1: not in it)
+            new = np.full(self.n_components, -1, np.int64)
+            kept = np.arange(self.n_components)[idx]
+            new[kept] = np.arange(kept.size)
+            of = fields["dup_of"]
+            fields["dup_of"] = np.where(of >= 0, new[np.maximum(of, 0)], -1)
         return Metrics(sel(self.SNR_comp), sel(self.r_values), sel(self.size), sel(self.cnn_preds),
                        self.cnn_available, sel(self.fitness), sel(self.noise_sd), sel(self.mode),
-                       sel(self.n_frames_used), self.n_samples, dict(self.timings),
-                       **{name: sel(getattr(self, name)) for name in SHAPE_FIELDS})
+                       sel(self.n_frames_used), self.n_samples, dict(self.timings), **fields)
 
 
 #: Shape fields of :class:`Metrics` saved with the estimates.
-SHAPE_FIELDS = ("solidity", "n_pieces", "area_ratio", "anatomy", "classifier_prob")
+SHAPE_FIELDS = ("solidity", "n_pieces", "area_ratio", "anatomy", "classifier_prob", "dup_score", "dup_of")
 
 # ----------------------------------------------------------------------------- SNR
 
@@ -690,12 +713,15 @@ def iter_compute_metrics(movie: Any, estimates: Any, params: Any = None, *, chun
     sm = shape_metrics(estimates.A, dims, gsig)
     anat = getattr(estimates, "from_anatomy", None)
     anat = None if anat is None or np.size(anat) != K else np.asarray(anat, bool).ravel()
+    from .duplicates import duplicate_scores
+
+    dup_score, dup_of = duplicate_scores(estimates.A, C, snr)
     timings["shape"] = time.perf_counter() - t
     yield Progress("shape", 1, 1)
     return Metrics(SNR_comp=snr, r_values=r, size=np.asarray(size, np.int64), cnn_preds=None,
                    cnn_available=False, fitness=fitness, noise_sd=sd, mode=md, n_frames_used=n_used,
                    n_samples=N, timings=timings, solidity=sm.solidity, n_pieces=sm.n_pieces,
-                   area_ratio=sm.area_ratio, anatomy=anat)
+                   area_ratio=sm.area_ratio, anatomy=anat, dup_score=dup_score, dup_of=dup_of)
 
 
 def compute_metrics(movie: Any, estimates: Any, params: Any = None, **kw) -> Metrics:
@@ -718,8 +744,8 @@ def apply_thresholds(metrics: Metrics, *, min_SNR: float = 2.5, SNR_lowest: floa
                      max_size: float | None = None, use_cnn: bool = False, min_cnn_thr: float = 0.9,
                      cnn_lowest: float = 0.1, min_solidity: float | None = None, max_pieces: float | None = None,
                      min_area_ratio: float | None = None, max_area_ratio: float | None = None,
-                     accept_anatomy: bool = False, min_classifier_prob: float = 0.5
-                     ) -> tuple[np.ndarray, np.ndarray]:
+                     accept_anatomy: bool = False, min_classifier_prob: float = 0.5,
+                     max_duplicate: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Accept/reject components from precomputed metrics (pure, fast).
 
     Returns ``(idx_components, idx_components_bad)``: sorted int64 indices.
@@ -730,6 +756,10 @@ def apply_thresholds(metrics: Metrics, *, min_SNR: float = 2.5, SNR_lowest: floa
     from anatomical seeds pass the SNR / r-value tests (their shape still counts).
     When the metrics hold classifier probabilities (``classifier_prob``),
     ``p >= min_classifier_prob`` replaces the SNR / r-value / CNN test.
+    ``max_duplicate`` (None: off; needs ``metrics.dup_score``): a component
+    accepted by every other test is rejected when its duplicate score
+    (:mod:`.duplicates`) exceeds it and the stronger component it duplicates
+    is accepted.
 
     Raises
     ------
@@ -769,6 +799,11 @@ def apply_thresholds(metrics: Metrics, *, min_SNR: float = 2.5, SNR_lowest: floa
         if shape_ok is not None:
             ok &= shape_ok
     acc = good & ok
+    if max_duplicate is not None and metrics.dup_score is not None and metrics.dup_of is not None:
+        from .duplicates import duplicate_mask
+
+        acc &= ~duplicate_mask(metrics.dup_score, metrics.dup_of, acc,
+                               _num("max_duplicate", max_duplicate, 0.0, 1.0), snr)
     return np.flatnonzero(acc), np.flatnonzero(~acc)
 
 

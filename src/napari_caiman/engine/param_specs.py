@@ -190,6 +190,9 @@ SPECS: tuple[ParamSpec, ...] = (
        "(specks; 0 = off).", minimum=0),
     _p("max_area_ratio", "number", "Reject a footprint larger than this many discs of radius 2 gSig "
        "(sprawling; 0 = off).", minimum=0),
+    _p("max_duplicate", "number", "Reject a component whose footprint lies in a stronger accepted component's "
+       "and whose trace follows it: min(fraction of its footprint inside, trace correlation) above this "
+       "(1 = off).", minimum=0, maximum=1),
     _p("footprint_noise_thr", "number", "CNMF: footprint pixels below this many standard errors of their "
        "regression are dropped (no ragged halos; 0 = off).", minimum=0),
     # napari-caiman: anatomical seeding (CNMF)

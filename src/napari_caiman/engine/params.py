@@ -264,6 +264,8 @@ EXTRA_DEFAULTS: dict[str, dict[str, Any]] = {
         "max_pieces": 1,
         "min_area_ratio": 0.075,
         "max_area_ratio": 4.0,
+        # a weak fragment of a stronger accepted component (engine.duplicates)
+        "max_duplicate": 0.5,
         # footprint pixels below this many standard errors are dropped (engine.cnmf.steps.spatial_step)
         "footprint_noise_thr": 2.0,
         # anatomical seeding (engine.cnmf.anatomy)

@@ -92,6 +92,8 @@ _THRESHOLDS = {
     "max_pieces": (1.0, 10.0, 1.0, "Reject footprints in more pieces than this (each >= 10 % of the pixels)"),
     "min_area_ratio": (0.0, 2.0, 0.01, "Reject footprints smaller than this x a disc of radius 2 gSig"),
     "max_area_ratio": (0.5, 20.0, 0.1, "Reject footprints larger than this x a disc of radius 2 gSig"),
+    "max_duplicate": (0.0, 1.0, 0.01, "Reject a weak copy of a stronger accepted component: min(fraction of its "
+                      "footprint inside it, trace correlation) above this (1 = off)"),
 }
 
 RESULTS_FILTER = "Results (*.hdf5 *.h5)"
@@ -1293,6 +1295,9 @@ class EvaluationWidget(Container):
 
             gsig = s.params.get("gSig") if s.params is not None else None
             shape = shape_metrics(est.A, est.dims, gsig or (4,) * len(est.dims))  # edited footprints
+            from ..engine.duplicates import duplicate_scores
+
+            dup = duplicate_scores(est.A, est.C, snr) if m.dup_score is not None else (None, None)
             s.metrics = Metrics(
                 SNR_comp=snr,
                 r_values=ev.take_rows(m.r_values, rows),
@@ -1304,6 +1309,8 @@ class EvaluationWidget(Container):
                 n_pieces=shape.n_pieces if m.n_pieces is not None else None,
                 area_ratio=shape.area_ratio if m.area_ratio is not None else None,
                 anatomy=ev.take_rows(m.anatomy, rows, fill=np.bool_(False)),
+                dup_score=dup[0],
+                dup_of=dup[1],
             )
         s.F_dff = ev.take_rows(s.F_dff, rows)
         s.estimates = est

@@ -7,7 +7,10 @@ Pipeline (CaImAn's ``CNMF.fit`` shape, own implementation):
    ``ssub``/``tsub``), or per patch (``rf``/``stride``) on an executor and
    combined, or from seeds (``Ain``);
 3. spatial update -> temporal update (deconvolution) -> merging -> spatial
-   update -> temporal update on the whole field of view;
+   update -> temporal update on the whole field of view, then the components
+   that still overlap and correlate above ``merge_thr`` merged (the last
+   spatial update can cut a cell in two touching pieces with one trace) and,
+   when any were, one more temporal update;
 4. components normalized to unit-norm footprints, results in CaImAn's layout.
 
 Memory (``params["memory_limit"]``, :mod:`..memory`): movies whose float32
@@ -93,6 +96,11 @@ def settings_from_params(params: CaimanParams, nd: int, dims: tuple[int, ...]) -
     medw = params["medw"]
     if medw is not None:
         medw = to_array_order(per_axis(medw, nd, "medw", kind=int, minimum=1), nd)
+    elif min(gSig[-2:]) < 3:
+        # the default 3 x 3 median is as wide as the core of cells this small (2 x 2 pixels above
+        # half maximum on the downsampled mouse movie, gSig 2): it flattens the peak, and maxthr of
+        # the flattened maximum then keeps a halo (thunder fish: 6 cells accepted with it, 8 without)
+        medw = (1,) * nd
     return Settings(
         medw=medw, thr_method=thr_method, noise_thr=float(params.get("footprint_noise_thr", 0.0) or 0.0), se_close=_structure(params["se"], nd, "se"),
         ss=_structure(params["ss"], nd, "ss"),
@@ -321,6 +329,16 @@ def iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any = None, executor: An
         K = A.shape[1]
         timings[step] = timings.get(step, 0.0) + time.perf_counter() - t0
     yield Progress("cnmf: refine", len(plan), len(plan))
+    if K > 1 and st.do_merge and extra is not None:
+        # the last spatial update (noise cut, largest piece) can leave a cell in two
+        # touching components with one trace: merge them as the merge step would
+        t0 = time.perf_counter()
+        W, H, K, n = merge_step(W, H, K, nb, st.merge_thr, YrA=extra["YrA"])
+        if n:
+            n_merged += n
+            info["final_merges"] = n
+            W, H, K, extra = yield from iter_temporal_step(data, W, H, K, nb, st.temporal)
+        timings["merge"] = timings.get("merge", 0.0) + time.perf_counter() - t0
     info["merged_groups"] = n_merged
     if K and extra is None:  # pragma: no cover - plan always ends with a temporal update
         A, b, H, extra, _ = run(sps.iter_temporal_step(data, A, b, H, st.temporal))
