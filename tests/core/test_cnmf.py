@@ -123,30 +123,34 @@ def test_cancel_closes_cleanly(movie2d):
 def test_final_merge_rejoins_a_cell_cut_by_the_last_spatial_update(movie2d, monkeypatch):
     # the last spatial update (noise cut, largest piece) can leave one cell in two touching
     # components with one trace (the demo movie had one); here the cut is made by hand there
-    from napari_caiman.engine.cnmf import fit
+    from scipy import sparse
+
+    from napari_caiman.engine.cnmf import sparse_steps
 
     fp = movie2d.footprints
-    real = fit.spatial_step
+    real = sparse_steps.spatial_step
     calls = []
 
-    def cutting(data, W, H, K, nb, st, sn=None):
-        W, H, K = real(data, W, H, K, nb, st, sn=sn)
+    def cutting(data, A, b, H, st, sn=None, **kw):
+        A, b, H, keep = real(data, A, b, H, st, sn=sn, **kw)
+        K = A.shape[1]
         calls.append(K)
         if len(calls) == 2:  # the plan's last spatial update: cut the strongest cell in two
             k = int(np.argmax(H[:K].max(axis=1)))
-            img = W[:, k].reshape(data.dims)
+            Ad = A.toarray()
+            img = Ad[:, k].reshape(data.dims)
             rows = np.nonzero(img.max(axis=1) > 0)[0]
             mid = int(np.median(rows))
             top, bottom = img.copy(), img.copy()
             top[mid + 1:] = 0  # the two pieces share the row mid
             bottom[:mid] = 0
-            W = np.concatenate([W[:, :K], bottom.reshape(-1, 1), W[:, K:]], axis=1)
-            W[:, k] = top.ravel()
+            Ad[:, k] = top.ravel()
+            A = sparse.csc_matrix(np.concatenate([Ad, bottom.reshape(-1, 1)], axis=1))
             H = np.concatenate([H[:K], H[k:k + 1], H[K:]], axis=0)
-            K += 1
-        return W, H, K
+            keep = np.r_[keep, keep[k]]
+        return A, b, H, keep
 
-    monkeypatch.setattr(fit, "spatial_step", cutting)
+    monkeypatch.setattr(sparse_steps, "spatial_step", cutting)
     est = cnmf(movie2d.movie, CaimanParams.from_dict({"K": 15, "gSig": (4, 4), "merge_thr": 0.8}))
     assert len(calls) == 2
     assert est.n_components == len(fp)  # without the final merge: one more (the cut half)

@@ -333,11 +333,12 @@ def iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any = None, executor: An
         # the last spatial update (noise cut, largest piece) can leave a cell in two
         # touching components with one trace: merge them as the merge step would
         t0 = time.perf_counter()
-        W, H, K, n = merge_step(W, H, K, nb, st.merge_thr, YrA=extra["YrA"])
+        A, H, n = sps.merge_step(A, H, nb, st.merge_thr, YrA=extra["YrA"])
         if n:
             n_merged += n
             info["final_merges"] = n
-            W, H, K, extra = yield from iter_temporal_step(data, W, H, K, nb, st.temporal)
+            A, b, H, extra, _ = yield from sps.iter_temporal_step(data, A, b, H, st.temporal)
+        K = A.shape[1]
         timings["merge"] = timings.get("merge", 0.0) + time.perf_counter() - t0
     info["merged_groups"] = n_merged
     if K and extra is None:  # pragma: no cover - plan always ends with a temporal update
