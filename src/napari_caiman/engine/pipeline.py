@@ -143,6 +143,9 @@ class NanFilled:
         nd = self.ndim - 1
         self.border = tuple(int(b) for b in border) if border is not None else (0,) * nd
 
+    #: what it returns holds no NaN or inf (readers may skip their finiteness check)
+    finite = True
+
     def __len__(self) -> int:
         return self.shape[0]
 
@@ -155,7 +158,9 @@ class NanFilled:
             return self[key[0]][(slice(None),) * (0 if isinstance(key[0], (int, np.integer)) else 1) + key[1:]]
         # ints and slices: read only the requested block, then blank the border
         # in the movie's coordinates (a patch, a block of rows, frames)
-        frames = np.nan_to_num(np.array(self.movie[key], dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        from .validate import finite_float32
+
+        frames = finite_float32(self.movie[key])
         key = key + (slice(None),) * (self.ndim - len(key))
         out_axis = 0 if isinstance(key[0], (int, np.integer)) else 1
         for axis, b in enumerate(self.border):

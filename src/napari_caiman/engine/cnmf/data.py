@@ -47,7 +47,8 @@ class MovieData:
         chunk = chunk.reshape(t1 - t0, self.P)
         if chunk.dtype != np.float32:
             chunk = chunk.astype(np.float32)
-        check_finite(chunk, first_frame=t0)
+        if not getattr(self.movie, "finite", False):  # a NanFilled view already read NaN/inf as 0
+            check_finite(chunk, first_frame=t0)
         return chunk
 
     def load(self):
@@ -174,7 +175,8 @@ class MovieData:
         max_px = max(1, self.chunk_bytes // max(1, 4 * self.T))
         for key, p0, p1 in pixel_blocks(self.dims, max_px):
             blk = _as_array(self.movie[(slice(None),) + key]).reshape(self.T, -1).astype(np.float32, copy=False)
-            check_finite(blk)
+            if not getattr(self.movie, "finite", False):
+                check_finite(blk)
             sn[p0:p1] = psd_noise(blk.T, noise_range, method, max_num_samples_fft)
             vmin, vmax = min(vmin, float(blk.min())), max(vmax, float(blk.max()))
             del blk
@@ -203,7 +205,10 @@ class MovieData:
         if self.Y is not None:
             Y = self.Y.reshape(self.T, *self.dims)[(slice(None),) + sl]
             return np.ascontiguousarray(Y)
-        out = _as_array(self.movie[(slice(None),) + sl]).astype(np.float32)
+        out = _as_array(self.movie[(slice(None),) + sl])
+        if getattr(self.movie, "finite", False) and out.dtype == np.float32:
+            return out  # a fresh array of a NanFilled view: finite, and nobody else's
+        out = out.astype(np.float32)
         check_finite(out)
         return out
 
