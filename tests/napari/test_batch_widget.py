@@ -13,7 +13,7 @@ import pytest
 import tifffile
 from napari.layers import Labels, Shapes
 
-from napari_caiman.batch import Batch
+from napari_caiman.app.batch import Batch
 from napari_caiman.engine.progress import Progress
 from napari_caiman.engine.synthetic import make_movie_2d
 from napari_caiman.widgets.batch import BatchWidget, format_bytes, format_elapsed, parse_values
@@ -37,8 +37,8 @@ def movie_file(tmp_path_factory):
 def shown(monkeypatch):
     """Notifications of the batch widget (and its runner), captured."""
     out: dict[str, list[str]] = {"error": [], "info": [], "warning": []}
-    for kind in out:
-        monkeypatch.setattr(f"napari_caiman.widgets.batch.show_{kind}", out[kind].append)
+    for module, kind in (("batch", "error"), ("batch_items", "info"), ("batch_queue", "warning")):
+        monkeypatch.setattr(f"napari_caiman.widgets.{module}.show_{kind}", out[kind].append)
     monkeypatch.setattr("napari_caiman.widgets._runner.show_error", out["error"].append)
     return out
 
@@ -150,7 +150,7 @@ def test_add_items_variants_and_rejections(qtbot, viewer, batch_widget, movie_fi
 def slow(monkeypatch):
     """The item named "slow" waits ~12 s (yielding, so it can be cancelled)
     before it runs, while ``slow["on"]``."""
-    import napari_caiman.runs as runs
+    import napari_caiman.app.runs as runs
 
     real = runs.iter_pipeline
     state = {"on": True}
@@ -206,7 +206,9 @@ def test_run_cancel_rerun_load_compare_reopen(
     assert _statuses(w) == expected
     assert "components" in w.table.item(1, 3).text()
     assert w.table.item(1, 2).text().endswith(" s")
-    assert w.cache_label.value.startswith("cache: ") and "MB" in w.cache_label.value
+    # the cache's size is measured in a worker (it hashes each item's movie sample)
+    qtbot.waitUntil(lambda: "MB" in w.cache_label.value, timeout=TIMEOUT_MS)
+    assert w.cache_label.value.startswith("cache: ")
     assert batch.output_path("v gSig=4x4").is_file()
     assert not list(batch.results_dir.glob(".*tmp*"))  # no half-written file of the cancelled item
 
@@ -287,7 +289,7 @@ def test_closing_the_dock_mid_run_requeues_the_item(
 
 def test_the_table_follows_another_writer(qtbot, batch_widget, movie_file, tmp_path):
     """The CLI running the same batch file in a terminal: the open widget shows its items and statuses."""
-    from napari_caiman.batch import Batch
+    from napari_caiman.app.batch import Batch
 
     path = tmp_path / "shared.json"
     other = Batch(path)
