@@ -132,3 +132,34 @@ def test_a_running_queue_is_busy_and_an_unknown_name_fails_first(movie, tmp_path
     with pytest.raises(ValueError, match="no item"):
         runner.run(["nope"])
     assert not runner.on_dask and QueueRunner(b, scheduler="local").on_dask
+
+
+def test_isolated_items_run_in_child_processes_cancel_and_a_dead_child(movie, tmp_path):
+    """isolate=True (the Batch dock's default): each item in a child process; a cancel
+    reaches it through the pipe, a child that dies fails only its item."""
+    import os
+    import signal
+
+    path = tmp_path / "b.json"
+    b = _batch(tmp_path, movie, ["doomed", "stopped", "fine"])
+    runner = QueueRunner(b, isolate=True)
+    seen: list[str] = []
+    t, out = _in_thread(runner, progress=lambda p: seen.append(p.stage))
+
+    def running_in_child(name):
+        item = Batch(path).item(name)
+        return item.status == "running" and item.runner.get("pid") not in (None, os.getpid())
+
+    _wait(lambda: running_in_child("doomed"))
+    os.kill(Batch(path).item("doomed").runner["pid"], signal.SIGKILL)
+    _wait(lambda: running_in_child("stopped"))
+    assert runner.cancel_item("stopped")
+    t.join(120)
+    assert "error" not in out, out.get("error")
+    assert out["counts"] == {"failed": 1, "cancelled": 1, "done": 1}
+    items = {i.name: i for i in Batch(path)}
+    assert items["doomed"].status == "failed" and "died (exit code -9)" in items["doomed"].error
+    assert items["stopped"].status == "cancelled" and items["fine"].status == "done"
+    assert b.output_path("fine").is_file() and not b.output_path("stopped").exists()
+    assert any(s.startswith("fine (3/3): ") and "starting" not in s for s in seen)  # the child's own stages
+    assert b.item("fine").status == "done"  # the parent's Batch took over what the children wrote

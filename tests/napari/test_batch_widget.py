@@ -5,6 +5,7 @@ and compare results, reopen the batch file."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import tifffile
 from napari.layers import Labels, Shapes
+from qtpy.QtCore import QTimer
 
 from napari_caiman.app.batch import Batch
 from napari_caiman.engine.progress import Progress
@@ -167,7 +169,10 @@ def slow(monkeypatch):
 
 
 def _start(viewer, w, movie_file, tmp_path):
-    """A new batch with the item "slow" (parameters from a preset)."""
+    """A new batch with the item "slow" (parameters from a preset), run in napari's
+    process (the ``slow`` patch lives here; the default, a process per item, is
+    tested in test_the_queue_runs_each_item_in_its_own_process)."""
+    w.isolate.value = False
     preset = tmp_path / "preset.json"
     preset.write_text(json.dumps(PARAMS))
     (layer,) = viewer.open(movie_file, plugin="napari-caiman")
@@ -305,3 +310,38 @@ def test_the_table_follows_another_writer(qtbot, batch_widget, movie_file, tmp_p
     w.batch.cancel("second")
     other.refresh()
     assert other.item("second").status == "cancelled"
+
+
+def test_the_queue_runs_each_item_in_its_own_process(qtbot, viewer, batch_widget, tmp_path, shown):
+    """The default: each item in a child process; its progress shows in the dock, Cancel
+    selected stops it (the queue goes on), and the window keeps answering meanwhile."""
+    movie = make_movie_2d((900, 64, 64), n_neurons=6, rigid_motion=1.5, seed=4, return_flow=False).movie
+    path = tmp_path / "long.tif"
+    tifffile.imwrite(path, movie)
+    w = batch_widget
+    assert w.isolate.value
+    w.path.value = tmp_path / "runs.json"
+    w.new_button.native.click()
+    motion = {"max_shifts": (3, 3), "pw_rigid": True, "strides": (24, 24), "overlaps": (12, 12)}
+    for name in ("first", "second"):
+        w.batch.add(name, path, motion, steps=("motion",))
+    w.refresh()
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(10)
+    w.run_button.native.click()
+    # the child's progress, stage by stage (motion correction estimates its template first)
+    qtbot.waitUntil(lambda: w.runner.status.value.startswith("first (1/2): template"), timeout=TIMEOUT_MS)
+    assert w.queue.running == ["first"] and w.batch.item("first").runner["pid"] != os.getpid()
+    w.select(["first"])
+    w.cancel_button.native.click()
+    assert "cancelling first" in w.message.value
+    qtbot.waitUntil(lambda: not w.is_running, timeout=TIMEOUT_MS)
+    timer.stop()
+    assert shown["error"] == [] and shown["warning"] == []
+    assert _statuses(w) == {"first": "cancelled", "second": "done"}
+    assert w.batch.output_path("second").is_file() and not w.batch.output_path("first").exists()
+    assert "queue over" in w.runner.status.value
+    gaps = np.diff(ticks)
+    assert len(gaps) > 50 and gaps.max() < 2.0  # the event loop ran all along (a loaded CI machine: loose)

@@ -52,17 +52,22 @@ class QueueRunner:
     follow : bool
         Also run items queued while the queue runs (a front end's queue; the
         command line and :meth:`Batch.run` run the items queued at the start).
+    isolate : bool
+        Run each item (here, not on Dask) in a child process of its own
+        (:mod:`.item_process`): a front end's window then shares neither the
+        interpreter lock nor its process with the engine.
     """
 
     def __init__(self, batch: Any, *, scheduler: str | None = None, client: Any = None,
                  n_parallel: int | None = None, patches_on_cluster: bool | None = None,
-                 follow: bool = False, poll: float = 0.5) -> None:
+                 follow: bool = False, isolate: bool = False, poll: float = 0.5) -> None:
         self.batch = batch
         self.scheduler = scheduler
         self.client = client
         self.n_parallel = n_parallel
         self.patches_on_cluster = patches_on_cluster
         self.follow = follow
+        self.isolate = isolate
         self.poll = poll
         self._lock = threading.Lock()
         self._cancel: set[str] = set()
@@ -165,7 +170,10 @@ class QueueRunner:
             ):
                 continue  # removed or cancelled (Batch.cancel, e.g. from another thread) meanwhile
             prefix = f"{name} ({len(ran)}/{len(ran) + left})"
-            yield from self._run_one(name, prefix)
+            if self.isolate:
+                yield from self._run_one_isolated(name, prefix)
+            else:
+                yield from self._run_one(name, prefix)
             if name in batch.names:
                 st = batch.item(name).status
                 counts[st] = counts.get(st, 0) + 1
@@ -187,6 +195,18 @@ class QueueRunner:
             raise
         finally:
             gen.close()  # a cancel (or an early stop) marks the item cancelled
+            with self._lock:
+                self._cancel.discard(name)
+            self._set_running(())
+
+    def _run_one_isolated(self, name: str, prefix: str) -> Generator[Progress, None, None]:
+        from .item_process import iter_item_in_process
+
+        self._set_running([name])
+        try:
+            yield from iter_item_in_process(self.batch, name, prefix,
+                                            lambda: name in self._cancel or self._stop.is_set())
+        finally:
             with self._lock:
                 self._cancel.discard(name)
             self._set_running(())

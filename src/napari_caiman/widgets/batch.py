@@ -14,9 +14,10 @@ run by the one queue runner :class:`napari_caiman.app.queue.QueueRunner`:
   when added (duplicate names, parameters that do not fit the movie ...).
 * **Queue** (:mod:`.batch_queue`, :mod:`.batch_table`) — a table of the items
   with their status, time and outcome. *Run queue* runs the queued items one
-  after another in one worker (items queued meanwhile join), and cancelling
-  one lets the queue go on with the next. With a Dask scheduler ("local" or
-  an address) the queue runs on the cluster instead.
+  after another (items queued meanwhile join), each in a process of its own
+  unless *each item in its own process* is off (then in a thread of napari's
+  process); cancelling one lets the queue go on with the next. With a Dask
+  scheduler ("local" or an address) the queue runs on the cluster instead.
 * **Results** (:mod:`.batch_results`) — double-click a finished item to load
   its results as layers (as File > Open does) and read its provenance;
   *Compare* overlays the accepted contours of two items and lists their

@@ -23,11 +23,28 @@ from ..engine.progress import Progress
 SHUTDOWN_WAIT_S = 10.0
 
 
+#: Least time between two progress reports shown while the queue runs, s (a new stage
+#: shows at once): each report costs the window a redraw of the dock's progress bar and status.
+REPORT_S = 0.5
+
+
 def queue_job(queue: Any, over: threading.Event) -> Generator[Progress, None, Any]:
-    """The worker's generator: the whole queue; ``over`` is set when it is over, whichever way."""
+    """The worker's generator: the whole queue, its progress thinned to one report per
+    :data:`REPORT_S` within a stage; ``over`` is set when it is over, whichever way."""
+    gen = queue.iter_run()
+    shown, stage = 0.0, None
     try:
-        return (yield from queue.iter_run())
+        while True:
+            try:
+                p = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            now = time.monotonic()
+            if p.stage != stage or now - shown >= REPORT_S:
+                shown, stage = now, p.stage
+                yield p
     finally:
+        gen.close()  # a close here (cancel, the dock closing) cancels the running item
         over.set()
 
 
@@ -46,13 +63,14 @@ class QueueControls:
     """The Run / Cancel / Re-run part of :class:`~.batch.BatchWidget` (a mixin).
 
     Uses the widget's ``batch``, ``runner`` (a StepRunner: progress and
-    status), ``scheduler`` field, ``refresh()``, ``_say()`` and
-    ``selected_names()``.
+    status), ``scheduler`` and ``isolate`` fields, ``refresh()``, ``_say()``
+    and ``selected_names()``.
     """
 
     batch: Any
     runner: Any
     scheduler: Any
+    isolate: Any
     _closed: bool
 
     def _init_queue(self) -> None:
@@ -87,7 +105,8 @@ class QueueControls:
             raise StateError("queue", "nothing is queued (select items and Re-run them)")
         scheduler = self.scheduler.value.strip() or None
         self._dock_closed()  # notes whether the widget is docked (a later "x" stops the queue)
-        self.queue = QueueRunner(batch, scheduler=scheduler, follow=scheduler is None)
+        here = scheduler is None
+        self.queue = QueueRunner(batch, scheduler=scheduler, follow=here, isolate=here and self.isolate.value)
         self._stop = False
         self._queue_active = True
         self._run_started = time.time()
