@@ -163,3 +163,16 @@ def test_isolated_items_run_in_child_processes_cancel_and_a_dead_child(movie, tm
     assert b.output_path("fine").is_file() and not b.output_path("stopped").exists()
     assert any(s.startswith("fine (3/3): ") and "starting" not in s for s in seen)  # the child's own stages
     assert b.item("fine").status == "done"  # the parent's Batch took over what the children wrote
+
+
+def test_follow_takes_up_an_item_queued_again_while_the_queue_runs(movie, tmp_path, slow):
+    b = _batch(tmp_path, movie, ["a", "slow"])
+    runner = QueueRunner(b, follow=True)
+    t, out = _in_thread(runner)
+    _wait(lambda: runner.running == ["slow"])
+    Batch(tmp_path / "b.json").requeue("a")  # "Re-run" of a finished item while the queue runs
+    runner.cancel_item("slow")
+    t.join(60)
+    a = Batch(tmp_path / "b.json").item("a")
+    assert a.status == "done" and a.attempts == 2
+    assert out["counts"] == {"done": 2, "cancelled": 1}

@@ -155,10 +155,10 @@ class QueueRunner:
         ran: list[str] = []
         while not self._stop.is_set():
             if self.follow:
-                batch.refresh()  # items queued meanwhile, by this process or another
-                queued = [n for n in batch.queued() if n not in ran]
-                if not queued:
-                    break
+                batch.refresh()  # items queued meanwhile (or again), by this process or another
+                queued = batch.queued()
+                if not queued or (ran and queued[0] == ran[-1]):
+                    break  # (an item still queued after its run would come back for ever)
                 name, left = queued[0], len(queued) - 1
             else:
                 if len(ran) == len(todo):
