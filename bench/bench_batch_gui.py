@@ -54,6 +54,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--external", action="store_true",
                     help="run the queue with the CLI in another process; the dock follows the file")
+    ap.add_argument("--thread", action="store_true",
+                    help="untick 'each item in its own process': the items run in a thread of this process")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
@@ -94,6 +96,8 @@ def main() -> None:
         app.processEvents()
     w.path.value = folder / "runs.json"
     w.open_button.native.click()
+    if args.thread:
+        w.isolate.value = False
     with GapMonitor() as gaps:
         t0 = time.perf_counter()
         if args.external:
@@ -118,7 +122,8 @@ def main() -> None:
         by.setdefault(name, []).append(dt)
     rows = [
         f"| {napari_caiman.__file__.split('/src/')[0]} | {args.items} x {args.frames}x128x128"
-        f"{' (CLI in another process)' if args.external else ''} | "
+        f"{' (CLI in another process)' if args.external else ''}"
+        f"{' (thread)' if args.thread and not args.external else ''} | "
         f"{wall:.1f} | {gaps.worst * 1000:.0f} | {gaps.over()} | "
         + ", ".join(f"{k} {1000 * max(v):.0f} (n={len(v)}, median {1000 * float(np.median(v)):.0f})"
                     for k, v in sorted(by.items()))
