@@ -1,8 +1,8 @@
 """One batch item in a child process of its own (:class:`~.queue.QueueRunner` with ``isolate=True``).
 
 A front end (the Batch dock) runs its queue this way so that the engine never
-shares the window's process: no contention for the interpreter lock or the
-CPU with the event loop. The child opens the batch file, runs
+shares the window's process: it does not hold the window's interpreter lock,
+and an item that crashes or is killed (out of memory) fails alone. The child opens the batch file, runs
 :meth:`Batch.iter_run_item <napari_caiman.app.batch.Batch.iter_run_item>` and
 sends its progress back over a pipe (at most every :data:`REPORT_S`); the
 parent asks it to cancel over the same pipe, and the child closes the item's

@@ -31,8 +31,9 @@ TIPS = {
     "values": "Python list of values, e.g. [(3, 3), (4, 4)] or [10, 20, 30]",
     "scheduler": "Empty = run here, one item at a time; 'local' = a Dask cluster on this "
     "machine; or a scheduler address such as tcp://host:8786",
-    "isolate": "Run each item in a process of its own, so that the engine never slows the "
-    "window (about a second more per item to start). Off: in a thread of napari's process",
+    "isolate": "Run each item in a process of its own: the engine does not share napari's "
+    "interpreter, and an item that crashes fails alone (a second or more per item to start). "
+    "Off: in a thread of napari's process",
 }
 
 
