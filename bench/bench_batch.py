@@ -44,7 +44,7 @@ def main() -> None:
     import distributed
     import tifffile
 
-    from napari_caiman.batch import Batch
+    from napari_caiman.app.batch import Batch
     from napari_caiman.engine.synthetic import make_movie_2d
 
     shape = (300, 96, 96) if args.quick else (1000, 128, 128)

@@ -94,7 +94,7 @@ def score_set(images: np.ndarray, A, dims, gSig, truth_masks: np.ndarray | None)
 
 
 def run_movie(path: Path, params_dict: dict, save: Path | None = None):
-    from napari_caiman.cli import run_pipeline
+    from napari_caiman.app.api import run_pipeline
     from napari_caiman.engine.params import CaimanParams
 
     params = CaimanParams.from_dict(params_dict)
@@ -128,7 +128,7 @@ def main() -> None:
     ap.add_argument("--crop-only", action="store_true", help="skip the thunder movies")
     args = ap.parse_args()
     data = Path(args.data)
-    from napari_caiman.engine.results import load_results
+    from napari_caiman.io.results_file import load_results
 
     extra = parse_sets(args.set)
     truth = regions_to_masks(data / "neurofinder_crop" / "regions.json", (256, 256))

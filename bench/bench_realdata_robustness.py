@@ -45,7 +45,7 @@ def _inside(c: np.ndarray, sy: slice, sx: slice) -> np.ndarray:
 
 
 def _caiman(data: Path):
-    from napari_caiman.engine.results import load_results
+    from napari_caiman.io.results_file import load_results
 
     cm = load_results(data / "caiman_results" / "neurofinder_crop_caiman.hdf5").estimates
     acc = np.asarray(cm.idx_components, int)

@@ -128,14 +128,14 @@ def make_tiff(path: Path, T: int, shape: tuple[int, ...], n_neurons: int, seed: 
 
 def run_case(T: int, shape, n_neurons: int, memory_limit: str, guard: int, tmp: Path, extra: list[str]) -> dict:
     from napari_caiman.engine.cnmf import match_components
-    from napari_caiman.engine.results import load_results
+    from napari_caiman.io.results_file import load_results
 
     movie = tmp / f"movie_{T}.tif"
     truth, t_gen = make_tiff(movie, T, shape, n_neurons)
     fp, tr = truth.footprints, truth.traces
     del truth
     out = tmp / f"res_{T}.hdf5"
-    cmd = [sys.executable, "-m", "napari_caiman.cli", "run", str(movie), "--steps", "motion,cnmf,evaluate",
+    cmd = [sys.executable, "-m", "napari_caiman.app.cli", "run", str(movie), "--steps", "motion,cnmf,evaluate",
            "-o", str(out), "--memory-limit", memory_limit, "-q", *extra]
     for k, v in params_for(shape).items():
         cmd += ["--set", f"{k}={v!r}".replace(" ", "")]

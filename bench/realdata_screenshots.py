@@ -34,8 +34,8 @@ def shot(results_path: str, out: Path, title: str, movie: str | None = None, gSi
     import tifffile
     from bench_realdata import regions_to_masks
 
-    from napari_caiman.engine.results import load_results
     from napari_caiman.engine.shapes import junk_mask, shape_metrics
+    from napari_caiman.io.results_file import load_results
 
     data = ROOT.parent / "shared" / "data" / "neurofinder_crop"
     mean = tifffile.imread(movie or data / "movie.tif").astype(np.float32).mean(0)

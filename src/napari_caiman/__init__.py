@@ -15,10 +15,10 @@ except ImportError:  # pragma: no cover - not installed
 __all__ = ["__version__", "Batch", "run_pipeline", "load_results", "save_results", "CaimanParams"]
 
 _LAZY = {
-    "Batch": ("napari_caiman.batch", "Batch"),
-    "run_pipeline": ("napari_caiman.cli", "run_pipeline"),
-    "load_results": ("napari_caiman.engine.results", "load_results"),
-    "save_results": ("napari_caiman.engine.results", "save_results"),
+    "Batch": ("napari_caiman.app.batch", "Batch"),
+    "run_pipeline": ("napari_caiman.app.api", "run_pipeline"),
+    "load_results": ("napari_caiman.io.results_file", "load_results"),
+    "save_results": ("napari_caiman.io.results_file", "save_results"),
     "CaimanParams": ("napari_caiman.engine.params", "CaimanParams"),
 }
 

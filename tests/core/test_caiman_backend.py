@@ -532,8 +532,8 @@ def test_caiman_3d_cnmf():
 @needs_caiman
 def test_caiman_written_results_open_with_load_results(tmp_path):
     """CaImAn's own CNMF.save() file (kept from the worker) read by load_results."""
-    from napari_caiman.engine.results import load_results
     from napari_caiman.engine.synthetic import make_movie_2d
+    from napari_caiman.io.results_file import load_results
 
     m = make_movie_2d((200, 48, 48), n_neurons=8, seed=3)
     np.save(tmp_path / "movie.npy", m.movie)
@@ -595,8 +595,9 @@ def test_our_results_file_loads_in_caiman(tmp_path):
     import subprocess
 
     from napari_caiman.engine.pipeline import iter_cnmf_step, iter_evaluate_step
-    from napari_caiman.engine.results import Results, save_results, summary_to_dict
+    from napari_caiman.engine.results import Results, summary_to_dict
     from napari_caiman.engine.synthetic import make_movie_2d
+    from napari_caiman.io.results_file import save_results
 
     m = make_movie_2d((150, 40, 48), n_neurons=6, seed=6)
     p = CaimanParams.from_dict({"K": 8, "gSig": (4, 4), "use_cnn": False})

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_caiman.cli import main
+from napari_caiman.app.cli import main
 from napari_caiman.engine.synthetic import make_movie_2d
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -90,7 +90,7 @@ def test_readme_python_blocks_run_as_written(folder, monkeypatch):
 def _curate_by_hand(path: Path) -> None:
     """Accept the 3 highest-SNR and reject the 2 lowest-SNR components, saved as manual decisions."""
     from napari_caiman.engine.curation import Curation
-    from napari_caiman.engine.results import load_results, save_results
+    from napari_caiman.io.results_file import load_results, save_results
 
     r = load_results(path)
     order = np.argsort(r.metrics.SNR_comp)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from napari_caiman.cli import run_pipeline
+from napari_caiman.app.api import run_pipeline
 from napari_caiman.engine.params import CaimanParams
 
 pytestmark = pytest.mark.realdata
@@ -41,7 +41,7 @@ def test_neurofinder_crop_beats_caiman_on_human_rois_with_cell_shaped_footprints
     assert m["f1"] >= 1.3 * 0.197, (m["f1"], m["matched"], acc.size)
     assert junk.mean() <= 0.10, (int(junk.sum()), acc.size)
     # the shape metrics are saved with the results and reloaded
-    from napari_caiman.engine.results import load_results
+    from napari_caiman.io.results_file import load_results
 
     back = load_results(tmp_path / "r.hdf5")
     np.testing.assert_allclose(back.metrics.solidity, r.metrics.solidity)

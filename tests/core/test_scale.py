@@ -43,7 +43,7 @@ def small_tif(tmp_path_factory):
 
 
 def _pipeline(movie, out, **kw):
-    from napari_caiman.runs import iter_pipeline
+    from napari_caiman.app.runs import iter_pipeline
 
     params = CaimanParams.from_dict({**PARAMS, **kw.pop("params", {})})
     return iter_pipeline([str(movie)], steps=("motion", "cnmf", "evaluate"), output=out, params=params, **kw)
@@ -156,7 +156,7 @@ def test_preflight_refuses_what_cannot_fit(small_tif, tmp_path, monkeypatch):
 def test_cli_memory_limit_and_full_disk(small_tif, tmp_path, monkeypatch, capsys):
     """A disk that fills up while the corrected movie is written: one clear
     error, exit code 2, nothing left behind."""
-    from napari_caiman import cli
+    from napari_caiman.app import cli
     from napari_caiman.engine import _output
 
     movie = small_tif
@@ -264,7 +264,7 @@ def test_one_movie_on_a_local_cluster_matches_the_local_run(small_tif, tmp_path)
 
 
 def test_reader_contrast_limits_from_a_sample_of_frames(tmp_path):
-    from napari_caiman.io.reader import read_movie, sample_contrast_limits
+    from napari_caiman.plugin.readers import read_movie, sample_contrast_limits
 
     movie = np.lib.format.open_memmap(tmp_path / "m.npy", mode="w+", dtype=np.uint16, shape=(1000, 32, 32))
     movie[:] = 100
@@ -280,7 +280,7 @@ def test_reader_contrast_limits_from_a_sample_of_frames(tmp_path):
 
 def test_volume_under_a_tiny_budget_matches_the_unbudgeted_run(tmp_path):
     """3D (T, Z, Y, X): the same bound and the same result."""
-    from napari_caiman.cli import run_pipeline
+    from napari_caiman.app.api import run_pipeline
     from napari_caiman.engine.cnmf import match_components
     from napari_caiman.engine.synthetic import make_movie
 

@@ -5,6 +5,7 @@ and compare results, reopen the batch file."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -12,8 +13,9 @@ import numpy as np
 import pytest
 import tifffile
 from napari.layers import Labels, Shapes
+from qtpy.QtCore import QTimer
 
-from napari_caiman.batch import Batch
+from napari_caiman.app.batch import Batch
 from napari_caiman.engine.progress import Progress
 from napari_caiman.engine.synthetic import make_movie_2d
 from napari_caiman.widgets.batch import BatchWidget, format_bytes, format_elapsed, parse_values
@@ -37,8 +39,8 @@ def movie_file(tmp_path_factory):
 def shown(monkeypatch):
     """Notifications of the batch widget (and its runner), captured."""
     out: dict[str, list[str]] = {"error": [], "info": [], "warning": []}
-    for kind in out:
-        monkeypatch.setattr(f"napari_caiman.widgets.batch.show_{kind}", out[kind].append)
+    for module, kind in (("batch", "error"), ("batch_items", "info"), ("batch_queue", "warning")):
+        monkeypatch.setattr(f"napari_caiman.widgets.{module}.show_{kind}", out[kind].append)
     monkeypatch.setattr("napari_caiman.widgets._runner.show_error", out["error"].append)
     return out
 
@@ -150,7 +152,7 @@ def test_add_items_variants_and_rejections(qtbot, viewer, batch_widget, movie_fi
 def slow(monkeypatch):
     """The item named "slow" waits ~12 s (yielding, so it can be cancelled)
     before it runs, while ``slow["on"]``."""
-    import napari_caiman.runs as runs
+    import napari_caiman.app.runs as runs
 
     real = runs.iter_pipeline
     state = {"on": True}
@@ -167,7 +169,10 @@ def slow(monkeypatch):
 
 
 def _start(viewer, w, movie_file, tmp_path):
-    """A new batch with the item "slow" (parameters from a preset)."""
+    """A new batch with the item "slow" (parameters from a preset), run in napari's
+    process (the ``slow`` patch lives here; the default, a process per item, is
+    tested in test_the_queue_runs_each_item_in_its_own_process)."""
+    w.isolate.value = False
     preset = tmp_path / "preset.json"
     preset.write_text(json.dumps(PARAMS))
     (layer,) = viewer.open(movie_file, plugin="napari-caiman")
@@ -206,7 +211,9 @@ def test_run_cancel_rerun_load_compare_reopen(
     assert _statuses(w) == expected
     assert "components" in w.table.item(1, 3).text()
     assert w.table.item(1, 2).text().endswith(" s")
-    assert w.cache_label.value.startswith("cache: ") and "MB" in w.cache_label.value
+    # the cache's size is measured in a worker (it hashes each item's movie sample)
+    qtbot.waitUntil(lambda: "MB" in w.cache_label.value, timeout=TIMEOUT_MS)
+    assert w.cache_label.value.startswith("cache: ")
     assert batch.output_path("v gSig=4x4").is_file()
     assert not list(batch.results_dir.glob(".*tmp*"))  # no half-written file of the cancelled item
 
@@ -287,7 +294,7 @@ def test_closing_the_dock_mid_run_requeues_the_item(
 
 def test_the_table_follows_another_writer(qtbot, batch_widget, movie_file, tmp_path):
     """The CLI running the same batch file in a terminal: the open widget shows its items and statuses."""
-    from napari_caiman.batch import Batch
+    from napari_caiman.app.batch import Batch
 
     path = tmp_path / "shared.json"
     other = Batch(path)
@@ -303,3 +310,38 @@ def test_the_table_follows_another_writer(qtbot, batch_widget, movie_file, tmp_p
     w.batch.cancel("second")
     other.refresh()
     assert other.item("second").status == "cancelled"
+
+
+def test_the_queue_runs_each_item_in_its_own_process(qtbot, viewer, batch_widget, tmp_path, shown):
+    """The default: each item in a child process; its progress shows in the dock, Cancel
+    selected stops it (the queue goes on), and the window keeps answering meanwhile."""
+    movie = make_movie_2d((900, 64, 64), n_neurons=6, rigid_motion=1.5, seed=4, return_flow=False).movie
+    path = tmp_path / "long.tif"
+    tifffile.imwrite(path, movie)
+    w = batch_widget
+    assert w.isolate.value
+    w.path.value = tmp_path / "runs.json"
+    w.new_button.native.click()
+    motion = {"max_shifts": (3, 3), "pw_rigid": True, "strides": (24, 24), "overlaps": (12, 12)}
+    for name in ("first", "second"):
+        w.batch.add(name, path, motion, steps=("motion",))
+    w.refresh()
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(10)
+    w.run_button.native.click()
+    # the child's progress, stage by stage (motion correction estimates its template first)
+    qtbot.waitUntil(lambda: w.runner.status.value.startswith("first (1/2): template"), timeout=TIMEOUT_MS)
+    assert w.queue.running == ["first"] and w.batch.item("first").runner["pid"] != os.getpid()
+    w.select(["first"])
+    w.cancel_button.native.click()
+    assert "cancelling first" in w.message.value
+    qtbot.waitUntil(lambda: not w.is_running, timeout=TIMEOUT_MS)
+    timer.stop()
+    assert shown["error"] == [] and shown["warning"] == []
+    assert _statuses(w) == {"first": "cancelled", "second": "done"}
+    assert w.batch.output_path("second").is_file() and not w.batch.output_path("first").exists()
+    assert "queue over" in w.runner.status.value
+    gaps = np.diff(ticks)
+    assert len(gaps) > 50 and gaps.max() < 2.0  # the event loop ran all along (a loaded CI machine: loose)

@@ -4,7 +4,7 @@ pytestmark = pytest.mark.gui
 
 
 def test_demo_viewer_docks_every_step(qtbot):
-    from napari_caiman.demo import DEMO_WIDGETS, open_demo_viewer
+    from napari_caiman.app.demo import DEMO_WIDGETS, open_demo_viewer
 
     viewer = open_demo_viewer((30, 64, 64), run=False)
     try:

@@ -13,9 +13,9 @@ from napari_caiman.engine.cnmf import cnmf
 from napari_caiman.engine.curation import load_curation_sidecar, sidecar_path
 from napari_caiman.engine.evaluation import apply_thresholds
 from napari_caiman.engine.params import CaimanParams
-from napari_caiman.engine.results import load_results
 from napari_caiman.engine.summary import summary_images
 from napari_caiman.engine.synthetic import make_movie_2d, make_movie_3d
+from napari_caiman.io.results_file import load_results
 from napari_caiman.layers.evaluation import ACCEPTED_COLOR, REJECTED_COLOR
 from napari_caiman.widgets.evaluation import EvaluationWidget
 from napari_caiman.widgets.traces import TracesPlot

@@ -11,9 +11,10 @@ import pytest
 from napari_caiman.engine.cnmf import cnmf
 from napari_caiman.engine.curation import Curation, save_curation_sidecar
 from napari_caiman.engine.params import CaimanParams
-from napari_caiman.engine.results import Results, load_results, save_results
+from napari_caiman.engine.results import Results
 from napari_caiman.engine.summary import summary_images
 from napari_caiman.engine.synthetic import make_movie_2d
+from napari_caiman.io.results_file import load_results, save_results
 
 pytestmark = pytest.mark.gui
 

@@ -846,7 +846,7 @@ def iter_evaluate_components(movie: Any, estimates: Any, params: Any = None, **k
                              ) -> Generator[Progress, None, Metrics]:
     """Compute the metrics, threshold them with ``params`` and set
     ``estimates.idx_components`` / ``idx_components_bad``. Returns the metrics."""
-    from .pipeline import movie_for_cnmf
+    from .border import movie_for_cnmf
 
     # the movie as CNMF read it: motion-correction borders zeroed (one rule for every path)
     metrics = yield from iter_compute_metrics(movie_for_cnmf(movie), estimates, params, **kw)

@@ -43,7 +43,7 @@ class ParamSpec:
 
     @property
     def groups(self) -> tuple[str, ...]:
-        from .params import GROUPS_OF
+        from .caiman_defaults import GROUPS_OF
 
         return GROUPS_OF[self.name]
 
@@ -53,7 +53,7 @@ class ParamSpec:
 
     @property
     def default(self) -> Any:
-        from .params import ALL_GROUPS
+        from .caiman_defaults import ALL_GROUPS
 
         return ALL_GROUPS[self.group][self.name]
 
@@ -91,7 +91,7 @@ class ParamSpec:
 
     def validator(self) -> Callable[[str, Any], None] | None:
         """The check :class:`~.params.CaimanParams` runs on a new value (None: unchecked)."""
-        from . import params as P
+        from . import param_checks as P
 
         if not self.checked:
             return None

@@ -1,4 +1,8 @@
-"""Movie input/output: lazy opening (TIFF memmap, HDF5, multi-file) and saving."""
+"""File formats: movies (lazy TIFF memmap, HDF5, CaImAn mmap, multi-file; saving), the results
+HDF5 (:mod:`.results_file`), provenance (:mod:`.provenance`), NWB/CSV/TIFF export (:mod:`.export`).
+
+Uses the engine's data types; never the app or the napari side.
+"""
 
 from .movie import SUPPORTED_SUFFIXES, movie_files, open_movie, save_movie
 

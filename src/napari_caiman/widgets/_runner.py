@@ -35,7 +35,7 @@ from napari.utils.notifications import show_error
 from psygnal import Signal
 from qtpy.QtCore import QTimer
 
-from ..engine.errors import InputError
+from ..engine.errors import InputError, StateError
 from ._dock import StatusLabel
 from ._progress import StepProgress
 
@@ -51,11 +51,11 @@ TICK_MS = 500
 def error_message(exc: BaseException, step: str = "") -> str:
     """The text shown to the user for an error raised by a step.
 
-    ``InputError`` is the user's to fix: its own ``"argument: message"``.
+    ``InputError`` / ``StateError`` are the user's to fix: their own ``"argument: message"``.
     Anything else is a bug or an environment problem: a short message with the
     exception type; the full traceback goes to the log.
     """
-    if isinstance(exc, InputError):
+    if isinstance(exc, (InputError, StateError)):
         return str(exc)
     prefix = f"{step} failed" if step else "Failed"
     text = str(exc) or "(no message)"
@@ -213,7 +213,7 @@ class StepRunner(Container):
         The started worker.
         """
         if self.is_running:
-            raise RuntimeError(f"{self.step} is already running")
+            raise StateError(self.step, "is already running")
         job = _Job(factory)
         self._job = job
         self._on_result = on_result
@@ -277,7 +277,7 @@ class StepRunner(Container):
 
     def report_error(self, exc: BaseException) -> None:
         """Show ``exc`` as a napari error notification (traceback to the log)."""
-        if not isinstance(exc, InputError):
+        if not isinstance(exc, (InputError, StateError)):
             logger.error(
                 "%s failed:\n%s",
                 self.step,

@@ -677,7 +677,7 @@ class EvaluationWidget(Container):
         InputError
             The file cannot be read, or holds no CNMF components.
         """
-        from ..engine.results import load_results
+        from ..io.results_file import load_results
 
         path = Path(path)
         self.use_results(load_results(path), path, build_layers=True)
@@ -1447,7 +1447,8 @@ class EvaluationWidget(Container):
     # -- save / export ------------------------------------------------------------------------------------
     def results(self) -> Any:
         """The session as an engine ``Results`` (what Save writes)."""
-        from ..engine.results import Results, make_provenance, summary_to_dict
+        from ..engine.results import Results, summary_to_dict
+        from ..io.provenance import make_provenance
 
         s = self.session
         if s is None:
@@ -1519,7 +1520,7 @@ class EvaluationWidget(Container):
     def save(self, path: str | Path) -> Path:
         """Write results + curation atomically (and the sidecar); later
         decisions autosave next to this file."""
-        from ..engine.results import save_results
+        from ..io.results_file import save_results
 
         out = save_results(path, self.results())
         assert self.session is not None
@@ -1531,7 +1532,7 @@ class EvaluationWidget(Container):
 
     def export(self, kind: str, path: str | Path) -> Path:
         """Export the accepted components: ``kind`` is 'nwb', 'csv' or 'tiff'."""
-        from ..engine import export
+        from ..io import export
 
         s = self.session
         if s is None:

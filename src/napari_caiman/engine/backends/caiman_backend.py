@@ -444,7 +444,7 @@ def iter_motion_step(movie: Any, params: CaimanParams, *, out: str | Path | None
     from .._output import _load, check_out
     from ..atomic import atomic_path
     from ..motion import MotionResult
-    from ..pipeline import MotionStepResult
+    from ..step_results import MotionStepResult
     from ..summary import iter_summary_images
 
     T, frame = check_movie(movie, min_frames=2)
@@ -560,8 +560,8 @@ def iter_cnmf_step(movie: Any, params: CaimanParams, *, Ain: Any = None, summary
     """
     import h5py
 
-    from ..pipeline import CnmfStepResult
     from ..results import estimates_from_group
+    from ..step_results import CnmfStepResult
     from ..summary import iter_summary_images
 
     T, frame = check_movie(movie, min_frames=2)
@@ -616,8 +616,8 @@ def iter_evaluate_step(movie: Any, estimates: Any, params: CaimanParams, *, fill
     from scipy import sparse
 
     from ..evaluation import Metrics
-    from ..pipeline import EvaluateStepResult
     from ..results import estimates_to_dict, write_value
+    from ..step_results import EvaluateStepResult
     from ..validate import caiman_dims
 
     T, frame = check_movie(movie, min_frames=2)

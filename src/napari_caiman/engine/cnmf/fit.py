@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from ..errors import Cancelled, InputError
+from ..errors import InputError
 from ..params import CaimanParams
 from ..progress import Progress, run
 from ..validate import check_movie, per_axis, to_array_order
@@ -233,7 +233,7 @@ def iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any = None, executor: An
     if not isinstance(params, CaimanParams):
         params = CaimanParams.from_dict(params or {})
     T, dims = check_movie(movie, min_frames=MIN_FRAMES)
-    from ..pipeline import movie_for_cnmf
+    from ..border import movie_for_cnmf
 
     movie = movie_for_cnmf(movie)  # motion-correction borders (NaN strips) zeroed, as on every path
     nd = len(dims)
@@ -502,7 +502,7 @@ def _run_patches(data: MovieData, params: CaimanParams, st: Settings, geometry, 
                 i = pending.pop(fu)
                 results[i] = fu.result()
             yield Progress("cnmf: patches", len(results), len(slices))
-    except (GeneratorExit, Cancelled, KeyboardInterrupt, Exception):
+    except (GeneratorExit, KeyboardInterrupt, Exception):
         for fu in pending:
             try:
                 fu.cancel()

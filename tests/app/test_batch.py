@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_caiman.batch import Batch
-from napari_caiman.cli import main, run_pipeline
+from napari_caiman.app.api import run_pipeline
+from napari_caiman.app.batch import Batch
+from napari_caiman.app.cli import main
 from napari_caiman.engine.errors import InputError
 from napari_caiman.engine.params import CaimanParams
 from napari_caiman.engine.synthetic import make_movie_2d
@@ -185,7 +186,7 @@ def test_resume_after_a_crash_runs_only_unfinished_items(movie, tmp_path):
     tifffile.imwrite(tmp_path / "big.tif", big)
     b.add("slow", tmp_path / "big.tif", {**BASE, "pw_rigid": True, "strides": (24, 24), "overlaps": (12, 12)})
     b.add("last", movie, {**BASE, "K": 4}, steps=("motion",))
-    proc = subprocess.Popen([sys.executable, "-m", "napari_caiman.cli", "batch", str(path), "-q"],
+    proc = subprocess.Popen([sys.executable, "-m", "napari_caiman.app.cli", "batch", str(path), "-q"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
@@ -269,7 +270,7 @@ def test_a_dask_worker_dying_fails_only_its_item(movie, tmp_path):
     b = Batch(tmp_path / "b.json")
     b.add("doomed", tmp_path / "big.tif", {**BASE, "pw_rigid": True, "strides": (24, 24), "overlaps": (12, 12)})
     b.add("fine", movie, BASE, steps=("motion", "cnmf"))
-    from napari_caiman.dask_batch import iter_run_on_dask
+    from napari_caiman.app.dask_batch import iter_run_on_dask
 
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
             distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
@@ -316,3 +317,27 @@ def test_two_writers_of_one_batch_file_lose_nothing(movie, tmp_path):
     a.requeue("three")
     assert Batch(path).names == ["one", "three"] and Batch(path).item("three").status == "queued"
     assert a.names == ["one", "three"]  # a's save merged b's removal
+
+
+def test_stopping_a_queue_on_dask_cancels_its_items_and_leaves_the_rest_queued(movie, tmp_path, cluster_client):
+    """The Dask runner behind the one queue interface (QueueRunner.stop from another thread)."""
+    import threading
+
+    from napari_caiman.app.queue import QueueRunner
+
+    b = Batch(tmp_path / "b.json")
+    b.add_variants("v", movie, BASE, {"K": [4, 5, 6]})
+    runner = QueueRunner(b, client=cluster_client, n_parallel=1, poll=0.05)
+    assert runner.on_dask and not runner.cancel_item("v K=4")  # one task cannot be stopped alone
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("counts", runner.run()))
+    t.start()
+    deadline = time.time() + 60
+    while runner.running != ["v K=4"]:
+        assert time.time() < deadline
+        time.sleep(0.02)
+    runner.stop()
+    t.join(60)
+    assert out["counts"] == {}
+    assert [i.status for i in Batch(tmp_path / "b.json")] == ["cancelled", "queued", "queued"]
+    assert cluster_client.status == "running"  # a client given by the caller stays open

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from .engine.errors import InputError
-from .engine.progress import Progress
+from ..engine.errors import InputError
+from ..engine.progress import Progress
 
 
 def _iso(t: float) -> str:
@@ -76,9 +76,9 @@ class MotionCache:
     @staticmethod
     def key_for(source: Any, params: Any) -> str:
         """Cache key of ``source`` (movie file(s)) corrected with ``params``."""
-        from . import __version__
-        from .engine.pipeline import motion_kwargs
-        from .engine.results import file_fingerprint, input_files
+        from .. import __version__
+        from ..engine.pipeline import motion_kwargs
+        from ..io.provenance import file_fingerprint, input_files
 
         prints = [file_fingerprint(f)["content_sha256"] for f in input_files(source)]
         record = {
@@ -106,7 +106,7 @@ class MotionCache:
         Returns ``(MotionStepResult, CacheInfo)``; the result's corrected movie
         is a read-only memmap of the cached file.
         """
-        from .engine.pipeline import iter_motion_step
+        from ..engine.pipeline import iter_motion_step
 
         key = self.key_for(source, params)
         final = self.entry(key)
@@ -137,7 +137,7 @@ class MotionCache:
     def _write_meta(path: Path, step: Any) -> None:
         import h5py
 
-        from .engine.results import motion_to_dict, summary_to_dict, write_value
+        from ..engine.results import motion_to_dict, summary_to_dict, write_value
 
         m = step.motion
         with h5py.File(path, "w") as f:
@@ -150,10 +150,10 @@ class MotionCache:
         """The cached ``MotionStepResult`` for ``key``."""
         import h5py
 
-        from .engine.motion import MotionResult
-        from .engine.pipeline import MotionStepResult
-        from .engine.results import read_value
-        from .engine.summary import SummaryImages
+        from ..engine.motion import MotionResult
+        from ..engine.pipeline import MotionStepResult
+        from ..engine.results import read_value
+        from ..engine.summary import SummaryImages
 
         e = self.entry(key)
         with h5py.File(e / self.META, "r") as f:
@@ -259,9 +259,9 @@ def iter_pipeline(
     -------
     Results
     """
-    from .engine.memory import budget
-    from .engine.params import CaimanParams
-    from .io.movie import open_movie
+    from ..engine.memory import budget
+    from ..engine.params import CaimanParams
+    from ..io.movie import open_movie
 
     if params is None:
         params = CaimanParams.defaults()
@@ -280,7 +280,7 @@ def iter_pipeline(
     input_shape, input_dtype = list(movie.shape), str(movie.dtype)
     extra: dict[str, Any] = {"fr_source": "given"}
     if not params.is_set("fr"):
-        from .io.movie import frame_rate
+        from ..io.movie import frame_rate
 
         found = frame_rate(source)
         if found is not None:
@@ -290,7 +290,7 @@ def iter_pipeline(
             extra["fr_source"] = (f"default: the movie's metadata holds no frame rate; "
                                   f"give the real one with --set fr=... if it is not {params['fr']:g} Hz")
     # the memory budget is fixed once, at the start, for every step
-    from .engine.preflight import check_run, corrected_on_disk
+    from ..engine.preflight import check_run, corrected_on_disk
 
     bud = budget(params)
     params = params.copy().update({"memory_limit": bud.limit})
@@ -301,7 +301,7 @@ def iter_pipeline(
         # a temporary file next to the results
         temp_movie = output.with_name(f".{output.stem}.corrected.{uuid.uuid4().hex[:8]}.tmp.npy")
     if cluster:
-        from .io.shared import MovieFile
+        from ..io.shared import MovieFile
 
         movie = MovieFile(source, params["var_name_hdf5"], movie=movie)
     check_run(movie.shape, steps, params, bud,
@@ -313,7 +313,7 @@ def iter_pipeline(
     finally:
         if temp_movie is not None:
             if cluster:  # workers keep the file open (memmap) otherwise
-                from .io.shared import forget
+                from ..io.shared import forget
 
                 with contextlib.suppress(Exception):
                     executor.run(forget, str(temp_movie.resolve()))
@@ -323,19 +323,15 @@ def iter_pipeline(
 
 def _iter_run(source, movie, input_shape, input_dtype, started, *, steps, output, params, save_movie, keep_movie,
               cache, executor, extra):
-    from .engine.pipeline import (
+    from ..engine.pipeline import (
         iter_cnmf_step,
         iter_evaluate_step,
         iter_motion_step,
         movie_for_cnmf,
     )
-    from .engine.results import (
-        Results,
-        make_provenance,
-        motion_to_dict,
-        save_results,
-        summary_to_dict,
-    )
+    from ..engine.results import Results, motion_to_dict, summary_to_dict
+    from ..io.provenance import make_provenance
+    from ..io.results_file import save_results
 
     results = Results(params=params, dims=tuple(movie.shape[1:]))
     cluster = executor if hasattr(executor, "scatter") else None
@@ -352,7 +348,7 @@ def _iter_run(source, movie, input_shape, input_dtype, started, *, steps, output
             corrected_path = str(Path(save_movie).resolve()) if save_movie and keep_movie else None
             corrected_file = str(Path(save_movie).resolve()) if save_movie else None
         if corrected_path is not None:  # what `napari-caiman evaluate --movie` checks a movie against
-            from .engine.results import file_fingerprint
+            from ..io.provenance import file_fingerprint
 
             extra["corrected_files"] = [file_fingerprint(corrected_path)]
         results.motion = motion_to_dict(step.motion, corrected_path)
@@ -360,7 +356,7 @@ def _iter_run(source, movie, input_shape, input_dtype, started, *, steps, output
         timings.update(step.timings)
         movie, summary, motion = step.motion.corrected, step.summary, step.motion
         if cluster and corrected_file is not None:
-            from .io.shared import MovieFile
+            from ..io.shared import MovieFile
 
             movie = MovieFile(corrected_file, movie=movie)  # workers open it by its path
     ran_on: dict[str, list] = {}

@@ -18,7 +18,7 @@ DEMO_PARAMS = {"fr": 30, "decay_time": 0.4, "max_shifts": (8, 8), "pw_rigid": Tr
 
 def make_demo_movie(shape: tuple[int, int, int] | None = None, seed: int = 0) -> Any:
     """The synthetic demo movie (uint16, :data:`DEMO_SHAPE` by default) with its ground truth."""
-    from .engine.synthetic import make_movie_2d
+    from ..engine.synthetic import make_movie_2d
 
     return make_movie_2d(shape or DEMO_SHAPE, n_neurons=60, dtype=np.uint16, seed=seed, **DEMO_MOTION)
 
@@ -48,9 +48,10 @@ def run_headless_demo(output_dir: str | Path, *, quiet: bool = False) -> str:
     Writes ``demo_movie.tif``, ``corrected.tif`` and ``results.hdf5`` in
     ``output_dir`` (created if needed).
     """
-    from .cli import ProgressPrinter, run_pipeline, summarize
-    from .engine.params import CaimanParams
-    from .io.movie import save_movie
+    from ..engine.params import CaimanParams
+    from ..io.movie import save_movie
+    from .api import run_pipeline
+    from .report import ProgressPrinter, summarize
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -60,13 +61,13 @@ def run_headless_demo(output_dir: str | Path, *, quiet: bool = False) -> str:
     t_gen = time.perf_counter() - t0
     params = CaimanParams.from_dict(DEMO_PARAMS)
     t1 = time.perf_counter()
-    from .engine.pipeline import STEPS
+    from ..engine.pipeline import STEPS
 
     results = run_pipeline([str(movie_path)], steps=list(STEPS), output=out / "results.hdf5", params=params,
                            save_movie=out / "corrected.tif", progress=ProgressPrinter(quiet=quiet))
     elapsed = time.perf_counter() - t1
 
-    from .io.movie import open_movie
+    from ..io.movie import open_movie
 
     corrected = open_movie(out / "corrected.tif")
     true_shift = -syn.shifts  # correction = minus the displacement
@@ -87,7 +88,7 @@ def run_headless_demo(output_dir: str | Path, *, quiet: bool = False) -> str:
         f"outputs: {out / 'results.hdf5'}, {out / 'corrected.tif'}",
     ]
     if results.estimates is not None:
-        from .engine.cnmf import match_components
+        from ..engine.cnmf import match_components
 
         est = results.estimates
         m = match_components(est, syn.footprints, true_traces=syn.traces)

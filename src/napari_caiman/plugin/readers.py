@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .movie import HDF5_SUFFIXES, TIFF_SUFFIXES, open_movie
+from ..io.movie import HDF5_SUFFIXES, TIFF_SUFFIXES, open_movie
 
 __all__ = ["get_reader", "read_movie"]
 
@@ -24,7 +24,7 @@ def _has_movie_dataset(path: Path) -> bool:
     try:
         import h5py
 
-        from .movie import _h5_movie_datasets
+        from ..io.movie import _h5_movie_datasets
 
         with h5py.File(path, "r") as f:
             return bool(_h5_movie_datasets(f))

@@ -11,13 +11,15 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_caiman.batch import Batch
-from napari_caiman.cli import ProgressBar, ProgressPrinter, main, make_progress, run_pipeline
+from napari_caiman.app.api import run_pipeline
+from napari_caiman.app.batch import Batch
+from napari_caiman.app.cli import main
+from napari_caiman.app.report import ProgressBar, ProgressPrinter, make_progress
 from napari_caiman.engine.errors import InputError
 from napari_caiman.engine.pipeline import NanFilled, motion_border, movie_for_cnmf, nan_border
 from napari_caiman.engine.progress import Progress
-from napari_caiman.engine.results import load_results
 from napari_caiman.engine.synthetic import make_movie_2d
+from napari_caiman.io.results_file import load_results
 
 SET = ["--set", "K=6", "--set", "gSig=(4, 4)", "--set", "max_shifts=(5, 5)"]
 DICT = {"K": 6, "gSig": (4, 4), "max_shifts": (5, 5)}

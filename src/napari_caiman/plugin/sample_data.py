@@ -37,7 +37,7 @@ def sample_movie_2d() -> list[tuple[Any, dict, str]]:
     list of layer data tuples
         One Image layer named ``"synthetic 2D"``.
     """
-    from .engine.synthetic import make_movie_2d
+    from ..engine.synthetic import make_movie_2d
 
     synth = make_movie_2d(
         SHAPE_2D,
@@ -62,7 +62,7 @@ def sample_movie_3d() -> list[tuple[Any, dict, str]]:
     list of layer data tuples
         One Image layer named ``"synthetic 3D"``.
     """
-    from .engine.synthetic import make_movie_3d
+    from ..engine.synthetic import make_movie_3d
 
     synth = make_movie_3d(
         SHAPE_3D,

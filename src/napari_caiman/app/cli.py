@@ -25,73 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from .engine.errors import InputError, NapariCaimanError
-from .engine.progress import Progress
+from ..engine.errors import InputError, NapariCaimanError, StateError
+from .api import evaluate_results, load_results_file, run_pipeline
+from .report import make_progress, summarize
+
+__all__ = ["main", "build_parser"]
 
 PROG = "napari-caiman"
-
-
-class ProgressPrinter:
-    """Prints a line per stage and about every 10 % within a stage (stderr)."""
-
-    def __init__(self, stream: Any = None, quiet: bool = False) -> None:
-        self.stream = stream or sys.stderr
-        self.quiet = quiet
-        self._stage: str | None = None
-        self._last_decile = -1
-        self._t0 = time.perf_counter()
-
-    def __call__(self, p: Progress) -> None:
-        if self.quiet:
-            return
-        decile = int(p.fraction * 10)
-        if p.stage != self._stage or decile > self._last_decile:
-            self._stage, self._last_decile = p.stage, decile
-            elapsed = time.perf_counter() - self._t0
-            print(f"[{elapsed:7.1f} s] {p}", file=self.stream, flush=True)
-
-
-    def close(self) -> None:
-        pass
-
-
-class ProgressBar:
-    """A tqdm progress bar with ETA per stage (stderr is a terminal): one bar
-    per step, named by its stage; a new stage closes the previous bar."""
-
-    def __init__(self, stream: Any = None) -> None:
-        self.stream = stream or sys.stderr
-        self._bar: Any = None
-        self._stage: str | None = None
-
-    def __call__(self, p: Progress) -> None:
-        from tqdm import tqdm
-
-        if p.stage != self._stage or self._bar is None:
-            self.close()
-            self._stage = p.stage
-            self._bar = tqdm(total=max(p.total, 1), desc=p.stage, file=self.stream, leave=True,
-                             dynamic_ncols=True, mininterval=0.2)
-        bar = self._bar
-        if max(p.total, 1) != bar.total:
-            bar.total = max(p.total, 1)
-        bar.update(min(p.done, bar.total) - bar.n)
-        if p.message:
-            bar.set_postfix_str(p.message, refresh=False)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-
-
-def make_progress(quiet: bool = False, stream: Any = None) -> Any:
-    """The CLI's progress reporter: a tqdm bar per stage when ``stream``
-    (stderr) is a terminal, else plain lines (logs, pipes); nothing if quiet."""
-    stream = stream or sys.stderr
-    if not quiet and getattr(stream, "isatty", lambda: False)():
-        return ProgressBar(stream)
-    return ProgressPrinter(stream, quiet=quiet)
 
 
 def _parse_set(items: Sequence[str] | None) -> dict[str, Any]:
@@ -109,14 +49,14 @@ def _parse_set(items: Sequence[str] | None) -> dict[str, Any]:
 
 
 def _load_params(params_file: str | None, overrides: dict[str, Any]):
-    from .engine.params import CaimanParams
+    from ..engine.params import CaimanParams
 
     params = CaimanParams.from_json(params_file) if params_file else CaimanParams.defaults()
     return params.update(overrides)
 
 
 def _parse_steps(text: str) -> list[str]:
-    from .engine.pipeline import STEPS
+    from ..engine.pipeline import STEPS
 
     steps = [s.strip() for s in text.split(",") if s.strip()]
     planned: set[str] = set()
@@ -130,72 +70,11 @@ def _parse_steps(text: str) -> list[str]:
     return steps
 
 
-def run_pipeline(
-    movie_paths: Sequence[str],
-    *,
-    steps: Sequence[str] = ("motion",),
-    output: str | Path,
-    params: Any = None,
-    save_movie: str | Path | None = None,
-    progress: Any = None,
-    scheduler: str | None = None,
-    memory_limit: Any = None,
-) -> Any:
-    """Run the pipeline headless: open the movie, run ``steps``, save results.
-
-    Parameters
-    ----------
-    movie_paths : list of str
-        One movie file, several files forming one movie, or a folder of TIFFs.
-    steps : sequence of str
-        Pipeline steps (see :data:`napari_caiman.engine.pipeline.STEPS`).
-    output : path
-        Results HDF5 file (written atomically).
-    params : CaimanParams, optional
-    save_movie : path, optional
-        Where to write the motion-corrected movie (.tif or .npy).
-    progress : callable, optional
-        Called with each :class:`Progress`.
-    scheduler : str, optional
-        Run the motion-correction chunks, CNMF patches and evaluation chunks of
-        the movie on Dask: a scheduler address, or ``"local"`` for a
-        ``LocalCluster`` of worker processes (closed at the end).
-    memory_limit : int or str, optional
-        Memory budget (``"4GB"``); overrides ``params["memory_limit"]``
-        (default: half the RAM available at start).
-
-    Returns
-    -------
-    Results
-    """
-    from .engine.progress import run
-    from .runs import iter_pipeline
-
-    if memory_limit is not None:
-        from .engine.params import CaimanParams
-
-        params = (params.copy() if params is not None else CaimanParams.defaults()).update(
-            {"memory_limit": memory_limit})
-    if scheduler is None:
-        return run(iter_pipeline(movie_paths, steps=steps, output=output, params=params, save_movie=save_movie),
-                   progress)
-    from .dask_batch import connect
-
-    client, cluster = connect(scheduler)
-    try:
-        return run(iter_pipeline(movie_paths, steps=steps, output=output, params=params, save_movie=save_movie,
-                                 executor=client), progress)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
-
 def _with_backend(overrides: dict[str, Any], backend: str | None, memory_limit: str | None = None) -> dict[str, Any]:
     if backend is not None:
         overrides = {**overrides, "backend": backend}
     if memory_limit is not None:
-        from .engine.memory import parse_bytes
+        from ..engine.memory import parse_bytes
 
         parse_bytes(memory_limit, "--memory-limit")
         overrides = {**overrides, "memory_limit": memory_limit}
@@ -240,143 +119,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def summarize(results: Any, elapsed: float | None = None, *, timings: bool | dict[str, float] = True) -> str:
-    """A few lines describing a run, for the terminal.
-
-    ``timings``: True to show the recorded step times (a run that just
-    happened), False for none (a file re-read, e.g. by ``evaluate``), or a
-    dict of the steps that ran now.
-    """
-    from .engine.validate import caiman_dims
-
-    dims = tuple(results.dims)
-    axes = "Y, X" if len(dims) == 2 else "Z, Y, X"
-    lines = [f"frame shape: {dims} (array order {axes}; CaImAn's dims (rows, cols"
-             f"{'' if len(dims) == 2 else ', planes'}) = {caiman_dims(dims)})"]
-    times = results.provenance.get("timings", {}) if timings is True else (timings or {})
-    fr_note = results.provenance.get("fr_source")
-    if fr_note:
-        lines.append(f"fr: {results.params['fr']:g} Hz ({fr_note})")
-    m = results.motion
-    if m is not None:
-        s = np.asarray(m["shifts_rig"])
-        lines.append(
-            f"motion: {len(s)} frames, rigid shifts max |{np.abs(s).max():.2f}| px, "
-            f"crispness {m['crispness_raw']:.1f} -> {m['crispness_corrected']:.1f} "
-            f"(sharpness of the mean image: higher is sharper), "
-            f"mean corr with template {np.nanmean(m['corr_raw']):.3f} -> {np.nanmean(m['corr_corrected']):.3f}"
-        )
-        timing = times.get("motion")
-        if timing:
-            lines.append(f"motion correction: {timing:.1f} s ({len(s) / timing:.0f} frames/s)")
-    e = results.estimates
-    if e is not None:
-        timing = times.get("cnmf")
-        lines.append(f"cnmf: {e.A.shape[1]} components" + (f" in {timing:.1f} s" if timing else ""))
-        accepted = results.accepted()
-        if accepted is not None:
-            n_manual = 0 if results.curation is None else results.curation.n_decisions
-            timing = times.get("evaluate")
-            lines.append(f"evaluation: {len(accepted)} accepted, {e.A.shape[1] - len(accepted)} rejected"
-                         + (f" ({n_manual} manual decisions)" if n_manual else "")
-                         + (f" in {timing:.1f} s" if timing else ""))
-    if elapsed is not None:
-        lines.append(f"total: {elapsed:.1f} s")
-    return "\n".join(lines)
-
-
-def _load_results_file(path: str) -> Any:
-    from .engine.results import load_results
-
-    if not str(path).lower().endswith((".hdf5", ".h5")):
-        raise InputError("results", f"expected a results file (.hdf5), got {path!r}")
-    return load_results(path)
-
-
-def check_movie_matches(results: Any, movie_path: Sequence[str]) -> str | None:
-    """Check that ``movie_path`` is the movie the results were computed on,
-    by the content hashes the results' provenance records: the saved
-    motion-corrected movie when the run corrected motion, else its input.
-
-    Returns a note when the results record nothing to check against, else None.
-
-    Raises
-    ------
-    InputError
-        (``--movie``) The movie's content differs from the recorded one.
-    """
-    from .engine.results import file_fingerprint, input_files
-
-    prov = results.provenance or {}
-    corrected = "motion" in (prov.get("steps") or [])
-    recorded = prov.get("corrected_files") if corrected else prov.get("input_files")
-    if not recorded:
-        what = "motion-corrected movie (it was not saved with --save-movie)" if corrected else "input movie"
-        return f"the results record no content hash of the {what}; the movie was not checked"
-    files = input_files(movie_path[0] if len(movie_path) == 1 else list(movie_path))
-    given = [file_fingerprint(f)["content_sha256"] for f in files if f.is_file()]
-    want = [r.get("content_sha256") for r in recorded]
-    if given != want:
-        which = "motion-corrected movie" if corrected else "input movie"
-        names = ", ".join(Path(r.get("path", "?")).name for r in recorded)
-        raise InputError("--movie", f"this is not the movie these results were computed on: its content differs "
-                                    f"from the recorded {which} ({names}); give that movie, or --force to "
-                                    "evaluate on this one anyway")
-    return None
-
-
-def evaluate_results(results: Any, *, movie_path: Sequence[str] | None = None, overrides: dict[str, Any] | None = None,
-                     progress: Any = None, force: bool = False) -> Any:
-    """Re-evaluate a loaded results file: new thresholds (``overrides``, CaImAn
-    names) re-applied to stored metrics, or metrics recomputed from the movie.
-    Manual decisions (curation) are kept. The movie must be the one the
-    results were computed on (content hash in the provenance; see
-    :func:`check_movie_matches`) unless ``force``. Sets
-    ``results.last_timings`` to the time the recomputation took.
-    """
-    from .engine.evaluation import Metrics
-    from .engine.pipeline import iter_evaluate_step, movie_for_cnmf
-    from .engine.progress import run
-    from .io.movie import open_movie
-
-    if results.estimates is None:
-        raise InputError("results", "the file holds no CNMF components to evaluate")
-    if overrides:
-        results.params = results.params.copy().update(overrides)
-    if movie_path:
-        source = movie_path[0] if len(movie_path) == 1 else list(movie_path)
-        movie = open_movie(source, var_name_hdf5=results.params["var_name_hdf5"])
-        if tuple(movie.shape[1:]) != tuple(results.dims):
-            raise InputError("--movie", f"frame shape {tuple(movie.shape[1:])} does not match the results' "
-                                        f"{tuple(results.dims)} (array order)")
-        note = None if force else check_movie_matches(results, movie_path)
-        if note:
-            print(f"{PROG}: note: {note}", file=sys.stderr)
-        movie = movie_for_cnmf(movie, motion=results.motion, border_nan=results.params["border_nan"])
-        t0 = time.perf_counter()
-        step = run(iter_evaluate_step(movie, results.estimates, results.params), progress)
-        results.metrics, results.F_dff = step.metrics, step.F_dff
-        results.last_timings = {"evaluate": time.perf_counter() - t0}
-    elif results.metrics is None:
-        raise InputError("--movie", "the results file stores no quality metrics; give the movie to compute them")
-    assert isinstance(results.metrics, Metrics)
-    if overrides and "classifier" in overrides:  # a classifier learnt from curation, on the stored metrics
-        from .engine.evaluation import apply_classifier
-
-        if overrides["classifier"] in (None, "", False):
-            results.metrics.classifier_prob = None
-        else:
-            apply_classifier(results.metrics, results.estimates, results.params)
-    results.estimates.idx_components = results.threshold_accepted()
-    return results
-
-
 def _cmd_train_classifier(args: argparse.Namespace) -> int:
-    from .engine.classifier import train_classifier
+    from ..engine.classifier import train_classifier
 
     sessions = []
     for path in args.results:
-        r = _load_results_file(path)
+        r = load_results_file(path)
         if r.metrics is None or r.estimates is None:
             raise InputError("results", f"{path} holds no evaluation metrics: run the evaluate step first")
         if r.curation is None or not np.any(r.curation.manual):
@@ -391,10 +139,10 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .engine.params import CaimanParams
-    from .engine.results import save_results
+    from ..engine.params import CaimanParams
+    from ..io.results_file import save_results
 
-    results = _load_results_file(args.results)
+    results = load_results_file(args.results)
     overrides = CaimanParams.from_json(args.params).changed() if args.params else {}
     overrides.update(_parse_set(args.set))
     progress = make_progress(quiet=args.quiet)
@@ -408,11 +156,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .engine import export
+    from ..io import export
 
     if not (args.nwb or args.csv or args.masks):
         raise InputError("export", "nothing to export: give --nwb, --csv and/or --masks")
-    results = _load_results_file(args.results)
+    results = load_results_file(args.results)
     est = results.estimates
     if est is None:
         raise InputError("results", "the file holds no CNMF components to export")
@@ -519,8 +267,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 
 def _cmd_params(args: argparse.Namespace) -> int:
-    from .engine.param_specs import SPEC_BY_NAME, SPECS, describe, markdown
-    from .engine.params import GROUPS_OF, close_matches
+    from ..engine.param_specs import SPEC_BY_NAME, SPECS, describe, markdown
+    from ..engine.params import GROUPS_OF, close_matches
 
     if args.markdown:
         print(markdown(), end="")
@@ -529,7 +277,7 @@ def _cmd_params(args: argparse.Namespace) -> int:
         spec = SPEC_BY_NAME.get(args.name)
         if spec is None:
             if args.name in GROUPS_OF:
-                from .engine.params import ALL_GROUPS
+                from ..engine.params import ALL_GROUPS
 
                 group = GROUPS_OF[args.name][0]
                 print(f"{args.name}  [{', '.join(GROUPS_OF[args.name])}]\n  default: "
@@ -660,7 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except InputError as exc:
+    except (InputError, StateError) as exc:  # the user's to fix: exit code 2
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     except NapariCaimanError as exc:

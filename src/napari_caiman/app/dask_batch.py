@@ -1,4 +1,4 @@
-"""Run a :class:`~napari_caiman.batch.Batch` on a ``dask.distributed`` cluster.
+"""Run a :class:`~napari_caiman.app.batch.Batch` on a ``dask.distributed`` cluster.
 
 Each item is one task. When there are fewer items than workers, CNMF patches
 go to the same cluster too (the item's task secedes from its worker thread
@@ -12,23 +12,22 @@ down, and a worker that dies mid-item shows up as that item's error.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 import uuid
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
-from .engine.errors import InputError
-from .engine.progress import Progress
+from ..engine.errors import InputError
+from ..engine.progress import Progress
 
 
 def run_item_task(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one batch item (on a Dask worker). Returns ``summary``/``started``/
     ``finished``, or ``error`` with a one-line message."""
-    from .batch import item_error
-    from .engine.params import CaimanParams
-    from .engine.progress import run
+    from ..engine.errors import error_line
+    from ..engine.params import CaimanParams
+    from ..engine.progress import run
     from .runs import MotionCache, iter_pipeline, result_summary
 
     started = time.time()
@@ -44,7 +43,7 @@ def run_item_task(spec: dict[str, Any]) -> dict[str, Any]:
         else:
             results = run(iter_pipeline(movie, **kwargs))
     except Exception as exc:  # noqa: BLE001 - reported as the item's error
-        return {"error": item_error(exc), "started": started, "finished": time.time()}
+        return {"error": error_line(exc), "started": started, "finished": time.time()}
     return {"summary": result_summary(results), "started": started, "finished": time.time(),
             "worker": os.getpid()}
 
@@ -70,16 +69,19 @@ def connect(scheduler: str | None) -> tuple[Any, Any]:
 
 def iter_run_on_dask(batch: Any, names: Sequence[str] | None = None, *, client: Any,
                      n_parallel: int | None = None, patches_on_cluster: bool | None = None,
-                     poll: float = 0.5) -> Generator[Progress, None, dict]:
+                     poll: float = 0.5, stopped: Callable[[], bool] | None = None,
+                     on_running: Callable[[list[str]], Any] | None = None) -> Generator[Progress, None, dict]:
     """Run items on ``client``'s cluster (generator; yields about every ``poll``
-    seconds). Closing it cancels the running items (marked cancelled) and
-    leaves the rest queued. Returns ``{status: count}``.
+    seconds). Closing it, or ``stopped()`` turning true, cancels the running
+    items (marked cancelled) and leaves the rest queued. Returns ``{status: count}``.
+    ``on_running`` is told the names running after each change.
 
     ``patches_on_cluster``: None (default) sends CNMF patches to the cluster
-    only when there are fewer items than workers."""
+    only when there are fewer items than workers.  Normally reached through
+    :class:`~napari_caiman.app.queue.QueueRunner`; uses only the batch's
+    public item lifecycle (:meth:`~napari_caiman.app.batch.Batch.start`,
+    :meth:`~napari_caiman.app.batch.Batch.mark`)."""
     from distributed import wait
-
-    from .batch import _ItemFailed
 
     todo = list(names) if names is not None else batch.queued()
     for n in todo:
@@ -104,9 +106,7 @@ def iter_run_on_dask(batch: Any, names: Sequence[str] | None = None, *, client: 
                 total -= 1  # removed, or cancelled (Batch.cancel), while the run was under way
                 continue
             item = batch.item(name)
-            try:
-                batch._start(item)
-            except _ItemFailed:
+            if not batch.start(item):
                 counts["failed"] = counts.get("failed", 0) + 1
                 continue
             spec = {"movie": item.movie, "steps": item.steps, "params": item.params,
@@ -114,10 +114,15 @@ def iter_run_on_dask(batch: Any, names: Sequence[str] | None = None, *, client: 
                     "patches_on_cluster": patches_on_cluster}
             fut = client.submit(run_item_task, spec, pure=False, key=f"napari-caiman-item-{uuid.uuid4().hex}")
             running[fut] = item.name
+        if on_running is not None:
+            on_running(list(running.values()))
 
     try:
         submit()
         while running:
+            if stopped is not None and stopped():  # QueueRunner.stop(): as a close, the rest stays queued
+                _cancel_running(batch, running)
+                break
             try:
                 wait(list(running), timeout=poll, return_when="FIRST_COMPLETED")
             except TimeoutError:
@@ -131,12 +136,12 @@ def iter_run_on_dask(batch: Any, names: Sequence[str] | None = None, *, client: 
                 except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker: the worker died mid-item
                     out = {"error": f"the Dask worker running it failed or died ({type(exc).__name__}: {exc})"}
                 if "error" in out:
-                    batch._mark(item, status="failed", error=out["error"], runner={},
-                                finished=out.get("finished", time.time()))
+                    batch.mark(item, status="failed", error=out["error"], runner={},
+                               finished=out.get("finished", time.time()))
                 else:
-                    batch._mark(item, status="done", error="", runner={}, summary=out["summary"],
-                                started=out["started"], finished=out["finished"],
-                                output=str(batch.output_path(name).relative_to(batch.folder)))
+                    batch.mark(item, status="done", error="", runner={}, summary=out["summary"],
+                               started=out["started"], finished=out["finished"],
+                               output=str(batch.output_path(name).relative_to(batch.folder)))
                 counts[item.status] = counts.get(item.status, 0) + 1
                 finished += 1
             submit()
@@ -145,38 +150,17 @@ def iter_run_on_dask(batch: Any, names: Sequence[str] | None = None, *, client: 
     except KeyboardInterrupt:  # Ctrl-C stops the run, not the items: queued again, a re-run resumes them
         for fut, name in list(running.items()):
             fut.cancel()
-            batch._mark(batch.item(name), status="queued", runner={}, finished=None,
-                        error="interrupted (Ctrl-C); queued again: the next run resumes it")
+            batch.mark(batch.item(name), status="queued", runner={}, finished=None,
+                       error="interrupted (Ctrl-C); queued again: the next run resumes it")
         raise
     except BaseException:
-        for fut, name in list(running.items()):
-            fut.cancel()
-            batch._mark(batch.item(name), status="cancelled", error="cancelled", runner={}, finished=time.time())
+        _cancel_running(batch, running)
         raise
     return counts
 
 
-def run_on_dask(batch: Any, names: Sequence[str] | None = None, *, scheduler: str | None = None,
-                client: Any = None, n_parallel: int | None = None, patches_on_cluster: bool | None = None,
-                progress: Callable[[Progress], Any] | None = None) -> dict:
-    """Blocking :func:`iter_run_on_dask`; connects to ``scheduler`` (or a new
-    local cluster) unless ``client`` is given, and closes what it opened."""
-    from .engine.progress import run
-
-    own_client = own_cluster = None
-    if client is None:
-        client, own_cluster = connect(scheduler)
-        own_client = client
-    gen = iter_run_on_dask(batch, names, client=client, n_parallel=n_parallel,
-                           patches_on_cluster=patches_on_cluster)
-    try:
-        return run(gen, progress)
-    except KeyboardInterrupt:  # e.g. in the progress callback: the running items learn it
-        with contextlib.suppress(BaseException):
-            gen.throw(KeyboardInterrupt())
-        raise
-    finally:
-        if own_client is not None:
-            own_client.close()
-        if own_cluster is not None:
-            own_cluster.close()
+def _cancel_running(batch: Any, running: dict[Any, str]) -> None:
+    for fut, name in list(running.items()):
+        fut.cancel()
+        batch.mark(batch.item(name), status="cancelled", error="cancelled", runner={}, finished=time.time())
+    running.clear()

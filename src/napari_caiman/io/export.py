@@ -51,9 +51,9 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from .atomic import atomic_path
-from .cnmf.estimates import pixels_to_images
-from .errors import InputError
+from ..engine.atomic import atomic_path
+from ..engine.cnmf.estimates import pixels_to_images
+from ..engine.errors import InputError
 
 __all__ = ["export_nwb", "export_csv", "export_masks_tiff", "selected_components"]
 

@@ -17,9 +17,10 @@ from scipy import sparse
 
 from napari_caiman.engine.errors import InputError
 from napari_caiman.engine.params import CaimanParams
-from napari_caiman.engine.results import Results, load_results, save_results
-from napari_caiman.io.reader import get_reader
-from napari_caiman.io.results_reader import get_results_reader, read_results
+from napari_caiman.engine.results import Results
+from napari_caiman.io.results_file import load_results, save_results
+from napari_caiman.plugin.readers import get_reader
+from napari_caiman.plugin.results_reader import get_results_reader, read_results
 
 NONE = "NoneType"
 

@@ -11,7 +11,7 @@ from scipy import sparse
 
 from napari_caiman.engine.cnmf import Estimates, images_to_pixels
 from napari_caiman.engine.errors import InputError
-from napari_caiman.engine.export import export_csv, export_masks_tiff, export_nwb
+from napari_caiman.io.export import export_csv, export_masks_tiff, export_nwb
 
 pynwb = pytest.importorskip("pynwb")
 

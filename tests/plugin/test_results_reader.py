@@ -2,9 +2,9 @@ import h5py
 import numpy as np
 import pytest
 
-from napari_caiman.engine.results import load_results, save_results
-from napari_caiman.io.reader import get_reader
-from napari_caiman.io.results_reader import get_results_reader, read_results
+from napari_caiman.io.results_file import load_results, save_results
+from napari_caiman.plugin.readers import get_reader
+from napari_caiman.plugin.results_reader import get_results_reader, read_results
 
 
 @pytest.mark.realdata

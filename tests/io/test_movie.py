@@ -12,7 +12,7 @@ import tifffile
 
 from napari_caiman.engine.errors import InputError
 from napari_caiman.io import movie_files, open_movie, save_movie
-from napari_caiman.io.reader import get_reader
+from napari_caiman.plugin.readers import get_reader
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 

@@ -2,16 +2,12 @@ import h5py
 import numpy as np
 import pytest
 
-from napari_caiman.engine import results as res_mod
 from napari_caiman.engine.errors import InputError
 from napari_caiman.engine.params import CaimanParams
-from napari_caiman.engine.results import (
-    Results,
-    array_dims,
-    caiman_dims,
-    load_results,
-    save_results,
-)
+from napari_caiman.engine.results import Results
+from napari_caiman.engine.validate import array_dims, caiman_dims
+from napari_caiman.io import results_file as res_mod
+from napari_caiman.io.results_file import load_results, save_results
 
 
 def _results(ndim=2):

@@ -116,7 +116,7 @@ def read_results(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[
         napari's own "reader failed" message does not include it.
     """
     from ..engine.errors import InputError
-    from ..engine.results import load_results
+    from ..io.results_file import load_results
 
     if not isinstance(path, (str, os.PathLike)):
         path = list(path)[0]

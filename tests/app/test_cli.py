@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_caiman.cli import main
+from napari_caiman.app.cli import main
 from napari_caiman.engine.synthetic import make_movie_2d
 
 
@@ -114,7 +114,7 @@ def test_unavailable_step_and_bad_output(moving_tif, tmp_path, capsys):
 
 
 def test_headless_demo_small(tmp_path, monkeypatch):
-    from napari_caiman import demo
+    from napari_caiman.app import demo
 
     monkeypatch.setattr(demo, "DEMO_SHAPE", (80, 96, 96))
     text = demo.run_headless_demo(tmp_path / "out", quiet=True)
@@ -128,7 +128,7 @@ def test_headless_demo_small(tmp_path, monkeypatch):
 def test_console_script_is_installed():
     out = subprocess.run(["napari-caiman", "run", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "--steps" in out.stdout
-    out = subprocess.run([sys.executable, "-m", "napari_caiman.cli", "run", "x.tif", "-o", "r.txt"],
+    out = subprocess.run([sys.executable, "-m", "napari_caiman.app.cli", "run", "x.tif", "-o", "r.txt"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and out.stderr.count("\n") == 1
 
@@ -162,7 +162,7 @@ def evaluated(tmp_path_factory):
 
 def test_run_with_evaluation_finds_the_neurons(evaluated):
     from napari_caiman.engine.cnmf import match_components
-    from napari_caiman.engine.results import load_results
+    from napari_caiman.io.results_file import load_results
 
     folder, syn = evaluated
     r = load_results(folder / "r.hdf5")
@@ -178,7 +178,7 @@ def test_run_with_evaluation_finds_the_neurons(evaluated):
 
 def test_reevaluation_keeps_manual_decisions(evaluated, tmp_path, capsys):
     from napari_caiman.engine.curation import Curation
-    from napari_caiman.engine.results import load_results, save_results
+    from napari_caiman.io.results_file import load_results, save_results
 
     folder, _ = evaluated
     r = load_results(folder / "r.hdf5")
@@ -203,7 +203,7 @@ def test_reevaluation_keeps_manual_decisions(evaluated, tmp_path, capsys):
 
 def test_export_nwb_csv_masks(evaluated, tmp_path, capsys):
     pynwb = pytest.importorskip("pynwb")
-    from napari_caiman.engine.results import load_results
+    from napari_caiman.io.results_file import load_results
 
     folder, _ = evaluated
     r = load_results(folder / "r.hdf5")
@@ -248,7 +248,7 @@ def test_backend_flag_without_caiman_is_a_clear_error(moving_tif, tmp_path, caps
 
 def test_train_classifier_from_curated_file_and_apply_with_evaluate(tmp_path, capsys):
     from napari_caiman.engine.curation import Curation
-    from napari_caiman.engine.results import load_results, save_results
+    from napari_caiman.io.results_file import load_results, save_results
 
     syn = make_movie_2d((200, 64, 64), n_neurons=10, gSig=3, seed=5, return_flow=False)
     movie = tmp_path / "m.tif"
