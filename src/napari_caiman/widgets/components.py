@@ -38,6 +38,26 @@ DOCK_NAME = "Components"
 #: Table filter choices.
 FILTERS = ("all", "accepted", "rejected")
 
+#: Column headers short enough for a ~450 px table (the full name and its
+#: meaning are the header's tooltip).
+SHORT_HEADERS = {"r_value": "r", "solidity": "solid", "pieces": "pcs", "area_ratio": "area",
+                 "manual": "hand", "status": "status", "size": "px"}
+
+#: Header tooltips: what each column holds.
+HEADER_TIPS = {
+    "id": "id: component index",
+    "SNR": "SNR: peak signal-to-noise of the trace (min_SNR threshold)",
+    "r_value": "r_value: spatial correlation of the footprint with the movie (rval_thr)",
+    "size": "size: footprint pixels",
+    "solidity": "solidity: footprint area / its convex hull (round cells near 1)",
+    "pieces": "pieces: connected pieces of the footprint",
+    "area_ratio": "area_ratio: footprint area / the area of a gSig disk",
+    "cnn": "cnn: CNN classifier probability",
+    "classifier_prob": "classifier_prob: trained classifier probability",
+    "status": "status: accepted or rejected",
+    "manual": "manual: decided by hand (a/r keys), else by the thresholds",
+}
+
 #: Columns that are not metrics (never plotted).
 _NOT_METRICS = frozenset({"id", "status", "manual"})
 
@@ -173,8 +193,13 @@ class ComponentTableModel(QAbstractTableModel):
     def headerData(
         self, section: int, orientation: Any, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:  # noqa: D102, N802
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return self.names[section] if section < len(self.names) else None
+        if orientation != Qt.Orientation.Horizontal or section >= len(self.names):
+            return None
+        name = self.names[section]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return SHORT_HEADERS.get(name, name)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return HEADER_TIPS.get(name, name)
         return None
 
 

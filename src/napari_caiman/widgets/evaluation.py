@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -65,6 +65,7 @@ from ._keys import KeyBindings, named_key_function
 from ._layers import choose_by_name, movie_layer_choices, same_layer, unwrap, upsert_layer
 from ._memory import memory_limit_edit, with_memory_limit
 from ._presets import PresetBar, set_field
+from ._process import in_process_if_available
 from ._runner import StepRunner
 from ._settings import step_names
 from ._state import CnmfRun, viewer_state
@@ -955,10 +956,19 @@ class EvaluationWidget(Container):
                 "components are judged by SNR and r-value only. Put {'use_cnn': False} in kwargs "
                 "to silence this, or choose the caiman backend."
             )
-        self.runner.start(
-            lambda: iter_evaluate_step(data, est, params, motion=motion),
-            partial(self._on_evaluated, session=s),
-        )
+        def steps() -> Generator[Any, None, Any]:
+            def evaluate() -> Generator[Any, None, Any]:
+                step = yield from iter_evaluate_step(data, est, params, motion=motion)
+                return step, est.idx_components, est.idx_components_bad
+
+            # in a child process where possible: the window keeps the GIL (widgets._process);
+            # the thresholds' split is set on these estimates as the engine sets it there
+            step, est.idx_components, est.idx_components_bad = yield from in_process_if_available(
+                evaluate
+            )
+            return step
+
+        self.runner.start(steps, partial(self._on_evaluated, session=s))
 
     def _motion_of(self, layer: Layer) -> Any:
         """The result's motion correction when ``layer`` is the motion-corrected
@@ -1399,7 +1409,9 @@ class EvaluationWidget(Container):
         if summary is not None and not hasattr(summary, "std"):
             summary = None
         self.refit_runner.start(
-            lambda: iter_cnmf_step(data, params, Ain=Ain, summary=summary, motion=motion),
+            lambda: in_process_if_available(
+                lambda: iter_cnmf_step(data, params, Ain=Ain, summary=summary, motion=motion)
+            ),
             partial(self._on_refit, session=s, n_seeds=Ain.shape[1]),
         )
 
