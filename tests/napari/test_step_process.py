@@ -112,3 +112,33 @@ def test_a_child_that_dies_is_reported():
 
     with pytest.raises(RuntimeError, match="signal 9"):
         _collect(iter_in_process(dies))
+
+
+@pytest.mark.gui
+def test_the_motion_dock_runs_its_step_in_a_child_and_cancel_stops_it(qtbot, viewer, errors):
+    import multiprocessing as mp
+
+    m = make_movie_2d((400, 128, 128), n_neurons=20, rigid_motion=3.0, seed=5, return_flow=False)
+    viewer.add_image(m.movie, name="movie")
+    _, motion = viewer.window.add_plugin_dock_widget("napari-caiman", "Motion correction")
+    motion.set_settings(motion.get_settings().replace(pw_rigid=True))
+    motion.runner.run_button.native.click()
+    qtbot.waitUntil(lambda: len(mp.active_children()) == 1, timeout=20_000)
+    (child,) = mp.active_children()
+    assert child.pid != os.getpid()
+    qtbot.waitUntil(lambda: motion.runner.progress.value > 0, timeout=30_000)
+    pid = child.pid
+    t0 = time.perf_counter()
+    motion.runner.cancel_button.native.click()
+    qtbot.waitUntil(lambda: not motion.runner.is_running, timeout=10_000)
+    assert time.perf_counter() - t0 < 3.0
+    assert motion.runner.status.value == "cancelled" and errors == []
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    # run again to the end: the result comes back from the child as layers
+    motion.runner.run_button.native.click()
+    qtbot.waitUntil(lambda: not motion.runner.is_running, timeout=120_000)
+    assert errors == [] and "movie corrected" in viewer.layers
+    err = motion.last_result.shifts_rig + m.shifts
+    err -= err.mean(axis=0)
+    assert np.sqrt((err**2).mean()) < 0.5

@@ -12,15 +12,17 @@ returns the same result, so the step runner does not change:
   movie is shared, not copied; nothing is imported again; the generator
   factory need not be picklable). The child never touches Qt and leaves with
   ``os._exit``;
-* the result is pickled back; a NumPy memmap travels as its file name (a
-  corrected movie written to disk is not read through the pipe);
+* the result is pickled back, its arrays' memory sent as it is (pickle
+  protocol 5: no copy in the child, one in the parent); a NumPy memmap
+  travels as its file name (a corrected movie written to disk is not read
+  through the pipe);
 * errors come back as the same exception (an ``InputError`` keeps its
   argument and message); one that cannot be pickled comes back as a
   ``RuntimeError`` with its type and text;
-* closing the parent generator (the Cancel button) stops the child with
-  SIGTERM, which raises :class:`~napari_caiman.engine.errors.Cancelled` in the
-  child so the engine's ``finally`` blocks (temporary files) run; a child
-  that does not stop within ``STOP_TIMEOUT_S`` is killed;
+* closing the parent generator (the Cancel button) sends the child SIGTERM;
+  the child closes the engine generator at its next yield, as a cancelled
+  thread worker does, so the engine's ``finally`` blocks (temporary files)
+  run; a child that has not stopped within ``STOP_TIMEOUT_S`` is killed;
 * while the child is quiet the parent yields ``None`` every ``HEARTBEAT_S``
   so a cancel request is seen within that time.
 
@@ -45,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.errors import Cancelled, InputError
+from ..engine.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -95,10 +97,37 @@ class _Pickler(pickle.Pickler):
         return _rebuild_memmap, (filename, obj.dtype, mode, offset, obj.shape, order)
 
 
-def _dumps(obj: Any) -> bytes:
+def _dumps(obj: Any, buffers: list | None = None) -> bytes:
     buf = io.BytesIO()
-    _Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    callback = None if buffers is None else buffers.append
+    _Pickler(buf, protocol=5, buffer_callback=callback).dump(obj)
     return buf.getvalue()
+
+
+def _send(conn: Any, message: tuple) -> None:
+    """One message: the pickle, then its large arrays' memory as they are (pickle
+    protocol 5 out-of-band buffers: no copy of a result's arrays in the child)."""
+    buffers: list[pickle.PickleBuffer] = []
+    head = _dumps(message, buffers)
+    views = [b.raw() for b in buffers]
+    conn.send_bytes(_dumps((head, [v.nbytes for v in views])))
+    for view in views:
+        conn.send_bytes(view)
+
+
+def _receive(conn: Any) -> tuple:
+    """A message from :func:`_send`; the arrays are rebuilt on writable buffers read
+    straight from the pipe (one copy of the data here, none more)."""
+    head, sizes = pickle.loads(conn.recv_bytes())
+    buffers = []
+    for size in sizes:
+        buf = bytearray(size)
+        if size:
+            conn.recv_bytes_into(buf)
+        else:
+            conn.recv_bytes()
+        buffers.append(buf)
+    return pickle.loads(head, buffers=buffers)
 
 
 def _error_message(exc: BaseException) -> tuple:
@@ -114,29 +143,38 @@ def _error_message(exc: BaseException) -> tuple:
     return ("pickled", data, text)
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise Cancelled("cancelled")
-
-
 def _child(factory: Callable[[], Generator[Any, Any, Any]], conn: Any) -> None:
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    stop = []
+
+    def on_sigterm(signum: int, frame: Any) -> None:  # the parent's Cancel
+        stop.append(signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C in the terminal is the parent's
+    code = 0
     try:
         gen = factory()
         try:
             while True:
                 progress = next(gen)
-                conn.send_bytes(_dumps(("progress", progress)))
-        except StopIteration as stop:
-            conn.send_bytes(_dumps(("result", stop.value)))
-    except Cancelled:
-        pass
+                if stop:  # closed at a yield, as a cancelled thread worker closes it
+                    gen.close()
+                    break
+                _send(conn, ("progress", progress))
+        except StopIteration as done:
+            _send(conn, ("result", done.value))
     except BaseException as exc:  # reported in the parent
+        code = 1
         with contextlib.suppress(Exception):
-            conn.send_bytes(_dumps(("error", *_error_message(exc))))
+            _send(conn, ("error", *_error_message(exc)))
     finally:
         with contextlib.suppress(Exception):
             conn.close()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        # at once: not waiting for the engine's idle pool threads (a thread worker does not)
+        os._exit(code)
 
 
 def _raise(kind: str, *payload: Any) -> None:
@@ -172,7 +210,7 @@ def iter_in_process(factory: Callable[[], Generator[Any, Any, Any]]) -> Generato
         while True:
             if receive.poll(HEARTBEAT_S):
                 try:
-                    kind, *payload = pickle.loads(receive.recv_bytes())
+                    kind, *payload = _receive(receive)
                 except EOFError:
                     kind, payload = "died", []
                 if kind == "progress":

@@ -332,9 +332,19 @@ class StepRunner(Container):
         fraction, detail = pending
         self._shown_at = time.perf_counter()
         if fraction is not None:
-            self.progress.value = round(fraction * BAR_STEPS)
+            self._set_bar(round(fraction * BAR_STEPS))
         tracker = self.tracker
         self.status.value = tracker.text(detail) if tracker is not None else detail
+
+    def _set_bar(self, value: int) -> None:
+        """Move the bar without QProgressBar's synchronous repaint: the bar and the status
+        line are then drawn in one pass of the event loop (one window recomposition)."""
+        bar = self.progress.native
+        bar.setUpdatesEnabled(False)
+        try:
+            self.progress.value = value
+        finally:
+            bar.setUpdatesEnabled(True)  # schedules one ordinary (coalesced) update
 
     def _on_tick(self) -> None:
         """Once in a while: elapsed / time left, and a little movement when the engine is quiet."""
@@ -342,7 +352,7 @@ class StepRunner(Container):
         if tracker is None or not self.is_running or self.status.value.startswith("cancel"):
             return
         if tracker.clock() - tracker.last_report > 1.0:
-            self.progress.value = round(tracker.creep() * BAR_STEPS)
+            self._set_bar(round(tracker.creep() * BAR_STEPS))
         self.status.value = tracker.text(self._detail)
 
     def _on_returned(self, result: Any) -> None:
