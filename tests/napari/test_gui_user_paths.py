@@ -309,13 +309,17 @@ def test_components_headers_are_short_enough_to_read(qtbot, viewer, curated):
     qtbot.wait(50)
     header = table.horizontalHeader()
     metrics = header.fontMetrics()
-    assert {"solidity", "area_ratio", "status", "manual"} <= set(model.COLUMNS)
+    assert {"solidity", "n_pieces", "area_ratio", "status", "manual"} <= set(model.COLUMNS)
     for i, name in enumerate(model.COLUMNS):
         text = model.headerData(i, Qt.Orientation.Horizontal, Qt.ItemDataRole.DisplayRole)
         tip = model.headerData(i, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole)
         assert tip.startswith(name), (name, tip)  # the whole name is in the tooltip
         # the shown header is not cut: its text fits its column (a few px of padding)
         assert metrics.horizontalAdvance(text) + 6 <= header.sectionSize(i), (name, text)
+    # and the values too ("accepted" / "rejected")
+    col = model.COLUMNS.index("status")
+    width = max(table.fontMetrics().horizontalAdvance(w) for w in ("accepted", "rejected"))
+    assert width + 6 <= header.sectionSize(col)
 
 
 def test_scatter_shows_thresholds_and_selects_by_click(qtbot, viewer, curated):

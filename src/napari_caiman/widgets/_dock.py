@@ -96,11 +96,13 @@ def join_step_tabs(dock: QDockWidget) -> bool:
     if not isinstance(main, QMainWindow) or dock.isFloating():
         return False
     area = main.dockWidgetArea(dock)
+    if area == Qt.DockWidgetArea.NoDockWidgetArea:
+        return False
     group = [
         other
         for other in main.findChildren(QDockWidget)
         if not other.isFloating()
-        and not other.isHidden()  # not closed by the user (the window may not be shown yet)
+        and (other is dock or not other.isHidden())  # not closed by the user
         and main.dockWidgetArea(other) == area
         and _step_dock(other.widget()) is other
     ]
@@ -116,7 +118,7 @@ def join_step_tabs(dock: QDockWidget) -> bool:
 
 
 class _JoinTabs(QObject):
-    """Joins the step tab group once the form is in a dock of the main window."""
+    """Joins the step tab group when the form is first shown in a dock of the main window."""
 
     def __init__(self, native: QWidget) -> None:
         super().__init__(native)
@@ -124,7 +126,7 @@ class _JoinTabs(QObject):
         self._done = False
 
     def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802
-        if not self._done and event.type() in (QEvent.Type.ParentChange, QEvent.Type.Show):
+        if not self._done and event.type() == QEvent.Type.Show:
             # after napari has finished placing the dock (it resizes the area's docks)
             QTimer.singleShot(0, self._join)
         return False
@@ -136,9 +138,13 @@ class _JoinTabs(QObject):
             dock = _step_dock(self._native)
         except RuntimeError:  # closed before the event loop came round
             return
-        if dock is not None and isinstance(dock.parentWidget(), QMainWindow):
-            self._done = True
-            join_step_tabs(dock)
+        main = None if dock is None else dock.parentWidget()
+        if not isinstance(main, QMainWindow):
+            return
+        if main.dockWidgetArea(dock) == Qt.DockWidgetArea.NoDockWidgetArea:
+            return  # not placed yet: the next Show tries again
+        self._done = True
+        join_step_tabs(dock)
 
 
 class _FitWidth(QObject):

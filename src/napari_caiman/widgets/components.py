@@ -40,8 +40,9 @@ FILTERS = ("all", "accepted", "rejected")
 
 #: Column headers short enough for a ~450 px table (the full name and its
 #: meaning are the header's tooltip).
-SHORT_HEADERS = {"r_value": "r", "solidity": "solid", "pieces": "pcs", "area_ratio": "area",
-                 "manual": "hand", "status": "status", "size": "px"}
+SHORT_HEADERS = {"r_value": "r", "solidity": "solid", "n_pieces": "pcs", "area_ratio": "area",
+                 "manual": "hand", "status": "status", "size": "px", "anatomy": "anat",
+                 "classifier_prob": "clf"}
 
 #: Header tooltips: what each column holds.
 HEADER_TIPS = {
@@ -50,7 +51,8 @@ HEADER_TIPS = {
     "r_value": "r_value: spatial correlation of the footprint with the movie (rval_thr)",
     "size": "size: footprint pixels",
     "solidity": "solidity: footprint area / its convex hull (round cells near 1)",
-    "pieces": "pieces: connected pieces of the footprint",
+    "n_pieces": "n_pieces: connected pieces of the footprint",
+    "anatomy": "anatomy: overlap with a cell found in the anatomy image",
     "area_ratio": "area_ratio: footprint area / the area of a gSig disk",
     "cnn": "cnn: CNN classifier probability",
     "classifier_prob": "classifier_prob: trained classifier probability",
@@ -389,7 +391,12 @@ class ComponentsDock(QWidget):
         table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         table.verticalHeader().setVisible(False)
         table.verticalHeader().setDefaultSectionSize(20)
-        table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header = table.horizontalHeader()
+        # each column as wide as its header and values ("accepted"), judged on the first
+        # rows only (fast with thousands of components); the last one takes what is left
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setResizeContentsPrecision(200)
+        header.setStretchLastSection(True)
         table.setMinimumHeight(160)
         self.table = table
         left = QWidget()
