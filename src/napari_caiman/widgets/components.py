@@ -330,22 +330,31 @@ class MetricsScatter(QWidget):
         self.plot.setLabel("left", self.y_axis.currentText(), color=FG)
 
     def _draw_lines(self) -> None:
-        for line in self.lines.values():
-            self.plot.removeItem(line)
-        self.lines = {}
+        """One line per threshold on a shown axis; existing lines are moved, not rebuilt
+        (a slider step then costs a move, not new items and labels)."""
         x_name, y_name = self.x_axis.currentText(), self.y_axis.currentText()
+        wanted: dict[str, tuple[str, int, float]] = {}
         for name, value in self.thresholds.items():
             axis = threshold_axis(name, self.columns)
             if axis is None or value is None or not np.isfinite(value):
                 continue
-            style = Qt.PenStyle.DashLine if "lowest" in name else Qt.PenStyle.SolidLine
-            pen = pg.mkPen("#ffd54f", width=1, style=style)
             for angle, shown in ((90, x_name), (0, y_name)):
                 if axis == shown:
-                    line = pg.InfiniteLine(float(value), angle=angle, pen=pen, label=name,
-                                           labelOpts={"color": "#ffd54f", "position": 0.9})
-                    self.plot.addItem(line)
-                    self.lines[f"{name}:{angle}"] = line
+                    wanted[f"{name}:{angle}"] = (name, angle, float(value))
+        for key in [k for k in self.lines if k not in wanted]:
+            self.plot.removeItem(self.lines.pop(key))
+        for key, (name, angle, value) in wanted.items():
+            line = self.lines.get(key)
+            if line is not None:
+                if line.value() != value:
+                    line.setValue(value)
+                continue
+            style = Qt.PenStyle.DashLine if "lowest" in name else Qt.PenStyle.SolidLine
+            pen = pg.mkPen("#ffd54f", width=1, style=style)
+            line = pg.InfiniteLine(value, angle=angle, pen=pen, label=name,
+                                   labelOpts={"color": "#ffd54f", "position": 0.9})
+            self.plot.addItem(line)
+            self.lines[key] = line
 
     def set_selected(self, components: list[int]) -> None:
         """Ring the selected components' points."""
@@ -392,11 +401,12 @@ class ComponentsDock(QWidget):
         table.verticalHeader().setVisible(False)
         table.verticalHeader().setDefaultSectionSize(20)
         header = table.horizontalHeader()
-        # each column as wide as its header and values ("accepted"), judged on the first
-        # rows only (fast with thousands of components); the last one takes what is left
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # each column as wide as its header and values ("accepted"), measured when the
+        # columns change on the first rows only (not on every recolour or selection)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setResizeContentsPrecision(200)
         header.setStretchLastSection(True)
+        model.modelReset.connect(table.resizeColumnsToContents)
         table.setMinimumHeight(160)
         self.table = table
         left = QWidget()
