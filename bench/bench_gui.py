@@ -24,6 +24,7 @@ jobs: gaps and times vary between runs.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -33,6 +34,10 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+
+from gapstacks import StackSampler  # noqa: E402
+
+SAMPLE = False
 
 
 class GapMonitor:
@@ -80,10 +85,15 @@ def wait_until(app, condition, timeout: float = 600.0) -> None:
             raise TimeoutError("step did not finish")
 
 
+#: Set by ``--stacks``: the stacks sampled while the window was late, per step.
+STACKS: list[str] = []
+
+
 def run_step(app, runner, name: str, rows: list, *, wait_more=None) -> None:
     values: list[int] = []
     runner.progress.changed.connect(values.append)
     with GapMonitor() as gaps:
+        sampler = StackSampler(gaps).start() if SAMPLE else None
         t0 = time.perf_counter()
         runner.run_button.native.click()
         wait_until(app, lambda: not runner.is_running)
@@ -93,6 +103,9 @@ def run_step(app, runner, name: str, rows: list, *, wait_more=None) -> None:
         for _ in range(20):  # the layers' first redraw
             app.processEvents()
             time.sleep(0.005)
+        if sampler is not None:
+            sampler.stop()
+            STACKS.extend(sampler.report(name))
     runner.progress.changed.disconnect(values.append)
     restarts = int(np.sum(np.diff(values) < 0)) if len(values) > 1 else 0
     rows.append((name, wall, gaps.worst, gaps.over(), restarts, runner.status.value))
@@ -124,7 +137,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="300 frames instead of 1000")
     ap.add_argument("--out", default=str(HERE / "results" / "gui.md"))
+    ap.add_argument(
+        "--stacks", action="store_true",
+        help="sample the threads' stacks while the window is late (printed, not written)",
+    )
     args = ap.parse_args()
+    global SAMPLE
+    SAMPLE = args.stacks
 
     import napari
     from bench_layers import random_estimates
@@ -133,7 +152,9 @@ def main() -> None:
     from napari_caiman.engine.synthetic import make_movie_2d
     from napari_caiman.layers.cnmf import cnmf_layer_data
     from napari_caiman.widgets._layers import upsert_layer
+    from napari_caiman.widgets._process import process_available
 
+    load_start = os.getloadavg()[0]
     T = 300 if args.quick else 1000
     movie = make_movie_2d(
         (T, 256, 256), n_neurons=80, rigid_motion=3.0, nonrigid_motion=1.0, seed=0, return_flow=False
@@ -183,6 +204,12 @@ def main() -> None:
     slider = latency(
         app, lambda v: setattr(evaluation.min_SNR, "value", v), np.linspace(1.0, 6.0, 20)
     )
+    # what any change costs here: software OpenGL recomposes the whole 1920x1080 window
+    canvas = viewer.window._qt_viewer.canvas.native
+    floor_canvas = latency(app, lambda v: canvas.update(), range(20))
+    floor_label = latency(
+        app, lambda v: setattr(evaluation.component_label, "value", f"floor {v}"), range(20)
+    )
 
     # 5,000 ROIs become layers
     est = random_estimates((512, 512), 5000, T=500)
@@ -206,6 +233,8 @@ def main() -> None:
         f"napari {napari.__version__}, {platform.python_implementation()} {platform.python_version()}, "
         f"Xvfb 1920x1080 (software OpenGL); movie {T}x256x256 float32, 80 neurons, "
         "3 px rigid + 1 px non-rigid motion. Shared 2-core machine: numbers vary between runs.",
+        f"Load average (1 min) {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end. "
+        f"Steps run in a child process: {process_available()}.",
         "",
         "## Event-loop gaps while a step runs (10 ms QTimer)",
         "",
@@ -225,6 +254,10 @@ def main() -> None:
         "|---|---:|---:|",
         f"| select a component ({K} components) | {sel[0] * 1000:.0f} | {sel[1] * 1000:.0f} |",
         f"| move the min_SNR slider one step | {slider[0] * 1000:.0f} | {slider[1] * 1000:.0f} |",
+        f"| floor: redraw the canvas, nothing changed | {floor_canvas[0] * 1000:.0f} | "
+        f"{floor_canvas[1] * 1000:.0f} |",
+        f"| floor: change one dock label (window repaint) | {floor_label[0] * 1000:.0f} | "
+        f"{floor_label[1] * 1000:.0f} |",
         "",
         "## 5,000 ROIs (512x512) become layers",
         "",
@@ -235,6 +268,8 @@ def main() -> None:
     ]
     Path(args.out).write_text("\n".join(lines))
     print("\n".join(lines))
+    if SAMPLE:
+        print("\n".join(STACKS))
     viewer.close()
 
 

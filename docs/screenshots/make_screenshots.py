@@ -275,7 +275,7 @@ SCREENSHOTS["batch"] = batch_screenshot
 def window_screenshot(path: Path) -> None:
     """The whole window at 1920x1080 with every dock open, as a user ends up
     after Motion -> CNMF -> Evaluate from the Plugins menu: Motion, CNMF,
-    Evaluation and Batch (scrolling) on the right; Motion shifts, Traces and
+    Evaluation and Batch as tabs of one dock on the right (Evaluation in front); Motion shifts, Traces and
     Components (table + scatter) at the bottom; a selected component."""
     viewer = napari.Viewer(title="napari-caiman")
     viewer.window._qt_window.showNormal()
@@ -302,6 +302,7 @@ def window_screenshot(path: Path) -> None:
     k = int(rejected[np.argmax(snr[rejected])]) if len(rejected) else 0
     evaluation.select_component(k)
     viewer.layers.selection.active = evaluation.contours_layer
+    evaluation.native.parent().raise_()  # the step docks share tabs: the one in use in front
     viewer.dims.set_current_step(0, 150)
     viewer.reset_view()
     wait_for(evaluation)

@@ -203,6 +203,21 @@ def test_all_docks_fit_a_1920x1080_screen(qtbot, viewer, movie_2d):
     assert need.width() <= 1920, need.width()
     for widget in docks:  # the forms scroll inside their docks
         assert widget.native.findChild(QScrollArea) is not None
+    # the step docks share one tab group (stacked, each got ~110 px of 1080): each shows
+    # most of its form when its tab is chosen, and the time slider stays on screen
+    viewer.window.show()
+    window.resize(1920, 1080)
+    qtbot.wait(50)
+    step_docks = [w.native.parent() for w in docks]
+    assert set(window.tabifiedDockWidgets(step_docks[0])) == set(step_docks[1:])
+    for dock in step_docks:
+        dock.raise_()
+        qtbot.wait(20)
+        assert dock.isVisible() and dock.height() > 500, (dock.windowTitle(), dock.height())
+    slider = viewer.window._qt_viewer.dims
+    assert slider.isVisible() and slider.height() > 10
+    bottom = slider.mapTo(window, slider.rect().bottomLeft()).y()
+    assert bottom < window.height(), bottom
     # a long status line neither widens the dock nor loses its text
     width = evaluation.native.parent().width()
     long = "result: " + "a very long message naming /some/deep/folder/and/file.hdf5 " * 4
@@ -285,6 +300,26 @@ def test_components_table_sorts_filters_and_stays_in_sync(qtbot, viewer, curated
     assert set(model.columns["status"][model.order]) == {"rejected"}
     dock.filter.setCurrentText("all")
     assert model.rowCount() == w.session.n_components
+
+
+def test_components_headers_are_short_enough_to_read(qtbot, viewer, curated):
+    dock = viewer.window.dock_widgets["Components"]
+    table, model = dock.table, dock.table.model()
+    viewer.window._qt_window.resize(1920, 1080)
+    qtbot.wait(50)
+    header = table.horizontalHeader()
+    metrics = header.fontMetrics()
+    assert {"solidity", "n_pieces", "area_ratio", "status", "manual"} <= set(model.COLUMNS)
+    for i, name in enumerate(model.COLUMNS):
+        text = model.headerData(i, Qt.Orientation.Horizontal, Qt.ItemDataRole.DisplayRole)
+        tip = model.headerData(i, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole)
+        assert tip.startswith(name), (name, tip)  # the whole name is in the tooltip
+        # the shown header is not cut: its text fits its column (a few px of padding)
+        assert metrics.horizontalAdvance(text) + 6 <= header.sectionSize(i), (name, text)
+    # and the values too ("accepted" / "rejected")
+    col = model.COLUMNS.index("status")
+    width = max(table.fontMetrics().horizontalAdvance(w) for w in ("accepted", "rejected"))
+    assert width + 6 <= header.sectionSize(col)
 
 
 def test_scatter_shows_thresholds_and_selects_by_click(qtbot, viewer, curated):
@@ -432,3 +467,30 @@ def test_reset_clears_an_old_error(viewer, errors):
     assert errors and motion.runner.status.value.startswith("movie")
     motion.reset_button.native.click()
     assert motion.runner.status.value == "ready"
+
+
+def test_use_cnn_is_noted_in_the_window_and_the_empty_traces_have_plain_axes(
+    qtbot, viewer, fitted, infos, errors, monkeypatch
+):
+    import copy
+
+    import napari_caiman.widgets.evaluation as evaluation_module
+
+    monkeypatch.setattr(evaluation_module, "_CNN_NOTED", False)
+    movie, est, summary, params = fitted
+    viewer.add_image(movie, name="movie")
+    evaluation = _dock(viewer, "Evaluation / curation")
+    evaluation.set_result(copy.deepcopy(est), summary, params.copy(), "movie", build_layers=True)
+    evaluation.kwargs.value = "{'use_cnn': True}"  # typed in the dock, as a user would
+    _run(qtbot, evaluation)
+    assert errors == [], errors
+    assert evaluation.session.metrics is not None
+    assert any("use_cnn" in text and "no CNN classifier" in text for text in infos), infos
+    # nothing selected: the trace plots show plain 0..1 axes, not a "1e-17" offset
+    evaluation.select_component(None)
+    qtbot.wait(20)
+    traces = viewer.window.dock_widgets["Traces"]
+    for plot in traces.plots.values():
+        (x0, x1), (y0, y1) = plot.viewRange()
+        assert (x0, x1, y0, y1) == pytest.approx((0, 1, 0, 1), abs=1e-6)
+        assert not plot.getAxis("left").autoSIPrefix

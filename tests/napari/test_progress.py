@@ -81,7 +81,7 @@ def test_cnmf_dock_bar_only_moves_forward_and_names_stages(qtbot, viewer, errors
     qtbot.waitUntil(lambda: not cnmf.runner.is_running, timeout=120_000)
     assert errors == [], errors
     assert cnmf.last_result is not None
-    assert len(values) > 10
+    assert len(values) >= 3  # redrawn at most 4 times a second within a stage
     assert np.all(np.diff(values) >= 0), values  # one bar, no restarts
     # the stage is named while it runs (the time left shows once a second has passed:
     # tested on StepProgress above; a quiet machine runs this small CNMF in about a second)

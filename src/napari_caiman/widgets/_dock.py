@@ -4,7 +4,9 @@ napari docks a magicgui widget's ``.native`` (the widget holding its layout),
 so magicgui's ``scrollable=True`` (a scroll area *around* ``.native``) is lost
 in a dock, and the docks' minimum heights add up past the screen.
 :func:`make_scrollable` moves a Container's rows into a scroll area *inside*
-``.native`` instead: the dock may then be as short as the user likes.
+``.native`` instead: the dock may then be as short as the user likes. The step
+docks (Motion, CNMF, Evaluation, Batch) also join one tab group when docked
+next to each other: stacked, each would get ~110 px of a 1080 px screen.
 :class:`StatusLabel` is a Label that elides its text to the dock's width
 and shows the whole text as its tooltip.
 """
@@ -14,8 +16,19 @@ from __future__ import annotations
 from typing import Any
 
 from magicgui.widgets import Container, Label
-from qtpy.QtCore import QEvent, QObject, Qt
-from qtpy.QtWidgets import QFrame, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+from qtpy.QtCore import QEvent, QObject, Qt, QTimer
+from qtpy.QtWidgets import (
+    QDockWidget,
+    QFrame,
+    QMainWindow,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+#: Object name of the scroll area of a step form: marks the docks that share tabs.
+SCROLL_NAME = "napari_caiman_scroll"
 
 #: Shortest a scrolling dock gets (px): a few rows stay visible.
 MIN_SCROLL_HEIGHT = 120
@@ -45,7 +58,7 @@ def make_scrollable(container: Container, min_height: int = MIN_SCROLL_HEIGHT) -
             inner_layout.addItem(item)
     inner_layout.addStretch(1)
     area = QScrollArea()
-    area.setObjectName("napari_caiman_scroll")
+    area.setObjectName(SCROLL_NAME)
     area.setWidgetResizable(True)
     area.setFrameShape(QFrame.Shape.NoFrame)
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -58,7 +71,80 @@ def make_scrollable(container: Container, min_height: int = MIN_SCROLL_HEIGHT) -
     area.setMinimumHeight(min_height)
     layout.setContentsMargins(0, 0, 0, 0)
     layout.addWidget(area)
+    native._tabs = _JoinTabs(native)  # type: ignore[attr-defined]
+    native.installEventFilter(native._tabs)  # type: ignore[attr-defined]
     return area
+
+
+def _step_dock(widget: QWidget | None) -> QDockWidget | None:
+    """The dock holding ``widget`` if it is a step form (it has our scroll area)."""
+    while widget is not None and not isinstance(widget, QDockWidget):
+        widget = widget.parentWidget()
+    if widget is None:
+        return None
+    inner = widget.widget()
+    if inner is None or inner.findChild(QScrollArea, SCROLL_NAME) is None:
+        return None
+    return widget
+
+
+def join_step_tabs(dock: QDockWidget) -> bool:
+    """Tab ``dock`` with the other step docks in its area of the main window (one
+    tab group holding all of them), and bring it to the front. Returns True if
+    there were others to join."""
+    main = dock.parentWidget()
+    if not isinstance(main, QMainWindow) or dock.isFloating():
+        return False
+    area = main.dockWidgetArea(dock)
+    if area == Qt.DockWidgetArea.NoDockWidgetArea:
+        return False
+    group = [
+        other
+        for other in main.findChildren(QDockWidget)
+        if not other.isFloating()
+        and (other is dock or not other.isHidden())  # not closed by the user
+        and main.dockWidgetArea(other) == area
+        and _step_dock(other.widget()) is other
+    ]
+    if dock not in group or len(group) < 2:
+        return False
+    anchor = group[0]
+    for other in group[1:]:
+        if other not in main.tabifiedDockWidgets(anchor):
+            main.tabifyDockWidget(anchor, other)
+    dock.show()
+    dock.raise_()
+    return True
+
+
+class _JoinTabs(QObject):
+    """Joins the step tab group when the form is first shown in a dock of the main window."""
+
+    def __init__(self, native: QWidget) -> None:
+        super().__init__(native)
+        self._native = native
+        self._done = False
+
+    def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802
+        if not self._done and event.type() == QEvent.Type.Show:
+            # after napari has finished placing the dock (it resizes the area's docks)
+            QTimer.singleShot(0, self._join)
+        return False
+
+    def _join(self) -> None:
+        if self._done:
+            return
+        try:
+            dock = _step_dock(self._native)
+        except RuntimeError:  # closed before the event loop came round
+            return
+        main = None if dock is None else dock.parentWidget()
+        if not isinstance(main, QMainWindow):
+            return
+        if main.dockWidgetArea(dock) == Qt.DockWidgetArea.NoDockWidgetArea:
+            return  # not placed yet: the next Show tries again
+        self._done = True
+        join_step_tabs(dock)
 
 
 class _FitWidth(QObject):

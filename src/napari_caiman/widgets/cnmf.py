@@ -42,6 +42,7 @@ from ._dock import StatusLabel, make_scrollable
 from ._layers import movie_layer_choices, select_active_movie, upsert_layer
 from ._memory import memory_limit_edit, with_memory_limit
 from ._presets import PresetBar
+from ._process import in_process_if_available
 from ._runner import StepRunner
 from ._state import CnmfRun, viewer_state
 from .cnmf_settings import PATCH_ONLY, PER_AXIS, STEP_NAMES, CNMFSettings, methods_init
@@ -398,9 +399,12 @@ class CNMFWidget(Container):
         name, scale, translate = layer.name, tuple(layer.scale), tuple(layer.translate)
 
         def steps() -> Generator[Progress, None, tuple[Any, list]]:
-            result = yield from iter_cnmf_step(
-                data, params, Ain=Ain, summary=summary, motion=motion
+            # in a child process where possible: the window keeps the GIL (widgets._process)
+            result = yield from in_process_if_available(
+                lambda: iter_cnmf_step(data, params, Ain=Ain, summary=summary, motion=motion)
             )
+            if summary is not None:  # the motion step's own images (a copy came back)
+                result.summary = summary
             # layer data (contours, labels image ...) is plain numpy: made here,
             # in the worker, so the main thread only adds the layers
             yield Progress("making layers", 0, 1)

@@ -38,6 +38,28 @@ DOCK_NAME = "Components"
 #: Table filter choices.
 FILTERS = ("all", "accepted", "rejected")
 
+#: Column headers short enough for a ~450 px table (the full name and its
+#: meaning are the header's tooltip).
+SHORT_HEADERS = {"r_value": "r", "solidity": "solid", "n_pieces": "pcs", "area_ratio": "area",
+                 "manual": "hand", "status": "status", "size": "px", "anatomy": "anat",
+                 "classifier_prob": "clf"}
+
+#: Header tooltips: what each column holds.
+HEADER_TIPS = {
+    "id": "id: component index",
+    "SNR": "SNR: peak signal-to-noise of the trace (min_SNR threshold)",
+    "r_value": "r_value: spatial correlation of the footprint with the movie (rval_thr)",
+    "size": "size: footprint pixels",
+    "solidity": "solidity: footprint area / its convex hull (round cells near 1)",
+    "n_pieces": "n_pieces: connected pieces of the footprint",
+    "anatomy": "anatomy: overlap with a cell found in the anatomy image",
+    "area_ratio": "area_ratio: footprint area / the area of a gSig disk",
+    "cnn": "cnn: CNN classifier probability",
+    "classifier_prob": "classifier_prob: trained classifier probability",
+    "status": "status: accepted or rejected",
+    "manual": "manual: decided by hand (a/r keys), else by the thresholds",
+}
+
 #: Columns that are not metrics (never plotted).
 _NOT_METRICS = frozenset({"id", "status", "manual"})
 
@@ -173,8 +195,13 @@ class ComponentTableModel(QAbstractTableModel):
     def headerData(
         self, section: int, orientation: Any, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:  # noqa: D102, N802
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return self.names[section] if section < len(self.names) else None
+        if orientation != Qt.Orientation.Horizontal or section >= len(self.names):
+            return None
+        name = self.names[section]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return SHORT_HEADERS.get(name, name)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return HEADER_TIPS.get(name, name)
         return None
 
 
@@ -303,22 +330,31 @@ class MetricsScatter(QWidget):
         self.plot.setLabel("left", self.y_axis.currentText(), color=FG)
 
     def _draw_lines(self) -> None:
-        for line in self.lines.values():
-            self.plot.removeItem(line)
-        self.lines = {}
+        """One line per threshold on a shown axis; existing lines are moved, not rebuilt
+        (a slider step then costs a move, not new items and labels)."""
         x_name, y_name = self.x_axis.currentText(), self.y_axis.currentText()
+        wanted: dict[str, tuple[str, int, float]] = {}
         for name, value in self.thresholds.items():
             axis = threshold_axis(name, self.columns)
             if axis is None or value is None or not np.isfinite(value):
                 continue
-            style = Qt.PenStyle.DashLine if "lowest" in name else Qt.PenStyle.SolidLine
-            pen = pg.mkPen("#ffd54f", width=1, style=style)
             for angle, shown in ((90, x_name), (0, y_name)):
                 if axis == shown:
-                    line = pg.InfiniteLine(float(value), angle=angle, pen=pen, label=name,
-                                           labelOpts={"color": "#ffd54f", "position": 0.9})
-                    self.plot.addItem(line)
-                    self.lines[f"{name}:{angle}"] = line
+                    wanted[f"{name}:{angle}"] = (name, angle, float(value))
+        for key in [k for k in self.lines if k not in wanted]:
+            self.plot.removeItem(self.lines.pop(key))
+        for key, (name, angle, value) in wanted.items():
+            line = self.lines.get(key)
+            if line is not None:
+                if line.value() != value:
+                    line.setValue(value)
+                continue
+            style = Qt.PenStyle.DashLine if "lowest" in name else Qt.PenStyle.SolidLine
+            pen = pg.mkPen("#ffd54f", width=1, style=style)
+            line = pg.InfiniteLine(value, angle=angle, pen=pen, label=name,
+                                   labelOpts={"color": "#ffd54f", "position": 0.9})
+            self.plot.addItem(line)
+            self.lines[key] = line
 
     def set_selected(self, components: list[int]) -> None:
         """Ring the selected components' points."""
@@ -364,7 +400,13 @@ class ComponentsDock(QWidget):
         table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         table.verticalHeader().setVisible(False)
         table.verticalHeader().setDefaultSectionSize(20)
-        table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header = table.horizontalHeader()
+        # each column as wide as its header and values ("accepted"), measured when the
+        # columns change on the first rows only (not on every recolour or selection)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setResizeContentsPrecision(200)
+        header.setStretchLastSection(True)
+        model.modelReset.connect(table.resizeColumnsToContents)
         table.setMinimumHeight(160)
         self.table = table
         left = QWidget()

@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -57,6 +57,7 @@ from ..engine.curation import Curation, save_curation_sidecar
 from ..engine.errors import InputError
 from ..engine.evaluation import apply_thresholds, thresholds_from_params
 from ..engine.params import parse_kwargs
+from ..engine.progress import Progress
 from ..layers import evaluation as ev
 from ..layers.cnmf import cnmf_layer_data, labels_to_seeds, layer_names
 from ._backend import BackendEdit, check_backend
@@ -65,6 +66,7 @@ from ._keys import KeyBindings, named_key_function
 from ._layers import choose_by_name, movie_layer_choices, same_layer, unwrap, upsert_layer
 from ._memory import memory_limit_edit, with_memory_limit
 from ._presets import PresetBar, set_field
+from ._process import in_process_if_available
 from ._runner import StepRunner
 from ._settings import step_names
 from ._state import CnmfRun, viewer_state
@@ -797,6 +799,16 @@ class EvaluationWidget(Container):
         """(Re)make the result's layers (after loading or a hand edit)."""
         s = self.session
         assert s is not None
+        step, scale, translate, movie = self._layer_inputs(s.estimates, movie)
+        for data, meta, layer_type in cnmf_layer_data(step, s.name, scale, translate, movie=movie):
+            upsert_layer(self._viewer, data, meta, layer_type)
+        self._hook_layers()
+
+    def _layer_inputs(self, estimates: Any, movie: Any = None) -> tuple[Any, Any, Any, Any]:
+        """What :func:`cnmf_layer_data` needs for ``estimates`` of this session: the step
+        (estimates + summary images), scale, translate of the result's layers, the movie."""
+        s = self.session
+        assert s is not None
         summary = (
             s.summary if s.summary is not None else SimpleNamespace(mean=None, corr=None, std=None)
         )
@@ -815,10 +827,7 @@ class EvaluationWidget(Container):
             and tuple(self.movie.value.data.shape[1:]) == tuple(s.estimates.dims)
         ):
             movie = self.movie.value.data
-        step = SimpleNamespace(estimates=s.estimates, summary=summary)
-        for data, meta, layer_type in cnmf_layer_data(step, s.name, scale, translate, movie=movie):
-            upsert_layer(self._viewer, data, meta, layer_type)
-        self._hook_layers()
+        return SimpleNamespace(estimates=estimates, summary=summary), scale, translate, movie
 
     def _hook_layers(self) -> None:
         """Mouse and key bindings on the result's contours and footprints layers."""
@@ -957,10 +966,19 @@ class EvaluationWidget(Container):
                 "components are judged by SNR and r-value only. Put {'use_cnn': False} in kwargs "
                 "to silence this, or choose the caiman backend."
             )
-        self.runner.start(
-            lambda: iter_evaluate_step(data, est, params, motion=motion),
-            partial(self._on_evaluated, session=s),
-        )
+        def steps() -> Generator[Any, None, Any]:
+            def evaluate() -> Generator[Any, None, Any]:
+                step = yield from iter_evaluate_step(data, est, params, motion=motion)
+                return step, est.idx_components, est.idx_components_bad
+
+            # in a child process where possible: the window keeps the GIL (widgets._process);
+            # the thresholds' split is set on these estimates as the engine sets it there
+            step, est.idx_components, est.idx_components_bad = yield from in_process_if_available(
+                evaluate
+            )
+            return step
+
+        self.runner.start(steps, partial(self._on_evaluated, session=s))
 
     def _motion_of(self, layer: Layer) -> Any:
         """The result's motion correction when ``layer`` is the motion-corrected
@@ -1405,14 +1423,30 @@ class EvaluationWidget(Container):
         check_backend(params["backend"])
         if summary is not None and not hasattr(summary, "std"):
             summary = None
-        self.refit_runner.start(
-            lambda: iter_cnmf_step(data, params, Ain=Ain, summary=summary, motion=motion),
-            partial(self._on_refit, session=s, n_seeds=Ain.shape[1]),
-        )
+        current, scale, translate, _ = self._layer_inputs(s.estimates)
+        layer_summary = current.summary
+        name = s.name
 
-    def _on_refit(self, result: Any, *, session: CurationSession, n_seeds: int) -> None:
+        def steps() -> Generator[Any, None, Any]:
+            # in a child process where possible: the window keeps the GIL (widgets._process)
+            result = yield from in_process_if_available(
+                lambda: iter_cnmf_step(data, params, Ain=Ain, summary=summary, motion=motion)
+            )
+            # the new layers' data is made here, in the worker; the main thread only adds them
+            yield Progress("making layers", 0, 1)
+            step = SimpleNamespace(estimates=result.estimates, summary=layer_summary)
+            return result, cnmf_layer_data(step, name, scale, translate, movie=data)
+
+        self.refit_runner.start(steps, partial(self._on_refit, session=s, n_seeds=Ain.shape[1]))
+
+    def _on_refit(
+        self, output: tuple[Any, list], *, session: CurationSession, n_seeds: int
+    ) -> Generator[None, None, None]:
+        """Replace the result with the refit's (if confirmed): one layer per event-loop
+        turn (a generator the runner drives), then re-evaluate."""
         from ..engine.curation import transfer_curation
 
+        result, tuples = output
         if session is not self.session:
             return
         s = session
@@ -1430,13 +1464,18 @@ class EvaluationWidget(Container):
         s.curation = Curation(manual)
         s.unsaved_edits = True
         s.metrics = s.F_dff = None
-        self._rebuild_layers()
+        for data, meta, layer_type in tuples:
+            upsert_layer(self._viewer, data, meta, layer_type)
+            yield
+        self._hook_layers()
         self._colors = None
         self.selected = None
         self.picked = []
         self._show_selection(False)
         self.source_label.value = f"{s.name}: {new.n_components} components (refit)"
+        yield
         self.apply(full=True)
+        yield
         self._show_traces()
         self.autosave()
         if self.seeds.value is not None:

@@ -41,6 +41,7 @@ from ._dock import StatusLabel, make_scrollable
 from ._layers import movie_layer_choices, select_active_movie, upsert_layer
 from ._memory import corrected_movie_path, memory_limit_edit, with_memory_limit
 from ._presets import PresetBar
+from ._process import in_process_if_available
 from ._runner import StepRunner
 from ._settings import AXES
 from ._state import MotionRun, viewer_state
@@ -372,7 +373,11 @@ class MotionCorrectionWidget(Container):
             params=params,
         )
         self.result_label.value = ""
-        self.runner.start(lambda: iter_motion_step(data, params, out=out), on_result)
+        # in a child process where possible: the window keeps the GIL (widgets._process)
+        self.runner.start(
+            lambda: in_process_if_available(lambda: iter_motion_step(data, params, out=out)),
+            on_result,
+        )
 
     # -- results (main thread) ------------------------------------------------------
     def _show_result(
