@@ -93,3 +93,38 @@ def test_sparse_temporal_step_matches_dense(problem):
     assert A.shape[1] == Kd
     np.testing.assert_allclose(H, Hd, rtol=1e-3, atol=1e-3 * np.abs(Hd).max())
     np.testing.assert_allclose(ex["YrA"], ex_d["YrA"], rtol=1e-3, atol=1e-3 * np.abs(ex_d["YrA"]).max())
+
+
+def _kernels_in_child(q) -> None:
+    from napari_caiman.engine.summary import summary_images
+
+    rng = np.random.default_rng(1)
+    mv = rng.normal(100, 5, (40, 48, 48)).astype(np.float32)
+    A = sparse.random(48 * 48, 6, density=0.02, format="csc", dtype=np.float32, random_state=0)
+    data = MovieData(mv, max_bytes=0)
+    q.put((float(summary_images(mv).corr.mean()), float(data.AtY_sparse(A, np.ones((48 * 48, 1), np.float32)).sum())))
+
+
+def test_the_kernels_run_in_a_forked_child_after_the_parent_ran_them():
+    """The napari docks run each step in a forked child; numba kernels the parent
+    already ran must work there (an OpenMP pool, numba's parallel=True, hangs)."""
+    import multiprocessing as mp
+
+    from napari_caiman.engine.summary import summary_images
+
+    rng = np.random.default_rng(1)
+    mv = rng.normal(100, 5, (40, 48, 48)).astype(np.float32)
+    A = sparse.random(48 * 48, 6, density=0.02, format="csc", dtype=np.float32, random_state=0)
+    want = (float(summary_images(mv).corr.mean()),
+            float(MovieData(mv, max_bytes=0).AtY_sparse(A, np.ones((48 * 48, 1), np.float32)).sum()))
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_kernels_in_child, args=(q,))
+    p.start()
+    p.join(120)
+    if p.is_alive():
+        p.kill()
+        pytest.fail("the forked child hung in a numba kernel")
+    assert p.exitcode == 0
+    got = q.get(timeout=5)
+    np.testing.assert_allclose(got, want, rtol=1e-6)

@@ -24,7 +24,9 @@ divisor).
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,14 +111,18 @@ def _default_chunk(frame_size: int) -> int:
     return max(1, (1 << 21) // max(frame_size, 1))
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
-def _accumulate_chunk(y, off, offs, count, s1, s2, mx, cross, miss_a, miss_b, miss_n):  # pragma: no cover
-    """One chunk (t, Z, Y, X) into the per-pixel sums (relative to ``off``, NaN
-    = missing) and, per neighbour offset ``offs[i]``, the sums of products with
-    that neighbour and the NaN corrections (see :func:`_iter_accumulate`)."""
+@numba.njit(nogil=True, cache=True)
+def _accumulate_rows(y, off, offs, count, s1, s2, mx, cross, miss_a, miss_b, miss_n, zy0, zy1):  # pragma: no cover
+    """Rows ``zy0:zy1`` (flat over Z, Y) of one chunk (t, Z, Y, X) into the
+    per-pixel sums (relative to ``off``, NaN = missing) and, per neighbour
+    offset ``offs[i]``, the sums of products with that neighbour and the NaN
+    corrections (see :func:`_iter_accumulate`).  Each row writes only its own
+    pixels' sums, so disjoint row ranges run on threads at once (the GIL is
+    released; numba's ``parallel=True`` OpenMP pool would not survive the fork
+    of a napari step's child process)."""
     T, Z, Y, X = y.shape
     n_off = offs.shape[0]
-    for zy in numba.prange(Z * Y):
+    for zy in range(zy0, zy1):
         z = zy // Y
         r = zy - z * Y
         for t in range(T):
@@ -182,22 +188,37 @@ def _iter_accumulate(
     miss_b = np.zeros_like(cross)
     miss_n = np.zeros_like(cross)
 
-    yield Progress(_STAGE, 0, n_frames)
-    for t0 in range(0, n_frames, chunk_size):
-        t1 = min(n_frames, t0 + chunk_size)
-        y = np.asarray(movie[t0:t1])
-        if y.dtype.kind != "f" or y.dtype.itemsize < 4:
-            y = y.astype(np.float32)  # integers up to 2**24 exactly
-        y = np.ascontiguousarray(y).reshape(t1 - t0, *shape3)
-        if offset is None:
-            with np.errstate(invalid="ignore"):
-                valid = ~np.isnan(y)
-                cnt = valid.sum(axis=0)
-                offset = np.where(cnt > 0, np.where(valid, y, 0).sum(axis=0, dtype=np.float64) / np.maximum(cnt, 1),
-                                  0.0)
-            del valid
-        _accumulate_chunk(y, offset, offs3, count, s1, s2, mx, cross, miss_a, miss_b, miss_n)
-        yield Progress(_STAGE, t1, n_frames)
+    # threads over disjoint rows, made for this pass only (a pool made earlier would not survive a fork)
+    n_thr = max(1, min(4, os.cpu_count() or 1, shape3[0] * shape3[1] // 64))
+    workers = list(range(n_thr)) if n_thr > 1 else []
+    pool = ThreadPoolExecutor(max_workers=n_thr, thread_name_prefix="summary") if workers else None
+    try:
+        yield Progress(_STAGE, 0, n_frames)
+        for t0 in range(0, n_frames, chunk_size):
+            t1 = min(n_frames, t0 + chunk_size)
+            y = np.asarray(movie[t0:t1])
+            if y.dtype.kind != "f" or y.dtype.itemsize < 4:
+                y = y.astype(np.float32)  # integers up to 2**24 exactly
+            y = np.ascontiguousarray(y).reshape(t1 - t0, *shape3)
+            if offset is None:
+                with np.errstate(invalid="ignore"):
+                    valid = ~np.isnan(y)
+                    cnt = valid.sum(axis=0)
+                    offset = np.where(cnt > 0, np.where(valid, y, 0).sum(axis=0, dtype=np.float64) / np.maximum(cnt, 1),
+                                      0.0)
+                del valid
+            rows = shape3[0] * shape3[1]
+            cuts = np.linspace(0, rows, len(workers) + 1).astype(int) if workers else [0, rows]
+            args = (y, offset, offs3, count, s1, s2, mx, cross, miss_a, miss_b, miss_n)
+            if pool is None:
+                _accumulate_rows(*args, 0, rows)
+            else:
+                for fu in [pool.submit(_accumulate_rows, *args, cuts[i], cuts[i + 1]) for i in workers]:
+                    fu.result()
+            yield Progress(_STAGE, t1, n_frames)
+    finally:
+        if pool is not None:
+            pool.shutdown()
 
     count, s1, s2, mx = (a.reshape(frame_shape) for a in (count, s1, s2, mx))
     offset = np.zeros(frame_shape) if offset is None else offset.reshape(frame_shape)

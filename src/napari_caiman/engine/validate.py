@@ -72,9 +72,9 @@ def rgb_message(shape: Sequence[int]) -> str | None:
     return None
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True)  # not parallel=True: OpenMP threads do not survive a fork
 def _finite_into(src, dst):  # pragma: no cover - compiled
-    for i in numba.prange(src.shape[0]):
+    for i in range(src.shape[0]):
         for j in range(src.shape[1]):
             v = src[i, j]
             dst[i, j] = v if np.isfinite(v) else 0.0

@@ -11,8 +11,9 @@ pixels x components:
   dilated, the only entries the spatial HALS reads): :func:`region_sums`, a
   sampled dense-dense product accumulated in float64.
 
-Both are numba kernels that release the GIL and run over the chunk's frames
-(or components) in parallel.  A dense BLAS product stays cheaper for dense
+Both are numba kernels that release the GIL.  They are not ``parallel=True``:
+numba's OpenMP pool does not survive a fork (the napari docks run their steps
+in forked children), and the CNMF patches already run on several threads.  A dense BLAS product stays cheaper for dense
 columns (the background, small patches); :func:`split_dense` says which.
 """
 
@@ -26,11 +27,11 @@ from scipy import sparse
 SPARSE_DENSITY = 0.05
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True)
 def _csc_t_rows(ch, indptr, indices, vals, out, col0):  # pragma: no cover - compiled
     tc = ch.shape[0]
     k = indptr.size - 1
-    for t in numba.prange(tc):
+    for t in range(tc):
         row = ch[t]
         for j in range(k):
             s = 0.0
@@ -39,11 +40,11 @@ def _csc_t_rows(ch, indptr, indices, vals, out, col0):  # pragma: no cover - com
             out[j, col0 + t] = s
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True)
 def _region_rows(ch, Hc, cols, indptr, pix, acc):  # pragma: no cover - compiled
     tc = ch.shape[0]
     n = indptr.size - 1
-    for j in numba.prange(n):
+    for j in range(n):
         h = Hc[cols[j]]
         q0, q1 = indptr[j], indptr[j + 1]
         for t in range(tc):
