@@ -13,7 +13,6 @@ from napari_caiman.engine.cnmf import sparse_steps as sps
 from napari_caiman.engine.cnmf import steps
 from napari_caiman.engine.cnmf.data import MovieData
 from napari_caiman.engine.cnmf.fit import settings_from_params
-from napari_caiman.engine.cnmf.products import gram as dense_gram
 from napari_caiman.engine.params import CaimanParams
 from napari_caiman.engine.synthetic import make_movie_2d
 
@@ -49,7 +48,6 @@ def test_products_match_dense(problem, streamed):
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-3 * np.abs(ref).max())
     np.testing.assert_allclose(data.AtY(W), ref, rtol=1e-4, atol=1e-3 * np.abs(ref).max())
     np.testing.assert_allclose(sps.gram(sparse.csc_matrix(A0), b0), W.T @ W, rtol=1e-5)
-    np.testing.assert_allclose(dense_gram(W), W.T @ W, rtol=1e-5)
     regions = [np.flatnonzero(A0[:, k] > 0) for k in range(A0.shape[1])] + [None]
     YH = data.YHt(H0, regions)
     full = Yf.T @ H0.T.astype(np.float64)

@@ -17,7 +17,7 @@ from ..errors import InputError
 from ..validate import check_finite
 from ._shapes import downsample
 from .noise import psd_noise
-from .products import Regions, csc_arrays, csc_of, sparse_t_chunk, split_dense
+from .products import Regions, csc_arrays, sparse_t_chunk
 
 #: movies (as float32) up to this size are held in memory during CNMF
 DEFAULT_MAX_BYTES = 3 << 30
@@ -122,22 +122,12 @@ class MovieData:
         return out
 
     def AtY(self, W: np.ndarray) -> np.ndarray:
-        """``W^T Y`` (k, T) for W (P, k); sparse columns (footprints on a whole
-        field of view) cost their non-zeros, dense ones (background) a BLAS product."""
+        """``W^T Y`` (k, T) for dense W (P, k): the patches' small factors (whole
+        fields of view use :meth:`AtY_sparse`)."""
         W = np.ascontiguousarray(W, dtype=np.float32)
-        sp_cols, dn_cols = split_dense(W)
         out = np.empty((W.shape[1], self.T), np.float32)
-        if sp_cols.size < 64:
-            for t0, t1, ch in self.chunks():
-                out[:, t0:t1] = (ch @ W).T
-            return out
-        S = csc_of(W, sp_cols)
-        out_sp = self.AtY_sparse(S, np.zeros((self.P, 0), np.float32))
-        Wd = np.ascontiguousarray(W[:, dn_cols])
-        if dn_cols.size:
-            for t0, t1, ch in self.chunks():
-                out[dn_cols, t0:t1] = (ch @ Wd).T
-        out[sp_cols] = out_sp
+        for t0, t1, ch in self.chunks():
+            out[:, t0:t1] = (ch @ W).T
         return out
 
     def AtY_sparse(self, A, b: np.ndarray) -> np.ndarray:

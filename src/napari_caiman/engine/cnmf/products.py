@@ -8,13 +8,14 @@ pixels x components:
 * ``A^T Y`` (k, T): :func:`sparse_t_chunk` multiplies one chunk of frames by a
   CSC matrix (each frame is one contiguous row, read once per component);
 * ``Y H^T`` restricted to the search regions (each component's support
-  dilated, the only entries the spatial HALS reads): :func:`region_sums`, a
+  dilated, the only entries the spatial HALS reads): :class:`Regions`, a
   sampled dense-dense product accumulated in float64.
 
 Both are numba kernels that release the GIL.  They are not ``parallel=True``:
 numba's OpenMP pool does not survive a fork (the napari docks run their steps
-in forked children), and the CNMF patches already run on several threads.  A dense BLAS product stays cheaper for dense
-columns (the background, small patches); :func:`split_dense` says which.
+in forked children), and the CNMF patches already run on several threads.
+Dense factors (the background, the small patches' footprints) keep BLAS
+products.
 """
 
 from __future__ import annotations
@@ -22,9 +23,6 @@ from __future__ import annotations
 import numba
 import numpy as np
 from scipy import sparse
-
-#: columns with fewer non-zeros than this share of the pixels go the sparse way
-SPARSE_DENSITY = 0.05
 
 
 @numba.njit(nogil=True, cache=True)
@@ -54,15 +52,6 @@ def _region_rows(ch, Hc, cols, indptr, pix, acc):  # pragma: no cover - compiled
             row = ch[t]
             for q in range(q0, q1):
                 acc[q] += row[pix[q]] * w
-
-
-def split_dense(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the sparse and of the dense columns of ``W`` (P, n)."""
-    P = W.shape[0]
-    nnz = np.count_nonzero(W, axis=0)
-    sparse_cols = np.flatnonzero(nnz < SPARSE_DENSITY * P)
-    dense_cols = np.flatnonzero(nnz >= SPARSE_DENSITY * P)
-    return sparse_cols, dense_cols
 
 
 def csc_of(W: np.ndarray, cols: np.ndarray | None = None) -> sparse.csc_matrix:
@@ -116,12 +105,3 @@ class Regions:
         """Write the sampled sums into the dense (P, n) ``out``."""
         col = np.repeat(self.cols, np.diff(self.indptr))
         out[self.pix, col] = acc
-
-
-def gram(W: np.ndarray) -> np.ndarray:
-    """``W^T W`` (n, n) float32, at the cost of the non-zeros when ``W`` is sparse."""
-    sp_cols, dn_cols = split_dense(W)
-    if sp_cols.size < 64:
-        return W.T @ W
-    S = csc_of(W)
-    return np.asarray((S.T @ S).toarray(), dtype=np.float32)

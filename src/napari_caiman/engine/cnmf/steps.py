@@ -12,7 +12,6 @@ import numpy as np
 
 from ._shapes import ellipsoid
 from .merging import merge_components
-from .products import gram
 from .spatial import clean_footprints, hals_spatial, search_regions
 from .temporal import TemporalSettings, iter_update_temporal
 
@@ -87,7 +86,7 @@ def iter_temporal_step(data, W, H, K, nb, ts: TemporalSettings, keep_silent=None
     """Update traces (deconvolving components); drop silent ones (except those
     where the (K,) bool ``keep_silent`` is True). Returns (W, H, K, extra)."""
     AtY = data.AtY(W)
-    AtA = gram(W)
+    AtA = W.T @ W
     extra = yield from iter_update_temporal(H, AtY, AtA, K, ts)
     alive = H[:K].max(axis=1) > 0
     if keep_silent is not None:
