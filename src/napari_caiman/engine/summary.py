@@ -161,7 +161,7 @@ def _accumulate_rows(y, off, offs, count, s1, s2, mx, cross, miss_a, miss_b, mis
 
 
 def _iter_accumulate(
-    movie: Any, *, want_corr: bool, want_moments: bool, eight_neighbours: bool, chunk_size: int | None
+    movie: Any, *, want_corr: bool, eight_neighbours: bool, chunk_size: int | None
 ) -> Generator[Progress, None, SummaryImages]:
     n_frames, frame_shape = check_movie(movie, min_frames=1)
     ndim = len(frame_shape)
@@ -288,7 +288,7 @@ def iter_summary_images(
     """
     return (
         yield from _iter_accumulate(
-            movie, want_corr=True, want_moments=True, eight_neighbours=eight_neighbours, chunk_size=chunk_size
+            movie, want_corr=True, eight_neighbours=eight_neighbours, chunk_size=chunk_size
         )
     )
 
@@ -318,7 +318,7 @@ def local_correlations(movie: Any, *, eight_neighbours: bool = True, chunk_size:
     """
     return run(
         _iter_accumulate(
-            movie, want_corr=True, want_moments=True, eight_neighbours=eight_neighbours, chunk_size=chunk_size
+            movie, want_corr=True, eight_neighbours=eight_neighbours, chunk_size=chunk_size
         )
     ).corr
 
@@ -327,7 +327,7 @@ def mean_image(movie: Any, chunk_size: int | None = None) -> np.ndarray:
     """Temporal mean of each pixel over its non-NaN samples (float32, frame shape;
     0 where a pixel has none), in the movie's intensity units."""
     return run(
-        _iter_accumulate(movie, want_corr=False, want_moments=False, eight_neighbours=True, chunk_size=chunk_size)
+        _iter_accumulate(movie, want_corr=False, eight_neighbours=True, chunk_size=chunk_size)
     ).mean
 
 
@@ -335,5 +335,5 @@ def max_image(movie: Any, chunk_size: int | None = None) -> np.ndarray:
     """Temporal maximum of each pixel, ignoring NaN (float32, frame shape; 0 where
     a pixel has no valid sample), in the movie's intensity units."""
     return run(
-        _iter_accumulate(movie, want_corr=False, want_moments=False, eight_neighbours=True, chunk_size=chunk_size)
+        _iter_accumulate(movie, want_corr=False, eight_neighbours=True, chunk_size=chunk_size)
     ).max

@@ -72,12 +72,11 @@ def csc_arrays(S: sparse.csc_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return S.indptr.astype(np.int64), S.indices.astype(np.int64), S.data.astype(np.float32)
 
 
-def sparse_t_chunk(ch: np.ndarray, S, out: np.ndarray, col0: int) -> None:
+def sparse_t_chunk(ch: np.ndarray, arrays: tuple[np.ndarray, np.ndarray, np.ndarray], out: np.ndarray,
+                   col0: int) -> None:
     """``out[:k, col0:col0 + len(ch)] = (ch @ S).T`` for a chunk ``ch`` (t, P)
-    float32 and ``S`` (P, k): a CSC matrix or its :func:`csc_arrays`."""
-    ch = np.ascontiguousarray(ch, dtype=np.float32)
-    ip, ix, dv = csc_arrays(S) if sparse.issparse(S) else S
-    _csc_t_rows(ch, ip, ix, dv, out, col0)
+    float32 and ``S`` (P, k) given as its :func:`csc_arrays`."""
+    _csc_t_rows(np.ascontiguousarray(ch, dtype=np.float32), *arrays, out, col0)
 
 
 class Regions:
