@@ -197,3 +197,23 @@ def test_upsample_of_zero_components_keeps_the_pixel_count():
 
     out = upsample_images(np.zeros((8 * 9, 0), np.float32), (8, 9), (16, 17), 2)
     assert out.shape == (16 * 17, 0)
+
+
+@pytest.mark.parametrize("shape, ssub, tsub", [((101, 51, 50), 2, 2), ((30, 3, 17, 20), 3, 4), ((9, 8, 8), 1, 3)])
+def test_downsample_averages_blocks_of_frames_and_pixels(shape, ssub, tsub):
+    from napari_caiman.engine.cnmf._shapes import downsample
+
+    Y = np.random.default_rng(0).random(shape, dtype=np.float32)
+    got = downsample(Y, ssub, tsub)
+    # reference: the mean of each block in float64, an incomplete last block of
+    # frames averaged on its own, incomplete blocks of pixels padded by the edge
+    T = shape[0]
+    frames = [Y[t : t + tsub].astype(np.float64).mean(axis=0) for t in range(0, T, tsub)]
+    Yt = np.stack(frames)
+    pads = [(0, 0)] * (Yt.ndim - 2) + [(0, (-s) % ssub) for s in Yt.shape[-2:]]
+    Yp = np.pad(Yt, pads, mode="edge")
+    ny, nx = Yp.shape[-2] // ssub, Yp.shape[-1] // ssub
+    ref = Yp.reshape(*Yp.shape[:-2], ny, ssub, nx, ssub).mean(axis=(-3, -1))
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-6)

@@ -117,22 +117,33 @@ def clean_footprint_idx(nz: np.ndarray, vals: np.ndarray, dims: tuple[int, ...],
 
 
 def downsample(Y: np.ndarray, ssub: int, tsub: int) -> np.ndarray:
-    """Average ``tsub`` frames and ``ssub`` x ``ssub`` pixel blocks (y, x only) of (T, *dims)."""
+    """Average ``tsub`` frames and ``ssub`` x ``ssub`` pixel blocks (y, x only) of (T, *dims).
+
+    Sums of strided views (a few passes over the data) instead of a mean over
+    the axes of a reshaped array, which numpy reduces element by element.
+    """
     if tsub > 1:
         T = Y.shape[0]
         n = T // tsub
-        head = Y[: n * tsub].reshape(n, tsub, *Y.shape[1:]).mean(axis=1)
+        head = _mean_of_views([Y[j : n * tsub : tsub] for j in range(tsub)])
         if T > n * tsub:
-            head = np.concatenate([head, Y[n * tsub :].mean(axis=0, keepdims=True)])
-        Y = head.astype(np.float32, copy=False)
+            head = np.concatenate([head, Y[n * tsub :].mean(axis=0, keepdims=True, dtype=np.float32)])
+        Y = head
     if ssub > 1:
-        nd = Y.ndim - 1
         pads = [(0, 0)] * (Y.ndim - 2) + [(0, (-Y.shape[-2]) % ssub), (0, (-Y.shape[-1]) % ssub)]
-        Yp = np.pad(Y, pads, mode="edge")
-        sh = Yp.shape
-        Y = Yp.reshape(*sh[:-2], sh[-2] // ssub, ssub, sh[-1] // ssub, ssub).mean(axis=(-3, -1))
-        del nd
+        if any(p for _, p in pads):
+            Y = np.pad(Y, pads, mode="edge")
+        Y = _mean_of_views([Y[..., i::ssub, j::ssub] for i in range(ssub) for j in range(ssub)])
     return np.ascontiguousarray(Y, dtype=np.float32)
+
+
+def _mean_of_views(views: list[np.ndarray]) -> np.ndarray:
+    """Element-wise float32 mean of equally shaped arrays."""
+    acc = np.array(views[0], dtype=np.float32, copy=True)
+    for v in views[1:]:
+        acc += v
+    acc *= np.float32(1.0 / len(views))
+    return acc
 
 
 def upsample_images(A: np.ndarray, small: tuple[int, ...], dims: tuple[int, ...], ssub: int) -> np.ndarray:
