@@ -102,6 +102,7 @@ from scipy import sparse, special
 from .dff import half_sample_mode, running_percentile
 from .errors import InputError
 from .progress import Progress, run
+from .threads import single_threaded_blas
 
 __all__ = [
     "Metrics", "iter_compute_metrics", "compute_metrics", "apply_thresholds", "thresholds_from_params",
@@ -644,6 +645,7 @@ def _get(params: Any, name: str, default: Any) -> Any:
     return default if v is None else v
 
 
+@single_threaded_blas
 def iter_compute_metrics(movie: Any, estimates: Any, params: Any = None, *, chunk_size: int | None = None,
                          subtract_background: bool = True, overlap: str = "dominant+subtract",
                          executor: Any = None) -> Generator[Progress, None, Metrics]:

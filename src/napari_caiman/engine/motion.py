@@ -56,6 +56,7 @@ from . import _registration as R
 from ._output import check_out, output_writer
 from .errors import InputError
 from .progress import Progress, run
+from .threads import single_threaded_blas
 from .validate import check_finite, check_movie, per_axis, to_array_order, to_caiman_order
 
 __all__ = ["MotionResult", "iter_motion_correct", "motion_correct", "apply_shifts"]
@@ -450,6 +451,7 @@ def _pipeline(pool, n_inflight, jobs, consume, stage, total):
 # ----------------------------------------------------------------------------- public API
 
 
+@single_threaded_blas
 def iter_motion_correct(
     movie,
     *,

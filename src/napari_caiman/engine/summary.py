@@ -34,6 +34,7 @@ import numba
 import numpy as np
 
 from .progress import Progress, run
+from .threads import single_threaded_blas
 from .validate import check_movie
 
 __all__ = [
@@ -254,6 +255,7 @@ def _iter_accumulate(
     )
 
 
+@single_threaded_blas
 def iter_summary_images(
     movie: Any, *, eight_neighbours: bool = True, chunk_size: int | None = None
 ) -> Generator[Progress, None, SummaryImages]:

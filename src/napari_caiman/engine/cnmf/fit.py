@@ -34,6 +34,7 @@ from scipy import sparse
 from ..errors import InputError
 from ..params import CaimanParams
 from ..progress import Progress, run
+from ..threads import single_threaded_blas
 from ..validate import check_movie, per_axis, to_array_order
 from . import sparse_steps as sps
 from ._shapes import upsample_images, upsample_time
@@ -199,6 +200,7 @@ def _default_executor(n: int):
     return ThreadPoolExecutor(max_workers=max(1, n), thread_name_prefix="cnmf-patch")
 
 
+@single_threaded_blas
 def iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any = None, executor: Any = None,
               memmap_dir: Any = None, max_in_memory: int | None = None
               ) -> Generator[Progress, None, Estimates]:
