@@ -51,6 +51,39 @@ def test_2d_patches(movie2d):
     _check(est, movie2d)
 
 
+def test_long_movies_fit_their_patches_on_slabs_binned_in_time(movie2d, tmp_path, monkeypatch):
+    """Past PATCH_MAX_FRAMES frames a patch reads its slab averaged over frames
+    (streamed from disk); the components are as good and the traces full-rate."""
+    from napari_caiman.engine.cnmf import patches
+
+    path = tmp_path / "m.npy"
+    np.save(path, movie2d.movie.astype(np.float32))
+    mm = np.load(path, mmap_mode="r")
+    monkeypatch.setattr(patches, "PATCH_MAX_FRAMES", 100)  # 300 frames: slabs of 100 means of 3
+    params = CaimanParams.from_dict({"K": 8, "gSig": (4, 4), "rf": 20, "stride": 10, "n_processes": 2})
+    est = cnmf(mm, params, max_in_memory=0)
+    assert est.info["patch_time_bin"] == 3
+    assert est.C.shape == (est.n_components, 300)
+    _check(est, movie2d)
+    monkeypatch.undo()
+    assert cnmf(mm, params, max_in_memory=0).info["patch_time_bin"] == 1
+
+
+def test_a_binned_patch_slab_is_the_mean_of_its_frames(movie2d, tmp_path):
+    from napari_caiman.engine.cnmf.data import MovieData
+
+    path = tmp_path / "m.npy"
+    np.save(path, movie2d.movie.astype(np.float32))
+    data = MovieData(np.load(path, mmap_mode="r"), max_bytes=0, chunk_bytes=7 * 20 * 30 * 4)  # 7-frame chunks
+    sl = (slice(10, 30), slice(5, 35))
+    got = data.patch(sl, 4)
+    full = movie2d.movie[:, 10:30, 5:35].astype(np.float64)
+    ref = np.stack([full[t : t + 4].mean(axis=0) for t in range(0, 300, 4)])
+    assert got.shape == (75, 20, 30) and got.dtype == np.float32
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-3)
+    np.testing.assert_array_equal(data.patch(sl), movie2d.movie[:, 10:30, 5:35].astype(np.float32))
+
+
 def test_2d_patches_dask_like_executor(movie2d):
     from concurrent.futures import ThreadPoolExecutor
 

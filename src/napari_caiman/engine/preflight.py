@@ -55,7 +55,7 @@ def _patches(params: Any, dims: tuple[int, ...]) -> tuple[int, int, float]:
 def estimate(shape: tuple[int, ...], steps: Any, params: Any) -> dict[str, dict[str, int]]:
     """Bytes of what each phase holds that does not shrink with the chunk size:
     ``{phase: {part: bytes}}``; the run's peak is the largest phase."""
-    from .cnmf.fit import PATCH_COPIES
+    from .cnmf.patches import PATCH_COPIES, patch_time_bin
 
     T, dims = int(shape[0]), tuple(int(s) for s in shape[1:])
     P = int(np.prod(dims))
@@ -69,7 +69,8 @@ def estimate(shape: tuple[int, ...], steps: Any, params: Any) -> dict[str, dict[
         K_all = k * n_p
         K = int(np.ceil(K_all / cover))  # duplicates of overlapping patches merged
         if params["rf"] is not None:
-            phases["cnmf patches"] = {"one patch": PATCH_COPIES * 4 * T * patch_px,
+            tbin = patch_time_bin(T)  # a long movie's slabs are read binned in time
+            phases["cnmf patches"] = {"one patch": PATCH_COPIES * 4 * -(-T // tbin) * patch_px,
                                       "traces": 2 * 4 * K_all * T}
         else:
             ssub, tsub = int(params["ssub"] or 1), int(params["tsub"] or 1)

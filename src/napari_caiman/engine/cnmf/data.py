@@ -190,12 +190,24 @@ class MovieData:
             acc += ch.sum(axis=0, dtype=np.float64)
         return (acc / self.T).astype(np.float32)
 
-    def patch(self, sl: tuple[slice, ...]) -> np.ndarray:
-        """(T, *patch) float32 of one patch (reads only its pixels)."""
+    def patch(self, sl: tuple[slice, ...], tbin: int = 1) -> np.ndarray:
+        """(T, *patch) float32 of one patch (reads only its pixels); with
+        ``tbin`` > 1, (ceil(T / tbin), *patch) of means over ``tbin`` frames,
+        read in chunks so that the full-rate slab is never held."""
+        if tbin > 1:
+            shape = tuple(s.stop - s.start for s in sl)
+            step = max(1, (self.chunk_bytes // max(1, 4 * int(np.prod(shape)))) // tbin) * tbin
+            parts = [downsample(self.patch_frames(sl, t0, min(self.T, t0 + step)), 1, tbin)
+                     for t0 in range(0, self.T, step)]
+            return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+        return self.patch_frames(sl, 0, self.T)
+
+    def patch_frames(self, sl: tuple[slice, ...], t0: int, t1: int) -> np.ndarray:
+        """(t1 - t0, *patch) float32 of frames ``t0:t1`` of one patch."""
         if self.Y is not None:
-            Y = self.Y.reshape(self.T, *self.dims)[(slice(None),) + sl]
+            Y = self.Y.reshape(self.T, *self.dims)[(slice(t0, t1),) + sl]
             return np.ascontiguousarray(Y)
-        out = _as_array(self.movie[(slice(None),) + sl])
+        out = _as_array(self.movie[(slice(t0, t1),) + sl])
         if getattr(self.movie, "finite", False) and out.dtype == np.float32:
             return out  # a fresh array of a NanFilled view: finite, and nobody else's
         out = out.astype(np.float32)

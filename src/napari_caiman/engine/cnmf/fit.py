@@ -41,7 +41,7 @@ from ._shapes import upsample_images, upsample_time
 from .data import MovieData, check_not_constant
 from .estimates import Estimates, caiman_permutation
 from .initialization import iter_greedy_roi
-from .patches import fit_patch, fit_patch_from, patch_slices
+from .patches import PATCH_COPIES, fit_patch, fit_patch_from, patch_slices, patch_time_bin
 from .products import csc_of
 from .steps import Settings
 from .temporal import TemporalSettings
@@ -51,7 +51,6 @@ __all__ = ["iter_cnmf", "cnmf", "settings_from_params"]
 MIN_FRAMES = 10
 #: copies of its (T, *patch) float32 slab one patch holds at its peak: the slab
 #: read plus ~5.6 in the fit (median, residual, filtered copy; measured with tracemalloc)
-PATCH_COPIES = 7
 
 
 def settings_from_params(params: CaimanParams, nd: int, dims: tuple[int, ...]) -> Settings:
@@ -476,11 +475,15 @@ def _run_patches(data: MovieData, params: CaimanParams, st: Settings, geometry, 
     # working copies (PATCH_COPIES of it) within half the budget
     from ..memory import budget
 
-    slab = 4 * T * max(int(np.prod([s.stop - s.start for s in sl])) for sl in slices)
-    fit = int(budget(params).limit * 0.5 // (PATCH_COPIES * slab))
+    patch_px = max(int(np.prod([s.stop - s.start for s in sl])) for sl in slices)
+    half = int(budget(params).limit * 0.5)
+    tbin = patch_time_bin(T)
+    slab = 4 * -(-T // tbin) * patch_px
+    fit = int(half // (PATCH_COPIES * slab))
     max_inflight = max(1, min(max(2, 2 * n_workers), fit))
     if remote:  # workers read their own slabs: keep every worker busy (the budget is per process)
         max_inflight = max(2, 2 * len(ex.scheduler_info().get("workers", ())))
+    info["patch_time_bin"] = tbin
     info["patches_in_flight"] = max_inflight
     results: dict[int, dict] = {}
     pending: dict[Any, int] = {}
@@ -490,9 +493,11 @@ def _run_patches(data: MovieData, params: CaimanParams, st: Settings, geometry, 
         while len(results) < len(slices):
             while nxt < len(slices) and len(pending) < max_inflight:
                 if remote:  # the worker reads its slab from the shared path
-                    fu = ex.submit(fit_patch_from, data.movie, slices[nxt], p_st, p_ssub, p_tsub, nb_patch, pure=False)
+                    fu = ex.submit(fit_patch_from, data.movie, slices[nxt], p_st, p_ssub, p_tsub, nb_patch, tbin,
+                                   pure=False)
                 else:
-                    fu = ex.submit(fit_patch, data.patch(slices[nxt]), p_st, p_ssub, p_tsub, nb_patch)
+                    fu = ex.submit(fit_patch, data.patch(slices[nxt], tbin), p_st, p_ssub, p_tsub, nb_patch,
+                                   tbin=tbin, T_full=T)
                 pending[fu] = nxt
                 nxt += 1
             finished = [fu for fu in pending if fu.done()]

@@ -12,6 +12,13 @@ initialized with ``K`` components (greedy ROI on the patch downsampled by
 round of spatial/temporal updates on the patch at full resolution (AR order
 ``p_patch``).  The caller places the footprints into the full field of view
 and merges duplicates found in overlapping patches.
+
+A patch's slab (T x patch pixels) would grow with the movie's length.  A
+movie longer than :data:`PATCH_MAX_FRAMES` frames has its slabs read binned
+in time (:func:`patch_time_bin` frames averaged, streamed from disk, so the
+full-rate slab is never held): patches only have to find the footprints, and
+the whole-field updates that follow recompute every trace at the movie's
+full rate.
 """
 
 from __future__ import annotations
@@ -25,7 +32,26 @@ from .data import MovieData
 from .initialization import greedy_roi
 from .steps import Settings, spatial_step, temporal_step
 
-__all__ = ["patch_slices", "fit_patch", "fit_patch_from"]
+__all__ = ["patch_slices", "patch_time_bin", "fit_patch", "fit_patch_from"]
+
+#: working copies of its slab that one patch fit holds at its peak
+PATCH_COPIES = 7
+
+
+#: a patch's slab holds at most this many samples in time (see :func:`patch_time_bin`)
+PATCH_MAX_FRAMES = 10_000
+
+
+def patch_time_bin(T: int) -> int:
+    """Frames averaged per sample of a patch slab: 1 up to :data:`PATCH_MAX_FRAMES`
+    frames, then as many as keep the slab at most that long.
+
+    A rule of the movie's length alone (not of the memory budget), so a run
+    gives the same components whatever its budget, and one patch's working
+    set stays bounded however long the movie is (rf 25: 7 x 10,000 x 51 x 51
+    float32 = 0.73 GB).
+    """
+    return max(1, -(-int(T) // PATCH_MAX_FRAMES))
 
 
 def patch_slices(dims: tuple[int, ...], rf, stride) -> list[tuple[slice, ...]]:
@@ -41,11 +67,18 @@ def patch_slices(dims: tuple[int, ...], rf, stride) -> list[tuple[slice, ...]]:
     return [tuple(c) for c in itertools.product(*axes)]
 
 
-def fit_patch(Y: np.ndarray, st: Settings, p_ssub: int, p_tsub: int, nb_patch: int, rounds: int = 1) -> dict:
+def fit_patch(Y: np.ndarray, st: Settings, p_ssub: int, p_tsub: int, nb_patch: int, rounds: int = 1, *,
+              tbin: int = 1, T_full: int | None = None) -> dict:
     """Find components in one patch (T, *patch) float32.
+
+    ``Y`` may be the slab binned by ``tbin`` frames (see :func:`patch_time_bin`);
+    the initialization then downsamples it by ``ceil(p_tsub / tbin)`` more, and
+    the traces come back at the movie's ``T_full`` frames.
 
     Returns ``A`` (patch pixels C-order, K'), ``C`` (K', T), ``b``, ``f``.
     """
+    if tbin > 1:
+        p_tsub = max(1, -(-int(p_tsub) // int(tbin)))
     Y = np.ascontiguousarray(Y, dtype=np.float32)
     T = Y.shape[0]
     dims = Y.shape[1:]
@@ -70,14 +103,19 @@ def fit_patch(Y: np.ndarray, st: Settings, p_ssub: int, p_tsub: int, nb_patch: i
         for _ in range(rounds):
             W, H, K = spatial_step(data, W, H, K, nb_patch, st)
             W, H, K, _ = temporal_step(data, W, H, K, nb_patch, st.temporal)
-    return {"A": W[:, :K], "C": H[:K], "b": W[:, K:], "f": H[K:]}
+    C, f = H[:K], H[K:]
+    if tbin > 1 and T_full is not None:
+        C, f = upsample_time(C, int(T_full), tbin), upsample_time(f, int(T_full), tbin)
+    return {"A": W[:, :K], "C": C, "b": W[:, K:], "f": f}
 
 
-def fit_patch_from(movie, sl: tuple[slice, ...], st: Settings, p_ssub: int, p_tsub: int, nb_patch: int) -> dict:
+def fit_patch_from(movie, sl: tuple[slice, ...], st: Settings, p_ssub: int, p_tsub: int, nb_patch: int,
+                   tbin: int = 1) -> dict:
     """:func:`fit_patch` of the patch ``sl`` read from ``movie`` where this runs
     (a cluster worker reading a path it shares); the result says which process ran it."""
     import os
 
-    out = fit_patch(MovieData(movie, max_bytes=0).patch(sl), st, p_ssub, p_tsub, nb_patch)
+    data = MovieData(movie, max_bytes=0)
+    out = fit_patch(data.patch(sl, tbin), st, p_ssub, p_tsub, nb_patch, tbin=tbin, T_full=data.T)
     out["pid"] = os.getpid()
     return out
