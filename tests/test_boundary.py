@@ -47,3 +47,21 @@ def test_cli_help_loads_no_gui_module():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "MODULES []"
+
+
+def test_opening_a_movie_with_the_reader_loads_neither_numba_nor_the_engine_kernels(tmp_path):
+    """napari calls the reader on the main thread: importing numba there took 4 s
+    of the time to the first frame of a movie."""
+    import numpy as np
+    import tifffile
+
+    path = tmp_path / "m.tif"
+    tifffile.imwrite(path, np.arange(20 * 16 * 16, dtype=np.uint16).reshape(20, 16, 16))
+    code = (
+        "import sys\nfrom napari_caiman.plugin.readers import get_reader\n"
+        f"layers = get_reader({str(path)!r})({str(path)!r})\n"
+        "print(layers[0][0].shape, sorted(m for m in sys.modules if m.split('.')[0] in ('numba', 'llvmlite', 'dask')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "(20, 16, 16) []"

@@ -50,7 +50,7 @@ class NanFilled:
             return self[key[0]][(slice(None),) * (0 if isinstance(key[0], (int, np.integer)) else 1) + key[1:]]
         # ints and slices: read only the requested block, then blank the border
         # in the movie's coordinates (a patch, a block of rows, frames)
-        from .validate import finite_float32
+        from .finite import finite_float32
 
         frames = finite_float32(self.movie[key])
         key = key + (slice(None),) * (self.ndim - len(key))
