@@ -153,6 +153,21 @@ def test_preflight_refuses_what_cannot_fit(small_tif, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_preflight_counts_sparse_footprints_so_a_volume_of_thousand_cells_fits_4gb():
+    """The refit keeps footprints sparse: its estimate grows with components x
+    search region, not pixels x components (which refused this volume at 9.9 GB)."""
+    from napari_caiman.engine.preflight import check_run, estimate
+
+    params = CaimanParams.from_dict({"K": 30, "gSig": (4, 4, 2), "rf": (25, 25, 12), "stride": (10, 10, 4)})
+    shape = (2000, 24, 256, 256)
+    refit = estimate(shape, ["motion", "cnmf", "evaluate"], params)["cnmf refit"]
+    assert refit["footprints"] < 0.5e9
+    check_run(shape, ["motion", "cnmf", "evaluate"], params, Budget(parse_bytes("4GB")))
+    # a budget that cannot hold it is still refused, naming the part
+    with pytest.raises(InputError, match="memory_limit: this run needs about"):
+        check_run(shape, ["motion", "cnmf", "evaluate"], params, Budget(parse_bytes("300MB")))
+
+
 def test_cli_memory_limit_and_full_disk(small_tif, tmp_path, monkeypatch, capsys):
     """A disk that fills up while the corrected movie is written: one clear
     error, exit code 2, nothing left behind."""

@@ -52,6 +52,26 @@ def _patches(params: Any, dims: tuple[int, ...]) -> tuple[int, int, float]:
     return len(sl), max(sizes), sum(sizes) / float(np.prod(dims))
 
 
+#: bytes per entry of a footprint's search region in the sparse refit (pixel
+#: index, value, component, inverse index, float64 Y H^T sum, with headroom)
+REGION_BYTES = 64
+
+
+def _region_px(params: Any, nd: int) -> int:
+    """Upper bound of one footprint's search region: its support box in the
+    refinement (``max(gSiz // 2, 2 gSig)`` each side) dilated by ``ceil(gSig / 2)``."""
+    from .validate import per_axis
+
+    try:
+        gsig = per_axis(params["gSig"], nd, "gSig", kind=float, minimum=0.5)
+        gsiz = params["gSiz"]
+        gsiz = per_axis(gsiz, nd, "gSiz", kind=float, minimum=1) if gsiz is not None else tuple(2 * g + 1 for g in gsig)
+    except InputError:
+        return 1  # the step itself reports bad parameters
+    half = [max(int(z) // 2, int(np.ceil(2 * g))) + int(max(1.0, np.ceil(g / 2))) for g, z in zip(gsig, gsiz, strict=True)]
+    return int(np.prod([2 * h + 1 for h in half]))
+
+
 def estimate(shape: tuple[int, ...], steps: Any, params: Any) -> dict[str, dict[str, int]]:
     """Bytes of what each phase holds that does not shrink with the chunk size:
     ``{phase: {part: bytes}}``; the run's peak is the largest phase."""
@@ -75,10 +95,13 @@ def estimate(shape: tuple[int, ...], steps: Any, params: Any) -> dict[str, dict[
         else:
             ssub, tsub = int(params["ssub"] or 1), int(params["tsub"] or 1)
             phases["cnmf initialization"] = {"initialization": 5 * 4 * (T // tsub) * (P // (ssub * ssub))}
-        # W = [A | b] dense float32 (pixels x components) and its copies in the
-        # spatial update; H, A^T Y, S, YrA and the deconvolution's copies
-        # (two copies: W and Y H^T; K is an upper bound: every patch finding K distinct neurons)
-        phases["cnmf refit"] = {"footprints": 2 * 4 * P * (K + nb), "traces": 6 * 4 * (K + nb) * T}
+        # the whole-field refit keeps the footprints sparse: per component its
+        # search region (support dilated) with ~REGION_BYTES per entry, and the
+        # dense background b with its float64 accumulator; H, A^T Y, S, YrA and
+        # the deconvolution's copies (K is an upper bound: every patch finding K
+        # distinct neurons)
+        phases["cnmf refit"] = {"footprints": K * _region_px(params, len(dims)) * REGION_BYTES + 12 * P * nb,
+                                "traces": 6 * 4 * (K + nb) * T}
     return phases
 
 
