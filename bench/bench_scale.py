@@ -269,6 +269,8 @@ def main(argv=None) -> int:
             r = run_case(T, shape, n_neurons, args.memory_limit, guard, Path(d), args.extra)
             r.update(note=args.note, commit=_commit())
             print(json.dumps(r, default=str), flush=True)
+            if RESULTS.exists():  # re-read: another run (another shape) may have added rows meanwhile
+                rows = json.loads(RESULTS.read_text())
             rows = [x for x in rows if not (x["T"] == T and x["shape"] == list(shape))] + [r]
             if not args.no_report:
                 RESULTS.write_text(json.dumps(rows, indent=1, default=str))
