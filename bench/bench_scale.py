@@ -113,7 +113,7 @@ def n_neurons_for(shape) -> int:
     return int(round(np.prod(shape) / (550 if len(shape) == 2 else 2750)))
 
 
-def make_tiff(path: Path, T: int, shape: tuple[int, ...], n_neurons: int, seed: int = 0):
+def make_tiff(path: Path, T: int, shape: tuple[int, ...], n_neurons: int, seed: int = 0, reuse: bool = False):
     from napari_caiman.engine.synthetic import make_movie
 
     t0 = time.perf_counter()
@@ -122,16 +122,17 @@ def make_tiff(path: Path, T: int, shape: tuple[int, ...], n_neurons: int, seed: 
     else:  # CaImAn order (rows, cols, planes)
         motion = dict(gSig=(4, 4, 2), rigid_motion=(3.0, 3.0, 0.5), nonrigid_motion=0.0)
     truth = make_movie((T, *shape), n_neurons=n_neurons, **motion,
-                       dtype=np.uint16, seed=seed, out=path, return_flow=False, return_truth=False)
+                       dtype=np.uint16, seed=seed, out=path, return_flow=False, return_truth=False, reuse=reuse)
     return truth, time.perf_counter() - t0
 
 
-def run_case(T: int, shape, n_neurons: int, memory_limit: str, guard: int, tmp: Path, extra: list[str]) -> dict:
+def run_case(T: int, shape, n_neurons: int, memory_limit: str, guard: int, tmp: Path, extra: list[str],
+             movies: Path | None = None) -> dict:
     from napari_caiman.engine.cnmf import match_components
     from napari_caiman.io.results_file import load_results
 
-    movie = tmp / f"movie_{T}.tif"
-    truth, t_gen = make_tiff(movie, T, shape, n_neurons)
+    movie = (movies or tmp) / f"movie_{T}_{'x'.join(map(str, shape))}.tif"
+    truth, t_gen = make_tiff(movie, T, shape, n_neurons, reuse=movies is not None)
     fp, tr = truth.footprints, truth.traces
     del truth
     out = tmp / f"res_{T}.hdf5"
@@ -254,6 +255,8 @@ def main(argv=None) -> int:
     ap.add_argument("--memory-limit", default="4GB")
     ap.add_argument("--guard", default="6GB", help="kill the run above this RssAnon + RssShmem")
     ap.add_argument("--tmp", default=None, help="folder for the movies (default: a temporary folder)")
+    ap.add_argument("--movies", default=None,
+                    help="keep the generated movies in this folder and reuse those already there (same seed)")
     ap.add_argument("--no-report", action="store_true", help="print the rows only (scale.json/md unchanged)")
     ap.add_argument("--note", default="", help="a note kept with the rows of this run (conditions, ...)")
     ap.add_argument("extra", nargs="*", help="more arguments for `napari-caiman run` (after --)")
@@ -266,7 +269,10 @@ def main(argv=None) -> int:
     n_neurons = n_neurons_for(shape)
     with tempfile.TemporaryDirectory(dir=args.tmp) as d:
         for T in args.frames:
-            r = run_case(T, shape, n_neurons, args.memory_limit, guard, Path(d), args.extra)
+            movies = Path(args.movies) if args.movies else None
+            if movies is not None:
+                movies.mkdir(parents=True, exist_ok=True)
+            r = run_case(T, shape, n_neurons, args.memory_limit, guard, Path(d), args.extra, movies)
             r.update(note=args.note, commit=_commit())
             print(json.dumps(r, default=str), flush=True)
             if RESULTS.exists():  # re-read: another run (another shape) may have added rows meanwhile

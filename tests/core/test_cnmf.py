@@ -84,6 +84,29 @@ def test_a_binned_patch_slab_is_the_mean_of_its_frames(movie2d, tmp_path):
     np.testing.assert_array_equal(data.patch(sl), movie2d.movie[:, 10:30, 5:35].astype(np.float32))
 
 
+def test_streamed_noise_reads_only_the_frames_it_uses_and_equals_the_in_memory_one(movie2d, tmp_path):
+    from napari_caiman.engine.cnmf.data import MovieData
+    from napari_caiman.engine.progress import run
+
+    class Counting:  # a movie that records which frames were read
+        def __init__(self, a):
+            self.a, self.shape, self.dtype, self.ndim, self.frames = a, a.shape, a.dtype, a.ndim, set()
+
+        def __getitem__(self, key):
+            t = key[0] if isinstance(key, tuple) else key
+            self.frames.update(range(*t.indices(self.shape[0])))
+            return self.a[key]
+
+    movie = Counting(np.asarray(movie2d.movie, np.float32))
+    sn, lo, hi = run(MovieData(movie, max_bytes=0).noise((0.25, 0.5), "mean", 90))
+    assert movie.frames == set(range(30)) | set(range(135, 165)) | set(range(270, 300))
+    data = MovieData(movie2d.movie.astype(np.float32))
+    run(data.load())
+    ref, _, _ = run(data.noise((0.25, 0.5), "mean", 90))
+    np.testing.assert_allclose(sn, ref, rtol=1e-5)
+    assert lo < hi
+
+
 def test_2d_patches_dask_like_executor(movie2d):
     from concurrent.futures import ThreadPoolExecutor
 

@@ -147,3 +147,17 @@ def test_bad_input():
         make_movie_2d((10, 32, 32), nonrigid_motion=-1)
     with pytest.raises(InputError):
         make_movie_2d((10, 32, 32), dtype=np.complex64)
+
+
+def test_reuse_opens_the_movie_an_earlier_call_wrote_and_gives_the_same_truth(tmp_path):
+    from napari_caiman.engine.synthetic import make_movie
+
+    path = tmp_path / "m.tif"
+    kw = dict(n_neurons=5, gSig=3, rigid_motion=1.0, dtype=np.uint16, seed=4, out=path, return_flow=False)
+    first = make_movie((40, 32, 32), **kw)
+    written = path.stat().st_mtime_ns
+    again = make_movie((40, 32, 32), reuse=True, **kw)
+    assert path.stat().st_mtime_ns == written  # not written again
+    np.testing.assert_array_equal(np.asarray(again.movie), np.asarray(first.movie))
+    np.testing.assert_array_equal(again.footprints, first.footprints)
+    np.testing.assert_array_equal(again.traces, first.traces)

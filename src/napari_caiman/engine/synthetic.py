@@ -36,6 +36,7 @@ the displacement fields of all frames (``return_flow=False``).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass, field
@@ -438,6 +439,7 @@ def make_movie(
     return_flow: bool = True,
     return_truth: bool = True,
     out: str | os.PathLike | None = None,
+    reuse: bool = False,
     chunk_frames: int | None = None,
 ) -> SyntheticMovie:
     """Make a 2D (T, Y, X) or 3D (T, Z, Y, X) synthetic movie with ground truth.
@@ -538,16 +540,19 @@ def make_movie(
         if suffix not in (".npy", ".tif", ".tiff"):
             raise InputError("out", f"expected a .npy or .tif path, got {str(out)!r}")
         # streamed: each chunk of frames goes to the file's pages as it is made
-        with atomic_path(out) as tmp:
-            if suffix == ".npy":
-                mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
-            else:
-                import tifffile
+        # (``reuse``: a file an earlier call with the same arguments wrote is
+        # opened as it is: benchmarks of long movies regenerate only the truth)
+        with contextlib.nullcontext(None) if reuse and out.exists() else atomic_path(out) as tmp:
+            if tmp is not None:
+                if suffix == ".npy":
+                    mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+                else:
+                    import tifffile
 
-                mm = tifffile.memmap(tmp, shape=shape, dtype=dtype, bigtiff=True, photometric="minisblack")
-            fill(mm)
-            mm.flush()
-            del mm
+                    mm = tifffile.memmap(tmp, shape=shape, dtype=dtype, bigtiff=True, photometric="minisblack")
+                fill(mm)
+                mm.flush()
+                del mm
         if suffix == ".npy":
             movie = np.load(out, mmap_mode="r")
         else:

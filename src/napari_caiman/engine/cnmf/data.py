@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import InputError
 from ..validate import check_finite
 from ._shapes import downsample
-from .noise import psd_noise
+from .noise import fft_sample_ranges, psd_noise
 from .products import Regions, csc_arrays, sparse_t_chunk
 
 #: movies (as float32) up to this size are held in memory during CNMF
@@ -149,7 +149,10 @@ class MovieData:
         return out
 
     def noise(self, noise_range, method, max_num_samples_fft):
-        """Generator yielding (done, total); returns (sn (P,), vmin, vmax)."""
+        """Generator yielding (done, total); returns (sn (P,), vmin, vmax).
+
+        Streamed, only the frames the estimate uses are read (and vmin, vmax
+        are theirs)."""
         sn = np.empty(self.P, np.float64)
         vmin, vmax = np.inf, -np.inf
         if self.Y is not None:
@@ -161,10 +164,17 @@ class MovieData:
                 vmin, vmax = min(vmin, float(blk.min())), max(vmax, float(blk.max()))
                 yield p1, self.P
             return sn, vmin, vmax
-        # stream blocks of pixels (all frames), contiguous in C order, of about chunk_bytes
-        max_px = max(1, self.chunk_bytes // max(1, 4 * self.T))
+        # stream blocks of pixels, contiguous in C order, of about chunk_bytes, over
+        # only the frames the noise estimate uses (three pieces of a long movie):
+        # reading all frames of each block made a movie larger than the page
+        # cache read itself from disk once per block
+        ranges = fft_sample_ranges(self.T, max_num_samples_fft)
+        n_t = sum(b - a for a, b in ranges)
+        max_px = max(1, self.chunk_bytes // max(1, 4 * n_t))
         for key, p0, p1 in pixel_blocks(self.dims, max_px):
-            blk = _as_array(self.movie[(slice(None),) + key]).reshape(self.T, -1).astype(np.float32, copy=False)
+            parts = [_as_array(self.movie[(slice(a, b),) + key]) for a, b in ranges]
+            blk = (parts[0] if len(parts) == 1 else np.concatenate(parts)).reshape(n_t, -1)
+            blk = blk.astype(np.float32, copy=False)
             if not getattr(self.movie, "finite", False):
                 check_finite(blk)
             sn[p0:p1] = psd_noise(blk.T, noise_range, method, max_num_samples_fft)

@@ -15,7 +15,17 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["psd_noise"]
+__all__ = ["psd_noise", "fft_sample_ranges"]
+
+
+def fft_sample_ranges(T: int, max_num_samples_fft: int = 3072) -> list[tuple[int, int]]:
+    """The frame ranges :func:`psd_noise` uses of a ``T``-sample series: all of
+    it, or three pieces of ``max_num_samples_fft // 3`` (start, middle, end)."""
+    if T <= max_num_samples_fft:
+        return [(0, T)]
+    n3 = max_num_samples_fft // 3
+    mid = T // 2 - n3 // 2
+    return [(0, n3), (mid, mid + n3), (T - n3, T)]
 
 
 def psd_noise(
@@ -33,9 +43,7 @@ def psd_noise(
     Y2 = Y[None] if one else Y.reshape(-1, Y.shape[-1])
     T = Y2.shape[-1]
     if T > max_num_samples_fft:
-        n3 = max_num_samples_fft // 3
-        mid = T // 2 - n3 // 2
-        Y2 = np.concatenate([Y2[:, :n3], Y2[:, mid : mid + n3], Y2[:, T - n3 :]], axis=1)
+        Y2 = np.concatenate([Y2[:, a:b] for a, b in fft_sample_ranges(T, max_num_samples_fft)], axis=1)
         T = Y2.shape[-1]
     freqs = np.fft.rfftfreq(T)  # cycles / sample, 0 .. 0.5
     band = (freqs > noise_range[0]) & (freqs <= noise_range[1])
