@@ -267,8 +267,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 
 def _cmd_params(args: argparse.Namespace) -> int:
-    from ..engine.param_specs import SPEC_BY_NAME, SPECS, describe, markdown
     from ..engine.params import GROUPS_OF, close_matches
+    from ..engine.schema import SPEC_BY_NAME, SPECS, describe, markdown
 
     if args.markdown:
         print(markdown(), end="")

@@ -278,6 +278,9 @@ def iter_pipeline(
     started = time.time()
     movie = open_movie(source, var_name_hdf5=params["var_name_hdf5"])
     input_shape, input_dtype = list(movie.shape), str(movie.dtype)
+    from ..engine.resolve import for_movie
+
+    params = for_movie(params, movie.shape)  # a volume's planes entries: the docks' values
     extra: dict[str, Any] = {"fr_source": "given"}
     if not params.is_set("fr"):
         from ..io.movie import frame_rate

@@ -144,9 +144,11 @@ class Results:
         if self.estimates is None:
             return None
         if self.metrics is not None:
-            from .evaluation import apply_thresholds, thresholds_from_params
+            from .evaluation import apply_thresholds
+            from .resolve import thresholds
 
-            return apply_thresholds(self.metrics, **thresholds_from_params(self.params))[0]
+            # the size limits too (a file of the Evaluation dock keeps them in its provenance)
+            return apply_thresholds(self.metrics, **thresholds(self.params, self.provenance))[0]
         idx = self.estimates.idx_components
         return None if idx is None else np.asarray(idx, dtype=np.int64)
 
