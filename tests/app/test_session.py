@@ -12,6 +12,7 @@ from napari_caiman.engine.cnmf import match_components
 from napari_caiman.engine.curation import Curation
 from napari_caiman.engine.errors import InputError, StateError
 from napari_caiman.engine.progress import run
+from napari_caiman.engine.results import MotionRecord, SummaryRecord
 from napari_caiman.engine.synthetic import make_movie_2d, make_movie_3d
 
 PARAMS = {"gSig": (3, 3), "K": 14, "max_shifts": (6, 6)}
@@ -73,6 +74,10 @@ def test_rethreshold_refit_save_and_export(chained, tmp_path):
     back = load_results(path)
     assert np.array_equal(back.accepted(), s.accepted())
     assert back.params["gSig"] == (3, 3) and back.motion["shifts_rig"].shape == s.motion.shifts_rig.shape
+    # typed parts (attributes), still readable by name as the file layout's dicts were
+    assert isinstance(back.motion, MotionRecord) and isinstance(back.summary, SummaryRecord)
+    assert np.allclose(back.motion.shifts_rig, s.motion.shifts_rig) and back.summary.corr.shape == (64, 64)
+    assert set(back.summary) == {"mean", "max", "std", "corr"} and back.motion.corrected_path is None
     csv = tmp_path / "c.csv"
     s.export(csv=csv)
     assert len(csv.read_text().splitlines()[0].split(",")) == len(s.accepted()) + 1

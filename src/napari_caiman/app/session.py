@@ -74,8 +74,8 @@ class Session:
 
     Attributes
     ----------
-    motion : MotionResult or dict or None
-        The motion correction (a dict when read from a results file).
+    motion : MotionResult or MotionRecord or None
+        The motion correction (its record when read from a results file).
     summary : SummaryImages or None
     corrected : array-like or None
         The corrected movie (None: the movie as given is the one CNMF reads).
@@ -133,13 +133,8 @@ class Session:
         s.motion, s.estimates, s.metrics = results.motion, results.estimates, results.metrics
         s.F_dff, s.curation = results.F_dff, results.curation
         s.provenance = dict(results.provenance or {})
-        if results.summary is not None:
-            from ..engine.summary import SummaryImages
-
-            d = results.summary
-            s.summary = SummaryImages(**{k: d.get(k) for k in ("mean", "max", "std", "corr")}) \
-                if isinstance(d, dict) else d
-        if isinstance(results.motion, dict):
+        s.summary = results.summary  # a SummaryRecord (a CaImAn file may hold only the correlation image)
+        if results.motion is not None:
             s.corrected_path = results.motion.get("corrected_path")
         return s
 
@@ -209,7 +204,9 @@ class Session:
         (pixels, K)) skip the initialization. Metrics and curation are dropped."""
         from ..engine.pipeline import iter_cnmf_step
 
-        step = yield from iter_cnmf_step(self.cnmf_movie(), self.params, Ain=seeds, summary=self.summary,
+        # the motion step's images when complete (a file's may hold only "corr": computed again)
+        summary = self.summary if getattr(self.summary, "std", None) is not None else None
+        step = yield from iter_cnmf_step(self.cnmf_movie(), self.params, Ain=seeds, summary=summary,
                                          executor=executor)
         self.estimates, self.summary = step.estimates, step.summary
         self.metrics = self.F_dff = self.curation = None
@@ -285,13 +282,19 @@ class Session:
 
     def results(self) -> Any:
         """Everything but the movies, as :class:`~napari_caiman.engine.results.Results`."""
-        from ..engine.results import Results, motion_to_dict, summary_to_dict
+        from ..engine.results import (
+            MotionRecord,
+            Results,
+            SummaryRecord,
+            motion_to_dict,
+            summary_to_dict,
+        )
 
         motion = self.motion
-        if motion is not None and not isinstance(motion, dict):
+        if motion is not None and not isinstance(motion, MotionRecord):
             motion = motion_to_dict(motion, self.corrected_path)
         summary = self.summary
-        if summary is not None and not isinstance(summary, dict):
+        if summary is not None and not isinstance(summary, SummaryRecord):
             summary = summary_to_dict(summary)
         dims = tuple(self.shape[1:])
         return Results(params=self.params, dims=dims, motion=motion, summary=summary,

@@ -5,6 +5,7 @@ One rule for every path (CLI, API, widgets, batch), see :func:`movie_for_cnmf`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["NanFilled", "motion_border", "nan_border", "movie_for_cnmf"]
@@ -88,7 +89,7 @@ def motion_border(motion: Any) -> tuple[int, ...]:
 
 
 def _motion_attr(motion: Any, name: str) -> Any:
-    if isinstance(motion, dict):
+    if isinstance(motion, Mapping):  # a results file's motion record (or its dict)
         return motion.get(name)
     return getattr(motion, name, None)
 
