@@ -63,7 +63,7 @@ class NanFilled:
                     idx = np.arange(n)[k]
                     hit = np.flatnonzero((idx < b) | (idx >= n - b))
                     if hit.size:
-                        sel = [slice(None)] * frames.ndim
+                        sel: list[Any] = [slice(None)] * frames.ndim
                         sel[out_axis] = hit
                         frames[tuple(sel)] = 0
                 out_axis += 1

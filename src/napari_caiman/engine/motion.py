@@ -49,6 +49,7 @@ import os
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -210,13 +211,13 @@ class _Engine:
         bfs = tuple(n // b for n in fs)
         ms_b = tuple(min(int(math.ceil(m / b)), (n - 1) // 2) for m, n in zip(cfg.max_shifts, bfs, strict=True))
         self.spec = R.Spectral(bfs, ms_b, keep=0.5 if b == 1 else 1.0)
-        self.grid = None
+        self.grid: R.PatchGrid | None = None
         if cfg.pw_rigid:
             pad = tuple(int(math.ceil((m + d + 1) / b)) for m, d in zip(cfg.max_shifts, cfg.max_dev, strict=True))
             self.grid = R.PatchGrid(fs, cfg.strides, cfg.overlaps, cfg.upsample_factor_grid, pad,
                                     keep=0.5 if b == 1 else 1.0, binning=b)
         self.half = np.asarray(ms_b)
-        self.template_raw = None
+        self.template_raw: np.ndarray | None = None
 
     def set_template(self, tmpl: np.ndarray) -> None:
         self.template_raw = tmpl.astype(np.float32)
@@ -247,6 +248,7 @@ class _Engine:
         if not pw:
             return s_rig, None
         g = self.grid
+        assert g is not None  # pw-rigid
         n = g.n_patches
         Fp = g.prepare_frames(est)
         P = (self.T_patch[None] * np.conj(Fp.reshape(B, n, *Fp.shape[1:]))).reshape(B * n, *Fp.shape[1:])
@@ -260,6 +262,7 @@ class _Engine:
 
     def fields(self, s_els: np.ndarray) -> np.ndarray:
         g = self.grid
+        assert g is not None  # pw-rigid
         B = len(s_els)
         nd = self.cfg.nd
         out = np.empty((B, nd, *self.cfg.frame_shape), np.float32)
@@ -503,7 +506,7 @@ def iter_motion_correct(
             for it_ in range(n_pass):
                 pw = cfg.pw_rigid and it_ == n_pass - 1
                 eng.set_template(tmpl)
-                acc = [np.zeros(cfg.frame_shape, np.float64), 0, np.zeros(nd)]
+                acc: list[Any] = [np.zeros(cfg.frame_shape, np.float64), 0, np.zeros(nd)]
 
                 def consume(res, acc=acc):
                     acc[0] += res[0]
@@ -514,12 +517,12 @@ def iter_motion_correct(
                 for p in _pipeline(pool, n_inflight, jobs, consume, "template", total):
                     yield Progress("template", done + p.done, total)
                 done += len(sample)
-                tmpl = (acc[0] / max(acc[1], 1)).astype(np.float32)
+                tmpl = (acc[0] / max(int(acc[1]), 1)).astype(np.float32)
                 if not pw:
                     # re-centre: put the template at the sample's mean position
                     # (so a movie whose motion averages out ends up where the
                     # motion-free truth is, not at an arbitrary offset)
-                    c = (acc[2] / max(acc[1], 1)).astype(np.float32)
+                    c = (acc[2] / max(int(acc[1]), 1)).astype(np.float32)
                     tmpl = R.shift_rigid(tmpl[None], -c[None], "copy")[0]
         else:
             tmpl = cfg.template
@@ -529,7 +532,7 @@ def iter_motion_correct(
         # ------------------------------------------------------------ full pass
         t_start = time.perf_counter()
         s_rig = np.empty((T, nd), np.float32)
-        s_els = np.empty((T, eng.grid.n_patches, nd), np.float32) if cfg.pw_rigid else None
+        s_els = np.empty((T, eng.grid.n_patches, nd), np.float32) if eng.grid is not None else None
         corr_raw = np.empty(T, np.float32)
         corr_cor = np.empty(T, np.float32)
         crop_shape = np.empty(cfg.frame_shape)[cfg.crop].shape
@@ -593,6 +596,7 @@ def iter_motion_correct(
         crispness_corrected=crispness(mean_cor),
     )
     to_c = (lambda a: a) if nd == 2 else (lambda a: a[..., [1, 2, 0]])
+    assert eng.template_raw is not None
     return MotionResult(
         corrected=corrected,
         template=eng.template_raw,

@@ -243,6 +243,7 @@ class Results:
         thr = self.threshold_accepted()
         if self.curation is None or (thr is None and not self.curation.n_decisions):
             return thr
+        assert self.estimates is not None
         base = thr if thr is not None else np.arange(self.estimates.A.shape[1])  # never evaluated: all
         return self.curation.final_indices(base)[0]
 
@@ -378,5 +379,5 @@ def motion_to_dict(result: Any, corrected_path: str | None = None) -> MotionReco
 
 def summary_to_dict(summary: Any) -> SummaryRecord:
     """:class:`~napari_caiman.engine.summary.SummaryImages` as the record a results file keeps."""
-    return SummaryRecord(**{k: np.asarray(getattr(summary, k), dtype=np.float32)
-                            for k in ("mean", "max", "std", "corr")})
+    mean, mx, std, corr = (np.asarray(getattr(summary, k), dtype=np.float32) for k in ("mean", "max", "std", "corr"))
+    return SummaryRecord(mean=mean, max=mx, std=std, corr=corr)

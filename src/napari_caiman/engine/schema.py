@@ -32,7 +32,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from .caiman_defaults import ALL_GROUPS, GROUPS_OF
 from .errors import InputError
@@ -207,7 +207,7 @@ def _group(name: str):
             s = Spec(name=fname, group=name, **meta)
             default = ALL_GROUPS[name][fname]
             setattr(cls, fname, dataclasses.field(default=default, metadata={"spec": s}))
-        cls.GROUP = name
+        setattr(cls, "GROUP", name)  # noqa: B010 (a class attribute the dataclass must not see)
         return dataclass(frozen=True)(cls)
 
     return wrap
@@ -220,7 +220,7 @@ class _Group:
 
     @classmethod
     def specs(cls) -> tuple[Spec, ...]:
-        return tuple(f.metadata["spec"] for f in dataclasses.fields(cls))
+        return tuple(f.metadata["spec"] for f in dataclasses.fields(cast(Any, cls)))
 
     @classmethod
     def from_params(cls, params: Any) -> Any:
@@ -406,7 +406,7 @@ class Plugin(_Group):
 
 
 #: The group classes, in the order the pipeline uses them.
-GROUPS: tuple[type, ...] = (Data, Motion, Init, Spatial, Temporal, Merging, Patch, Quality, Plugin)
+GROUPS: tuple[type[_Group], ...] = (Data, Motion, Init, Spatial, Temporal, Merging, Patch, Quality, Plugin)
 #: Every described parameter, group by group.
 SPECS: tuple[Spec, ...] = tuple(s for g in GROUPS for s in g.specs())
 SPEC_BY_NAME: dict[str, Spec] = {s.name: s for s in SPECS}
