@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -203,7 +204,7 @@ def test_save_load_restores_decisions_and_export(qtbot, viewer, widget, fitted_2
         series = next(iter(rrs.values()))
         assert series.data.shape[1] == final.sum() or series.data.shape[0] == final.sum()
     csv = widget.export("csv", tmp_path / "out.csv")
-    assert len(open(csv).readline().split(",")) == final.sum() + 1
+    assert len(Path(csv).read_text().splitlines()[0].split(",")) == final.sum() + 1
     assert widget.export("tiff", tmp_path / "out.tif").is_file()
     assert est.n_components == len(final)
 

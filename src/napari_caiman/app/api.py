@@ -134,37 +134,42 @@ def evaluate_results(results: Any, *, movie_path: Sequence[str] | None = None, o
     ``results.last_timings`` to the time the recomputation took.
     """
     from ..engine.evaluation import Metrics
-    from ..engine.pipeline import iter_evaluate_step, movie_for_cnmf
     from ..engine.progress import run
     from ..io.movie import open_movie
+    from .session import Session
 
     if results.estimates is None:
         raise InputError("results", "the file holds no CNMF components to evaluate")
-    if overrides:
-        results.params = results.params.copy().update(overrides)
+    movie = None
     if movie_path:
         source = movie_path[0] if len(movie_path) == 1 else list(movie_path)
-        movie = open_movie(source, var_name_hdf5=results.params["var_name_hdf5"])
+        params = results.params.copy().update(overrides) if overrides else results.params
+        movie = open_movie(source, var_name_hdf5=params["var_name_hdf5"])
         if tuple(movie.shape[1:]) != tuple(results.dims):
             raise InputError("--movie", f"frame shape {tuple(movie.shape[1:])} does not match the results' "
                                         f"{tuple(results.dims)} (array order)")
         note = None if force else check_movie_matches(results, movie_path)
         if note:
             print(f"napari-caiman: note: {note}", file=sys.stderr)
-        movie = movie_for_cnmf(movie, motion=results.motion, border_nan=results.params["border_nan"])
-        t0 = time.perf_counter()
-        step = run(iter_evaluate_step(movie, results.estimates, results.params), progress)
-        results.metrics, results.F_dff = step.metrics, step.F_dff
-        results.last_timings = {"evaluate": time.perf_counter() - t0}
     elif results.metrics is None:
         raise InputError("--movie", "the results file stores no quality metrics; give the movie to compute them")
-    assert isinstance(results.metrics, Metrics)
+    # the movie given is the one CNMF read (the corrected one when motion was corrected);
+    # the session applies the motion border rule to it
+    session = Session.from_results(results, movie)
+    if overrides:
+        session.update_params(overrides)
+    if movie is not None:
+        t0 = time.perf_counter()
+        run(session.iter_evaluate(), progress)
+        results.last_timings = {"evaluate": time.perf_counter() - t0}
+    assert isinstance(session.metrics, Metrics)
     if overrides and "classifier" in overrides:  # a classifier learnt from curation, on the stored metrics
         from ..engine.evaluation import apply_classifier
 
         if overrides["classifier"] in (None, "", False):
-            results.metrics.classifier_prob = None
+            session.metrics.classifier_prob = None
         else:
-            apply_classifier(results.metrics, results.estimates, results.params)
-    results.estimates.idx_components = results.threshold_accepted()
+            apply_classifier(session.metrics, session.estimates, session.params)
+    session.rethreshold()
+    results.params, results.metrics, results.F_dff = session.params, session.metrics, session.F_dff
     return results

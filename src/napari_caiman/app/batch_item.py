@@ -103,21 +103,12 @@ def check_params_for_movie(params: Any, movie: Any, steps: Sequence[str]) -> Non
     """Check parameters against a movie's shape without running anything
     (max_shifts / patch sizes that do not fit the frame, gSig too large,
     rf/stride inconsistent). Raises InputError naming the parameter."""
+    from ..engine.resolve import resolve
     from ..engine.validate import check_movie
 
-    _, dims = check_movie(movie)
+    check_movie(movie)
     if params["backend"] == "caiman":
         from ..engine.backends import require_caiman
 
         require_caiman()
-    if "motion" in steps:
-        from ..engine.motion import _Config
-        from ..engine.pipeline import motion_kwargs
-
-        _Config(movie, **motion_kwargs(params), template=None, out=None, chunk_size=None, n_workers=1,
-                ignored={})
-    if "cnmf" in steps and params["backend"] == "native":
-        from ..engine.cnmf.fit import _patch_geometry, settings_from_params
-
-        st = settings_from_params(params, len(dims), dims)
-        _patch_geometry(params, st, len(dims), dims)
+    resolve(params, movie.shape, [s for s in steps if s in ("motion", "cnmf")])

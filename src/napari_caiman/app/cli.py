@@ -156,32 +156,27 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from ..io import export
+    from .session import Session
 
     if not (args.nwb or args.csv or args.masks):
         raise InputError("export", "nothing to export: give --nwb, --csv and/or --masks")
+
     results = load_results_file(args.results)
     est = results.estimates
     if est is None:
         raise InputError("results", "the file holds no CNMF components to export")
-    idx = np.arange(est.A.shape[1]) if args.all else results.accepted()
+    session = Session.from_results(results)
+    idx = np.arange(est.A.shape[1]) if args.all else session.accepted()
     if idx is None:
         idx = np.arange(est.A.shape[1])
-    fr = float(results.params["fr"])
-    written = []
+    nwb_kw: dict[str, Any] = {}
     if args.nwb:
-        nwb_kw: dict[str, Any] = {"indicator": args.indicator, "location": args.location,
-                                  "mask_type": args.mask_type}
+        nwb_kw = {"indicator": args.indicator, "location": args.location, "mask_type": args.mask_type}
         if args.description:
             nwb_kw["session_description"] = args.description
         if args.session_start:
             nwb_kw["session_start_time"] = _parse_time(args.session_start)
-        written.append(export.export_nwb(args.nwb, est, fr=fr, idx=idx, F_dff=results.F_dff, metrics=results.metrics,
-                                         **nwb_kw))
-    if args.csv:
-        written.append(export.export_csv(args.csv, np.asarray(est.C)[idx], ids=idx, fr=fr))
-    if args.masks:
-        written.append(export.export_masks_tiff(args.masks, est, idx=idx))
+    written = session.export(nwb=args.nwb, csv=args.csv, masks=args.masks, all_components=args.all, **nwb_kw)
     print(f"exported {len(idx)} of {est.A.shape[1]} components: " + ", ".join(str(w) for w in written))
     return 0
 
@@ -267,8 +262,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 
 def _cmd_params(args: argparse.Namespace) -> int:
-    from ..engine.param_specs import SPEC_BY_NAME, SPECS, describe, markdown
     from ..engine.params import GROUPS_OF, close_matches
+    from ..engine.schema import SPEC_BY_NAME, SPECS, describe, markdown
 
     if args.markdown:
         print(markdown(), end="")

@@ -30,11 +30,6 @@ import numpy as np
 from ..engine.errors import InputError
 from ..engine.progress import Progress
 
-
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
-
-
 # --- motion cache ----------------------------------------------------------------
 
 @dataclass
@@ -278,6 +273,9 @@ def iter_pipeline(
     started = time.time()
     movie = open_movie(source, var_name_hdf5=params["var_name_hdf5"])
     input_shape, input_dtype = list(movie.shape), str(movie.dtype)
+    from ..engine.resolve import for_movie
+
+    params = for_movie(params, movie.shape)  # a volume's planes entries: the docks' values
     extra: dict[str, Any] = {"fr_source": "given"}
     if not params.is_set("fr"):
         from ..io.movie import frame_rate
@@ -323,73 +321,46 @@ def iter_pipeline(
 
 def _iter_run(source, movie, input_shape, input_dtype, started, *, steps, output, params, save_movie, keep_movie,
               cache, executor, extra):
-    from ..engine.pipeline import (
-        iter_cnmf_step,
-        iter_evaluate_step,
-        iter_motion_step,
-        movie_for_cnmf,
-    )
-    from ..engine.results import Results, motion_to_dict, summary_to_dict
-    from ..io.provenance import make_provenance
-    from ..io.results_file import save_results
+    """The steps as a loop over one :class:`~.session.Session`, then the results saved."""
+    from .session import Session
 
-    results = Results(params=params, dims=tuple(movie.shape[1:]))
+    session = Session(movie, params, source=source)
     cluster = executor if hasattr(executor, "scatter") else None
-    timings: dict[str, float] = {}
-    summary = motion = None
+    ran_on: dict[str, list] = {}
     if "motion" in steps:
-        if cache is not None:
-            step, info = yield from cache.iter_motion(source, movie, params, executor=cluster)
-            corrected_path = str((info.path / MotionCache.CORRECTED).resolve())
-            corrected_file = corrected_path
-            extra.update(motion_cache="hit" if info.hit else "miss", motion_cache_key=info.key)
-        else:
-            step = yield from iter_motion_step(movie, params, out=save_movie, executor=cluster)
-            corrected_path = str(Path(save_movie).resolve()) if save_movie and keep_movie else None
+        step = yield from session.iter_motion(out=None if cache is not None else save_movie, executor=cluster,
+                                              cache=cache)
+        corrected_file = session.corrected_path
+        if cache is None:
             corrected_file = str(Path(save_movie).resolve()) if save_movie else None
-        if corrected_path is not None:  # what `napari-caiman evaluate --movie` checks a movie against
+            session.corrected_path = corrected_file if keep_movie else None
+        if session.corrected_path is not None:  # what `napari-caiman evaluate --movie` checks a movie against
             from ..io.provenance import file_fingerprint
 
-            extra["corrected_files"] = [file_fingerprint(corrected_path)]
-        results.motion = motion_to_dict(step.motion, corrected_path)
-        results.summary = summary_to_dict(step.summary)
-        timings.update(step.timings)
-        movie, summary, motion = step.motion.corrected, step.summary, step.motion
-        if cluster and corrected_file is not None:
-            from ..io.shared import MovieFile
+            extra["corrected_files"] = [file_fingerprint(session.corrected_path)]
+        if cluster is not None:
+            ran_on["motion"] = list(step.motion.params.get("workers", []))
+            if corrected_file is not None:
+                from ..io.shared import MovieFile
 
-            movie = MovieFile(corrected_file, movie=movie)  # workers open it by its path
-    ran_on: dict[str, list] = {}
-    if cluster is not None and "motion" in steps:
-        ran_on["motion"] = list(step.motion.params.get("workers", []))
+                # workers open it by its path
+                session.use_corrected(MovieFile(corrected_file, movie=step.motion.corrected))
     if "cnmf" in steps:
-        # the border rule of motion correction, once for CNMF and the evaluation
-        movie = movie_for_cnmf(movie, motion=motion, border_nan=params["border_nan"] if motion else None)
-        cstep = yield from iter_cnmf_step(movie, params, summary=summary, executor=executor)
-        results.estimates = cstep.estimates
-        results.summary = summary_to_dict(cstep.summary)
-        timings.update(cstep.timings)
+        yield from session.iter_cnmf(executor=executor)
     if "evaluate" in steps:
-        estep = yield from iter_evaluate_step(movie, results.estimates, params, executor=cluster)
-        results.metrics, results.F_dff = estep.metrics, estep.F_dff
-        timings.update(estep.timings)
+        estep = yield from session.iter_evaluate(executor=cluster)
         if cluster is not None:
             ran_on["evaluate"] = list(estep.metrics.timings.pop("workers", []))
     if cluster is not None:
         if "cnmf" in steps:
-            ran_on["cnmf"] = list(results.estimates.info.get("workers", []))
+            ran_on["cnmf"] = list(session.estimates.info.get("workers", []))
         # process ids of the cluster workers that ran each step's chunks / patches
         extra["workers"] = json.dumps(ran_on, default=_plain)
-    finished = time.time()
-    results.provenance = make_provenance(
-        source, timings, steps=list(steps), backend=params["backend"],
-        input_shape=input_shape, input_dtype=input_dtype,
-        started=_iso(started), finished=_iso(finished), elapsed=finished - started, **extra,
-    )
+    session.stamp(started, steps, input_shape=input_shape, input_dtype=input_dtype, **extra)
     yield Progress("saving results", 0, 1)
-    save_results(output, results)
+    session.save(output)
     yield Progress("saving results", 1, 1)
-    return results
+    return session.results()
 
 
 def _plain(value: Any) -> Any:

@@ -14,6 +14,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +43,10 @@ class _Writer:
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
         self.next = 0
-        self._result = None
+        self._result: Any = None
+
+    def _write(self, t0: int, block: np.ndarray) -> None:
+        raise NotImplementedError
 
     def write(self, t0: int, block: np.ndarray) -> None:
         if t0 != self.next:
@@ -160,7 +164,7 @@ def output_writer(out, shape, dtype=np.float32) -> Iterator[_Writer]:
     """Context manager yielding a writer; on error/cancel no file is left."""
     path = check_out(out)
     if path is None:
-        w = _MemWriter(shape, dtype)
+        w: _Writer = _MemWriter(shape, dtype)
         yield w
         return
     with atomic_path(path) as tmp:

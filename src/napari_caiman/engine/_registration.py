@@ -96,7 +96,7 @@ class Spectral:
 
     def crop(self, F: np.ndarray) -> np.ndarray:
         """Keep the frequencies used by :meth:`window_values` ((B, *rfft) -> smaller)."""
-        return F if self.full else F[(slice(None), *self._ix)]
+        return F if self.full else F[(slice(None), *self._ix)]  # type: ignore[arg-type]
 
     def prepare(self, x: np.ndarray, window: np.ndarray | None = None, workers: int = 1) -> np.ndarray:
         """Mean-subtract, optionally window, rFFT a batch (B, *shape) and keep

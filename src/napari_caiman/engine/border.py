@@ -5,6 +5,7 @@ One rule for every path (CLI, API, widgets, batch), see :func:`movie_for_cnmf`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["NanFilled", "motion_border", "nan_border", "movie_for_cnmf"]
@@ -62,7 +63,7 @@ class NanFilled:
                     idx = np.arange(n)[k]
                     hit = np.flatnonzero((idx < b) | (idx >= n - b))
                     if hit.size:
-                        sel = [slice(None)] * frames.ndim
+                        sel: list[Any] = [slice(None)] * frames.ndim
                         sel[out_axis] = hit
                         frames[tuple(sel)] = 0
                 out_axis += 1
@@ -88,7 +89,7 @@ def motion_border(motion: Any) -> tuple[int, ...]:
 
 
 def _motion_attr(motion: Any, name: str) -> Any:
-    if isinstance(motion, dict):
+    if isinstance(motion, Mapping):  # a results file's motion record (or its dict)
         return motion.get(name)
     return getattr(motion, name, None)
 

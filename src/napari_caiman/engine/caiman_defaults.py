@@ -1,6 +1,6 @@
 """CaImAn's parameter groups, names and defaults, plus the plugin's own group (data only).
 
-:class:`~.params.CaimanParams` holds values of these names; :mod:`.param_specs`
+:class:`~.params.CaimanParams` holds values of these names; the schema (:mod:`.schema`)
 describes each one (type, range, meaning).
 """
 
@@ -243,6 +243,9 @@ EXTRA_DEFAULTS: dict[str, dict[str, Any]] = {
         "max_pieces": 1,
         "min_area_ratio": 0.075,
         "max_area_ratio": 4.0,
+        # footprint size limits in pixels (the Evaluation dock's min_size / max_size); None: no limit
+        "min_size": None,
+        "max_size": None,
         # a weak fragment of a stronger accepted component (engine.duplicates)
         "max_duplicate": 0.5,
         # footprint pixels below this many standard errors are dropped (engine.cnmf.sparse_steps.spatial_step)

@@ -61,12 +61,12 @@ def _as_decision(decision: Any) -> int:
     if isinstance(decision, (bool, np.bool_)):
         return ACCEPT if decision else REJECT
     try:
-        d = int(decision)
+        d = int(decision)  # type: ignore[assignment]
     except (TypeError, ValueError):
         raise InputError("decision", f"unknown decision {decision!r}: use +1, -1 or 0") from None
     if d not in (ACCEPT, REJECT, NONE) or d != decision:
         raise InputError("decision", f"unknown decision {decision!r}: use +1, -1 or 0")
-    return d
+    return d  # type: ignore[return-value]
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Defaults that fit the movie: planes (z) values for 3D, and patches / K from the frame size.
 
 CaImAn's defaults are 2D only. :data:`Z_DEFAULTS` holds the planes entry of
-every per-axis parameter (CaImAn order: rows, cols, planes), and
+every per-axis parameter (the schema's ``z_default``) (CaImAn order: rows, cols, planes), and
 :func:`z_default` shrinks it so that it passes the engine's rules on a movie
 with few planes (2 planes: no z shift, gSig 0.5 plane ...). The CLI, the API
 and the dock forms read these, so they agree.
@@ -17,20 +17,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .schema import SPECS
+
 #: Planes (z) entry of the per-axis parameters for (T, Z, Y, X) movies, for
-#: movies with enough planes; :func:`z_default` fits them to fewer planes.
-#: Motion: CaImAn's 3D demo (few planes, small z shifts); CNMF: gSig 2 planes
-#: (CaImAn's 3D demo), 0 = automatic for the others.
-Z_DEFAULTS: dict[str, float] = {
-    "max_shifts": 2,
-    "strides": 4,
-    "overlaps": 2,
-    "gSig_filt": 0,
-    "gSig": 2,
-    "gSiz": 0,
-    "rf": 0,
-    "stride": 0,
-}
+#: movies with enough planes, from the schema (:mod:`.schema`, ``z_default``);
+#: :func:`z_default` fits them to fewer planes. Motion: CaImAn's 3D demo (few
+#: planes, small z shifts); CNMF: gSig 2 planes (CaImAn's 3D demo), 0 =
+#: automatic for the others.
+Z_DEFAULTS: dict[str, float] = {s.name: s.z_default for s in SPECS if s.per_axis and s.z_default is not None}
 
 
 def z_default(name: str, n_planes: int | None = None) -> float:

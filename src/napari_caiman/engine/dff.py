@@ -192,9 +192,9 @@ def detrend_df_f(estimates: Any, *, quantileMin: float = 8, frames_window: int |
     InputError
         Bad ``quantileMin`` / ``frames_window`` or traces with NaN/inf.
     """
-    if not (np.isscalar(quantileMin) and 0 <= float(quantileMin) <= 100):
+    if not (np.isscalar(quantileMin) and 0 <= float(quantileMin) <= 100):  # type: ignore[arg-type]
         raise InputError("quantileMin", f"must be a percentile in [0, 100], got {quantileMin!r}")
-    if frames_window is not None and (not np.isscalar(frames_window) or int(frames_window) < 1):
+    if frames_window is not None and (not np.isscalar(frames_window) or int(frames_window) < 1):  # type: ignore[arg-type]
         raise InputError("frames_window", f"must be a positive number of frames or None, got {frames_window!r}")
     C = np.asarray(estimates.C, dtype=np.float64)
     F = C + np.asarray(estimates.YrA, dtype=np.float64) if use_residuals and estimates.YrA is not None else C.copy()
@@ -205,14 +205,14 @@ def detrend_df_f(estimates: Any, *, quantileMin: float = 8, frames_window: int |
         return np.zeros((0, T), np.float32)
     if not np.isfinite(F).all():
         raise InputError("estimates", "traces (C + YrA) contain NaN or inf")
-    window = T if frames_window is None else min(int(frames_window), T)
+    window = T if frames_window is None else min(int(frames_window), T)  # type: ignore[arg-type]
     if flag_auto:
         # rank of the mode among the samples, measured after removing slow
         # drifts (a running median), so that a drift does not bias it
         R = F - running_percentile(F, 50.0, window, fast=True) if window < T else F
         q = mode_percentile(R)
     else:
-        q = np.full(K, float(quantileMin))
+        q = np.full(K, float(quantileMin))  # type: ignore[arg-type]
     F0 = running_percentile(F, q, window, fast=use_fast)
     if detrend_only:
         return (F - F0).astype(np.float32)

@@ -220,7 +220,7 @@ class Metrics:
             shape["anatomy"] = shape["anatomy"].astype(bool)
         if shape["dup_of"] is not None:
             shape["dup_of"] = shape["dup_of"].astype(np.int64)
-        return cls(SNR_comp=snr, r_values=r, size=size, cnn_preds=cnn, cnn_available=cnn is not None, **shape)
+        return cls(SNR_comp=snr, r_values=r, size=size, cnn_preds=cnn, cnn_available=cnn is not None, **shape)  # type: ignore[arg-type]
 
     def subset(self, idx: Any) -> Metrics:
         """Metrics of the components ``idx`` only (e.g. after removing components)."""
@@ -704,7 +704,7 @@ def iter_compute_metrics(movie: Any, estimates: Any, params: Any = None, *, chun
                                                  executor=executor, workers=workers)
     timings["r_values"] = time.perf_counter() - t
     if executor is not None:
-        timings["workers"] = sorted(workers)
+        timings["workers"] = sorted(workers)  # type: ignore[assignment]
     size = np.diff(sparse.csc_matrix(sparse.csc_matrix(estimates.A) > 0).indptr).astype(np.int64)
     yield Progress("shape", 0, 1)
     t = time.perf_counter()

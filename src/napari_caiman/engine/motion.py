@@ -49,6 +49,7 @@ import os
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -56,10 +57,17 @@ from . import _registration as R
 from ._output import check_out, output_writer
 from .errors import InputError
 from .progress import Progress, run
+from .resolve import _border as _check_border
+from .resolve import _int as _check_int
+from .resolve import resolve_motion
+from .schema import Motion
 from .threads import single_threaded_blas
-from .validate import check_finite, check_movie, per_axis, to_array_order, to_caiman_order
+from .validate import check_finite, check_movie
 
 __all__ = ["MotionResult", "iter_motion_correct", "motion_correct", "apply_shifts"]
+
+#: CaImAn's motion defaults, from the schema (the signature's defaults)
+_MOTION = Motion()
 
 N_SAMPLE = 200  # frames sampled for the template
 N_GROUPS = 10  # groups whose means give the initial (median) template
@@ -112,29 +120,6 @@ class MotionResult:
 # ----------------------------------------------------------------------------- validation
 
 
-def _is_explicit_planes(value, nd) -> bool:
-    """True unless a 2-value sequence was given for a 3D movie (planes implied)."""
-    if nd != 3:
-        return True
-    return not (isinstance(value, (tuple, list)) and len(value) == 2)
-
-
-def _check_border(border_nan):
-    if isinstance(border_nan, np.bool_):
-        border_nan = bool(border_nan)
-    if border_nan is True or border_nan is False or (isinstance(border_nan, str) and border_nan == "copy"):
-        return border_nan
-    raise InputError("border_nan", f"expected True, False or 'copy', got {border_nan!r}")
-
-
-def _check_int(value, name, minimum):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float, np.floating)):
-        raise InputError(name, f"expected an integer >= {minimum}, got {value!r}")
-    if float(value) != int(value) or int(value) < minimum:
-        raise InputError(name, f"expected an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 class _Config:
     """Validated parameters (array order internally)."""
 
@@ -142,57 +127,17 @@ class _Config:
                  upsample_factor_grid, border_nan, shifts_opencv, gSig_filt, template, out, chunk_size,
                  n_workers, ignored, memory_limit=None):
         self.T, self.frame_shape = check_movie(movie, min_frames=2)
-        nd = self.nd = len(self.frame_shape)
+        self.nd = len(self.frame_shape)
         fs = self.frame_shape
-        ms = per_axis(max_shifts, nd, "max_shifts", kind=int, minimum=0)
-        ms_arr = to_array_order(ms, nd)
-        explicit = _is_explicit_planes(max_shifts, nd)
-        for a, (m, n) in enumerate(zip(ms_arr, fs, strict=True)):
-            if 2 * m >= n and (explicit or a != 0):
-                raise InputError(
-                    "max_shifts",
-                    f"{ms} must be less than half the frame {to_caiman_order(fs, nd)} on every axis "
-                    "(rows, cols[, planes]); a larger shift would leave almost nothing to register",
-                )
-        # the search window must fit in the frame (circular correlation); only an
-        # implied planes value (2 values given for a 3D movie) is clamped here
-        self.max_shifts = tuple(min(m, (n - 1) // 2) for m, n in zip(ms_arr, fs, strict=True))
-        self.pw_rigid = bool(pw_rigid)
-        st = per_axis(strides, nd, "strides", kind=int, minimum=1)
-        ov = per_axis(overlaps, nd, "overlaps", kind=int, minimum=0)
-        st_arr, ov_arr = list(to_array_order(st, nd)), list(to_array_order(ov, nd))
-        if self.pw_rigid:
-            st_explicit = _is_explicit_planes(strides, nd) or _is_explicit_planes(overlaps, nd)
-            for a, n in enumerate(fs):
-                if st_arr[a] + ov_arr[a] > n:
-                    if nd == 3 and a == 0 and not st_explicit:
-                        st_arr[a], ov_arr[a] = n, 0  # planes implied: one patch through all planes
-                        continue
-                    name = "strides" if st_arr[a] > n else "overlaps"
-                    raise InputError(
-                        name,
-                        f"patch size strides + overlaps = {tuple(s + o for s, o in zip(st, ov, strict=True))} "
-                        f"is larger than the frame {to_caiman_order(fs, nd)}",
-                    )
-        self.strides, self.overlaps = tuple(st_arr), tuple(ov_arr)
-        if isinstance(max_deviation_rigid, (tuple, list)):
-            md = per_axis(max_deviation_rigid, nd, "max_deviation_rigid", kind=int)
-            md = to_array_order(md, nd)
-        else:
-            md = (_check_int_any(max_deviation_rigid, "max_deviation_rigid"),) * nd
-        if any(v < 0 for v in md):
-            raise InputError("max_deviation_rigid", f"must be >= 0, got {max_deviation_rigid!r}")
-        self.max_dev = tuple(int(v) for v in md)
-        self.niter_rig = _check_int(niter_rig, "niter_rig", 1)
-        self.upsample_factor_grid = _check_int(upsample_factor_grid, "upsample_factor_grid", 1)
-        self.border_nan = _check_border(border_nan)
-        if gSig_filt is None:
-            self.gsig = None
-        else:
-            g = per_axis(gSig_filt, nd, "gSig_filt", kind=float)
-            if not all(v > 0 and math.isfinite(v) for v in g):
-                raise InputError("gSig_filt", f"must be positive, got {gSig_filt!r}")
-            self.gsig = to_array_order(g, nd)
+        # the parameters: the one resolver of the schema (CaImAn order in, array order out)
+        r = resolve_motion(dict(max_shifts=max_shifts, pw_rigid=pw_rigid, strides=strides, overlaps=overlaps,
+                                max_deviation_rigid=max_deviation_rigid, niter_rig=niter_rig,
+                                upsample_factor_grid=upsample_factor_grid, border_nan=border_nan,
+                                shifts_opencv=shifts_opencv, gSig_filt=gSig_filt), fs)
+        self.max_shifts, self.pw_rigid = r.max_shifts, r.pw_rigid
+        self.strides, self.overlaps, self.max_dev = r.strides, r.overlaps, r.max_deviation_rigid
+        self.niter_rig, self.upsample_factor_grid = r.niter_rig, r.upsample_factor_grid
+        self.border_nan, self.gsig = r.border_nan, r.gSig_filt
         self.out = check_out(out)
         if chunk_size is not None:
             chunk_size = _check_int(chunk_size, "chunk_size", 1)
@@ -219,33 +164,12 @@ class _Config:
             if float(tm.max()) == float(tm.min()):
                 raise InputError("template", "template has no contrast (all pixels equal)")
             self.template = tm
-        self.params = dict(
-            max_shifts=tuple(ms),
-            niter_rig=self.niter_rig,
-            strides=tuple(st),
-            overlaps=tuple(ov),
-            max_deviation_rigid=max_deviation_rigid if isinstance(max_deviation_rigid, (tuple, list)) else int(max_deviation_rigid),
-            upsample_factor_grid=self.upsample_factor_grid,
-            pw_rigid=self.pw_rigid,
-            border_nan=self.border_nan,
-            shifts_opencv=bool(shifts_opencv),
-            gSig_filt=None if gSig_filt is None else tuple(per_axis(gSig_filt, nd, "gSig_filt", kind=float)),
-            chunk_size=self.batch,
-            n_workers=self.n_workers,
-        )
+        self.params = dict(r.caiman, chunk_size=self.batch, n_workers=self.n_workers)
         if ignored:
             self.params["ignored"] = sorted(ignored)
         # interior crop for metrics: largest possible |shift| + interpolation margin
         reach = [m + (d if self.pw_rigid else 0) + 2 for m, d in zip(self.max_shifts, self.max_dev, strict=True)]
         self.crop = tuple(slice(r, n - r) if n - 2 * r >= 4 else slice(None) for r, n in zip(reach, fs, strict=True))
-
-
-def _check_int_any(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float, np.floating)):
-        raise InputError(name, f"expected a number, got {value!r}")
-    if float(value) != int(value):
-        raise InputError(name, f"expected an integer, got {value!r}")
-    return int(value)
 
 
 # ----------------------------------------------------------------------------- the registration engine
@@ -288,13 +212,13 @@ class _Engine:
         bfs = tuple(n // b for n in fs)
         ms_b = tuple(min(int(math.ceil(m / b)), (n - 1) // 2) for m, n in zip(cfg.max_shifts, bfs, strict=True))
         self.spec = R.Spectral(bfs, ms_b, keep=0.5 if b == 1 else 1.0)
-        self.grid = None
+        self.grid: R.PatchGrid | None = None
         if cfg.pw_rigid:
             pad = tuple(int(math.ceil((m + d + 1) / b)) for m, d in zip(cfg.max_shifts, cfg.max_dev, strict=True))
             self.grid = R.PatchGrid(fs, cfg.strides, cfg.overlaps, cfg.upsample_factor_grid, pad,
                                     keep=0.5 if b == 1 else 1.0, binning=b)
         self.half = np.asarray(ms_b)
-        self.template_raw = None
+        self.template_raw: np.ndarray | None = None
 
     def set_template(self, tmpl: np.ndarray) -> None:
         self.template_raw = tmpl.astype(np.float32)
@@ -325,6 +249,7 @@ class _Engine:
         if not pw:
             return s_rig, None
         g = self.grid
+        assert g is not None  # pw-rigid
         n = g.n_patches
         Fp = g.prepare_frames(est)
         P = (self.T_patch[None] * np.conj(Fp.reshape(B, n, *Fp.shape[1:]))).reshape(B * n, *Fp.shape[1:])
@@ -338,6 +263,7 @@ class _Engine:
 
     def fields(self, s_els: np.ndarray) -> np.ndarray:
         g = self.grid
+        assert g is not None  # pw-rigid
         B = len(s_els)
         nd = self.cfg.nd
         out = np.empty((B, nd, *self.cfg.frame_shape), np.float32)
@@ -455,16 +381,16 @@ def _pipeline(pool, n_inflight, jobs, consume, stage, total):
 def iter_motion_correct(
     movie,
     *,
-    max_shifts=(6, 6),
-    pw_rigid=False,
-    strides=(96, 96),
-    overlaps=(32, 32),
-    max_deviation_rigid=3,
-    niter_rig=1,
-    upsample_factor_grid=4,
-    border_nan=True,
-    shifts_opencv=True,
-    gSig_filt=None,
+    max_shifts=_MOTION.max_shifts,
+    pw_rigid=_MOTION.pw_rigid,
+    strides=_MOTION.strides,
+    overlaps=_MOTION.overlaps,
+    max_deviation_rigid=_MOTION.max_deviation_rigid,
+    niter_rig=_MOTION.niter_rig,
+    upsample_factor_grid=_MOTION.upsample_factor_grid,
+    border_nan=_MOTION.border_nan,
+    shifts_opencv=_MOTION.shifts_opencv,
+    gSig_filt=_MOTION.gSig_filt,
     template=None,
     out=None,
     chunk_size=None,
@@ -582,7 +508,7 @@ def iter_motion_correct(
             for it_ in range(n_pass):
                 pw = cfg.pw_rigid and it_ == n_pass - 1
                 eng.set_template(tmpl)
-                acc = [np.zeros(cfg.frame_shape, np.float64), 0, np.zeros(nd)]
+                acc: list[Any] = [np.zeros(cfg.frame_shape, np.float64), 0, np.zeros(nd)]
 
                 def consume(res, acc=acc):
                     acc[0] += res[0]
@@ -593,12 +519,12 @@ def iter_motion_correct(
                 for p in _pipeline(pool, n_inflight, jobs, consume, "template", total):
                     yield Progress("template", done + p.done, total)
                 done += len(sample)
-                tmpl = (acc[0] / max(acc[1], 1)).astype(np.float32)
+                tmpl = (acc[0] / max(int(acc[1]), 1)).astype(np.float32)
                 if not pw:
                     # re-centre: put the template at the sample's mean position
                     # (so a movie whose motion averages out ends up where the
                     # motion-free truth is, not at an arbitrary offset)
-                    c = (acc[2] / max(acc[1], 1)).astype(np.float32)
+                    c = (acc[2] / max(int(acc[1]), 1)).astype(np.float32)
                     tmpl = R.shift_rigid(tmpl[None], -c[None], "copy")[0]
         else:
             tmpl = cfg.template
@@ -608,7 +534,7 @@ def iter_motion_correct(
         # ------------------------------------------------------------ full pass
         t_start = time.perf_counter()
         s_rig = np.empty((T, nd), np.float32)
-        s_els = np.empty((T, eng.grid.n_patches, nd), np.float32) if cfg.pw_rigid else None
+        s_els = np.empty((T, eng.grid.n_patches, nd), np.float32) if eng.grid is not None else None
         corr_raw = np.empty(T, np.float32)
         corr_cor = np.empty(T, np.float32)
         crop_shape = np.empty(cfg.frame_shape)[cfg.crop].shape
@@ -672,6 +598,7 @@ def iter_motion_correct(
         crispness_corrected=crispness(mean_cor),
     )
     to_c = (lambda a: a) if nd == 2 else (lambda a: a[..., [1, 2, 0]])
+    assert eng.template_raw is not None
     return MotionResult(
         corrected=corrected,
         template=eng.template_raw,
@@ -705,8 +632,8 @@ def apply_shifts(
     *,
     patch_bounds=None,
     patch_grid_shape=None,
-    upsample_factor_grid=4,
-    border_nan=True,
+    upsample_factor_grid=_MOTION.upsample_factor_grid,
+    border_nan=_MOTION.border_nan,
 ) -> np.ndarray:
     """Apply shifts from a :class:`MotionResult` to frames (e.g. another channel).
 

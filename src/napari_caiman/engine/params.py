@@ -3,7 +3,7 @@
 A CaImAn user's flat ``params_dict`` (as given to ``CNMFParams(params_dict=...)``)
 works here unchanged: :meth:`CaimanParams.from_dict` accepts it, rejects
 unknown names with the closest known ones, and validates the values the
-native engine uses. Per-axis values keep CaImAn's order (rows, cols[, planes]).
+native engine uses with the schema's checks (:mod:`.schema`). Per-axis values keep CaImAn's order (rows, cols[, planes]).
 
 Some names live in several CaImAn groups (``nb``, ``p``, ``min_SNR`` ...); as in
 CaImAn, setting the flat name sets it in every group that has it, so values
@@ -24,15 +24,15 @@ import ast
 import copy
 import difflib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from . import param_specs as _param_specs
 from .caiman_defaults import ALL_GROUPS, DEFAULTS, EXTRA_DEFAULTS, GROUPS_OF
 from .errors import InputError
+from .schema import SPEC_BY_NAME
 
-__all__ = ["CaimanParams", "DEFAULTS", "EXTRA_DEFAULTS", "ALL_GROUPS", "GROUPS_OF", "VALIDATORS",
-           "parse_kwargs", "close_matches"]
+__all__ = ["CaimanParams", "DEFAULTS", "EXTRA_DEFAULTS", "ALL_GROUPS", "GROUPS_OF", "parse_kwargs",
+           "close_matches"]
 
 
 def parse_kwargs(text: str | None) -> dict[str, Any]:
@@ -86,11 +86,6 @@ def _unknown_message(name: str) -> str:
     hits = close_matches(name)
     hint = f"; did you mean {', '.join(repr(h) for h in hits)}?" if hits else ""
     return f"unknown parameter {name!r}{hint}"
-
-
-#: The checks of the values the native engine uses, built from the one table of
-#: parameter specs (name, type, range, meaning): :mod:`.param_specs`.
-VALIDATORS: dict[str, Callable[[str, Any], None]] = _param_specs.validators()
 
 
 def _integral(value: Any) -> Any:
@@ -211,11 +206,9 @@ class CaimanParams:
             raise InputError(unknown[0], _unknown_message(unknown[0]))
         new = {k: _normalize(v) for k, v in flat.items()}
         for name, value in new.items():
-            check = VALIDATORS.get(name)
-            if check is not None and value is not None:
-                check(name, value)
-            elif check is not None and value is None and name not in _NONE_OK:
-                raise InputError(name, "a value is required (got None)")
+            spec = SPEC_BY_NAME.get(name)  # the schema's check (type, bounds, axes)
+            if spec is not None:
+                spec.check(value)
         self._values.update(new)
         self._explicit.update(new)
         return self
@@ -273,6 +266,3 @@ class CaimanParams:
     def __repr__(self) -> str:
         return f"CaimanParams({self.changed()!r})"
 
-
-# Validated names whose CaImAn default is None, so None stays allowed.
-_NONE_OK = {k for k, g in ((k, GROUPS_OF[k]) for k in VALIDATORS) if any(ALL_GROUPS[x][k] is None for x in g)}

@@ -20,6 +20,7 @@ from typing import Any
 from .border import NanFilled, _motion_attr, motion_border, movie_for_cnmf, nan_border
 from .params import CaimanParams
 from .progress import Progress
+from .resolve import for_movie, thresholds
 from .step_results import CnmfStepResult, EvaluateStepResult, MotionStepResult
 
 __all__ = [
@@ -48,10 +49,10 @@ def _caiman_backend(params: CaimanParams) -> Any:
 def motion_kwargs(params: CaimanParams) -> dict[str, Any]:
     """The keyword arguments of :func:`~napari_caiman.engine.motion.iter_motion_correct`
     taken from ``params`` (CaImAn's motion group)."""
+    from .resolve import MOTION_NAMES
+
     m = params.group("motion")
-    keys = ("max_shifts", "pw_rigid", "strides", "overlaps", "max_deviation_rigid", "niter_rig",
-            "upsample_factor_grid", "border_nan", "shifts_opencv", "gSig_filt")
-    return {k: m[k] for k in keys}
+    return {k: m[k] for k in MOTION_NAMES}
 
 
 def iter_motion_step(
@@ -82,6 +83,7 @@ def iter_motion_step(
     -------
     MotionStepResult
     """
+    params = for_movie(params, movie.shape)  # a volume's planes entries, as the docks fill them
     backend = _caiman_backend(params)
     if backend is not None:
         return (yield from backend.iter_motion_step(movie, params, out=out, template=template))
@@ -168,6 +170,7 @@ def iter_cnmf_step(
     -------
     CnmfStepResult
     """
+    params = for_movie(params, movie.shape)  # a volume's planes entries, as the docks fill them
     movie = _prepared(movie, motion, params, fill_nan, border)
     backend = _caiman_backend(params)
     if backend is not None:
@@ -208,6 +211,7 @@ def iter_evaluate_step(
     is read as CNMF reads it (:func:`movie_for_cnmf`; ``fill_nan``, ``border``,
     ``motion`` as in :func:`iter_cnmf_step`).
     """
+    params = for_movie(params, movie.shape)
     movie = _prepared(movie, motion, params, fill_nan, border)
     backend = _caiman_backend(params)
     if backend is not None:
@@ -219,6 +223,12 @@ def iter_evaluate_step(
 
     t0 = time.perf_counter()
     metrics = yield from iter_evaluate_components(movie, estimates, params, executor=executor)
+    limits = thresholds(params)
+    if limits["min_size"] is not None or limits["max_size"] is not None:
+        # the footprint size limits are parameters (the schema's, not the evaluation's own list)
+        from .evaluation import apply_thresholds
+
+        estimates.idx_components, estimates.idx_components_bad = apply_thresholds(metrics, **limits)
     t1 = time.perf_counter()
     yield Progress("dF/F", 0, 1)
     F_dff = detrend_df_f(estimates) if estimates.A.shape[1] else None

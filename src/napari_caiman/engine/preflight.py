@@ -124,7 +124,7 @@ def check_run(shape: tuple[int, ...], steps: Any, params: Any, bud: Budget, *,
         parts = phases[phase]
         need = sum(parts.values())
         if need > SHARE * bud.limit:
-            worst = max(parts, key=parts.get)
+            worst = max(parts, key=lambda k: parts[k])
             detail = ", ".join(f"{k} {format_bytes(v)}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]))
             raise InputError("memory_limit", f"this run needs about {format_bytes(need / SHARE)} of memory in its "
                              f"{phase} ({detail}) but the limit is {format_bytes(bud.limit)}: raise --memory-limit "

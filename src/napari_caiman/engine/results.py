@@ -23,8 +23,10 @@ Note on axis order: images and movies in this package are in array order
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import h5py
 import numpy as np
@@ -32,6 +34,11 @@ import numpy as np
 from .errors import InputError
 from .params import CaimanParams
 from .validate import caiman_dims
+
+if TYPE_CHECKING:
+    from .cnmf.estimates import Estimates
+    from .curation import Curation
+    from .evaluation import Metrics
 
 NONE_STRING = "NoneType"
 
@@ -46,7 +53,7 @@ def write_value(group: h5py.Group, name: str, value: Any) -> None:
         sp = None
     if value is None:
         group.create_dataset(name, data=NONE_STRING)
-    elif isinstance(value, dict):
+    elif isinstance(value, Mapping):  # dicts and the records below
         sub = group.create_group(name)
         for k, v in value.items():
             write_value(sub, str(k), v)
@@ -108,6 +115,76 @@ def read_value(obj: h5py.Group | h5py.Dataset) -> Any:
     return value
 
 
+# --- typed parts of the results --------------------------------------------
+
+class _Record(Mapping):
+    """A dataclass whose fields also read by name, as the dict of the file layout
+    (``r.motion["shifts_rig"]``, ``dict(r.summary)``) did; names it does not
+    know (from another version's file) are kept in ``extra``."""
+
+    SKIP_NONE: ClassVar[bool] = False  # leave fields that are None out of the mapping
+
+    def _names(self) -> list[str]:
+        names = [f.name for f in fields(self) if f.name != "extra"]  # type: ignore[arg-type]
+        if self.SKIP_NONE:
+            names = [n for n in names if getattr(self, n) is not None]
+        return names + list(getattr(self, "extra", {}))
+
+    def __getitem__(self, key: str) -> Any:
+        if key in getattr(self, "extra", {}):
+            return self.extra[key]  # type: ignore[attr-defined]
+        if key in self._names():
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Any:
+        """From a dict of the file layout (unknown names go to ``extra``)."""
+        if isinstance(values, cls):
+            return values
+        known = {f.name for f in fields(cls)} - {"extra"}  # type: ignore[arg-type]
+        out = cls(**{k: v for k, v in values.items() if k in known})
+        out.extra.update({k: v for k, v in values.items() if k not in known})  # type: ignore[attr-defined]
+        return out
+
+
+@dataclass(eq=False)
+class MotionRecord(_Record):
+    """The motion correction a results file keeps (no movie): shifts CaImAn order
+    (rows, cols[, planes]), template and patch bounds array order."""
+
+    shifts_rig: np.ndarray | None = None
+    shifts_els: np.ndarray | None = None
+    template: np.ndarray | None = None
+    patch_bounds: np.ndarray | None = None
+    patch_grid_shape: tuple[int, ...] | None = None
+    corr_raw: np.ndarray | None = None
+    corr_corrected: np.ndarray | None = None
+    crispness_raw: float = math.nan
+    crispness_corrected: float = math.nan
+    corrected_path: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class SummaryRecord(_Record):
+    """Summary images, array order ((Z,) Y, X); a CaImAn file may hold only ``corr``."""
+
+    SKIP_NONE: ClassVar[bool] = True
+
+    mean: np.ndarray | None = None
+    max: np.ndarray | None = None
+    std: np.ndarray | None = None
+    corr: np.ndarray | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
 # --- results ---------------------------------------------------------------
 
 @dataclass
@@ -119,34 +196,44 @@ class Results:
     params : CaimanParams
     dims : tuple of int
         Frame shape in array order ((Z,) Y, X).
-    motion : dict or None
+    motion : MotionRecord or None
         ``shifts_rig``, ``shifts_els``, ``template``, ``patch_bounds``,
         ``patch_grid_shape``, ``corr_raw``, ``corr_corrected``,
-        ``crispness_raw``, ``crispness_corrected``, ``corrected_path``.
-    summary : dict or None
-        ``mean``, ``max``, ``std``, ``corr`` images.
+        ``crispness_raw``, ``crispness_corrected``, ``corrected_path``
+        (attributes; also read by name, as a dict).
+    summary : SummaryRecord or None
+        ``mean``, ``max``, ``std``, ``corr`` images (the same).
     provenance : dict
         Versions, input file, timings.
     """
 
     params: CaimanParams
     dims: tuple[int, ...]
-    motion: dict[str, Any] | None = None
-    summary: dict[str, np.ndarray] | None = None
+    motion: MotionRecord | None = None
+    summary: SummaryRecord | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
-    estimates: Any = None  # engine.cnmf.estimates.Estimates
-    metrics: Any = None  # engine.evaluation.Metrics
+    estimates: Estimates | None = None
+    metrics: Metrics | None = None
     F_dff: np.ndarray | None = None
-    curation: Any = None  # engine.curation.Curation
+    curation: Curation | None = None
+
+    def __post_init__(self) -> None:
+        # dicts (the file layout, older callers) become the typed records
+        if self.motion is not None and not isinstance(self.motion, MotionRecord):
+            self.motion = MotionRecord.from_mapping(self.motion)
+        if self.summary is not None and not isinstance(self.summary, SummaryRecord):
+            self.summary = SummaryRecord.from_mapping(self.summary)
 
     def threshold_accepted(self) -> np.ndarray | None:
         """Indices accepted by the evaluation thresholds alone (no manual decisions)."""
         if self.estimates is None:
             return None
         if self.metrics is not None:
-            from .evaluation import apply_thresholds, thresholds_from_params
+            from .evaluation import apply_thresholds
+            from .resolve import thresholds
 
-            return apply_thresholds(self.metrics, **thresholds_from_params(self.params))[0]
+            # the size limits too (a file of the Evaluation dock keeps them in its provenance)
+            return apply_thresholds(self.metrics, **thresholds(self.params, self.provenance))[0]
         idx = self.estimates.idx_components
         return None if idx is None else np.asarray(idx, dtype=np.int64)
 
@@ -156,6 +243,7 @@ class Results:
         thr = self.threshold_accepted()
         if self.curation is None or (thr is None and not self.curation.n_decisions):
             return thr
+        assert self.estimates is not None
         base = thr if thr is not None else np.arange(self.estimates.A.shape[1])  # never evaluated: all
         return self.curation.final_indices(base)[0]
 
@@ -180,7 +268,7 @@ def image_from_caiman(image: np.ndarray) -> np.ndarray:
     return image if image.ndim == 2 else np.moveaxis(image, -1, 0)
 
 
-def estimates_to_dict(estimates: Any, summary: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+def estimates_to_dict(estimates: Any, summary: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
     """CaImAn's ``estimates`` group content for an Estimates object (plus ``Cn``)."""
     out = dict(estimates.to_dict())
     out["dims"] = np.asarray(caiman_dims(estimates.dims))
@@ -272,23 +360,24 @@ def estimates_from_group(group: h5py.Group, dims: tuple[int, ...]) -> tuple[Any,
     return est, extra
 
 
-def motion_to_dict(result: Any, corrected_path: str | None = None) -> dict[str, Any]:
-    """Flatten a :class:`~napari_caiman.engine.motion.MotionResult` (without the movie)."""
+def motion_to_dict(result: Any, corrected_path: str | None = None) -> MotionRecord:
+    """A :class:`~napari_caiman.engine.motion.MotionResult` as the record a results file keeps (no movie)."""
     m = result.metrics
-    return {
-        "shifts_rig": np.asarray(result.shifts_rig, dtype=np.float32),
-        "shifts_els": None if result.shifts_els is None else np.asarray(result.shifts_els, np.float32),
-        "template": np.asarray(result.template, dtype=np.float32),
-        "patch_bounds": None if result.patch_bounds is None else np.asarray(result.patch_bounds),
-        "patch_grid_shape": None if result.patch_grid_shape is None else tuple(result.patch_grid_shape),
-        "corr_raw": np.asarray(m.get("corr_raw"), dtype=np.float32),
-        "corr_corrected": np.asarray(m.get("corr_corrected"), dtype=np.float32),
-        "crispness_raw": float(m.get("crispness_raw", np.nan)),
-        "crispness_corrected": float(m.get("crispness_corrected", np.nan)),
-        "corrected_path": corrected_path,
-    }
+    return MotionRecord(
+        shifts_rig=np.asarray(result.shifts_rig, dtype=np.float32),
+        shifts_els=None if result.shifts_els is None else np.asarray(result.shifts_els, np.float32),
+        template=np.asarray(result.template, dtype=np.float32),
+        patch_bounds=None if result.patch_bounds is None else np.asarray(result.patch_bounds),
+        patch_grid_shape=None if result.patch_grid_shape is None else tuple(result.patch_grid_shape),
+        corr_raw=np.asarray(m.get("corr_raw"), dtype=np.float32),
+        corr_corrected=np.asarray(m.get("corr_corrected"), dtype=np.float32),
+        crispness_raw=float(m.get("crispness_raw", np.nan)),
+        crispness_corrected=float(m.get("crispness_corrected", np.nan)),
+        corrected_path=corrected_path,
+    )
 
 
-def summary_to_dict(summary: Any) -> dict[str, np.ndarray]:
-    """Flatten :class:`~napari_caiman.engine.summary.SummaryImages`."""
-    return {k: np.asarray(getattr(summary, k), dtype=np.float32) for k in ("mean", "max", "std", "corr")}
+def summary_to_dict(summary: Any) -> SummaryRecord:
+    """:class:`~napari_caiman.engine.summary.SummaryImages` as the record a results file keeps."""
+    mean, mx, std, corr = (np.asarray(getattr(summary, k), dtype=np.float32) for k in ("mean", "max", "std", "corr"))
+    return SummaryRecord(mean=mean, max=mx, std=std, corr=corr)

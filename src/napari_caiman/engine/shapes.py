@@ -82,7 +82,7 @@ def footprint_shape(img: np.ndarray, *, cut: float = 0.2, min_piece: float = 0.1
         pieces = int(n)
     flat = mask if img.ndim == 2 else mask.any(axis=0)
     area = int(flat.sum())
-    hull = _convex_area(flat)
+    hull = _convex_area(flat)  # type: ignore[arg-type]
     solidity = area / hull if hull > 0 else 0.0
     return float(min(1.0, solidity)), pieces, area
 

@@ -318,7 +318,7 @@ def local_correlations(movie: Any, *, eight_neighbours: bool = True, chunk_size:
         float32, frame shape: mean Pearson correlation of each pixel's trace
         with its neighbours' (dimensionless).
     """
-    return run(
+    return run(  # type: ignore[return-value]
         _iter_accumulate(
             movie, want_corr=True, eight_neighbours=eight_neighbours, chunk_size=chunk_size
         )

@@ -378,7 +378,7 @@ def _warp_3d(frame: np.ndarray, shift, flow, base) -> np.ndarray:
             for p in frame
         ])
         z0 = math.floor(-shift[0])
-        w = _keys_weights(np.float32(-shift[0] - z0))
+        w = _keys_weights(np.float32(-shift[0] - z0))  # type: ignore[arg-type]
         out = np.zeros_like(planes)
         zz = np.arange(nz)
         for j in range(4):
@@ -521,7 +521,7 @@ def make_movie(
                 if n_neurons:
                     cl += traces[:, t0:t1].T @ At
                 cl = cl.reshape(t1 - t0, *frame_shape)
-                st = still[t0:t1] if return_truth else np.empty_like(cl)
+                st = still[t0:t1] if return_truth else np.empty_like(cl)  # type: ignore[index]
                 fl = motion.flow(t0, t1) if motion.has_nonrigid else None
                 if flow_all is not None:
                     flow_all[t0:t1] = fl if fl is not None else motion.flow(t0, t1)
@@ -532,7 +532,7 @@ def make_movie(
                 for j in jobs:
                     j.result()
                 if return_truth:
-                    clean[t0:t1] = cl
+                    clean[t0:t1] = cl  # type: ignore[index]
 
     if out is not None:
         out = Path(out)

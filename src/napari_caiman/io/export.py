@@ -237,8 +237,8 @@ def export_nwb(path: str | os.PathLike, estimates: Any, *, fr: float, accepted_o
             images = np.moveaxis(images, 1, -1)  # (n, Y, X, Z): CaImAn's dims order
     for j, k in enumerate(sel):
         roi: dict[str, Any] = {"id": int(k), "accepted": bool(accepted[k])}
-        for name, v in extra_cols:
-            roi[name] = float(v[k])
+        for name, col in extra_cols:
+            roi[name] = float(col[k])
         if mask_type == "image":
             roi["image_mask"] = images[j]
         else:

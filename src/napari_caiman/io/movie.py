@@ -143,7 +143,7 @@ class _TiffPages:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._tif = None
+        self._tif: Any = None
 
     def read(self, start: int, stop: int, pages_per_index: int, index_shape: tuple[int, ...]) -> np.ndarray:
         import tifffile
@@ -300,7 +300,7 @@ def _open_caiman_mmap(path: Path):
     d1, d2, d3, order, T = int(m[1]), int(m[2]), int(m[3]), m[4], int(m[5])
     P = d1 * d2 * d3
     try:
-        yr = np.memmap(path, mode="r", dtype=np.float32, shape=(P, T), order=order)
+        yr = np.memmap(path, mode="r", dtype=np.float32, shape=(P, T), order=order)  # type: ignore[call-overload]
     except Exception as exc:
         raise InputError("path", f"cannot read {str(path)!r} as a CaImAn memmap: {exc}") from exc
     # pixels are flattened in Fortran order over (d1, d2, d3): pixel = y + d1*x + d1*d2*z.
@@ -453,7 +453,7 @@ def frame_rate(path: str | os.PathLike | Sequence[str | os.PathLike]) -> tuple[f
             with contextlib.suppress(Exception):
                 si = tif.scanimage_metadata or {}
                 texts.append("\n".join(f"{k} = {v}" for k, v in (si.get("FrameData") or {}).items()))
-            page = tif.pages[0]
+            page: Any = tif.pages[0]
             for code in (270, 305):  # ImageDescription, Software: where ScanImage writes its state
                 tag = page.tags.get(code)
                 if tag is not None and isinstance(tag.value, str):

@@ -121,8 +121,8 @@ def load_results(path: str | os.PathLike) -> Results:
         if "truncated" in str(exc):
             import re
 
-            stored = re.search(r"stored_eof\s*=\s*(\d+)", str(exc))
-            of = f" of the {int(stored.group(1)):,}" if stored else ""
+            eof = re.search(r"stored_eof\s*=\s*(\d+)", str(exc))
+            of = f" of the {int(eof.group(1)):,}" if eof else ""
             raise ResultsFileError("path", f"{name} is truncated: it has {size:,} bytes{of} the HDF5 file "
                                      "should have (cut short while copying or saving?) and cannot be "
                                      "read; copy or save it again") from None

@@ -28,7 +28,7 @@ from collections.abc import Generator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import ComboBox, Container, FloatSpinBox, LineEdit, PushButton, SpinBox
+from magicgui.widgets import ComboBox, Container, LineEdit, PushButton
 from napari.layers import Image, Labels, Layer
 
 from ..engine.errors import InputError
@@ -39,6 +39,7 @@ from ..layers.cnmf import cnmf_layer_data, labels_to_seeds
 from ..layers.motion import layer_names
 from ._backend import BackendEdit, check_backend
 from ._dock import StatusLabel, make_scrollable
+from ._fields import AxesEdit, choice, fit_planes, spin
 from ._layers import movie_layer_choices, select_active_movie, upsert_layer
 from ._memory import memory_limit_edit, with_memory_limit
 from ._presets import PresetBar
@@ -46,53 +47,18 @@ from ._process import in_process_if_available
 from ._runner import StepRunner
 from ._state import CnmfRun, viewer_state
 from .cnmf_settings import PATCH_ONLY, PER_AXIS, STEP_NAMES, CNMFSettings, methods_init
-from .motion import AxesEdit, fit_planes
 
 if TYPE_CHECKING:
     import napari
 
+#: Tooltips of the fields that are not parameters (the others come from the schema).
 _TIPS = {
-    "fr": "Frame rate of the movie, Hz",
-    "decay_time": "Decay time of a calcium transient, seconds",
-    "p": "Order of the autoregressive model of the traces (0 = no deconvolution)",
-    "nb": "Number of background components",
-    "gSig": "Expected neuron half-size, pixels",
-    "gSiz": "Neuron bounding box, pixels (0 = 2 * gSig + 1)",
-    "K": "Number of components per patch (or in the whole field of view without patches)",
-    "rf": "Patch half-size, pixels (0 = whole field of view along that axis; all 0 = no patches)",
-    "stride": "Overlap between neighbouring patches, pixels (0 = automatic)",
-    "merge_thr": "Components whose traces correlate above this are merged",
-    "method_init": "Initialization method (the caiman backend offers all of CaImAn's)",
-    "ssub": "Spatial downsampling during initialization",
-    "tsub": "Temporal downsampling during initialization",
     "kwargs": "Other CaImAn parameters as a dict, e.g. {'nIter': 3}; they override the form",
     "seed": "Labels layer whose labels become seed footprints (initialization is skipped)",
 }
 
 #: Text of the "no seed" choice.
 NO_SEED = "none (initialize)"
-
-
-def _spin(name: str, value: int, minimum: int, maximum: int) -> SpinBox:
-    return SpinBox(
-        value=value, min=minimum, max=maximum, name=name, label=name, tooltip=_TIPS[name]
-    )
-
-
-def _float(name: str, value: float, minimum: float, maximum: float, step: float) -> FloatSpinBox:
-    return FloatSpinBox(
-        value=value, min=minimum, max=maximum, step=step, name=name, label=name, tooltip=_TIPS[name]
-    )
-
-
-def _axes(
-    name: str, value: tuple, minimum: float, maximum: float, note: str = "", step: float | None = None
-) -> AxesEdit:
-    edit = AxesEdit(name, value, minimum=minimum, maximum=maximum, note=note, step=step)
-    edit.tooltip = _TIPS[name]
-    for box, axis in zip(edit.boxes, ("y", "x", "z"), strict=True):
-        box.tooltip = f"{_TIPS[name]} — {axis}"
-    return edit
 
 
 class CNMFWidget(Container):
@@ -131,25 +97,20 @@ class CNMFWidget(Container):
             tooltip="Image layer with a (T, Y, X) or (T, Z, Y, X) movie, ideally motion corrected",
         )
         self.backend = BackendEdit(d.backend)
-        self.fr = _float("fr", d.fr, 0.01, 10_000, 1.0)
-        self.decay_time = _float("decay_time", d.decay_time, 0.001, 100, 0.05)
-        self.p = ComboBox(value=d.p, choices=[0, 1, 2], label="p", name="p", tooltip=_TIPS["p"])
-        self.nb = _spin("nb", d.nb, 0, 20)
-        self.gSig = _axes("gSig", d.gSig, 0.5, 200, step=0.5)
-        self.gSiz = _axes("gSiz", d.gSiz, 0, 401, note="0 = auto")
-        self.K = _spin("K", d.K, 1, 100_000)
-        self.rf = _axes("rf", d.rf, 0, 4096, note="0 = whole FOV")
-        self.stride = _axes("stride", d.stride, 0, 4096, note="0 = auto")
-        self.merge_thr = _float("merge_thr", d.merge_thr, -1.0, 1.0, 0.05)
-        self.method_init = ComboBox(
-            value=d.method_init,
-            choices=list(methods_init(d.backend)),
-            label="method_init",
-            name="method_init",
-            tooltip=_TIPS["method_init"],
-        )
-        self.ssub = _spin("ssub", d.ssub, 1, 16)
-        self.tsub = _spin("tsub", d.tsub, 1, 64)
+        # fields, tooltips and ranges from the parameter schema (engine.schema)
+        self.fr = spin("fr", d.fr)
+        self.decay_time = spin("decay_time", d.decay_time)
+        self.p = choice("p", d.p)
+        self.nb = spin("nb", d.nb)
+        self.gSig = AxesEdit("gSig", d.gSig)
+        self.gSiz = AxesEdit("gSiz", d.gSiz, note="0 = auto")
+        self.K = spin("K", d.K)
+        self.rf = AxesEdit("rf", d.rf, note="0 = whole FOV")
+        self.stride = AxesEdit("stride", d.stride, note="0 = auto")
+        self.merge_thr = spin("merge_thr", d.merge_thr)
+        self.method_init = choice("method_init", d.method_init, methods_init(d.backend))
+        self.ssub = spin("ssub", d.ssub)
+        self.tsub = spin("tsub", d.tsub)
         self.kwargs = LineEdit(value=d.kwargs, label="kwargs", tooltip=_TIPS["kwargs"])
         self.memory_limit = memory_limit_edit()
         self.kwargs.native.setPlaceholderText("other parameters, e.g. {'nIter': 3}")

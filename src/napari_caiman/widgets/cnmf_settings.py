@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..engine.defaults import Z_DEFAULTS as _ENGINE_Z
 from ..engine.params import CaimanParams, parse_kwargs
+from ..engine.schema import SPEC_BY_NAME
 from ._settings import FormSettings, step_names, three_axes
 
 #: Per-axis fields of the form.
@@ -41,10 +41,6 @@ def methods_init(backend: str) -> tuple[str, ...]:
     """The initialization methods ``backend`` offers."""
     return CAIMAN_METHODS_INIT if backend == "caiman" else METHODS_INIT
 
-#: Defaults for the planes (z) axis (the engine's, so the CLI agrees);
-#: :func:`napari_caiman.engine.defaults.z_default` fits them to few planes.
-Z_DEFAULTS = {name: _ENGINE_Z[name] for name in PER_AXIS}
-
 
 def _number(v: Any) -> int | float:
     """An int when integral (5.0 -> 5), else the float (0.5)."""
@@ -53,8 +49,9 @@ def _number(v: Any) -> int | float:
 
 
 def _three(value: Any, name: str) -> tuple:
-    """A CaImAn per-axis default -> (y, x, z) with our z default for ``name``."""
-    return three_axes(value, Z_DEFAULTS[name], cast=_number if name == "gSig" else int)
+    """A CaImAn per-axis default -> (y, x, z) with the schema's volume default for
+    ``name`` (the CLI's too; :func:`napari_caiman.engine.defaults.z_default` fits it to few planes)."""
+    return three_axes(value, SPEC_BY_NAME[name].z_default, cast=_number if name == "gSig" else int)
 
 
 @dataclass(frozen=True)

@@ -18,19 +18,16 @@ Driving it from a test::
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Generator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import (
-    CheckBox,
     ComboBox,
     Container,
     FileEdit,
-    FloatSpinBox,
     LineEdit,
     PushButton,
-    SpinBox,
 )
 from napari.layers import Layer
 
@@ -38,12 +35,12 @@ from ..engine.errors import InputError
 from ..layers.motion import layer_names, motion_layers
 from ._backend import BackendEdit, check_backend
 from ._dock import StatusLabel, make_scrollable
+from ._fields import AxesEdit, check, choice, fit_planes, spin
 from ._layers import movie_layer_choices, select_active_movie, upsert_layer
 from ._memory import corrected_movie_path, memory_limit_edit, with_memory_limit
 from ._presets import PresetBar
 from ._process import in_process_if_available
 from ._runner import StepRunner
-from ._settings import AXES
 from ._state import MotionRun, viewer_state
 from .motion_settings import PER_AXIS, PW_RIGID_ONLY, STEP_NAMES, MotionSettings
 from .shifts_plot import DOCK_NAME, ShiftsPlot
@@ -54,113 +51,11 @@ if TYPE_CHECKING:
 #: Output formats the engine can write the corrected movie to.
 OUTPUT_FILTER = "Movie (*.tif *.tiff *.npy)"
 
+#: Tooltips of the fields that are not parameters (the others come from the schema).
 _TIPS = {
-    "max_shifts": "Largest rigid shift allowed, pixels per axis",
-    "strides": "pw-rigid: patch spacing, pixels per axis (patch size = strides + overlaps)",
-    "overlaps": "pw-rigid: overlap between neighbouring patches, pixels per axis",
-    "gSig_filt": "High-pass filter size (pixels) used only for estimating shifts; 0 = off",
-    "pw_rigid": "Piecewise-rigid correction on a grid of overlapping patches after the rigid pass",
-    "max_deviation_rigid": "pw-rigid: largest deviation of a patch from the rigid shift, pixels",
-    "niter_rig": "Iterations of the rigid template refinement",
-    "upsample_factor_grid": "pw-rigid: upsampling of the patch grid when interpolating shifts",
-    "border_nan": "How to fill pixels shifted in from outside the frame",
-    "shifts_opencv": "Apply shifts with OpenCV (fast, bicubic) instead of FFT",
     "kwargs": "Other CaImAn parameters as a dict, e.g. {'niter_rig': 2}; they override the form",
     "output": "File for the corrected movie (.tif or .npy); empty = keep it in memory",
 }
-
-
-def _spin(name: str, value: int, minimum: int, maximum: int) -> SpinBox:
-    """An integer field labelled with the CaImAn name."""
-    return SpinBox(
-        value=value, min=minimum, max=maximum, name=name, label=name, tooltip=_TIPS[name]
-    )
-
-
-def _check(name: str, value: bool) -> CheckBox:
-    """A checkbox whose text is the CaImAn name (magicgui would turn "_" into spaces)."""
-    box = CheckBox(value=value, name=name, tooltip=_TIPS[name])
-    box.native.setText(name)
-    return box
-
-
-class AxesEdit(Container):
-    """One spin box per axis, CaImAn order (y, x[, z]); z only for 3D movies."""
-
-    def __init__(
-        self,
-        name: str,
-        value: Sequence[int],
-        *,
-        minimum: float = 0,
-        maximum: float = 4096,
-        note: str = "",
-        step: float | None = None,
-    ) -> None:
-        self.param = name
-        self.note = note
-        # ``step`` (e.g. 0.5): fractional values (gSig 0.5 plane for a 2-plane movie)
-        self.fractional = step is not None and not float(step).is_integer()
-        box_type = FloatSpinBox if self.fractional else SpinBox
-        extra = {"step": step} if self.fractional else {}
-        self.boxes = [
-            box_type(
-                value=float(v) if self.fractional else int(v),
-                min=minimum,
-                max=maximum,
-                name=f"{name}_{axis}",
-                tooltip=f"{_TIPS.get(name, name)} — {axis}",
-                **extra,
-            )
-            for v, axis in zip(value, AXES, strict=True)
-        ]
-        super().__init__(widgets=self.boxes, layout="horizontal", labels=False, name=name)
-        self.margins = (0, 0, 0, 0)
-        self.tooltip = _TIPS.get(name)
-        self.n_axes = 3
-        self.set_n_axes(2)
-
-    @property
-    def value(self) -> tuple[int | float, ...]:
-        """All three values (y, x, z), whether z is shown or not (ints unless fractional)."""
-        if self.fractional:
-            return tuple(int(v) if float(v).is_integer() else float(v) for v in
-                         (b.value for b in self.boxes))
-        return tuple(int(b.value) for b in self.boxes)
-
-    @value.setter
-    def value(self, values: Sequence[float]) -> None:
-        for box, v in zip(self.boxes, values, strict=True):
-            box.value = float(v) if self.fractional else int(v)
-
-    def set_n_axes(self, n: int) -> None:
-        """Show 2 (y, x) or 3 (y, x, z) boxes and label them."""
-        self.n_axes = 3 if n == 3 else 2
-        self.boxes[2].visible = self.n_axes == 3
-        note = f"; {self.note}" if self.note else ""
-        self.label = f"{self.param} ({', '.join(AXES[: self.n_axes])}{note})"
-
-
-def fit_planes(edits: Sequence[AxesEdit], n_planes: int) -> list[str]:
-    """Set the z box of each per-axis field to the engine's default for
-    ``n_planes`` planes when it is still the plain default or does not fit
-    (e.g. max_shifts z 2 on 2 planes); returns the names changed."""
-    from ..engine.defaults import Z_DEFAULTS as ENGINE_Z
-    from ..engine.defaults import z_default, z_fits
-
-    changed = []
-    for edit in edits:
-        name = edit.param
-        if name not in ENGINE_Z:
-            continue
-        box = edit.boxes[2]
-        z = float(box.value)
-        if z == float(ENGINE_Z[name]) or not z_fits(name, z, n_planes):
-            new = z_default(name, n_planes)
-            if float(new) != z:
-                box.value = new if edit.fractional else int(new)
-                changed.append(name)
-    return changed
 
 
 class MotionCorrectionWidget(Container):
@@ -199,21 +94,17 @@ class MotionCorrectionWidget(Container):
             tooltip="Image layer with a (T, Y, X) or (T, Z, Y, X) movie",
         )
         self.backend = BackendEdit(d.backend)
-        self.max_shifts = AxesEdit("max_shifts", d.max_shifts, minimum=0, maximum=512)
-        self.pw_rigid = _check("pw_rigid", d.pw_rigid)
-        self.strides = AxesEdit("strides", d.strides, minimum=1, maximum=4096)
-        self.overlaps = AxesEdit("overlaps", d.overlaps, minimum=0, maximum=4096)
-        self.max_deviation_rigid = _spin("max_deviation_rigid", d.max_deviation_rigid, 0, 100)
-        self.upsample_factor_grid = _spin("upsample_factor_grid", d.upsample_factor_grid, 1, 50)
-        self.niter_rig = _spin("niter_rig", d.niter_rig, 1, 20)
-        self.border_nan = ComboBox(
-            value=d.border_nan,
-            label="border_nan",
-            tooltip=_TIPS["border_nan"],
-            choices=[("True", True), ("False", False), ("copy", "copy")],
-        )
-        self.shifts_opencv = _check("shifts_opencv", d.shifts_opencv)
-        self.gSig_filt = AxesEdit("gSig_filt", d.gSig_filt, minimum=0, maximum=100, note="0 = off")
+        # fields, tooltips and ranges from the parameter schema (engine.schema)
+        self.max_shifts = AxesEdit("max_shifts", d.max_shifts)
+        self.pw_rigid = check("pw_rigid", d.pw_rigid)
+        self.strides = AxesEdit("strides", d.strides)
+        self.overlaps = AxesEdit("overlaps", d.overlaps)
+        self.max_deviation_rigid = spin("max_deviation_rigid", d.max_deviation_rigid)
+        self.upsample_factor_grid = spin("upsample_factor_grid", d.upsample_factor_grid)
+        self.niter_rig = spin("niter_rig", d.niter_rig)
+        self.border_nan = choice("border_nan", d.border_nan)
+        self.shifts_opencv = check("shifts_opencv", d.shifts_opencv)
+        self.gSig_filt = AxesEdit("gSig_filt", d.gSig_filt, note="0 = off")
         self.kwargs = LineEdit(value=d.kwargs, label="kwargs", tooltip=_TIPS["kwargs"])
         self.kwargs.native.setPlaceholderText("other parameters, e.g. {'niter_rig': 2}")
         self.memory_limit = memory_limit_edit()

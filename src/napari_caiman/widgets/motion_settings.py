@@ -14,16 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..engine.defaults import Z_DEFAULTS as _ENGINE_Z
 from ..engine.params import CaimanParams, parse_kwargs
+from ..engine.schema import SPEC_BY_NAME
 from ._settings import FormSettings, step_names, three_axes
 
 #: Per-axis fields of the form.
 PER_AXIS = ("max_shifts", "strides", "overlaps", "gSig_filt")
-
-#: Defaults for the planes (z) axis: the engine's (CaImAn's 3D motion demo: few
-#: planes, small z shifts), so the CLI agrees; ``z_default`` fits them to few planes.
-Z_DEFAULTS = {name: int(_ENGINE_Z[name]) for name in PER_AXIS}
 
 #: Parameters the motion step uses (what it takes from a preset).
 STEP_NAMES = step_names("motion")
@@ -33,8 +29,9 @@ PW_RIGID_ONLY = ("strides", "overlaps", "max_deviation_rigid", "upsample_factor_
 
 
 def _three(value: Any, name: str) -> tuple:
-    """A CaImAn per-axis default -> (y, x, z) with our z default for ``name``."""
-    return three_axes(value, Z_DEFAULTS[name])
+    """A CaImAn per-axis default -> (y, x, z) with the schema's volume default for
+    ``name`` (CaImAn's 3D motion demo: few planes, small z shifts), as the CLI."""
+    return three_axes(value, int(SPEC_BY_NAME[name].z_default))
 
 
 @dataclass(frozen=True)

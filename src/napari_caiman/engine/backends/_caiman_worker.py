@@ -369,7 +369,7 @@ def run_motion(job: dict, phases: _Phases) -> dict:
             inds.append(ind)
             corners.append(corner)
             sizes.append(size)
-        corners = np.asarray(corners, np.int64)
+        corners = np.asarray(corners, np.int64)  # type: ignore[assignment]
         stops = np.minimum(corners + np.asarray(sizes, np.int64), np.asarray(dims))
         arrays["patch_inds"] = np.asarray(inds, np.int64)
         arrays["patch_bounds"] = np.stack([corners, stops], axis=-1)  # (n, nd, 2) CaImAn order
@@ -379,7 +379,7 @@ def run_motion(job: dict, phases: _Phases) -> dict:
         template_out = mc.total_template_rig
     arrays["shifts_rig"] = shifts_rig.reshape(T, nd)
     arrays["template"] = np.asarray(template_out, np.float32)
-    np.savez(out["motion"], **arrays)
+    np.savez(out["motion"], **arrays)  # type: ignore[arg-type]
     return res
 
 

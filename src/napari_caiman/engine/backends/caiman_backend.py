@@ -109,7 +109,7 @@ def caiman_params(params: CaimanParams, frame_shape: tuple[int, ...] | None = No
     """
     values = {k: v for k, v in params.changed().items() if any(g in DEFAULTS for g in GROUPS_OF[k])}
     nd = len(frame_shape) if frame_shape is not None else 2
-    if nd == 3:
+    if nd == 3 and frame_shape is not None:
         nz = int(frame_shape[0])
         for name in _PER_AXIS:
             v = params[name]
@@ -159,7 +159,7 @@ def _popen(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen:
     if os.name == "posix":
         kw["start_new_session"] = True  # own process group: killed as a whole
     else:  # pragma: no cover - Windows
-        kw["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+        kw["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
     return subprocess.Popen(cmd, cwd=str(cwd), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace", bufsize=1,
                             **kw)

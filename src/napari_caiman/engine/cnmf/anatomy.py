@@ -120,8 +120,8 @@ def detect_somata(image: np.ndarray, gSig: Any, *, thr: float = 1.0, min_solidit
         out = np.array(out_l, bool).reshape(len(out_l), *image.shape)
     else:
         raise ValueError(f"expected a 2D or 3D image, got shape {image.shape}")
-    sc = np.asarray(scores, float)
-    order = np.argsort(-sc)
+    sc = np.asarray(scores, float)  # type: ignore[assignment]
+    order = np.argsort(-sc)  # type: ignore[operator]
     return out[order], sc[order]
 
 
@@ -153,11 +153,11 @@ def merge_seeds(A: np.ndarray, masks: np.ndarray, max_overlap: float = 0.3) -> n
     if sparse.issparse(A):  # CSC footprints: pixels of any footprint at >= 20 % of its maximum
         A = sparse.csc_matrix(A)
         covered = np.zeros(M.shape[1], bool)
-        if A.nnz:
-            col = np.repeat(np.arange(A.shape[1]), np.diff(A.indptr))
+        if A.nnz:  # type: ignore[attr-defined]
+            col = np.repeat(np.arange(A.shape[1]), np.diff(A.indptr))  # type: ignore[attr-defined]
             mx = np.zeros(A.shape[1])
             np.maximum.at(mx, col, A.data)
-            covered[A.indices[(A.data >= 0.2 * np.maximum(mx[col], 1e-30)) & (A.data > 0)]] = True
+            covered[A.indices[(A.data >= 0.2 * np.maximum(mx[col], 1e-30)) & (A.data > 0)]] = True  # type: ignore[attr-defined, operator]
     elif np.asarray(A).size:
         A = np.asarray(A)
         covered = (A >= 0.2 * np.maximum(A.max(axis=0, keepdims=True), 1e-30)).any(axis=1) & (A > 0).any(axis=1)

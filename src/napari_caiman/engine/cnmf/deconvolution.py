@@ -220,7 +220,7 @@ def estimate_ar(y, p: int, sn: float | None = None, lags: int = 5, fudge_factor:
         return np.zeros(0)
     y = np.asarray(y, float)
     if sn is None:
-        sn = psd_noise(y)
+        sn = psd_noise(y)  # type: ignore[assignment]
     L = p + lags
     yc = y - y.mean()
     T = len(yc)
@@ -230,7 +230,7 @@ def estimate_ar(y, p: int, sn: float | None = None, lags: int = 5, fudge_factor:
     F = np.fft.rfft(yc, n)
     r = np.fft.irfft(F.real**2 + F.imag**2, n)[: L + 1] / T
     rc = r.copy()
-    rc[0] -= sn * sn
+    rc[0] -= sn * sn  # type: ignore[operator]
     M = np.array([[rc[abs(k - j)] for j in range(1, p + 1)] for k in range(1, L + 1)])
     try:
         g = np.linalg.lstsq(M, r[1 : L + 1], rcond=None)[0]
@@ -269,8 +269,8 @@ def deconvolve(y, *, p: int = 2, g=None, sn: float | None = None, bas_nonneg: bo
     """
     y = np.ascontiguousarray(y, dtype=np.float64)
     if sn is None:
-        sn = psd_noise(y, noise_range, noise_method)
-    sn = float(sn)
+        sn = psd_noise(y, noise_range, noise_method)  # type: ignore[assignment]
+    sn = float(sn)  # type: ignore[arg-type]
     if p == 0:
         bb = float(np.percentile(y, 8)) if b is None else float(b)
         if bas_nonneg:
@@ -288,7 +288,7 @@ def deconvolve(y, *, p: int = 2, g=None, sn: float | None = None, bas_nonneg: bo
         smin = float(s_min)
     lam_fixed = -1.0 if (lam is None and s_min is None) else float(lam or 0.0)
     fit_b = b is None
-    b0 = float(np.percentile(y, 15)) if fit_b else float(b)
+    b0 = float(np.percentile(y, 15)) if fit_b else float(b)  # type: ignore[arg-type]
     if bas_nonneg:
         b0 = max(b0, 0.0)
     c, bb, lam_used = _constrained(y, g1, g2, sn, smin, b0, fit_b, bool(bas_nonneg), lam_fixed)

@@ -522,7 +522,7 @@ def _run_patches(data: MovieData, params: CaimanParams, st: Settings, geometry, 
         ex.shutdown(wait=True)
     workers = {r.get("pid") for r in results.values() if "pid" in r}
     if workers:
-        info["workers"] = sorted(workers)
+        info["workers"] = sorted(workers)  # type: ignore[type-var]
     # combine
     cols, Cs, Fs = [], [], []
     for i, sl in enumerate(slices):

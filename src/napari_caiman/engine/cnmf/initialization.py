@@ -114,7 +114,7 @@ def iter_greedy_roi(Y: np.ndarray, K: int, gSig, gSiz, *, nb: int = 1, nIter: in
     nvar = T * psd_noise(rho.reshape(T, -1).T).reshape(dims).astype(np.float32) ** 2
     yield Progress("cnmf: initialization", 0, K)
     energy = _energy(rho) - 0.5 * nvar
-    A_list, C_list, idx_list = [], [], []
+    A_list, C_list, idx_list = [], [], []  # type: ignore[var-annotated]
     fails = 0
     while len(A_list) < K and fails < 3 * K:
         if check is not None:
@@ -146,9 +146,9 @@ def iter_greedy_roi(Y: np.ndarray, K: int, gSig, gSiz, *, nb: int = 1, nIter: in
         # refresh the filtered movie and the energy around the window;
         # the filter is linear: filtering the rank-1 update only needs the
         # (filtered) footprint image, not the T frames around it
-        ext = tuple(slice(max(0, s.start - m), min(d, s.stop + m)) for s, m, d in zip(win, margin, dims, strict=True))
+        ext = tuple(slice(max(0, s.start - m), min(d, s.stop + m)) for s, m, d in zip(win, margin, dims, strict=True))  # type: ignore[operator]
         img = np.zeros(tuple(s.stop - s.start for s in ext), np.float32)
-        img[tuple(slice(w.start - e.start, w.stop - e.start) for w, e in zip(win, ext, strict=True))] = a.reshape(wshape)
+        img[tuple(slice(w.start - e.start, w.stop - e.start) for w, e in zip(win, ext, strict=True))] = a.reshape(wshape)  # type: ignore[operator]
         ga = ndimage.gaussian_filter(img, sigma=tuple(gSig), mode="constant", truncate=3.0)
         rho[(slice(None),) + ext] -= (c[:, None] * ga.reshape(1, -1)).reshape((T,) + ga.shape)
         r_ext = rho[(slice(None),) + ext]

@@ -65,4 +65,4 @@ def psd_noise(
             v = psd.mean(axis=1) / 2
         sn[r0 : r0 + step] = np.sqrt(np.maximum(v, 0))
     # the last bin at Nyquist has only a real part (half the variance) for even T
-    return float(sn[0]) if one else sn
+    return float(sn[0]) if one else sn  # type: ignore[return-value]
