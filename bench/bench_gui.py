@@ -123,14 +123,40 @@ def cancel_time(app, runner, after: float) -> float:
     return time.perf_counter() - t1
 
 
-def latency(app, action, values) -> tuple[float, float]:
-    times = []
+def latency(app, action, values) -> tuple[float, float, float]:
+    """Median and worst wall time, and median CPU time of the main thread, of ``action``
+    plus the redraw it asks for (the CPU time does not count waiting for a core, so it
+    varies less with the machine's load; software OpenGL renders in its own threads
+    unless ``LP_NUM_THREADS=0``)."""
+    times, cpu = [], []
     for v in values:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         action(v)
         app.processEvents()  # the redraw it asked for
         times.append(time.perf_counter() - t0)
-    return float(np.median(times)), float(np.max(times))
+        cpu.append(time.thread_time() - c0)
+        time.sleep(0.01)
+    return float(np.median(times)), float(np.max(times)), float(np.median(cpu))
+
+
+def interactions(app, viewer, evaluation) -> tuple:
+    """(selection, slider step, canvas floor, label floor) latencies: see :func:`latency`."""
+    K = evaluation.session.n_components
+    rng = np.random.default_rng(0)
+    picks = [int(k) for k in rng.integers(0, K, 20)]
+    for _ in range(5):
+        app.processEvents()
+    sel = latency(app, evaluation.select_component, picks)
+    slider = latency(
+        app, lambda v: setattr(evaluation.min_SNR, "value", v), np.linspace(1.0, 6.0, 20)
+    )
+    # what any change costs here: software OpenGL recomposes the whole 1920x1080 window
+    canvas = viewer.window._qt_viewer.canvas.native
+    floor_canvas = latency(app, lambda v: canvas.update(), range(20))
+    floor_label = latency(
+        app, lambda v: setattr(evaluation.component_label, "value", f"floor {v}"), range(20)
+    )
+    return sel, slider, floor_canvas, floor_label
 
 
 def main() -> None:
@@ -140,6 +166,11 @@ def main() -> None:
     ap.add_argument(
         "--stacks", action="store_true",
         help="sample the threads' stacks while the window is late (printed, not written)",
+    )
+    ap.add_argument(
+        "--interactions-only", action="store_true",
+        help="only the selection / slider / floor latencies, on 90 random ROIs evaluated on the "
+        "movie (seconds: for an A/B of two checkouts in the same minute; printed, not written)",
     )
     args = ap.parse_args()
     global SAMPLE
@@ -171,6 +202,26 @@ def main() -> None:
         app.processEvents()
     rows: list = []
     cancels: list = []
+    if args.interactions_only:
+        from types import SimpleNamespace
+
+        from napari_caiman.engine.params import CaimanParams
+
+        est = random_estimates((256, 256), 90, T=T)
+        summary = SimpleNamespace(mean=movie.mean(0), corr=None, std=None, max=None)
+        evaluation.set_result(est, summary, CaimanParams(), "movie", build_layers=True)
+        evaluation.movie.value = viewer.layers["movie"]
+        evaluation.runner.run_button.native.click()
+        wait_until(app, lambda: not evaluation.runner.is_running)
+        for _ in range(20):
+            app.processEvents()
+        names = ("select", "slider", "floor canvas", "floor label")
+        for name, values in zip(names, interactions(app, viewer, evaluation), strict=True):
+            print(f"{name}: median {values[0] * 1000:.0f} ms, worst {values[1] * 1000:.0f} ms, "
+                  f"main-thread CPU {values[2] * 1000:.0f} ms")
+        print(f"load average {load_start:.1f} -> {os.getloadavg()[0]:.1f}")
+        viewer.close()
+        return
 
     motion.set_settings(motion.get_settings().replace(pw_rigid=True))
     cancels.append(("Motion correction", cancel_time(app, motion.runner, 1.5)))
@@ -196,20 +247,7 @@ def main() -> None:
 
     # interaction latencies on the evaluated result
     K = evaluation.session.n_components
-    rng = np.random.default_rng(0)
-    picks = [int(k) for k in rng.integers(0, K, 20)]
-    for _ in range(5):
-        app.processEvents()
-    sel = latency(app, evaluation.select_component, picks)
-    slider = latency(
-        app, lambda v: setattr(evaluation.min_SNR, "value", v), np.linspace(1.0, 6.0, 20)
-    )
-    # what any change costs here: software OpenGL recomposes the whole 1920x1080 window
-    canvas = viewer.window._qt_viewer.canvas.native
-    floor_canvas = latency(app, lambda v: canvas.update(), range(20))
-    floor_label = latency(
-        app, lambda v: setattr(evaluation.component_label, "value", f"floor {v}"), range(20)
-    )
+    sel, slider, floor_canvas, floor_label = interactions(app, viewer, evaluation)
 
     # 5,000 ROIs become layers
     est = random_estimates((512, 512), 5000, T=500)
@@ -250,14 +288,19 @@ def main() -> None:
         "",
         "## Interaction",
         "",
-        "| action | median ms | worst ms |",
-        "|---|---:|---:|",
-        f"| select a component ({K} components) | {sel[0] * 1000:.0f} | {sel[1] * 1000:.0f} |",
-        f"| move the min_SNR slider one step | {slider[0] * 1000:.0f} | {slider[1] * 1000:.0f} |",
+        f"Wall time, and CPU time of the main thread (LP_NUM_THREADS={os.environ.get('LP_NUM_THREADS', 'unset')}: "
+        "with it unset, llvmpipe rasterizes in its own threads, not counted in the CPU column).",
+        "",
+        "| action | median ms | worst ms | main-thread CPU, median ms |",
+        "|---|---:|---:|---:|",
+        f"| select a component ({K} components) | {sel[0] * 1000:.0f} | {sel[1] * 1000:.0f} | "
+        f"{sel[2] * 1000:.0f} |",
+        f"| move the min_SNR slider one step | {slider[0] * 1000:.0f} | {slider[1] * 1000:.0f} | "
+        f"{slider[2] * 1000:.0f} |",
         f"| floor: redraw the canvas, nothing changed | {floor_canvas[0] * 1000:.0f} | "
-        f"{floor_canvas[1] * 1000:.0f} |",
+        f"{floor_canvas[1] * 1000:.0f} | {floor_canvas[2] * 1000:.0f} |",
         f"| floor: change one dock label (window repaint) | {floor_label[0] * 1000:.0f} | "
-        f"{floor_label[1] * 1000:.0f} |",
+        f"{floor_label[1] * 1000:.0f} | {floor_label[2] * 1000:.0f} |",
         "",
         "## 5,000 ROIs (512x512) become layers",
         "",
