@@ -242,7 +242,7 @@ class EvaluationEdits:
         self._show_selection(False)
         self.source_label.value = f"{s.name}: {new.n_components} components (refit)"
         yield
-        self.apply(full=True)
+        yield from self._apply_steps(full=True)
         yield
         self._show_traces()
         self.autosave()

@@ -9,6 +9,7 @@ says so (``may_replace``); the docks then follow the new result's layers.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -94,14 +95,16 @@ class EvaluationSource:
                 "use 'Use CNMF result' to curate the new result."
             )
             return
-        self._guard(self.take_cnmf_result)()
+        # called in the CNMF dock's last turn of adding layers: the rest comes in later turns
+        self._guard(partial(self.take_cnmf_result, in_turns=True))()
 
     def _on_take(self, *_: Any) -> None:
         if self.may_replace("the CNMF result"):
             self._guard(self.take_cnmf_result)()
 
-    def take_cnmf_result(self) -> None:
-        """Curate the CNMF dock's last result (its layers are already shown).
+    def take_cnmf_result(self, *, in_turns: bool = False) -> None:
+        """Curate the CNMF dock's last result (its layers are already shown); ``in_turns``:
+        the session and its clicks at once, the docks, colours and table in later turns.
 
         Raises
         ------
@@ -111,7 +114,14 @@ class EvaluationSource:
         run = self._find_cnmf()
         if run is None:
             raise InputError("result", "no CNMF result: run CNMF first, or load a results file")
-        self.set_result(run.result.estimates, run.result.summary, run.params, run.movie or "cnmf")
+        if not in_turns:
+            self.set_result(run.result.estimates, run.result.summary, run.params, run.movie or "cnmf")
+            return
+        session = CurationSession(
+            estimates=run.result.estimates, summary=run.result.summary, params=run.params,
+            name=run.movie or "cnmf",
+        )
+        self._in_turns(self._show_session_steps(session, build_layers=False))
 
     def use_results(
         self, results: Any, path: str | Path | None = None, *, name: str | None = None,
@@ -156,6 +166,15 @@ class EvaluationSource:
         self._show_session(session, build_layers=build_layers, movie=movie)
 
     def _show_session(self, session: CurationSession, *, build_layers: bool, movie: Any = None) -> None:
+        for _step in self._show_session_steps(session, build_layers=build_layers, movie=movie):
+            pass
+
+    def _show_session_steps(
+        self, session: CurationSession, *, build_layers: bool, movie: Any = None
+    ) -> Generator[None, None, None]:
+        """Curate ``session``: at once its layers' clicks and keys and the accepted set, then
+        (a yield before each) the docks, the contours' colours and features, the table, the
+        traces; it stops when another session came meanwhile."""
         self._drop_outline()
         self.session = session
         if build_layers:
@@ -165,7 +184,29 @@ class EvaluationSource:
         choose_by_name(self.movie, session.name)
         where = f" from {session.path.name}" if session.path else ""
         self.source_label.value = f"{session.name}: {session.n_components} components{where}"
+        session.update(self.thresholds())
+        yield
+        if self.session is not session:
+            return
         self._ensure_docks()
         self._colors = None
-        self.apply(full=True)
+        for _step in self._apply_steps(full=True):
+            yield
+            if self.session is not session:
+                return
         self._show_traces()
+
+    def _in_turns(self, steps: Generator[None, None, None]) -> None:
+        """Run ``steps`` one piece per event-loop turn (the window redraws in between)."""
+
+        def turn() -> None:
+            try:
+                next(steps)
+            except StopIteration:
+                return
+            except Exception as exc:
+                self.runner.report_error(exc)
+                return
+            QTimer.singleShot(0, turn)
+
+        turn()

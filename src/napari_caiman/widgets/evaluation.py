@@ -281,6 +281,12 @@ class EvaluationWidget(
 
     def apply(self, *_: Any, full: bool = False) -> None:
         """Re-apply thresholds + manual decisions: colours, features, counts, table."""
+        for _step in self._apply_steps(full):
+            pass
+
+    def _apply_steps(self, full: bool = False) -> Generator[None, None, None]:
+        """:meth:`apply` in pieces (a yield between the contours' colours, their features and
+        the table + scatter): the runner shows a new evaluation one piece per event-loop turn."""
         s = self.session
         if s is None:
             return
@@ -297,12 +303,15 @@ class EvaluationWidget(
             t2 = time.perf_counter()
             key = (id(layer), id(s.metrics), accepted.tobytes(), s.curation.manual.tobytes())
             if full or key != self._features_key:  # a slider step mostly changes no status
+                yield
                 layer.features = ev.evaluation_features(
                     layer.features, self._owner, s.metrics, accepted, s.curation.manual
                 )
                 self._features_key = key
         t3 = time.perf_counter()
         self.counts.value = ev.count_text(accepted, s.curation.manual)
+        if full:
+            yield
         self._update_table(full)
         self._update_component_label()
         self.timings = {"thresholds": t1 - t0, "colors": t2 - t1, "features": t3 - t2,
@@ -380,9 +389,12 @@ class EvaluationWidget(
 
         self.runner.start(steps, partial(self._on_evaluated, session=s))
 
-    def _on_evaluated(self, step: Any, *, session: CurationSession) -> None:
+    def _on_evaluated(self, step: Any, *, session: CurationSession) -> Generator[None, None, None]:
         if session is not self.session:  # the result was replaced meanwhile
             return
         session.metrics, session.F_dff = step.metrics, step.F_dff
-        self.apply(full=True)
+        # one piece per event-loop turn (the runner drives this generator): colours,
+        # features, table, traces, each with its redraw, not all in one frozen turn
+        yield from self._apply_steps(full=True)
+        yield
         self._show_traces()
