@@ -51,18 +51,26 @@ class GapMonitor:
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self._tick)
         self.gaps: list[float] = []
-        self._last = 0.0
+        self.cpu: list[float] = []  # main-thread CPU time spent in each interval
+        self._last = self._last_cpu = 0.0
 
     def _tick(self) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.thread_time()
         self.gaps.append(now - self._last - self.interval)
-        self._last = now
+        self.cpu.append(cpu - self._last_cpu)
+        self._last, self._last_cpu = now, cpu
 
     def __enter__(self) -> GapMonitor:
-        self.gaps = []
-        self._last = time.perf_counter()
+        self.gaps, self.cpu = [], []
+        self._last, self._last_cpu = time.perf_counter(), time.thread_time()
         self.timer.start()
         return self
+
+    @property
+    def worst_cpu(self) -> float:
+        """The most main-thread CPU time in one interval: the work of the longest turn,
+        without the waiting for a core that a loaded machine adds to the gaps."""
+        return max(self.cpu, default=0.0)
 
     def __exit__(self, *exc) -> None:
         self.timer.stop()
@@ -108,7 +116,7 @@ def run_step(app, runner, name: str, rows: list, *, wait_more=None) -> None:
             STACKS.extend(sampler.report(name))
     runner.progress.changed.disconnect(values.append)
     restarts = int(np.sum(np.diff(values) < 0)) if len(values) > 1 else 0
-    rows.append((name, wall, gaps.worst, gaps.over(), restarts, runner.status.value))
+    rows.append((name, wall, gaps.worst, gaps.over(), restarts, gaps.worst_cpu))
 
 
 def cancel_time(app, runner, after: float) -> float:
@@ -123,14 +131,63 @@ def cancel_time(app, runner, after: float) -> float:
     return time.perf_counter() - t1
 
 
-def latency(app, action, values) -> tuple[float, float]:
-    times = []
+def latency(app, action, values) -> tuple[float, float, float]:
+    """Median and worst wall time, and median CPU time of the main thread, of ``action``
+    plus the redraw it asks for (the CPU time does not count waiting for a core, so it
+    varies less with the machine's load; software OpenGL renders in its own threads
+    unless ``LP_NUM_THREADS=0``)."""
+    times, cpu = [], []
     for v in values:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         action(v)
         app.processEvents()  # the redraw it asked for
         times.append(time.perf_counter() - t0)
-    return float(np.median(times)), float(np.max(times))
+        cpu.append(time.thread_time() - c0)
+        time.sleep(0.01)
+    return float(np.median(times)), float(np.max(times)), float(np.median(cpu))
+
+
+def interactions(app, viewer, evaluation) -> tuple:
+    """(selection, slider step, canvas floor, label floor) latencies: see :func:`latency`."""
+    K = evaluation.session.n_components
+    rng = np.random.default_rng(0)
+    picks = [int(k) for k in rng.integers(0, K, 20)]
+    for _ in range(5):
+        app.processEvents()
+    sel = latency(app, evaluation.select_component, picks)
+    slider = latency(
+        app, lambda v: setattr(evaluation.min_SNR, "value", v), np.linspace(1.0, 6.0, 20)
+    )
+    # what any change costs here: software OpenGL recomposes the whole 1920x1080 window
+    canvas = viewer.window._qt_viewer.canvas.native
+    floor_canvas = latency(app, lambda v: canvas.update(), range(20))
+    floor_label = latency(
+        app, lambda v: setattr(evaluation.component_label, "value", f"floor {v}"), range(20)
+    )
+    return sel, slider, floor_canvas, floor_label
+
+
+def roi_layers(app, viewer) -> tuple[float, float, float]:
+    """5,000 random ROIs of a 512x512 field: layer data time, add + first redraw time, longest gap."""
+    from bench_layers import random_estimates
+
+    from napari_caiman.layers.cnmf import cnmf_layer_data
+    from napari_caiman.widgets._layers import upsert_layer
+
+    est = random_estimates((512, 512), 5000, T=500)
+    summary = type("S", (), {"mean": np.zeros((512, 512), np.float32), "max": None,
+                             "std": None, "corr": np.zeros((512, 512), np.float32)})()
+    step = type("R", (), {"estimates": est, "summary": summary})()
+    t0 = time.perf_counter()
+    tuples = cnmf_layer_data(step, "rois", None, None)
+    t_data = time.perf_counter() - t0
+    with GapMonitor() as gaps:
+        t0 = time.perf_counter()
+        for data, meta, layer_type in tuples:
+            upsert_layer(viewer, data, meta, layer_type)
+        app.processEvents()
+        t_add = time.perf_counter() - t0
+    return t_data, t_add, gaps.worst, gaps.worst_cpu
 
 
 def main() -> None:
@@ -141,6 +198,11 @@ def main() -> None:
         "--stacks", action="store_true",
         help="sample the threads' stacks while the window is late (printed, not written)",
     )
+    ap.add_argument(
+        "--interactions-only", action="store_true",
+        help="only the selection / slider / floor latencies, on 90 random ROIs evaluated on the "
+        "movie (seconds: for an A/B of two checkouts in the same minute; printed, not written)",
+    )
     args = ap.parse_args()
     global SAMPLE
     SAMPLE = args.stacks
@@ -150,8 +212,6 @@ def main() -> None:
     from qtpy.QtWidgets import QApplication
 
     from napari_caiman.engine.synthetic import make_movie_2d
-    from napari_caiman.layers.cnmf import cnmf_layer_data
-    from napari_caiman.widgets._layers import upsert_layer
     from napari_caiman.widgets._process import process_available
 
     load_start = os.getloadavg()[0]
@@ -171,6 +231,29 @@ def main() -> None:
         app.processEvents()
     rows: list = []
     cancels: list = []
+    if args.interactions_only:
+        from types import SimpleNamespace
+
+        from napari_caiman.engine.params import CaimanParams
+
+        est = random_estimates((256, 256), 90, T=T)
+        summary = SimpleNamespace(mean=movie.mean(0), corr=None, std=None, max=None)
+        evaluation.set_result(est, summary, CaimanParams(), "movie", build_layers=True)
+        evaluation.movie.value = viewer.layers["movie"]
+        evaluation.runner.run_button.native.click()
+        wait_until(app, lambda: not evaluation.runner.is_running)
+        for _ in range(20):
+            app.processEvents()
+        names = ("select", "slider", "floor canvas", "floor label")
+        for name, values in zip(names, interactions(app, viewer, evaluation), strict=True):
+            print(f"{name}: median {values[0] * 1000:.0f} ms, worst {values[1] * 1000:.0f} ms, "
+                  f"main-thread CPU {values[2] * 1000:.0f} ms")
+        t_data, t_add, roi_gap, roi_cpu = roi_layers(app, viewer)
+        print(f"5,000 ROIs: layer data {t_data:.2f} s, add + first redraw {t_add:.2f} s, "
+              f"longest gap {roi_gap * 1000:.0f} ms ({roi_cpu * 1000:.0f} ms main-thread CPU)")
+        print(f"load average {load_start:.1f} -> {os.getloadavg()[0]:.1f}")
+        viewer.close()
+        return
 
     motion.set_settings(motion.get_settings().replace(pw_rigid=True))
     cancels.append(("Motion correction", cancel_time(app, motion.runner, 1.5)))
@@ -196,36 +279,9 @@ def main() -> None:
 
     # interaction latencies on the evaluated result
     K = evaluation.session.n_components
-    rng = np.random.default_rng(0)
-    picks = [int(k) for k in rng.integers(0, K, 20)]
-    for _ in range(5):
-        app.processEvents()
-    sel = latency(app, evaluation.select_component, picks)
-    slider = latency(
-        app, lambda v: setattr(evaluation.min_SNR, "value", v), np.linspace(1.0, 6.0, 20)
-    )
-    # what any change costs here: software OpenGL recomposes the whole 1920x1080 window
-    canvas = viewer.window._qt_viewer.canvas.native
-    floor_canvas = latency(app, lambda v: canvas.update(), range(20))
-    floor_label = latency(
-        app, lambda v: setattr(evaluation.component_label, "value", f"floor {v}"), range(20)
-    )
+    sel, slider, floor_canvas, floor_label = interactions(app, viewer, evaluation)
 
-    # 5,000 ROIs become layers
-    est = random_estimates((512, 512), 5000, T=500)
-    summary = type("S", (), {"mean": np.zeros((512, 512), np.float32), "max": None,
-                             "std": None, "corr": np.zeros((512, 512), np.float32)})()
-    step = type("R", (), {"estimates": est, "summary": summary})()
-    t0 = time.perf_counter()
-    tuples = cnmf_layer_data(step, "rois", None, None)
-    t_data = time.perf_counter() - t0
-    with GapMonitor() as gaps:
-        t0 = time.perf_counter()
-        for data, meta, layer_type in tuples:
-            upsert_layer(viewer, data, meta, layer_type)
-        app.processEvents()
-        t_add = time.perf_counter() - t0
-    roi_gap = gaps.worst
+    t_data, t_add, roi_gap, roi_cpu = roi_layers(app, viewer)
 
     lines = [
         "# GUI responsiveness (bench/bench_gui.py)",
@@ -238,11 +294,13 @@ def main() -> None:
         "",
         "## Event-loop gaps while a step runs (10 ms QTimer)",
         "",
-        "| step | wall s | longest gap ms | gaps > 100 ms | bar restarts |",
-        "|---|---:|---:|---:|---:|",
+        "| step | wall s | longest gap ms | gaps > 100 ms | bar restarts | most main-thread CPU in one turn, ms |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
-    for name, wall, worst, over, restarts, _ in rows:
-        lines.append(f"| {name} | {wall:.1f} | {worst * 1000:.0f} | {over} | {restarts} |")
+    for name, wall, worst, over, restarts, worst_cpu in rows:
+        lines.append(
+            f"| {name} | {wall:.1f} | {worst * 1000:.0f} | {over} | {restarts} | {worst_cpu * 1000:.0f} |"
+        )
     lines += ["", "## Cancel (click to idle)", "", "| step | s |", "|---|---:|"]
     for name, s in cancels:
         lines.append(f"| {name} | {s:.2f} |")
@@ -250,20 +308,25 @@ def main() -> None:
         "",
         "## Interaction",
         "",
-        "| action | median ms | worst ms |",
-        "|---|---:|---:|",
-        f"| select a component ({K} components) | {sel[0] * 1000:.0f} | {sel[1] * 1000:.0f} |",
-        f"| move the min_SNR slider one step | {slider[0] * 1000:.0f} | {slider[1] * 1000:.0f} |",
+        f"Wall time, and CPU time of the main thread (LP_NUM_THREADS={os.environ.get('LP_NUM_THREADS', 'unset')}: "
+        "with it unset, llvmpipe rasterizes in its own threads, not counted in the CPU column).",
+        "",
+        "| action | median ms | worst ms | main-thread CPU, median ms |",
+        "|---|---:|---:|---:|",
+        f"| select a component ({K} components) | {sel[0] * 1000:.0f} | {sel[1] * 1000:.0f} | "
+        f"{sel[2] * 1000:.0f} |",
+        f"| move the min_SNR slider one step | {slider[0] * 1000:.0f} | {slider[1] * 1000:.0f} | "
+        f"{slider[2] * 1000:.0f} |",
         f"| floor: redraw the canvas, nothing changed | {floor_canvas[0] * 1000:.0f} | "
-        f"{floor_canvas[1] * 1000:.0f} |",
+        f"{floor_canvas[1] * 1000:.0f} | {floor_canvas[2] * 1000:.0f} |",
         f"| floor: change one dock label (window repaint) | {floor_label[0] * 1000:.0f} | "
-        f"{floor_label[1] * 1000:.0f} |",
+        f"{floor_label[1] * 1000:.0f} | {floor_label[2] * 1000:.0f} |",
         "",
         "## 5,000 ROIs (512x512) become layers",
         "",
         f"- layer data (in the CNMF worker): {t_data:.2f} s",
         f"- adding the layers + first redraw (main thread): {t_add:.2f} s; "
-        f"longest gap {roi_gap * 1000:.0f} ms",
+        f"longest gap {roi_gap * 1000:.0f} ms ({roi_cpu * 1000:.0f} ms of main-thread CPU)",
         "",
     ]
     Path(args.out).write_text("\n".join(lines))

@@ -222,7 +222,6 @@ def test_checker_finds_upward_imports_gui_imports_and_dangling_imports(tiny):
 
 #: Source modules allowed over MAX_LINES, each with the reason (issue 13: none without one).
 LONG_MODULES = {
-    "widgets/evaluation.py": "one 1,174-line class; its Qt-free curation model moves out (issue 13, step 3)",
     "engine/evaluation.py": "the quality metrics and their chunked driver; split with the real-data work (issue 14)",
     "engine/motion.py": "NoRMCorre's driver (template, chunks, piecewise); split with the recording-scale work (issue 10)",
     "layers/cnmf.py": "results -> layer data for footprints, contours, traces; split when layers/ moves (issue 13)",

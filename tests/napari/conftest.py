@@ -72,7 +72,9 @@ def errors(capture):
 def infos(capture):
     """Information notes of the step widgets (presets, evaluation), captured."""
     return capture(
-        "napari_caiman.widgets._presets.show_info", "napari_caiman.widgets.evaluation.show_info"
+        "napari_caiman.widgets._presets.show_info",
+        "napari_caiman.widgets.evaluation.show_info",
+        "napari_caiman.widgets._evaluation_source.show_info",
     )
 
 

@@ -10,7 +10,12 @@ combination into what napari shows:
 * :func:`evaluation_features` — the contours' features table with ``SNR``,
   ``r_value``, ``status`` and ``manual`` columns (a new table: reassign it);
 * :func:`component_table` — one row per component for the table view;
-* :func:`count_text` — ``"120 accepted / 30 rejected / 5 manual"``.
+* :func:`count_text` — ``"120 accepted / 30 rejected / 5 manual"``;
+* :func:`footprint_lookup` / :func:`component_at_pixel` — the component under
+  a clicked pixel, from the footprints (the contours are paths: napari's hit
+  test finds nothing inside them);
+* :func:`outline_segments` — contour paths as one Vectors array (the
+  selection outline, updated in place at a fraction of a Shapes layer's cost).
 
 Hand edits return a new :class:`~napari_caiman.engine.cnmf.estimates.Estimates`
 (inputs are never modified) plus the row mapping, so per-component side data
@@ -41,8 +46,11 @@ __all__ = [
     "ACCEPTED_COLOR",
     "REJECTED_COLOR",
     "SHOW_MODES",
+    "component_at_pixel",
     "component_table",
     "count_text",
+    "footprint_lookup",
+    "outline_segments",
     "delete_components",
     "evaluation_features",
     "manual_column",
@@ -372,3 +380,50 @@ def refit_seeds(
     if Ain.shape[1] == 0:
         raise InputError("seed", "no seeds: accept some components or paint new ones")
     return Ain
+
+
+def footprint_lookup(A: Any) -> sparse.csr_matrix:
+    """(pixels, K) footprints, each scaled to a peak of 1, by rows (for :func:`component_at_pixel`)."""
+    A = sparse.csc_matrix(A)
+    peak = np.asarray(abs(A).max(axis=0).todense()).ravel().astype(np.float64)
+    scale = np.divide(1.0, peak, out=np.zeros_like(peak), where=peak > 0)
+    return sparse.csr_matrix(A @ sparse.diags(scale))
+
+
+def component_at_pixel(lookup: sparse.csr_matrix, dims: Any, position: Any) -> int | None:
+    """The component strongest (relative to its own peak) at ``position``.
+
+    Parameters
+    ----------
+    lookup : csr_matrix
+        :func:`footprint_lookup` of the footprints.
+    dims : tuple of int
+        Frame shape, array order (rows of ``lookup`` are pixels in Fortran order over it).
+    position : sequence of float
+        Data coordinates ((z,) y, x); pixel centres are integers.
+
+    Returns
+    -------
+    int or None
+        None outside the field of view or where no footprint is.
+    """
+    dims = tuple(int(d) for d in dims)
+    idx = tuple(int(np.floor(float(v) + 0.5)) for v in position)
+    if len(idx) != len(dims) or any(not 0 <= i < d for i, d in zip(idx, dims, strict=True)):
+        return None
+    row = int(np.ravel_multi_index(idx, dims, order="F"))
+    start, stop = int(lookup.indptr[row]), int(lookup.indptr[row + 1])
+    if start == stop:
+        return None
+    values = lookup.data[start:stop]
+    best = int(np.argmax(values))
+    return int(lookup.indices[start + best]) if values[best] > 0 else None
+
+
+def outline_segments(paths: list[np.ndarray], ndim: int) -> np.ndarray:
+    """Closed contour paths as napari Vectors data: (n_segments, 2, ndim), [start, step]."""
+    if not paths:
+        return np.zeros((0, 2, ndim), np.float32)
+    starts = np.concatenate([p[:-1] for p in paths])
+    steps = np.concatenate([np.diff(p, axis=0) for p in paths])
+    return np.stack([starts, steps], axis=1).astype(np.float32)

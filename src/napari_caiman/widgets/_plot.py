@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 BG = "#262930"  # napari's dark background
 FG = "#d1d2d4"  # text
 EDGE = "#5a5e66"  # spines, legend frames
 GRID = "#3b3f47"
+
+
+def cache_axes(plot: Any) -> None:
+    """Keep each axis of a pyqtgraph PlotItem as a pixmap: when another item of the
+    plot changes (a curve, a marker), the axes are copied, not redrawn (their tick
+    text costs milliseconds per axis with Qt's software painting)."""
+    from qtpy.QtWidgets import QGraphicsItem
+
+    for name in ("left", "bottom", "right", "top"):
+        plot.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)

@@ -30,7 +30,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..layers.evaluation import ACCEPTED_COLOR, REJECTED_COLOR
-from ._plot import BG, FG
+from ._plot import BG, FG, cache_axes
 
 #: Dock title of the components table.
 DOCK_NAME = "Components"
@@ -237,6 +237,9 @@ class MetricsScatter(QWidget):
         self.plot.showGrid(x=True, y=True, alpha=0.15)
         for axis in ("left", "bottom"):
             self.plot.getAxis(axis).setTextPen(FG)
+        self.plot.getAxis("left").setWidth(48)  # new tick labels never re-lay out the plot
+        cache_axes(self.plot.getPlotItem())
+        self._labels: tuple[str, str] = ("", "")
         self.points = pg.ScatterPlotItem(size=7, pxMode=True, hoverable=True)
         self.points.sigClicked.connect(self._on_clicked)
         self.plot.addItem(self.points)
@@ -255,6 +258,7 @@ class MetricsScatter(QWidget):
         self.selected: list[int] = []
         self._chosen: set[Any] = set()
         self._range_key: tuple = ()
+        self._points_key: tuple = ()
         self.x_axis.activated.connect(lambda *_: self._chosen.add(self.x_axis))
         self.y_axis.activated.connect(lambda *_: self._chosen.add(self.y_axis))
         self.x_axis.currentTextChanged.connect(self._redraw)
@@ -310,24 +314,31 @@ class MetricsScatter(QWidget):
         if xy is None:
             self.points.clear()
             self.highlight.clear()
+            self._points_key = ()
             return
         x, y = xy
         ok = np.isfinite(x) & np.isfinite(y)
         idx = np.flatnonzero(ok)
         acc = self.accepted[idx] if len(self.accepted) == len(x) else np.ones(len(idx), bool)
-        brushes = np.where(acc, "a", "r")
-        brush = {"a": pg.mkBrush(*_rgb(ACCEPTED_COLOR)), "r": pg.mkBrush(*_rgb(REJECTED_COLOR))}
-        self.points.setData(
-            x=x[idx], y=y[idx], data=idx, brush=[brush[b] for b in brushes], pen=None
-        )
+        points_key = (x[idx].tobytes(), y[idx].tobytes(), acc.tobytes())
+        if points_key != self._points_key:  # a slider step mostly changes no status
+            self._points_key = points_key
+            brushes = np.where(acc, "a", "r")
+            brush = {"a": pg.mkBrush(*_rgb(ACCEPTED_COLOR)), "r": pg.mkBrush(*_rgb(REJECTED_COLOR))}
+            self.points.setData(
+                x=x[idx], y=y[idx], data=idx, brush=[brush[b] for b in brushes], pen=None
+            )
         key = (self.x_axis.currentText(), self.y_axis.currentText(), len(x), int(ok.sum()))
         if key != self._range_key and len(idx):  # new axes or points: fit them (else keep the zoom)
             self._range_key = key
             self.plot.getPlotItem().vb.autoRange(padding=0.08)
         self._draw_lines()
         self.set_selected(self.selected)
-        self.plot.setLabel("bottom", self.x_axis.currentText(), color=FG)
-        self.plot.setLabel("left", self.y_axis.currentText(), color=FG)
+        labels = (self.x_axis.currentText(), self.y_axis.currentText())
+        if labels != self._labels:  # a label set again re-lays out and repaints the plot
+            self._labels = labels
+            self.plot.setLabel("bottom", labels[0], color=FG)
+            self.plot.setLabel("left", labels[1], color=FG)
 
     def _draw_lines(self) -> None:
         """One line per threshold on a shown axis; existing lines are moved, not rebuilt

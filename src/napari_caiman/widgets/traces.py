@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from psygnal import Signal
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from ._plot import BG, FG
+from ._plot import BG, FG, cache_axes
 
 #: Dock title; the evaluation widget reuses the dock of this name.
 DOCK_NAME = "Traces"
@@ -29,6 +30,8 @@ _LABELS = {"raw": "raw / denoised", "dff": "dF/F", "S": "deconvolved"}
 #: Smallest useful size of the dock (px): three readable panels.
 MIN_HEIGHT = 260
 MIN_WIDTH = 520
+#: Width of the value axes (px), fixed.
+AXIS_WIDTH = 52
 
 
 class TracesPlot(QWidget):
@@ -57,12 +60,18 @@ class TracesPlot(QWidget):
         self.setMinimumWidth(MIN_WIDTH)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        # the title is a plain label above the plots: a new title repaints the label only,
+        # where a pyqtgraph LabelItem re-lays out (and repaints) the whole plot scene
+        self.title = QLabel("no component selected")
+        self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.title.setStyleSheet(f"color: {FG}; background: {BG}; font-size: 9pt;")
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        layout.addWidget(self.title)
         layout.addWidget(self.view)
-        self.title = pg.LabelItem("no component selected", color=FG, size="9pt")
-        self.view.addItem(self.title, row=0, col=0)
         self.plots: dict[str, Any] = {}
         for i, key in enumerate(("raw", "dff", "S")):
-            plot = self.view.addPlot(row=i + 1, col=0)
+            plot = self.view.addPlot(row=i, col=0)
             plot.setLabel("left", _LABELS[key], color=FG)
             plot.showGrid(x=True, y=True, alpha=0.15)
             plot.setMenuEnabled(False)
@@ -71,9 +80,15 @@ class TracesPlot(QWidget):
                 plot.getAxis(axis).enableAutoSIPrefix(False)  # no "(x0.001)" in the labels
                 plot.getAxis(axis).setTextPen(FG)
                 plot.getAxis(axis).setPen("#5a5e66")
+            # a fixed width: new tick labels never re-lay out the panels
+            plot.getAxis("left").setWidth(AXIS_WIDTH)
+            cache_axes(plot)
             if self.plots:
                 plot.setXLink(self.plots["raw"])
             self.plots[key] = plot
+        for key in ("raw", "dff"):  # the panels share the frame axis: drawn once, at the bottom
+            self.plots[key].getAxis("bottom").setStyle(showValues=False)
+            self.plots[key].getAxis("bottom").setHeight(4)
         self.plots["S"].setLabel("bottom", "frame (click to jump)", color=FG)
         self.plots["raw"].addLegend(offset=(-10, 5), labelTextColor=FG, colCount=2)
         self.curves = {
@@ -142,9 +157,9 @@ class TracesPlot(QWidget):
             if note:
                 self.plots["dff"].setYRange(0, 1)
                 self._dff_note.setPos(n / 2, 0.5)
-        self.title.setText(
-            title or ("no component selected" if component is None else f"component {component}")
-        )
+        text = title or ("no component selected" if component is None else f"component {component}")
+        if self.title.text() != text:
+            self.title.setText(text)
 
     def set_frame(self, t: int) -> None:
         """Move the current-frame marker to frame ``t``."""
