@@ -187,7 +187,7 @@ def test_a_click_finds_the_component_under_it_and_the_outline_is_its_contour(eva
         assert ev.component_at_pixel(lookup, dims, (y, x)) is None
     polys, owner = contours(est)
     paths = closed_paths(polys)
-    assert all(np.array_equal(p[0], p[-1]) and len(p) == len(q) + 1 for p, q in zip(paths, polys))
+    assert all(np.array_equal(p[0], p[-1]) and len(p) == len(q) + 1 for p, q in zip(paths, polys, strict=True))
     seg = ev.outline_segments(paths[:2], 2)
     assert seg.shape == (len(polys[0]) + len(polys[1]), 2, 2)
     # the segments walk the contour: start + step is the next vertex, the last returns to the first
