@@ -89,6 +89,7 @@ def test_elongation_tells_streaks_from_somata():
                 solidity=sm.solidity, n_pieces=sm.n_pieces, area_ratio=sm.area_ratio, elongation=sm.elongation)
     assert apply_thresholds(m, **thresholds_from_params(CaimanParams.from_dict({"min_SNR": 2.0})))[0].tolist() == [0]
     assert apply_thresholds(m, **{**thresholds_from_params(None), "max_elongation": None})[0].tolist() == [0, 1]
+    assert apply_thresholds(m, min_SNR=2.0)[0].tolist() == [0]  # on without being named (the dock's sliders)
     with pytest.raises(InputError, match="max_elongation"):
         apply_thresholds(m, max_elongation=0.5)
     # saved and reloaded with the other shape fields

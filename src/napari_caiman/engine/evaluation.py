@@ -752,7 +752,7 @@ def apply_thresholds(metrics: Metrics, *, min_SNR: float = 2.5, SNR_lowest: floa
                      cnn_lowest: float = 0.1, min_solidity: float | None = None, max_pieces: float | None = None,
                      min_area_ratio: float | None = None, max_area_ratio: float | None = None,
                      accept_anatomy: bool = False, min_classifier_prob: float = 0.5,
-                     max_duplicate: float | None = None, max_elongation: float | None = None
+                     max_duplicate: float | None = None, max_elongation: float | None = 2.5
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Accept/reject components from precomputed metrics (pure, fast).
 
@@ -760,7 +760,9 @@ def apply_thresholds(metrics: Metrics, *, min_SNR: float = 2.5, SNR_lowest: floa
     With ``use_cnn=True`` but no CNN predictions (``metrics.cnn_preds is
     None``), the CNN terms are ignored; so are the shape terms (``min_solidity``,
     ``max_pieces``, ``min_area_ratio``, ``max_area_ratio``, ``max_elongation``; None: off) when the
-    metrics hold no shape (e.g. a CaImAn file).  ``accept_anatomy``: components
+    metrics hold no shape (e.g. a CaImAn file).  ``max_elongation`` is on (2.5) by default, so that
+    callers passing only the other thresholds (the Evaluation dock's sliders) agree with the
+    headless evaluation.  ``accept_anatomy``: components
     from anatomical seeds pass the SNR / r-value tests (their shape still counts).
     When the metrics hold classifier probabilities (``classifier_prob``),
     ``p >= min_classifier_prob`` replaces the SNR / r-value / CNN test.
