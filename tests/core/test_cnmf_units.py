@@ -217,3 +217,37 @@ def test_downsample_averages_blocks_of_frames_and_pixels(shape, ssub, tsub):
     assert got.dtype == np.float32 and got.flags.c_contiguous
     assert got.shape == ref.shape
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- greedy init stop
+
+
+def _weak_cells_movie(seed=0, weak=0.8):
+    """Two strong cells and four weak ones (peak ~1.3 noise SDs per spike) in 48 x 48."""
+    rng = np.random.default_rng(seed)
+    T, dims, g = 400, (48, 48), 3.0
+    centres = [(10, 10), (10, 36), (24, 22), (38, 10), (38, 38), (24, 40)]
+    yy, xx = np.mgrid[: dims[0], : dims[1]]
+    A = np.stack([np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * g**2)) for cy, cx in centres])
+    C = np.zeros((len(centres), T))
+    for k, amp in enumerate([8.0, 8.0] + [weak] * 4):
+        s = (rng.random(T) < 0.04) * amp
+        for t in range(T):
+            C[k, t] = (0.85 * C[k, t - 1] if t else 0) + s[t]
+    Y = np.einsum("kyx,kt->tyx", A, C) + 10 + rng.normal(0, 1, (T, *dims))
+    return Y.astype(np.float32), A
+
+
+def test_greedy_init_does_not_stop_before_weak_cells():
+    """The early stop (energy left vs white noise) must not drop weak but real cells: the
+    evaluation, not the initialization, tells them from noise (real patches stopped at ~3 of K)."""
+    from napari_caiman.engine.cnmf.initialization import greedy_roi
+    from napari_caiman.engine.shapes import match_footprints
+
+    Y, truth = _weak_cells_movie()
+    dims = Y.shape[1:]
+    A, C, b, f = greedy_roi(Y, 10, (3.0, 3.0), (7, 7), nb=1)
+    found = match_footprints(A.T.reshape(-1, *dims), truth, cut=0.2)
+    assert found["matched"] == 6 and A.shape[1] <= 8  # all six, and no flood of noise components
+    A3, *_ = greedy_roi(Y, 10, (3.0, 3.0), (7, 7), nb=1, stop_ratio=3.0)  # the old, stricter stop
+    assert match_footprints(A3.T.reshape(-1, *dims), truth, cut=0.2)["matched"] < 6

@@ -8,7 +8,13 @@ from scipy import sparse
 
 from napari_caiman.engine.cnmf.estimates import images_to_pixels
 from napari_caiman.engine.errors import InputError
-from napari_caiman.engine.shapes import footprint_shape, junk_mask, match_footprints, shape_metrics
+from napari_caiman.engine.shapes import (
+    footprint_elongation,
+    footprint_shape,
+    junk_mask,
+    match_footprints,
+    shape_metrics,
+)
 
 
 def _disc(shape, cy, cx, r):
@@ -52,6 +58,43 @@ def test_shape_metrics_on_footprint_matrix_and_junk_rule():
     assert abs(sm.area_ratio[0] - 0.25) < 0.03 and sm.area_ratio[2] > 4
     assert sm.solidity[0] > 0.9 and sm.solidity[3] < 0.6
     assert junk_mask(sm).tolist() == [False, True, True, True]
+
+
+def test_elongation_tells_streaks_from_somata():
+    disc = _disc((41, 41), 20, 20, 8)
+    assert footprint_elongation(disc) < 1.1
+    bar = np.zeros((41, 41))
+    bar[18:22, 5:36] = 1  # a 4 x 31 streak (dendrite, vessel wall, dark frame edge)
+    assert footprint_elongation(bar) > 5
+    yy, xx = np.mgrid[:41, :41]
+    ell = (((yy - 20) / 4.0) ** 2 + ((xx - 20) / 8.0) ** 2 <= 1).astype(float)
+    assert footprint_elongation(ell) > 1.8
+    assert footprint_elongation(ell, (2.0, 4.0)) < 1.1  # round in units of an anisotropic gSig
+    # a single pixel and a diagonal line of pixels: finite, the line elongated
+    speck = np.zeros((5, 5))
+    speck[2, 2] = 1
+    assert footprint_elongation(speck) == pytest.approx(1.0)
+    assert footprint_elongation(np.eye(12)) > 5
+    # in shape_metrics and in the default thresholds: the streak is rejected, the cell kept
+    from napari_caiman.engine.evaluation import Metrics, apply_thresholds, thresholds_from_params
+    from napari_caiman.engine.params import CaimanParams
+
+    dims = (64, 64)
+    imgs = np.zeros((2, *dims))
+    imgs[0] = _disc(dims, 20, 20, 5)
+    imgs[1, 40:44, 10:40] = 1  # 120 px: area ratio 0.38, solidity 1, one piece: only its shape is wrong
+    sm = shape_metrics(sparse.csc_matrix(images_to_pixels(imgs)), dims, (5, 5))
+    assert sm.elongation[0] < 1.2 and sm.elongation[1] > 5
+    m = Metrics(SNR_comp=np.array([5.0, 5.0]), r_values=np.array([0.9, 0.9]), size=np.array([80, 120]),
+                solidity=sm.solidity, n_pieces=sm.n_pieces, area_ratio=sm.area_ratio, elongation=sm.elongation)
+    assert apply_thresholds(m, **thresholds_from_params(CaimanParams.from_dict({"min_SNR": 2.0})))[0].tolist() == [0]
+    assert apply_thresholds(m, **{**thresholds_from_params(None), "max_elongation": None})[0].tolist() == [0, 1]
+    assert apply_thresholds(m, min_SNR=2.0)[0].tolist() == [0]  # on without being named (the dock's sliders)
+    with pytest.raises(InputError, match="max_elongation"):
+        apply_thresholds(m, max_elongation=0.5)
+    # saved and reloaded with the other shape fields
+    again = Metrics.from_saved(m.to_dict())
+    assert np.allclose(again.elongation, sm.elongation)
 
 
 def test_shape_metrics_3d_volume():

@@ -243,6 +243,7 @@ EXTRA_DEFAULTS: dict[str, dict[str, Any]] = {
         "max_pieces": 1,
         "min_area_ratio": 0.075,
         "max_area_ratio": 4.0,
+        "max_elongation": 2.5,
         # footprint size limits in pixels (the Evaluation dock's min_size / max_size); None: no limit
         "min_size": None,
         "max_size": None,

@@ -41,15 +41,17 @@ r-value (``r_values``)
     support pixels of each component are touched, so memory stays at one
     chunk plus a few arrays of ``nnz(A)``.
 
-Shape (``solidity``, ``n_pieces``, ``area_ratio``; :mod:`.shapes`)
+Shape (``solidity``, ``n_pieces``, ``area_ratio``, ``elongation``; :mod:`.shapes`)
     Computed once with SNR and r-values from the footprints (cut at 20 % of
     their maxima): solidity (area / convex-hull area), connected pieces
-    holding >= 10 % of the pixels, and area relative to a disc of radius
-    ``2 gSig`` (the expected soma).  Thin fragments over the neuropil, nets and
-    sprawling footprints are the junk CNMF finds on real two-photon data; the
+    holding >= 10 % of the pixels, area relative to a disc of radius
+    ``2 gSig`` (the expected soma) and the ratio of the principal axes (in
+    units of gSig).  Thin fragments over the neuropil, nets, sprawling
+    footprints and streaks (dendrites, vessel walls, the dark edge of the
+    field of view) are the junk CNMF finds on real two-photon data; the
     shape thresholds (our own parameter group ``napari_caiman``:
     ``min_solidity`` 0.6, ``max_pieces`` 1, ``min_area_ratio`` 0.075,
-    ``max_area_ratio`` 4) reject them whatever their SNR.  Components seeded
+    ``max_area_ratio`` 4, ``max_elongation`` 2.5) reject them whatever their SNR.  Components seeded
     from anatomy (``estimates.from_anatomy``) are judged by shape only when
     ``accept_anatomy`` is set: a silent cell has no SNR.
 
@@ -77,7 +79,8 @@ Thresholds (:func:`apply_thresholds`, CaImAn's disjunctive rule)
                and SNR > SNR_lowest and r > rval_lowest [and cnn > cnn_lowest]
                [and min_size <= size <= max_size]
                [and solidity >= min_solidity and n_pieces <= max_pieces
-                and min_area_ratio <= area_ratio <= max_area_ratio]
+                and min_area_ratio <= area_ratio <= max_area_ratio
+                and elongation <= max_elongation]
                [and not (dup_score > max_duplicate, its stronger partner accepted)]
     Components from anatomical seeds (``anatomy`` mask) with a good shape are
     accepted whatever their SNR / r-value when ``accept_anatomy`` is True.
@@ -115,6 +118,7 @@ log = logging.getLogger(__name__)
 THRESHOLD_NAMES = ("min_SNR", "SNR_lowest", "rval_thr", "rval_lowest", "use_cnn", "min_cnn_thr", "cnn_lowest")
 #: Shape thresholds (our own parameter group ``napari_caiman``) and their defaults.
 SHAPE_THRESHOLDS = {"min_solidity": 0.6, "max_pieces": 1, "min_area_ratio": 0.075, "max_area_ratio": 4.0,
+                    "max_elongation": 2.5,
                     "accept_anatomy": True, "min_classifier_prob": 0.5, "max_duplicate": 0.5}
 
 
@@ -142,7 +146,7 @@ class Metrics:
         Frames averaged for each r-value (0: no activity found, r = 0).
     n_samples : int
         ``N`` of the SNR test.
-    solidity, n_pieces, area_ratio : (K,) or None
+    solidity, n_pieces, area_ratio, elongation : (K,) or None
         Shape of each footprint (see :mod:`.shapes`); None when not computed
         (e.g. a CaImAn file).
     anatomy : (K,) bool or None
@@ -175,6 +179,7 @@ class Metrics:
     classifier_prob: np.ndarray | None = None
     dup_score: np.ndarray | None = None
     dup_of: np.ndarray | None = None
+    elongation: np.ndarray | None = None
 
     @property
     def n_components(self) -> int:
@@ -239,7 +244,8 @@ class Metrics:
 
 
 #: Shape fields of :class:`Metrics` saved with the estimates.
-SHAPE_FIELDS = ("solidity", "n_pieces", "area_ratio", "anatomy", "classifier_prob", "dup_score", "dup_of")
+SHAPE_FIELDS = ("solidity", "n_pieces", "area_ratio", "anatomy", "classifier_prob", "dup_score", "dup_of",
+                "elongation")
 
 # ----------------------------------------------------------------------------- SNR
 
@@ -723,7 +729,8 @@ def iter_compute_metrics(movie: Any, estimates: Any, params: Any = None, *, chun
     return Metrics(SNR_comp=snr, r_values=r, size=np.asarray(size, np.int64), cnn_preds=None,
                    cnn_available=False, fitness=fitness, noise_sd=sd, mode=md, n_frames_used=n_used,
                    n_samples=N, timings=timings, solidity=sm.solidity, n_pieces=sm.n_pieces,
-                   area_ratio=sm.area_ratio, anatomy=anat, dup_score=dup_score, dup_of=dup_of)
+                   area_ratio=sm.area_ratio, anatomy=anat, dup_score=dup_score, dup_of=dup_of,
+                   elongation=sm.elongation)
 
 
 def compute_metrics(movie: Any, estimates: Any, params: Any = None, **kw) -> Metrics:
@@ -747,14 +754,17 @@ def apply_thresholds(metrics: Metrics, *, min_SNR: float = 2.5, SNR_lowest: floa
                      cnn_lowest: float = 0.1, min_solidity: float | None = None, max_pieces: float | None = None,
                      min_area_ratio: float | None = None, max_area_ratio: float | None = None,
                      accept_anatomy: bool = False, min_classifier_prob: float = 0.5,
-                     max_duplicate: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     max_duplicate: float | None = None, max_elongation: float | None = 2.5
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Accept/reject components from precomputed metrics (pure, fast).
 
     Returns ``(idx_components, idx_components_bad)``: sorted int64 indices.
     With ``use_cnn=True`` but no CNN predictions (``metrics.cnn_preds is
     None``), the CNN terms are ignored; so are the shape terms (``min_solidity``,
-    ``max_pieces``, ``min_area_ratio``, ``max_area_ratio``; None: off) when the
-    metrics hold no shape (e.g. a CaImAn file).  ``accept_anatomy``: components
+    ``max_pieces``, ``min_area_ratio``, ``max_area_ratio``, ``max_elongation``; None: off) when the
+    metrics hold no shape (e.g. a CaImAn file).  ``max_elongation`` is on (2.5) by default, so that
+    callers passing only the other thresholds (the Evaluation dock's sliders) agree with the
+    headless evaluation.  ``accept_anatomy``: components
     from anatomical seeds pass the SNR / r-value tests (their shape still counts).
     When the metrics hold classifier probabilities (``classifier_prob``),
     ``p >= min_classifier_prob`` replaces the SNR / r-value / CNN test.
@@ -797,7 +807,7 @@ def apply_thresholds(metrics: Metrics, *, min_SNR: float = 2.5, SNR_lowest: floa
             anat = np.asarray(metrics.anatomy, bool)
             good |= anat
             ok |= anat
-        shape_ok = _shape_ok(metrics, min_solidity, max_pieces, min_area_ratio, max_area_ratio)
+        shape_ok = _shape_ok(metrics, min_solidity, max_pieces, min_area_ratio, max_area_ratio, max_elongation)
         if shape_ok is not None:
             ok &= shape_ok
     acc = good & ok
@@ -809,7 +819,8 @@ def apply_thresholds(metrics: Metrics, *, min_SNR: float = 2.5, SNR_lowest: floa
     return np.flatnonzero(acc), np.flatnonzero(~acc)
 
 
-def _shape_ok(metrics: Metrics, min_solidity, max_pieces, min_area_ratio, max_area_ratio) -> np.ndarray | None:
+def _shape_ok(metrics: Metrics, min_solidity, max_pieces, min_area_ratio, max_area_ratio,
+              max_elongation=None) -> np.ndarray | None:
     tests = []
     if min_solidity is not None and metrics.solidity is not None:
         tests.append(np.asarray(metrics.solidity) >= _num("min_solidity", min_solidity, 0.0, 1.0))
@@ -819,6 +830,8 @@ def _shape_ok(metrics: Metrics, min_solidity, max_pieces, min_area_ratio, max_ar
         tests.append(np.asarray(metrics.area_ratio) >= _num("min_area_ratio", min_area_ratio, 0.0, math.inf))
     if max_area_ratio is not None and metrics.area_ratio is not None:
         tests.append(np.asarray(metrics.area_ratio) <= _num("max_area_ratio", max_area_ratio, 0.0, math.inf))
+    if max_elongation is not None and metrics.elongation is not None:
+        tests.append(np.asarray(metrics.elongation) <= _num("max_elongation", max_elongation, 1.0, math.inf))
     if not tests:
         return None
     return np.logical_and.reduce(tests)

@@ -253,7 +253,7 @@ ESTIMATE_ARRAYS = ("C", "S", "YrA", "b", "f", "sn", "g", "bl", "c1", "neurons_sn
 #: Evaluation fields, read when present (written by the evaluation step).
 ESTIMATE_OPTIONAL = ("idx_components", "idx_components_bad", "SNR_comp", "r_values", "cnn_preds", "F_dff",
                      "solidity", "n_pieces", "area_ratio", "anatomy", "classifier_prob",
-                     "dup_score", "dup_of")
+                     "dup_score", "dup_of", "elongation")
 
 
 def image_to_caiman(image: np.ndarray) -> np.ndarray:

@@ -381,6 +381,9 @@ class Plugin(_Group):
                                "(specks; 0 = off).", minimum=0)
     max_area_ratio: float = _f("number", "Reject a footprint larger than this many discs of radius 2 gSig "
                                "(sprawling; 0 = off).", minimum=0)
+    max_elongation: Any = _f("number", "Reject a footprint longer than this ratio of its principal axes, in units "
+                             "of gSig (streaks along dendrites and frame edges; None = off).", minimum=1,
+                             none_ok=True, auto="off")
     min_size: Any = _f("number", "Reject a component whose footprint has fewer pixels than this (above 20 % of "
                        "its max); None = no limit (the Evaluation dock's min_size).", minimum=0, none_ok=True,
                        auto="no limit", form=(0, 1_000_000, None))

@@ -13,6 +13,13 @@ with SNR and r-values, and thresholded by :func:`~.evaluation.apply_thresholds`)
 ``area_ratio``
     Pixels of the cut divided by the area of a disc (ellipse / ellipsoid) of
     radius ``2 gSig``, the expected soma area; sprawling footprints have > 4.
+``elongation``
+    Ratio of the principal axes (square root of the eigenvalue ratio of the
+    covariance of the cut's pixel coordinates, each pixel counted as a unit
+    square, coordinates divided by ``gSig`` per axis so that an anisotropic
+    gSig is round): 1 for a disc, ~1.2-2 for somata on real two-photon data,
+    > 2.5 for the streaks a CNMF component makes of a dendrite, a blood
+    vessel wall or the dark edge of the field of view.
 
 Volumes (Z, Y, X): pieces are counted in 3D; solidity and area are taken on
 the maximum projection over Z (a few planes make a degenerate 3D hull), area
@@ -33,8 +40,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage, sparse
 
-__all__ = ["ShapeMetrics", "shape_metrics", "footprint_shape", "junk_mask", "match_footprints",
-           "expected_area", "footprint_images"]
+__all__ = ["ShapeMetrics", "shape_metrics", "footprint_shape", "footprint_elongation", "junk_mask",
+           "match_footprints", "expected_area", "footprint_images"]
 
 
 @dataclass
@@ -44,6 +51,7 @@ class ShapeMetrics:
     solidity: np.ndarray
     n_pieces: np.ndarray
     area_ratio: np.ndarray
+    elongation: np.ndarray | None = None
 
 
 def expected_area(gSig: Any, nd: int) -> float:
@@ -87,6 +95,25 @@ def footprint_shape(img: np.ndarray, *, cut: float = 0.2, min_piece: float = 0.1
     return float(min(1.0, solidity)), pieces, area
 
 
+def footprint_elongation(img: np.ndarray, scale: Any = (1.0, 1.0), *, cut: float = 0.2) -> float:
+    """Principal-axis ratio of one footprint image cut at ``cut`` of its maximum
+    (3D: its maximum projection over Z); ``scale`` (rows, cols) divides the
+    coordinates (gSig: an ellipse of those radii gives 1)."""
+    img = np.asarray(img, dtype=np.float64)
+    m = img.max() if img.size else 0.0
+    if m <= 0:
+        return 1.0
+    mask = img >= cut * m
+    flat = mask if img.ndim == 2 else mask.any(axis=0)
+    yy, xx = np.nonzero(flat)
+    sy, sx = (float(v) for v in scale)
+    pts = np.stack([yy / sy, xx / sx])
+    cov = np.cov(pts) if yy.size > 1 else np.zeros((2, 2))
+    cov = cov + np.diag([1.0 / (12 * sy * sy), 1.0 / (12 * sx * sx)])  # each pixel a unit square
+    ev = np.linalg.eigvalsh(cov)
+    return float(np.sqrt(ev[1] / max(ev[0], 1e-12)))
+
+
 def footprint_images(A: Any, dims: tuple[int, ...], idx: Any = None):
     """Yield ``(k, image, offset)`` of the bounding box of each footprint's support.
 
@@ -123,9 +150,14 @@ def shape_metrics(A: Any, dims: tuple[int, ...], gSig: Any, *, cut: float = 0.2,
     sol = np.zeros(K)
     pcs = np.zeros(K, np.int64)
     area = np.zeros(K)
+    elong = np.ones(K)
+    g = np.atleast_1d(np.asarray(gSig, dtype=float))
+    scale = (g[0], g[1]) if g.size > 1 else (g[0], g[0])  # rows, cols
     for k, img, _ in footprint_images(A, dims):
         sol[k], pcs[k], area[k] = footprint_shape(img, cut=cut, min_piece=min_piece)
-    return ShapeMetrics(solidity=sol, n_pieces=pcs, area_ratio=area / expected_area(gSig, len(dims)))
+        elong[k] = footprint_elongation(img, scale, cut=cut)
+    return ShapeMetrics(solidity=sol, n_pieces=pcs, area_ratio=area / expected_area(gSig, len(dims)),
+                        elongation=elong)
 
 
 def junk_mask(shape: ShapeMetrics, *, min_solidity: float = 0.6, max_pieces: int = 1,

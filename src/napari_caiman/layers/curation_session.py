@@ -41,7 +41,7 @@ __all__ = ["CurationSession", "THRESHOLD_NAMES"]
 #: The thresholds with a slider in the dock (CaImAn's quality names and our shape terms).
 THRESHOLD_NAMES = (
     "min_SNR", "SNR_lowest", "rval_thr", "rval_lowest",
-    "min_solidity", "max_pieces", "min_area_ratio", "max_area_ratio", "max_duplicate",
+    "min_solidity", "max_pieces", "min_area_ratio", "max_area_ratio", "max_elongation", "max_duplicate",
 )
 
 

@@ -48,6 +48,8 @@ THRESHOLDS = {
     "max_pieces": (1.0, 10.0, 1.0, "Reject footprints in more pieces than this (each >= 10 % of the pixels)"),
     "min_area_ratio": (0.0, 2.0, 0.01, "Reject footprints smaller than this x a disc of radius 2 gSig"),
     "max_area_ratio": (0.5, 20.0, 0.1, "Reject footprints larger than this x a disc of radius 2 gSig"),
+    "max_elongation": (1.0, 10.0, 0.1, "Reject footprints longer than this ratio of their principal axes, in "
+                       "units of gSig (streaks along dendrites and frame edges)"),
     "max_duplicate": (0.0, 1.0, 0.01, "Reject a weak copy of a stronger accepted component: min(fraction of its "
                       "footprint inside it, trace correlation) above this (1 = off)"),
 }

@@ -5,8 +5,8 @@ Own implementation of the idea in Pnevmatikakis et al. 2016:
 1. subtract each pixel's temporal median and (when ``nb > 0``) its
    regression on the mean trace (the shared background fluctuation);
    Gaussian-filter every frame with ``gSig`` (per axis, zero outside);
-2. repeatedly (up to K times, or until the best energy is within
-   ``stop_ratio`` x what white noise gives) take the pixel where the filtered movie has the most energy
+2. repeatedly (up to K times, or until the best energy is below
+   ``stop_ratio`` (2) x what white noise gives) take the pixel where the filtered movie has the most energy
    (sum over time of its positive part squared, minus the part expected from white noise,
    which is estimated per pixel from the PSD so that borders, where the
    filter averages fewer pixels, are not favoured), fit a rank-1 non-negative factorization
@@ -63,7 +63,7 @@ def greedy_roi(Y: np.ndarray, K: int, gSig, gSiz, **kw):
 
 
 def iter_greedy_roi(Y: np.ndarray, K: int, gSig, gSiz, *, nb: int = 1, nIter: int = 5, rank1_iter: int = 5,
-                    min_energy: float = 0.0, stop_ratio: float = 3.0, check=None):
+                    min_energy: float = 0.0, stop_ratio: float = 2.0, check=None):
     """Greedy ROI initialization (generator yielding Progress, returns the factors).
 
     Parameters
@@ -77,7 +77,13 @@ def iter_greedy_roi(Y: np.ndarray, K: int, gSig, gSiz, *, nb: int = 1, nIter: in
         this (0: always find K).
     stop_ratio : stop early when the best remaining energy is below
         ``stop_ratio`` times the energy that white noise alone would give
-        there (the data ran out of neurons); 0 disables.
+        there (the data ran out of neurons); 0 disables.  2 by default: on
+        real two-photon patches 3 stopped after ~3 of K = 10 components and
+        missed visible cells (the evaluation, not the initialization, should
+        tell weak cells from noise, as in CaImAn, whose greedy init always
+        finds K); 1 finds a few more real cells but also noise components
+        that the evaluation accepts on the demo movie (r-value >= 0.8 at
+        SNR 0.5-0.9), see ``bench/results/realdata.md``.
     check : optional callable called once per component (for cancellation).
 
     Returns
