@@ -123,8 +123,10 @@ def test_tiny_budget_gives_the_same_result_within_the_bound(movie_tif, tmp_path)
     assert e1.A.shape == e0.A.shape
     m = match_components(e1.footprints(), e0.footprints(), e1.C, e0.C, thr=0.99)
     assert m.f1 == 1.0 and m.median_trace_corr > 0.999
+    # SNR within 1 %, or within 0.05 for the components below SNR 1 (noise-dominated traces,
+    # where the streamed and in-memory sums' rounding moves the event statistics most)
     np.testing.assert_allclose(small.metrics.SNR_comp[m.pairs[:, 1]], ref.metrics.SNR_comp[m.pairs[:, 0]],
-                               rtol=1e-2)
+                               rtol=1e-2, atol=0.05)
     # r-values use the frames around each trace's 5 highest peaks: where float rounding
     # (streamed vs in-memory sums) swaps two near-equal peaks the frame set, and so the
     # r-value, changes; everywhere else they agree

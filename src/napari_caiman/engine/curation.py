@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,7 +180,12 @@ class Curation:
 
 
 def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    """Local time to the microsecond: which of the file and its sidecar is newer
+    must be decidable for a decision made in the same second as a save (older
+    files hold whole seconds, which sort before any fraction of that second)."""
+    from datetime import datetime
+
+    return datetime.now().astimezone().strftime("%Y-%m-%dT%H:%M:%S.%f%z")
 
 
 # ----------------------------------------------------------------------------- HDF5
