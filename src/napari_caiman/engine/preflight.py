@@ -68,7 +68,10 @@ def _region_px(params: Any, nd: int) -> int:
         gsiz = per_axis(gsiz, nd, "gSiz", kind=float, minimum=1) if gsiz is not None else tuple(2 * g + 1 for g in gsig)
     except InputError:
         return 1  # the step itself reports bad parameters
-    half = [max(int(z) // 2, int(np.ceil(2 * g))) + int(max(1.0, np.ceil(g / 2))) for g, z in zip(gsig, gsiz, strict=True)]
+    from .cnmf.initialization import refine_window
+
+    # the support box of the refinement, dilated by the default of cnmf.steps.Settings.se()
+    half = [h + int(max(1.0, np.ceil(g / 2))) for h, g in zip(refine_window(gsig, gsiz), gsig, strict=True)]
     return int(np.prod([2 * h + 1 for h in half]))
 
 
