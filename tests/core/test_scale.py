@@ -152,6 +152,12 @@ def test_preflight_refuses_what_cannot_fit(small_tif, tmp_path, monkeypatch):
     monkeypatch.setattr(preflight, "free_disk", lambda path: 10 << 20)
     with pytest.raises(InputError, match=r"disk: the motion-corrected movie needs .* 10.5 MB free"):
         run(_pipeline(movie, tmp_path / "r.hdf5", params={"memory_limit": "8MB"}))
+    from napari_caiman.engine.cnmf import tiles
+
+    monkeypatch.setattr(tiles, "POLICY", "always")  # a movie larger than the page cache: CNMF copies it
+    with pytest.raises(InputError, match=r"disk: the motion-corrected movie and CNMF's temporary copy of it need "
+                                         r"\d+.\d MB on the disk .* 10.5 MB free"):
+        run(_pipeline(movie, tmp_path / "r.hdf5", params={"memory_limit": "8MB"}))
     assert list(tmp_path.iterdir()) == []
 
 

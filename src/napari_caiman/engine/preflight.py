@@ -108,6 +108,22 @@ def estimate(shape: tuple[int, ...], steps: Any, params: Any) -> dict[str, dict[
     return phases
 
 
+def tile_store_bytes(shape: tuple[int, ...], params: Any) -> int:
+    """Disk bytes of the largest tile store CNMF makes of a movie of ``shape``
+    (:mod:`.cnmf.tiles`): 0 when the movie fits the page cache and none is made."""
+    from .cnmf.noise import fft_sample_ranges
+    from .cnmf.patches import patch_time_bin
+    from .cnmf.tiles import use_store
+
+    T, P = int(shape[0]), int(np.prod(shape[1:]))
+    if not use_store(4 * T * P):
+        return 0
+    n_fft = int(params.get("max_num_samples_fft") or 3072) if hasattr(params, "get") else 3072
+    n_noise = sum(b - a for a, b in fft_sample_ranges(T, n_fft))
+    n_patch = -(-T // patch_time_bin(T)) if params.get("rf") is not None else 0
+    return int(4 * P * max(n_noise, n_patch) * 1.1)  # tiles padded at the far borders
+
+
 _ADVICE = {
     "footprints": "fewer components (K per patch, or a larger rf with a smaller stride)",
     "traces": "fewer components (K) or a shorter movie (split it in time)",
@@ -134,10 +150,13 @@ def check_run(shape: tuple[int, ...], steps: Any, params: Any, bud: Budget, *,
                              f"(the memory_limit setting) or use {_ADVICE[worst]}")
     if "motion" in steps and movie_out is not None:
         need_disk = 4 * int(np.prod(shape)) + (64 << 20)
+        store = tile_store_bytes(shape, params) if "cnmf" in steps else 0
+        need_disk += store  # CNMF's temporary tile-major copy of the corrected movie, on the same disk
+        what = "the motion-corrected movie" + (" and CNMF's temporary copy of it" if store else "")
         where = Path(movie_out)
         free = free_disk(where if where.is_dir() else where.parent)
         if free < need_disk:
-            raise InputError("disk", f"the motion-corrected movie needs {format_bytes(need_disk)} on the disk "
+            raise InputError("disk", f"{what} need{'' if store else 's'} {format_bytes(need_disk)} on the disk "
                              f"holding {str(where)!r}, which has {format_bytes(free)} free: free some space, "
                              "or write the corrected movie elsewhere (--save-movie) or raise --memory-limit "
                              "so that it stays in memory")

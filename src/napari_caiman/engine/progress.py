@@ -70,3 +70,14 @@ def run(
                 callback(p)
     except StopIteration as stop:
         return stop.value
+
+
+def as_progress(gen: Generator[tuple[int, int], Any, R], stage: str) -> Generator[Progress, None, R]:
+    """Re-yield a generator of ``(done, total)`` pairs as :class:`Progress` of
+    ``stage``; returns the generator's value (use with ``yield from``)."""
+    try:
+        while True:
+            done, total = next(gen)
+            yield Progress(stage, done, total)
+    except StopIteration as stop:
+        return stop.value

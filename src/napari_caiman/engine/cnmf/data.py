@@ -18,6 +18,7 @@ from ..validate import check_finite
 from ._shapes import downsample
 from .noise import fft_sample_ranges, psd_noise
 from .products import Regions, csc_arrays, sparse_t_chunk
+from .tiles import TileStore, backing_dir, binned_chunks, use_store
 
 #: movies (as float32) up to this size are held in memory during CNMF
 DEFAULT_MAX_BYTES = 3 << 30
@@ -40,6 +41,12 @@ class MovieData:
         limit = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
         self.in_memory = 4 * self.T * self.P <= limit
         self.Y: np.ndarray | None = None
+        #: tile size per axis of a :class:`TileStore` (the patch driver sets it to fit its patches)
+        self.tile: tuple[int, ...] | None = None
+        #: folder of the tile store's file (default: next to the movie's file)
+        self.folder: str | None = None
+        self._store: TileStore | None = None
+        self._store_key: tuple | None = None
 
     # ------------------------------------------------------------------ reading
     def _read(self, t0: int, t1: int) -> np.ndarray:
@@ -50,6 +57,9 @@ class MovieData:
         if not getattr(self.movie, "finite", False):  # a NanFilled view already read NaN/inf as 0
             check_finite(chunk, first_frame=t0)
         return chunk
+
+    def _frames(self, t0: int, t1: int) -> np.ndarray:
+        return self._read(t0, t1).reshape(t1 - t0, *self.dims)
 
     def load(self):
         """Generator: load into memory if small (yields after each chunk)."""
@@ -69,6 +79,38 @@ class MovieData:
         for t0 in range(0, self.T, self.chunk_frames):
             t1 = min(self.T, t0 + self.chunk_frames)
             yield t0, t1, self._read(t0, t1)
+
+    # ------------------------------------------------------------------ tile store
+    def wants_store(self, n_frames: int) -> bool:
+        """True if reading ``n_frames`` of every pixel pixel-wise should go through a
+        :class:`TileStore` (a streamed movie too large for the page cache)."""
+        if self.Y is not None:
+            return False
+        itemsize = getattr(getattr(self.movie, "dtype", None), "itemsize", 4)
+        return use_store(int(n_frames) * self.P * int(itemsize))
+
+    def iter_store(self, tbin: int = 1, ranges: list[tuple[int, int]] | None = None):
+        """Generator yielding (done, total) frames; returns the :class:`TileStore` of
+        ``ranges`` (default: all frames) binned by ``tbin`` (kept until :meth:`close_store`,
+        and reused when asked for the same frames again)."""
+        key = (int(tbin), tuple(ranges or [(0, self.T)]))
+        if self._store is not None and self._store_key == key:
+            return self._store
+        self.close_store()
+        from .tiles import tile_shape
+
+        tile = self.tile or tile_shape(self.dims)
+        store = yield from TileStore.build(self._frames, self.T, self.dims, tile, tbin=tbin,
+                                           chunk_bytes=self.chunk_bytes, folder=self.folder or backing_dir(self.movie),
+                                           ranges=list(key[1]))
+        self._store, self._store_key = store, key
+        return store
+
+    def close_store(self) -> None:
+        """Remove the tile store's file (if any)."""
+        if self._store is not None:
+            self._store.close()
+        self._store, self._store_key = None, None
 
     # ------------------------------------------------------------------ statistics
     def YHt(self, H: np.ndarray, regions: list | None = None) -> np.ndarray:
@@ -171,6 +213,15 @@ class MovieData:
         ranges = fft_sample_ranges(self.T, max_num_samples_fft)
         n_t = sum(b - a for a, b in ranges)
         max_px = max(1, self.chunk_bytes // max(1, 4 * n_t))
+        if self._store is not None and self._store_key == (1, tuple(ranges)):
+            # the frames reordered by pixel tile (see iter_store): contiguous reads
+            store = self._store
+            done = 0
+            for idx, blk in store.pixel_groups(max_px):
+                sn[idx] = psd_noise(blk.T, noise_range, method, max_num_samples_fft)
+                done += idx.size
+                yield done, self.P
+            return sn, store.vmin, store.vmax
         for key, p0, p1 in pixel_blocks(self.dims, max_px):
             parts = [_as_array(self.movie[(slice(a, b),) + key]) for a, b in ranges]
             blk = (parts[0] if len(parts) == 1 else np.concatenate(parts)).reshape(n_t, -1)
@@ -187,12 +238,9 @@ class MovieData:
         """(T', *dims') float32 copy averaged over ``tsub`` frames and ``ssub`` pixels."""
         if self.Y is not None:
             return downsample(self.Y.reshape(self.T, *self.dims), ssub, tsub)
-        parts = []
-        step = max(tsub, (self.chunk_frames // tsub) * tsub)
-        for t0 in range(0, self.T, step):
-            t1 = min(self.T, t0 + step)
-            parts.append(downsample(self._read(t0, t1).reshape(t1 - t0, *self.dims), ssub, tsub))
-        return np.concatenate(parts)
+        parts = [downsample(ch, ssub, 1) if ssub > 1 else ch
+                 for _, ch in binned_chunks(self._frames, self.T, tsub, self.chunk_frames)]
+        return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
 
     def mean_image(self) -> np.ndarray:
         acc = np.zeros(self.P, np.float64)
@@ -204,11 +252,12 @@ class MovieData:
         """(T, *patch) float32 of one patch (reads only its pixels); with
         ``tbin`` > 1, (ceil(T / tbin), *patch) of means over ``tbin`` frames,
         read in chunks so that the full-rate slab is never held."""
+        if self._store is not None and self._store_key == (int(tbin), ((0, self.T),)):
+            return self._store.read(sl)
         if tbin > 1:
             shape = tuple(s.stop - s.start for s in sl)
-            step = max(1, (self.chunk_bytes // max(1, 4 * int(np.prod(shape)))) // tbin) * tbin
-            parts = [downsample(self.patch_frames(sl, t0, min(self.T, t0 + step)), 1, tbin)
-                     for t0 in range(0, self.T, step)]
+            step = self.chunk_bytes // max(1, 4 * int(np.prod(shape)))
+            parts = [ch for _, ch in binned_chunks(lambda t0, t1: self.patch_frames(sl, t0, t1), self.T, tbin, step)]
             return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
         return self.patch_frames(sl, 0, self.T)
 

@@ -33,7 +33,7 @@ from scipy import sparse
 
 from ..errors import InputError
 from ..params import CaimanParams
-from ..progress import Progress, run
+from ..progress import Progress, as_progress, run
 from ..threads import single_threaded_blas
 from ..validate import check_movie, per_axis, to_array_order
 from . import sparse_steps as sps
@@ -41,7 +41,15 @@ from ._shapes import upsample_images, upsample_time
 from .data import MovieData, check_not_constant
 from .estimates import Estimates, caiman_permutation
 from .initialization import iter_greedy_roi
-from .patches import PATCH_COPIES, fit_patch, fit_patch_from, patch_slices, patch_time_bin
+from .noise import fft_sample_ranges
+from .patches import (
+    PATCH_COPIES,
+    fit_patch,
+    fit_patch_from,
+    patch_slices,
+    patch_tiles,
+    patch_time_bin,
+)
 from .products import csc_of
 from .steps import Settings
 from .temporal import TemporalSettings
@@ -49,8 +57,6 @@ from .temporal import TemporalSettings
 __all__ = ["iter_cnmf", "cnmf", "settings_from_params"]
 
 MIN_FRAMES = 10
-#: copies of its (T, *patch) float32 slab one patch holds at its peak: the slab
-#: read plus ~5.6 in the fit (median, residual, filtered copy; measured with tracemalloc)
 
 
 def settings_from_params(params: CaimanParams, nd: int, dims: tuple[int, ...]) -> Settings:
@@ -221,7 +227,9 @@ def iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any = None, executor: An
     executor : optional object with ``submit(fn, *args)`` returning futures
         with ``done()``/``result()`` (concurrent.futures executors,
         ``dask.distributed.Client``); default: a thread pool of ``n_processes``.
-    memmap_dir : unused (accepted for API compatibility; nothing is written).
+    memmap_dir : folder for temporary files. A streamed movie larger than the page
+        cache is copied tile-major (see :mod:`.tiles`) into it; default: next to the
+        movie's file, else the system's temporary folder. The copy is removed at the end.
     max_in_memory : bytes; movies whose float32 copy is larger are streamed
         (default: 40 % of ``params["memory_limit"]``, see :mod:`..memory`).
 
@@ -230,7 +238,17 @@ def iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any = None, executor: An
     InputError
         Bad movie (too few frames, NaN/inf, constant) or parameters.
     """
-    del memmap_dir
+    opened: list[MovieData] = []
+    try:
+        return (yield from _iter_cnmf(movie, params, Ain=Ain, executor=executor, max_in_memory=max_in_memory,
+                                      opened=opened, folder=memmap_dir))
+    finally:
+        for data in opened:  # the tile store's temporary file, also on error or cancel
+            data.close_store()
+
+
+def _iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any, executor: Any, max_in_memory: int | None,
+               opened: list, folder: Any) -> Generator[Progress, None, Estimates]:
     if not isinstance(params, CaimanParams):
         params = CaimanParams.from_dict(params or {})
     T, dims = check_movie(movie, min_frames=MIN_FRAMES)
@@ -250,19 +268,25 @@ def iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any = None, executor: An
     if max_in_memory is None:
         max_in_memory = int(bud.limit * 0.4)
     data = MovieData(movie, max_bytes=max_in_memory, chunk_bytes=min(64 << 20, bud.chunk_bytes(0.0625)))
+    opened.append(data)
+    data.folder = None if folder is None else str(folder)
+    data.tile = patch_tiles(dims, *geometry) if geometry is not None else None
 
     t0 = time.perf_counter()
     for done, total in data.load():
         yield Progress("cnmf: loading", done, total)
     timings["load"] = time.perf_counter() - t0
+    if data.Y is None:
+        # pixel-wise reads of a movie larger than the page cache go through a
+        # tile-major copy on disk (see .tiles); the patches reuse it for the same frames
+        ranges = fft_sample_ranges(T, st.max_num_samples_fft)
+        if data.wants_store(sum(b - a for a, b in ranges)):
+            t0 = time.perf_counter()
+            yield from as_progress(data.iter_store(1, ranges), "cnmf: reordering frames (noise)")
+            timings["reorder"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     gen = data.noise(st.noise_range, st.noise_method, st.max_num_samples_fft)
-    try:
-        while True:
-            done, total = next(gen)
-            yield Progress("cnmf: noise", done, total)
-    except StopIteration as stop:
-        sn, vmin, vmax = stop.value
+    sn, vmin, vmax = yield from as_progress(gen, "cnmf: noise")
     check_not_constant(vmin, vmax)
     timings["noise"] = time.perf_counter() - t0
     nb = st.nb
@@ -485,6 +509,12 @@ def _run_patches(data: MovieData, params: CaimanParams, st: Settings, geometry, 
         max_inflight = max(2, 2 * len(ex.scheduler_info().get("workers", ())))
     info["patch_time_bin"] = tbin
     info["patches_in_flight"] = max_inflight
+    if not remote and data.wants_store(T):
+        # slabs of a movie larger than the page cache come from a tile-major copy
+        # (one sequential read of the movie instead of one per patch, see .tiles)
+        t_s = time.perf_counter()
+        yield from as_progress(data.iter_store(tbin), "cnmf: reordering frames (patches)")
+        info["tile_store_s"] = round(time.perf_counter() - t_s, 1)
     results: dict[int, dict] = {}
     pending: dict[Any, int] = {}
     nxt = 0

@@ -1,0 +1,246 @@
+"""A temporary tile-major copy of a movie on disk, for reads of pixels over all frames.
+
+A movie file is frame-major: one frame's pixels are contiguous, one pixel's
+time series is spread over the whole file.  The CNMF patches (a box of pixels
+over all frames) and the per-pixel noise (all pixels over the sampled frames)
+read the movie the other way round.  Through a memory map, each of those
+reads faults pages all over the file, and the kernel reads ahead around every
+fault (megabytes on many disks): a movie larger than the page cache is then
+read from disk once per patch, hundreds of times its size in all.
+
+:class:`TileStore` is written in one sequential pass over the movie (frames
+in chunks, optionally averaged over ``tbin`` frames) and holds the frames as
+tiles: a box of pixels (``tile`` per axis) with all its frames contiguous.
+A box of pixels over all frames is then a few contiguous reads, and each tile
+is read about once.  Its size on disk is the binned movie's (as float32),
+bounded for long movies by the patches' time binning; the file is allocated
+before it is written, so a full disk fails at once, and it is removed when
+the store is closed (also on error or cancel).
+
+Internal to :mod:`napari_caiman.engine.cnmf`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from ._shapes import downsample
+
+__all__ = ["TileStore", "tile_shape", "binned_chunks"]
+
+#: ``"auto"``: a store is used when the bytes to read exceed half of the RAM
+#: available (so that the page cache cannot hold them); ``"always"``/``"never"``
+#: (tests, benchmarks)
+POLICY = "auto"
+
+
+def binned_chunks(read: Callable[[int, int], np.ndarray], T: int, tbin: int, step: int
+                  ) -> Iterator[tuple[int, np.ndarray]]:
+    """Frames ``0:T`` read by ``read(t0, t1)`` in chunks of about ``step`` frames
+    (multiples of ``tbin``) and averaged over ``tbin`` frames (the last sample over
+    the frames left): yields ``(b0, chunk)``, ``b0`` the first binned sample's index."""
+    tbin = max(1, int(tbin))
+    step = max(tbin, (int(step) // tbin) * tbin)
+    for t0 in range(0, T, step):
+        t1 = min(T, t0 + step)
+        ch = read(t0, t1)
+        yield t0 // tbin, (downsample(ch, 1, tbin) if tbin > 1 else ch)
+
+
+def tile_shape(dims: tuple[int, ...], sizes: tuple[int, ...] | None = None,
+               steps: tuple[int, ...] | None = None, *, default: int = 16) -> tuple[int, ...]:
+    """Tile size per axis: where patches of ``sizes`` start every ``steps`` pixels,
+    their common divisor (tiles then fit patches exactly) when it is at least 8,
+    else ``default``; never more than the axis."""
+    out = []
+    for i, d in enumerate(dims):
+        t = default
+        if sizes is not None and steps is not None:
+            g = math.gcd(int(sizes[i]), int(steps[i]))
+            if g >= 8:
+                t = g
+        out.append(max(1, min(int(d), t)))
+    return tuple(out)
+
+
+def use_store(source_bytes: int) -> bool:
+    """Whether reads of ``source_bytes`` should go through a :class:`TileStore`."""
+    if POLICY in ("always", "never"):
+        return POLICY == "always"
+    from ..memory import available_memory
+
+    return int(source_bytes) > available_memory() // 2
+
+
+def backing_dir(movie) -> str | None:
+    """The folder of the file a movie (or the movie a view wraps) is read from, if any."""
+    for _ in range(8):
+        if movie is None:
+            return None
+        for attr in ("filename", "path"):
+            p = getattr(movie, attr, None)
+            if isinstance(p, (str, os.PathLike)) and os.path.exists(p):
+                return os.path.dirname(os.path.abspath(p))
+        movie = getattr(movie, "movie", None)
+    return None
+
+
+class TileStore:
+    """Frames ``(n, *dims)`` float32 on disk as tiles (see the module's text).
+
+    Build it with :meth:`build` (a generator), read boxes with :meth:`read`,
+    and :meth:`close` it (or use it as a context manager) to remove the file.
+    """
+
+    def __init__(self, path: str, dims: tuple[int, ...], n: int, tile: tuple[int, ...]) -> None:
+        self.path = path
+        self.dims = tuple(int(d) for d in dims)
+        self.n = int(n)
+        self.tile = tuple(int(t) for t in tile)
+        self.grid = tuple(-(-d // t) for d, t in zip(self.dims, self.tile, strict=True))
+        self.tile_px = int(np.prod(self.tile))
+        self.tile_bytes = 4 * self.n * self.tile_px
+        self.nbytes = self.tile_bytes * int(np.prod(self.grid))
+        self.vmin, self.vmax = np.inf, -np.inf
+        self._fd: int | None = None
+
+    # ------------------------------------------------------------------ writing
+    @classmethod
+    def build(cls, read: Callable[[int, int], np.ndarray], T: int, dims: tuple[int, ...],
+              tile: tuple[int, ...], *, tbin: int = 1, chunk_bytes: int = 64 << 20, folder: str | None = None,
+              ranges: list[tuple[int, int]] | None = None):
+        """Generator yielding ``(done, total)`` frames; returns the store.
+
+        ``read(t0, t1)`` gives frames ``t0:t1`` as ``(t1 - t0, *dims)`` float32.
+        With ``ranges`` only those frame ranges are stored (one after the
+        other); with ``tbin`` > 1 each sample is the mean of ``tbin`` frames.
+        """
+        ranges = [(0, int(T))] if ranges is None else [(int(a), int(b)) for a, b in ranges]
+        tbin = max(1, int(tbin))
+        n = sum(-(-(b - a) // tbin) for a, b in ranges)
+        try:
+            fd, path = tempfile.mkstemp(prefix="napari-caiman-tiles-", suffix=".f32", dir=folder)
+        except OSError:  # the movie's folder is read-only: the system's temporary folder
+            folder = None
+            fd, path = tempfile.mkstemp(prefix="napari-caiman-tiles-", suffix=".f32")
+        store = cls(path, dims, n, tile)
+        store._fd = fd
+        try:
+            store._allocate(folder)
+            frame_bytes = 4 * int(np.prod(dims))
+            step = max(1, int(chunk_bytes) // max(1, frame_bytes))
+            total = sum(b - a for a, b in ranges)
+            done, s0 = 0, 0
+            for a, b in ranges:
+                for b0, ch in binned_chunks(lambda t0, t1, a=a: read(a + t0, a + t1), b - a, tbin, step):
+                    store._write(s0 + b0, np.asarray(ch, np.float32))
+                    done = min(total, done + ch.shape[0] * tbin)
+                    yield done, total
+                s0 += -(-(b - a) // tbin)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def _allocate(self, folder: str | None) -> None:
+        """Reserve the whole file now, so that a full disk fails before any work."""
+        from ..memory import DiskFullError, format_bytes, free_disk, is_disk_full
+
+        assert self._fd is not None
+        try:
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(self._fd, 0, max(1, self.nbytes))
+            else:  # pragma: no cover - not on every OS
+                os.ftruncate(self._fd, self.nbytes)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            where = folder or tempfile.gettempdir()
+            raise DiskFullError("disk", f"CNMF needs {format_bytes(self.nbytes)} of temporary space in "
+                                        f"{where!r} to reorder the movie's frames, and "
+                                        f"{format_bytes(free_disk(where))} are free. Free some space, or put "
+                                        "the movie (or its motion-corrected copy) on a larger disk.") from None
+
+    def _write(self, s0: int, ch: np.ndarray) -> None:
+        """Write samples ``s0 : s0 + len(ch)`` (each ``(*dims)``) into their tiles."""
+        m = ch.shape[0]
+        self.vmin = min(self.vmin, float(ch.min()))
+        self.vmax = max(self.vmax, float(ch.max()))
+        padded = tuple(g * t for g, t in zip(self.grid, self.tile, strict=True))
+        if padded != self.dims:
+            buf = np.zeros((m, *padded), np.float32)
+            buf[(slice(None),) + tuple(slice(0, d) for d in self.dims)] = ch
+            ch = buf
+        nd = len(self.dims)
+        # (m, g0, t0, g1, t1, ...) -> (g0, g1, ..., m, t0, t1, ...)
+        shape = (m,) + tuple(itertools.chain.from_iterable(zip(self.grid, self.tile, strict=True)))
+        order = tuple(1 + 2 * i for i in range(nd)) + (0,) + tuple(2 + 2 * i for i in range(nd))
+        blocks = np.ascontiguousarray(ch.reshape(shape).transpose(order))
+        blocks = blocks.reshape(-1, m * self.tile_px)
+        at = 4 * s0 * self.tile_px
+        assert self._fd is not None
+        for k in range(blocks.shape[0]):
+            os.pwrite(self._fd, memoryview(blocks[k]), k * self.tile_bytes + at)
+
+    # ------------------------------------------------------------------ reading
+    def read(self, sl: tuple[slice, ...]) -> np.ndarray:
+        """``(n, *box)`` float32 of the pixels ``sl`` (slices in array order) over all stored samples."""
+        assert self._fd is not None, "the tile store is closed"
+        box = tuple(s.stop - s.start for s in sl)
+        out = np.empty((self.n, *box), np.float32)
+        buf = np.empty((self.n, *self.tile), np.float32)
+        ranges = [range(s.start // t, -(-s.stop // t)) for s, t in zip(sl, self.tile, strict=True)]
+        for idx in itertools.product(*ranges):
+            k = int(np.ravel_multi_index(idx, self.grid))
+            got = os.preadv(self._fd, [memoryview(buf).cast("B")], k * self.tile_bytes)
+            if got != self.tile_bytes:  # pragma: no cover - the file was allocated in full
+                raise OSError(f"short read from the tile store {self.path}")
+            src, dst = [slice(None)], [slice(None)]
+            for i, s, t in zip(idx, sl, self.tile, strict=True):
+                lo, hi = max(s.start, i * t), min(s.stop, (i + 1) * t)
+                src.append(slice(lo - i * t, hi - i * t))
+                dst.append(slice(lo - s.start, hi - s.start))
+            out[tuple(dst)] = buf[tuple(src)]
+        return out
+
+    def pixel_groups(self, max_px: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Groups of whole tiles of about ``max_px`` pixels: yields ``(flat C-order
+        pixel indices of the movie, (n, pixels) float32 samples)``, padding left out."""
+        per = max(1, int(max_px) // self.tile_px)
+        tiles = list(itertools.product(*[range(g) for g in self.grid]))
+        for g0 in range(0, len(tiles), per):
+            idx_parts, data_parts = [], []
+            for idx in tiles[g0:g0 + per]:
+                sl = tuple(slice(i * t, min(d, (i + 1) * t)) for i, t, d in zip(idx, self.tile, self.dims, strict=True))
+                grids = np.meshgrid(*[np.arange(s.start, s.stop) for s in sl], indexing="ij")
+                idx_parts.append(np.ravel_multi_index(tuple(g.ravel() for g in grids), self.dims))
+                data_parts.append(self.read(sl).reshape(self.n, -1))
+            yield np.concatenate(idx_parts), np.concatenate(data_parts, axis=1)
+
+    # ------------------------------------------------------------------ lifetime
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self) -> TileStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # pragma: no cover - a store dropped without close()
+        try:
+            self.close()
+        except Exception:
+            pass

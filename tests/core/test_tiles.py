@@ -1,0 +1,150 @@
+"""The tile-major copy of a streamed movie (engine/cnmf/tiles.py): exact reads,
+the same CNMF result as reading the movie itself, no file left behind."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import numpy as np
+import pytest
+
+from napari_caiman.engine.cnmf import tiles
+from napari_caiman.engine.cnmf._shapes import downsample
+from napari_caiman.engine.cnmf.tiles import TileStore, tile_shape
+from napari_caiman.engine.memory import DiskFullError
+from napari_caiman.engine.progress import run
+
+
+def _build(movie, tile, **kw):
+    gen = TileStore.build(lambda a, b: movie[a:b], movie.shape[0], movie.shape[1:], tile, **kw)
+    seen = []
+    try:
+        while True:
+            seen.append(next(gen))
+    except StopIteration as stop:
+        return stop.value, seen
+
+
+@pytest.mark.parametrize("dims", [(37, 53), (5, 23, 31)])
+def test_tile_store_reads_boxes_exactly_and_bins_like_the_patches(dims, tmp_path):
+    rng = np.random.default_rng(1)
+    T = 103
+    movie = rng.standard_normal((T, *dims)).astype(np.float32)
+    tile = tile_shape(dims, default=8)
+    chunk = 4 * int(np.prod(dims)) * 10  # 10 frames a chunk: the tiles are written in pieces
+    store, seen = _build(movie, tile, chunk_bytes=chunk, folder=str(tmp_path))
+    assert seen[-1] == (T, T) and len(seen) == 11
+    assert os.path.getsize(store.path) == store.nbytes and os.path.dirname(store.path) == str(tmp_path)
+    for _ in range(5):  # boxes that cut tiles, and one flush with the far border
+        lo = [int(rng.integers(0, d - 2)) for d in dims]
+        sl = tuple(slice(a, int(rng.integers(a + 1, d + 1))) for a, d in zip(lo, dims, strict=True))
+        np.testing.assert_array_equal(store.read(sl), movie[(slice(None), *sl)])
+    whole = tuple(slice(0, d) for d in dims)
+    np.testing.assert_array_equal(store.read(whole), movie)
+    assert store.vmin == movie.min() and store.vmax == movie.max()  # the padding is not data
+    # groups of whole tiles: every pixel once
+    acc = np.zeros(int(np.prod(dims)))
+    for idx, blk in store.pixel_groups(150):
+        assert blk.shape == (T, idx.size)
+        acc[idx] += 1
+        np.testing.assert_array_equal(blk, movie.reshape(T, -1)[:, idx])
+    assert (acc == 1).all()
+    # binned in time: the means of 4 frames, the last sample over the 3 left
+    binned, _ = _build(movie, tile, tbin=4, chunk_bytes=chunk)
+    assert binned.n == 26
+    np.testing.assert_allclose(binned.read(whole), downsample(movie, 1, 4), rtol=0, atol=1e-6)
+    # only some frame ranges (the noise's samples)
+    part, _ = _build(movie, tile, ranges=[(0, 10), (50, 60), (93, 103)], chunk_bytes=chunk)
+    np.testing.assert_array_equal(part.read(whole), np.concatenate([movie[0:10], movie[50:60], movie[93:103]]))
+    for s in (store, binned, part):
+        path = s.path
+        s.close()
+        assert not os.path.exists(path)
+
+
+def test_tiles_fit_the_patch_grid():
+    from napari_caiman.engine.cnmf.patches import patch_slices, patch_tiles
+
+    dims = (128, 100)
+    tile = patch_tiles(dims, (25, 25), (10, 10))  # patches of 50 every 40 pixels
+    assert tile == (10, 10)
+    for sl in patch_slices(dims, (25, 25), (10, 10)):  # all but the patches flush with the far border
+        assert all(s.start % t == 0 for s, t, d in zip(sl, tile, dims, strict=True) if s.stop < d)
+    assert tile_shape((24, 256, 256), (24, 48, 48), (24, 38, 38)) == (24, 16, 16)  # gcd 2: the default 16
+
+
+@pytest.fixture(scope="module")
+def movie_npy(tmp_path_factory):
+    from napari_caiman.engine.synthetic import make_movie
+
+    d = tmp_path_factory.mktemp("tiles")
+    path = d / "movie.npy"
+    truth = make_movie((300, 64, 64), n_neurons=12, gSig=3, seed=5, out=path, return_flow=False,
+                       return_truth=False, snr=3.0)
+    return path, truth
+
+
+PARAMS = {"K": 4, "gSig": (3, 3), "rf": 10, "stride": 5, "n_processes": 1, "memory_limit": "1GB"}
+
+
+def test_cnmf_through_the_tile_store_equals_reading_the_movie(movie_npy, tmp_path, monkeypatch):
+    """The patches' slabs and the noise read from the store are the movie's own
+    values: the same components and traces as reading the memory map, and the
+    store lived next to the movie only while it was needed."""
+    from napari_caiman.engine.cnmf import iter_cnmf, match_components
+    from napari_caiman.engine.params import CaimanParams
+
+    path, truth = movie_npy
+    movie = np.load(path, mmap_mode="r")
+    params = CaimanParams.from_dict(PARAMS)
+    monkeypatch.setattr(tiles, "POLICY", "never")
+    ref = run(iter_cnmf(movie, params, max_in_memory=0))
+    monkeypatch.setattr(tiles, "POLICY", "always")
+    gen = iter_cnmf(movie, params, max_in_memory=0)
+    stages, files = set(), set()
+    try:
+        while True:
+            p = next(gen)
+            stages.add(p.stage)
+            files |= {f.name for f in path.parent.iterdir() if f.name.startswith("napari-caiman-tiles-")}
+    except StopIteration as stop:
+        est = stop.value
+    assert {"cnmf: reordering frames (noise)", "cnmf: noise", "cnmf: patches"} <= stages
+    # T <= max_num_samples_fft: the noise's store (all frames) is reused by the patches
+    assert "cnmf: reordering frames (patches)" not in stages and len(files) == 1
+    assert not [f for f in path.parent.iterdir() if f.name.startswith("napari-caiman-tiles-")]
+    np.testing.assert_array_equal(est.sn, ref.sn)
+    assert est.A.shape == ref.A.shape
+    np.testing.assert_allclose(est.A.toarray(), ref.A.toarray(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(est.C, ref.C, rtol=1e-4, atol=1e-4 * float(np.abs(ref.C).max()))
+    assert match_components(est.footprints(), truth.footprints, est.C, truth.traces).recall == 1.0  # before evaluation
+
+
+def test_tile_store_cancel_and_full_disk_leave_no_file(movie_npy, monkeypatch):
+    from napari_caiman.engine.cnmf import iter_cnmf
+    from napari_caiman.engine.params import CaimanParams
+
+    path, _ = movie_npy
+    movie = np.load(path, mmap_mode="r")
+    params = CaimanParams.from_dict(PARAMS)
+    monkeypatch.setattr(tiles, "POLICY", "always")
+
+    def stores():
+        return [f for f in path.parent.iterdir() if f.name.startswith("napari-caiman-tiles-")]
+
+    gen = iter_cnmf(movie, params, max_in_memory=0)
+    for p in gen:
+        if p.stage == "cnmf: patches" and p.done > 0:
+            assert len(stores()) == 1
+            gen.close()  # a widget's cancel, Ctrl-C
+            break
+    assert stores() == []
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with pytest.raises(DiskFullError, match=r"CNMF needs .* of temporary space in .* to reorder the movie's frames"):
+        run(iter_cnmf(movie, params, max_in_memory=0))
+    assert stores() == []
