@@ -255,25 +255,32 @@ def test_synthetic_movie_streams_to_tiff(tmp_path):
     assert [p.name for p in Path(tmp_path).iterdir()] == ["m.tif"]
 
 
-def test_one_movie_on_a_local_cluster_matches_the_local_run(small_tif, tmp_path):
+@pytest.mark.parametrize("limit", ["1GB", "8MB"])
+def test_one_movie_on_a_local_cluster_matches_the_local_run(small_tif, tmp_path, limit, monkeypatch):
     """Motion chunks, CNMF patches and evaluation chunks of one movie on a
     LocalCluster of worker processes: they ran on the workers (their process
-    ids), the workers wrote the corrected movie, and the result equals the local run."""
+    ids), the workers wrote the corrected movie, and the result equals the local run.
+    Under 8 MB the movie is streamed and its patches read from CNMF's tile-major
+    copy (as for a movie larger than the page cache), which the workers open by path."""
     import json
     import os
 
     distributed = pytest.importorskip("distributed")
-    from napari_caiman.engine.cnmf import match_components
+    from napari_caiman.engine.cnmf import match_components, tiles
 
-    local = run(_pipeline(small_tif, tmp_path / "local.hdf5", params={"memory_limit": "1GB"}))
+    if limit == "8MB":
+        monkeypatch.setattr(tiles, "POLICY", "always")
+    local = run(_pipeline(small_tif, tmp_path / "local.hdf5", params={"memory_limit": limit}))
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:
         worker_pids = set(client.run(os.getpid).values())
-        remote = run(_pipeline(small_tif, tmp_path / "dask.hdf5", params={"memory_limit": "1GB"}, executor=client,
+        remote = run(_pipeline(small_tif, tmp_path / "dask.hdf5", params={"memory_limit": limit}, executor=client,
                                save_movie=tmp_path / "corrected.npy"))
         # a worker the nanny restarted during the run (a missed heartbeat on a loaded machine) has a new pid
         worker_pids |= set(client.run(os.getpid).values())
     ran_on = json.loads(remote.provenance["workers"])
+    assert ("tile_store_s" in remote.estimates.info) == (limit == "8MB")
+    assert not [f for f in tmp_path.iterdir() if f.name.startswith("napari-caiman-tiles-")]
     for step in ("motion", "cnmf", "evaluate"):
         assert ran_on[step] and set(ran_on[step]) <= worker_pids, step
         assert os.getpid() not in ran_on[step]

@@ -53,6 +53,7 @@ from .patches import (
 from .products import csc_of
 from .steps import Settings
 from .temporal import TemporalSettings
+from .tiles import backing_dir
 
 __all__ = ["iter_cnmf", "cnmf", "settings_from_params"]
 
@@ -206,9 +207,8 @@ def _default_executor(n: int):
 
 
 @single_threaded_blas
-def iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any = None, executor: Any = None,
-              memmap_dir: Any = None, max_in_memory: int | None = None
-              ) -> Generator[Progress, None, Estimates]:
+def iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any = None, executor: Any = None, memmap_dir: Any = None,
+              max_in_memory: int | None = None) -> Generator[Progress, None, Estimates]:
     """CNMF source extraction as a progress generator (returns :class:`Estimates`).
 
     Parameters
@@ -227,9 +227,8 @@ def iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any = None, executor: An
     executor : optional object with ``submit(fn, *args)`` returning futures
         with ``done()``/``result()`` (concurrent.futures executors,
         ``dask.distributed.Client``); default: a thread pool of ``n_processes``.
-    memmap_dir : folder for temporary files. A streamed movie larger than the page
-        cache is copied tile-major (see :mod:`.tiles`) into it; default: next to the
-        movie's file, else the system's temporary folder. The copy is removed at the end.
+    memmap_dir : folder for the tile-major copy (:mod:`.tiles`) of a streamed movie larger
+        than the page cache (default: next to the movie's file); it is removed at the end.
     max_in_memory : bytes; movies whose float32 copy is larger are streamed
         (default: 40 % of ``params["memory_limit"]``, see :mod:`..memory`).
 
@@ -509,11 +508,12 @@ def _run_patches(data: MovieData, params: CaimanParams, st: Settings, geometry, 
         max_inflight = max(2, 2 * len(ex.scheduler_info().get("workers", ())))
     info["patch_time_bin"] = tbin
     info["patches_in_flight"] = max_inflight
-    if not remote and data.wants_store(T):
-        # slabs of a movie larger than the page cache come from a tile-major copy
-        # (one sequential read of the movie instead of one per patch, see .tiles)
+    store = None
+    if data.wants_store(T) and (not remote or data.folder or backing_dir(data.movie)):
+        # slabs of a movie larger than the page cache: from a tile-major copy (.tiles) next
+        # to the movie (read once, not once per patch); a cluster's workers share its path
         t_s = time.perf_counter()
-        yield from as_progress(data.iter_store(tbin), "cnmf: reordering frames (patches)")
+        store = yield from as_progress(data.iter_store(tbin), "cnmf: reordering frames (patches)")
         info["tile_store_s"] = round(time.perf_counter() - t_s, 1)
     results: dict[int, dict] = {}
     pending: dict[Any, int] = {}
@@ -523,8 +523,8 @@ def _run_patches(data: MovieData, params: CaimanParams, st: Settings, geometry, 
         while len(results) < len(slices):
             while nxt < len(slices) and len(pending) < max_inflight:
                 if remote:  # the worker reads its slab from the shared path
-                    fu = ex.submit(fit_patch_from, data.movie, slices[nxt], p_st, p_ssub, p_tsub, nb_patch, tbin,
-                                   pure=False)
+                    fu = ex.submit(fit_patch_from, store or data.movie, slices[nxt], p_st, p_ssub, p_tsub, nb_patch,
+                                   tbin, T, pure=False)
                 else:
                     fu = ex.submit(fit_patch, data.patch(slices[nxt], tbin), p_st, p_ssub, p_tsub, nb_patch,
                                    tbin=tbin, T_full=T)

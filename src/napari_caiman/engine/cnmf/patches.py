@@ -122,12 +122,19 @@ def fit_patch(Y: np.ndarray, st: Settings, p_ssub: int, p_tsub: int, nb_patch: i
 
 
 def fit_patch_from(movie, sl: tuple[slice, ...], st: Settings, p_ssub: int, p_tsub: int, nb_patch: int,
-                   tbin: int = 1) -> dict:
+                   tbin: int = 1, T_full: int | None = None) -> dict:
     """:func:`fit_patch` of the patch ``sl`` read from ``movie`` where this runs
-    (a cluster worker reading a path it shares); the result says which process ran it."""
+    (a cluster worker reading a path it shares: the movie, or the
+    :class:`~.tiles.TileStore` of its frames binned by ``tbin``, then with the
+    movie's ``T_full``); the result says which process ran it."""
     import os
 
-    data = MovieData(movie, max_bytes=0)
-    out = fit_patch(data.patch(sl, tbin), st, p_ssub, p_tsub, nb_patch, tbin=tbin, T_full=data.T)
+    from .tiles import TileStore
+
+    if isinstance(movie, TileStore):
+        out = fit_patch(movie.read(sl), st, p_ssub, p_tsub, nb_patch, tbin=tbin, T_full=T_full)
+    else:
+        data = MovieData(movie, max_bytes=0)
+        out = fit_patch(data.patch(sl, tbin), st, p_ssub, p_tsub, nb_patch, tbin=tbin, T_full=data.T)
     out["pid"] = os.getpid()
     return out

@@ -83,8 +83,10 @@ def backing_dir(movie) -> str | None:
     for _ in range(8):
         if movie is None:
             return None
-        for attr in ("filename", "path"):
+        for attr in ("filename", "path", "source"):  # np.memmap, io.shared.MovieFile
             p = getattr(movie, attr, None)
+            if isinstance(p, (list, tuple)) and p:
+                p = p[0]
             if isinstance(p, (str, os.PathLike)) and os.path.exists(p):
                 return os.path.dirname(os.path.abspath(p))
         movie = getattr(movie, "movie", None)
@@ -109,6 +111,18 @@ class TileStore:
         self.nbytes = self.tile_bytes * int(np.prod(self.grid))
         self.vmin, self.vmax = np.inf, -np.inf
         self._fd: int | None = None
+        self._owner = True  # the process that built the store removes its file
+
+    def __getstate__(self) -> dict:
+        """Pickled by path (a cluster worker opens the file read-only; only the
+        builder removes it)."""
+        state = dict(self.__dict__)
+        state["_fd"], state["_owner"] = None, False
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._fd = os.open(self.path, os.O_RDONLY)
 
     # ------------------------------------------------------------------ writing
     @classmethod
@@ -228,10 +242,11 @@ class TileStore:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        if self._owner:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
 
     def __enter__(self) -> TileStore:
         return self
