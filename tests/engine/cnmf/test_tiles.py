@@ -71,7 +71,9 @@ def test_tiles_fit_the_patch_grid():
     assert tile == (10, 10)
     for sl in patch_slices(dims, (25, 25), (10, 10)):  # all but the patches flush with the far border
         assert all(s.start % t == 0 for s, t, d in zip(sl, tile, dims, strict=True) if s.stop < d)
-    assert tile_shape((24, 256, 256), (24, 48, 48), (24, 38, 38)) == (24, 16, 16)  # gcd 2: the default 16
+    # one patch over all 24 planes: whole-depth tiles; gcd(48, 38) = 2: about 16, no padding of 256
+    assert tile_shape((24, 256, 256), (24, 48, 48), (14, 38, 38)) == (24, 16, 16)
+    assert tile_shape((20, 100)) == (10, 15)  # 20 in 2 tiles of 10; 100 in 7 of 15 (5 pixels of padding)
 
 
 @pytest.fixture(scope="module")

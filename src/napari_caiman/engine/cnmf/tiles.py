@@ -55,17 +55,21 @@ def binned_chunks(read: Callable[[int, int], np.ndarray], T: int, tbin: int, ste
 
 def tile_shape(dims: tuple[int, ...], sizes: tuple[int, ...] | None = None,
                steps: tuple[int, ...] | None = None, *, default: int = 16) -> tuple[int, ...]:
-    """Tile size per axis: where patches of ``sizes`` start every ``steps`` pixels,
-    their common divisor (tiles then fit patches exactly) when it is at least 8,
-    else ``default``; never more than the axis."""
+    """Tile size per axis: the whole axis where one patch covers it; where patches
+    of ``sizes`` start every ``steps`` pixels, their common divisor (tiles then fit
+    patches exactly) when it is at least 8; else about ``default``, chosen so that
+    the tiles pad the axis by less than one tile's count of pixels."""
     out = []
     for i, d in enumerate(dims):
-        t = default
+        d = int(d)
+        t = -(-d // -(-d // default))  # ~default, padding d by < d / default pixels
         if sizes is not None and steps is not None:
             g = math.gcd(int(sizes[i]), int(steps[i]))
-            if g >= 8:
+            if int(sizes[i]) >= d:
+                t = d
+            elif g >= 8:
                 t = g
-        out.append(max(1, min(int(d), t)))
+        out.append(max(1, min(d, t)))
     return tuple(out)
 
 
