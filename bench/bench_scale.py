@@ -126,6 +126,15 @@ def make_tiff(path: Path, T: int, shape: tuple[int, ...], n_neurons: int, seed: 
     return truth, time.perf_counter() - t0
 
 
+def _c_rows_to_caiman(rows, dims):
+    """(K, pixels in C order) sparse rows -> (pixels in CaImAn order, K), as ``Estimates.A``."""
+    from scipy import sparse
+
+    from napari_caiman.engine.cnmf.estimates import caiman_permutation
+
+    return sparse.csc_matrix(sparse.csr_matrix(rows)[:, caiman_permutation(dims)].T)
+
+
 def run_case(T: int, shape, n_neurons: int, memory_limit: str, guard: int, tmp: Path, extra: list[str],
              movies: Path | None = None) -> dict:
     from napari_caiman.engine.cnmf import match_components
@@ -133,7 +142,11 @@ def run_case(T: int, shape, n_neurons: int, memory_limit: str, guard: int, tmp: 
 
     movie = (movies or tmp) / f"movie_{T}_{'x'.join(map(str, shape))}.tif"
     truth, t_gen = make_tiff(movie, T, shape, n_neurons, reuse=movies is not None)
-    fp, tr = truth.footprints, truth.traces
+    from scipy import sparse
+
+    # footprints as sparse rows: a volume's ~600 dense footprints would be gigabytes
+    fp = sparse.csr_matrix(np.asarray(truth.footprints, np.float32).reshape(len(truth.footprints), -1))
+    tr = truth.traces
     del truth
     out = tmp / f"res_{T}.hdf5"
     cmd = [sys.executable, "-m", "napari_caiman.app.cli", "run", str(movie), "--steps", "motion,cnmf,evaluate",
@@ -159,12 +172,13 @@ def run_case(T: int, shape, n_neurons: int, memory_limit: str, guard: int, tmp: 
         return row
     res = load_results(out)
     est = res.estimates
-    A = est.footprints()
-    m = match_components(A, fp, est.C, tr)
+    dims = tuple(shape)
+    fp_caiman = _c_rows_to_caiman(fp, dims)
+    m = match_components(est.A, fp_caiman, est.C, tr, dims=dims)
     acc = res.accepted()
-    m_acc = match_components(A[acc], fp, est.C[acc], tr)
+    m_acc = match_components(sparse.csc_matrix(est.A)[:, acc], fp_caiman, est.C[acc], tr, dims=dims)
     tm = res.provenance.get("timings", {})
-    row.update(found=int(A.shape[0]), accepted=int(len(acc)), f1=m.f1, precision=m.precision, recall=m.recall,
+    row.update(found=int(est.A.shape[1]), accepted=int(len(acc)), f1=m.f1, precision=m.precision, recall=m.recall,
                f1_accepted=m_acc.f1, trace_corr=m.median_trace_corr,
                timings={k: round(float(v), 1) for k, v in tm.items()}, info=est.info if hasattr(est, "info") else {})
     return row

@@ -14,7 +14,7 @@ import numpy as np
 from scipy import sparse
 from scipy.optimize import linear_sum_assignment
 
-from .estimates import pixels_to_images
+from .estimates import caiman_permutation
 
 __all__ = ["MatchResult", "match_components"]
 
@@ -38,9 +38,22 @@ class MatchResult:
                 f"median trace corr {self.median_trace_corr:.3f}")
 
 
-def _flat(images) -> np.ndarray:
-    images = np.asarray(images, np.float64)
-    return images.reshape(images.shape[0], -1)
+def _rows(x, dims=None) -> sparse.csr_matrix:
+    """Footprints as sparse rows (K, pixels in C order over the array-order frame):
+    from Estimates or a (pixels, K) CaImAn-order matrix without making them dense
+    (a volume's thousand footprints would be gigabytes), or from (K, *dims) images."""
+    if hasattr(x, "A") and hasattr(x, "dims"):
+        x, dims = x.A, x.dims
+    if sparse.issparse(x):
+        inv = np.argsort(caiman_permutation(tuple(int(d) for d in dims)))
+        return sparse.csr_matrix(sparse.csc_matrix(x).T)[:, inv].astype(np.float64)
+    images = np.asarray(x)
+    return sparse.csr_matrix(images.reshape(images.shape[0], -1)).astype(np.float64)
+
+
+def _unit_rows(M: sparse.csr_matrix) -> sparse.csr_matrix:
+    norm = np.sqrt(np.asarray(M.multiply(M).sum(axis=1)).ravel())
+    return sparse.diags(1.0 / np.maximum(norm, 1e-12)) @ M
 
 
 def match_components(found, true_footprints, found_traces=None, true_traces=None, *, dims=None,
@@ -49,26 +62,21 @@ def match_components(found, true_footprints, found_traces=None, true_traces=None
 
     Parameters
     ----------
-    found : Estimates, or (K, *dims) footprint images (array order).
-    true_footprints : (K_true, *dims) images (array order).
+    found : Estimates, a (pixels, K) CaImAn-order matrix with ``dims`` (sparse stays
+        sparse), or (K, *dims) footprint images (array order).
+    true_footprints : (K_true, *dims) images (array order), or as ``found``.
     found_traces, true_traces : (K, T) traces; ``found.C`` is used for Estimates.
     thr : minimum footprint cosine similarity of a match.
     """
-    if hasattr(found, "A") and hasattr(found, "dims"):
-        if found_traces is None:
-            found_traces = found.C
-        found = pixels_to_images(found.A, found.dims) if found.A.shape[1] else np.zeros((0, *found.dims))
-    elif sparse.issparse(found):
-        found = pixels_to_images(found, dims)
-    F = _flat(found)
-    G = _flat(true_footprints)
+    if hasattr(found, "A") and hasattr(found, "dims") and found_traces is None:
+        found_traces = found.C
+    F = _rows(found, dims)
+    G = _rows(true_footprints, dims)
     nf, nt = F.shape[0], G.shape[0]
     if nf == 0 or nt == 0:
         return MatchResult(nt, nf, 0, 0.0, 0.0, 0.0, float("nan"), np.zeros((0, 2), int),
                            np.zeros(0), np.zeros(0))
-    Fn = F / np.maximum(np.linalg.norm(F, axis=1, keepdims=True), 1e-12)
-    Gn = G / np.maximum(np.linalg.norm(G, axis=1, keepdims=True), 1e-12)
-    sim = Gn @ Fn.T  # (nt, nf)
+    sim = (_unit_rows(G) @ _unit_rows(F).T).toarray()  # (nt, nf) cosines
     r, c = linear_sum_assignment(-sim)
     ok = sim[r, c] >= thr
     pairs = np.stack([r[ok], c[ok]], axis=1)
