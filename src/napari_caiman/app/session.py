@@ -71,6 +71,9 @@ class Session:
         CaImAn names; fitted to the movie's shape (planes defaults of a volume).
     source : path or list of paths, optional
         The movie's file(s), recorded in the provenance.
+    name : str, optional
+        What the movie is called where it is shown (a viewer's layer name; the
+        docks name a result's layers after it).
 
     Attributes
     ----------
@@ -86,10 +89,11 @@ class Session:
     provenance, timings : dict
     """
 
-    def __init__(self, movie: Any, params: Any = None, *, source: Any = None) -> None:
+    def __init__(self, movie: Any, params: Any = None, *, source: Any = None, name: str | None = None) -> None:
         self.events = SessionEvents()
         self.movie = movie
         self.source = source
+        self.name = name
         shape = getattr(movie, "shape", None)
         if shape is None:
             raise InputError("movie", f"expected an array, got {type(movie).__name__}")
@@ -192,12 +196,24 @@ class Session:
             step = yield from iter_motion_step(self.movie, self.params, out=out, template=template,
                                                executor=executor)
             path = str(Path(out).resolve()) if out is not None else None
+        self.take_motion(step, path=path)
+        return step
+
+    def take_motion(self, step: Any, *, params: Any = None, path: str | os.PathLike | None = None) -> None:
+        """Take a motion step's result computed elsewhere (a dock's worker): what
+        came after the old one is dropped; announced on ``events.motion``.
+
+        ``params``: the parameters it ran with (kept as given); ``path``: where
+        the corrected movie was saved.
+        """
+        if params is not None:
+            self.params = params if isinstance(params, CaimanParams) else CaimanParams.from_dict(params)
         self._drop_after_motion()
         self.motion, self.summary = step.motion, step.summary
-        self.corrected, self.corrected_path = step.motion.corrected, path
+        self.corrected = step.motion.corrected
+        self.corrected_path = None if path is None else str(Path(path).resolve())
         self.timings.update(step.timings)
         self.events.motion.emit(self)
-        return step
 
     def iter_cnmf(self, seeds: Any = None, *, executor: Any = None) -> Generator[Progress, None, Any]:
         """CNMF on :meth:`cnmf_movie`; ``seeds`` (footprints, (K, *frame) or
@@ -208,11 +224,21 @@ class Session:
         summary = self.summary if getattr(self.summary, "std", None) is not None else None
         step = yield from iter_cnmf_step(self.cnmf_movie(), self.params, Ain=seeds, summary=summary,
                                          executor=executor)
+        self.take_cnmf(step)
+        return step
+
+    def take_cnmf(self, step: Any, *, params: Any = None) -> None:
+        """Take a CNMF step's result computed elsewhere (a dock's worker): metrics
+        and curation are dropped; announced on ``events.cnmf``.
+
+        ``params``: the parameters it ran with (kept as given).
+        """
+        if params is not None:
+            self.params = params if isinstance(params, CaimanParams) else CaimanParams.from_dict(params)
         self.estimates, self.summary = step.estimates, step.summary
         self.metrics = self.F_dff = self.curation = None
         self.timings.update(step.timings)
         self.events.cnmf.emit(self)
-        return step
 
     def iter_evaluate(self, *, executor: Any = None) -> Generator[Progress, None, Any]:
         """Metrics, thresholds (``estimates.idx_components``) and dF/F; manual decisions kept."""
