@@ -76,3 +76,6 @@ def test_motion_cnmf_evaluation_follow_the_newest_result_of_the_sessions(qtbot, 
     assert sessions.get("movie corrected") is corrected
     assert corrected.motion is motion.last_step.motion and corrected.estimates is None
     assert evaluation.session.estimates is own.estimates  # no new CNMF result: the dock stays
+    # a removed layer's session goes with it (its movie is no longer held)
+    viewer.layers.remove("movie")
+    assert sessions.get("movie") is None and sessions.get("movie corrected") is corrected

@@ -47,3 +47,6 @@ def test_layers_find_their_sessions_and_the_newest_cnmf_result(movie):
     assert s.estimates is None and reg.get("m corrected") is s
     other = reg.for_motion("m", "m corrected", movie[:60], PARAMS)
     assert other is not s and reg.get("m corrected") is other and other.motion is None
+    # a removed layer's session goes
+    reg.forget("m corrected")
+    assert reg.get("m corrected") is None and reg.input_layer("m corrected") is None and reg.get("m") is raw

@@ -87,6 +87,12 @@ class ViewerSessions:
             return None
         return s.motion
 
+    def forget(self, name: str) -> None:
+        """Drop the session of the layer ``name`` (the layer was removed: its movie
+        is no longer held for it)."""
+        self._sessions.pop(name, None)
+        self._inputs.pop(name, None)
+
     def _add(self, session: Session) -> Session:
         assert session.name is not None
         self._sessions[session.name] = session
@@ -118,4 +124,11 @@ def viewer_sessions(viewer: Any) -> ViewerSessions:
         return entry[1]
     sessions = ViewerSessions()
     _SESSIONS[id(real)] = (weakref.ref(real), sessions)
+    layers = getattr(real, "layers", None)
+    if layers is not None:  # a removed layer's session goes with it
+
+        def forget(event: Any) -> None:
+            sessions.forget(event.value.name)
+
+        layers.events.removed.connect(forget)
     return sessions
