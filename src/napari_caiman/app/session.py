@@ -270,25 +270,14 @@ class Session:
         masks, (n, *frame) bool); manual decisions follow the footprints
         (:func:`~napari_caiman.engine.curation.transfer_curation`), the metrics
         are recomputed by the next :meth:`iter_evaluate`."""
-        from scipy import sparse
-
-        from ..engine.cnmf import images_to_pixels
+        from ..engine.component_edits import refit_seeds
         from ..engine.curation import Curation, transfer_curation
 
         if self.estimates is None:
             raise StateError("session", "no CNMF components to refit")
         old = self.estimates
         acc = self.accepted()
-        acc = np.arange(old.A.shape[1]) if acc is None else acc
-        parts = [sparse.csc_matrix((sparse.csc_matrix(old.A)[:, acc] > 0).astype(np.float32))]
-        if painted is not None and len(painted):
-            painted = np.asarray(painted)
-            if painted.shape[1:] != tuple(old.dims):
-                raise InputError("seed", f"painted masks have shape {painted.shape[1:]}, frames are {tuple(old.dims)}")
-            parts.append(sparse.csc_matrix(images_to_pixels(painted.astype(np.float32))))
-        seeds = sparse.hstack(parts).tocsc()
-        if seeds.shape[1] == 0:
-            raise InputError("seed", "no seeds: accept some components or paint new ones")
+        seeds = refit_seeds(old, np.arange(old.A.shape[1]) if acc is None else acc, painted)
         manual = None if self.curation is None else self.curation.manual
         step = yield from self.iter_cnmf(seeds, executor=executor)
         if manual is not None:
