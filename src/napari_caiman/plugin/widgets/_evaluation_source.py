@@ -88,14 +88,14 @@ class EvaluationSource:
         newest = self._sessions.newest
         return newest if newest is not None and newest.estimates is not None else None
 
-    def _on_cnmf_done(self, run: Session) -> None:
+    def _on_cnmf_done(self, analysis: Session) -> None:
         """A session's new CNMF result: curate it (asking first when unsaved curation would be lost)."""
         if self._closed:
             return
         s = self.session
-        if s is not None and s.estimates is run.estimates:
+        if s is not None and s.estimates is analysis.estimates:
             return
-        if not self.may_replace(f"the new CNMF result of {run.name!r}"):
+        if not self.may_replace(f"the new CNMF result of {analysis.name!r}"):
             self.runner.status.value = f"kept {s.name!r}; the new CNMF result not taken"
             show_info(
                 f"The Evaluation dock keeps {s.name!r} (unsaved curation); "
@@ -118,14 +118,14 @@ class EvaluationSource:
         InputError
             No CNMF dock or no result yet.
         """
-        run = self._find_cnmf()
-        if run is None:
+        newest = self._find_cnmf()
+        if newest is None:
             raise InputError("result", "no CNMF result: run CNMF first, or load a results file")
         if not in_turns:
-            self.set_result(run.estimates, run.summary, run.params, run.name or "cnmf")
+            self.set_result(newest.estimates, newest.summary, newest.params, newest.name or "cnmf")
             return
         session = CurationSession(
-            estimates=run.estimates, summary=run.summary, params=run.params, name=run.name or "cnmf",
+            estimates=newest.estimates, summary=newest.summary, params=newest.params, name=newest.name or "cnmf",
         )
         self._in_turns(self._show_session_steps(session, build_layers=False))
 
