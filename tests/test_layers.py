@@ -224,9 +224,6 @@ def test_checker_finds_upward_imports_gui_imports_and_dangling_imports(tiny):
 LONG_MODULES = {
     "engine/evaluation.py": "the quality metrics and their chunked driver; split with the real-data work (issue 14)",
     "engine/motion.py": "NoRMCorre's driver (template, chunks, piecewise); split with the recording-scale work (issue 10)",
-    "plugin/layers/cnmf.py": "results -> layer data for footprints, contours, traces; to split (issue 13)",
-    "engine/synthetic.py": "the synthetic movies (2D/3D neurons, motion, truth) the tests and benchmarks share",
-    "engine/backends/caiman_backend.py": "the CaImAn process: worker protocol, one function per step, cleanup",
 }
 MAX_LINES = 600
 

@@ -14,13 +14,14 @@ import copy
 import numpy as np
 import pytest
 
-from napari_caiman.app.curation_session import THRESHOLD_NAMES, CurationSession
+from napari_caiman.app.curation_session import CurationSession
 from napari_caiman.engine.cnmf import cnmf
 from napari_caiman.engine.curation import load_curation_sidecar
 from napari_caiman.engine.errors import InputError
-from napari_caiman.engine.evaluation import apply_thresholds, thresholds_from_params
+from napari_caiman.engine.evaluation import apply_thresholds
 from napari_caiman.engine.params import CaimanParams
 from napari_caiman.engine.pipeline import iter_evaluate_step
+from napari_caiman.engine.resolve import thresholds
 from napari_caiman.engine.summary import summary_images
 from napari_caiman.engine.synthetic import make_movie_2d
 from napari_caiman.io.results_file import load_results
@@ -50,8 +51,8 @@ def _session(evaluated, **kw):
     m, est, summary, params, step = evaluated
     s = CurationSession(copy.deepcopy(est), summary, params.copy(), "raw", metrics=copy.deepcopy(step.metrics),
                         F_dff=np.array(step.F_dff), **kw)
-    th = thresholds_from_params(params)
-    s.update({k: th[k] for k in (*THRESHOLD_NAMES, "use_cnn", "min_cnn_thr", "cnn_lowest")})
+    th = thresholds(params)  # the dock's: its sliders and the CNN terms
+    s.update({k: v for k, v in th.items() if k not in ("accept_anatomy", "min_classifier_prob", "min_size", "max_size")})
     return s
 
 

@@ -68,7 +68,7 @@ def test_thunder_fish_volume_runs_the_3d_pipeline(shared_data, tmp_path):
 
 
 def test_default_median_window_follows_the_cell_size():
-    from napari_caiman.engine.cnmf.fit import settings_from_params
+    from napari_caiman.engine.resolve import settings_from_params
 
     def medw(**kw):
         return settings_from_params(CaimanParams.from_dict(kw), 2, (64, 64)).medw

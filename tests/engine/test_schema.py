@@ -102,13 +102,22 @@ def test_for_movie_gives_volumes_the_docks_planes_defaults():
     assert for_movie(given, (10, 64, 64)) is given  # 2D: nothing to fill
 
 
-def test_thresholds_are_the_evaluations_plus_the_size_limits():
-    from napari_caiman.engine.evaluation import thresholds_from_params
+def test_thresholds_are_every_keyword_of_apply_thresholds_from_the_schema():
+    import inspect
 
+    from napari_caiman.engine.evaluation import apply_thresholds
+    from napari_caiman.engine.resolve import THRESHOLD_NAMES
+
+    keywords = [n for n, a in inspect.signature(apply_thresholds).parameters.items() if a.kind == a.KEYWORD_ONLY]
+    assert sorted(THRESHOLD_NAMES) == sorted(keywords)  # one list, and it is the function's
     p = CaimanParams.from_dict({"min_SNR": 3.5, "min_solidity": 0.2})
     th = thresholds(p)
-    old = thresholds_from_params(p)
-    assert {k: th[k] for k in old} == {**old, "use_cnn": False}
+    assert list(th) == list(THRESHOLD_NAMES)
+    assert th["min_SNR"] == 3.5 and th["min_solidity"] == 0.2 and th["use_cnn"] is False
+    # the others are the defaults
+    d = CaimanParams.defaults()
+    assert all(th[k] == d[k] for k in THRESHOLD_NAMES if k not in ("min_SNR", "min_solidity", "use_cnn",
+                                                                                 "min_size", "max_size"))
     assert th["min_size"] is None and th["max_size"] is None
     assert thresholds(p, {"evaluation": {"min_size": 12, "max_size": 0}})["min_size"] == 12
     assert thresholds(p.copy().update({"min_size": 5}), {"evaluation": {"min_size": 12}})["min_size"] == 5

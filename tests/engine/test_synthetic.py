@@ -133,7 +133,7 @@ def test_3d():
 
 def test_3d_rigid_integer_shift_exact():
     s = make_movie_3d((4, 6, 24, 24), n_neurons=2, gSig=(3, 3, 1), rigid_motion=0)
-    from napari_caiman.engine.synthetic import _warp_3d
+    from napari_caiman.engine.synthetic_model import _warp_3d
 
     base = np.stack(np.meshgrid(np.arange(24, dtype=np.float32), np.arange(24, dtype=np.float32), indexing="ij"))
     w = _warp_3d(s.still[0], (1.0, 2.0, -3.0), None, base)

@@ -1,6 +1,6 @@
-"""Command line: the same pipeline as the widgets, without a window.
+r"""Command line: the same pipeline as the widgets, without a window.
 
-    napari-caiman run MOVIE [MOVIE ...] --steps motion -o results.hdf5 \\
+    napari-caiman run MOVIE [MOVIE ...] --steps motion -o results.hdf5 \
         [--save-movie corrected.tif] [--params params.json] [--set max_shifts=(8,8)]
     napari-caiman evaluate results.hdf5 [--movie MOVIE] [--params p.json] [--set min_SNR=3]
     napari-caiman export results.hdf5 --nwb out.nwb [--csv traces.csv] [--masks masks.tif]

@@ -36,14 +36,7 @@ from ..engine.curation import (
 from ..engine.errors import InputError
 from ..engine.evaluation import apply_thresholds
 
-__all__ = ["CurationSession", "THRESHOLD_NAMES"]
-
-#: The thresholds with a slider in the dock (CaImAn's quality names and our shape terms).
-THRESHOLD_NAMES = (
-    "min_SNR", "SNR_lowest", "rval_thr", "rval_lowest",
-    "min_solidity", "max_pieces", "min_area_ratio", "max_area_ratio", "max_elongation", "max_duplicate",
-)
-
+__all__ = ["CurationSession"]
 
 @dataclass
 class CurationSession:

@@ -71,6 +71,9 @@ class Session:
         CaImAn names; fitted to the movie's shape (planes defaults of a volume).
     source : path or list of paths, optional
         The movie's file(s), recorded in the provenance.
+    name : str, optional
+        What the movie is called where it is shown (a viewer's layer name; the
+        docks name a result's layers after it).
 
     Attributes
     ----------
@@ -86,10 +89,11 @@ class Session:
     provenance, timings : dict
     """
 
-    def __init__(self, movie: Any, params: Any = None, *, source: Any = None) -> None:
+    def __init__(self, movie: Any, params: Any = None, *, source: Any = None, name: str | None = None) -> None:
         self.events = SessionEvents()
         self.movie = movie
         self.source = source
+        self.name = name
         shape = getattr(movie, "shape", None)
         if shape is None:
             raise InputError("movie", f"expected an array, got {type(movie).__name__}")
@@ -192,12 +196,24 @@ class Session:
             step = yield from iter_motion_step(self.movie, self.params, out=out, template=template,
                                                executor=executor)
             path = str(Path(out).resolve()) if out is not None else None
+        self.take_motion(step, path=path)
+        return step
+
+    def take_motion(self, step: Any, *, params: Any = None, path: str | os.PathLike | None = None) -> None:
+        """Take a motion step's result computed elsewhere (a dock's worker): what
+        came after the old one is dropped; announced on ``events.motion``.
+
+        ``params``: the parameters it ran with (kept as given); ``path``: where
+        the corrected movie was saved.
+        """
+        if params is not None:
+            self.params = params if isinstance(params, CaimanParams) else CaimanParams.from_dict(params)
         self._drop_after_motion()
         self.motion, self.summary = step.motion, step.summary
-        self.corrected, self.corrected_path = step.motion.corrected, path
+        self.corrected = step.motion.corrected
+        self.corrected_path = None if path is None else str(Path(path).resolve())
         self.timings.update(step.timings)
         self.events.motion.emit(self)
-        return step
 
     def iter_cnmf(self, seeds: Any = None, *, executor: Any = None) -> Generator[Progress, None, Any]:
         """CNMF on :meth:`cnmf_movie`; ``seeds`` (footprints, (K, *frame) or
@@ -208,11 +224,21 @@ class Session:
         summary = self.summary if getattr(self.summary, "std", None) is not None else None
         step = yield from iter_cnmf_step(self.cnmf_movie(), self.params, Ain=seeds, summary=summary,
                                          executor=executor)
+        self.take_cnmf(step)
+        return step
+
+    def take_cnmf(self, step: Any, *, params: Any = None) -> None:
+        """Take a CNMF step's result computed elsewhere (a dock's worker): metrics
+        and curation are dropped; announced on ``events.cnmf``.
+
+        ``params``: the parameters it ran with (kept as given).
+        """
+        if params is not None:
+            self.params = params if isinstance(params, CaimanParams) else CaimanParams.from_dict(params)
         self.estimates, self.summary = step.estimates, step.summary
         self.metrics = self.F_dff = self.curation = None
         self.timings.update(step.timings)
         self.events.cnmf.emit(self)
-        return step
 
     def iter_evaluate(self, *, executor: Any = None) -> Generator[Progress, None, Any]:
         """Metrics, thresholds (``estimates.idx_components``) and dF/F; manual decisions kept."""
@@ -244,25 +270,14 @@ class Session:
         masks, (n, *frame) bool); manual decisions follow the footprints
         (:func:`~napari_caiman.engine.curation.transfer_curation`), the metrics
         are recomputed by the next :meth:`iter_evaluate`."""
-        from scipy import sparse
-
-        from ..engine.cnmf import images_to_pixels
+        from ..engine.component_edits import refit_seeds
         from ..engine.curation import Curation, transfer_curation
 
         if self.estimates is None:
             raise StateError("session", "no CNMF components to refit")
         old = self.estimates
         acc = self.accepted()
-        acc = np.arange(old.A.shape[1]) if acc is None else acc
-        parts = [sparse.csc_matrix((sparse.csc_matrix(old.A)[:, acc] > 0).astype(np.float32))]
-        if painted is not None and len(painted):
-            painted = np.asarray(painted)
-            if painted.shape[1:] != tuple(old.dims):
-                raise InputError("seed", f"painted masks have shape {painted.shape[1:]}, frames are {tuple(old.dims)}")
-            parts.append(sparse.csc_matrix(images_to_pixels(painted.astype(np.float32))))
-        seeds = sparse.hstack(parts).tocsc()
-        if seeds.shape[1] == 0:
-            raise InputError("seed", "no seeds: accept some components or paint new ones")
+        seeds = refit_seeds(old, np.arange(old.A.shape[1]) if acc is None else acc, painted)
         manual = None if self.curation is None else self.curation.manual
         step = yield from self.iter_cnmf(seeds, executor=executor)
         if manual is not None:

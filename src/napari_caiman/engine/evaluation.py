@@ -105,6 +105,7 @@ from scipy import sparse, special
 from .dff import half_sample_mode, running_percentile
 from .errors import InputError
 from .progress import Progress, run
+from .resolve import thresholds as thresholds_from_params  # the rule lives in resolve; the old name
 from .threads import single_threaded_blas
 
 __all__ = [
@@ -114,12 +115,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Parameter names of the quality group that :func:`apply_thresholds` uses.
-THRESHOLD_NAMES = ("min_SNR", "SNR_lowest", "rval_thr", "rval_lowest", "use_cnn", "min_cnn_thr", "cnn_lowest")
-#: Shape thresholds (our own parameter group ``napari_caiman``) and their defaults.
-SHAPE_THRESHOLDS = {"min_solidity": 0.6, "max_pieces": 1, "min_area_ratio": 0.075, "max_area_ratio": 4.0,
-                    "max_elongation": 2.5,
-                    "accept_anatomy": True, "min_classifier_prob": 0.5, "max_duplicate": 0.5}
 
 
 @dataclass
@@ -837,13 +832,6 @@ def _shape_ok(metrics: Metrics, min_solidity, max_pieces, min_area_ratio, max_ar
     return np.logical_and.reduce(tests)
 
 
-def thresholds_from_params(params: Any) -> dict[str, Any]:
-    """Keyword arguments of :func:`apply_thresholds` from a CaimanParams (quality group)."""
-    defaults = {"min_SNR": 2.5, "SNR_lowest": 0.5, "rval_thr": 0.8, "rval_lowest": -1.0, "use_cnn": False,
-                "min_cnn_thr": 0.9, "cnn_lowest": 0.1, **SHAPE_THRESHOLDS}
-    return {k: _get(params, k, v) for k, v in defaults.items()}
-
-
 def apply_classifier(metrics: Metrics, estimates: Any, params: Any) -> Metrics:
     """Set ``metrics.classifier_prob`` from the model file named by the parameter
     ``classifier`` (``"default"``: the shipped model; None: leave as is)."""
@@ -866,7 +854,7 @@ def iter_evaluate_components(movie: Any, estimates: Any, params: Any = None, **k
     # the movie as CNMF read it: motion-correction borders zeroed (one rule for every path)
     metrics = yield from iter_compute_metrics(movie_for_cnmf(movie), estimates, params, **kw)
     apply_classifier(metrics, estimates, params)
-    good, bad = apply_thresholds(metrics, **thresholds_from_params(params))
+    good, bad = apply_thresholds(metrics, **thresholds_from_params(params))  # engine.resolve.thresholds
     estimates.idx_components, estimates.idx_components_bad = good, bad
     return metrics
 

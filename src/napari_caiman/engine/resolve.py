@@ -32,7 +32,7 @@ from .params import CaimanParams
 from .validate import per_axis, to_array_order, to_caiman_order
 
 __all__ = ["Resolved", "ResolvedMotion", "ResolvedCnmf", "resolve", "resolve_motion", "for_movie",
-           "thresholds", "MOTION_NAMES"]
+           "thresholds", "settings_from_params", "patch_geometry", "MOTION_NAMES", "THRESHOLD_NAMES"]
 
 #: The motion parameters the motion step takes (CaImAn's names).
 MOTION_NAMES = ("max_shifts", "pw_rigid", "strides", "overlaps", "max_deviation_rigid", "niter_rig",
@@ -249,11 +249,9 @@ def _resolve_cnmf(params: CaimanParams, frame: tuple[int, ...]) -> ResolvedCnmf:
                   else to_array_order(per_axis(params["stride"], nd, "stride", kind=int), nd))
         geometry = None if rf is None else (rf, stride)
     else:
-        from .cnmf.fit import _patch_geometry, settings_from_params
-
         st = settings_from_params(params, nd, frame)
         gSig, gSiz = st.gSig, st.gSiz
-        geometry = _patch_geometry(params, st, nd, frame)
+        geometry = patch_geometry(params, st, nd, frame)
     return ResolvedCnmf(
         K=int(params["K"]), gSig=tuple(float(g) for g in gSig), gSiz=tuple(int(g) for g in gSiz),
         rf=None if geometry is None else tuple(int(r) for r in geometry[0]),
@@ -261,6 +259,104 @@ def _resolve_cnmf(params: CaimanParams, frame: tuple[int, ...]) -> ResolvedCnmf:
         nb=int(params["nb"]), p=int(params["p"]), ssub=int(params["ssub"]), tsub=int(params["tsub"]),
         merge_thr=float(params["merge_thr"]), method_init=str(params["method_init"]),
     )
+
+
+# --- CNMF (the native engine's settings) -----------------------------------------
+
+def settings_from_params(params: CaimanParams, nd: int, dims: tuple[int, ...]) -> Any:
+    """Read and check the native CNMF parameters (per-axis values -> array order): a
+    :class:`~.cnmf.steps.Settings`."""
+    from .cnmf.steps import Settings
+    from .cnmf.temporal import TemporalSettings
+
+    K = params["K"]
+    if not isinstance(K, int) or K < 1:
+        raise InputError("K", f"expected an integer >= 1 components per patch/field of view, got {K!r}")
+    gSig = to_array_order(per_axis(params["gSig"], nd, "gSig", kind=float, minimum=0.5), nd)
+    gSiz_p = params["gSiz"]
+    if gSiz_p is None:
+        gSiz = tuple(int(2 * g + 1) for g in gSig)
+    else:
+        gSiz = to_array_order(per_axis(gSiz_p, nd, "gSiz", kind=int, minimum=1), nd)
+    for g, d in zip(gSig, dims, strict=True):
+        if 2 * g >= d:
+            caiman_dims = tuple(dims[-2:]) + tuple(dims[:-2])  # rows, cols[, planes], as gSig
+            axes = "rows, cols, planes" if nd == 3 else "rows, cols"
+            raise InputError("gSig", f"neuron size gSig={params['gSig']!r} does not fit the frame "
+                             f"{caiman_dims} ({axes}): need 2 * gSig < frame size on every axis")
+    method = params["method_init"]
+    if method != "greedy_roi":
+        raise InputError("method_init", f"the native engine supports 'greedy_roi' only, got {method!r} "
+                         "(use backend='caiman' for other methods)")
+    for name in ("ssub", "tsub"):
+        v = params[name]
+        if not isinstance(v, int) or v < 1:
+            raise InputError(name, f"expected an integer >= 1, got {v!r}")
+    p = params["p"]
+    if p not in (0, 1, 2):
+        raise InputError("p", f"expected 0, 1 or 2, got {p!r}")
+    nb = params["nb"]
+    if not isinstance(nb, int) or nb < 0:
+        raise InputError("nb", f"expected an integer >= 0, got {nb!r}")
+    ts = TemporalSettings(
+        p=p, bas_nonneg=bool(params["bas_nonneg"]), s_min=params["s_min"],
+        fudge_factor=float(params["fudge_factor"] or 1.0), lags=int(params["lags"]),
+        noise_range=tuple(params["noise_range"]), noise_method=params["noise_method"],
+        n_iter=max(1, int(params["ITER"])), fr=float(params["fr"]), decay_time=float(params["decay_time"]),
+    )
+    thr_method = params["thr_method"]
+    if thr_method not in ("nrg", "max"):
+        raise InputError("thr_method", f"expected 'nrg' or 'max', got {thr_method!r}")
+    medw = params["medw"]
+    if medw is not None:
+        medw = to_array_order(per_axis(medw, nd, "medw", kind=int, minimum=1), nd)
+    elif min(gSig[-2:]) < 3:
+        # the default 3 x 3 median is as wide as the core of cells this small (2 x 2 pixels above
+        # half maximum on the downsampled mouse movie, gSig 2): it flattens the peak, and maxthr of
+        # the flattened maximum then keeps a halo (thunder fish: 6 cells accepted with it, 8 without)
+        medw = (1,) * nd
+    return Settings(
+        medw=medw, thr_method=thr_method, noise_thr=float(params.get("footprint_noise_thr", 0.0) or 0.0), se_close=_structure(params["se"], nd, "se"),
+        ss=_structure(params["ss"], nd, "ss"),
+        K=K, gSig=gSig, gSiz=gSiz, nb=nb, nIter=int(params["nIter"]), ssub=params["ssub"],
+        tsub=params["tsub"], maxthr=float(params["maxthr"]), nrgthr=float(params["nrgthr"]),
+        extract_cc=bool(params["extract_cc"]), update_background=bool(params["update_background_components"]),
+        merge_thr=float(params["merge_thr"]), do_merge=bool(params["do_merge"]), temporal=ts,
+        noise_range=tuple(params["noise_range"]), noise_method=params["noise_method"],
+        max_num_samples_fft=int(params["max_num_samples_fft"]),
+    )
+
+
+def _structure(v: Any, nd: int, name: str) -> np.ndarray | None:
+    """A CaImAn structuring element (rows, cols[, planes]) -> boolean, array order."""
+    if v is None:
+        return None
+    a = np.asarray(v)
+    if a.ndim != nd or a.dtype.kind not in "biuf":
+        raise InputError(name, f"expected a {nd}-d boolean/0-1 structuring element, got shape {a.shape}")
+    a = a.astype(bool)
+    return np.moveaxis(a, -1, 0) if nd == 3 else a
+
+
+def patch_geometry(params: CaimanParams, st: Any, nd: int, dims: tuple[int, ...]) -> Any:
+    """Patch half-sizes and overlaps (array order) from ``rf``/``stride``, checked; None: no patches."""
+    rf = params["rf"]
+    if rf is None:
+        return None
+    rf_a = to_array_order(per_axis(rf, nd, "rf", kind=int, minimum=1), nd)
+    stride = params["stride"]
+    if stride is None:
+        st_a = tuple(max(1, int(np.ceil(2 * g))) for g in st.gSig)
+    else:
+        st_a = to_array_order(per_axis(stride, nd, "stride", kind=int, minimum=0), nd)
+    for r, g in zip(rf_a, st.gSig, strict=True):
+        if r <= g:
+            raise InputError("rf", f"patch half-size rf={rf!r} must be larger than gSig={params['gSig']!r} "
+                             "on every axis (a patch must hold at least one neuron)")
+    for r, s, d in zip(rf_a, st_a, dims, strict=True):
+        if s >= min(2 * r, d) and min(2 * r, d) < d:
+            raise InputError("stride", f"overlap stride={stride!r} must be smaller than the patch size 2*rf={rf!r}")
+    return rf_a, st_a
 
 
 # --- evaluation -----------------------------------------------------------------

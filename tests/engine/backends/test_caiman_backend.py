@@ -28,6 +28,7 @@ import pytest
 
 from napari_caiman.engine import backends
 from napari_caiman.engine.backends import caiman_backend as cb
+from napari_caiman.engine.backends import caiman_process as cp
 from napari_caiman.engine.errors import InputError
 from napari_caiman.engine.params import CaimanParams
 from napari_caiman.engine.progress import Progress, run
@@ -265,11 +266,11 @@ FAKE_WORKER = textwrap.dedent(r'''
 def fake_worker(tmp_path, monkeypatch):
     script = tmp_path / "fake_worker.py"
     script.write_text(FAKE_WORKER)
-    monkeypatch.setattr(cb, "WORKER_SCRIPT", script)
+    monkeypatch.setattr(cp, "WORKER_SCRIPT", script)
     monkeypatch.delenv(backends.ENV_PYTHON, raising=False)  # sys.executable runs it
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
-    monkeypatch.setenv(cb.ENV_TMPDIR, str(tmpdir))
+    monkeypatch.setenv(cp.ENV_TMPDIR, str(tmpdir))
     monkeypatch.setenv("FAKE_PIDS", str(tmp_path / "pids.txt"))
     return tmpdir
 
@@ -332,8 +333,8 @@ def test_fake_motion_3d_axis_order_and_out_file(fake_worker, tmp_path):
 
 
 @pytest.mark.parametrize("mode, exc, text", [
-    ("error", cb.CaimanError, "CaImAn motion failed: ValueError: gSig must be positive"),
-    ("crash", cb.CaimanError, "exit status 3"),
+    ("error", cp.CaimanError, "CaImAn motion failed: ValueError: gSig must be positive"),
+    ("crash", cp.CaimanError, "exit status 3"),
     ("importerror", InputError, "cannot be imported"),
 ])
 def test_fake_worker_failures(fake_worker, monkeypatch, tmp_path, mode, exc, text):
@@ -349,7 +350,7 @@ def test_fake_worker_failures(fake_worker, monkeypatch, tmp_path, mode, exc, tex
 @pytest.mark.parametrize("mode", ["hang", "ignore_term"])
 def test_cancel_kills_the_process_group_and_removes_files(fake_worker, monkeypatch, tmp_path, mode):
     monkeypatch.setenv("FAKE_MODE", mode)
-    monkeypatch.setattr(cb, "GRACE_S", 1.0)
+    monkeypatch.setattr(cp, "GRACE_S", 1.0)
     out = tmp_path / "corrected.npy"
     gen = cb.iter_motion_step(np.zeros((5, 8, 8), np.float32), CaimanParams(), out=out)
     t0 = time.monotonic()
@@ -384,14 +385,14 @@ def test_heartbeat_while_the_worker_is_silent(tmp_path):
     script = tmp_path / "quiet.py"
     script.write_text("import time, json\ntime.sleep(1.0)\nprint('@@RESULT ' + json.dumps({'ok': 1}), flush=True)\n")
     seen = []
-    res = run(cb.iter_run_worker({"task": "motion"}, tmp_path, python=sys.executable, script=script), seen.append)
+    res = run(cp.iter_run_worker({"task": "motion"}, tmp_path, python=sys.executable, script=script), seen.append)
     assert res == {"ok": 1}
     assert len(seen) >= 3  # a report every HEARTBEAT_S even without output
 
 
 def test_missing_interpreter_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="cannot start the CaImAn python"):
-        run(cb.iter_run_worker({"task": "cnmf"}, tmp_path, python=str(tmp_path / "nope" / "python")))
+        run(cp.iter_run_worker({"task": "cnmf"}, tmp_path, python=str(tmp_path / "nope" / "python")))
 
 
 def test_bad_inputs_are_input_errors(fake_worker):
@@ -541,7 +542,7 @@ def test_caiman_written_results_open_with_load_results(tmp_path):
     job = {"task": "cnmf", "workdir": str(tmp_path), "movie": {"path": str(tmp_path / "movie.npy"),
                                                                  "format": "npy", "shape": [200, 48, 48]},
            "params": cb.caiman_params(p, (48, 48)), "n_processes": 1, "output": {"cnmf": str(tmp_path / "c.hdf5")}}
-    run(cb.iter_run_worker(job, tmp_path))
+    run(cp.iter_run_worker(job, tmp_path))
     res = load_results(tmp_path / "c.hdf5")
     assert res.dims == (48, 48) and res.estimates.n_components >= 8
     from napari_caiman.engine.cnmf.compare import match_components
@@ -557,11 +558,11 @@ def test_caiman_cancel_mid_cnmf(tmp_path, monkeypatch):
     from napari_caiman.engine.synthetic import make_movie_2d
 
     procs = []
-    real_popen = cb._popen
-    monkeypatch.setattr(cb, "_popen", lambda *a: procs.append(real_popen(*a)) or procs[-1])
+    real_popen = cp._popen
+    monkeypatch.setattr(cp, "_popen", lambda *a: procs.append(real_popen(*a)) or procs[-1])
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
-    monkeypatch.setenv(cb.ENV_TMPDIR, str(tmpdir))
+    monkeypatch.setenv(cp.ENV_TMPDIR, str(tmpdir))
     m = make_movie_2d((300, 64, 64), n_neurons=15, seed=1)
     p = CaimanParams.from_dict({"backend": "caiman", "K": 4, "gSig": (4, 4), "rf": 16, "stride": 6,
                                 "n_processes": 2})

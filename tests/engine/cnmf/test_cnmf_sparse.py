@@ -12,8 +12,8 @@ from scipy import sparse
 from napari_caiman.engine.cnmf import sparse_steps as sps
 from napari_caiman.engine.cnmf import steps
 from napari_caiman.engine.cnmf.data import MovieData
-from napari_caiman.engine.cnmf.fit import settings_from_params
 from napari_caiman.engine.params import CaimanParams
+from napari_caiman.engine.resolve import settings_from_params
 from napari_caiman.engine.synthetic import make_movie_2d
 
 

@@ -219,7 +219,10 @@ def test_motion_corrected_movie_is_the_default_and_reuses_its_summary(
     wait_done(motion_widget)
     corrected = viewer.layers["raw corrected"]
     assert cnmf_widget.movie.value is corrected
-    assert cnmf_widget._motion_step(corrected).summary is motion_widget.last_step.summary
+    from napari_caiman.plugin.widgets._state import viewer_sessions
+
+    session = viewer_sessions(viewer).get(corrected.name)  # what the CNMF dock reads
+    assert session.summary is motion_widget.last_step.summary
 
     import napari_caiman.engine.summary as summary_module
 

@@ -125,11 +125,10 @@ class EvaluationEdits:
     def _motion_of(self, layer: Layer) -> Any:
         """The result's motion correction when ``layer`` is the motion-corrected
         movie (for the border rule, engine.pipeline.movie_for_cnmf), else None."""
-        # the motion step the CNMF dock used for this movie (published by the Motion dock), if any
-        run = self._state.motion_for(layer.name)
-        corrected = None if run is None else getattr(run.step.motion, "corrected", None)
-        if corrected is not None and tuple(corrected.shape) == tuple(layer.data.shape):
-            return run.step.motion
+        # the motion of this movie's session (the Motion dock's run that made it), if any
+        motion = self._sessions.motion_of(layer.name, layer.data)
+        if motion is not None:
+            return motion
         s = self.session
         if s is None or layer.metadata.get("napari_caiman", {}).get("kind") != "motion corrected":
             return None

@@ -22,8 +22,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 
-from ...app.curation_session import THRESHOLD_NAMES
-from ...engine.evaluation import thresholds_from_params
+from ...engine.resolve import THRESHOLD_NAMES, thresholds
 from ..layers import evaluation as ev
 from ._backend import BackendEdit
 from ._dock import StatusLabel, make_scrollable
@@ -53,7 +52,7 @@ THRESHOLDS = {
     "max_duplicate": (0.0, 1.0, 0.01, "Reject a weak copy of a stronger accepted component: min(fraction of its "
                       "footprint inside it, trace correlation) above this (1 = off)"),
 }
-assert tuple(THRESHOLDS) == THRESHOLD_NAMES
+assert set(THRESHOLDS) <= set(THRESHOLD_NAMES)  # each slider is a threshold of engine.resolve
 
 #: Parameters the evaluation step uses (what it takes from a preset).
 STEP_NAMES = step_names("quality")
@@ -87,7 +86,7 @@ class EvaluationForm(Container):
         refit: Callable[[], None],
         preset_values: Callable[[], dict[str, Any]],
     ) -> None:
-        q = thresholds_from_params(None)
+        q = thresholds(None)
         self.source_label = StatusLabel(
             value="no result: run CNMF or load a results file", label="result"
         )

@@ -18,12 +18,14 @@ from napari.layers import Layer, Shapes
 from napari.utils.notifications import show_info
 from qtpy.QtCore import QTimer
 
-from ...app.curation_session import THRESHOLD_NAMES, CurationSession
+from ...app.curation_session import CurationSession
+from ...app.session import Session
 from ...engine.curation import Curation
 from ...engine.errors import InputError
+from ._evaluation_form import THRESHOLDS
 from ._layers import choose_by_name, unwrap
 from ._presets import set_field
-from ._state import CnmfRun
+from ._state import ViewerSessions
 
 #: Layer metadata keys the npe2 results reader sets (see plugin/results_reader.py).
 RESULTS_KEY = "napari_caiman_results"
@@ -34,6 +36,7 @@ class EvaluationSource:
     """Taking up results in the Evaluation widget (a mixin; see the module)."""
 
     session: CurationSession | None
+    _sessions: ViewerSessions
 
     # -- choosing the result ---------------------------------------------------------------------------
     def _on_layers_changed(self, event: Any = None) -> None:
@@ -76,19 +79,23 @@ class EvaluationSource:
         built = contours in self._viewer.layers and isinstance(self._viewer.layers[contours], Shapes)
         self._guard(partial(self.use_results, results, path, name=name, build_layers=not built))()
 
-    def _find_cnmf(self) -> CnmfRun | None:
-        """The newest CNMF result of this viewer (published by its CNMF dock)."""
-        run = self._state.cnmf
-        return run if run is not None and getattr(run.result, "estimates", None) is not None else None
+    def _follow(self, session: Session) -> None:
+        """Follow the CNMF results of ``session`` (one of this viewer's analyses)."""
+        session.events.cnmf.connect(self._on_cnmf_done)
 
-    def _on_cnmf_done(self, run: CnmfRun) -> None:
-        """A new CNMF result: curate it (asking first when unsaved curation would be lost)."""
+    def _find_cnmf(self) -> Session | None:
+        """The viewer's session with the newest CNMF result (its CNMF dock's run)."""
+        newest = self._sessions.newest
+        return newest if newest is not None and newest.estimates is not None else None
+
+    def _on_cnmf_done(self, analysis: Session) -> None:
+        """A session's new CNMF result: curate it (asking first when unsaved curation would be lost)."""
         if self._closed:
             return
         s = self.session
-        if s is not None and s.estimates is run.result.estimates:
+        if s is not None and s.estimates is analysis.estimates:
             return
-        if not self.may_replace(f"the new CNMF result of {run.movie!r}"):
+        if not self.may_replace(f"the new CNMF result of {analysis.name!r}"):
             self.runner.status.value = f"kept {s.name!r}; the new CNMF result not taken"
             show_info(
                 f"The Evaluation dock keeps {s.name!r} (unsaved curation); "
@@ -111,15 +118,14 @@ class EvaluationSource:
         InputError
             No CNMF dock or no result yet.
         """
-        run = self._find_cnmf()
-        if run is None:
+        newest = self._find_cnmf()
+        if newest is None:
             raise InputError("result", "no CNMF result: run CNMF first, or load a results file")
         if not in_turns:
-            self.set_result(run.result.estimates, run.result.summary, run.params, run.movie or "cnmf")
+            self.set_result(newest.estimates, newest.summary, newest.params, newest.name or "cnmf")
             return
         session = CurationSession(
-            estimates=run.result.estimates, summary=run.result.summary, params=run.params,
-            name=run.movie or "cnmf",
+            estimates=newest.estimates, summary=newest.summary, params=newest.params, name=newest.name or "cnmf",
         )
         self._in_turns(self._show_session_steps(session, build_layers=False))
 
@@ -142,7 +148,7 @@ class EvaluationSource:
         evaluation = session.provenance.get("evaluation")
         self._drop_outline()
         self.session = None  # no re-thresholding of the old result while the form fills
-        for key in THRESHOLD_NAMES:
+        for key in THRESHOLDS:  # the sliders
             value = results.params.get(key)
             if value is not None:
                 set_field(getattr(self, key), float(value))  # a slider widens to the file's value

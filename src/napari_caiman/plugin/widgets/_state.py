@@ -1,85 +1,134 @@
-"""What the step docks of one viewer share: the newest result of each step, with events.
+"""The analysis sessions the step docks of one viewer share (see docs/architecture.md).
 
-The Motion and CNMF docks publish their results here; the CNMF dock looks up
-the motion step of its movie and the Evaluation dock follows the newest CNMF
-result through the events, instead of scanning ``viewer.window.dock_widgets``
-and reading other widgets' attributes. Qt-free (psygnal only), one per viewer.
+Each movie a step reads has one :class:`~napari_caiman.app.session.Session`,
+found by the name of its layer:
+
+- the Motion dock's run on the layer ``R`` makes (or, run again on the same
+  data, reuses) the session of its corrected layer ``"R corrected"``: its
+  movie is ``R``'s data, it holds the motion result and the corrected movie;
+- the CNMF dock reads the session of the layer it runs on (the motion
+  session of a corrected layer, else one made for that layer on first use)
+  and hands its result to it (:meth:`Session.take_cnmf`);
+- the Evaluation dock follows every session's ``events.cnmf`` and curates
+  the newest result; the border rule of its metrics comes from the session
+  of the movie layer it reads.
+
+No dock scans ``viewer.window.dock_widgets`` or reads another dock's
+attributes: they meet here. Qt-free (psygnal only), one per viewer.
 """
 
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
 from typing import Any
 
 from psygnal import Signal
 
-
-@dataclass
-class MotionRun:
-    """A finished motion correction: the engine step result and its layers' names."""
-
-    step: Any  # engine.pipeline.MotionStepResult
-    params: Any
-    movie: str  # input layer
-    corrected: str  # the corrected movie's layer
+from ...app.session import Session
 
 
-@dataclass
-class CnmfRun:
-    """A finished CNMF run: the engine result, its parameters and layers' names."""
-
-    result: Any  # engine.pipeline.CnmfStepResult
-    params: Any
-    movie: str  # the input layer; also the prefix of the result's layers
-    seeds: Any = None
-
-
-class ViewerState:
-    """The shared state of one viewer's docks.
+class ViewerSessions:
+    """The sessions of one viewer's docks, by the name of the layer a step reads.
 
     Attributes
     ----------
-    motion_done : Signal(MotionRun)
-    cnmf_done : Signal(CnmfRun)
-        Emitted (on the main thread) once the step's layers are in the viewer.
+    added : Signal(Session)
+        A new session (connect to its ``events`` to follow it).
+    newest : Session or None
+        The session whose CNMF result came last (set before the session's
+        other ``events.cnmf`` listeners run: this registry listens first).
     """
 
-    motion_done = Signal(object)
-    cnmf_done = Signal(object)
+    added = Signal(object)
 
     def __init__(self) -> None:
-        self._motion: dict[str, MotionRun] = {}
-        self.cnmf: CnmfRun | None = None
+        self._sessions: dict[str, Session] = {}
+        self._inputs: dict[str, str] = {}
+        self.newest: Session | None = None
 
-    def add_motion(self, run: MotionRun) -> None:
-        """Publish a motion correction (it replaces the one of the same corrected layer)."""
-        self._motion[run.corrected] = run
-        self.motion_done.emit(run)
+    def __iter__(self) -> Any:
+        return iter(list(self._sessions.values()))
 
-    def motion_for(self, corrected: str) -> MotionRun | None:
-        """The motion correction whose corrected movie is the layer named ``corrected``."""
-        return self._motion.get(corrected)
+    def get(self, name: str) -> Session | None:
+        """The session of the layer called ``name``, if any."""
+        return self._sessions.get(name)
 
-    def add_cnmf(self, run: CnmfRun) -> None:
-        """Publish a CNMF result (the newest is :attr:`cnmf`)."""
-        self.cnmf = run
-        self.cnmf_done.emit(run)
+    def input_layer(self, name: str) -> str | None:
+        """The layer the Motion dock corrected into the layer ``name`` (None: no motion run)."""
+        return self._inputs.get(name)
+
+    def for_motion(self, movie_layer: str, corrected_layer: str, data: Any, params: Any) -> Session:
+        """The session a motion correction of ``data`` (the layer ``movie_layer``)
+        goes into: the one of ``corrected_layer`` when it holds the same data,
+        else a new one (registered under ``corrected_layer``)."""
+        s = self._sessions.get(corrected_layer)
+        if s is None or s.movie is not data:
+            s = self._add(Session(data, params, name=corrected_layer))
+        self._inputs[corrected_layer] = movie_layer
+        return s
+
+    def for_layer(self, name: str, data: Any, params: Any = None) -> Session:
+        """The session of the layer ``name`` holding ``data``: its motion session when
+        ``data`` is that session's corrected movie (same shape), the session made for
+        it before when that holds ``data``, else a new one."""
+        s = self._sessions.get(name)
+        if s is not None and s.motion is not None and _same_shape(s.corrected, data):
+            return s
+        if s is not None and s.motion is None and s.movie is data:
+            return s
+        self._inputs.pop(name, None)
+        return self._add(Session(data, params, name=name))
+
+    def motion_of(self, name: str, data: Any) -> Any:
+        """The motion result whose corrected movie is the layer ``name`` (holding
+        ``data``), else None (for the border rule of a step reading that layer)."""
+        s = self._sessions.get(name)
+        if s is None or s.motion is None or not _same_shape(s.corrected, data):
+            return None
+        return s.motion
+
+    def forget(self, name: str) -> None:
+        """Drop the session of the layer ``name`` (the layer was removed: its movie
+        is no longer held for it)."""
+        self._sessions.pop(name, None)
+        self._inputs.pop(name, None)
+
+    def _add(self, session: Session) -> Session:
+        assert session.name is not None
+        self._sessions[session.name] = session
+        session.events.cnmf.connect(self._on_cnmf)
+        self.added.emit(session)
+        return session
+
+    def _on_cnmf(self, session: Session) -> None:
+        self.newest = session
+
+
+def _same_shape(a: Any, b: Any) -> bool:
+    shape = getattr(a, "shape", None)
+    return shape is not None and tuple(shape) == tuple(getattr(b, "shape", ()))
 
 
 # one per viewer; keyed by the viewer behind napari's proxy, held weakly
-_STATES: dict[int, tuple[weakref.ref, ViewerState]] = {}
+_SESSIONS: dict[int, tuple[weakref.ref, ViewerSessions]] = {}
 
 
-def viewer_state(viewer: Any) -> ViewerState:
-    """The :class:`ViewerState` of ``viewer`` (a napari viewer or a plugin's proxy of it)."""
+def viewer_sessions(viewer: Any) -> ViewerSessions:
+    """The :class:`ViewerSessions` of ``viewer`` (a napari viewer or a plugin's proxy of it)."""
     real = getattr(viewer, "__wrapped__", viewer)
-    for key, (ref, _) in list(_STATES.items()):  # forget closed viewers
+    for key, (ref, _) in list(_SESSIONS.items()):  # forget closed viewers
         if ref() is None:
-            del _STATES[key]
-    entry = _STATES.get(id(real))
+            del _SESSIONS[key]
+    entry = _SESSIONS.get(id(real))
     if entry is not None and entry[0]() is real:
         return entry[1]
-    state = ViewerState()
-    _STATES[id(real)] = (weakref.ref(real), state)
-    return state
+    sessions = ViewerSessions()
+    _SESSIONS[id(real)] = (weakref.ref(real), sessions)
+    layers = getattr(real, "layers", None)
+    if layers is not None:  # a removed layer's session goes with it
+
+        def forget(event: Any) -> None:
+            sessions.forget(event.value.name)
+
+        layers.events.removed.connect(forget)
+    return sessions

@@ -29,7 +29,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import ComboBox, Container, LineEdit, PushButton
-from napari.layers import Image, Labels, Layer
+from napari.layers import Image, Labels
 
 from ...engine.errors import InputError
 from ...engine.memory import budget
@@ -39,13 +39,14 @@ from ..layers.cnmf import cnmf_layer_data, labels_to_seeds
 from ..layers.motion import layer_names
 from ._backend import BackendEdit, check_backend
 from ._dock import StatusLabel, make_scrollable
-from ._fields import AxesEdit, choice, fit_planes, spin
-from ._layers import movie_layer_choices, select_active_movie, upsert_layer
+from ._fields import AxesEdit, choice, spin
+from ._layers import select_active_movie, upsert_layer
 from ._memory import memory_limit_edit, with_memory_limit
 from ._presets import PresetBar
 from ._process import in_process_if_available
 from ._runner import StepRunner
-from ._state import CnmfRun, viewer_state
+from ._state import viewer_sessions
+from ._step_form import StepForm
 from .cnmf_settings import PATCH_ONLY, PER_AXIS, STEP_NAMES, CNMFSettings, methods_init
 
 if TYPE_CHECKING:
@@ -61,8 +62,8 @@ _TIPS = {
 NO_SEED = "none (initialize)"
 
 
-class CNMFWidget(Container):
-    """CNMF source extraction of a (T, Y, X) or (T, Z, Y, X) Image layer.
+class CNMFWidget(StepForm):
+    """CNMF source extraction of a (T, Y, X) or (T, Z, Y, X) Image layer (a :class:`~._step_form.StepForm`).
 
     Parameters
     ----------
@@ -87,6 +88,9 @@ class CNMFWidget(Container):
     last_seeds : ndarray or None
         Label values of the seeds of the last run (None when not seeded).
     """
+
+    SETTINGS = CNMFSettings
+    PER_AXIS = PER_AXIS
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self._viewer = viewer
@@ -165,45 +169,28 @@ class CNMFWidget(Container):
         self.last_params: Any = None
         self.last_seeds: Any = None
 
-        self.movie.changed.connect(self._on_movie_changed)
         self.backend.changed.connect(self._on_backend_changed)
         self.rf.changed.connect(self._on_rf_changed)
         for box in self.rf.boxes:
             box.changed.connect(self._on_rf_changed)
-        self.reset_button.changed.connect(self.reset_defaults)
         self.suggest_button.changed.connect(lambda *_: self.apply_suggestion())
         for box in self.gSig.boxes:
             box.changed.connect(self._update_suggestion)
-        viewer.layers.events.inserted.connect(self._on_layers_changed)
-        viewer.layers.events.removed.connect(self._on_layers_changed)
-        for layer in viewer.layers:
-            layer.events.name.connect(self._on_layer_renamed)
+        self._start(viewer)
         self._select_default_movie()
         self._on_movie_changed(self.movie.value)
         self._on_rf_changed()
 
-    # -- form <-> settings ---------------------------------------------------------
-    def get_settings(self) -> CNMFSettings:
-        """The form's values."""
-        return CNMFSettings(
-            **{name: getattr(self, name).value for name in CNMFSettings.field_names()}
-        )
-
+    # -- form <-> settings (the rest: StepForm) ------------------------------------
     def set_settings(self, settings: CNMFSettings) -> None:
         """Fill the form from ``settings``."""
-        values = settings.as_form()
-        self.backend.value = values.pop("backend")  # first: it sets the method_init choices
-        for name, value in values.items():
-            getattr(self, name).value = value
+        self.backend.value = settings.backend  # first: it sets the method_init choices
+        super().set_settings(settings)
         self._on_rf_changed()
 
-    def reset_defaults(self, *_: Any) -> None:
-        """Put CaImAn's defaults back (the movie, seed and backend choices are kept)."""
-        self.set_settings(CNMFSettings.defaults().replace(backend=self.backend.value))
-        self._on_movie_changed(self.movie.value)  # z values for this movie's planes
-        if not self.runner.is_running:  # an old error no longer applies
-            self.runner.status.value = "ready"
-            self.runner.progress.value = 0
+    def _defaults(self) -> CNMFSettings:
+        """CaImAn's defaults; the backend (and the movie and seed choices) are kept."""
+        return CNMFSettings.defaults().replace(backend=self.backend.value)
 
     def _frame_shape(self) -> tuple[int, ...] | None:
         layer = self.movie.value
@@ -224,9 +211,6 @@ class CNMFWidget(Container):
         return settings.to_dict(shape)
 
     # -- layer choices ----------------------------------------------------------
-    def _movie_choices(self, *_: Any) -> list[tuple[str, Layer]]:
-        return movie_layer_choices(self._viewer)
-
     def _seed_choices(self, *_: Any) -> list[tuple[str, Any]]:
         labels = [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Labels)]
         return [(NO_SEED, None), *labels]
@@ -244,12 +228,13 @@ class CNMFWidget(Container):
         else:
             select_active_movie(self._viewer, self.movie)
 
-    def _on_layers_changed(self, event: Any = None) -> None:
-        layer = getattr(event, "value", None)
-        if event is not None and event.type == "inserted" and isinstance(layer, Layer):
-            layer.events.name.connect(self._on_layer_renamed)
+    def _reset_choices(self) -> None:
         self.movie.reset_choices()
         self.seed.reset_choices()
+
+    def _on_layers_changed(self, event: Any = None) -> None:
+        super()._on_layers_changed(event)
+        layer = getattr(event, "value", None)
         if (
             event is not None
             and event.type == "inserted"
@@ -259,16 +244,8 @@ class CNMFWidget(Container):
         ):
             self.movie.value = layer  # a new motion-corrected movie is what CNMF wants
 
-    def _on_layer_renamed(self, event: Any = None) -> None:
-        self.movie.reset_choices()
-        self.seed.reset_choices()
-
     def _on_movie_changed(self, layer: Any) -> None:
-        n_spatial = 3 if layer is not None and layer.ndim == 4 else 2
-        for name in PER_AXIS:
-            getattr(self, name).set_n_axes(n_spatial)
-        if n_spatial == 3:  # z values the planes of this movie allow (gSig 0.5 for 2 planes ...)
-            fit_planes([getattr(self, name) for name in PER_AXIS], int(layer.data.shape[1]))
+        super()._on_movie_changed(layer)  # z values the planes allow (gSig 0.5 for 2 planes ...)
         self._on_rf_changed()
         self._update_suggestion()
 
@@ -313,22 +290,7 @@ class CNMFWidget(Container):
         for name in PATCH_ONLY:
             getattr(self, name).enabled = patches
 
-    @property
-    def n_spatial(self) -> int:
-        """2 or 3: spatial axes of the selected movie (3 shows the z fields)."""
-        return self.gSig.n_axes
-
     # -- run ------------------------------------------------------------------------
-    def _motion_step(self, layer: Layer) -> Any:
-        """The motion step result whose corrected movie is ``layer``, if any
-        (published by the Motion dock of this viewer)."""
-        run = viewer_state(self._viewer).motion_for(layer.name)
-        if run is None:
-            return None
-        corrected = getattr(run.step.motion, "corrected", None)
-        shape = getattr(corrected, "shape", None)
-        return run.step if shape is not None and tuple(shape) == tuple(layer.data.shape) else None
-
     def run(self) -> None:
         """Validate the form and start CNMF in a worker.
 
@@ -353,10 +315,11 @@ class CNMFWidget(Container):
         Ain = seeds = None
         if self.seed.value is not None:
             Ain, seeds = labels_to_seeds(self.seed.value.data, frame_shape)
-        step = self._motion_step(layer)
-        summary = None if step is None else step.summary
+        # the session of this layer: the Motion dock's when it is a corrected movie
+        session = viewer_sessions(self._viewer).for_layer(layer.name, data, params)
+        summary = None if session.motion is None else session.summary
         # the motion-border rule (engine.pipeline.movie_for_cnmf) is applied by the step
-        motion = None if step is None else step.motion
+        motion = session.motion
         name, scale, translate = layer.name, tuple(layer.scale), tuple(layer.translate)
 
         def steps() -> Generator[Progress, None, tuple[Any, list]]:
@@ -372,22 +335,25 @@ class CNMFWidget(Container):
             return result, cnmf_layer_data(result, name, scale, translate, movie=data)
 
         on_result = partial(
-            self._show_result, params=params, seeds=seeds, started=time.perf_counter(), name=name
+            self._show_result, params=params, seeds=seeds, started=time.perf_counter(), name=name,
+            session=session,
         )
         self.result_label.value = ""
         self.runner.start(steps, on_result)
 
     # -- results (main thread) ------------------------------------------------------
     def _show_result(
-        self, output: tuple[Any, list], *, params: Any, seeds: Any, started: float, name: str = ""
+        self, output: tuple[Any, list], *, params: Any, seeds: Any, started: float, name: str,
+        session: Any,
     ) -> Generator[None, None, None]:
         """Add the result's layers one per event-loop turn (a generator the runner drives)."""
         result, tuples = output
-        motion = viewer_state(self._viewer).motion_for(name) if name else None
-        if motion is not None and result.summary is motion.step.summary:
+        # the layer the Motion dock corrected into this one, if any
+        raw = viewer_sessions(self._viewer).input_layer(name) if session.motion is not None else None
+        if raw is not None and result.summary is session.summary:
             # the motion step's correlation image (same summary) is already a layer: show
             # that one instead of a second copy
-            corr = layer_names(motion.movie)["correlation"]
+            corr = layer_names(raw)["correlation"]
             if corr in self._viewer.layers:
                 tuples = [t for t in tuples if t[1]["metadata"]["napari_caiman"]["kind"] != "summary"]
                 self._viewer.layers[corr].visible = True
@@ -402,10 +368,9 @@ class CNMFWidget(Container):
         self.result_label.value = (
             f"{n} component{'s' if n != 1 else ''}{seeded} in {time.perf_counter() - started:.1f} s"
         )
-        if motion is not None:  # the motion quilt would hide the contours
-            quilt = layer_names(motion.movie)["patches"]
+        if raw is not None:  # the motion quilt would hide the contours
+            quilt = layer_names(raw)["patches"]
             if quilt in self._viewer.layers:
                 self._viewer.layers[quilt].visible = False
-        viewer_state(self._viewer).add_cnmf(
-            CnmfRun(result=result, params=params, movie=name, seeds=seeds)
-        )
+        # the session takes the result: the Evaluation dock follows its events.cnmf
+        session.take_cnmf(result, params=params)

@@ -48,8 +48,8 @@ from qtpy.QtWidgets import QTableView
 
 from ...app.curation_session import CurationSession
 from ...engine.errors import InputError
-from ...engine.evaluation import thresholds_from_params
 from ...engine.params import parse_kwargs
+from ...engine.resolve import thresholds as param_thresholds
 from ..layers import evaluation as ev
 from ._backend import check_backend
 from ._evaluation_edits import EvaluationEdits
@@ -62,7 +62,7 @@ from ._keys import KeyBindings, named_key_function
 from ._layers import movie_layer_choices
 from ._memory import with_memory_limit
 from ._process import in_process_if_available
-from ._state import viewer_state
+from ._state import viewer_sessions
 from .components import ComponentsDock, ComponentTableModel
 from .traces import TracesPlot
 
@@ -212,8 +212,11 @@ class EvaluationWidget(
         self._bind_keys(viewer)
         self._closed = False
         self._watch_close()
-        self._state = viewer_state(viewer)
-        self._state.cnmf_done.connect(self._on_cnmf_done)
+        # the viewer's analysis sessions: follow each one's CNMF results (app.session events)
+        self._sessions = viewer_sessions(viewer)
+        self._sessions.added.connect(self._follow)
+        for session in self._sessions:
+            self._follow(session)
         if self._find_cnmf() is not None:
             self._guard(self.take_cnmf_result)()
         else:  # results opened with File > Open before this dock was
@@ -266,7 +269,7 @@ class EvaluationWidget(
         out: dict[str, Any] = {name: float(getattr(self, name).value) for name in _THRESHOLDS}
         out["min_size"] = self.min_size.value or None
         out["max_size"] = self.max_size.value or None
-        cnn = thresholds_from_params(None if self.session is None else self.session.params)
+        cnn = param_thresholds(None if self.session is None else self.session.params)
         try:
             extra = parse_kwargs(self.kwargs.value)
         except InputError:  # reported when the parameters are used (Evaluate, Save)

@@ -24,24 +24,23 @@ from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import (
     ComboBox,
-    Container,
     FileEdit,
     LineEdit,
     PushButton,
 )
-from napari.layers import Layer
 
 from ...engine.errors import InputError
 from ..layers.motion import layer_names, motion_layers
 from ._backend import BackendEdit, check_backend
 from ._dock import StatusLabel, make_scrollable
-from ._fields import AxesEdit, check, choice, fit_planes, spin
-from ._layers import movie_layer_choices, select_active_movie, upsert_layer
+from ._fields import AxesEdit, check, choice, spin
+from ._layers import select_active_movie, upsert_layer
 from ._memory import corrected_movie_path, memory_limit_edit, with_memory_limit
 from ._presets import PresetBar
 from ._process import in_process_if_available
 from ._runner import StepRunner
-from ._state import MotionRun, viewer_state
+from ._state import viewer_sessions
+from ._step_form import StepForm
 from .motion_settings import PER_AXIS, PW_RIGID_ONLY, STEP_NAMES, MotionSettings
 from .shifts_plot import DOCK_NAME, ShiftsPlot
 
@@ -58,9 +57,9 @@ _TIPS = {
 }
 
 
-class MotionCorrectionWidget(Container):
+class MotionCorrectionWidget(StepForm):
     """Rigid / piecewise-rigid motion correction of a (T, Y, X) or
-    (T, Z, Y, X) Image layer, with CaImAn's parameters.
+    (T, Z, Y, X) Image layer, with CaImAn's parameters (a :class:`~._step_form.StepForm`).
 
     Parameters
     ----------
@@ -84,6 +83,9 @@ class MotionCorrectionWidget(Container):
     last_params : CaimanParams or None
         The parameters of the last successful run.
     """
+
+    SETTINGS = MotionSettings
+    PER_AXIS = PER_AXIS
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self._viewer = viewer
@@ -161,76 +163,35 @@ class MotionCorrectionWidget(Container):
         self.last_params: Any = None
 
         self.pw_rigid.changed.connect(self._on_pw_rigid_changed)
-        self.movie.changed.connect(self._on_movie_changed)
-        self.reset_button.changed.connect(self.reset_defaults)
-        viewer.layers.events.inserted.connect(self._on_layers_changed)
-        viewer.layers.events.removed.connect(self._on_layers_changed)
-        for layer in viewer.layers:
-            layer.events.name.connect(self._on_layer_renamed)
+        self._start(viewer)
         self._select_active_layer()
         self._on_pw_rigid_changed(self.pw_rigid.value)
         self._on_movie_changed(self.movie.value)
 
-    # -- form <-> settings ---------------------------------------------------------
-    def get_settings(self) -> MotionSettings:
-        """The form's values."""
-        values = {
-            name: getattr(self, name).value
-            for name in MotionSettings.field_names()
-            if name != "output"
-        }
-        out = self.output.value
-        values["output"] = "" if out is None else str(out)
-        return MotionSettings(**values)
+    # -- form <-> settings (the rest: StepForm) ------------------------------------
+    def _field_value(self, name: str) -> Any:
+        if name == "output":
+            out = self.output.value
+            return "" if out is None else str(out)
+        return super()._field_value(name)
 
-    def set_settings(self, settings: MotionSettings) -> None:
-        """Fill the form from ``settings``."""
-        for name, value in settings.as_form().items():
-            if name == "output":
-                self.output.value = value or None
-            else:
-                getattr(self, name).value = value
+    def _set_field(self, name: str, value: Any) -> None:
+        if name == "output":
+            self.output.value = value or None
+        else:
+            super()._set_field(name, value)
 
-    def reset_defaults(self, *_: Any) -> None:
-        """Put CaImAn's defaults back (the output file and the backend are kept)."""
+    def _defaults(self) -> MotionSettings:
+        """CaImAn's defaults; the output file and the backend are kept."""
         s = self.get_settings()
-        self.set_settings(MotionSettings.defaults().replace(output=s.output, backend=s.backend))
-        self._on_movie_changed(self.movie.value)  # z values for this movie's planes
-        if not self.runner.is_running:  # an old error or result no longer applies
-            self.runner.status.value = "ready"
-            self.runner.progress.value = 0
-
-    # -- layer choices ----------------------------------------------------------
-    def _movie_choices(self, *_: Any) -> list[tuple[str, Layer]]:
-        return movie_layer_choices(self._viewer)
+        return MotionSettings.defaults().replace(output=s.output, backend=s.backend)
 
     def _select_active_layer(self) -> None:
         select_active_movie(self._viewer, self.movie)
 
-    def _on_layers_changed(self, event: Any = None) -> None:
-        layer = getattr(event, "value", None)
-        if event is not None and event.type == "inserted" and isinstance(layer, Layer):
-            layer.events.name.connect(self._on_layer_renamed)
-        self.movie.reset_choices()
-
-    def _on_layer_renamed(self, event: Any = None) -> None:
-        self.movie.reset_choices()
-
-    def _on_movie_changed(self, layer: Any) -> None:
-        n_spatial = 3 if layer is not None and layer.ndim == 4 else 2
-        for name in PER_AXIS:
-            getattr(self, name).set_n_axes(n_spatial)
-        if n_spatial == 3:  # z values the planes of this movie allow
-            fit_planes([getattr(self, name) for name in PER_AXIS], int(layer.data.shape[1]))
-
     def _on_pw_rigid_changed(self, value: bool) -> None:
         for name in PW_RIGID_ONLY:
             getattr(self, name).enabled = bool(value)
-
-    @property
-    def n_spatial(self) -> int:
-        """2 or 3: spatial axes of the selected movie (3 shows the z fields)."""
-        return self.max_shifts.n_axes
 
     # -- run ------------------------------------------------------------------------
     def run(self) -> None:
@@ -262,6 +223,8 @@ class MotionCorrectionWidget(Container):
             scale=tuple(layer.scale),
             translate=tuple(layer.translate),
             params=params,
+            movie=data,
+            out=out,
         )
         self.result_label.value = ""
         # in a child process where possible: the window keeps the GIL (widgets._process)
@@ -272,7 +235,8 @@ class MotionCorrectionWidget(Container):
 
     # -- results (main thread) ------------------------------------------------------
     def _show_result(
-        self, step: Any, *, name: str, scale: tuple, translate: tuple, params: Any
+        self, step: Any, *, name: str, scale: tuple, translate: tuple, params: Any, movie: Any,
+        out: Any,
     ) -> Generator[None, None, None]:
         """Add the result's layers one per event-loop turn (a generator the runner drives)."""
         self.last_step = step
@@ -288,9 +252,10 @@ class MotionCorrectionWidget(Container):
             self._viewer.layers.remove(patches)
         yield
         self._show_shifts(step.motion, name)
-        viewer_state(self._viewer).add_motion(
-            MotionRun(step=step, params=params, movie=name, corrected=layer_names(name)["corrected"])
-        )
+        # the session of the corrected layer takes the result (the CNMF dock reads it there)
+        corrected = layer_names(name)["corrected"]
+        session = viewer_sessions(self._viewer).for_motion(name, corrected, movie, params)
+        session.take_motion(step, params=params, path=out)
         metrics = getattr(step.motion, "metrics", None) or {}
         raw, cor = metrics.get("crispness_raw"), metrics.get("crispness_corrected")
         if raw is not None and cor is not None:
