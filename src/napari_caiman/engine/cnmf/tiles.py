@@ -156,7 +156,10 @@ class TileStore:
             total = sum(b - a for a, b in ranges)
             done, s0 = 0, 0
             for a, b in ranges:
-                for b0, ch in binned_chunks(lambda t0, t1, a=a: read(a + t0, a + t1), b - a, tbin, step):
+                def part(t0: int, t1: int, a: int = a) -> np.ndarray:
+                    return read(a + t0, a + t1)
+
+                for b0, ch in binned_chunks(part, b - a, tbin, step):
                     store._write(s0 + b0, np.asarray(ch, np.float32))
                     done = min(total, done + ch.shape[0] * tbin)
                     yield done, total
@@ -213,10 +216,11 @@ class TileStore:
         box = tuple(s.stop - s.start for s in sl)
         out = np.empty((self.n, *box), np.float32)
         buf = np.empty((self.n, *self.tile), np.float32)
+        view = memoryview(buf.data).cast("B")  # type: ignore[arg-type]  # preadv fills buf in place
         ranges = [range(s.start // t, -(-s.stop // t)) for s, t in zip(sl, self.tile, strict=True)]
         for idx in itertools.product(*ranges):
             k = int(np.ravel_multi_index(idx, self.grid))
-            got = os.preadv(self._fd, [memoryview(buf).cast("B")], k * self.tile_bytes)
+            got = os.preadv(self._fd, [view], k * self.tile_bytes)
             if got != self.tile_bytes:  # pragma: no cover - the file was allocated in full
                 raise OSError(f"short read from the tile store {self.path}")
             src, dst = [slice(None)], [slice(None)]
