@@ -38,6 +38,7 @@ sys.path.insert(0, str(HERE))
 from gapstacks import StackSampler  # noqa: E402
 
 SAMPLE = False
+PROFILE = False
 
 
 class GapMonitor:
@@ -84,10 +85,35 @@ class GapMonitor:
         return int(sum(g > limit for g in self.gaps))
 
 
+#: Set by ``--profile``: the costliest event-loop turns, (main-thread CPU s, cProfile stats text).
+TURNS: list[tuple[float, str]] = []
+
+
+def process_events(app) -> None:
+    """One event-loop pass; with ``--profile``, profiled and kept when among the costliest."""
+    if not PROFILE:
+        app.processEvents()
+        return
+    import cProfile
+    import io
+    import pstats
+
+    prof = cProfile.Profile()
+    c0 = time.thread_time()
+    prof.enable()
+    app.processEvents()
+    prof.disable()
+    cpu = time.thread_time() - c0
+    if cpu > 0.1:
+        text = io.StringIO()
+        pstats.Stats(prof, stream=text).sort_stats("cumulative").print_stats(35)
+        TURNS.append((cpu, text.getvalue()))
+
+
 def wait_until(app, condition, timeout: float = 600.0) -> None:
     t0 = time.perf_counter()
     while not condition():
-        app.processEvents()
+        process_events(app)
         time.sleep(0.002)
         if time.perf_counter() - t0 > timeout:
             raise TimeoutError("step did not finish")
@@ -109,12 +135,17 @@ def run_step(app, runner, name: str, rows: list, *, wait_more=None) -> None:
             wait_until(app, wait_more)
         wall = time.perf_counter() - t0
         for _ in range(20):  # the layers' first redraw
-            app.processEvents()
+            process_events(app)
             time.sleep(0.005)
         if sampler is not None:
             sampler.stop()
             STACKS.extend(sampler.report(name))
     runner.progress.changed.disconnect(values.append)
+    if PROFILE:
+        print(f"=== {name}: {len(TURNS)} turns over 100 ms CPU")
+        for cpu, text in sorted(TURNS, reverse=True)[:3]:
+            print(f"--- turn {cpu * 1000:.0f} ms CPU\n{text}")
+        TURNS.clear()
     restarts = int(np.sum(np.diff(values) < 0)) if len(values) > 1 else 0
     rows.append((name, wall, gaps.worst, gaps.over(), restarts, gaps.worst_cpu))
 
@@ -203,9 +234,14 @@ def main() -> None:
         help="only the selection / slider / floor latencies, on 90 random ROIs evaluated on the "
         "movie (seconds: for an A/B of two checkouts in the same minute; printed, not written)",
     )
+    ap.add_argument(
+        "--profile", action="store_true",
+        help="cProfile every event-loop turn while a step runs; print the costliest turns",
+    )
     args = ap.parse_args()
-    global SAMPLE
+    global SAMPLE, PROFILE
     SAMPLE = args.stacks
+    PROFILE = args.profile
 
     import napari
     from bench_layers import random_estimates
