@@ -44,9 +44,9 @@ def bench_recolour(K: int, repeat: int = 5) -> dict[str, float]:
 
     from napari_caiman.engine.evaluation import Metrics
     from napari_caiman.engine.params import CaimanParams
-    from napari_caiman.layers.cnmf import cnmf_layer_data
-    from napari_caiman.widgets._layers import upsert_layer
-    from napari_caiman.widgets.evaluation import EvaluationWidget
+    from napari_caiman.plugin.layers.cnmf import cnmf_layer_data
+    from napari_caiman.plugin.widgets._layers import upsert_layer
+    from napari_caiman.plugin.widgets.evaluation import EvaluationWidget
 
     app = QApplication.instance() or QApplication([])
     dims = (512, 512)
@@ -113,7 +113,7 @@ def bench_stall(shape=(2000, 256, 256), n_neurons=150) -> dict[str, float]:
     from napari_caiman.engine.params import CaimanParams
     from napari_caiman.engine.summary import summary_images
     from napari_caiman.engine.synthetic import make_movie_2d
-    from napari_caiman.widgets.evaluation import EvaluationWidget
+    from napari_caiman.plugin.widgets.evaluation import EvaluationWidget
 
     app = QApplication.instance() or QApplication([])
     movie = make_movie_2d(shape, n_neurons=n_neurons, seed=4, return_flow=False).movie

@@ -202,8 +202,8 @@ def roi_layers(app, viewer) -> tuple[float, float, float]:
     """5,000 random ROIs of a 512x512 field: layer data time, add + first redraw time, longest gap."""
     from bench_layers import random_estimates
 
-    from napari_caiman.layers.cnmf import cnmf_layer_data
-    from napari_caiman.widgets._layers import upsert_layer
+    from napari_caiman.plugin.layers.cnmf import cnmf_layer_data
+    from napari_caiman.plugin.widgets._layers import upsert_layer
 
     est = random_estimates((512, 512), 5000, T=500)
     summary = type("S", (), {"mean": np.zeros((512, 512), np.float32), "max": None,
@@ -248,7 +248,7 @@ def main() -> None:
     from qtpy.QtWidgets import QApplication
 
     from napari_caiman.engine.synthetic import make_movie_2d
-    from napari_caiman.widgets._process import process_available
+    from napari_caiman.plugin.widgets._process import process_available
 
     load_start = os.getloadavg()[0]
     T = 300 if args.quick else 1000

@@ -9,7 +9,7 @@ Estimates are built directly from random Gaussian footprints (no CNMF run):
 update does (CaImAn's ``maxthr=0.1``): ~200 pixels per component in 2D
 (gSig 4), ~1,000 over ~9 planes in 3D (gSig 4, 4, 2), ``C`` is random. Columns:
 
-- data: :func:`napari_caiman.layers.cnmf.cnmf_layer_data` (contours,
+- data: :func:`napari_caiman.plugin.layers.cnmf.cnmf_layer_data` (contours,
   labels image, features table, lazy movies), and its parts;
 - napari Shapes / others: ``Layer.create`` of the contours and of the other
   layers (napari's own cost; the contours' triangulation dominates it and is
@@ -35,7 +35,7 @@ import numpy as np
 from scipy import sparse
 
 from napari_caiman.engine.cnmf.estimates import Estimates, caiman_permutation
-from napari_caiman.layers.cnmf import (
+from napari_caiman.plugin.layers.cnmf import (
     cnmf_layer_data,
     contours,
     features_table,

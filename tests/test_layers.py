@@ -5,7 +5,7 @@
     engine/   algorithms (motion, CNMF, evaluation, parameters); imports only engine/
     io/       file formats (movies, results HDF5, provenance, NWB/CSV/TIFF export); engine/ + io/
     app/      the headless application (runs, batch queue, Dask, CLI, demo, public API); engine/ + io/ + app/
-    napari side: plugin/ (readers, sample data), layers/, widgets/; may use everything
+    plugin/   the napari side (readers, sample data, layers/, widgets/); may use everything
 
 Every ``import`` in every module counts, at the top or inside a function
 (a lazy import is still a dependency), and so does every import of a
@@ -23,7 +23,7 @@ PACKAGE = "napari_caiman"
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 #: layer of each top-level part of the package; a module may import its own layer and lower ones
-LAYERS = {"engine": 0, "io": 1, "app": 2, "plugin": 3, "layers": 3, "widgets": 3}
+LAYERS = {"engine": 0, "io": 1, "app": 2, "plugin": 3}
 LAYER_NAMES = {0: "engine", 1: "io", 2: "app", 3: "napari side"}
 #: neutral modules anyone may import (the version string; the package top only imports it)
 NEUTRAL = {PACKAGE, f"{PACKAGE}._version"}
@@ -195,7 +195,7 @@ def tiny(tmp_path):
         "engine/b.py": "def f():\n    from .a import x\n",  # lazy: still a cycle
         "io/__init__.py": "", "io/f.py": "from ..engine.b import f\n",
         "app/__init__.py": "", "app/run.py": "from ..io import f\nfrom ..engine import a\n",
-        "widgets/__init__.py": "", "widgets/w.py": "from ..app.run import main\nimport qtpy\n",
+        "plugin/__init__.py": "", "plugin/w.py": "from ..app.run import main\nimport qtpy\n",
     })
 
 
@@ -224,7 +224,7 @@ def test_checker_finds_upward_imports_gui_imports_and_dangling_imports(tiny):
 LONG_MODULES = {
     "engine/evaluation.py": "the quality metrics and their chunked driver; split with the real-data work (issue 14)",
     "engine/motion.py": "NoRMCorre's driver (template, chunks, piecewise); split with the recording-scale work (issue 10)",
-    "layers/cnmf.py": "results -> layer data for footprints, contours, traces; split when layers/ moves (issue 13)",
+    "plugin/layers/cnmf.py": "results -> layer data for footprints, contours, traces; to split (issue 13)",
     "engine/synthetic.py": "the synthetic movies (2D/3D neurons, motion, truth) the tests and benchmarks share",
     "engine/backends/caiman_backend.py": "the CaImAn process: worker protocol, one function per step, cleanup",
 }

@@ -224,7 +224,7 @@ def batch_screenshot(path: Path) -> None:
     import json
     import tempfile
 
-    import napari_caiman.widgets.batch as batch_widget
+    import napari_caiman.plugin.widgets.batch as batch_widget
 
     batch_widget.show_info = print  # no toast over the canvas ("written to inputs/")
     viewer = napari.Viewer(title="napari-caiman: batch")

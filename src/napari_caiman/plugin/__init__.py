@@ -1,6 +1,6 @@
-"""The napari side that is not a dock widget or a layer builder: file readers and sample data.
+"""The napari side: file readers, sample data, layer builders and the dock widgets.
 
-The widgets (:mod:`napari_caiman.widgets`) and layer builders
-(:mod:`napari_caiman.layers`) belong to this side too (they are due to move
-here); everything on this side may use the engine, io and the app.
+The widgets (:mod:`napari_caiman.plugin.widgets`) and the layer builders
+(:mod:`napari_caiman.plugin.layers`) live here with the npe2 readers and the
+sample data; everything on this side may use the engine, io and the app.
 """

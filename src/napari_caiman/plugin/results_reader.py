@@ -83,7 +83,7 @@ def results_layer_data(results: Any, name: str, path: str | None = None) -> list
     """Layer data tuples for a loaded results object (no Qt, no viewer)."""
     from types import SimpleNamespace
 
-    from ..layers.cnmf import cnmf_layer_data
+    from .layers.cnmf import cnmf_layer_data
 
     meta_extra = {"napari_caiman_results": results, "napari_caiman_results_path": path}
     layers: list[LayerData] = []

@@ -1,0 +1,706 @@
+"""CNMF results -> napari layer data tuples (no Qt, no viewer).
+
+Everything here works on the sparse footprint matrix ``A`` (pixels x K,
+CaImAn pixel order) directly: no dense K x pixels array is ever made, so the
+layer data of 5,000 2D components takes ~0.4 s (``bench/bench_layers.py``;
+napari's own Shapes triangulation is then the larger cost).
+
+* :func:`contours` — one polygon per component (per plane in 3D) from
+  ``cv2.findContours`` on the component's bounding box;
+* :func:`labels_image` — each pixel labelled with its dominant component;
+* :func:`features_table` — one row per component (size, centroid, metrics);
+* :class:`ReconstructedMovie` / :class:`ResidualMovie` — lazy ``A C + b f``
+  and ``Y - A C - b f`` computing only the frames napari asks for;
+* :func:`cnmf_layer_data` — all of the above as layer data tuples;
+* :func:`labels_to_seeds` — a painted Labels image -> seed footprints ``Ain``.
+
+Examples
+--------
+>>> tuples = cnmf_layer_data(step, "raw corrected", movie=movie)   # doctest: +SKIP
+>>> [meta["name"] for _, meta, _ in tuples]                        # doctest: +SKIP
+['raw corrected denoised', 'raw corrected residual', 'raw corrected correlation',
+ 'raw corrected footprints', 'raw corrected contours']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+from scipy import sparse
+
+from ...engine.cnmf.estimates import caiman_permutation, pixels_to_images
+from ...engine.errors import InputError
+from .motion import LayerDataTuple, _frame_geometry, robust_limits
+
+__all__ = [
+    "ReconstructedMovie",
+    "ResidualMovie",
+    "cnmf_layer_data",
+    "closed_paths",
+    "component_colors",
+    "contours",
+    "features_table",
+    "label_colors",
+    "labels_image",
+    "labels_to_seeds",
+    "layer_names",
+]
+
+#: A pixel belongs to a component's support where its footprint value is
+#: above this fraction of the component's peak (CaImAn's ``maxthr``).
+SUPPORT_FRACTION = 0.1
+
+#: Number of distinct colours; component ``k`` (label ``k + 1``) gets colour
+#: ``k % N_COLORS`` in both the Shapes contours and the Labels image.
+N_COLORS = 64
+
+#: Resolution of the energy threshold of :func:`contours` (levels per peak).
+ENERGY_BINS = 256
+
+
+def layer_names(name: str) -> dict[str, str]:
+    """Names of the layers made from input layer ``name``."""
+    return {
+        "denoised": f"{name} denoised",
+        "residual": f"{name} residual",
+        "correlation": f"{name} correlation",
+        "footprints": f"{name} footprints",
+        "contours": f"{name} contours",
+    }
+
+
+# ----------------------------------------------------------------------------- sparse helpers
+
+
+def _csc(A: Any) -> sparse.csc_matrix:
+    """``A`` as CSC with sorted indices (no copy when it already is)."""
+    A = A if sparse.issparse(A) and A.format == "csc" else sparse.csc_matrix(A)
+    if not A.has_sorted_indices:
+        A = A.sorted_indices()
+    return A
+
+
+def _entries(estimates: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Non-zeros of ``A`` as (component, C-order pixel, value) and K.
+
+    C-order pixel = index into ``frame.ravel()`` of the array-order frame.
+    """
+    A = _csc(estimates.A)
+    K = A.shape[1]
+    comp = np.repeat(np.arange(K, dtype=np.int32), np.diff(A.indptr))
+    perm = caiman_permutation(estimates.dims)
+    return comp, perm[A.indices], np.asarray(A.data, dtype=np.float32), K
+
+
+def _support(
+    comp: np.ndarray, values: np.ndarray, K: int, fraction: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mask of entries above ``fraction`` of their component's peak, and
+    each entry's value relative to that peak."""
+    peak = np.zeros(K, np.float32)
+    np.maximum.at(peak, comp, values)
+    rel = values / np.maximum(peak[comp], np.finfo(np.float32).tiny)
+    return (rel > fraction) & (values > 0), rel
+
+
+def _energy_mask(
+    comp: np.ndarray, values: np.ndarray, K: int, thr: float, bins: int = ENERGY_BINS
+) -> np.ndarray:
+    """Per component, the largest pixels holding ``thr`` of its energy (sum
+    of squares): CaImAn's ``thr_method='nrg'``.
+
+    Sorting millions of values per component is the slow way; instead each
+    component's energy is histogrammed over ``bins`` levels of value / peak
+    and cut at the level where the energy above reaches ``thr``, so the
+    outline level is exact to ``1 / bins`` of the peak.
+    """
+    inside, rel = _support(comp, values, K, 0.0)
+    level = np.minimum((rel * bins).astype(np.int64), bins - 1)
+    sq = values.astype(np.float64) ** 2
+    hist = np.bincount(comp.astype(np.int64) * bins + level, weights=sq, minlength=K * bins)
+    above = np.cumsum(hist.reshape(K, bins)[:, ::-1], axis=1)[:, ::-1]  # energy at >= level
+    cut = (above >= thr * above[:, :1]).sum(axis=1) - 1
+    return inside & (level >= cut[comp])
+
+
+# ----------------------------------------------------------------------------- contours
+
+
+def closed_paths(polygons: list[np.ndarray]) -> list[np.ndarray]:
+    """Each polygon with its first vertex repeated at the end (a closed napari path)."""
+    return [np.concatenate([p, p[:1]]) for p in polygons]
+
+
+def contours(
+    estimates: Any, thr: float = 0.9, thr_method: str = "nrg", *, simplify: bool = True
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Outline of every component, one polygon per component and plane.
+
+    Parameters
+    ----------
+    estimates : Estimates
+        Needs ``A`` (pixels x K, CaImAn order) and ``dims`` (array order).
+    thr : float
+        ``thr_method='nrg'``: fraction of the footprint's energy (sum of
+        squares) inside the outline (CaImAn's default 0.9);
+        ``thr_method='max'``: outline at ``thr`` times the footprint's peak.
+    thr_method : {'nrg', 'max'}
+    simplify : bool
+        Straighten the outline: drop collinear vertices (OpenCV's
+        ``CHAIN_APPROX_SIMPLE``) and replace pixel staircases by straight
+        segments at most 0.75 px away (``approxPolyDP``), so napari has fewer
+        vertices to draw. False keeps every boundary pixel corner.
+
+    Returns
+    -------
+    polygons : list of (n, 2) or (n, 3) float arrays
+        Vertices in pixel coordinates, array order ((z,) y, x): each polygon
+        runs along the outer edges of the boundary pixels, so a single pixel
+        gives a unit square. 3D footprints give one polygon per z plane they
+        cover, with a constant z column. Only the largest connected piece of
+        a component on a plane is outlined.
+    component : (n_polygons,) int array
+        Component index (column of ``A``, 0-based) of each polygon.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``thr_method`` or ``thr`` outside (0, 1].
+
+    Examples
+    --------
+    >>> polys, comp = contours(estimates)          # doctest: +SKIP
+    >>> polys[0][:2], comp[0]                      # doctest: +SKIP
+    """
+    if thr_method not in ("nrg", "max"):
+        raise ValueError(f"thr_method must be 'nrg' or 'max', got {thr_method!r}")
+    if not 0 < thr <= 1:
+        raise ValueError(f"thr must be in (0, 1], got {thr!r}")
+    dims = tuple(int(d) for d in estimates.dims)
+    comp, pix, values, K = _entries(estimates)
+    if thr_method == "nrg":
+        keep = _energy_mask(comp, values, K, thr)
+    else:
+        keep, rel = _support(comp, values, K, 0.0)
+        keep &= rel >= thr
+    comp, pix = comp[keep], pix[keep]
+    nd = len(dims)
+    coords = np.unravel_index(pix, dims)  # ((z,) y, x)
+    # one group per component (2D) or per (component, plane) (3D), sorted
+    if nd == 3:
+        group = comp.astype(np.int64) * dims[0] + coords[0]
+        order = np.argsort(group, kind="stable")
+        group, ys, xs = group[order], coords[1][order], coords[2][order]
+    else:  # CSC entries are already grouped by component
+        group, ys, xs = comp.astype(np.int64), coords[0], coords[1]
+    if len(group) == 0:
+        return [], np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    counts = np.diff(np.r_[starts, len(group)])
+    y0, x0 = np.minimum.reduceat(ys, starts), np.minimum.reduceat(xs, starts)
+    heights = 2 * (np.maximum.reduceat(ys, starts) - y0 + 1) + 2
+    widths = 2 * (np.maximum.reduceat(xs, starts) - x0 + 1) + 2
+    gid = group[starts]
+
+    # Every group's box is painted at 2x resolution (pixel (y, x) -> a 2x2
+    # block), with a 1-pixel empty border, into one shared canvas (shelf
+    # packing, tallest first), all at once. OpenCV then traces each box
+    # through a view: the only per-component Python work is one call. At 2x
+    # the traced boundary pixels sit half a pixel inside the outer edge, so
+    # the polygon follows the footprint's outer pixel edges (within 1/4 px)
+    # and a single pixel gives a square instead of a point.
+    oy, ox, canvas_shape = _shelf_pack(heights, widths)
+    canvas = np.zeros(canvas_shape, np.uint8)
+    g_of = np.repeat(np.arange(len(starts)), counts)
+    cy = oy[g_of] + 2 * (ys - y0[g_of]) + 1
+    cx = ox[g_of] + 2 * (xs - x0[g_of]) + 1
+    for dy in (0, 1):
+        for dx in (0, 1):
+            canvas[cy + dy, cx + dx] = 1
+    mode = cv2.CHAIN_APPROX_SIMPLE if simplify else cv2.CHAIN_APPROX_NONE
+    traced: list[np.ndarray] = []
+    for top, left, h, w in zip(
+        oy.tolist(), ox.tolist(), heights.tolist(), widths.tolist(), strict=True
+    ):
+        found, _ = cv2.findContours(canvas[top : top + h, left : left + w], cv2.RETR_EXTERNAL, mode)
+        c = max(found, key=len) if len(found) > 1 else found[0]
+        if simplify and len(c) > 8:
+            # straighten the pixel staircase (at most 0.75 px off the edges)
+            smooth = cv2.approxPolyDP(c, 1.5, True)
+            c = smooth if len(smooth) >= 4 else c
+        traced.append(c)
+    lengths = np.fromiter((len(c) for c in traced), np.int64, len(traced))
+    xy = np.concatenate(traced).reshape(-1, 2).astype(np.float32)  # (x, y) in the 2x box
+    vertices = np.empty((len(xy), nd), np.float32)
+    vertices[:, -2] = (xy[:, 1] - 1.5) / 2 + np.repeat(y0, lengths)
+    vertices[:, -1] = (xy[:, 0] - 1.5) / 2 + np.repeat(x0, lengths)
+    if nd == 3:
+        vertices[:, 0] = np.repeat(gid % dims[0], lengths)
+        owner = gid // dims[0]
+    else:
+        owner = gid
+    polygons = np.split(vertices, np.cumsum(lengths)[:-1])
+    return polygons, owner.astype(np.int64)
+
+
+def _shelf_pack(
+    heights: np.ndarray, widths: np.ndarray, canvas_width: int = 4096
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """Place boxes on shelves (tallest first); returns (top, left, canvas shape)."""
+    canvas_width = max(canvas_width, int(widths.max()))
+    top = np.zeros(len(heights), np.int64)
+    left = np.zeros(len(heights), np.int64)
+    y = x = shelf = 0
+    order = np.argsort(-heights, kind="stable")
+    for i, h, w in zip(
+        order.tolist(), heights[order].tolist(), widths[order].tolist(), strict=True
+    ):
+        if x + w > canvas_width:
+            y, x, shelf = y + shelf, 0, 0
+        top[i], left[i] = y, x
+        x += w
+        shelf = max(shelf, h)
+    return top, left, (y + shelf, canvas_width)
+
+
+# ----------------------------------------------------------------------------- labels
+
+
+def labels_image(estimates: Any, fraction: float = SUPPORT_FRACTION) -> np.ndarray:
+    """Each pixel labelled with its dominant component (1-based), 0 = none.
+
+    The dominant component of a pixel is the one whose footprint there is
+    largest *relative to that footprint's own peak*: CNMF footprints have an
+    arbitrary scale (``C`` carries the amplitude), so raw values of two
+    components are not comparable. Pixels below ``fraction`` of every
+    covering footprint's peak stay 0. Built from the sparse ``A`` directly.
+
+    Parameters
+    ----------
+    estimates : Estimates
+    fraction : float
+        Support threshold, a fraction of each component's peak.
+
+    Returns
+    -------
+    (*dims) int32 image, array order; label ``k + 1`` = component ``k``.
+    """
+    dims = tuple(int(d) for d in estimates.dims)
+    comp, pix, values, K = _entries(estimates)
+    labels = np.zeros(int(np.prod(dims)), np.int32)
+    if K == 0 or len(values) == 0:
+        return labels.reshape(dims)
+    inside, rel = _support(comp, values, K, fraction)
+    comp, pix, rel = comp[inside], pix[inside], rel[inside]
+    best = np.zeros(labels.shape, np.float32)
+    np.maximum.at(best, pix, rel)
+    win = rel == best[pix]  # ties: the later component wins, either is fine
+    labels[pix[win]] = comp[win] + 1
+    return labels.reshape(dims)
+
+
+def labels_to_seeds(labels: Any, frame_shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Painted labels -> seed footprints for a seeded CNMF fit (``Ain``).
+
+    Parameters
+    ----------
+    labels : array-like of int
+        A Labels layer's data: frame-shaped ((Z,) Y, X), or movie-shaped
+        (T, (Z,) Y, X), in which case a pixel painted in any frame counts.
+    frame_shape : sequence of int
+        The movie's frame shape, array order.
+
+    Returns
+    -------
+    masks : (K, *frame_shape) bool
+        One footprint per distinct non-zero label, in increasing label order.
+    values : (K,) int
+        The label of each footprint.
+
+    Raises
+    ------
+    InputError
+        (argument ``"seed"``) Shape mismatch, or no label painted.
+    """
+    frame_shape = tuple(int(s) for s in frame_shape)
+    data = np.asarray(labels)
+    if data.shape[-len(frame_shape) :] != frame_shape or data.ndim not in (
+        len(frame_shape),
+        len(frame_shape) + 1,
+    ):
+        raise InputError(
+            "seed",
+            f"the Labels layer has shape {data.shape}; expected the frame shape "
+            f"{frame_shape} (or the movie's shape)",
+        )
+    if data.ndim == len(frame_shape) + 1:
+        data = data.max(axis=0)
+    values, inverse = np.unique(data, return_inverse=True)
+    nonzero = values != 0
+    if not nonzero.any():
+        raise InputError("seed", "the Labels layer has no painted label to use as a seed")
+    masks = np.zeros((int(nonzero.sum()),) + frame_shape, bool)
+    index = np.cumsum(nonzero) - 1  # value position -> mask index
+    flat_inv = inverse.reshape(-1)
+    painted = nonzero[flat_inv]
+    masks.reshape(len(masks), -1)[index[flat_inv[painted]], np.flatnonzero(painted)] = True
+    return masks, values[nonzero].astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- features
+
+
+def features_table(estimates: Any, fraction: float = SUPPORT_FRACTION) -> dict[str, np.ndarray]:
+    """One row per component: id, label, size, centroid and metrics.
+
+    Columns
+    -------
+    component : int, 0-based column of ``A``; ``label`` = component + 1;
+    size : pixels above ``fraction`` of the component's peak;
+    centroid_z (3D), centroid_y, centroid_x : footprint-weighted centre over
+    those pixels, array-order pixel coordinates;
+    snr, r_value : from ``SNR_comp`` / ``r_values`` when present, else NaN;
+    accepted : from ``idx_components`` when present, else True.
+    """
+    dims = tuple(int(d) for d in estimates.dims)
+    comp, pix, values, K = _entries(estimates)
+    inside, _ = _support(comp, values, K, fraction)
+    comp, pix, w = comp[inside], pix[inside], values[inside].astype(np.float64)
+    coords = np.unravel_index(pix, dims)
+    size = np.bincount(comp, minlength=K)
+    wsum = np.maximum(np.bincount(comp, weights=w, minlength=K), np.finfo(np.float64).tiny)
+    table: dict[str, np.ndarray] = {
+        "component": np.arange(K, dtype=np.int64),
+        "label": np.arange(1, K + 1, dtype=np.int64),
+        "size": size.astype(np.int64),
+    }
+    for axis, c in zip(("z", "y", "x")[-len(dims) :], coords, strict=True):
+        centre = np.bincount(comp, weights=w * c, minlength=K) / wsum
+        table[f"centroid_{axis}"] = np.where(size > 0, centre, np.nan)
+    for column, attr in (("snr", "SNR_comp"), ("r_value", "r_values")):
+        value = getattr(estimates, attr, None)
+        table[column] = (
+            np.full(K, np.nan) if value is None else np.asarray(value, np.float64).reshape(K)
+        )
+    accepted = np.ones(K, bool)
+    idx = getattr(estimates, "idx_components", None)
+    if idx is not None:
+        accepted[:] = False
+        accepted[np.asarray(idx, dtype=np.int64)] = True
+    table["accepted"] = accepted
+    return table
+
+
+# ----------------------------------------------------------------------------- colours
+
+
+def _palette(n: int = N_COLORS) -> np.ndarray:
+    """``n`` well-separated bright RGBA colours (golden-ratio hues)."""
+    hues = (np.arange(n) * 0.618033988749895) % 1.0
+    sat = np.where(np.arange(n) % 2, 0.65, 0.95)
+    val = np.where(np.arange(n) % 3 == 1, 0.85, 1.0)
+    hsv = np.stack([hues * 180, sat * 255, val * 255], axis=1).astype(np.uint8)[None]
+    rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0].astype(np.float32) / 255
+    return np.concatenate([rgb, np.ones((n, 1), np.float32)], axis=1)
+
+
+def component_colors(component: np.ndarray) -> np.ndarray:
+    """RGBA colour of each component index (same as its label's colour)."""
+    component = np.asarray(component, dtype=np.int64)
+    return _palette()[component % N_COLORS] if component.size else np.zeros((0, 4), np.float32)
+
+
+def label_colors() -> np.ndarray:
+    """Colours for a cyclic Labels colormap: transparent 0, then the palette,
+    so label ``k + 1`` has :func:`component_colors` ``(k)``."""
+    return np.concatenate([np.zeros((1, 4), np.float32), _palette()], axis=0)
+
+
+# ----------------------------------------------------------------------------- lazy movies
+
+
+def _normalize_key(key: Any, ndim: int) -> tuple:
+    """A numpy index -> a tuple of exactly ``ndim`` entries (no Ellipsis)."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    if any(k is None for k in key):
+        raise IndexError("np.newaxis is not supported by lazy CNMF movies")
+    n_ell = sum(k is Ellipsis for k in key)
+    if n_ell > 1:
+        raise IndexError("an index can only have a single ellipsis")
+    if n_ell:
+        i = next(j for j, k in enumerate(key) if k is Ellipsis)
+        key = key[:i] + (slice(None),) * (ndim - len(key) + 1) + key[i + 1 :]
+    if len(key) > ndim:
+        raise IndexError(f"too many indices: {len(key)} for {ndim} dimensions")
+    return key + (slice(None),) * (ndim - len(key))
+
+
+class ReconstructedMovie:
+    """``A C + b f`` as a lazy (T, *dims) float32 array (the denoised movie).
+
+    Only the frames asked for are computed (sparse ``A`` times a few columns
+    of ``C``), so napari showing one frame costs one frame. Supports numpy
+    basic indexing (ints, slices, Ellipsis) and integer arrays along time.
+
+    Parameters
+    ----------
+    estimates : Estimates
+    background : bool
+        Add the background ``b f`` (default True).
+    """
+
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, estimates: Any, background: bool = True) -> None:
+        self.estimates = estimates
+        self.background = background
+        self.dims = tuple(int(d) for d in estimates.dims)
+        self.shape = (
+            int(estimates.C.shape[1]) if estimates.n_components else int(estimates.f.shape[1]),
+        ) + self.dims
+        self._A = _csc(estimates.A)
+        self._A_rows: sparse.csr_matrix | None = None  # row slicing (3D single plane)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(shape={self.shape}, dtype={self.dtype})"
+
+    def _frames_pixels(self, t: np.ndarray, rows: slice | None) -> np.ndarray:
+        """(pixels or rows, len(t)) CaImAn-order values of frames ``t``."""
+        est = self.estimates
+        if rows is None:
+            A, b = self._A, est.b
+        else:
+            if self._A_rows is None:
+                self._A_rows = self._A.tocsr()
+            A, b = self._A_rows[rows], est.b[rows]
+        out = np.zeros((A.shape[0], len(t)), np.float32)
+        if A.shape[1]:
+            out += A @ np.asarray(est.C[:, t], np.float32)
+        if self.background and b.shape[1]:
+            out += np.asarray(b, np.float32) @ np.asarray(est.f[:, t], np.float32)
+        return out
+
+    def _compute(self, t: np.ndarray, spatial: tuple) -> np.ndarray:
+        """Frames ``t`` (1-D int array) as (len(t), *dims)[spatial]."""
+        dims = self.dims
+        if len(dims) == 3 and isinstance(spatial[0], (int, np.integer)):
+            # one z plane: CaImAn pixel order puts plane z in one block of rows
+            z = int(range(dims[0])[spatial[0]])
+            plane = dims[1] * dims[2]
+            pix = self._frames_pixels(t, slice(z * plane, (z + 1) * plane))
+            frames = pixels_to_images(pix, dims[1:])
+            return frames[(slice(None),) + spatial[1:]]
+        pix = self._frames_pixels(t, None)
+        return pixels_to_images(pix, dims)[(slice(None),) + spatial]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = _normalize_key(key, self.ndim)
+        tkey, spatial = key[0], key[1:]
+        if isinstance(tkey, (int, np.integer)):
+            t = np.array([range(self.shape[0])[tkey]])
+            return np.ascontiguousarray(self._compute(t, spatial)[0])
+        if isinstance(tkey, slice):
+            t = np.arange(self.shape[0])[tkey]
+        else:
+            t = np.arange(self.shape[0])[np.asarray(tkey)]
+            if t.ndim != 1:
+                raise IndexError("only 1-D index arrays are supported along time")
+        return np.ascontiguousarray(self._compute(t, spatial))
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+
+class ResidualMovie(ReconstructedMovie):
+    """``Y - A C - b f`` as a lazy (T, *dims) float32 array.
+
+    Parameters
+    ----------
+    movie : array-like (T, *dims)
+        The movie CNMF ran on (numpy, memmap, dask ...); read one requested
+        frame range at a time.
+    estimates : Estimates
+
+    Raises
+    ------
+    ValueError
+        The movie's shape does not match the estimates.
+    """
+
+    def __init__(self, movie: Any, estimates: Any) -> None:
+        super().__init__(estimates, background=True)
+        if tuple(movie.shape) != self.shape:
+            raise ValueError(
+                f"movie shape {tuple(movie.shape)} does not match the estimates {self.shape}"
+            )
+        self.movie = movie
+
+    def _compute(self, t: np.ndarray, spatial: tuple) -> np.ndarray:
+        model = super()._compute(t, spatial)
+        if len(t) and np.all(np.diff(t) == 1):
+            frames = self.movie[int(t[0]) : int(t[-1]) + 1]  # contiguous: one read
+        else:
+            frames = self.movie[t]
+        frames = np.asarray(np.asarray(frames)[(slice(None),) + spatial], np.float32)
+        return frames - model
+
+
+# ----------------------------------------------------------------------------- layers
+
+
+def cnmf_layer_data(
+    result: Any,
+    name: str,
+    scale: Sequence[float] | None = None,
+    translate: Sequence[float] | None = None,
+    *,
+    movie: Any = None,
+    thr: float = 0.9,
+) -> list[LayerDataTuple]:
+    """All layers for one CNMF result, bottom to top.
+
+    ``"<name> denoised"`` (lazy ``A C + b f``, hidden), ``"<name> residual"``
+    (lazy ``Y - A C - b f``, hidden; only when ``movie`` is given),
+    ``"<name> correlation"`` (``summary.corr``), ``"<name> footprints"``
+    (Labels of the dominant component) and ``"<name> contours"`` (Shapes,
+    one closed path per component and plane, edge colour per component, features
+    table per path).
+
+    Parameters
+    ----------
+    result : CnmfStepResult
+        ``.estimates`` and ``.summary``.
+    name : str
+        Name of the input layer (prefix of the new layers).
+    scale, translate : sequence of float, optional
+        The input movie layer's (T, (Z,) Y, X) geometry; frame-shaped layers
+        take its spatial part.
+    movie : array-like, optional
+        The movie CNMF ran on, for the residual.
+    thr : float
+        Energy fraction inside each contour (see :func:`contours`).
+
+    Returns
+    -------
+    list of ``(data, meta, layer_type)``
+    """
+    est = result.estimates
+    summary = result.summary
+    names = layer_names(name)
+    dims = tuple(int(d) for d in est.dims)
+    frame_ndim = len(dims)
+    scale, translate = _frame_geometry(scale, translate, frame_ndim + 1)
+    source = {"source": name}
+    denoised = ReconstructedMovie(est)
+    mean = getattr(summary, "mean", None)
+    if mean is not None:
+        limits = robust_limits(mean)
+    else:  # pragma: no cover - summaries always carry a mean
+        limits = robust_limits(denoised[denoised.shape[0] // 2])
+    movie_common = {"scale": scale, "translate": translate, "visible": False, "colormap": "gray"}
+    out: list[LayerDataTuple] = [
+        (
+            denoised,
+            {
+                "name": names["denoised"],
+                "contrast_limits": limits,
+                "metadata": {"napari_caiman": {"kind": "cnmf denoised", **source}},
+                **movie_common,
+            },
+            "image",
+        )
+    ]
+    if movie is not None:
+        residual = ResidualMovie(movie, est)
+        spread = (
+            float(np.nanpercentile(np.asarray(summary.std), 99))
+            if getattr(summary, "std", None) is not None
+            else 1.0
+        )
+        spread = spread if spread > 0 else 1.0
+        out.append(
+            (
+                residual,
+                {
+                    "name": names["residual"],
+                    "contrast_limits": (-spread, spread),
+                    "metadata": {"napari_caiman": {"kind": "cnmf residual", **source}},
+                    **movie_common,
+                },
+                "image",
+            )
+        )
+    frame_geom = {"scale": scale[1:], "translate": translate[1:]}
+    corr = getattr(summary, "corr", None)
+    if corr is not None:
+        corr = np.asarray(corr)
+        out.append(
+            (
+                corr,
+                {
+                    "name": names["correlation"],
+                    "contrast_limits": robust_limits(corr, 1.0, 99.9),
+                    "colormap": "gray",
+                    "metadata": {"napari_caiman": {"kind": "summary", **source}},
+                    **frame_geom,
+                },
+                "image",
+            )
+        )
+    table = features_table(est)
+    labels = labels_image(est)
+    out.append(
+        (
+            labels,
+            {
+                "name": names["footprints"],
+                "opacity": 0.35,
+                # hidden: its random colours would drown the contours' accepted/rejected colours
+                "visible": False,
+                "features": table,
+                "colormap": label_colors(),
+                "metadata": {"napari_caiman": {"kind": "cnmf footprints", **source}},
+                **frame_geom,
+            },
+            "labels",
+        )
+    )
+    polygons, owner = contours(est, thr=thr)
+    out.append(
+        (
+            closed_paths(polygons),
+            {
+                "name": names["contours"],
+                "ndim": frame_ndim,
+                # closed paths, not polygons: napari triangulates no faces (transparent anyway),
+                # so 5,000 contours become a layer in about a third of the time; clicks find
+                # their component from the footprints (widgets), not from napari's hit test
+                "shape_type": "path",
+                # napari rejects an empty colour array: a name for no shapes
+                "edge_color": component_colors(owner) if len(owner) else "white",
+                "face_color": "transparent",
+                "edge_width": 1.0,
+                "features": {key: column[owner] for key, column in table.items()},
+                "metadata": {"napari_caiman": {"kind": "cnmf contours", **source}},
+                **frame_geom,
+            },
+            "shapes",
+        )
+    )
+    return out

@@ -1,0 +1,212 @@
+"""Which result the Evaluation dock curates: the CNMF dock's newest, a loaded file,
+or one opened with File > Open.
+
+:class:`EvaluationSource` is a mixin of
+:class:`~napari_caiman.plugin.widgets.evaluation.EvaluationWidget`. A new result
+replaces the current one only when nothing unsaved would be lost, or the user
+says so (``may_replace``); the docks then follow the new result's layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from napari.layers import Layer, Shapes
+from napari.utils.notifications import show_info
+from qtpy.QtCore import QTimer
+
+from ...app.curation_session import THRESHOLD_NAMES, CurationSession
+from ...engine.curation import Curation
+from ...engine.errors import InputError
+from ._layers import choose_by_name, unwrap
+from ._presets import set_field
+from ._state import CnmfRun
+
+#: Layer metadata keys the npe2 results reader sets (see plugin/results_reader.py).
+RESULTS_KEY = "napari_caiman_results"
+RESULTS_PATH_KEY = "napari_caiman_results_path"
+
+
+class EvaluationSource:
+    """Taking up results in the Evaluation widget (a mixin; see the module)."""
+
+    session: CurationSession | None
+
+    # -- choosing the result ---------------------------------------------------------------------------
+    def _on_layers_changed(self, event: Any = None) -> None:
+        self.movie.reset_choices()
+        self.seeds.reset_choices()
+        layer = getattr(event, "value", None)
+        if event is not None and event.type == "inserted" and isinstance(layer, Layer) and (
+            RESULTS_KEY in layer.metadata
+        ):
+            # a reader adds its layers one by one: take the result once all are in
+            if not self._opened:
+                QTimer.singleShot(0, self._take_opened)
+            self._opened.append(layer)
+
+    def _take_opened(self) -> None:
+        """Curate the results that File > Open just added (newest first wins)."""
+        layers, self._opened = self._opened, []
+        fresh: dict[int, tuple[Any, Layer]] = {}
+        for layer in layers:
+            results = unwrap(layer.metadata.get(RESULTS_KEY))
+            if results is None or self._seen_results.get(id(results)) is results:
+                continue
+            self._seen_results[id(results)] = results
+            if getattr(results, "estimates", None) is not None:
+                fresh[id(results)] = (results, layer)
+        if not fresh:
+            return
+        results, layer = list(fresh.values())[-1]
+        raw_path = layer.metadata.get(RESULTS_PATH_KEY)
+        path = Path(raw_path) if raw_path else None
+        name = path.stem if path is not None else layer.name.rsplit(" ", 1)[0]
+        if not self.may_replace(repr(name)):
+            self.runner.status.value = f"kept {self.session.name!r}; {name!r} not taken"
+            show_info(
+                f"The Evaluation dock keeps {self.session.name!r} (unsaved curation). "
+                f"Save it, then use Load results… to curate {name!r}."
+            )
+            return
+        contours = f"{name} contours"
+        built = contours in self._viewer.layers and isinstance(self._viewer.layers[contours], Shapes)
+        self._guard(partial(self.use_results, results, path, name=name, build_layers=not built))()
+
+    def _find_cnmf(self) -> CnmfRun | None:
+        """The newest CNMF result of this viewer (published by its CNMF dock)."""
+        run = self._state.cnmf
+        return run if run is not None and getattr(run.result, "estimates", None) is not None else None
+
+    def _on_cnmf_done(self, run: CnmfRun) -> None:
+        """A new CNMF result: curate it (asking first when unsaved curation would be lost)."""
+        if self._closed:
+            return
+        s = self.session
+        if s is not None and s.estimates is run.result.estimates:
+            return
+        if not self.may_replace(f"the new CNMF result of {run.movie!r}"):
+            self.runner.status.value = f"kept {s.name!r}; the new CNMF result not taken"
+            show_info(
+                f"The Evaluation dock keeps {s.name!r} (unsaved curation); "
+                "use 'Use CNMF result' to curate the new result."
+            )
+            return
+        # called in the CNMF dock's last turn of adding layers: the rest comes in later turns
+        self._guard(partial(self.take_cnmf_result, in_turns=True))()
+
+    def _on_take(self, *_: Any) -> None:
+        if self.may_replace("the CNMF result"):
+            self._guard(self.take_cnmf_result)()
+
+    def take_cnmf_result(self, *, in_turns: bool = False) -> None:
+        """Curate the CNMF dock's last result (its layers are already shown); ``in_turns``:
+        the session and its clicks at once, the docks, colours and table in later turns.
+
+        Raises
+        ------
+        InputError
+            No CNMF dock or no result yet.
+        """
+        run = self._find_cnmf()
+        if run is None:
+            raise InputError("result", "no CNMF result: run CNMF first, or load a results file")
+        if not in_turns:
+            self.set_result(run.result.estimates, run.result.summary, run.params, run.movie or "cnmf")
+            return
+        session = CurationSession(
+            estimates=run.result.estimates, summary=run.result.summary, params=run.params,
+            name=run.movie or "cnmf",
+        )
+        self._in_turns(self._show_session_steps(session, build_layers=False))
+
+    def use_results(
+        self, results: Any, path: str | Path | None = None, *, name: str | None = None,
+        build_layers: bool = True,
+    ) -> None:
+        """Curate an engine ``Results`` (e.g. read by the npe2 reader): as
+        :meth:`load` without reading the file. ``build_layers=False`` uses the
+        layers ``"<name> contours"`` ... already in the viewer.
+
+        Raises
+        ------
+        InputError
+            The results hold no CNMF components.
+        """
+        results = unwrap(results)
+        session = CurationSession.from_results(results, path, name)
+        self._seen_results[id(results)] = results
+        evaluation = session.provenance.get("evaluation")
+        self._drop_outline()
+        self.session = None  # no re-thresholding of the old result while the form fills
+        for key in THRESHOLD_NAMES:
+            value = results.params.get(key)
+            if value is not None:
+                set_field(getattr(self, key), float(value))  # a slider widens to the file's value
+        if isinstance(evaluation, dict):
+            self.min_size.value = int(evaluation.get("min_size", 0) or 0)
+            self.max_size.value = int(evaluation.get("max_size", 0) or 0)
+        self._show_session(session, build_layers=build_layers)
+
+    def set_result(
+        self, estimates: Any, summary: Any, params: Any, name: str, *, metrics: Any = None,
+        F_dff: Any = None, curation: Curation | None = None, path: str | Path | None = None,
+        motion: Any = None, provenance: dict[str, Any] | None = None, build_layers: bool = False,
+        movie: Any = None,
+    ) -> None:
+        """Curate this result. ``build_layers`` adds its layers (contours ...)
+        as the CNMF widget does; otherwise ``"<name> contours"`` must exist."""
+        session = CurationSession(
+            estimates=estimates, summary=summary, params=params, name=name, metrics=metrics,
+            F_dff=F_dff, curation=curation, path=path, motion=motion, provenance=provenance or {},
+        )
+        self._show_session(session, build_layers=build_layers, movie=movie)
+
+    def _show_session(self, session: CurationSession, *, build_layers: bool, movie: Any = None) -> None:
+        for _step in self._show_session_steps(session, build_layers=build_layers, movie=movie):
+            pass
+
+    def _show_session_steps(
+        self, session: CurationSession, *, build_layers: bool, movie: Any = None
+    ) -> Generator[None, None, None]:
+        """Curate ``session``: at once its layers' clicks and keys and the accepted set, then
+        (a yield before each) the docks, the contours' colours and features, the table, the
+        traces; it stops when another session came meanwhile."""
+        self._drop_outline()
+        self.session = session
+        if build_layers:
+            self._rebuild_layers(movie)
+        self._hook_layers()
+        # the movie the result was computed on, by name (proxies are never identical)
+        choose_by_name(self.movie, session.name)
+        where = f" from {session.path.name}" if session.path else ""
+        self.source_label.value = f"{session.name}: {session.n_components} components{where}"
+        session.update(self.thresholds())
+        yield
+        if self.session is not session:
+            return
+        self._ensure_docks()
+        self._colors = None
+        for _step in self._apply_steps(full=True):
+            yield
+            if self.session is not session:
+                return
+        self._show_traces()
+
+    def _in_turns(self, steps: Generator[None, None, None]) -> None:
+        """Run ``steps`` one piece per event-loop turn (the window redraws in between)."""
+
+        def turn() -> None:
+            try:
+                next(steps)
+            except StopIteration:
+                return
+            except Exception as exc:
+                self.runner.report_error(exc)
+                return
+            QTimer.singleShot(0, turn)
+
+        turn()

@@ -1,0 +1,334 @@
+"""What the Evaluation dock shows of its curation session: layers, selection, docks.
+
+:class:`EvaluationView` is a mixin of
+:class:`~napari_caiman.plugin.widgets.evaluation.EvaluationWidget`: the result's
+layers (rebuilt after edits, clicks and keys hooked on them), the selection
+(a click on a contour, a table row or a scatter point; the yellow outline,
+the traces, the table row and the scatter ring follow it), and the "Traces"
+and "Components" docks. The model (what is selected, accepted ...) is the
+widget's :class:`~napari_caiman.app.curation_session.CurationSession`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from napari.layers import Layer, Shapes
+from qtpy.QtCore import QItemSelectionModel
+
+from ..layers import evaluation as ev
+from ..layers.cnmf import cnmf_layer_data, layer_names
+from ._layers import same_layer, unwrap, upsert_layer
+from .components import DOCK_NAME as TABLE_DOCK
+from .components import ComponentsDock
+from .traces import DOCK_NAME as TRACES_DOCK
+from .traces import TracesPlot
+
+if TYPE_CHECKING:
+    from ...app.curation_session import CurationSession
+
+
+class EvaluationView:
+    """Layers, selection and docks of the Evaluation widget (a mixin; see the module)."""
+
+    session: CurationSession | None
+
+    # -- the result's layers -----------------------------------------------------------------------
+    def _layer(self, kind: str) -> Layer | None:
+        if self.session is None:
+            return None
+        name = layer_names(self.session.name)[kind]
+        return self._viewer.layers[name] if name in self._viewer.layers else None
+
+    @property
+    def contours_layer(self) -> Shapes | None:
+        """The result's contours Shapes layer (None if removed)."""
+        layer = self._layer("contours")
+        return layer if isinstance(layer, Shapes) else None
+
+    def _drop_outline(self) -> None:
+        """Remove the current result's selection outline (another result comes)."""
+        if self.session is not None:
+            outline = f"{self.session.name} selected"
+            if outline in self._viewer.layers:
+                self._viewer.layers.remove(outline)
+
+    def _rebuild_layers(self, movie: Any = None) -> None:
+        """(Re)make the result's layers (after loading or a hand edit)."""
+        s = self.session
+        assert s is not None
+        step, scale, translate, movie = self._layer_inputs(s.estimates, movie)
+        for data, meta, layer_type in cnmf_layer_data(step, s.name, scale, translate, movie=movie):
+            upsert_layer(self._viewer, data, meta, layer_type)
+        self._hook_layers()
+
+    def _layer_inputs(self, estimates: Any, movie: Any = None) -> tuple[Any, Any, Any, Any]:
+        """What :func:`cnmf_layer_data` needs for ``estimates`` of this session: the step
+        (estimates + summary images), scale, translate of the result's layers, the movie."""
+        s = self.session
+        assert s is not None
+        summary = (
+            s.summary if s.summary is not None else SimpleNamespace(mean=None, corr=None, std=None)
+        )
+        if getattr(summary, "mean", None) is None:
+            summary = SimpleNamespace(
+                mean=np.zeros(s.estimates.dims, np.float32), corr=getattr(summary, "corr", None)
+            )
+        geom_layer = self._layer("contours") or self._layer("footprints")
+        scale = translate = None
+        if geom_layer is not None:
+            scale = (1.0, *geom_layer.scale)
+            translate = (0.0, *geom_layer.translate)
+        if (
+            movie is None
+            and self.movie.value is not None
+            and tuple(self.movie.value.data.shape[1:]) == tuple(s.estimates.dims)
+        ):
+            movie = self.movie.value.data
+        return SimpleNamespace(estimates=estimates, summary=summary), scale, translate, movie
+
+    def _hook_layers(self) -> None:
+        """Mouse and key bindings on the result's contours and footprints layers."""
+        self._contour_data = None
+        self._lookup = None
+        if self._closed:
+            return
+        for kind in ("contours", "footprints"):
+            layer = self._layer(kind)
+            if layer is None or any(same_layer(layer, h) for h in self._hooked):
+                continue
+            layer = unwrap(layer)
+            layer.mouse_drag_callbacks.append(self._on_click)
+            self._bind_keys(layer)  # before the layer's own keys (Shapes: r, p ...)
+            self._hooked.append(layer)
+        contours = self.contours_layer
+        if contours is not None and "component" in contours.features:
+            self._owner = np.asarray(contours.features["component"], dtype=np.int64)
+        else:
+            self._owner = np.zeros(0, np.int64)
+
+    # -- keys and clicks --------------------------------------------------------------------------------
+    def _bind_keys(self, provider: Any) -> None:
+        """a / r / u / n / p on ``provider`` (the viewer, or a result layer)."""
+        for key, func in self._key_functions.items():
+            self._keys.bind(provider, key, func)
+
+    def _watch_close(self) -> None:
+        """Unbind the keys and clicks when the dock is closed (napari's "x"
+        takes the widget out of its dock) or the widget is deleted."""
+        from qtpy.QtCore import QEvent, QObject
+
+        widget = self
+
+        class _CloseFilter(QObject):
+            def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802
+                if event.type() == QEvent.Type.ParentChange and obj.parent() is None:
+                    widget.close_bindings()
+                return False
+
+        self._close_filter = _CloseFilter(self.native)
+        self.native.installEventFilter(self._close_filter)
+        self.native.destroyed.connect(lambda *_: self._keys.clear())
+
+    def close_bindings(self) -> None:
+        """Remove this widget's keys and mouse callbacks from the viewer and layers."""
+        self._closed = True
+        self._keys.clear()
+        for layer in self._hooked:
+            with contextlib.suppress(ValueError):
+                layer.mouse_drag_callbacks.remove(self._on_click)
+        self._hooked = []
+
+    # -- selection ------------------------------------------------------------------------------------
+    def component_at(self, layer: Layer, position: Any, event: Any = None) -> int | None:
+        """Component under ``position`` (world coordinates) of the contours or footprints layer."""
+        s = self.session
+        if s is None:
+            return None
+        if isinstance(layer, Shapes):  # closed paths: napari finds nothing inside them
+            if self._lookup is None:
+                self._lookup = ev.footprint_lookup(s.estimates.A)
+            data = np.asarray(layer.world_to_data(position))[-len(s.estimates.dims) :]
+            return ev.component_at_pixel(self._lookup, s.estimates.dims, data)
+        kw = {}
+        if event is not None:
+            kw = {"view_direction": event.view_direction, "dims_displayed": list(event.dims_displayed)}
+        value = layer.get_value(position, world=True, **kw)
+        if value is None or int(value) <= 0:
+            return None
+        k = int(value) - 1  # label k + 1 is component k
+        return k if k < s.n_components else None
+
+    def _on_click(self, layer: Layer, event: Any) -> Any:
+        if event.button != 1:
+            return
+        start = np.asarray(event.position)
+        yield
+        dragged = False
+        while event.type == "mouse_move":
+            dragged = dragged or bool(np.abs(np.asarray(event.position) - start).max() > 0.5)
+            yield
+        if dragged:
+            return
+        k = self.component_at(layer, start, event)
+        if k is not None:
+            self.select_component(k, add="Shift" in event.modifiers)
+
+    def select_component(self, k: int | None, *, add: bool = False, center: bool = False) -> None:
+        """Select component ``k`` (traces, table row, highlight); ``add`` picks it
+        too (for merge/delete) instead of replacing the picked set."""
+        if self.session is None:
+            return
+        self.session.select(k, add=add)
+        self._show_selection(center)
+        self._update_component_label()
+        self._show_traces()
+        self._select_table_rows()
+
+    def step(self, delta: int) -> None:
+        """Select the next (``delta=1``) or previous component, in the table's order."""
+        s = self.session
+        if s is None:
+            return
+        k = s.next_component(delta, self.table_model.order, self.table_model.rank)
+        if k is not None:
+            self.select_component(k, center=True)
+
+    def _show_selection(self, center: bool) -> None:
+        """Outline the picked components in a thick yellow "<name> selected" layer: one
+        Vectors layer whose segments are replaced (a Shapes layer cost ~3x more per change)."""
+        s = self.session
+        contours = self.contours_layer
+        if s is None or contours is None:
+            return
+        name = f"{s.name} selected"
+        contours = unwrap(contours)
+        if self._contour_data is None or self._contour_data[0] is not contours:
+            self._contour_data = (contours, contours.data)  # .data rebuilds the list each time
+        data = self._contour_data[1]
+        polys = [data[i] for i in np.flatnonzero(np.isin(self._owner, s.picked))]
+        segments = ev.outline_segments(polys, contours.ndim)
+        if name in self._viewer.layers:
+            layer = unwrap(self._viewer.layers[name])
+            if layer.data.shape != segments.shape or not np.array_equal(layer.data, segments):
+                layer.data = segments
+        elif polys:
+            self._viewer.add_vectors(
+                segments,
+                name=name,
+                edge_color="yellow",
+                edge_width=2.0,
+                length=1.0,
+                vector_style="line",
+                ndim=contours.ndim,
+                scale=contours.scale,
+                translate=contours.translate,
+                metadata={"napari_caiman": {"kind": "selected component", "source": s.name}},
+            )
+            self._viewer.layers.selection.active = contours  # keys and clicks stay with the contours
+        if center and s.selected is not None and polys:
+            own = [data[i] for i in np.flatnonzero(self._owner == s.selected)]
+            mid = np.concatenate(own).mean(axis=0)
+            world = mid * np.asarray(contours.scale) + np.asarray(contours.translate)
+            if len(world) == 3:
+                self._viewer.dims.set_point(self._viewer.dims.ndim - 3, world[0])
+            # napari >= 0.9 moved the camera to viewer.scene; older versions have viewer.camera
+            scene = getattr(self._viewer, "scene", None)
+            camera = scene.camera if scene is not None else self._viewer.camera
+            camera.center = tuple(world[-2:])
+
+    def _update_component_label(self) -> None:
+        s = self.session
+        self.component_label.value = "click an ROI (keys a/r/u, n/p)" if s is None else s.describe()
+
+    # -- docks: traces, table, scatter ------------------------------------------------------------------
+    def _ensure_docks(self) -> None:
+        window = getattr(self._viewer, "window", None)
+        if window is None:
+            return
+        docks = window.dock_widgets
+        traces = docks.get(TRACES_DOCK)
+        if not isinstance(traces, TracesPlot):
+            traces = TracesPlot()
+            window.add_dock_widget(traces, name=TRACES_DOCK, area="bottom")
+            traces.frame_clicked.connect(self._jump_to_frame)
+        self.traces = traces
+        dock = docks.get(TABLE_DOCK)
+        if not isinstance(dock, ComponentsDock):
+            dock = ComponentsDock(self.table_model)
+            dock.table.selectionModel().selectionChanged.connect(self._on_table_selection)
+            dock.scatter.component_clicked.connect(self._on_point_clicked)
+            dock.filter.currentTextChanged.connect(lambda *_: self._select_table_rows())
+            window.add_dock_widget(dock, name=TABLE_DOCK, area="bottom")
+        self.components_dock = dock
+        self.table_view = dock.table
+
+    def _show_traces(self) -> None:
+        s = self.session
+        if self.traces is None or s is None:
+            return
+        k = s.selected
+        if k is None or k >= s.n_components:
+            self.traces.show_component(None)
+            return
+        self.traces.show_component(k, **s.traces(k))
+        self.traces.set_frame(int(self._viewer.dims.current_step[0]))
+
+    def _on_step(self, event: Any = None) -> None:
+        if self.traces is not None and self.session is not None:
+            self.traces.set_frame(int(self._viewer.dims.current_step[0]))
+
+    def _jump_to_frame(self, t: int) -> None:
+        self._viewer.dims.set_current_step(0, int(t))
+
+    def _update_table(self, full: bool) -> None:
+        s = self.session
+        assert s is not None
+        columns = ev.component_table(s.metrics, s.accepted, s.curation.manual, s.sizes())
+        if full or len(self.table_model.rank) != s.n_components:
+            self.table_model.set_columns(columns)
+        else:
+            self.table_model.update_columns(columns)
+        self._select_table_rows()
+        if self.components_dock is not None:
+            th = {k: v for k, v in self.thresholds().items() if isinstance(v, float)}
+            self.components_dock.scatter.set_data(columns, s.accepted, th, s.picked)
+            self.components_dock.count.setText(f"{self.table_model.rowCount()} shown")
+
+    def _on_point_clicked(self, k: int, shift: bool) -> None:
+        self._guard(lambda: self.select_component(k, add=shift))()
+
+    def _select_table_rows(self) -> None:
+        view, s = self.table_view, self.session
+        if view is None or s is None or len(self.table_model.rank) != s.n_components:
+            return
+        self._syncing_table = True
+        try:
+            sel = view.selectionModel()
+            sel.clearSelection()
+            flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+            rank = self.table_model.rank
+            for k in s.picked:
+                if rank[k] >= 0:  # not filtered out
+                    sel.select(self.table_model.index(int(rank[k]), 0), flags)
+            if s.selected is not None and rank[s.selected] >= 0:
+                view.scrollTo(self.table_model.index(int(rank[s.selected]), 0))
+        finally:
+            self._syncing_table = False
+        if self.components_dock is not None:
+            self.components_dock.scatter.set_selected(s.picked)
+
+    def _on_table_selection(self, *_: Any) -> None:
+        if self._syncing_table or self.table_view is None or self.session is None:
+            return
+        rows = sorted({i.row() for i in self.table_view.selectionModel().selectedRows()})
+        comps = [int(self.table_model.order[r]) for r in rows]
+        if not comps:
+            return
+        self.session.select_many(comps)
+        self._show_selection(False)
+        self._update_component_label()
+        self._show_traces()

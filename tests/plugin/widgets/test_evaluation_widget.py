@@ -1,0 +1,298 @@
+"""The Evaluation / curation dock widget, driven the way a user drives it."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+from napari.layers import Labels, Shapes
+from napari.utils.key_bindings import coerce_keybinding
+
+from napari_caiman.engine.cnmf import cnmf
+from napari_caiman.engine.curation import load_curation_sidecar, sidecar_path
+from napari_caiman.engine.evaluation import apply_thresholds
+from napari_caiman.engine.params import CaimanParams
+from napari_caiman.engine.summary import summary_images
+from napari_caiman.engine.synthetic import make_movie_2d, make_movie_3d
+from napari_caiman.io.results_file import load_results
+from napari_caiman.plugin.layers.evaluation import ACCEPTED_COLOR, REJECTED_COLOR
+from napari_caiman.plugin.widgets.evaluation import EvaluationWidget
+from napari_caiman.plugin.widgets.traces import TracesPlot
+
+pytestmark = pytest.mark.gui
+
+EVAL_TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def fitted_2d():
+    """(300, 64, 64) movie, 12 neurons, its CNMF estimates, summary and parameters."""
+    m = make_movie_2d((300, 64, 64), n_neurons=12, seed=1, return_flow=False)
+    params = CaimanParams.from_dict({"K": 15, "gSig": (4, 4)})
+    est = cnmf(m.movie, params)
+    return m.movie, est, summary_images(m.movie), params
+
+
+@pytest.fixture(scope="module")
+def fitted_3d():
+    movie = make_movie_3d((100, 6, 40, 40), n_neurons=5, snr=3.0, seed=2, return_flow=False).movie
+    params = CaimanParams.from_dict({"K": 6, "gSig": (3, 3, 1)})
+    est = cnmf(movie, params)
+    return movie, est, summary_images(movie), params
+
+
+@pytest.fixture
+def widget(viewer):
+    _, w = viewer.window.add_plugin_dock_widget("napari-caiman", "Evaluation / curation")
+    w.confirm = lambda text: True
+    return w
+
+
+def _show(viewer, widget, fitted, name="raw"):
+    movie, est, summary, params = fitted
+    viewer.add_image(movie, name=name)
+    widget.set_result(copy.deepcopy(est), summary, params.copy(), name, build_layers=True)
+    widget.movie.value = viewer.layers[name]
+    return widget.session.estimates
+
+
+def _evaluate(qtbot, widget):
+    widget.runner.run_button.native.click()
+    qtbot.waitUntil(lambda: not widget.runner.is_running, timeout=EVAL_TIMEOUT_MS)
+    assert widget.session.metrics is not None, widget.runner.status.value
+
+
+def _expected_colors(widget):
+    owner = np.asarray(widget.contours_layer.features["component"])
+    return np.where(widget.accepted[owner][:, None], ACCEPTED_COLOR, REJECTED_COLOR)
+
+
+def test_dock_widget_from_manifest(viewer, widget):
+    assert isinstance(widget, EvaluationWidget)
+    assert widget.session is None
+    assert widget.min_SNR.value == 2.5 and widget.rval_thr.value == 0.8
+
+
+def test_evaluate_then_sliders_recolour_without_recompute(qtbot, viewer, widget, fitted_2d, errors):
+    est = _show(viewer, widget, fitted_2d)
+    K = est.n_components
+    contours = widget.contours_layer
+    assert isinstance(contours, Shapes)
+    assert widget.counts.value == f"{K} accepted / 0 rejected / 0 manual"  # not evaluated yet
+    _evaluate(qtbot, widget)
+    assert errors == []
+    metrics = widget.session.metrics
+    good, _ = apply_thresholds(metrics, min_SNR=2.5, SNR_lowest=0.5, rval_thr=0.8, rval_lowest=-1.0,
+                               min_solidity=0.6, max_pieces=1, min_area_ratio=0.075, max_area_ratio=4.0)
+    assert np.array_equal(np.flatnonzero(widget.accepted), good)
+    assert metrics.solidity is not None and metrics.solidity.shape == (K,)
+    np.testing.assert_allclose(contours.edge_color, _expected_colors(widget))
+    for column in ("SNR", "r_value", "status", "manual"):
+        assert column in contours.features
+    # a shape slider re-thresholds at once: no footprint is that convex
+    widget.min_solidity.value = 1.0
+    assert not widget.accepted[metrics.solidity < 1.0].any()
+    widget.min_solidity.value = 0.6
+    # stricter thresholds: fewer accepted, at once, same metrics object
+    widget.min_SNR.value = 6.0
+    widget.rval_thr.value = 0.99
+    good, _ = apply_thresholds(
+        metrics, min_SNR=6.0, SNR_lowest=0.5, rval_thr=0.99, rval_lowest=-1.0,
+        min_solidity=0.6, max_pieces=1, min_area_ratio=0.075, max_area_ratio=4.0,
+    )
+    assert np.array_equal(np.flatnonzero(widget.accepted), good)
+    np.testing.assert_allclose(contours.edge_color, _expected_colors(widget))
+    assert widget.session.metrics is metrics and not widget.runner.is_running
+    widget.rval_lowest.value = 1.0  # r > 1 never holds: all rejected
+    assert not widget.accepted.any()
+    assert widget.counts.value == f"0 accepted / {K} rejected / 0 manual"
+    np.testing.assert_allclose(
+        contours.edge_color, np.tile(REJECTED_COLOR, (len(contours.data), 1))
+    )
+    assert set(contours.features["status"]) == {"rejected"}
+    assert widget.timings["total"] < 0.5
+    # show filter: hidden = alpha 0
+    widget.show_filter.value = "accepted"
+    assert np.all(contours.edge_color[:, 3] == 0)
+    widget.show_filter.value = "all"
+    widget.rval_lowest.value = -1.0
+    widget.min_solidity.value = 0.0
+    widget.min_area_ratio.value = 0.0
+    widget.max_pieces.value = 10.0
+    widget.max_area_ratio.value = 20.0
+    widget.min_SNR.value = 0.0
+    assert widget.accepted.all()
+    # the components table follows
+    assert widget.table_model.rowCount() == K
+    assert set(widget.table_model.columns["status"]) == {"accepted"}
+    np.testing.assert_allclose(widget.table_model.columns["solidity"], metrics.solidity)
+
+
+def test_keys_clicks_traces_and_sidecar(qtbot, viewer, widget, fitted_2d, tmp_path):
+    est = _show(viewer, widget, fitted_2d)
+    _evaluate(qtbot, widget)
+    path = widget.save(tmp_path / "res.hdf5")
+    contours = widget.contours_layer
+    # a click on the footprints Labels at a component's peak selects it
+    footprints = viewer.layers["raw footprints"]
+    assert isinstance(footprints, Labels)
+    assert not footprints.visible  # hidden by default; the user shows it to click in it
+    footprints.visible = True
+    k = int(np.argmax(np.bincount(footprints.data.ravel())[1:]))  # largest labelled component
+    y, x = np.argwhere(footprints.data == k + 1).mean(axis=0).round().astype(int)
+    if footprints.data[y, x] != k + 1:
+        y, x = np.argwhere(footprints.data == k + 1)[0]
+    assert widget.component_at(footprints, (y, x)) == k
+    widget.select_component(k)
+    # key bindings on the contours layer (what a key press with it active calls)
+    contours.keymap[coerce_keybinding("r")](contours)
+    assert widget.session.curation.manual[k] == -1 and not widget.accepted[k]
+    owner = np.asarray(contours.features["component"])
+    np.testing.assert_allclose(
+        contours.edge_color[owner == k], np.tile(REJECTED_COLOR, ((owner == k).sum(), 1))
+    )
+    assert set(contours.features["manual"][owner == k]) == {"rejected"}
+    assert widget.counts.value.endswith("/ 1 manual")
+    side = load_curation_sidecar(path)
+    assert side is not None and side.manual[k] == -1  # autosaved after the decision
+    contours.keymap[coerce_keybinding("a")](contours)
+    assert widget.session.curation.manual[k] == 1 and widget.accepted[k]
+    contours.keymap[coerce_keybinding("u")](contours)
+    assert widget.session.curation.manual[k] == 0
+    # viewer-level binding too (another layer active)
+    viewer.keymap[coerce_keybinding("n")](viewer)
+    assert widget.selected is not None and widget.selected != k
+    # traces dock shows the selected component's data
+    traces = viewer.window.dock_widgets["Traces"]
+    assert isinstance(traces, TracesPlot)
+    j = widget.selected
+    np.testing.assert_allclose(traces.ydata("C"), est.C[j], rtol=1e-5)
+    np.testing.assert_allclose(traces.ydata("raw"), est.C[j] + est.YrA[j], rtol=1e-5)
+    np.testing.assert_allclose(traces.ydata("dff"), widget.session.F_dff[j], rtol=1e-5)
+    viewer.dims.set_current_step(0, 42)
+    assert traces.frame() == 42
+    traces.frame_clicked.emit(17)
+    assert viewer.dims.current_step[0] == 17
+    assert sidecar_path(path).is_file()
+
+
+def test_save_load_restores_decisions_and_export(qtbot, viewer, widget, fitted_2d, tmp_path):
+    pynwb = pytest.importorskip("pynwb")
+    est = _show(viewer, widget, fitted_2d)
+    _evaluate(qtbot, widget)
+    widget.min_SNR.value = 3.0
+    widget.decide("reject", [0, 1])
+    widget.decide("accept", [2])
+    final = widget.accepted.copy()
+    path = widget.save(tmp_path / "res.hdf5")
+    res = load_results(path)
+    np.testing.assert_array_equal(res.curation.manual, widget.session.curation.manual)
+    np.testing.assert_array_equal(res.accepted(), np.flatnonzero(final))
+    # a fresh widget loading the file shows the same state
+    other = EvaluationWidget(viewer)
+    other.load(path)
+    assert other.min_SNR.value == 3.0
+    np.testing.assert_array_equal(other.accepted, final)
+    np.testing.assert_array_equal(other.session.curation.manual, widget.session.curation.manual)
+    # exports of the accepted components
+    nwb = widget.export("nwb", tmp_path / "out.nwb")
+    with pynwb.NWBHDF5IO(str(nwb), "r") as io:
+        f = io.read()
+        rrs = f.processing["ophys"]["Fluorescence"].roi_response_series
+        series = next(iter(rrs.values()))
+        assert series.data.shape[1] == final.sum() or series.data.shape[0] == final.sum()
+    csv = widget.export("csv", tmp_path / "out.csv")
+    assert len(Path(csv).read_text().splitlines()[0].split(",")) == final.sum() + 1
+    assert widget.export("tiff", tmp_path / "out.tif").is_file()
+    assert est.n_components == len(final)
+
+
+def test_merge_and_delete_keep_other_decisions(qtbot, viewer, widget, fitted_2d):
+    est = _show(viewer, widget, fitted_2d)
+    _evaluate(qtbot, widget)
+    K = est.n_components
+    widget.decide("reject", [K - 1])
+    widget.decide("accept", [3])
+    widget.select_component(0)
+    widget.select_component(1, add=True)
+    assert widget.picked == [0, 1]
+    widget.merge_picked()
+    s = widget.session
+    assert s.n_components == K - 1
+    assert s.curation.manual[0] == 0  # the merged one: the thresholds decide, not a forced accept
+    assert np.isfinite(s.metrics.SNR_comp[0])  # its SNR at once
+    qtbot.waitUntil(lambda: not widget.runner.is_running, timeout=EVAL_TIMEOUT_MS)
+    assert np.isfinite(s.metrics.r_values[0]) and s.F_dff.shape[0] == K - 1  # re-evaluated
+    good, _ = apply_thresholds(s.metrics, min_SNR=2.5, SNR_lowest=0.5, rval_thr=0.8, rval_lowest=-1.0,
+                               min_solidity=0.6, max_pieces=1, min_area_ratio=0.075, max_area_ratio=4.0)
+    assert widget.accepted[0] == (0 in good)
+    assert s.curation.manual[2] == 1 and s.curation.manual[K - 2] == -1  # shifted by one
+    assert len(widget.contours_layer.features) == len(widget.contours_layer.data)
+    assert widget.table_model.rowCount() == K - 1
+    widget.select_component(2)  # old component 3
+    widget.delete_picked()
+    assert s.n_components == K - 2
+    assert s.curation.manual[-1] == -1 and s.curation.manual[0] == 0
+    assert s.metrics.SNR_comp.shape == (K - 2,)
+
+
+def test_seeded_refit_replaces_result_and_keeps_decisions(qtbot, viewer, widget, fitted_2d):
+    est = _show(viewer, widget, fitted_2d)
+    _evaluate(qtbot, widget)
+    keep = int(np.flatnonzero(widget.accepted)[0])
+    widget.decide("accept", [keep])
+    seeds = widget.new_seeds_layer()
+    seeds.data[2:7, 2:7] = 1  # a "missed neuron" in a corner
+    seeds.refresh()
+    widget.refit_runner.run_button.native.click()
+    qtbot.waitUntil(lambda: not widget.refit_runner.is_running, timeout=EVAL_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not widget.runner.is_running, timeout=EVAL_TIMEOUT_MS)
+    s = widget.session
+    assert s.estimates is not est
+    assert s.n_components >= 1
+    assert (s.curation.manual == 1).sum() == 1  # the decision followed its footprint
+    assert s.metrics is not None  # re-evaluated after the refit
+
+
+def test_3d_result_has_per_plane_contours(qtbot, viewer, widget, fitted_3d):
+    est = _show(viewer, widget, fitted_3d)
+    contours = widget.contours_layer
+    assert contours.ndim == 3
+    planes = {float(p[0, 0]) for p in contours.data}
+    assert len(planes) > 1
+    _evaluate(qtbot, widget)
+    widget.rval_lowest.value = 0.5
+    np.testing.assert_allclose(contours.edge_color, _expected_colors(widget))
+    widget.select_component(0, center=True)
+    assert viewer.layers["raw selected"].ndim == 3
+    widget.decide("accept")
+    assert widget.accepted[0] and est.n_components == widget.session.n_components
+
+
+def test_train_classifier_button_learns_decisions_and_applies_to_undecided(
+    qtbot, viewer, widget, fitted_2d, tmp_path
+):
+    from napari_caiman.engine.classifier import Classifier
+
+    _show(viewer, widget, fitted_2d)
+    _evaluate(qtbot, widget)
+    metrics = widget.session.metrics
+    K = widget.session.n_components
+    order = np.argsort(metrics.SNR_comp)
+    widget.decide("reject", list(order[:3]))  # the weakest by hand
+    widget.decide("accept", list(order[-3:]))
+    out = tmp_path / "mine.json"
+    widget.ask_classifier_path = lambda start: str(out)
+    widget.classifier_button.native.click()
+    assert out.exists() and Classifier.load(out).info["n_train"] == 6
+    prob = widget.session.metrics.classifier_prob
+    assert prob is not None and prob.shape == (K,)
+    manual = widget.session.curation.manual
+    undecided = manual == 0
+    shape_ok = (metrics.solidity >= 0.6) & (metrics.n_pieces <= 1) & (metrics.area_ratio >= 0.075)
+    np.testing.assert_array_equal(
+        widget.accepted[undecided], ((prob >= 0.5) & shape_ok)[undecided]
+    )
+    assert not widget.accepted[order[:3]].any() and widget.accepted[order[-3:]].all()
