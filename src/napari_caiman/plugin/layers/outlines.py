@@ -4,7 +4,7 @@
 (one shape object and mesh per path) and more to draw; the same outlines as
 pixels of one RGBA Image layer cost a texture upload. Each component's
 outline is the edge of its CaImAn-style energy contour (the pixels holding
-``thr`` of its energy, see :func:`~napari_caiman.layers.cnmf.contours`),
+``thr`` of its energy, see :func:`~.contours.contours`),
 drawn at ``factor`` (2) times the frame's resolution so that a line is half
 a movie pixel wide and overlapping components both keep their outline.
 
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from .cnmf import _energy_mask, _entries, closed_paths, contours
+from .contours import _energy_mask, _entries, closed_paths, contours
 
 __all__ = [
     "MAX_IMAGE_BYTES",
@@ -96,7 +96,7 @@ def outlines(estimates: Any, thr: float = 0.9, factor: int | None = None) -> Out
         Needs ``A`` (pixels x K, CaImAn order) and ``dims`` (array order).
     thr : float
         Fraction of each footprint's energy inside its outline (CaImAn's
-        ``thr_method='nrg'`` with ``thr=0.9``, as :func:`~.cnmf.contours`).
+        ``thr_method='nrg'`` with ``thr=0.9``, as :func:`~.contours.contours`).
     factor : {1, 2}, optional
         Image resolution per frame pixel (default: 2 unless the image would
         exceed :data:`MAX_IMAGE_BYTES`).
@@ -200,7 +200,7 @@ def frame_position(position: Sequence[float], factor: int) -> np.ndarray:
 
 def component_paths(estimates: Any, components: Sequence[int], thr: float = 0.9) -> list[np.ndarray]:
     """Closed contour paths ((n, ndim) vertices, frame pixel coordinates) of ``components``
-    (the same outlines as :func:`~.cnmf.contours`, only those components traced)."""
+    (the same outlines as :func:`~.contours.contours`, only those components traced)."""
     ks = np.asarray(list(components), dtype=np.int64)
     if ks.size == 0:
         return []
