@@ -331,8 +331,8 @@ def main() -> None:
             cnmf.get_settings().replace(K=6, gSig=(4, 4, 2), rf=(20, 20, 0), stride=(8, 8, 0))
         )
         batch_step(app, viewer, movie, rows)
-        for name, wall, worst, over, _restarts, worst_cpu in rows:
-            print(f"{name}: wall {wall:.1f} s, longest gap {worst * 1000:.0f} ms, {over} gaps "
+        for name, wall, worst, over, restarts, worst_cpu in rows:
+            print(f"{name}: wall {wall:.1f} s, longest gap {worst * 1000:.0f} ms, {over} gaps, {restarts} bar restarts "
                   f"> 100 ms, most main-thread CPU in one turn {worst_cpu * 1000:.0f} ms")
         print(f"load average {load_start:.1f} -> {os.getloadavg()[0]:.1f}")
         print("\n".join(STACKS))
