@@ -82,7 +82,7 @@ def bench_recolour(K: int, repeat: int = 5) -> dict[str, float]:
         features.append(widget.timings["features"])
         _process(app)
         drawn.append(time.perf_counter() - start)
-    n_polygons = len(widget.contours_layer.data)
+    n_polygons = widget.outlines.n_components  # contours are one image of outlines now
     decide = []
     for k in range(repeat):
         widget.select_component(k)

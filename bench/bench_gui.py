@@ -38,6 +38,7 @@ sys.path.insert(0, str(HERE))
 from gapstacks import StackSampler  # noqa: E402
 
 SAMPLE = False
+PROFILE = False
 
 
 class GapMonitor:
@@ -84,10 +85,35 @@ class GapMonitor:
         return int(sum(g > limit for g in self.gaps))
 
 
+#: Set by ``--profile``: the costliest event-loop turns, (main-thread CPU s, cProfile stats text).
+TURNS: list[tuple[float, str]] = []
+
+
+def process_events(app) -> None:
+    """One event-loop pass; with ``--profile``, profiled and kept when among the costliest."""
+    if not PROFILE:
+        app.processEvents()
+        return
+    import cProfile
+    import io
+    import pstats
+
+    prof = cProfile.Profile()
+    c0 = time.thread_time()
+    prof.enable()
+    app.processEvents()
+    prof.disable()
+    cpu = time.thread_time() - c0
+    if cpu > 0.1:
+        text = io.StringIO()
+        pstats.Stats(prof, stream=text).sort_stats("cumulative").print_stats(35)
+        TURNS.append((cpu, text.getvalue()))
+
+
 def wait_until(app, condition, timeout: float = 600.0) -> None:
     t0 = time.perf_counter()
     while not condition():
-        app.processEvents()
+        process_events(app)
         time.sleep(0.002)
         if time.perf_counter() - t0 > timeout:
             raise TimeoutError("step did not finish")
@@ -109,12 +135,17 @@ def run_step(app, runner, name: str, rows: list, *, wait_more=None) -> None:
             wait_until(app, wait_more)
         wall = time.perf_counter() - t0
         for _ in range(20):  # the layers' first redraw
-            app.processEvents()
+            process_events(app)
             time.sleep(0.005)
         if sampler is not None:
             sampler.stop()
             STACKS.extend(sampler.report(name))
     runner.progress.changed.disconnect(values.append)
+    if PROFILE:
+        print(f"=== {name}: {len(TURNS)} turns over 100 ms CPU")
+        for cpu, text in sorted(TURNS, reverse=True)[:3]:
+            print(f"--- turn {cpu * 1000:.0f} ms CPU\n{text}")
+        TURNS.clear()
     restarts = int(np.sum(np.diff(values) < 0)) if len(values) > 1 else 0
     rows.append((name, wall, gaps.worst, gaps.over(), restarts, gaps.worst_cpu))
 
@@ -167,6 +198,36 @@ def interactions(app, viewer, evaluation) -> tuple:
     return sel, slider, floor_canvas, floor_label
 
 
+def batch_step(app, viewer, movie, rows: list) -> None:
+    """The Batch dock runs one item (motion + CNMF + evaluation) of ``movie`` from a TIFF
+    file: the window's gaps while its queue runs and the dock shows the progress."""
+    import tempfile
+
+    import tifffile
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_gui_batch_"))
+    path = tmp / "movie.tif"
+    tifffile.imwrite(path, movie)
+    _, batch = viewer.window.add_plugin_dock_widget("napari-caiman", "Batch")
+    (layer,) = viewer.open(path, plugin="napari-caiman")
+    batch.movie.value = layer
+    batch.path.value = tmp / "batch.json"
+    batch.new_button.native.click()
+    batch.item_name.value = "bench"
+    batch.add_button.native.click()
+    wait_until(app, lambda: batch._add_worker is None)
+
+    class _Runner:  # run_step's view of the dock: a Run button, running, a progress bar
+        run_button = batch.run_button
+        progress = batch.runner.progress
+
+        @property
+        def is_running(self) -> bool:
+            return batch.is_running
+
+    run_step(app, _Runner(), "Batch queue (1 item: motion + CNMF + evaluation)", rows)
+
+
 def roi_layers(app, viewer) -> tuple[float, float, float]:
     """5,000 random ROIs of a 512x512 field: layer data time, add + first redraw time, longest gap."""
     from bench_layers import random_estimates
@@ -203,9 +264,18 @@ def main() -> None:
         help="only the selection / slider / floor latencies, on 90 random ROIs evaluated on the "
         "movie (seconds: for an A/B of two checkouts in the same minute; printed, not written)",
     )
+    ap.add_argument(
+        "--profile", action="store_true",
+        help="cProfile every event-loop turn while a step runs; print the costliest turns",
+    )
+    ap.add_argument(
+        "--batch-only", action="store_true",
+        help="only the Batch dock's queue run (printed, not written)",
+    )
     args = ap.parse_args()
-    global SAMPLE
+    global SAMPLE, PROFILE
     SAMPLE = args.stacks
+    PROFILE = args.profile
 
     import napari
     from bench_layers import random_estimates
@@ -256,6 +326,18 @@ def main() -> None:
         return
 
     motion.set_settings(motion.get_settings().replace(pw_rigid=True))
+    if args.batch_only:
+        cnmf.set_settings(
+            cnmf.get_settings().replace(K=6, gSig=(4, 4, 2), rf=(20, 20, 0), stride=(8, 8, 0))
+        )
+        batch_step(app, viewer, movie, rows)
+        for name, wall, worst, over, restarts, worst_cpu in rows:
+            print(f"{name}: wall {wall:.1f} s, longest gap {worst * 1000:.0f} ms, {over} gaps, {restarts} bar restarts "
+                  f"> 100 ms, most main-thread CPU in one turn {worst_cpu * 1000:.0f} ms")
+        print(f"load average {load_start:.1f} -> {os.getloadavg()[0]:.1f}")
+        print("\n".join(STACKS))
+        viewer.close()
+        return
     cancels.append(("Motion correction", cancel_time(app, motion.runner, 1.5)))
     run_step(app, motion.runner, "Motion correction (pw-rigid)", rows)
     cnmf.set_settings(
@@ -272,6 +354,7 @@ def main() -> None:
         app, evaluation.refit_runner, "Refit with seeds (+ re-evaluate)", rows,
         wait_more=lambda: not evaluation.runner.is_running,
     )
+    batch_step(app, viewer, movie, rows)
     g = cnmf.get_settings()
     cnmf.set_settings(g.replace(rf=(0, 0, 0), K=60))
     cancels.append(("CNMF (greedy init, whole FOV)", cancel_time(app, cnmf.runner, 4.0)))

@@ -142,7 +142,6 @@ def cnmf_screenshot(path: Path) -> None:
     viewer.canvas.grid.stride = 2
     viewer.canvas.grid.shape = (1, 2)
     viewer.layers[f"{base} footprints"].opacity = 0.45
-    viewer.layers[f"{base} contours"].edge_width = 0.6
     viewer.canvas.grid.enabled = True
     viewer.layers.selection.active = viewer.layers[f"{base} contours"]
     viewer.dims.set_current_step(0, 150)
@@ -189,7 +188,6 @@ def evaluation_screenshot(path: Path) -> None:
     k = int(rejected[np.argmax(snr[rejected])]) if len(rejected) else 0
     widget.select_component(k)  # the best of the rejected: its traces below
     viewer.layers[f"{base} selected"].visible = True
-    viewer.layers[f"{base} contours"].edge_width = 0.6
     viewer.layers.selection.active = viewer.layers[f"{base} contours"]
     viewer.dims.set_current_step(0, 150)
     viewer.reset_view()

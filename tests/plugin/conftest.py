@@ -7,6 +7,7 @@ entry point), so it needs no ``pytest_plugins`` line here.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from napari_caiman.engine.synthetic import make_movie_2d, make_movie_3d
@@ -136,3 +137,25 @@ class User:
 def user(qtbot, viewer):
     """:class:`User` of the test's viewer."""
     return User(qtbot, viewer)
+
+
+def outline_colors(layer) -> np.ndarray:
+    """(K, 4) float: the RGBA colour of each component's outline in a contours image
+    (``plugin.layers.outlines``), from the pixels no other outline shares; NaN for a
+    component without such pixels."""
+    o = layer.metadata["napari_caiman"]["outlines"]
+    flat = np.asarray(layer.data).reshape(-1, 4).astype(np.float64) / 255
+    own = np.bincount(o.pixel, minlength=len(flat))[o.pixel] == 1
+    n = np.bincount(o.component[own], minlength=o.n_components).astype(np.float64)
+    out = np.stack(
+        [np.bincount(o.component[own], flat[o.pixel[own], c], o.n_components) for c in range(4)],
+        axis=1,
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return out / n[:, None]
+
+
+@pytest.fixture
+def outlines_rgba():
+    """:func:`outline_colors`: each component's outline colour in a contours image."""
+    return outline_colors

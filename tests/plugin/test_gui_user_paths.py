@@ -210,6 +210,18 @@ def test_all_docks_fit_a_1920x1080_screen(qtbot, viewer, movie_2d):
     qtbot.wait(50)
     step_docks = [w.native.parent() for w in docks]
     assert set(window.tabifiedDockWidgets(step_docks[0])) == set(step_docks[1:])
+    # their tab titles are whole, short and all on screen (napari's were cut to "CNMF (...")
+    from qtpy.QtWidgets import QTabBar
+
+    bar = next(b for b in window.findChildren(QTabBar) if b.count() == 4 and b.isVisible())
+    titles = [bar.tabText(i) for i in range(bar.count())]
+    assert sorted(titles) == ["Batch", "CNMF", "Evaluation", "Motion"], titles
+    for i, title in enumerate(titles):
+        assert bar.tabRect(i).width() >= bar.fontMetrics().horizontalAdvance(title), title
+        assert bar.rect().contains(bar.tabRect(i)), (title, bar.tabRect(i), bar.rect())
+    assert {d.toolTip() for d in step_docks} == {
+        f"{name} (napari-caiman)" for name in ("Motion correction", "CNMF", "Evaluation / curation", "Batch")
+    }
     for dock in step_docks:
         dock.raise_()
         qtbot.wait(20)
@@ -381,7 +393,12 @@ def test_layers_after_motion_and_cnmf_show_the_curation_colours(viewer, pipeline
     assert not viewer.layers["movie patches"].visible  # the quilt would cover the contours
     assert viewer.layers["movie correlation"].visible
     assert "movie corrected correlation" not in viewer.layers  # one correlation image, not two
-    assert min(viewer.layers["movie corrected contours"].edge_width) >= 1.0
+    contours = viewer.layers["movie corrected contours"]  # outlines half a movie pixel wide
+    names = [layer.name for layer in viewer.layers]
+    assert contours.visible and names.index(contours.name) > names.index("movie correlation")
+    alpha = np.asarray(contours.data)[..., 3]
+    assert set(np.unique(alpha).tolist()) == {0, 255}  # opaque lines, nothing between
+    assert contours.scale[-1] == viewer.layers["movie corrected footprints"].scale[-1] / 2
     # rejected contours stand out on magma's dark end (where rejected components sit)
     from napari.utils.colormaps import ensure_colormap
 

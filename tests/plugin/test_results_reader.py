@@ -19,8 +19,9 @@ def test_caiman_files_open_as_cnmf_layers(shared_data, name, dims, K):
     assert set(layers) >= {"correlation", "footprints", "contours", "denoised"}
     labels = layers["footprints"][0]
     assert labels.shape == dims and labels.max() <= K and len(np.unique(labels)) > 0.8 * K
-    shapes, meta, kind = layers["contours"]
-    assert kind == "shapes" and len(np.unique(meta["features"]["component"])) == K
+    outlines, meta, kind = layers["contours"]
+    assert kind == "image" and meta["rgb"] and outlines.shape[-1] == 4
+    assert len(np.unique(meta["metadata"]["napari_caiman"]["outlines"].component)) == K
     res = meta["metadata"]["napari_caiman_results"]
     assert res.estimates.A.shape[1] == K and len(res.accepted()) == len(res.estimates.idx_components)
 
@@ -46,7 +47,8 @@ def test_our_results_file_roundtrips_into_layers(tmp_path):
     corr = next(data for data, meta, _ in layers if meta["name"] == "ours correlation")
     np.testing.assert_allclose(corr, s.corr, rtol=1e-6)
     assert by_kind["labels"][0].shape == (48, 48)
-    loaded = by_kind["shapes"][1]["metadata"]["napari_caiman_results"]
+    contours = next(meta for _, meta, _ in layers if meta["name"] == "ours contours")
+    loaded = contours["metadata"]["napari_caiman_results"]
     assert loaded.estimates.A.shape == est.A.shape
     assert load_results(path).estimates.n_components == est.n_components
 

@@ -12,5 +12,6 @@ def test_caiman_results_open_in_the_viewer(shared_data, make_napari_viewer):  # 
     stem = path.stem
     assert f"{stem} contours" in names and f"{stem} footprints" in names and f"{stem} correlation" in names
     contours = viewer.layers[f"{stem} contours"]
-    assert contours.features["component"].nunique() == 303
+    assert len(set(contours.metadata["napari_caiman"]["outlines"].component.tolist())) == 303
+    assert contours.rgb and contours.data.shape == (512, 512, 4)
     assert viewer.layers[f"{stem} footprints"].data.shape == (256, 256)

@@ -1,8 +1,8 @@
 """npe2 reader for results files: ours and those written by CaImAn's ``CNMF.save()``.
 
 A results file opens into the same layers as a fresh CNMF run (correlation
-image, footprints Labels, contours Shapes with a features table, the lazy
-denoised movie), ready for evaluation and curation. The loaded
+image, footprints Labels with a features table, the contours as one RGBA
+image of outlines, the lazy denoised movie), ready for evaluation and curation. The loaded
 :class:`~napari_caiman.engine.results.Results` rides along in each layer's
 ``metadata["napari_caiman_results"]`` (with the file path), so the
 evaluation widget can pick it up.

@@ -162,7 +162,7 @@ def test_labels_dominant_component():
     est = Estimates.empty((12, 12), 5)
     est.A = sparse.csc_matrix(images_to_pixels(img))
     lab = labels_image(est)
-    assert lab.dtype == np.int32 and lab.shape == (12, 12)
+    assert lab.dtype == np.uint16 and lab.shape == (12, 12)  # napari draws 16-bit labels directly
     assert lab[3, 3] == 1 and lab[9, 9] == 2 and lab[6, 6] == 2 and lab[0, 0] == 0
     assert lab[7, 2] == 1
 
@@ -237,15 +237,22 @@ def test_layer_data_tuples(syn2d):
         "raw contours",
     ]
     kinds = {meta["name"]: kind for _, meta, kind in tuples}
-    assert kinds["raw footprints"] == "labels" and kinds["raw contours"] == "shapes"
+    assert kinds["raw footprints"] == "labels" and kinds["raw contours"] == "image"
     by_name = {meta["name"]: (data, meta) for data, meta, _ in tuples}
     data, meta = by_name["raw denoised"]
     assert isinstance(data, ReconstructedMovie) and meta["scale"] == (1, 2, 3)
     data, meta = by_name["raw contours"]
-    assert len(data) == est.n_components and meta["scale"] == (2, 3)
-    assert meta["translate"] == (5, 6)
-    assert meta["edge_color"].shape == (len(data), 4)
-    assert len(meta["features"]["component"]) == len(data)
+    # one RGBA image of outlines at twice the frame's resolution, over the same field
+    o = meta["metadata"]["napari_caiman"]["outlines"]
+    assert meta["rgb"] and data.shape == (2 * syn2d.frame_shape[0], 2 * syn2d.frame_shape[1], 4)
+    assert meta["scale"] == (1.0, 1.5) and meta["translate"] == (4.5, 5.25)
+    assert meta["metadata"]["napari_caiman"]["frame_scale"] == (2, 3)
+    assert set(np.unique(o.component).tolist()) == set(range(est.n_components))
+    # each component's outline pixels carry its palette colour (but where a later one crosses)
+    own = data.reshape(-1, 4)[o.pixel]
+    palette = np.round(component_colors(o.component) * 255).astype(np.uint8)
+    assert np.mean(np.all(own == palette, axis=1)) > 0.9
+    assert np.count_nonzero(data[..., 3]) == len(np.unique(o.pixel))
     data, meta = by_name["raw footprints"]
     assert data.shape == syn2d.frame_shape and meta["scale"] == (2, 3)
     # contour colours follow the Labels colours (label k + 1 = component k)
@@ -266,8 +273,8 @@ def test_empty_estimates_give_valid_empty_layers():
     np.testing.assert_allclose(ResidualMovie(movie, est)[2:4], 0.0)
     result = _Result(est, _summary(movie + np.random.default_rng(0).random(movie.shape)))
     tuples = cnmf_layer_data(result, "m", movie=movie)
-    shapes = [t for t in tuples if t[2] == "shapes"][0]
-    assert shapes[0] == [] and shapes[1]["ndim"] == 2
+    outlines = [t for t in tuples if t[1]["name"] == "m contours"][0]
+    assert outlines[0].shape == (40, 48, 4) and not outlines[0].any()
     # napari accepts them all, without warnings
     import warnings
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from napari.layers import Labels, Shapes
+from napari.layers import Image, Labels, Shapes
 from qtpy.QtCore import QTimer
 
 from napari_caiman.app.batch import Batch
@@ -237,7 +237,7 @@ def test_run_cancel_rerun_load_compare_reopen(
     qtbot.waitUntil(lambda: w.last_loaded == "slow" and not w.is_busy, timeout=TIMEOUT_MS)
     qtbot.waitUntil(lambda: evaluation.session is not None, timeout=TIMEOUT_MS)
     assert evaluation.session.name == "slow"
-    assert isinstance(viewer.layers["slow contours"], Shapes)
+    assert isinstance(viewer.layers["slow contours"], Image) and viewer.layers["slow contours"].rgb
     assert isinstance(viewer.layers["slow footprints"], Labels)
     meta = viewer.layers["slow contours"].metadata
     assert meta["napari_caiman_results_path"] == str(batch.output_path("slow"))

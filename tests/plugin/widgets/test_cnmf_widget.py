@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from napari.layers import Image, Labels, Shapes
+from napari.layers import Image, Labels
 
 from napari_caiman.engine.synthetic import make_movie_2d, make_movie_3d
 from napari_caiman.plugin.layers.cnmf import ReconstructedMovie, ResidualMovie
@@ -60,10 +60,22 @@ def test_dock_widget_from_manifest(viewer, cnmf_widget):
 def test_2d_run_adds_layers_and_finds_the_neurons(
     qtbot, viewer, cnmf_widget, still_2d, wait_done, errors
 ):
+    from qtpy.QtCore import QTimer
+
     raw = viewer.add_image(still_2d.movie, name="raw", scale=(1, 2, 2), translate=(0, 4, 6))
     assert cnmf_widget.movie.value is raw
+    # the window keeps turning while the result arrives: a 0 ms timer fires between
+    # every two layer adds (one layer per event-loop turn, none built on the main thread)
+    ticks, added = [0], []
+    timer = QTimer()
+    timer.setInterval(0)
+    timer.timeout.connect(lambda: ticks.__setitem__(0, ticks[0] + 1))
+    viewer.layers.events.inserted.connect(lambda e: added.append(ticks[0]))
+    timer.start()
     _run(cnmf_widget, raw, wait_done, K=12, gSig=(4, 4, 2), rf=(0, 0, 0))
+    timer.stop()
     assert errors == []
+    assert len(added) == len(SUFFIXES) and len(set(added)) == len(added), added
 
     est = cnmf_widget.last_result.estimates
     K = est.n_components
@@ -80,11 +92,20 @@ def test_2d_run_adds_layers_and_finds_the_neurons(
     assert set(np.unique(footprints.data)) <= set(range(K + 1))
     assert _recovered(footprints.data, still_2d.centers) >= 8
 
-    contours = viewer.layers["raw contours"]
-    assert isinstance(contours, Shapes)
-    assert len(contours.data) == K
-    assert sorted(contours.features["component"]) == list(range(K))
-    assert {"size", "centroid_y", "centroid_x", "accepted"} <= set(contours.features.columns)
+    contours = viewer.layers["raw contours"]  # one RGBA image of outlines, twice as fine
+    assert isinstance(contours, Image) and contours.rgb
+    assert contours.data.shape == (128, 128, 4) and tuple(contours.scale) == (1, 1)
+    assert tuple(contours.translate) == (3.5, 5.5)  # pixel (0, 0) a quarter movie pixel up-left
+    o = contours.metadata["napari_caiman"]["outlines"]
+    assert sorted(set(o.component.tolist())) == list(range(K))
+    # each found neuron is outlined around its centre: its outline's mean near a true centre
+    ys, xs = np.unravel_index(o.pixel, (128, 128))
+    centres = np.stack([np.bincount(o.component, ys / 2 - 0.25) / np.bincount(o.component),
+                        np.bincount(o.component, xs / 2 - 0.25) / np.bincount(o.component)], 1)
+    true = np.asarray(still_2d.centers)[:, -2:]
+    near = np.min(np.linalg.norm(centres[:, None] - true[None], axis=2), axis=1)
+    assert np.sum(near < 2.0) >= 8
+    assert {"size", "centroid_y", "centroid_x", "accepted"} <= set(footprints.features.columns)
 
     denoised = viewer.layers["raw denoised"]
     assert isinstance(denoised, Image) and isinstance(denoised.data, ReconstructedMovie)
@@ -102,7 +123,8 @@ def test_2d_run_adds_layers_and_finds_the_neurons(
     _run(cnmf_widget, raw, wait_done, K=6)
     assert errors == []
     assert [layer.name for layer in viewer.layers] == names
-    assert len(viewer.layers["raw contours"].data) == cnmf_widget.last_result.estimates.n_components
+    o = viewer.layers["raw contours"].metadata["napari_caiman"]["outlines"]
+    assert o.n_components == cnmf_widget.last_result.estimates.n_components
 
 
 def test_3d_movie_shows_z_fields_and_runs(
@@ -126,7 +148,9 @@ def test_3d_movie_shows_z_fields_and_runs(
     assert viewer.layers["vol footprints"].data.shape == (6, 40, 40)
     assert _recovered(viewer.layers["vol footprints"].data, still_3d.centers) >= 4
     contours = viewer.layers["vol contours"]
-    assert contours.ndim == 3 and len(contours.data) >= est.n_components
+    assert contours.ndim == 3 and contours.data.shape == (6, 80, 80, 4)
+    planes = np.flatnonzero(contours.data[..., 3].any(axis=(1, 2)))
+    assert len(planes) >= 2  # outlined per plane
     assert viewer.layers["vol denoised"].data.shape == still_3d.movie.shape
     # the 4-D denoised movie renders one plane of one frame
     assert np.asarray(viewer.layers["vol denoised"].data[3, 2]).shape == (40, 40)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from napari.layers import Labels, Shapes
+from napari.layers import Image, Labels
 from napari.utils.key_bindings import coerce_keybinding
 
 from napari_caiman.engine.cnmf import cnmf
@@ -65,8 +65,15 @@ def _evaluate(qtbot, widget):
 
 
 def _expected_colors(widget):
-    owner = np.asarray(widget.contours_layer.features["component"])
-    return np.where(widget.accepted[owner][:, None], ACCEPTED_COLOR, REJECTED_COLOR)
+    return np.where(widget.accepted[:, None], ACCEPTED_COLOR, REJECTED_COLOR)
+
+
+def _assert_colors(rgba, widget, expected=None):
+    """Every component's outline (where no other crosses it) in its status colour."""
+    expected = _expected_colors(widget) if expected is None else expected
+    drawn = np.isfinite(rgba[:, 0])
+    assert drawn.sum() >= 0.9 * len(drawn)
+    np.testing.assert_allclose(rgba[drawn], expected[drawn], atol=1 / 255)
 
 
 def test_dock_widget_from_manifest(viewer, widget):
@@ -75,11 +82,13 @@ def test_dock_widget_from_manifest(viewer, widget):
     assert widget.min_SNR.value == 2.5 and widget.rval_thr.value == 0.8
 
 
-def test_evaluate_then_sliders_recolour_without_recompute(qtbot, viewer, widget, fitted_2d, errors):
+def test_evaluate_then_sliders_recolour_without_recompute(
+    qtbot, viewer, widget, fitted_2d, errors, outlines_rgba
+):
     est = _show(viewer, widget, fitted_2d)
     K = est.n_components
     contours = widget.contours_layer
-    assert isinstance(contours, Shapes)
+    assert isinstance(contours, Image) and contours.rgb
     assert widget.counts.value == f"{K} accepted / 0 rejected / 0 manual"  # not evaluated yet
     _evaluate(qtbot, widget)
     assert errors == []
@@ -88,9 +97,10 @@ def test_evaluate_then_sliders_recolour_without_recompute(qtbot, viewer, widget,
                                min_solidity=0.6, max_pieces=1, min_area_ratio=0.075, max_area_ratio=4.0)
     assert np.array_equal(np.flatnonzero(widget.accepted), good)
     assert metrics.solidity is not None and metrics.solidity.shape == (K,)
-    np.testing.assert_allclose(contours.edge_color, _expected_colors(widget))
+    _assert_colors(outlines_rgba(contours), widget)
+    footprints = viewer.layers["raw footprints"]
     for column in ("SNR", "r_value", "status", "manual"):
-        assert column in contours.features
+        assert column in footprints.features
     # a shape slider re-thresholds at once: no footprint is that convex
     widget.min_solidity.value = 1.0
     assert not widget.accepted[metrics.solidity < 1.0].any()
@@ -103,19 +113,17 @@ def test_evaluate_then_sliders_recolour_without_recompute(qtbot, viewer, widget,
         min_solidity=0.6, max_pieces=1, min_area_ratio=0.075, max_area_ratio=4.0,
     )
     assert np.array_equal(np.flatnonzero(widget.accepted), good)
-    np.testing.assert_allclose(contours.edge_color, _expected_colors(widget))
+    _assert_colors(outlines_rgba(contours), widget)
     assert widget.session.metrics is metrics and not widget.runner.is_running
     widget.rval_lowest.value = 1.0  # r > 1 never holds: all rejected
     assert not widget.accepted.any()
     assert widget.counts.value == f"0 accepted / {K} rejected / 0 manual"
-    np.testing.assert_allclose(
-        contours.edge_color, np.tile(REJECTED_COLOR, (len(contours.data), 1))
-    )
-    assert set(contours.features["status"]) == {"rejected"}
+    _assert_colors(outlines_rgba(contours), widget, np.tile(REJECTED_COLOR, (K, 1)))
+    assert set(footprints.features["status"]) == {"rejected"}
     assert widget.timings["total"] < 0.5
     # show filter: hidden = alpha 0
     widget.show_filter.value = "accepted"
-    assert np.all(contours.edge_color[:, 3] == 0)
+    assert not np.asarray(contours.data)[..., 3].any()
     widget.show_filter.value = "all"
     widget.rval_lowest.value = -1.0
     widget.min_solidity.value = 0.0
@@ -130,7 +138,7 @@ def test_evaluate_then_sliders_recolour_without_recompute(qtbot, viewer, widget,
     np.testing.assert_allclose(widget.table_model.columns["solidity"], metrics.solidity)
 
 
-def test_keys_clicks_traces_and_sidecar(qtbot, viewer, widget, fitted_2d, tmp_path):
+def test_keys_clicks_traces_and_sidecar(qtbot, viewer, widget, fitted_2d, tmp_path, outlines_rgba):
     est = _show(viewer, widget, fitted_2d)
     _evaluate(qtbot, widget)
     path = widget.save(tmp_path / "res.hdf5")
@@ -149,11 +157,8 @@ def test_keys_clicks_traces_and_sidecar(qtbot, viewer, widget, fitted_2d, tmp_pa
     # key bindings on the contours layer (what a key press with it active calls)
     contours.keymap[coerce_keybinding("r")](contours)
     assert widget.session.curation.manual[k] == -1 and not widget.accepted[k]
-    owner = np.asarray(contours.features["component"])
-    np.testing.assert_allclose(
-        contours.edge_color[owner == k], np.tile(REJECTED_COLOR, ((owner == k).sum(), 1))
-    )
-    assert set(contours.features["manual"][owner == k]) == {"rejected"}
+    np.testing.assert_allclose(outlines_rgba(contours)[k], REJECTED_COLOR, atol=1 / 255)
+    assert footprints.features["manual"][k] == "rejected"
     assert widget.counts.value.endswith("/ 1 manual")
     side = load_curation_sidecar(path)
     assert side is not None and side.manual[k] == -1  # autosaved after the decision
@@ -218,7 +223,7 @@ def test_merge_and_delete_keep_other_decisions(qtbot, viewer, widget, fitted_2d)
     widget.select_component(0)
     widget.select_component(1, add=True)
     assert widget.picked == [0, 1]
-    widget.merge_picked()
+    widget.merge_button.native.click()
     s = widget.session
     assert s.n_components == K - 1
     assert s.curation.manual[0] == 0  # the merged one: the thresholds decide, not a forced accept
@@ -229,10 +234,11 @@ def test_merge_and_delete_keep_other_decisions(qtbot, viewer, widget, fitted_2d)
                                min_solidity=0.6, max_pieces=1, min_area_ratio=0.075, max_area_ratio=4.0)
     assert widget.accepted[0] == (0 in good)
     assert s.curation.manual[2] == 1 and s.curation.manual[K - 2] == -1  # shifted by one
-    assert len(widget.contours_layer.features) == len(widget.contours_layer.data)
+    assert widget.outlines.n_components == K - 1
+    assert len(viewer.layers["raw footprints"].features) == K - 1
     assert widget.table_model.rowCount() == K - 1
     widget.select_component(2)  # old component 3
-    widget.delete_picked()
+    widget.delete_button.native.click()
     assert s.n_components == K - 2
     assert s.curation.manual[-1] == -1 and s.curation.manual[0] == 0
     assert s.metrics.SNR_comp.shape == (K - 2,)
@@ -256,15 +262,15 @@ def test_seeded_refit_replaces_result_and_keeps_decisions(qtbot, viewer, widget,
     assert s.metrics is not None  # re-evaluated after the refit
 
 
-def test_3d_result_has_per_plane_contours(qtbot, viewer, widget, fitted_3d):
+def test_3d_result_has_per_plane_contours(qtbot, viewer, widget, fitted_3d, outlines_rgba):
     est = _show(viewer, widget, fitted_3d)
     contours = widget.contours_layer
-    assert contours.ndim == 3
-    planes = {float(p[0, 0]) for p in contours.data}
+    assert contours.ndim == 3 and contours.rgb
+    planes = np.flatnonzero(np.asarray(contours.data)[..., 3].any(axis=(1, 2)))
     assert len(planes) > 1
     _evaluate(qtbot, widget)
     widget.rval_lowest.value = 0.5
-    np.testing.assert_allclose(contours.edge_color, _expected_colors(widget))
+    _assert_colors(outlines_rgba(contours), widget)
     widget.select_component(0, center=True)
     assert viewer.layers["raw selected"].ndim == 3
     widget.decide("accept")
@@ -296,3 +302,46 @@ def test_train_classifier_button_learns_decisions_and_applies_to_undecided(
         widget.accepted[undecided], ((prob >= 0.5) & shape_ok)[undecided]
     )
     assert not widget.accepted[order[:3]].any() and widget.accepted[order[-3:]].all()
+
+
+def test_anatomy_and_classifier_terms_match_a_headless_run(qtbot, viewer, widget, fitted_2d):
+    """The dock accepts the same anatomy-seeded components as a headless evaluation with
+    the same parameters (it used to leave accept_anatomy out, i.e. off)."""
+    from napari_caiman.engine.evaluation import evaluate_components
+
+    movie, est, summary, params = fitted_2d
+    seeded = copy.deepcopy(est)
+    anatomy = np.zeros(est.n_components, bool)
+    anatomy[: est.n_components // 2] = True  # as if these came from anatomical seeds
+    seeded.from_anatomy = anatomy
+    viewer.add_image(movie, name="raw")
+    widget.set_result(copy.deepcopy(seeded), summary, params.copy(), "raw", build_layers=True)
+    widget.movie.value = viewer.layers["raw"]
+    assert widget.accept_anatomy.value is True  # the headless default
+    widget.min_SNR.value = 20.0  # strict: no trace passes the SNR / r-value test
+    widget.rval_thr.value = 1.0
+    _evaluate(qtbot, widget)
+    strict = params.copy().update({"min_SNR": 20.0, "rval_thr": 1.0})
+    headless = copy.deepcopy(seeded)
+    evaluate_components(movie, headless, strict)
+    assert 0 < len(headless.idx_components) <= anatomy.sum()
+    np.testing.assert_array_equal(np.flatnonzero(widget.accepted), headless.idx_components)
+    # unticked, as headless with accept_anatomy=False: the silent-by-threshold ones go
+    widget.accept_anatomy.native.click()
+    assert widget.accept_anatomy.value is False
+    off = copy.deepcopy(seeded)
+    evaluate_components(movie, off, strict.copy().update({"accept_anatomy": False}))
+    np.testing.assert_array_equal(np.flatnonzero(widget.accepted), off.idx_components)
+    assert len(off.idx_components) < len(headless.idx_components)
+    # a classifier's probabilities replace the SNR / r-value test at min_classifier_prob
+    from napari_caiman.engine.evaluation import thresholds_from_params
+
+    widget.accept_anatomy.native.click()
+    metrics = widget.session.metrics
+    metrics.classifier_prob = np.linspace(0.0, 1.0, est.n_components)
+    widget.min_classifier_prob.value = 0.7
+    th = dict(thresholds_from_params(strict), min_classifier_prob=0.7)
+    good, _ = apply_thresholds(metrics, **th)
+    np.testing.assert_array_equal(np.flatnonzero(widget.accepted), good)
+    assert not np.array_equal(good, apply_thresholds(metrics, **dict(th, min_classifier_prob=0.2))[0])
+    assert widget._params()["min_classifier_prob"] == 0.7

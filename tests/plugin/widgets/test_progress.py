@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from napari_caiman.engine.synthetic import make_movie_2d
-from napari_caiman.plugin.widgets._progress import StepProgress, format_duration
+from napari_caiman.plugin.widgets._progress import (
+    QueueProgress,
+    StepProgress,
+    format_duration,
+    progress_for,
+)
 
 
 class Clock:
@@ -62,10 +67,36 @@ def test_greedy_initialization_and_quiet_stages_creep():
 
 
 def test_unknown_step_follows_each_stage():
-    p = StepProgress("Batch")
+    p = StepProgress("unknown step")
     assert p.update("item 1", 5, 10) == 0.5
     assert p.update("item 2", 1, 10) == 0.1
     assert format_duration(65) == "1:05" and format_duration(3725) == "1:02:05"
+
+
+def test_a_batch_queue_folds_items_and_their_steps_into_one_forward_bar():
+    """The Batch dock's bar restarted ~10 times per item (every step's stages from 0)."""
+    clock = Clock()
+    p = progress_for("Batch", clock=clock)
+    assert isinstance(p, QueueProgress)
+    item = [("starting", 0, 1), ("template", 0, 4), ("template", 4, 4)]
+    item += [("registering", i, 10) for i in range(11)] + [("summary images", 1, 1)]
+    item += [("summary images", 0, 50), ("summary images", 50, 50), ("cnmf: loading", 1, 1),
+             ("cnmf: noise", 2, 2)] + [("cnmf: patches", i, 4) for i in range(5)]
+    item += [("cnmf: refine", i, 3) for i in range(4)] + [("SNR", 1, 1), ("r-values", 5, 10),
+             ("r-values", 10, 10), ("dF/F", 1, 1), ("saving results", 0, 1), ("saving results", 1, 1)]
+    seen = []
+    for i in (1, 2):
+        for stage, done, total in item:
+            clock.t += 0.5
+            seen.append(p.update(f"run{i} ({i}/2): {stage}", done, total))
+    assert np.all(np.diff(seen) >= 0)  # never restarts
+    half = len(item)
+    assert seen[half - 1] == pytest.approx(0.5)  # item 1 done: half the bar
+    assert seen[-1] == pytest.approx(1.0)
+    registering = seen[3:14]  # motion's registration moves the first item's bar steadily
+    assert registering[0] < registering[5] < registering[-1] <= 0.5 * 0.3 + 1e-9
+    assert "run2 (2/2): saving results" in p.text()
+    assert p.update("connecting to Dask (local)", 0, 1) == seen[-1]  # no item: no move
 
 
 @pytest.mark.gui

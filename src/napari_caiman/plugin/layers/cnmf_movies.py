@@ -11,16 +11,9 @@ import numpy as np
 from scipy import sparse
 
 from ...engine.cnmf.estimates import pixels_to_images
+from .contours import _csc
 
 __all__ = ["ReconstructedMovie", "ResidualMovie"]
-
-
-def _csc(A: Any) -> sparse.csc_matrix:
-    """``A`` as CSC with sorted indices (no copy when it already is)."""
-    A = A if sparse.issparse(A) and A.format == "csc" else sparse.csc_matrix(A)
-    if not A.has_sorted_indices:
-        A = A.sorted_indices()
-    return A
 
 
 def _normalize_key(key: Any, ndim: int) -> tuple:

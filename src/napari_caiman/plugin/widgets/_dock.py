@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (
     QMainWindow,
     QScrollArea,
     QSizePolicy,
+    QTabBar,
     QVBoxLayout,
     QWidget,
 )
@@ -32,6 +33,16 @@ SCROLL_NAME = "napari_caiman_scroll"
 
 #: Shortest a scrolling dock gets (px): a few rows stay visible.
 MIN_SCROLL_HEIGHT = 120
+
+#: Tab titles of the step docks in their tab group: napari's titles ("Motion correction
+#: (napari-caiman)" ...) were cut to "Motion correction (..." in a 450 px wide dock.
+TAB_TITLES = {"Motion correction": "Motion", "Evaluation / curation": "Evaluation"}
+
+
+def tab_title(title: str) -> str:
+    """The short tab title of a step dock titled ``title`` (napari's "<name> (<plugin>)")."""
+    name = title.split(" (", 1)[0]
+    return TAB_TITLES.get(name, name)
 
 
 def make_scrollable(container: Container, min_height: int = MIN_SCROLL_HEIGHT) -> QScrollArea:
@@ -112,9 +123,26 @@ def join_step_tabs(dock: QDockWidget) -> bool:
     for other in group[1:]:
         if other not in main.tabifiedDockWidgets(anchor):
             main.tabifyDockWidget(anchor, other)
+    for other in group:  # short, whole tab titles; the full title as the tab's tooltip
+        if not other.toolTip():
+            other.setToolTip(other.windowTitle())
+            other.setWindowTitle(tab_title(other.windowTitle()))
     dock.show()
     dock.raise_()
+    QTimer.singleShot(0, lambda: _unelide_tabs(main, {tab_title(d.toolTip()) for d in group}))
     return True
+
+
+def _unelide_tabs(main: QMainWindow, titles: set[str]) -> None:
+    """Never elide the step docks' tab titles (Qt's tab bar of a dock group elides them)."""
+    try:
+        bars = main.findChildren(QTabBar)
+    except RuntimeError:  # the window went away meanwhile
+        return
+    for bar in bars:
+        if any(bar.tabText(i) in titles for i in range(bar.count())):
+            bar.setElideMode(Qt.TextElideMode.ElideNone)
+            bar.setExpanding(False)
 
 
 class _JoinTabs(QObject):

@@ -163,8 +163,8 @@ class EvaluationEdits:
         s = self.session
         if s is None:
             raise InputError("result", "no result: take or load one first")
-        contours = self.contours_layer
-        geom = {} if contours is None else {"scale": contours.scale, "translate": contours.translate}
+        frame = self.frame_geometry()
+        geom = {} if frame is None else {"scale": frame[0], "translate": frame[1]}
         layer = self._viewer.add_labels(
             np.zeros(s.estimates.dims, np.int32), name=f"{s.name} seeds", **geom
         )

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from magicgui.widgets import (
+    CheckBox,
     ComboBox,
     Container,
     FloatSlider,
@@ -26,6 +27,7 @@ from ...engine.resolve import THRESHOLD_NAMES, thresholds
 from ..layers import evaluation as ev
 from ._backend import BackendEdit
 from ._dock import StatusLabel, make_scrollable
+from ._fields import check, tooltip
 from ._memory import memory_limit_edit
 from ._presets import PresetBar
 from ._runner import StepRunner
@@ -53,6 +55,10 @@ THRESHOLDS = {
                       "footprint inside it, trace correlation) above this (1 = off)"),
 }
 assert set(THRESHOLDS) <= set(THRESHOLD_NAMES)  # each slider is a threshold of engine.resolve
+
+#: Terms of the thresholds besides the sliders, fields of the form as in a headless run's
+#: parameters (a dock that left them out accepted fewer anatomy-seeded components).
+OTHER_TERMS = ("accept_anatomy", "min_classifier_prob")
 
 #: Parameters the evaluation step uses (what it takes from a preset).
 STEP_NAMES = step_names("quality")
@@ -114,6 +120,12 @@ class EvaluationForm(Container):
             )
             setattr(self, name, slider)
             self.sliders.append(slider)
+        self.accept_anatomy: CheckBox = check("accept_anatomy", bool(q["accept_anatomy"]))
+        self.min_classifier_prob = FloatSlider(
+            value=float(q["min_classifier_prob"]), min=0.0, max=1.0, step=0.01,
+            label="min_classifier_prob", name="min_classifier_prob",
+            tooltip=tooltip("min_classifier_prob") + " (when a classifier gave probabilities)",
+        )
         self.min_size = SpinBox(
             value=0, min=0, max=1_000_000, label="min_size", tooltip="Pixels; 0 = no limit"
         )
@@ -152,7 +164,7 @@ class EvaluationForm(Container):
         self.presets = PresetBar(
             "Evaluation",
             self,
-            form_names=("backend", *THRESHOLDS),
+            form_names=("backend", *THRESHOLDS, *OTHER_TERMS),
             step_names=STEP_NAMES,
             get_values=preset_values,
             report_error=self.runner.report_error,
@@ -168,6 +180,8 @@ class EvaluationForm(Container):
                 self.memory_limit,
                 self.runner,
                 *self.sliders,
+                self.min_classifier_prob,
+                self.accept_anatomy,
                 self.min_size,
                 self.max_size,
                 self.presets,

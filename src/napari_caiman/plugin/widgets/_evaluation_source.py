@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from napari.layers import Layer, Shapes
+from napari.layers import Image, Layer
 from napari.utils.notifications import show_info
 from qtpy.QtCore import QTimer
 
@@ -76,7 +76,7 @@ class EvaluationSource:
             )
             return
         contours = f"{name} contours"
-        built = contours in self._viewer.layers and isinstance(self._viewer.layers[contours], Shapes)
+        built = contours in self._viewer.layers and isinstance(self._viewer.layers[contours], Image)
         self._guard(partial(self.use_results, results, path, name=name, build_layers=not built))()
 
     def _follow(self, session: Session) -> None:

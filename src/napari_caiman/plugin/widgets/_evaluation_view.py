@@ -16,10 +16,11 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from napari.layers import Layer, Shapes
+from napari.layers import Image, Layer
 from qtpy.QtCore import QItemSelectionModel
 
 from ..layers import evaluation as ev
+from ..layers import outlines as ol
 from ..layers.cnmf import cnmf_layer_data, layer_names
 from ._layers import same_layer, unwrap, upsert_layer
 from .components import DOCK_NAME as TABLE_DOCK
@@ -44,10 +45,33 @@ class EvaluationView:
         return self._viewer.layers[name] if name in self._viewer.layers else None
 
     @property
-    def contours_layer(self) -> Shapes | None:
-        """The result's contours Shapes layer (None if removed)."""
+    def contours_layer(self) -> Image | None:
+        """The result's contours: an RGBA Image of outlines (None if removed)."""
         layer = self._layer("contours")
-        return layer if isinstance(layer, Shapes) else None
+        if not isinstance(layer, Image):
+            return None
+        return layer if isinstance(self._outlines_of(layer), ol.Outlines) else None
+
+    @staticmethod
+    def _outlines_of(layer: Layer) -> Any:
+        return layer.metadata.get("napari_caiman", {}).get("outlines")
+
+    @property
+    def outlines(self) -> ol.Outlines | None:
+        """Which image pixels outline which component (the contours layer's metadata)."""
+        layer = self.contours_layer
+        return None if layer is None else self._outlines_of(layer)
+
+    def frame_geometry(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """(scale, translate) of the result's frames (the footprints' geometry)."""
+        contours = self.contours_layer
+        if contours is not None:
+            meta = contours.metadata["napari_caiman"]
+            return tuple(meta["frame_scale"]), tuple(meta["frame_translate"])
+        footprints = self._layer("footprints")
+        if footprints is not None:
+            return tuple(footprints.scale), tuple(footprints.translate)
+        return None
 
     def _drop_outline(self) -> None:
         """Remove the current result's selection outline (another result comes)."""
@@ -77,11 +101,10 @@ class EvaluationView:
             summary = SimpleNamespace(
                 mean=np.zeros(s.estimates.dims, np.float32), corr=getattr(summary, "corr", None)
             )
-        geom_layer = self._layer("contours") or self._layer("footprints")
+        geom = self.frame_geometry()
         scale = translate = None
-        if geom_layer is not None:
-            scale = (1.0, *geom_layer.scale)
-            translate = (0.0, *geom_layer.translate)
+        if geom is not None:
+            scale, translate = (1.0, *geom[0]), (0.0, *geom[1])
         if (
             movie is None
             and self.movie.value is not None
@@ -92,7 +115,6 @@ class EvaluationView:
 
     def _hook_layers(self) -> None:
         """Mouse and key bindings on the result's contours and footprints layers."""
-        self._contour_data = None
         self._lookup = None
         if self._closed:
             return
@@ -104,11 +126,6 @@ class EvaluationView:
             layer.mouse_drag_callbacks.append(self._on_click)
             self._bind_keys(layer)  # before the layer's own keys (Shapes: r, p ...)
             self._hooked.append(layer)
-        contours = self.contours_layer
-        if contours is not None and "component" in contours.features:
-            self._owner = np.asarray(contours.features["component"], dtype=np.int64)
-        else:
-            self._owner = np.zeros(0, np.int64)
 
     # -- keys and clicks --------------------------------------------------------------------------------
     def _bind_keys(self, provider: Any) -> None:
@@ -148,11 +165,14 @@ class EvaluationView:
         s = self.session
         if s is None:
             return None
-        if isinstance(layer, Shapes):  # closed paths: napari finds nothing inside them
+        o = self._outlines_of(layer) if isinstance(layer, Image) else None
+        if o is not None:  # the outlines image: the strongest footprint under the pixel
             if self._lookup is None:
                 self._lookup = ev.footprint_lookup(s.estimates.A)
             data = np.asarray(layer.world_to_data(position))[-len(s.estimates.dims) :]
-            return ev.component_at_pixel(self._lookup, s.estimates.dims, data)
+            return ev.component_at_pixel(
+                self._lookup, s.estimates.dims, ol.frame_position(data, o.factor)
+            )
         kw = {}
         if event is not None:
             kw = {"view_direction": event.view_direction, "dims_displayed": list(event.dims_displayed)}
@@ -199,18 +219,18 @@ class EvaluationView:
 
     def _show_selection(self, center: bool) -> None:
         """Outline the picked components in a thick yellow "<name> selected" layer: one
-        Vectors layer whose segments are replaced (a Shapes layer cost ~3x more per change)."""
+        Vectors layer whose segments are replaced (a Shapes layer cost ~3x more per change);
+        the picked components' contour paths are traced when asked for (~1 ms each)."""
         s = self.session
         contours = self.contours_layer
-        if s is None or contours is None:
+        geom = self.frame_geometry()
+        if s is None or contours is None or geom is None:
             return
         name = f"{s.name} selected"
-        contours = unwrap(contours)
-        if self._contour_data is None or self._contour_data[0] is not contours:
-            self._contour_data = (contours, contours.data)  # .data rebuilds the list each time
-        data = self._contour_data[1]
-        polys = [data[i] for i in np.flatnonzero(np.isin(self._owner, s.picked))]
-        segments = ev.outline_segments(polys, contours.ndim)
+        scale, translate = geom
+        ndim = len(s.estimates.dims)
+        polys = ol.component_paths(s.estimates, s.picked)
+        segments = ev.outline_segments(polys, ndim)
         if name in self._viewer.layers:
             layer = unwrap(self._viewer.layers[name])
             if layer.data.shape != segments.shape or not np.array_equal(layer.data, segments):
@@ -223,16 +243,18 @@ class EvaluationView:
                 edge_width=2.0,
                 length=1.0,
                 vector_style="line",
-                ndim=contours.ndim,
-                scale=contours.scale,
-                translate=contours.translate,
+                ndim=ndim,
+                scale=scale,
+                translate=translate,
                 metadata={"napari_caiman": {"kind": "selected component", "source": s.name}},
             )
             self._viewer.layers.selection.active = contours  # keys and clicks stay with the contours
         if center and s.selected is not None and polys:
-            own = [data[i] for i in np.flatnonzero(self._owner == s.selected)]
+            own = ol.component_paths(s.estimates, [s.selected])
+            if not own:
+                return
             mid = np.concatenate(own).mean(axis=0)
-            world = mid * np.asarray(contours.scale) + np.asarray(contours.translate)
+            world = mid * np.asarray(scale) + np.asarray(translate)
             if len(world) == 3:
                 self._viewer.dims.set_point(self._viewer.dims.ndim - 3, world[0])
             # napari >= 0.9 moved the camera to viewer.scene; older versions have viewer.camera

@@ -12,6 +12,7 @@ the stage it runs in. It also estimates the time left from the elapsed time.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,19 @@ PLANS: dict[str, list[tuple[tuple[str, ...], float]]] = {
         (("dF/F",), 0.15),
     ],
 }
+
+
+#: One batch item: its steps in turn, each step's plan scaled to its share of an item's time.
+PLANS["Batch item"] = [
+    *[(prefixes, 0.3 * w) for prefixes, w in PLANS["Motion correction"]],
+    (("motion (cached)",), 0.0),
+    *[(prefixes, 0.55 * w) for prefixes, w in PLANS["CNMF"] if prefixes != ("making layers",)],
+    *[(prefixes, 0.12 * w) for prefixes, w in PLANS["Evaluation"]],
+    (("saving results",), 0.03),
+]
+
+#: A batch queue's stage: ``"<item> (<i>/<n>): <the item's stage>"`` (app.queue).
+_QUEUE_STAGE = re.compile(r"^(?P<item>.*) \((?P<i>\d+)/(?P<n>\d+)\): (?P<stage>.*)$")
 
 
 @dataclass
@@ -154,6 +168,44 @@ class StepProgress:
         if left is not None:
             time_text += f", ~{format_duration(left)} left"
         return f"{stage} — {time_text}"
+
+
+class QueueProgress(StepProgress):
+    """A batch queue's reports folded into one forward-only bar: item ``i`` of ``n``
+    owns the slice ``[(i - 1) / n, i / n]``, filled by a :class:`StepProgress` of
+    the "Batch item" plan (motion, CNMF, evaluation, saving), so the bar neither
+    restarts at each step of an item nor at the next item."""
+
+    def __init__(self, step: str = "Batch", clock: Callable[[], float] = time.perf_counter) -> None:
+        super().__init__(step, clock)
+        self._item: tuple[str, int, int] | None = None
+        self._inner: StepProgress | None = None
+
+    def update(self, stage: str, done: float, total: float) -> float:
+        self.stage = stage
+        self.last_report = self.clock()
+        m = _QUEUE_STAGE.match(stage)
+        if m is None:  # connecting to Dask ...: no item yet
+            return self.fraction
+        item = (m["item"], int(m["i"]), max(int(m["n"]), 1))
+        if item != self._item or self._inner is None:
+            self._item, self._inner = item, StepProgress("Batch item", self.clock)
+        i, n = item[1], item[2]
+        inner = self._inner.update(m["stage"], done, total)
+        self.fraction = max(self.fraction, min(1.0, (min(i, n) - 1 + inner) / n))
+        return self.fraction
+
+    def creep(self, share: float = 0.03) -> float:
+        if self._inner is None or self._item is None:
+            return self.fraction
+        i, n = self._item[1], self._item[2]
+        self.fraction = max(self.fraction, (min(i, n) - 1 + self._inner.creep(share)) / n)
+        return self.fraction
+
+
+def progress_for(step: str, clock: Callable[[], float] = time.perf_counter) -> StepProgress:
+    """The progress fold of a dock's step (a batch queue: :class:`QueueProgress`)."""
+    return QueueProgress(step, clock) if step == "Batch" else StepProgress(step, clock)
 
 
 def stage_names(plan: Sequence[tuple[tuple[str, ...], float]]) -> list[str]:

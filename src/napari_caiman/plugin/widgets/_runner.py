@@ -38,7 +38,7 @@ from qtpy.QtCore import QTimer
 
 from ...engine.errors import InputError, StateError
 from ._dock import StatusLabel
-from ._progress import StepProgress
+from ._progress import StepProgress, progress_for
 
 logger = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ class StepRunner(Container):
         self.cancel_button.enabled = True
         self.progress.value = 0
         self.status.value = "starting…"
-        self.tracker = StepProgress(self.step)
+        self.tracker = progress_for(self.step)
         self._detail = "starting"
         self._shown_at = 0.0
         self._shown_stage = ""

@@ -3,9 +3,10 @@
 The form holds CaImAn's key CNMF parameters (see :mod:`.cnmf_settings`); Run
 starts :func:`napari_caiman.engine.pipeline.iter_cnmf_step` in a worker
 (:class:`~._runner.StepRunner`); the result becomes layers through the pure
-functions of :mod:`napari_caiman.plugin.layers.cnmf`: footprints (Labels), contours
-(Shapes with a features table), the correlation image and the lazy denoised
-and residual movies. Running again on the same input replaces those layers.
+functions of :mod:`napari_caiman.plugin.layers.cnmf`: footprints (Labels with a
+features table), contours (one RGBA image of outlines), the correlation image and
+the lazy denoised and residual movies, made in the worker and added one per
+event-loop turn. Running again on the same input updates those layers in place.
 
 A Labels layer chosen as "seed" turns every painted label into one seed
 footprint (``Ain``): initialization is skipped and CNMF refines exactly those

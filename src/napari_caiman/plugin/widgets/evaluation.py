@@ -51,10 +51,11 @@ from ...engine.errors import InputError
 from ...engine.params import parse_kwargs
 from ...engine.resolve import thresholds as param_thresholds
 from ..layers import evaluation as ev
+from ..layers.outlines import outline_image
 from ._backend import check_backend
 from ._evaluation_edits import EvaluationEdits
 from ._evaluation_files import RESULTS_FILTER, EvaluationFiles
-from ._evaluation_form import STEP_NAMES, EvaluationForm
+from ._evaluation_form import OTHER_TERMS, STEP_NAMES, EvaluationForm
 from ._evaluation_form import THRESHOLDS as _THRESHOLDS
 from ._evaluation_source import RESULTS_KEY, RESULTS_PATH_KEY, EvaluationSource
 from ._evaluation_view import EvaluationView
@@ -175,17 +176,16 @@ class EvaluationWidget(
         self.components_dock: ComponentsDock | None = None
         self.table_model = ComponentTableModel()
         self.timings: dict[str, float] = {}
-        self._owner = np.zeros(0, np.int64)
         self._colors: np.ndarray | None = None
         self._hooked: list[Layer] = []
-        self._contour_data: tuple[Any, list] | None = None  # (contours layer, its data)
         self._lookup: Any = None  # footprints by pixel (what a click on the contours hits)
-        self._features_key: tuple | None = None  # what the contours' features were made from
+        self._features_key: tuple | None = None  # what the footprints' features were made from
         self._syncing_table = False
         self._wire(viewer)
 
     def _wire(self, viewer: napari.viewer.Viewer) -> None:
-        for widget in (*self.sliders, self.min_size, self.max_size, self.show_filter):
+        for widget in (*self.sliders, *self._other_terms(), self.min_size, self.max_size,
+                       self.show_filter):
             widget.changed.connect(self.apply)
         self.take_button.changed.connect(self._on_take)
         self.load_button.changed.connect(self._on_load)
@@ -222,6 +222,10 @@ class EvaluationWidget(
         else:  # results opened with File > Open before this dock was
             self._opened = [layer for layer in viewer.layers if RESULTS_KEY in layer.metadata]
             self._take_opened()
+
+    def _other_terms(self) -> tuple[Any, ...]:
+        """The form's threshold terms besides the sliders (accept_anatomy, min_classifier_prob)."""
+        return tuple(getattr(self, name) for name in OTHER_TERMS)
 
     # -- the session's state, as the widget's ------------------------------------------------------------
     @property
@@ -267,6 +271,8 @@ class EvaluationWidget(
         """Keyword arguments of ``apply_thresholds`` from the form (the CNN
         terms from the kwargs text, else the result's parameters)."""
         out: dict[str, Any] = {name: float(getattr(self, name).value) for name in _THRESHOLDS}
+        out["accept_anatomy"] = bool(self.accept_anatomy.value)
+        out["min_classifier_prob"] = float(self.min_classifier_prob.value)
         out["min_size"] = self.min_size.value or None
         out["max_size"] = self.max_size.value or None
         cnn = param_thresholds(None if self.session is None else self.session.params)
@@ -296,19 +302,22 @@ class EvaluationWidget(
         t0 = time.perf_counter()
         accepted = s.update(self.thresholds())
         t1 = time.perf_counter()
-        layer = self.contours_layer
+        layer, o = self.contours_layer, self.outlines
         t2 = t1
-        if layer is not None and len(self._owner) == len(layer.data):
-            colors = ev.status_colors(accepted, self._owner, self.show_filter.value)
+        if layer is not None and o is not None and o.n_components == len(accepted):
+            colors = ev.status_colors(accepted, np.arange(len(accepted)), self.show_filter.value)
             if self._colors is None or not np.array_equal(colors, self._colors):
-                layer.edge_color = colors  # one vectorized assignment
+                layer.data = outline_image(o, colors)  # one vectorized assignment, one upload
                 self._colors = colors
             t2 = time.perf_counter()
-            key = (id(layer), id(s.metrics), accepted.tobytes(), s.curation.manual.tobytes())
+        footprints = self._layer("footprints")
+        if footprints is not None and len(footprints.features) == len(accepted):
+            key = (id(footprints), id(s.metrics), accepted.tobytes(), s.curation.manual.tobytes())
             if full or key != self._features_key:  # a slider step mostly changes no status
                 yield
-                layer.features = ev.evaluation_features(
-                    layer.features, self._owner, s.metrics, accepted, s.curation.manual
+                footprints.features = ev.evaluation_features(
+                    footprints.features, np.arange(len(accepted)), s.metrics, accepted,
+                    s.curation.manual,
                 )
                 self._features_key = key
         t3 = time.perf_counter()
@@ -333,18 +342,20 @@ class EvaluationWidget(
         s = self.session
         assert s is not None
         extra = parse_kwargs(self.kwargs.value)
-        sliders = [k for k in extra if k in _THRESHOLDS]
+        sliders = [k for k in extra if k in _THRESHOLDS or k in OTHER_TERMS]
         if sliders:
-            raise InputError("kwargs", f"set {', '.join(sliders)} with the slider, not in kwargs")
+            raise InputError("kwargs", f"set {', '.join(sliders)} with the form, not in kwargs")
         th = self.thresholds()
         return (
-            s.params.copy().update(extra).update({k: th[k] for k in _THRESHOLDS})
+            s.params.copy().update(extra).update({k: th[k] for k in (*_THRESHOLDS, *OTHER_TERMS)})
             .update({"backend": self.backend.value})
         )
 
     def _preset_values(self) -> dict[str, Any]:
         """The form's quality parameters as flat CaImAn names (what "Save preset…" writes)."""
         values: dict[str, Any] = {k: float(getattr(self, k).value) for k in _THRESHOLDS}
+        values["accept_anatomy"] = bool(self.accept_anatomy.value)
+        values["min_classifier_prob"] = float(self.min_classifier_prob.value)
         values.update(parse_kwargs(self.kwargs.value))
         values["backend"] = self.backend.value
         return values

@@ -106,6 +106,7 @@ class TracesPlot(QWidget):
             plot.addItem(line)
             self.frame_lines.append(line)
         self._dff_note = pg.TextItem("", color=FG, anchor=(0.5, 0.5))
+        self._note = ""
         self.plots["dff"].addItem(self._dff_note)
         self.component: int | None = None
         self.view.scene().sigMouseClicked.connect(self._on_click)
@@ -147,7 +148,9 @@ class TracesPlot(QWidget):
                 n = max(n, values.size)
                 curve.setData(np.arange(values.size), values)
         note = "" if dff is not None or component is None else "not computed: Evaluate"
-        self._dff_note.setText(note)
+        if note != self._note:  # a new text re-lays out the item (and repaints the panel)
+            self._dff_note.setText(note)
+            self._note = note
         if component is None or n == 0:
             self._empty_ranges()
         else:
