@@ -401,7 +401,7 @@ def test_thresholds_match_caimans_rule_on_random_metrics():
     met = Metrics(SNR_comp=snr, r_values=r, size=np.full(K, 30), cnn_preds=cnn, cnn_available=True)
     for kw in (dict(), dict(min_SNR=4, rval_thr=0.5, SNR_lowest=1, rval_lowest=0),
                dict(use_cnn=True, min_cnn_thr=0.7, cnn_lowest=0.2)):
-        good, bad = apply_thresholds(met, **kw)
+        good, bad = apply_thresholds(met, **kw, joint_SNR_frac=None)  # CaImAn's rule: no joint test
         p = dict(min_SNR=2.5, SNR_lowest=0.5, rval_thr=0.8, rval_lowest=-1.0, use_cnn=False, min_cnn_thr=0.9,
                  cnn_lowest=0.1) | kw
         accepted = np.union1d(np.where(r >= p["rval_thr"])[0], np.where(snr >= p["min_SNR"])[0])
@@ -412,6 +412,42 @@ def test_thresholds_match_caimans_rule_on_random_metrics():
         expected = np.setdiff1d(accepted, rejected)
         np.testing.assert_array_equal(good, expected)
         np.testing.assert_array_equal(bad, np.setdiff1d(np.arange(K), expected))
+
+
+def test_joint_test_accepts_both_weaker_tests_together_and_follows_the_thresholds():
+    """SNR >= joint_SNR_frac x min_SNR and r >= joint_rval_frac x rval_thr together also pass; neither
+    alone does, the hard floors still hold, and stricter main thresholds make the joint test stricter."""
+    rng = np.random.default_rng(3)
+    K = 2000
+    snr, r = rng.uniform(0, 4, K), rng.uniform(-1, 1, K)
+    ones = np.ones(K)
+    met = Metrics(SNR_comp=snr, r_values=r, size=np.full(K, 30), solidity=ones, n_pieces=ones.astype(int),
+                  area_ratio=ones / 4, elongation=ones)
+    kw = dict(min_SNR=2.0, rval_thr=0.8, SNR_lowest=0.5, rval_lowest=-1.0)
+    good, _ = apply_thresholds(met, **kw)  # defaults: 0.625 and 0.875 -> SNR >= 1.25 and r >= 0.7
+    caiman = (snr >= 2.0) | (r >= 0.8)
+    joint = (snr >= 1.25) & (r >= 0.7)
+    np.testing.assert_array_equal(good, np.flatnonzero((caiman | joint) & (snr > 0.5)))
+    assert ((snr < 2.0) & (r < 0.8) & joint).sum() > 5  # the test did accept components CaImAn's rule rejects
+    off, _ = apply_thresholds(met, **kw, joint_SNR_frac=None)
+    np.testing.assert_array_equal(off, np.flatnonzero(caiman & (snr > 0.5)))
+    # the fractions follow the main thresholds (the dock's sliders): an unreachable min_SNR leaves r alone
+    strict, _ = apply_thresholds(met, **dict(kw, min_SNR=1e3, rval_thr=0.9))
+    np.testing.assert_array_equal(strict, np.flatnonzero((r >= 0.9) & (snr > 0.5)))
+    with pytest.raises(InputError, match="joint_rval_frac"):
+        apply_thresholds(met, joint_rval_frac=1.5)
+    # metrics without shape (a CaImAn file): CaImAn's rule alone, CaImAn's accepted set
+    caiman_file = Metrics(SNR_comp=snr, r_values=r, size=np.full(K, 30))
+    np.testing.assert_array_equal(apply_thresholds(caiman_file, **kw)[0], off)
+
+
+def test_joint_test_accepts_no_noise_component(evaluated):
+    """The injected noise components fail the joint test too (r <= 0.4 on this movie), whatever their SNR."""
+    m, est, params, met, matched, fake = evaluated
+    for kw in (dict(), dict(min_SNR=2.0), dict(min_SNR=1.0, rval_thr=0.6)):
+        good, _ = apply_thresholds(met, **kw)
+        assert not fake[good].any(), kw
+        assert matched[good].sum() >= int(0.9 * N_TRUE)
 
 
 def test_cancel_and_uint16_movie(evaluated, tmp_path):

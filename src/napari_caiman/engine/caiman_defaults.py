@@ -241,9 +241,12 @@ EXTRA_DEFAULTS: dict[str, dict[str, Any]] = {
         # shape thresholds of the evaluation (engine.shapes / engine.evaluation)
         "min_solidity": 0.6,
         "max_pieces": 1,
-        "min_area_ratio": 0.075,
+        "min_area_ratio": 0.095,
         "max_area_ratio": 4.0,
         "max_elongation": 2.5,
+        # the joint activity test: SNR >= 0.625 min_SNR and r >= 0.875 rval_thr together (engine.evaluation)
+        "joint_SNR_frac": 0.625,
+        "joint_rval_frac": 0.875,
         # footprint size limits in pixels (the Evaluation dock's min_size / max_size); None: no limit
         "min_size": None,
         "max_size": None,

@@ -41,7 +41,7 @@ MOTION_NAMES = ("max_shifts", "pw_rigid", "strides", "overlaps", "max_deviation_
 #: Keyword arguments of ``apply_thresholds`` and the schema field each comes from.
 THRESHOLD_NAMES = ("min_SNR", "SNR_lowest", "rval_thr", "rval_lowest", "use_cnn", "min_cnn_thr", "cnn_lowest",
                    "min_solidity", "max_pieces", "min_area_ratio", "max_area_ratio", "max_elongation", "accept_anatomy",
-                   "min_classifier_prob", "max_duplicate", "min_size", "max_size")
+                   "min_classifier_prob", "joint_SNR_frac", "joint_rval_frac", "max_duplicate", "min_size", "max_size")
 
 
 def _params(params: Any) -> CaimanParams:

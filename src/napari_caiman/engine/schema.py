@@ -233,6 +233,12 @@ class Plugin(_Group):
     max_elongation: Any = _f("number", "Reject a footprint longer than this ratio of its principal axes, in units "
                              "of gSig (streaks along dendrites and frame edges; None = off).", minimum=1,
                              none_ok=True, auto="off")
+    joint_SNR_frac: Any = _f("number", "Also accept a component whose SNR reaches this fraction of min_SNR while "
+                             "its r-value reaches joint_rval_frac x rval_thr: both tests passing together at "
+                             "looser levels (short recordings); None = off.", minimum=0, maximum=1, none_ok=True,
+                             auto="off")
+    joint_rval_frac: Any = _f("number", "The r-value fraction of the joint test (x rval_thr, with joint_SNR_frac); "
+                              "None = off.", minimum=0, maximum=1, none_ok=True, auto="off")
     min_size: Any = _f("number", "Reject a component whose footprint has fewer pixels than this (above 20 % of "
                        "its max); None = no limit (the Evaluation dock's min_size).", minimum=0, none_ok=True,
                        auto="no limit", form=(0, 1_000_000, None))
