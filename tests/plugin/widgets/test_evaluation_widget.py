@@ -345,3 +345,23 @@ def test_anatomy_and_classifier_terms_match_a_headless_run(qtbot, viewer, widget
     np.testing.assert_array_equal(np.flatnonzero(widget.accepted), good)
     assert not np.array_equal(good, apply_thresholds(metrics, **dict(th, min_classifier_prob=0.2))[0])
     assert widget._params()["min_classifier_prob"] == 0.7
+
+
+def test_terms_without_a_field_follow_the_results_parameters(qtbot, viewer, widget, fitted_2d):
+    """The joint activity test has no field in the dock: like a headless run, the dock
+    reads it from the result's parameters (it used to apply the function's defaults)."""
+    from napari_caiman.engine.evaluation import evaluate_components
+
+    movie, est, summary, params = fitted_2d
+    strict = {"min_SNR": 4.0, "rval_thr": 0.95}
+    off = params.copy().update({**strict, "joint_SNR_frac": None, "joint_rval_frac": None})
+    viewer.add_image(movie, name="raw")
+    widget.set_result(copy.deepcopy(est), summary, off.copy(), "raw", build_layers=True)
+    widget.movie.value = viewer.layers["raw"]
+    widget.min_SNR.value, widget.rval_thr.value = strict["min_SNR"], strict["rval_thr"]
+    _evaluate(qtbot, widget)
+    headless_off, headless_on = copy.deepcopy(est), copy.deepcopy(est)
+    evaluate_components(movie, headless_off, off)
+    evaluate_components(movie, headless_on, params.copy().update(strict))  # the joint test on (default)
+    assert len(headless_on.idx_components) > len(headless_off.idx_components)  # it matters here
+    np.testing.assert_array_equal(np.flatnonzero(widget.accepted), headless_off.idx_components)

@@ -76,7 +76,6 @@ __all__ = [
 ]
 
 #: CNN thresholds, taken from the kwargs text (or the result's parameters).
-_CNN_THRESHOLDS = ("use_cnn", "min_cnn_thr", "cnn_lowest")
 
 #: Whether the use_cnn note was shown in this session.
 _CNN_NOTED = False
@@ -268,19 +267,22 @@ class EvaluationWidget(
 
     # -- thresholds -------------------------------------------------------------------------------------
     def thresholds(self) -> dict[str, Any]:
-        """Keyword arguments of ``apply_thresholds`` from the form (the CNN
-        terms from the kwargs text, else the result's parameters)."""
-        out: dict[str, Any] = {name: float(getattr(self, name).value) for name in _THRESHOLDS}
+        """Keyword arguments of ``apply_thresholds`` from the form; the terms the
+        form has no field for (the CNN, the joint activity test, duplicates) from
+        the kwargs text, else the result's parameters, as a headless run reads them."""
+        base = param_thresholds(None if self.session is None else self.session.params)
+        out: dict[str, Any] = dict(base)
+        out.update({name: float(getattr(self, name).value) for name in _THRESHOLDS})
         out["accept_anatomy"] = bool(self.accept_anatomy.value)
         out["min_classifier_prob"] = float(self.min_classifier_prob.value)
         out["min_size"] = self.min_size.value or None
         out["max_size"] = self.max_size.value or None
-        cnn = param_thresholds(None if self.session is None else self.session.params)
         try:
             extra = parse_kwargs(self.kwargs.value)
         except InputError:  # reported when the parameters are used (Evaluate, Save)
             extra = {}
-        out.update({k: extra.get(k, cnn[k]) for k in _CNN_THRESHOLDS})
+        fields = {*_THRESHOLDS, "accept_anatomy", "min_classifier_prob", "min_size", "max_size"}
+        out.update({k: extra[k] for k in base if k in extra and k not in fields})
         return out
 
     def threshold_accepted(self) -> np.ndarray:
