@@ -52,10 +52,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--items", type=int, default=4)
     ap.add_argument("--frames", type=int, default=300)
-    ap.add_argument("--external", action="store_true",
-                    help="run the queue with the CLI in another process; the dock follows the file")
-    ap.add_argument("--thread", action="store_true",
-                    help="untick 'each item in its own process': the items run in a thread of this process")
+    ap.add_argument(
+        "--external",
+        action="store_true",
+        help="run the queue with the CLI in another process; the dock follows the file",
+    )
+    ap.add_argument(
+        "--thread",
+        action="store_true",
+        help="untick 'each item in its own process': the items run in a thread of this process",
+    )
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
@@ -72,8 +78,9 @@ def main() -> None:
     from napari_caiman.engine.synthetic import make_movie_2d
 
     folder = Path(tempfile.mkdtemp(prefix="bench_batch_gui_"))
-    movie = make_movie_2d((args.frames, 128, 128), n_neurons=30, rigid_motion=2.0, seed=0,
-                          return_flow=False).movie
+    movie = make_movie_2d(
+        (args.frames, 128, 128), n_neurons=30, rigid_motion=2.0, seed=0, return_flow=False
+    ).movie
     movie_file = folder / "movie.tif"
     tifffile.imwrite(movie_file, movie)
     batch = Batch(folder / "runs.json")
@@ -103,7 +110,9 @@ def main() -> None:
         if args.external:
             from napari_caiman.app import cli
 
-            proc = subprocess.Popen([sys.executable, "-m", cli.__name__, "batch", str(folder / "runs.json"), "-q"])
+            proc = subprocess.Popen(
+                [sys.executable, "-m", cli.__name__, "batch", str(folder / "runs.json"), "-q"]
+            )
             wait_until(app, lambda: proc.poll() is not None, timeout=1800)
             for _ in range(150):  # the dock's next ticks see the file's final state
                 app.processEvents()
@@ -125,18 +134,22 @@ def main() -> None:
         f"{' (CLI in another process)' if args.external else ''}"
         f"{' (thread)' if args.thread and not args.external else ''} | "
         f"{wall:.1f} | {gaps.worst * 1000:.0f} | {gaps.over()} | "
-        + ", ".join(f"{k} {1000 * max(v):.0f} (n={len(v)}, median {1000 * float(np.median(v)):.0f})"
-                    for k, v in sorted(by.items()))
+        + ", ".join(
+            f"{k} {1000 * max(v):.0f} (n={len(v)}, median {1000 * float(np.median(v)):.0f})"
+            for k, v in sorted(by.items())
+        )
         + " |"
     ]
-    table = "\n".join([
-        f"Batch dock, {platform.node()}, {time.strftime('%Y-%m-%d %H:%M')} (shared CPUs: timings vary)",
-        "",
-        "| code | queue | wall s | longest gap ms | gaps > 100 ms | main-thread handlers: longest ms |",
-        "|---|---|---|---|---|---|",
-        *rows,
-        "",
-    ])
+    table = "\n".join(
+        [
+            f"Batch dock, {platform.node()}, {time.strftime('%Y-%m-%d %H:%M')} (shared CPUs: timings vary)",
+            "",
+            "| code | queue | wall s | longest gap ms | gaps > 100 ms | main-thread handlers: longest ms |",
+            "|---|---|---|---|---|---|",
+            *rows,
+            "",
+        ]
+    )
     print(table)
     if args.out:
         with open(args.out, "a") as fh:

@@ -169,7 +169,8 @@ def main() -> int:
         lines.append(
             f"| {r['K']:,} | {r['layer data']:.2f} | {r['add layers']:.2f} | {r['take result']:.2f} | "
             f"**{1000 * r['slider (widget)']:.0f} ms** | {1000 * r['colours part']:.0f} ms | "
-            f"{1000 * r['features part']:.0f} ms | {1000 * r['slider + redraw']:.0f} ms | {1000 * r['decision']:.0f} ms |"
+            f"{1000 * r['features part']:.0f} ms | {1000 * r['slider + redraw']:.0f} ms | "
+            f"{1000 * r['decision']:.0f} ms |"
         )
     lines += [
         "",

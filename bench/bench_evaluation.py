@@ -68,18 +68,30 @@ def build(shape, n_neurons, n_fake, tmp: Path):
     proj = np.zeros((A.shape[1], T))
     K0 = len(fp)
     for t0 in range(0, T, 250):
-        Y = frames_to_pixels(m.movie[t0:t0 + 250].astype(np.float64))
-        R = Y - A[:, :K0] @ C_true[:, t0:t0 + 250] - b @ f[:, t0:t0 + 250]
-        proj[:, t0:t0 + 250] = A.T @ R
+        Y = frames_to_pixels(m.movie[t0 : t0 + 250].astype(np.float64))
+        R = Y - A[:, :K0] @ C_true[:, t0 : t0 + 250] - b @ f[:, t0 : t0 + 250]
+        proj[:, t0 : t0 + 250] = A.T @ R
     sm = ndimage.gaussian_filter1d(proj[K0:], 2, axis=1)
     C_fake = np.clip(sm - np.median(sm, axis=1, keepdims=True), 0, None)
     C = np.vstack([C_true, C_fake]).astype(np.float32)
     YrA = (proj - np.vstack([np.zeros_like(C_true), C_fake])).astype(np.float32)
     K = A.shape[1]
     P = A.shape[0]
-    est = Estimates(A=A, C=C, S=np.zeros_like(C), YrA=YrA, b=b.astype(np.float32), f=f.astype(np.float32),
-                    sn=np.ones(P, np.float32), g=np.zeros((K, 2)), bl=np.zeros(K), c1=np.zeros(K),
-                    neurons_sn=np.ones(K), lam=np.zeros(K), dims=tuple(shape[1:]))
+    est = Estimates(
+        A=A,
+        C=C,
+        S=np.zeros_like(C),
+        YrA=YrA,
+        b=b.astype(np.float32),
+        f=f.astype(np.float32),
+        sn=np.ones(P, np.float32),
+        g=np.zeros((K, 2)),
+        bl=np.zeros(K),
+        c1=np.zeros(K),
+        neurons_sn=np.ones(K),
+        lam=np.zeros(K),
+        dims=tuple(shape[1:]),
+    )
     del m
     return path, est, K0
 
@@ -100,10 +112,20 @@ def _child(path: str, est, q) -> None:
 
 
 PIPELINE = {
-    "2D patches": dict(kind="2d", shape=(1500, 256, 256), n_neurons=120, gSig=4,
-                       params={"K": 10, "gSig": (4, 4), "rf": 25, "stride": 10, "n_processes": 2}),
-    "3D whole volume": dict(kind="3d", shape=(500, 12, 96, 96), n_neurons=40, gSig=(4, 4, 2),
-                            params={"K": 50, "gSig": (4, 4, 2)}),
+    "2D patches": dict(
+        kind="2d",
+        shape=(1500, 256, 256),
+        n_neurons=120,
+        gSig=4,
+        params={"K": 10, "gSig": (4, 4), "rf": 25, "stride": 10, "n_processes": 2},
+    ),
+    "3D whole volume": dict(
+        kind="3d",
+        shape=(500, 12, 96, 96),
+        n_neurons=40,
+        gSig=(4, 4, 2),
+        params={"K": 50, "gSig": (4, 4, 2)},
+    ),
 }
 
 
@@ -115,8 +137,15 @@ def pipeline_case(case: dict, tmp: Path) -> dict:
 
     make = make_movie_2d if case["kind"] == "2d" else make_movie_3d
     path = tmp / f"pipe_{case['kind']}.npy"
-    truth = make(case["shape"], n_neurons=case["n_neurons"], gSig=case["gSig"], seed=0, out=path,
-                 return_flow=False, return_truth=False)
+    truth = make(
+        case["shape"],
+        n_neurons=case["n_neurons"],
+        gSig=case["gSig"],
+        seed=0,
+        out=path,
+        return_flow=False,
+        return_truth=False,
+    )
     movie = np.load(path, mmap_mode="r")
     params = CaimanParams.from_dict({**case["params"], "use_cnn": False})
     t = time.perf_counter()
@@ -129,8 +158,15 @@ def pipeline_case(case: dict, tmp: Path) -> dict:
     before = match_components(est, truth.footprints, true_traces=truth.traces)
     after = match_components(est.footprints(good), truth.footprints, est.C[good], truth.traces)
     path.unlink()
-    return dict(t_cnmf=t_cnmf, t_eval=t_eval, before=before, after=after, K=est.n_components,
-                n_acc=good.size, timings=met.timings)
+    return dict(
+        t_cnmf=t_cnmf,
+        t_eval=t_eval,
+        before=before,
+        after=after,
+        K=est.n_components,
+        n_acc=good.size,
+        timings=met.timings,
+    )
 
 
 def main() -> None:
@@ -143,9 +179,13 @@ def main() -> None:
     from napari_caiman.engine.dff import detrend_df_f
     from napari_caiman.engine.evaluation import Metrics, apply_thresholds
 
-    lines = [f"# Evaluation benchmark{' (quick)' if args.quick else ''}", "",
-             f"Machine: {os.cpu_count()} cores (shared). Python {sys.version.split()[0]}. "
-             f"{time.strftime('%Y-%m-%d %H:%M')}", ""]
+    lines = [
+        f"# Evaluation benchmark{' (quick)' if args.quick else ''}",
+        "",
+        f"Machine: {os.cpu_count()} cores (shared). Python {sys.version.split()[0]}. "
+        f"{time.strftime('%Y-%m-%d %H:%M')}",
+        "",
+    ]
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
         t = time.perf_counter()
@@ -169,26 +209,41 @@ def main() -> None:
         rec = tp / K0
         T, Y, X = cfg["shape"]
         lines += [
-            f"## compute_metrics: 2D {T}x{Y}x{X} float32 memmap, {K0} true + {K - K0} noise components", "",
+            f"## compute_metrics: 2D {T}x{Y}x{X} float32 memmap, {K0} true + {K - K0} noise components",
+            "",
             "| wall s | CPU s | SNR s | r-values s | peak RSS GiB (child, incl. memmap pages) |",
             "|---|---|---|---|---|",
             f"| {res['wall']:.2f} | {res['cpu']:.2f} | {met.timings['snr']:.2f} | {met.timings['r_values']:.2f} "
-            f"| {res['rss']:.2f} |", "",
+            f"| {res['rss']:.2f} |",
+            "",
             "CaImAn for reference (REFERENCE.md): the whole 2D 256x256x1500 CNMF + refit + evaluation command took "
-            "89 s; its evaluation step alone is not timed there.", "",
-            "Accuracy with CaImAn's default thresholds (min_SNR 2.5, rval_thr 0.8, SNR_lowest 0.5, rval_lowest -1):", "",
-            "| accepted | true accepted | noise accepted | precision | recall |", "|---|---|---|---|---|",
-            f"| {acc.sum()} | {tp} | {int((acc & ~true).sum())} | {prec:.3f} | {rec:.3f} |", "",
-            "| metric | true neurons: median (5th pct) | noise comps: median (95th pct) |", "|---|---|---|",
+            "89 s; its evaluation step alone is not timed there.",
+            "",
+            "Accuracy with CaImAn's default thresholds (min_SNR 2.5, rval_thr 0.8, SNR_lowest 0.5, rval_lowest -1):",
+            "",
+            "| accepted | true accepted | noise accepted | precision | recall |",
+            "|---|---|---|---|---|",
+            f"| {acc.sum()} | {tp} | {int((acc & ~true).sum())} | {prec:.3f} | {rec:.3f} |",
+            "",
+            "| metric | true neurons: median (5th pct) | noise comps: median (95th pct) |",
+            "|---|---|---|",
             f"| SNR_comp | {np.median(met.SNR_comp[true]):.2f} ({np.percentile(met.SNR_comp[true], 5):.2f}) "
             f"| {np.median(met.SNR_comp[~true]):.2f} ({np.percentile(met.SNR_comp[~true], 95):.2f}) |",
             f"| r_values | {np.median(met.r_values[true]):.3f} ({np.percentile(met.r_values[true], 5):.3f}) "
-            f"| {np.median(met.r_values[~true]):.3f} ({np.percentile(met.r_values[~true], 95):.3f}) |", ""]
+            f"| {np.median(met.r_values[~true]):.3f} ({np.percentile(met.r_values[~true], 95):.3f}) |",
+            "",
+        ]
         print("\n".join(lines[-16:]), flush=True)
 
         # dF/F
-        rows = ["## detrend_df_f", "", f"{K} traces x {T} frames, frames_window 500", "",
-                "| variant | s |", "|---|---|"]
+        rows = [
+            "## detrend_df_f",
+            "",
+            f"{K} traces x {T} frames, frames_window 500",
+            "",
+            "| variant | s |",
+            "|---|---|",
+        ]
         for fast in (False, True):
             t = time.perf_counter()
             detrend_df_f(est, frames_window=500, use_fast=fast)
@@ -199,7 +254,11 @@ def main() -> None:
         # thresholds on 5,000 components
         rng = np.random.default_rng(0)
         Kb = 5000
-        big = Metrics(SNR_comp=rng.gamma(2, 2, Kb), r_values=rng.uniform(-1, 1, Kb), size=rng.integers(10, 400, Kb))
+        big = Metrics(
+            SNR_comp=rng.gamma(2, 2, Kb),
+            r_values=rng.uniform(-1, 1, Kb),
+            size=rng.integers(10, 400, Kb),
+        )
         ts = []
         for i in range(1000):
             t = time.perf_counter()
@@ -215,26 +274,41 @@ def main() -> None:
             save_curation_sidecar(tmp / "results.hdf5", cur)
             ss.append(time.perf_counter() - t)
         ss = np.array(ss) * 1e3
-        rows = ["## Interaction costs (5,000 components)", "", "| operation | median ms | 99th pct ms |",
-                "|---|---|---|",
-                f"| apply_thresholds | {np.median(ts):.3f} | {np.percentile(ts, 99):.3f} |",
-                f"| save_curation_sidecar (atomic JSON) | {np.median(ss):.2f} | {np.percentile(ss, 99):.2f} |", ""]
+        rows = [
+            "## Interaction costs (5,000 components)",
+            "",
+            "| operation | median ms | 99th pct ms |",
+            "|---|---|---|",
+            f"| apply_thresholds | {np.median(ts):.3f} | {np.percentile(ts, 99):.3f} |",
+            f"| save_curation_sidecar (atomic JSON) | {np.median(ss):.2f} | {np.percentile(ss, 99):.2f} |",
+            "",
+        ]
         lines += rows
         print("\n".join(rows), flush=True)
         if not (args.quick or args.no_cnmf):
-            rows = ["## CNMF + evaluation (REFERENCE.md movies, native CNMF, default thresholds)", "",
-                    "| case | CNMF s | evaluation s (SNR / r) | components | accepted | F1 all (P/R) | "
-                    "F1 accepted (P/R) |", "|---|---|---|---|---|---|---|"]
+            rows = [
+                "## CNMF + evaluation (REFERENCE.md movies, native CNMF, default thresholds)",
+                "",
+                "| case | CNMF s | evaluation s (SNR / r) | components | accepted | F1 all (P/R) | "
+                "F1 accepted (P/R) |",
+                "|---|---|---|---|---|---|---|",
+            ]
             for name, case in PIPELINE.items():
                 r = pipeline_case(case, tmp)
                 b, a = r["before"], r["after"]
-                rows.append(f"| {name} {case['shape']} | {r['t_cnmf']:.1f} | {r['t_eval']:.2f} "
-                            f"({r['timings']['snr']:.2f} / {r['timings']['r_values']:.2f}) | {r['K']} | "
-                            f"{r['n_acc']} | {b.f1:.3f} ({b.precision:.3f}/{b.recall:.3f}) | "
-                            f"{a.f1:.3f} ({a.precision:.3f}/{a.recall:.3f}) |")
+                rows.append(
+                    f"| {name} {case['shape']} | {r['t_cnmf']:.1f} | {r['t_eval']:.2f} "
+                    f"({r['timings']['snr']:.2f} / {r['timings']['r_values']:.2f}) | {r['K']} | "
+                    f"{r['n_acc']} | {b.f1:.3f} ({b.precision:.3f}/{b.recall:.3f}) | "
+                    f"{a.f1:.3f} ({a.precision:.3f}/{a.recall:.3f}) |"
+                )
                 print(rows[-1], flush=True)
-            rows += ["", "CaImAn 1.12.1 (REFERENCE.md): 2D 89 s, F1 0.96; 3D 100 s, F1 0.88 (whole command "
-                     "including evaluation).", ""]
+            rows += [
+                "",
+                "CaImAn 1.12.1 (REFERENCE.md): 2D 89 s, F1 0.96; 3D 100 s, F1 0.88 (whole command "
+                "including evaluation).",
+                "",
+            ]
             lines += rows
     if args.quick:
         return

@@ -236,8 +236,16 @@ def roi_layers(app, viewer) -> tuple[float, float, float]:
     from napari_caiman.plugin.widgets._layers import upsert_layer
 
     est = random_estimates((512, 512), 5000, T=500)
-    summary = type("S", (), {"mean": np.zeros((512, 512), np.float32), "max": None,
-                             "std": None, "corr": np.zeros((512, 512), np.float32)})()
+    summary = type(
+        "S",
+        (),
+        {
+            "mean": np.zeros((512, 512), np.float32),
+            "max": None,
+            "std": None,
+            "corr": np.zeros((512, 512), np.float32),
+        },
+    )()
     step = type("R", (), {"estimates": est, "summary": summary})()
     t0 = time.perf_counter()
     tuples = cnmf_layer_data(step, "rois", None, None)
@@ -256,20 +264,24 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="300 frames instead of 1000")
     ap.add_argument("--out", default=str(HERE / "results" / "gui.md"))
     ap.add_argument(
-        "--stacks", action="store_true",
+        "--stacks",
+        action="store_true",
         help="sample the threads' stacks while the window is late (printed, not written)",
     )
     ap.add_argument(
-        "--interactions-only", action="store_true",
+        "--interactions-only",
+        action="store_true",
         help="only the selection / slider / floor latencies, on 90 random ROIs evaluated on the "
         "movie (seconds: for an A/B of two checkouts in the same minute; printed, not written)",
     )
     ap.add_argument(
-        "--profile", action="store_true",
+        "--profile",
+        action="store_true",
         help="cProfile every event-loop turn while a step runs; print the costliest turns",
     )
     ap.add_argument(
-        "--batch-only", action="store_true",
+        "--batch-only",
+        action="store_true",
         help="only the Batch dock's queue run (printed, not written)",
     )
     args = ap.parse_args()
@@ -287,7 +299,12 @@ def main() -> None:
     load_start = os.getloadavg()[0]
     T = 300 if args.quick else 1000
     movie = make_movie_2d(
-        (T, 256, 256), n_neurons=80, rigid_motion=3.0, nonrigid_motion=1.0, seed=0, return_flow=False
+        (T, 256, 256),
+        n_neurons=80,
+        rigid_motion=3.0,
+        nonrigid_motion=1.0,
+        seed=0,
+        return_flow=False,
     ).movie
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1920, 1080)
@@ -316,11 +333,15 @@ def main() -> None:
             app.processEvents()
         names = ("select", "slider", "floor canvas", "floor label")
         for name, values in zip(names, interactions(app, viewer, evaluation), strict=True):
-            print(f"{name}: median {values[0] * 1000:.0f} ms, worst {values[1] * 1000:.0f} ms, "
-                  f"main-thread CPU {values[2] * 1000:.0f} ms")
+            print(
+                f"{name}: median {values[0] * 1000:.0f} ms, worst {values[1] * 1000:.0f} ms, "
+                f"main-thread CPU {values[2] * 1000:.0f} ms"
+            )
         t_data, t_add, roi_gap, roi_cpu = roi_layers(app, viewer)
-        print(f"5,000 ROIs: layer data {t_data:.2f} s, add + first redraw {t_add:.2f} s, "
-              f"longest gap {roi_gap * 1000:.0f} ms ({roi_cpu * 1000:.0f} ms main-thread CPU)")
+        print(
+            f"5,000 ROIs: layer data {t_data:.2f} s, add + first redraw {t_add:.2f} s, "
+            f"longest gap {roi_gap * 1000:.0f} ms ({roi_cpu * 1000:.0f} ms main-thread CPU)"
+        )
         print(f"load average {load_start:.1f} -> {os.getloadavg()[0]:.1f}")
         viewer.close()
         return
@@ -332,8 +353,10 @@ def main() -> None:
         )
         batch_step(app, viewer, movie, rows)
         for name, wall, worst, over, restarts, worst_cpu in rows:
-            print(f"{name}: wall {wall:.1f} s, longest gap {worst * 1000:.0f} ms, {over} gaps, {restarts} bar restarts "
-                  f"> 100 ms, most main-thread CPU in one turn {worst_cpu * 1000:.0f} ms")
+            print(
+                f"{name}: wall {wall:.1f} s, longest gap {worst * 1000:.0f} ms, {over} gaps, {restarts} bar restarts "
+                f"> 100 ms, most main-thread CPU in one turn {worst_cpu * 1000:.0f} ms"
+            )
         print(f"load average {load_start:.1f} -> {os.getloadavg()[0]:.1f}")
         print("\n".join(STACKS))
         viewer.close()
@@ -351,7 +374,10 @@ def main() -> None:
     seeds.refresh()
     evaluation.confirm = lambda text: True
     run_step(
-        app, evaluation.refit_runner, "Refit with seeds (+ re-evaluate)", rows,
+        app,
+        evaluation.refit_runner,
+        "Refit with seeds (+ re-evaluate)",
+        rows,
         wait_more=lambda: not evaluation.runner.is_running,
     )
     batch_step(app, viewer, movie, rows)

@@ -43,11 +43,30 @@ def make(kind: str, shape) -> Path:
         return p
     t = time.perf_counter()
     if kind == "2d":
-        sm = make_movie_2d(shape, n_neurons=300, rigid_motion=5, nonrigid_motion=2, noise=20, dtype=np.uint16,
-                           seed=0, return_flow=False, return_truth=False, out=p)
+        sm = make_movie_2d(
+            shape,
+            n_neurons=300,
+            rigid_motion=5,
+            nonrigid_motion=2,
+            noise=20,
+            dtype=np.uint16,
+            seed=0,
+            return_flow=False,
+            return_truth=False,
+            out=p,
+        )
     else:
-        sm = make_movie_3d(shape, n_neurons=40, rigid_motion=(4, 4, 1.5), noise=10, dtype=np.uint16, seed=0,
-                           return_flow=False, return_truth=False, out=p)
+        sm = make_movie_3d(
+            shape,
+            n_neurons=40,
+            rigid_motion=(4, 4, 1.5),
+            noise=10,
+            dtype=np.uint16,
+            seed=0,
+            return_flow=False,
+            return_truth=False,
+            out=p,
+        )
     np.save(sp, sm.shifts)
     print(f"generated {p.name} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
     return p
@@ -100,14 +119,21 @@ def run_case(args) -> dict:
     est = r.shifts_rig if nd == 2 else r.shifts_rig[:, [2, 0, 1]]  # array order
     err = est + truth  # correction shift = -displacement
     err -= err.mean(axis=0)
-    rms = np.sqrt((err ** 2).mean(axis=0))
+    rms = np.sqrt((err**2).mean(axis=0))
     res = dict(
-        seconds=dt, fps=len(movie) / dt, cpu_s=cpu, cpu_fps=(os.cpu_count() or 1) * len(movie) / cpu, frames=len(movie), timings=r.timings,
+        seconds=dt,
+        fps=len(movie) / dt,
+        cpu_s=cpu,
+        cpu_fps=(os.cpu_count() or 1) * len(movie) / cpu,
+        frames=len(movie),
+        timings=r.timings,
         peak_rss_gb=_status("VmHWM") / 2**20,  # per process image (ru_maxrss survives exec)
         peak_anon_gb=peak_anon[0] / 2**20,
         shift_rms=[round(float(v), 3) for v in rms],
-        crisp_raw=r.metrics["crispness_raw"], crisp_cor=r.metrics["crispness_corrected"],
-        corr_raw=float(np.nanmean(r.metrics["corr_raw"])), corr_cor=float(np.nanmean(r.metrics["corr_corrected"])),
+        crisp_raw=r.metrics["crispness_raw"],
+        crisp_cor=r.metrics["crispness_corrected"],
+        corr_raw=float(np.nanmean(r.metrics["corr_raw"])),
+        corr_cor=float(np.nanmean(r.metrics["corr_corrected"])),
     )
     del r
     os.remove(out)
@@ -134,27 +160,52 @@ def accuracy(quick: bool) -> list[str]:
     ]
 
     def corr(mov, clean, m):
-        crop = (slice(None),) + tuple(slice(a, n - a) for a, n in zip(m, clean.shape[1:], strict=True))
+        crop = (slice(None),) + tuple(
+            slice(a, n - a) for a, n in zip(m, clean.shape[1:], strict=True)
+        )
         a = np.asarray(mov, np.float64)[crop].reshape(len(mov), -1)
         b = clean[crop].reshape(len(mov), -1).astype(np.float64)
         a = a - np.nanmean(a, 1, keepdims=True)
         b = b - b.mean(1, keepdims=True)
-        return float(np.nanmean(np.nansum(a * b, 1) / np.sqrt(np.nansum(a * a, 1) * (b * b).sum(1))))
+        return float(
+            np.nanmean(np.nansum(a * b, 1) / np.sqrt(np.nansum(a * a, 1) * (b * b).sum(1)))
+        )
 
     def crisp(mov, m):
-        crop = (slice(None),) + tuple(slice(a, n - a) for a, n in zip(m, mov.shape[1:], strict=True))
+        crop = (slice(None),) + tuple(
+            slice(a, n - a) for a, n in zip(m, mov.shape[1:], strict=True)
+        )
         return crispness(np.nanmean(np.asarray(mov, np.float32)[crop], axis=0))
 
     cases = [
-        ("2D 512x512 rigid 5 px", make_movie_2d((T // 2, 512, 512), n_neurons=300, rigid_motion=5, noise=10, seed=1),
-         (12, 12), [("rigid", dict(max_shifts=(6, 6)))]),
-        ("2D 256x256 rigid 5 + non-rigid 2 px",
-         make_movie_2d((T, 256, 256), n_neurons=80, rigid_motion=5, nonrigid_motion=2, noise=10, seed=2),
-         (12, 12), [("rigid", dict(max_shifts=(6, 6))),
-                    ("pw-rigid 48/24", dict(max_shifts=(6, 6), pw_rigid=True, strides=(48, 48), overlaps=(24, 24)))]),
-        ("3D 8x96x96 rigid (4, 4, 1.5) px",
-         make_movie_3d((T // 2, 8, 96, 96), n_neurons=40, rigid_motion=(4, 4, 1.5), noise=10, seed=3),
-         (2, 10, 10), [("rigid", dict(max_shifts=(6, 6, 2)))]),
+        (
+            "2D 512x512 rigid 5 px",
+            make_movie_2d((T // 2, 512, 512), n_neurons=300, rigid_motion=5, noise=10, seed=1),
+            (12, 12),
+            [("rigid", dict(max_shifts=(6, 6)))],
+        ),
+        (
+            "2D 256x256 rigid 5 + non-rigid 2 px",
+            make_movie_2d(
+                (T, 256, 256), n_neurons=80, rigid_motion=5, nonrigid_motion=2, noise=10, seed=2
+            ),
+            (12, 12),
+            [
+                ("rigid", dict(max_shifts=(6, 6))),
+                (
+                    "pw-rigid 48/24",
+                    dict(max_shifts=(6, 6), pw_rigid=True, strides=(48, 48), overlaps=(24, 24)),
+                ),
+            ],
+        ),
+        (
+            "3D 8x96x96 rigid (4, 4, 1.5) px",
+            make_movie_3d(
+                (T // 2, 8, 96, 96), n_neurons=40, rigid_motion=(4, 4, 1.5), noise=10, seed=3
+            ),
+            (2, 10, 10),
+            [("rigid", dict(max_shifts=(6, 6, 2)))],
+        ),
     ]
     for name, sm, m, methods in cases:
         c_still = corr(sm.still, sm.clean, m)
@@ -164,7 +215,13 @@ def accuracy(quick: bool) -> list[str]:
             err = est + sm.shifts
             err -= err.mean(axis=0)
             rms = [round(float(v), 3) for v in np.sqrt((err**2).mean(axis=0))]
-            if sm.flow is not None and np.ptp(sm.flow - sm.shifts.reshape(*sm.shifts.shape, *([1] * (sm.flow.ndim - 2)))) > 0:
+            if (
+                sm.flow is not None
+                and np.ptp(
+                    sm.flow - sm.shifts.reshape(*sm.shifts.shape, *([1] * (sm.flow.ndim - 2)))
+                )
+                > 0
+            ):
                 rms = "n/a (non-rigid)"
             lines.append(
                 f"| {name} | {meth} | {rms} | {corr(r.corrected, sm.clean, m):.4f} | {c_still:.4f} | "
@@ -201,21 +258,43 @@ def main():
     m2 = make("2d", shape2)
     m3 = make("3d", shape3)
     T2 = shape2[0]
-    pw = dict(pw_rigid=True, strides=[48, 48], overlaps=[24, 24], max_shifts=[6, 6], max_deviation_rigid=3)
+    pw = dict(
+        pw_rigid=True, strides=[48, 48], overlaps=[24, 24], max_shifts=[6, 6], max_deviation_rigid=3
+    )
     cases = [
         ("rigid 2D", m2, T2, dict(max_shifts=[6, 6])),
         ("rigid 2D (half T)", m2, T2 // 2, dict(max_shifts=[6, 6])),
         ("pw-rigid 2D", m2, T2, pw),
         ("pw-rigid 2D (half T)", m2, T2 // 2, pw),
         ("rigid 3D", m3, shape3[0], dict(max_shifts=[6, 6, 2])),
-        ("pw-rigid 3D", m3, shape3[0], dict(max_shifts=[6, 6, 2], pw_rigid=True, strides=[48, 48, 4],
-                                            overlaps=[24, 24, 2], max_deviation_rigid=2)),
+        (
+            "pw-rigid 3D",
+            m3,
+            shape3[0],
+            dict(
+                max_shifts=[6, 6, 2],
+                pw_rigid=True,
+                strides=[48, 48, 4],
+                overlaps=[24, 24, 2],
+                max_deviation_rigid=2,
+            ),
+        ),
     ]
     rows = []
     for name, path, T, kw in cases:
         _warm(path)
-        cmd = [sys.executable, __file__, "--case", name, "--movie", str(path), "--frames", str(T),
-               "--kwargs", json.dumps(kw)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--case",
+            name,
+            "--movie",
+            str(path),
+            "--frames",
+            str(T),
+            "--kwargs",
+            json.dumps(kw),
+        ]
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode:
             print(p.stderr, file=sys.stderr)
@@ -229,14 +308,17 @@ def main():
         f"Motion correction benchmark ({'quick' if args.quick else 'full'}), {os.cpu_count()} cores, "
         f"uint16 .npy memmap in, .npy out; {time.strftime('%Y-%m-%d %H:%M')}",
         "",
-        "| case | movie (T x frame) | total s | template s | frames/s | frames/s by CPU time* | peak RSS GB (anon) | shift RMS err px (array order) "
+        "| case | movie (T x frame) | total s | template s | frames/s | frames/s by CPU time* "
+        "| peak RSS GB (anon) | shift RMS err px (array order) "
         "| crispness raw -> corrected | mean corr with template raw -> corrected |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, shp, r in rows:
         lines.append(
-            f"| {name} | {shp} | {r['seconds']:.1f} | {r['timings'].get('template', 0):.1f} | {r['fps']:.1f} | {r['cpu_fps']:.1f} | "
-            f"{r['peak_rss_gb']:.2f} ({r['peak_anon_gb']:.2f}) | {r['shift_rms']} | {r['crisp_raw']:.0f} -> {r['crisp_cor']:.0f} | "
+            f"| {name} | {shp} | {r['seconds']:.1f} | {r['timings'].get('template', 0):.1f} | "
+            f"{r['fps']:.1f} | {r['cpu_fps']:.1f} | "
+            f"{r['peak_rss_gb']:.2f} ({r['peak_anon_gb']:.2f}) | {r['shift_rms']} | "
+            f"{r['crisp_raw']:.0f} -> {r['crisp_cor']:.0f} | "
             f"{r['corr_raw']:.3f} -> {r['corr_cor']:.3f} |"
         )
     lines += [

@@ -40,7 +40,9 @@ def main() -> None:
     path = Path(args.movie)
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1920, 1080)
-    viewer.screenshot(canvas_only=True)  # the empty canvas drawn once: GL set up before the clock starts
+    viewer.screenshot(
+        canvas_only=True
+    )  # the empty canvas drawn once: GL set up before the clock starts
     # napari's one-time cost of a session's first layer (its unit registry, the layer
     # controls' modules), whatever the file: measured apart, on a tiny image
     import numpy as np
@@ -64,20 +66,23 @@ def main() -> None:
     t_last = time.perf_counter() - t1
     grown = _anon() - a0
     size = os.path.getsize(path)
-    row = (f"| {path.name} | {tuple(layer.data.shape)} | {size / 1e9:.1f} GB | {type(layer.data).__name__} | "
-           f"{t_open:.2f} | {t_first:.2f} | {t_last:.2f} | {grown / 1e6:.0f} MB | "
-           f"{[round(float(c), 1) for c in layer.contrast_limits]} | {t_napari:.2f} | {args.note} |")
+    row = (
+        f"| {path.name} | {tuple(layer.data.shape)} | {size / 1e9:.1f} GB | {type(layer.data).__name__} | "
+        f"{t_open:.2f} | {t_first:.2f} | {t_last:.2f} | {grown / 1e6:.0f} MB | "
+        f"{[round(float(c), 1) for c in layer.contrast_limits]} | {t_napari:.2f} | {args.note} |"
+    )
     print(row)
     if args.out:
         out = Path(args.out)
         if not out.exists():
             out.write_text(
                 "# Opening a long movie in napari (bench/bench_open.py)\n\n"
-                "`viewer.open(path, plugin=\"napari-caiman\")` under Xvfb 1920x1080 (software OpenGL), then a forced "
+                '`viewer.open(path, plugin="napari-caiman")` under Xvfb 1920x1080 (software OpenGL), then a forced '
                 "draw. Anonymous memory: growth of the process's RssAnon (file pages it maps not counted).\n\n"
                 "| file | shape | size | layer data | open s | first frame drawn s | last frame drawn s "
                 "| anon memory grown | contrast limits | napari's first layer of a session s | conditions |\n"
-                "|---|---|---|---|---|---|---|---|---|---|---|\n")
+                "|---|---|---|---|---|---|---|---|---|---|---|\n"
+            )
         with out.open("a") as fh:
             fh.write(row + "\n")
     viewer.close()

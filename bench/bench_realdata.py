@@ -40,12 +40,32 @@ from scipy.optimize import linear_sum_assignment
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-PARAMS = {"fr": 7, "decay_time": 1.0, "gSig": (5, 5), "K": 10, "rf": 25, "stride": 10, "p": 1, "nb": 2,
-          "merge_thr": 0.85, "min_SNR": 2.0, "rval_thr": 0.8, "use_cnn": False, "max_shifts": (6, 6),
-          "pw_rigid": False}
+PARAMS = {
+    "fr": 7,
+    "decay_time": 1.0,
+    "gSig": (5, 5),
+    "K": 10,
+    "rf": 25,
+    "stride": 10,
+    "p": 1,
+    "nb": 2,
+    "merge_thr": 0.85,
+    "min_SNR": 2.0,
+    "rval_thr": 0.8,
+    "use_cnn": False,
+    "max_shifts": (6, 6),
+    "pw_rigid": False,
+}
 MOUSE = {"fr": 15, "max_shifts": (4, 4), "gSig": (2, 2), "K": 15, "use_cnn": False}
-FISH = {"fr": 2, "decay_time": 1.5, "max_shifts": (4, 4, 0), "gSig": (2, 2, 0.5), "K": 30, "p": 1,
-        "use_cnn": False}
+FISH = {
+    "fr": 2,
+    "decay_time": 1.5,
+    "max_shifts": (4, 4, 0),
+    "gSig": (2, 2, 0.5),
+    "K": 30,
+    "p": 1,
+    "use_cnn": False,
+}
 
 
 def regions_to_masks(path: Path, shape: tuple[int, int]) -> np.ndarray:
@@ -67,7 +87,9 @@ def centroids(images: np.ndarray) -> np.ndarray:
     yy, xx = np.mgrid[:h, :w]
     mass = images.reshape(k, -1).sum(1)
     mass[mass == 0] = 1
-    return np.stack([(images * yy).reshape(k, -1).sum(1) / mass, (images * xx).reshape(k, -1).sum(1) / mass], 1)
+    return np.stack(
+        [(images * yy).reshape(k, -1).sum(1) / mass, (images * xx).reshape(k, -1).sum(1) / mass], 1
+    )
 
 
 def centroid_f1(found: np.ndarray, truth: np.ndarray, max_dist: float = 5.0) -> float:
@@ -84,8 +106,12 @@ def score_set(images: np.ndarray, A, dims, gSig, truth_masks: np.ndarray | None)
 
     sm = shape_metrics(A, dims, gSig)
     junk = junk_mask(sm)
-    out = {"n": int(junk.size), "junk": int(junk.sum()), "junk_frac": float(junk.mean()) if junk.size else 0.0,
-           "median_solidity": float(np.median(sm.solidity)) if junk.size else float("nan")}
+    out = {
+        "n": int(junk.size),
+        "junk": int(junk.sum()),
+        "junk_frac": float(junk.mean()) if junk.size else 0.0,
+        "median_solidity": float(np.median(sm.solidity)) if junk.size else float("nan"),
+    }
     if truth_masks is not None:
         m = match_footprints(images, truth_masks)
         out.update({k: m[k] for k in ("matched", "precision", "recall", "f1")})
@@ -101,7 +127,9 @@ def run_movie(path: Path, params_dict: dict, save: Path | None = None):
     with tempfile.TemporaryDirectory() as tmp:
         out = save if save is not None else Path(tmp) / "r.hdf5"
         t0 = time.perf_counter()
-        res = run_pipeline([str(path)], steps=["motion", "cnmf", "evaluate"], output=out, params=params)
+        res = run_pipeline(
+            [str(path)], steps=["motion", "cnmf", "evaluate"], output=out, params=params
+        )
         elapsed = time.perf_counter() - t0
     return res, elapsed
 
@@ -122,9 +150,13 @@ def parse_sets(items: list[str]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
-    ap.add_argument("--set", action="append", default=[], help="extra parameter name=value (all movies)")
+    ap.add_argument(
+        "--set", action="append", default=[], help="extra parameter name=value (all movies)"
+    )
     ap.add_argument("--save", default=None, help="keep the Neurofinder results file here")
-    ap.add_argument("--no-write", action="store_true", help="print only, do not write bench/results")
+    ap.add_argument(
+        "--no-write", action="store_true", help="print only, do not write bench/results"
+    )
     ap.add_argument("--crop-only", action="store_true", help="skip the thunder movies")
     args = ap.parse_args()
     data = Path(args.data)
@@ -133,22 +165,35 @@ def main() -> None:
     extra = parse_sets(args.set)
     truth = regions_to_masks(data / "neurofinder_crop" / "regions.json", (256, 256))
     params = {**PARAMS, **extra}
-    res, elapsed = run_movie(data / "neurofinder_crop" / "movie.tif", params,
-                             Path(args.save) if args.save else None)
+    res, elapsed = run_movie(
+        data / "neurofinder_crop" / "movie.tif", params, Path(args.save) if args.save else None
+    )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     est = res.estimates
     gsig = params["gSig"]
     imgs = est.footprints()
     acc = np.asarray(res.accepted(), int)
-    rows = [("napari-caiman, all components", score_set(imgs, est.A, est.dims, gsig, truth),
-             f"{elapsed:.1f} s whole command, peak RSS {peak:.2f} GB"),
-            ("napari-caiman, accepted", score_set(imgs[acc], est.A[:, acc], est.dims, gsig, truth), "")]
+    rows = [
+        (
+            "napari-caiman, all components",
+            score_set(imgs, est.A, est.dims, gsig, truth),
+            f"{elapsed:.1f} s whole command, peak RSS {peak:.2f} GB",
+        ),
+        ("napari-caiman, accepted", score_set(imgs[acc], est.A[:, acc], est.dims, gsig, truth), ""),
+    ]
     cm = load_results(data / "caiman_results" / "neurofinder_crop_caiman.hdf5").estimates
     cimgs = cm.footprints()
     cacc = np.asarray(cm.idx_components, int)
-    rows.append(("CaImAn 1.12.1, all components", score_set(cimgs, cm.A, cm.dims, gsig, truth),
-                 "from its own results file"))
-    rows.append(("CaImAn 1.12.1, accepted", score_set(cimgs[cacc], cm.A[:, cacc], cm.dims, gsig, truth), ""))
+    rows.append(
+        (
+            "CaImAn 1.12.1, all components",
+            score_set(cimgs, cm.A, cm.dims, gsig, truth),
+            "from its own results file",
+        )
+    )
+    rows.append(
+        ("CaImAn 1.12.1, accepted", score_set(cimgs[cacc], cm.A[:, cacc], cm.dims, gsig, truth), "")
+    )
     ratio = rows[1][1]["f1"] / max(rows[3][1]["f1"], 1e-9)
     lines = [
         "# Real data: Neurofinder crop (600 x 256 x 256) vs 106 human ROIs",
@@ -164,28 +209,44 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s, note in rows:
-        lines.append(f"| {name} | {s['n']} | {s['matched']} | {s['precision']:.3f} | {s['recall']:.3f} | "
-                     f"{s['f1']:.3f} | {s['centroid_f1']:.3f} | {s['junk']} ({100 * s['junk_frac']:.0f} %) | "
-                     f"{s['median_solidity']:.2f} | {note} |")
+        lines.append(
+            f"| {name} | {s['n']} | {s['matched']} | {s['precision']:.3f} | {s['recall']:.3f} | "
+            f"{s['f1']:.3f} | {s['centroid_f1']:.3f} | {s['junk']} ({100 * s['junk_frac']:.0f} %) | "
+            f"{s['median_solidity']:.2f} | {note} |"
+        )
     lines += ["", f"Accepted-set F1 ratio ours / CaImAn: **{ratio:.2f}x**."]
     anat = getattr(est, "info", {}) or {}
     if "n_anatomy" in anat:
         lines.append(f"Components from anatomical seeds: {anat['n_anatomy']} of {est.A.shape[1]}.")
     if not args.crop_only:
-        lines += ["", "## Other movies (no ROI truth): junk fraction of the accepted components", "",
-                  "| movie | parameters | components | accepted | junk (accepted) | median solidity | time |",
-                  "|---|---|---|---|---|---|---|"]
-        for name, path, p in (("thunder_mouse_2p 500x64x64", data / "thunder_mouse_2p" / "thunder_mouse_500x64x64.tif",
-                               MOUSE),
-                              ("thunder_fish_3d 240x2x76x87", data / "thunder_fish_3d" / "thunder_fish_240x2x76x87.tif",
-                               FISH)):
+        lines += [
+            "",
+            "## Other movies (no ROI truth): junk fraction of the accepted components",
+            "",
+            "| movie | parameters | components | accepted | junk (accepted) | median solidity | time |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, path, p in (
+            (
+                "thunder_mouse_2p 500x64x64",
+                data / "thunder_mouse_2p" / "thunder_mouse_500x64x64.tif",
+                MOUSE,
+            ),
+            (
+                "thunder_fish_3d 240x2x76x87",
+                data / "thunder_fish_3d" / "thunder_fish_240x2x76x87.tif",
+                FISH,
+            ),
+        ):
             p = {**p, **extra}
             r, el = run_movie(path, p)
             e = r.estimates
             a = np.asarray(r.accepted(), int)
             s = score_set(e.footprints(a), e.A[:, a], e.dims, p["gSig"], None)
-            lines.append(f"| {name} | `{json.dumps(p)}` | {e.A.shape[1]} | {a.size} | {s['junk']} "
-                         f"({100 * s['junk_frac']:.0f} %) | {s['median_solidity']:.2f} | {el:.1f} s |")
+            lines.append(
+                f"| {name} | `{json.dumps(p)}` | {e.A.shape[1]} | {a.size} | {s['junk']} "
+                f"({100 * s['junk_frac']:.0f} %) | {s['median_solidity']:.2f} | {el:.1f} s |"
+            )
     text = "\n".join(lines) + "\n"
     if not args.no_write:
         out = ROOT / "bench" / "results" / "realdata.md"

@@ -74,7 +74,11 @@ def _score_images(imgs: np.ndarray, truth: np.ndarray, gSig) -> dict:
 
     from napari_caiman.engine.cnmf import images_to_pixels
 
-    A = sparse.csc_matrix(images_to_pixels(imgs)) if len(imgs) else sparse.csc_matrix((truth[0].size, 0))
+    A = (
+        sparse.csc_matrix(images_to_pixels(imgs))
+        if len(imgs)
+        else sparse.csc_matrix((truth[0].size, 0))
+    )
     return score_set(imgs, A, imgs.shape[1:] if len(imgs) else truth.shape[1:], gSig, truth)
 
 
@@ -106,8 +110,15 @@ def main() -> None:
                     est, acc, el = _run_piece(movie[:, sy, sx], params, tmp, f"q{qy}{qx}")
                     ours = _score(est, acc, t, params["gSig"])
                     ref = _score_images(cm_imgs[_inside(cc, sy, sx)][:, sy, sx], t, params["gSig"])
-                    rows.append((f"quadrant rows {sy.start}-{sy.stop - 1}, cols {sx.start}-{sx.stop - 1}",
-                                 len(t), ours, ref, el))
+                    rows.append(
+                        (
+                            f"quadrant rows {sy.start}-{sy.stop - 1}, cols {sx.start}-{sx.stop - 1}",
+                            len(t),
+                            ours,
+                            ref,
+                            el,
+                        )
+                    )
                     print(rows[-1][:2], ours["f1"], ref["f1"], flush=True)
         if "halves" in only:
             for lo, hi in ((0, 300), (300, 600)):
@@ -125,22 +136,26 @@ def main() -> None:
                 rows.append((f"gSig {g} (whole crop)", len(truth), ours, ref, el))
                 print(rows[-1][:2], ours["f1"], ref["f1"], flush=True)
     lines = [
-        "# Real data robustness: pieces of the Neurofinder crop, gSig +- 1", "",
+        "# Real data robustness: pieces of the Neurofinder crop, gSig +- 1",
+        "",
         f"Parameters: `{json.dumps(params)}` (gSig changed where the row says). Produced by "
         "`python bench/bench_realdata_robustness.py`; matching and junk rule of `bench_realdata.py`. "
         "Quadrants: truth = the human ROIs whose centroid lies in the quadrant; CaImAn = its accepted "
         "components of the whole-crop run whose centroid lies there, cropped the same way. Halves and "
         "gSig rows: CaImAn's whole-crop accepted set (gSig 5, 600 frames) as the reference, since no "
-        "CaImAn run of those exists here. Timings on a shared 2-core machine (noisy).", "",
+        "CaImAn run of those exists here. Timings on a shared 2-core machine (noisy).",
+        "",
         "| piece | ROIs | ours accepted | matched | precision | recall | F1 | junk | CaImAn accepted | "
         "CaImAn F1 | CaImAn junk | F1 ratio | time |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, n, o, r, el in rows:
         ratio = o["f1"] / r["f1"] if r["f1"] > 0 else float("inf")
-        lines.append(f"| {name} | {n} | {o['n']} | {o['matched']} | {o['precision']:.3f} | {o['recall']:.3f} | "
-                     f"{o['f1']:.3f} | {o['junk']} ({100 * o['junk_frac']:.0f} %) | {r['n']} | {r['f1']:.3f} | "
-                     f"{r['junk']} ({100 * r['junk_frac']:.0f} %) | {ratio:.2f}x | {el:.0f} s |")
+        lines.append(
+            f"| {name} | {n} | {o['n']} | {o['matched']} | {o['precision']:.3f} | {o['recall']:.3f} | "
+            f"{o['f1']:.3f} | {o['junk']} ({100 * o['junk_frac']:.0f} %) | {r['n']} | {r['f1']:.3f} | "
+            f"{r['junk']} ({100 * r['junk_frac']:.0f} %) | {ratio:.2f}x | {el:.0f} s |"
+        )
     text = "\n".join(lines) + "\n"
     if not args.no_write:
         (ROOT / "bench" / "results" / "realdata_robustness.md").write_text(text)

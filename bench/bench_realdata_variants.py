@@ -45,8 +45,13 @@ def _real_pieces(data: Path):
     for qy in (0, 1):
         for qx in (0, 1):
             sy, sx = slice(128 * qy, 128 * qy + 128), slice(128 * qx, 128 * qx + 128)
-            yield (f"q{qy}{qx}", movie[:, sy, sx], truth[_inside(tc, sy, sx)][:, sy, sx],
-                   cm[_inside(cc, sy, sx)][:, sy, sx], PARAMS)
+            yield (
+                f"q{qy}{qx}",
+                movie[:, sy, sx],
+                truth[_inside(tc, sy, sx)][:, sy, sx],
+                cm[_inside(cc, sy, sx)][:, sy, sx],
+                PARAMS,
+            )
     for lo, hi in ((0, 300), (300, 600)):
         yield f"t{lo}", movie[lo:hi], truth, cm, PARAMS
     for g in (4, 6):
@@ -68,27 +73,58 @@ def build(cache: Path, data: Path, only: set[str] | None) -> None:
             from napari_caiman.app.api import run_pipeline
             from napari_caiman.engine.params import CaimanParams
 
-            res = run_pipeline([str(path)], steps=["motion", "cnmf", "evaluate"], output=tmp / "r.hdf5",
-                               params=CaimanParams.from_dict(params), save_movie=cache / f"{name}.npy")
+            res = run_pipeline(
+                [str(path)],
+                steps=["motion", "cnmf", "evaluate"],
+                output=tmp / "r.hdf5",
+                params=CaimanParams.from_dict(params),
+                save_movie=cache / f"{name}.npy",
+            )
             el = time.perf_counter() - t0
             with open(cache / f"{name}.pkl", "wb") as f:
-                pickle.dump({"est": res.estimates, "params": params, "truth": truth, "ref": cm, "real": True,
-                             "accepted": np.asarray(res.accepted(), int), "time": el}, f)
+                pickle.dump(
+                    {
+                        "est": res.estimates,
+                        "params": params,
+                        "truth": truth,
+                        "ref": cm,
+                        "real": True,
+                        "accepted": np.asarray(res.accepted(), int),
+                        "time": el,
+                    },
+                    f,
+                )
             print(name, f"{el:.0f} s", flush=True)
         from bench_realdata import FISH, MOUSE
 
-        for name, sub, params in (("mouse", "thunder_mouse_2p/thunder_mouse_500x64x64.tif", MOUSE),
-                                  ("fish", "thunder_fish_3d/thunder_fish_240x2x76x87.tif", FISH)):
+        for name, sub, params in (
+            ("mouse", "thunder_mouse_2p/thunder_mouse_500x64x64.tif", MOUSE),
+            ("fish", "thunder_fish_3d/thunder_fish_240x2x76x87.tif", FISH),
+        ):
             if only and name not in only:
                 continue
             from napari_caiman.app.api import run_pipeline
             from napari_caiman.engine.params import CaimanParams
 
-            res = run_pipeline([str(data / sub)], steps=["motion", "cnmf", "evaluate"], output=tmp / "r.hdf5",
-                               params=CaimanParams.from_dict(params), save_movie=cache / f"{name}.npy")
+            res = run_pipeline(
+                [str(data / sub)],
+                steps=["motion", "cnmf", "evaluate"],
+                output=tmp / "r.hdf5",
+                params=CaimanParams.from_dict(params),
+                save_movie=cache / f"{name}.npy",
+            )
             with open(cache / f"{name}.pkl", "wb") as f:
-                pickle.dump({"est": res.estimates, "params": params, "truth": None, "real": True,
-                             "accepted": np.asarray(res.accepted(), int), "time": 0.0}, f)
+                pickle.dump(
+                    {
+                        "est": res.estimates,
+                        "params": params,
+                        "truth": None,
+                        "real": True,
+                        "accepted": np.asarray(res.accepted(), int),
+                        "time": 0.0,
+                    },
+                    f,
+                )
             print(name, flush=True)
         for name in ("syn2d", "syn3d", "demo"):
             if only and name not in only:
@@ -104,8 +140,13 @@ def build(cache: Path, data: Path, only: set[str] | None) -> None:
                 from napari_caiman.engine.params import CaimanParams
                 from napari_caiman.engine.pipeline import STEPS
 
-                res = run_pipeline([str(p)], steps=list(STEPS), output=tmp / "r.hdf5",
-                                   params=CaimanParams.from_dict(DEMO_PARAMS), save_movie=cache / "demo.npy")
+                res = run_pipeline(
+                    [str(p)],
+                    steps=list(STEPS),
+                    output=tmp / "r.hdf5",
+                    params=CaimanParams.from_dict(DEMO_PARAMS),
+                    save_movie=cache / "demo.npy",
+                )
                 est, params, acc = res.estimates, DEMO_PARAMS, np.asarray(res.accepted(), int)
                 fp, tr = syn.footprints, syn.traces
             else:
@@ -118,8 +159,15 @@ def build(cache: Path, data: Path, only: set[str] | None) -> None:
 
                 case = CASES["2D patches" if name == "syn2d" else "3D whole volume"]
                 make = make_movie_2d if case["kind"] == "2d" else make_movie_3d
-                truth = make(case["shape"], n_neurons=case["n_neurons"], gSig=case["gSig"], seed=0,
-                             out=cache / f"{name}.npy", return_flow=False, return_truth=False)
+                truth = make(
+                    case["shape"],
+                    n_neurons=case["n_neurons"],
+                    gSig=case["gSig"],
+                    seed=0,
+                    out=cache / f"{name}.npy",
+                    return_flow=False,
+                    return_truth=False,
+                )
                 movie = np.load(cache / f"{name}.npy", mmap_mode="r")
                 params = {**case["params"], "use_cnn": False}
                 est = cnmf(movie, CaimanParams.from_dict(params))
@@ -128,13 +176,29 @@ def build(cache: Path, data: Path, only: set[str] | None) -> None:
                 fp, tr = truth.footprints, truth.traces
             el = time.perf_counter() - t0
             with open(cache / f"{name}.pkl", "wb") as f:
-                pickle.dump({"est": est, "params": params, "truth": fp, "traces": tr, "real": False,
-                             "accepted": acc, "time": el}, f)
+                pickle.dump(
+                    {
+                        "est": est,
+                        "params": params,
+                        "truth": fp,
+                        "traces": tr,
+                        "real": False,
+                        "accepted": acc,
+                        "time": el,
+                    },
+                    f,
+                )
             print(name, f"{el:.0f} s", flush=True)
 
 
-def score(cache: Path, sets: dict, compute: dict, only: set[str] | None, quiet: bool = False,
-          thr: dict | None = None) -> dict:
+def score(
+    cache: Path,
+    sets: dict,
+    compute: dict,
+    only: set[str] | None,
+    quiet: bool = False,
+    thr: dict | None = None,
+) -> dict:
     from napari_caiman.engine.border import movie_for_cnmf
     from napari_caiman.engine.cnmf import match_components
     from napari_caiman.engine.evaluation import (
@@ -160,19 +224,26 @@ def score(cache: Path, sets: dict, compute: dict, only: set[str] | None, quiet: 
 
             o = score_set(est.footprints(acc), est.A[:, acc], est.dims, d["params"]["gSig"], None)
             out[name] = float(acc.size)
-            line = f"{name:6s} acc {acc.size:4d} of {est.A.shape[1]} junk {o['junk']} (cached run: {d['accepted'].size})"
+            line = (
+                f"{name:6s} acc {acc.size:4d} of {est.A.shape[1]} junk {o['junk']} "
+                f"(cached run: {d['accepted'].size})"
+            )
         elif d["real"]:
             o = _score(est, acc, d["truth"], d["params"]["gSig"])
             r = _score_images(d["ref"], d["truth"], PARAMS["gSig"])
             ratio = o["f1"] / r["f1"] if r["f1"] else float("inf")
             out[name] = ratio
-            line = (f"{name:6s} acc {o['n']:4d} matched {o['matched']:3d} F1 {o['f1']:.3f} junk {o['junk']} "
-                    f"ratio {ratio:.2f}x (cached run: {d['accepted'].size} accepted)")
+            line = (
+                f"{name:6s} acc {o['n']:4d} matched {o['matched']:3d} F1 {o['f1']:.3f} junk {o['junk']} "
+                f"ratio {ratio:.2f}x (cached run: {d['accepted'].size} accepted)"
+            )
         else:
             ma = match_components(est.footprints(acc), d["truth"], est.C[acc], d["traces"])
             out[name] = ma.f1
-            line = (f"{name:6s} acc {acc.size:4d} of {est.A.shape[1]} F1 {ma.f1:.3f} P {ma.precision:.3f} "
-                    f"R {ma.recall:.3f} (cached run: {d['accepted'].size} accepted)")
+            line = (
+                f"{name:6s} acc {acc.size:4d} of {est.A.shape[1]} F1 {ma.f1:.3f} P {ma.precision:.3f} "
+                f"R {ma.recall:.3f} (cached run: {d['accepted'].size} accepted)"
+            )
         if not quiet:
             print(line, flush=True)
     return out
@@ -185,14 +256,18 @@ def main() -> None:
     ap.add_argument("--only", action="append")
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--compute", action="append", default=[])
-    ap.add_argument("--thr", action="append", default=[], help="apply_thresholds keyword name=value")
+    ap.add_argument(
+        "--thr", action="append", default=[], help="apply_thresholds keyword name=value"
+    )
     ap.add_argument("what", choices=("build", "score"))
     a = ap.parse_args()
     only = set(a.only) if a.only else None
     if a.what == "build":
         build(Path(a.cache), Path(a.data), only)
     else:
-        out = score(Path(a.cache), parse_sets(a.set), parse_sets(a.compute), only, thr=parse_sets(a.thr))
+        out = score(
+            Path(a.cache), parse_sets(a.set), parse_sets(a.compute), only, thr=parse_sets(a.thr)
+        )
         print("summary", " ".join(f"{k} {v:.3f}" for k, v in out.items()))
 
 

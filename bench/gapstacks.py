@@ -23,13 +23,27 @@ import traceback
 from collections import Counter
 
 #: Innermost functions of a thread that is waiting, not computing.
-IDLE = {"wait", "sleep", "result", "get", "select", "poll", "_wait_for_tstate_lock", "join",
-        "acquire", "recv", "_recv", "_recv_bytes", "run_forever"}
+IDLE = {
+    "wait",
+    "sleep",
+    "result",
+    "get",
+    "select",
+    "poll",
+    "_wait_for_tstate_lock",
+    "join",
+    "acquire",
+    "recv",
+    "_recv",
+    "_recv_bytes",
+    "run_forever",
+}
 
 
 def _idle(frame) -> bool:
     return frame.f_code.co_name in IDLE or frame.f_code.co_filename.endswith(
-        ("threading.py", "queue.py", "selectors.py", "connection.py"))
+        ("threading.py", "queue.py", "selectors.py", "connection.py")
+    )
 
 
 def _stack(frame, depth: int = 4) -> str:
@@ -89,7 +103,10 @@ class StackSampler:
 
     def report(self, title: str, top: int = 6) -> list[str]:
         lines = [f"### {title}", ""]
-        for name, counter in (("main thread while late", self.main), ("GIL held (other threads)", self.gil)):
+        for name, counter in (
+            ("main thread while late", self.main),
+            ("GIL held (other threads)", self.gil),
+        ):
             total = sum(counter.values())
             lines.append(f"{name}: {total * 1000:.0f} ms sampled")
             for stack, t in counter.most_common(top):

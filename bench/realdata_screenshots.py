@@ -39,25 +39,53 @@ def shot(results_path: str, out: Path, title: str, movie: str | None = None, gSi
 
     data = ROOT.parent / "shared" / "data" / "neurofinder_crop"
     mean = tifffile.imread(movie or data / "movie.tif").astype(np.float32).mean(0)
-    truth = regions_to_masks(data / "regions.json", mean.shape) if movie is None else np.zeros((0, *mean.shape))
+    truth = (
+        regions_to_masks(data / "regions.json", mean.shape)
+        if movie is None
+        else np.zeros((0, *mean.shape))
+    )
     r = load_results(results_path)
     acc = np.asarray(r.accepted(), int)
     F = r.estimates.footprints(acc)
     junk = junk_mask(shape_metrics(r.estimates.A[:, acc], r.estimates.dims, gSig))
     v = napari.Viewer(title=title)
-    v.add_image(mean, name="mean", colormap="gray", contrast_limits=(float(np.percentile(mean, 1)),
-                                                                      float(np.percentile(mean, 99.5))))
+    v.add_image(
+        mean,
+        name="mean",
+        colormap="gray",
+        contrast_limits=(float(np.percentile(mean, 1)), float(np.percentile(mean, 99.5))),
+    )
     for name, polys, color in (
         ("human ROIs", [c - 1 for t in truth for c in contours(t, 0.5)], "yellow"),
-        ("accepted", [c - 1 for f, j in zip(F, junk, strict=True) if not j for c in contours(f, 0.2 * f.max())], "cyan"),
-        ("accepted, junk", [c - 1 for f, j in zip(F, junk, strict=True) if j for c in contours(f, 0.2 * f.max())], "red"),
+        (
+            "accepted",
+            [
+                c - 1
+                for f, j in zip(F, junk, strict=True)
+                if not j
+                for c in contours(f, 0.2 * f.max())
+            ],
+            "cyan",
+        ),
+        (
+            "accepted, junk",
+            [c - 1 for f, j in zip(F, junk, strict=True) if j for c in contours(f, 0.2 * f.max())],
+            "red",
+        ),
     ):
         if polys:
-            v.add_shapes(polys, shape_type="polygon", edge_color=color, face_color="transparent", edge_width=0.4,
-                         name=name)
+            v.add_shapes(
+                polys,
+                shape_type="polygon",
+                edge_color=color,
+                face_color="transparent",
+                edge_width=0.4,
+                name=name,
+            )
     v.text_overlay.visible = True
-    v.text_overlay.text = (f"{title}: {acc.size} accepted, {int(junk.sum())} junk (red)"
-                           + ("; human ROIs yellow" if len(truth) else ""))
+    v.text_overlay.text = f"{title}: {acc.size} accepted, {int(junk.sum())} junk (red)" + (
+        "; human ROIs yellow" if len(truth) else ""
+    )
     v.text_overlay.color = "white"
     from qtpy.QtWidgets import QApplication
 

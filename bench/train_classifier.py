@@ -39,9 +39,17 @@ def synthetic_session(seed: int):
     from napari_caiman.engine.params import CaimanParams
     from napari_caiman.engine.synthetic import make_movie_2d
 
-    mv = make_movie_2d((600, 128, 128), n_neurons=40, gSig=4, snr=1.0 + 0.5 * seed, seed=100 + seed,
-                       return_flow=False)
-    params = CaimanParams.from_dict({"K": 14, "gSig": (4, 4), "rf": 25, "stride": 10, "use_cnn": False})
+    mv = make_movie_2d(
+        (600, 128, 128),
+        n_neurons=40,
+        gSig=4,
+        snr=1.0 + 0.5 * seed,
+        seed=100 + seed,
+        return_flow=False,
+    )
+    params = CaimanParams.from_dict(
+        {"K": 14, "gSig": (4, 4), "rf": 25, "stride": 10, "use_cnn": False}
+    )
     est = cnmf(mv.movie, params)
     m = compute_metrics(mv.movie, est, params)
     res = match_components(est, mv.footprints)
@@ -78,7 +86,10 @@ def main() -> None:
     from napari_caiman.engine.classifier import component_features, train_classifier
 
     sessions = [synthetic_session(s) for s in range(3)] + [real_session(Path(args.data))]
-    lines = ["| held-out movie | decisions (+ / -) | accuracy | accuracy of SNR/r thresholds alone |", "|---|---|---|---|"]
+    lines = [
+        "| held-out movie | decisions (+ / -) | accuracy | accuracy of SNR/r thresholds alone |",
+        "|---|---|---|---|",
+    ]
     for i, (name, m, e, lab) in enumerate(sessions):
         others = [(mm, ee, ll) for j, (_, mm, ee, ll) in enumerate(sessions) if j != i]
         model = train_classifier(others)
@@ -100,18 +111,31 @@ def main() -> None:
 
         mu, sd = X[tr].mean(0), X[tr].std(0)
         sd[sd == 0] = 1
-        lr = LogisticRegression(class_weight="balanced", max_iter=1000).fit((X[tr] - mu) / sd, Y[tr] > 0)
+        lr = LogisticRegression(class_weight="balanced", max_iter=1000).fit(
+            (X[tr] - mu) / sd, Y[tr] > 0
+        )
         accs.append(float((lr.predict((X[te] - mu) / sd) == (Y[te] > 0)).mean()))
-    final = train_classifier([(m, e, lab) for _, m, e, lab in sessions],
-                             info={"trained_on": [s[0] for s in sessions],
-                                   "cv_5fold_accuracy": float(np.mean(accs))})
+    final = train_classifier(
+        [(m, e, lab) for _, m, e, lab in sessions],
+        info={"trained_on": [s[0] for s in sessions], "cv_5fold_accuracy": float(np.mean(accs))},
+    )
     out = final.save(ROOT / "src" / "napari_caiman" / "engine" / "default_classifier.json")
-    text = "\n".join(["## Cross-validated accuracy (`python bench/train_classifier.py`)", "",
-                      "Leave one movie out (trained on the other three):", "", *lines, "",
-                      f"5-fold (stratified, pooled decisions of all four movies): accuracy "
-                      f"{np.mean(accs):.3f} +- {np.std(accs):.3f}.", "",
-                      f"Default model: `{out.relative_to(ROOT)}`, trained on all {final.info['n_train']} "
-                      f"decisions ({final.info['n_accepted']} +, {final.info['n_rejected']} -).", ""])
+    text = "\n".join(
+        [
+            "## Cross-validated accuracy (`python bench/train_classifier.py`)",
+            "",
+            "Leave one movie out (trained on the other three):",
+            "",
+            *lines,
+            "",
+            f"5-fold (stratified, pooled decisions of all four movies): accuracy "
+            f"{np.mean(accs):.3f} +- {np.std(accs):.3f}.",
+            "",
+            f"Default model: `{out.relative_to(ROOT)}`, trained on all {final.info['n_train']} "
+            f"decisions ({final.info['n_accepted']} +, {final.info['n_rejected']} -).",
+            "",
+        ]
+    )
     print(text)
     (ROOT / "bench" / "results" / "classifier.md").write_text(text)
 

@@ -6,7 +6,17 @@ from __future__ import annotations
 import subprocess
 import sys
 
-GUI_PACKAGES = ("PyQt6", "PyQt5", "PySide6", "PySide2", "qtpy", "magicgui", "vispy", "napari", "superqt")
+GUI_PACKAGES = (
+    "PyQt6",
+    "PyQt5",
+    "PySide6",
+    "PySide2",
+    "qtpy",
+    "magicgui",
+    "vispy",
+    "napari",
+    "superqt",
+)
 
 _CODE = r"""
 import importlib, pkgutil, sys
@@ -60,7 +70,8 @@ def test_opening_a_movie_with_the_reader_loads_neither_numba_nor_the_engine_kern
     code = (
         "import sys\nfrom napari_caiman.plugin.readers import get_reader\n"
         f"layers = get_reader({str(path)!r})({str(path)!r})\n"
-        "print(layers[0][0].shape, sorted(m for m in sys.modules if m.split('.')[0] in ('numba', 'llvmlite', 'dask')))\n"
+        "heavy = ('numba', 'llvmlite', 'dask')\n"
+        "print(layers[0][0].shape, sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -27,7 +27,17 @@ LAYERS = {"engine": 0, "io": 1, "app": 2, "plugin": 3}
 LAYER_NAMES = {0: "engine", 1: "io", 2: "app", 3: "napari side"}
 #: neutral modules anyone may import (the version string; the package top only imports it)
 NEUTRAL = {PACKAGE, f"{PACKAGE}._version"}
-GUI_PACKAGES = {"PyQt5", "PyQt6", "PySide2", "PySide6", "qtpy", "magicgui", "vispy", "napari", "superqt"}
+GUI_PACKAGES = {
+    "PyQt5",
+    "PyQt6",
+    "PySide2",
+    "PySide6",
+    "qtpy",
+    "magicgui",
+    "vispy",
+    "napari",
+    "superqt",
+}
 #: (module, third-party GUI package) pairs allowed below the napari side, with the reason
 GUI_ALLOWED = {
     # `napari-caiman demo` opens a viewer with the plugin's docks (by napari's public API and the
@@ -67,8 +77,10 @@ def _imports(module: str, path: Path, is_pkg: bool, modules: dict) -> list[tuple
                 targets = [target]
             else:
                 # `from pkg import sub` imports the submodule when there is one
-                targets = [f"{target}.{a.name}" if f"{target}.{a.name}" in modules else target
-                           for a in node.names]
+                targets = [
+                    f"{target}.{a.name}" if f"{target}.{a.name}" in modules else target
+                    for a in node.names
+                ]
         else:
             continue
         for t in targets:
@@ -89,18 +101,24 @@ def _graph(src: Path = SRC):
             if target.startswith("<ext>:"):
                 ext = target[6:]
                 if ext in GUI_PACKAGES and _layer(m) < 3 and (m, ext) not in GUI_ALLOWED:
-                    problems.append(f"{where}:{line}: {m} ({_layer_name(m)}) imports the GUI package {ext}")
+                    problems.append(
+                        f"{where}:{line}: {m} ({_layer_name(m)}) imports the GUI package {ext}"
+                    )
                 continue
             if not resolved:
-                problems.append(f"{where}:{line}: {m} imports {target}, which is not a module of the package")
+                problems.append(
+                    f"{where}:{line}: {m} imports {target}, which is not a module of the package"
+                )
                 continue
             if target != m:
                 edges[m].add(target)
             if target in NEUTRAL or m == PACKAGE:
                 continue
             if _layer(target) > _layer(m):
-                problems.append(f"{where}:{line}: {m} ({_layer_name(m)}) imports {target} "
-                                f"({_layer_name(target)}), a higher layer")
+                problems.append(
+                    f"{where}:{line}: {m} ({_layer_name(m)}) imports {target} "
+                    f"({_layer_name(target)}), a higher layer"
+                )
     return modules, edges, problems
 
 
@@ -189,14 +207,22 @@ def _write(root: Path, files: dict[str, str]) -> Path:
 
 @pytest.fixture
 def tiny(tmp_path):
-    return _write(tmp_path, {
-        "__init__.py": "", "_version.py": "",
-        "engine/__init__.py": "", "engine/a.py": "from . import b\n",
-        "engine/b.py": "def f():\n    from .a import x\n",  # lazy: still a cycle
-        "io/__init__.py": "", "io/f.py": "from ..engine.b import f\n",
-        "app/__init__.py": "", "app/run.py": "from ..io import f\nfrom ..engine import a\n",
-        "plugin/__init__.py": "", "plugin/w.py": "from ..app.run import main\nimport qtpy\n",
-    })
+    return _write(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "_version.py": "",
+            "engine/__init__.py": "",
+            "engine/a.py": "from . import b\n",
+            "engine/b.py": "def f():\n    from .a import x\n",  # lazy: still a cycle
+            "io/__init__.py": "",
+            "io/f.py": "from ..engine.b import f\n",
+            "app/__init__.py": "",
+            "app/run.py": "from ..io import f\nfrom ..engine import a\n",
+            "plugin/__init__.py": "",
+            "plugin/w.py": "from ..app.run import main\nimport qtpy\n",
+        },
+    )
 
 
 def test_checker_passes_a_clean_tree_and_finds_cycles(tiny):
@@ -207,11 +233,14 @@ def test_checker_passes_a_clean_tree_and_finds_cycles(tiny):
 
 
 def test_checker_finds_upward_imports_gui_imports_and_dangling_imports(tiny):
-    _write(tiny, {
-        "engine/c.py": "def g():\n    from ..io.f import f\n",
-        "io/g.py": "from napari.utils import notifications\n",
-        "app/h.py": "from .atomic import atomic_path\n",
-    })
+    _write(
+        tiny,
+        {
+            "engine/c.py": "def g():\n    from ..io.f import f\n",
+            "io/g.py": "from napari.utils import notifications\n",
+            "app/h.py": "from .atomic import atomic_path\n",
+        },
+    )
     _modules_, _edges, problems = _graph(tiny)
     text = "\n".join(problems)
     assert len(problems) == 3, text
@@ -223,7 +252,8 @@ def test_checker_finds_upward_imports_gui_imports_and_dangling_imports(tiny):
 #: Source modules allowed over MAX_LINES, each with the reason (issue 13: none without one).
 LONG_MODULES = {
     "engine/evaluation.py": "the quality metrics and their chunked driver; split with the real-data work (issue 14)",
-    "engine/motion.py": "NoRMCorre's driver (template, chunks, piecewise); split with the recording-scale work (issue 10)",
+    "engine/motion.py": "NoRMCorre's driver (template, chunks, piecewise); "
+    "split with the recording-scale work (issue 10)",
 }
 MAX_LINES = 600
 
@@ -235,7 +265,9 @@ def test_no_module_over_600_lines_without_a_written_reason():
         n = len(path.read_text(encoding="utf-8").splitlines())
         if n > MAX_LINES and rel not in LONG_MODULES:
             too_long[rel] = n
-    assert too_long == {}, (f"modules over {MAX_LINES} lines: {too_long}; split them, or give the reason "
-                            "in LONG_MODULES")
+    assert too_long == {}, (
+        f"modules over {MAX_LINES} lines: {too_long}; split them, or give the reason "
+        "in LONG_MODULES"
+    )
     gone = [m for m in LONG_MODULES if not (SRC / PACKAGE / m).is_file()]
     assert gone == [], f"LONG_MODULES names files that are not there: {gone}"

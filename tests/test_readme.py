@@ -68,7 +68,9 @@ def folder(inputs, tmp_path):
 def test_readme_has_what_the_test_runs():
     cmds = _commands()
     assert any(c.startswith("napari-caiman run ") for c in cmds)
-    assert any("--steps cnmf,evaluate" in c and "corrected.tif" in c for c in cmds)  # the two-step path
+    assert any(
+        "--steps cnmf,evaluate" in c and "corrected.tif" in c for c in cmds
+    )  # the two-step path
     assert any(c.startswith("napari-caiman batch ") for c in cmds)
     assert len(_blocks("python")) >= 2
 
@@ -110,6 +112,15 @@ def test_readme_commands_run_as_written(folder, monkeypatch, capsys):
         code = main(argv)
         out = capsys.readouterr()
         assert code == 0, f"{cmd!r} exited {code}: {out.err[-500:]}"
-    for name in ("results.hdf5", "corrected.tif", "motion.hdf5", "cnmf.hdf5", "out.nwb", "traces.csv",
-                 "masks.tif", "runs.json", "my_cells.json"):
+    for name in (
+        "results.hdf5",
+        "corrected.tif",
+        "motion.hdf5",
+        "cnmf.hdf5",
+        "out.nwb",
+        "traces.csv",
+        "masks.tif",
+        "runs.json",
+        "my_cells.json",
+    ):
         assert (folder / name).exists(), name

@@ -13,7 +13,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_engine_and_io_type_check():
     pytest.importorskip("mypy", reason="mypy is in the testing extras")
-    proc = subprocess.run([sys.executable, "-m", "mypy", "--no-error-summary"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-error-summary"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     errors = [line for line in proc.stdout.splitlines() if ": error:" in line]
     assert proc.returncode == 0 and not errors, "\n".join(errors) or proc.stdout + proc.stderr

@@ -91,7 +91,10 @@ def _motion_then_cnmf(title: str, size: tuple[int, int]) -> tuple:
     motion.movie.value = raw
     motion.set_settings(
         motion.get_settings().replace(
-            pw_rigid=True, max_shifts=(8, 8, 2), strides=(32, 32, 4), overlaps=(16, 16, 2),
+            pw_rigid=True,
+            max_shifts=(8, 8, 2),
+            strides=(32, 32, 4),
+            overlaps=(16, 16, 2),
             border_nan="copy",  # replicated edges look calmer in a picture than NaN borders
         )
     )
@@ -172,7 +175,9 @@ def evaluation_screenshot(path: Path) -> None:
     """Motion -> CNMF -> Evaluation / curation on the 2D sample: contours
     coloured by status over the correlation image, a selected ROI, its traces
     and the components table."""
-    viewer, corrected, cnmf_dock, _ = _motion_then_cnmf("napari-caiman: evaluation / curation", (1800, 1100))
+    viewer, corrected, cnmf_dock, _ = _motion_then_cnmf(
+        "napari-caiman: evaluation / curation", (1800, 1100)
+    )
     cnmf_dock.hide()
     _, widget = viewer.window.add_plugin_dock_widget("napari-caiman", "Evaluation / curation")
     widget.movie.value = corrected
@@ -232,10 +237,19 @@ def batch_screenshot(path: Path) -> None:
     dock.setMinimumWidth(560)
     folder = Path(tempfile.mkdtemp(prefix="napari-caiman-batch-"))
     preset = folder / "preset.json"
-    preset.write_text(json.dumps({
-        "K": 40, "p": 1, "pw_rigid": True, "max_shifts": [8, 8], "strides": [32, 32],
-        "overlaps": [16, 16], "border_nan": "copy",
-    }))
+    preset.write_text(
+        json.dumps(
+            {
+                "K": 40,
+                "p": 1,
+                "pw_rigid": True,
+                "max_shifts": [8, 8],
+                "strides": [32, 32],
+                "overlaps": [16, 16],
+                "border_nan": "copy",
+            }
+        )
+    )
     widget.path.value = folder / "experiment.json"
     widget.new_batch()
     widget.movie.value = raw

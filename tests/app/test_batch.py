@@ -18,7 +18,15 @@ from napari_caiman.engine.errors import InputError
 from napari_caiman.engine.params import CaimanParams
 from napari_caiman.engine.synthetic import make_movie_2d
 
-BASE = {"max_shifts": (4, 4), "gSig": (4, 4), "K": 6, "rf": 16, "stride": 6, "fr": 30, "use_cnn": False}
+BASE = {
+    "max_shifts": (4, 4),
+    "gSig": (4, 4),
+    "K": 6,
+    "rf": 16,
+    "stride": 6,
+    "fr": 30,
+    "use_cnn": False,
+}
 GRID = {"K": [4, 6, 8]}
 
 
@@ -33,8 +41,12 @@ def movie(tmp_path_factory):
 def _same_results(a, b):
     # equal up to float rounding: Dask workers run BLAS single-threaded, this process
     # multi-threaded, and the summation order of the matrix products differs (~1e-5)
-    np.testing.assert_allclose(a.estimates.A.toarray(), b.estimates.A.toarray(), rtol=1e-3, atol=1e-4)
-    np.testing.assert_allclose(np.asarray(a.estimates.C), np.asarray(b.estimates.C), rtol=1e-3, atol=1e-2)
+    np.testing.assert_allclose(
+        a.estimates.A.toarray(), b.estimates.A.toarray(), rtol=1e-3, atol=1e-4
+    )
+    np.testing.assert_allclose(
+        np.asarray(a.estimates.C), np.asarray(b.estimates.C), rtol=1e-3, atol=1e-2
+    )
     np.testing.assert_array_equal(a.accepted(), b.accepted())
     np.testing.assert_allclose(a.motion["shifts_rig"], b.motion["shifts_rig"], atol=1e-4)
 
@@ -51,14 +63,20 @@ def test_three_variants_run_locally_like_single_runs(movie, tmp_path):
         assert "components" in item.summary and "accepted" in item.summary
     # each item equals a single run with the same parameters
     for k in GRID["K"]:
-        single = run_pipeline([str(movie)], steps=("motion", "cnmf", "evaluate"), output=tmp_path / f"s{k}.hdf5",
-                              params=CaimanParams.defaults().update({**BASE, "K": k}))
+        single = run_pipeline(
+            [str(movie)],
+            steps=("motion", "cnmf", "evaluate"),
+            output=tmp_path / f"s{k}.hdf5",
+            params=CaimanParams.defaults().update({**BASE, "K": k}),
+        )
         _same_results(b.results(f"v K={k}"), single)
     # parameter differences between two items
     assert b.compare("v K=4", "v K=8") == {"K": (4, 8)}
     # the file on disk says the same after reopening
     again = Batch(tmp_path / "b.json")
-    assert [(i.name, i.status, i.summary) for i in again] == [(i.name, i.status, i.summary) for i in b]
+    assert [(i.name, i.status, i.summary) for i in again] == [
+        (i.name, i.status, i.summary) for i in b
+    ]
 
 
 def test_motion_cache_is_hit_on_the_second_run(movie, tmp_path):
@@ -182,12 +200,21 @@ def test_resume_after_a_crash_runs_only_unfinished_items(movie, tmp_path):
     path = tmp_path / "b.json"
     b = Batch(path)
     b.add("fast", movie, BASE, steps=("motion",))
-    big = make_movie_2d((1500, 96, 96), n_neurons=20, rigid_motion=2.0, dtype=np.uint16, seed=5).movie
+    big = make_movie_2d(
+        (1500, 96, 96), n_neurons=20, rigid_motion=2.0, dtype=np.uint16, seed=5
+    ).movie
     tifffile.imwrite(tmp_path / "big.tif", big)
-    b.add("slow", tmp_path / "big.tif", {**BASE, "pw_rigid": True, "strides": (24, 24), "overlaps": (12, 12)})
+    b.add(
+        "slow",
+        tmp_path / "big.tif",
+        {**BASE, "pw_rigid": True, "strides": (24, 24), "overlaps": (12, 12)},
+    )
     b.add("last", movie, {**BASE, "K": 4}, steps=("motion",))
-    proc = subprocess.Popen([sys.executable, "-m", "napari_caiman.app.cli", "batch", str(path), "-q"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "napari_caiman.app.cli", "batch", str(path), "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -216,9 +243,28 @@ def test_resume_after_a_crash_runs_only_unfinished_items(movie, tmp_path):
 
 def test_cli_batch_add_list_run(movie, tmp_path, capsys):
     path = tmp_path / "c.json"
-    args = ["batch", str(path), "--add", "base", "--movie", str(movie), "--set", "K=5", "--set", "gSig=(4,4)",
-            "--set", "rf=16", "--set", "stride=6", "--set", "max_shifts=(4,4)", "--set", "use_cnn=False",
-            "--vary", "merge_thr=[0.7, 0.8]"]
+    args = [
+        "batch",
+        str(path),
+        "--add",
+        "base",
+        "--movie",
+        str(movie),
+        "--set",
+        "K=5",
+        "--set",
+        "gSig=(4,4)",
+        "--set",
+        "rf=16",
+        "--set",
+        "stride=6",
+        "--set",
+        "max_shifts=(4,4)",
+        "--set",
+        "use_cnn=False",
+        "--vary",
+        "merge_thr=[0.7, 0.8]",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "added 2 item(s)" in out and "queued" in out
@@ -239,8 +285,12 @@ distributed = pytest.importorskip("distributed")
 
 @pytest.fixture(scope="module")
 def cluster_client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         yield client
 
 
@@ -253,7 +303,10 @@ def test_batch_on_a_local_dask_cluster_matches_local_runs(movie, tmp_path, clust
     counts = remote.run(client=cluster_client)
     assert counts == {"done": 3}
     for name in local.names:
-        assert remote.item(name).status == "done" and remote.item(name).summary == local.item(name).summary
+        assert (
+            remote.item(name).status == "done"
+            and remote.item(name).summary == local.item(name).summary
+        )
         _same_results(local.results(name), remote.results(name))
     # one item on two workers: its CNMF patches go to the cluster as well, same result
     one = Batch(tmp_path / "one.json", cache_dir=tmp_path / "cache_one")
@@ -265,23 +318,37 @@ def test_batch_on_a_local_dask_cluster_matches_local_runs(movie, tmp_path, clust
 def test_a_dask_worker_dying_fails_only_its_item(movie, tmp_path):
     import dask
 
-    big = make_movie_2d((2000, 96, 96), n_neurons=20, rigid_motion=2.0, dtype=np.uint16, seed=6).movie
+    big = make_movie_2d(
+        (2000, 96, 96), n_neurons=20, rigid_motion=2.0, dtype=np.uint16, seed=6
+    ).movie
     tifffile.imwrite(tmp_path / "big.tif", big)
     b = Batch(tmp_path / "b.json")
-    b.add("doomed", tmp_path / "big.tif", {**BASE, "pw_rigid": True, "strides": (24, 24), "overlaps": (12, 12)})
+    b.add(
+        "doomed",
+        tmp_path / "big.tif",
+        {**BASE, "pw_rigid": True, "strides": (24, 24), "overlaps": (12, 12)},
+    )
     b.add("fine", movie, BASE, steps=("motion", "cnmf"))
     from napari_caiman.app.dask_batch import iter_run_on_dask
 
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
-            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                     dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         gen = iter_run_on_dask(b, client=client, n_parallel=2, patches_on_cluster=False, poll=0.1)
         killed, counts = False, None
         try:
             while True:
                 next(gen)
                 # once the small item is done, the only busy worker is the one running 'doomed'
-                if not killed and b.item("fine").status == "done" and b.item("doomed").status == "running":
+                if (
+                    not killed
+                    and b.item("fine").status == "done"
+                    and b.item("doomed").status == "running"
+                ):
                     pids = client.run(os.getpid)
                     busy = [addr for addr, keys in client.processing().items() if keys]
                     assert len(busy) == 1
@@ -319,7 +386,9 @@ def test_two_writers_of_one_batch_file_lose_nothing(movie, tmp_path):
     assert a.names == ["one", "three"]  # a's save merged b's removal
 
 
-def test_stopping_a_queue_on_dask_cancels_its_items_and_leaves_the_rest_queued(movie, tmp_path, cluster_client):
+def test_stopping_a_queue_on_dask_cancels_its_items_and_leaves_the_rest_queued(
+    movie, tmp_path, cluster_client
+):
     """The Dask runner behind the one queue interface (QueueRunner.stop from another thread)."""
     import threading
 

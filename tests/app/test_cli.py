@@ -31,8 +31,21 @@ def test_run_motion_writes_results_and_movie(moving_tif, tmp_path, capsys):
     out, mov = tmp_path / "results.hdf5", tmp_path / "corrected.tif"
     params = tmp_path / "p.json"
     params.write_text(json.dumps({"max_shifts": [5, 5], "fr": 30}))
-    code = main(["run", str(path), "--steps", "motion", "-o", str(out), "--save-movie", str(mov),
-                 "--params", str(params), "-q"])
+    code = main(
+        [
+            "run",
+            str(path),
+            "--steps",
+            "motion",
+            "-o",
+            str(out),
+            "--save-movie",
+            str(mov),
+            "--params",
+            str(params),
+            "-q",
+        ]
+    )
     assert code == 0
     assert "crispness" in capsys.readouterr().out
     with h5py.File(out) as f:
@@ -44,7 +57,7 @@ def test_run_motion_writes_results_and_movie(moving_tif, tmp_path, capsys):
     # the recovered correction cancels the true motion (up to a constant offset)
     err = shifts - (-syn.shifts)
     err -= err.mean(0)
-    assert np.sqrt(np.mean(err ** 2)) < 0.2
+    assert np.sqrt(np.mean(err**2)) < 0.2
     corrected = tifffile.imread(mov)
     assert corrected.shape == syn.movie.shape and corrected.dtype == np.float32
     assert _files(tmp_path) == ["corrected.tif", "p.json", "results.hdf5"]
@@ -69,13 +82,26 @@ def test_missing_file(tmp_path, capsys):
 def test_unknown_parameter_lists_close_matches(moving_tif, tmp_path, capsys):
     params = tmp_path / "p.json"
     params.write_text(json.dumps({"max_shift": [5, 5]}))
-    err = _run_error(["run", str(moving_tif[0]), "-o", str(tmp_path / "r.hdf5"), "--params", str(params)], capsys)
+    err = _run_error(
+        ["run", str(moving_tif[0]), "-o", str(tmp_path / "r.hdf5"), "--params", str(params)], capsys
+    )
     assert "max_shifts" in err
 
 
 def test_impossible_parameter_leaves_nothing(moving_tif, tmp_path, capsys):
-    err = _run_error(["run", str(moving_tif[0]), "-o", str(tmp_path / "r.hdf5"), "--save-movie",
-                      str(tmp_path / "c.tif"), "--set", "max_shifts=(40, 40)"], capsys)
+    err = _run_error(
+        [
+            "run",
+            str(moving_tif[0]),
+            "-o",
+            str(tmp_path / "r.hdf5"),
+            "--save-movie",
+            str(tmp_path / "c.tif"),
+            "--set",
+            "max_shifts=(40, 40)",
+        ],
+        capsys,
+    )
     assert "max_shifts" in err
     assert _files(tmp_path) == []
 
@@ -84,8 +110,17 @@ def test_nan_movie_and_flat_movie(tmp_path, capsys):
     movie = np.random.default_rng(0).random((20, 32, 32)).astype(np.float32)
     movie[7, 3, 4] = np.nan
     np.save(tmp_path / "nan.npy", movie)
-    err = _run_error(["run", str(tmp_path / "nan.npy"), "-o", str(tmp_path / "r.hdf5"),
-                      "--save-movie", str(tmp_path / "c.npy")], capsys)
+    err = _run_error(
+        [
+            "run",
+            str(tmp_path / "nan.npy"),
+            "-o",
+            str(tmp_path / "r.hdf5"),
+            "--save-movie",
+            str(tmp_path / "c.npy"),
+        ],
+        capsys,
+    )
     assert "NaN" in err
     np.save(tmp_path / "flat.npy", np.full((20, 32, 32), 7, np.uint16))
     err = _run_error(["run", str(tmp_path / "flat.npy"), "-o", str(tmp_path / "r.hdf5")], capsys)
@@ -103,9 +138,15 @@ def test_wrong_dimensions_and_single_frame(tmp_path, capsys):
 
 
 def test_unavailable_step_and_bad_output(moving_tif, tmp_path, capsys):
-    err = _run_error(["run", str(moving_tif[0]), "--steps", "motion,evaluate", "-o", str(tmp_path / "r.hdf5")], capsys)
+    err = _run_error(
+        ["run", str(moving_tif[0]), "--steps", "motion,evaluate", "-o", str(tmp_path / "r.hdf5")],
+        capsys,
+    )
     assert "evaluate" in err
-    err = _run_error(["run", str(moving_tif[0]), "--steps", "motion,denoise", "-o", str(tmp_path / "r.hdf5")], capsys)
+    err = _run_error(
+        ["run", str(moving_tif[0]), "--steps", "motion,denoise", "-o", str(tmp_path / "r.hdf5")],
+        capsys,
+    )
     assert "unknown step" in err
     err = _run_error(["run", str(moving_tif[0]), "-o", str(tmp_path / "r.txt")], capsys)
     assert ".hdf5" in err
@@ -126,10 +167,16 @@ def test_headless_demo_small(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(shutil.which("napari-caiman") is None, reason="console script not on PATH")
 def test_console_script_is_installed():
-    out = subprocess.run(["napari-caiman", "run", "--help"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ["napari-caiman", "run", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0 and "--steps" in out.stdout
-    out = subprocess.run([sys.executable, "-m", "napari_caiman.app.cli", "run", "x.tif", "-o", "r.txt"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "napari_caiman.app.cli", "run", "x.tif", "-o", "r.txt"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2 and out.stderr.count("\n") == 1
 
 
@@ -154,8 +201,23 @@ def evaluated(tmp_path_factory):
     folder = tmp_path_factory.mktemp("eval")
     tifffile.imwrite(folder / "m.tif", syn.movie)
     out = folder / "r.hdf5"
-    code = main(["run", str(folder / "m.tif"), "--steps", "motion,cnmf,evaluate", "-o", str(out),
-                 "--set", "K=20", "--set", "gSig=(4, 4)", "--set", "use_cnn=False", "-q"])
+    code = main(
+        [
+            "run",
+            str(folder / "m.tif"),
+            "--steps",
+            "motion,cnmf,evaluate",
+            "-o",
+            str(out),
+            "--set",
+            "K=20",
+            "--set",
+            "gSig=(4, 4)",
+            "--set",
+            "use_cnn=False",
+            "-q",
+        ]
+    )
     assert code == 0
     return folder, syn
 
@@ -168,8 +230,12 @@ def test_run_with_evaluation_finds_the_neurons(evaluated):
     r = load_results(folder / "r.hdf5")
     acc = r.accepted()
     assert r.metrics is not None and r.F_dff.shape == r.estimates.C.shape
-    m = match_components(r.estimates.footprints(acc), syn.footprints,
-                         found_traces=r.estimates.C[acc], true_traces=syn.traces)
+    m = match_components(
+        r.estimates.footprints(acc),
+        syn.footprints,
+        found_traces=r.estimates.C[acc],
+        true_traces=syn.traces,
+    )
     assert m.f1 >= 0.9 and m.median_trace_corr >= 0.9, str(m)
     with h5py.File(folder / "r.hdf5") as f:
         np.testing.assert_array_equal(f["estimates/idx_components"][()], acc)
@@ -193,8 +259,22 @@ def test_reevaluation_keeps_manual_decisions(evaluated, tmp_path, capsys):
     assert main(["evaluate", str(path), "--set", "min_SNR=50", "--set", "rval_thr=1.0", "-q"]) == 0
     strict = load_results(path)
     assert len(strict.accepted()) < len(acc) and keep_out not in strict.accepted()
-    assert main(["evaluate", str(path), "--movie", str(folder / "m.tif"), "--set", "min_SNR=0.5",
-                 "--set", "rval_thr=-1", "-q"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(path),
+                "--movie",
+                str(folder / "m.tif"),
+                "--set",
+                "min_SNR=0.5",
+                "--set",
+                "rval_thr=-1",
+                "-q",
+            ]
+        )
+        == 0
+    )
     lax = load_results(path)
     assert keep_out not in lax.accepted() and len(lax.accepted()) == K - 1
     assert lax.curation.manual[keep_out] == -1
@@ -209,7 +289,21 @@ def test_export_nwb_csv_masks(evaluated, tmp_path, capsys):
     r = load_results(folder / "r.hdf5")
     n_acc = len(r.accepted())
     nwb, csv, masks = tmp_path / "o.nwb", tmp_path / "o.csv", tmp_path / "m.tif"
-    assert main(["export", str(folder / "r.hdf5"), "--nwb", str(nwb), "--csv", str(csv), "--masks", str(masks)]) == 0
+    assert (
+        main(
+            [
+                "export",
+                str(folder / "r.hdf5"),
+                "--nwb",
+                str(nwb),
+                "--csv",
+                str(csv),
+                "--masks",
+                str(masks),
+            ]
+        )
+        == 0
+    )
     with pynwb.NWBHDF5IO(str(nwb), "r") as io:
         f = io.read()
         ps = f.processing["ophys"]["ImageSegmentation"].plane_segmentations
@@ -218,15 +312,26 @@ def test_export_nwb_csv_masks(evaluated, tmp_path, capsys):
     assert tifffile.imread(masks).shape == (n_acc, 64, 64)
     header = csv.read_text().splitlines()[0].split(",")
     assert len(header) == n_acc + 1
-    err = _run_error(["export", str(folder / "r.hdf5"), "--nwb", str(tmp_path / "no" / "o.nwb")], capsys)
+    err = _run_error(
+        ["export", str(folder / "r.hdf5"), "--nwb", str(tmp_path / "no" / "o.nwb")], capsys
+    )
     assert "nwb" in err
 
 
 def test_evaluate_rejects_a_movie_of_another_size(evaluated, tmp_path, capsys):
     folder, _ = evaluated
     np.save(tmp_path / "other.npy", np.zeros((50, 32, 32), np.float32))
-    err = _run_error(["evaluate", str(folder / "r.hdf5"), "--movie", str(tmp_path / "other.npy"),
-                      "-o", str(tmp_path / "x.hdf5")], capsys)
+    err = _run_error(
+        [
+            "evaluate",
+            str(folder / "r.hdf5"),
+            "--movie",
+            str(tmp_path / "other.npy"),
+            "-o",
+            str(tmp_path / "x.hdf5"),
+        ],
+        capsys,
+    )
     assert "does not match" in err
     assert not (tmp_path / "x.hdf5").exists()
     err = _run_error(["evaluate", str(tmp_path / "missing.hdf5")], capsys)
@@ -236,13 +341,32 @@ def test_evaluate_rejects_a_movie_of_another_size(evaluated, tmp_path, capsys):
 def test_backend_flag_without_caiman_is_a_clear_error(moving_tif, tmp_path, capsys, monkeypatch):
     from napari_caiman.engine import backends
 
-    monkeypatch.setattr(backends, "caiman_status", lambda python=None: (False, "CaImAn is not installed here"))
+    monkeypatch.setattr(
+        backends, "caiman_status", lambda python=None: (False, "CaImAn is not installed here")
+    )
     path, _ = moving_tif
     out = tmp_path / "r.hdf5"
-    assert main(["run", str(path), "--steps", "motion", "-o", str(out), "--backend", "caiman", "-q"]) == 2
+    assert (
+        main(["run", str(path), "--steps", "motion", "-o", str(out), "--backend", "caiman", "-q"])
+        == 2
+    )
     err = capsys.readouterr().err
     assert "backend" in err and "CaImAn is not installed here" in err and not out.exists()
-    assert main(["batch", str(tmp_path / "b.json"), "--add", "x", "--movie", str(path), "--backend", "caiman"]) == 2
+    assert (
+        main(
+            [
+                "batch",
+                str(tmp_path / "b.json"),
+                "--add",
+                "x",
+                "--movie",
+                str(path),
+                "--backend",
+                "caiman",
+            ]
+        )
+        == 2
+    )
     assert "CaImAn is not installed here" in capsys.readouterr().err
 
 
@@ -254,8 +378,26 @@ def test_train_classifier_from_curated_file_and_apply_with_evaluate(tmp_path, ca
     movie = tmp_path / "m.tif"
     tifffile.imwrite(movie, syn.movie.astype(np.float32))
     res = tmp_path / "r.hdf5"
-    assert main(["run", str(movie), "--steps", "cnmf,evaluate", "-o", str(res), "--set", "K=14",
-                 "--set", "gSig=(3, 3)", "--set", "use_cnn=False", "-q"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(movie),
+                "--steps",
+                "cnmf,evaluate",
+                "-o",
+                str(res),
+                "--set",
+                "K=14",
+                "--set",
+                "gSig=(3, 3)",
+                "--set",
+                "use_cnn=False",
+                "-q",
+            ]
+        )
+        == 0
+    )
     # no decisions yet: one clear message
     assert main(["train-classifier", str(res), "-o", str(tmp_path / "m.json")]) == 2
     assert "no manual accept/reject decisions" in capsys.readouterr().err
@@ -270,14 +412,20 @@ def test_train_classifier_from_curated_file_and_apply_with_evaluate(tmp_path, ca
     model = tmp_path / "m.json"
     assert main(["train-classifier", str(res), "-o", str(model)]) == 0
     assert "trained on 5 decisions" in capsys.readouterr().out
-    assert main(["evaluate", str(res), "--set", f"classifier={model}", "-o", str(tmp_path / "c.hdf5")]) == 0
+    assert (
+        main(["evaluate", str(res), "--set", f"classifier={model}", "-o", str(tmp_path / "c.hdf5")])
+        == 0
+    )
     back = load_results(tmp_path / "c.hdf5")
     assert back.metrics.classifier_prob is not None and back.metrics.classifier_prob.shape == (K,)
     acc = np.zeros(K, bool)
     acc[back.accepted()] = True
     assert acc[order[-3:]].all() and not acc[order[:2]].any()  # manual decisions win
     # shape metrics saved with the results and usable as thresholds from the CLI
-    assert main(["evaluate", str(res), "--set", "min_solidity=1.0", "-o", str(tmp_path / "s.hdf5")]) == 0
+    assert (
+        main(["evaluate", str(res), "--set", "min_solidity=1.0", "-o", str(tmp_path / "s.hdf5")])
+        == 0
+    )
     strict = load_results(tmp_path / "s.hdf5")
     auto = np.setdiff1d(np.flatnonzero(strict.metrics.solidity < 1.0), np.flatnonzero(manual))
     assert not np.isin(auto, strict.accepted()).any()

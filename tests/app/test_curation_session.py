@@ -49,10 +49,23 @@ def evaluated():
 
 def _session(evaluated, **kw):
     m, est, summary, params, step = evaluated
-    s = CurationSession(copy.deepcopy(est), summary, params.copy(), "raw", metrics=copy.deepcopy(step.metrics),
-                        F_dff=np.array(step.F_dff), **kw)
+    s = CurationSession(
+        copy.deepcopy(est),
+        summary,
+        params.copy(),
+        "raw",
+        metrics=copy.deepcopy(step.metrics),
+        F_dff=np.array(step.F_dff),
+        **kw,
+    )
     th = thresholds(params)  # the dock's: its sliders and the CNN terms
-    s.update({k: v for k, v in th.items() if k not in ("accept_anatomy", "min_classifier_prob", "min_size", "max_size")})
+    s.update(
+        {
+            k: v
+            for k, v in th.items()
+            if k not in ("accept_anatomy", "min_classifier_prob", "min_size", "max_size")
+        }
+    )
     return s
 
 
@@ -188,10 +201,14 @@ def test_a_click_finds_the_component_under_it_and_the_outline_is_its_contour(eva
         assert ev.component_at_pixel(lookup, dims, (y, x)) is None
     polys, owner = contours(est)
     paths = closed_paths(polys)
-    assert all(np.array_equal(p[0], p[-1]) and len(p) == len(q) + 1 for p, q in zip(paths, polys, strict=True))
+    assert all(
+        np.array_equal(p[0], p[-1]) and len(p) == len(q) + 1
+        for p, q in zip(paths, polys, strict=True)
+    )
     seg = ev.outline_segments(paths[:2], 2)
     assert seg.shape == (len(polys[0]) + len(polys[1]), 2, 2)
     # the segments walk the contour: start + step is the next vertex, the last returns to the first
-    np.testing.assert_allclose(seg[: len(polys[0]), 0] + seg[: len(polys[0]), 1], np.roll(polys[0], -1, 0),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        seg[: len(polys[0]), 0] + seg[: len(polys[0]), 1], np.roll(polys[0], -1, 0), atol=1e-5
+    )
     assert ev.outline_segments([], 3).shape == (0, 2, 3)

@@ -85,7 +85,10 @@ def test_cancel_item_stops_that_item_and_the_queue_goes_on(movie, tmp_path, slow
     assert "error" not in out, out.get("error")
     assert out["counts"] == {"cancelled": 1, "done": 2}
     assert {i.name: i.status for i in Batch(tmp_path / "b.json")} == {
-        "slow": "cancelled", "b": "done", "c": "done"}
+        "slow": "cancelled",
+        "b": "done",
+        "c": "done",
+    }
     assert time.time() - t0 < 30  # the wait was cut short: cancelled at its next progress report
     assert any(s.startswith("slow (1/3): waiting") for s in seen)
     assert any(s.startswith("c (3/3): ") for s in seen)
@@ -161,7 +164,9 @@ def test_isolated_items_run_in_child_processes_cancel_and_a_dead_child(movie, tm
     assert items["doomed"].status == "failed" and "died (exit code -9)" in items["doomed"].error
     assert items["stopped"].status == "cancelled" and items["fine"].status == "done"
     assert b.output_path("fine").is_file() and not b.output_path("stopped").exists()
-    assert any(s.startswith("fine (3/3): ") and "starting" not in s for s in seen)  # the child's own stages
+    assert any(
+        s.startswith("fine (3/3): ") and "starting" not in s for s in seen
+    )  # the child's own stages
     assert b.item("fine").status == "done"  # the parent's Batch took over what the children wrote
 
 

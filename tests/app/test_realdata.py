@@ -15,19 +15,42 @@ def _centroids(images):
     k = len(images)
     yy, xx = np.mgrid[: images.shape[1], : images.shape[2]]
     m = images.reshape(k, -1).sum(1)
-    return np.stack([(images * yy).reshape(k, -1).sum(1) / m, (images * xx).reshape(k, -1).sum(1) / m], 1)
+    return np.stack(
+        [(images * yy).reshape(k, -1).sum(1) / m, (images * xx).reshape(k, -1).sum(1) / m], 1
+    )
 
 
-def test_neurofinder_crop_beats_caiman_on_human_rois_with_cell_shaped_footprints(shared_data, tmp_path):
+def test_neurofinder_crop_beats_caiman_on_human_rois_with_cell_shaped_footprints(
+    shared_data, tmp_path
+):
     """Issue 14: accepted-set F1 by footprint overlap >= 1.3x CaImAn's (0.197 on this crop, its own file),
     at most 10 % junk footprints (fragmented, non-convex or sprawling)."""
     from napari_caiman.engine.shapes import junk_mask, match_footprints, shape_metrics
 
-    params = CaimanParams.from_dict({"fr": 7, "decay_time": 1.0, "gSig": (5, 5), "K": 10, "rf": 25, "stride": 10,
-                                     "p": 1, "nb": 2, "merge_thr": 0.85, "min_SNR": 2.0, "rval_thr": 0.8,
-                                     "use_cnn": False, "max_shifts": (6, 6), "pw_rigid": False})
-    r = run_pipeline([str(shared_data / "neurofinder_crop" / "movie.tif")], steps=["motion", "cnmf", "evaluate"],
-                     output=tmp_path / "r.hdf5", params=params)
+    params = CaimanParams.from_dict(
+        {
+            "fr": 7,
+            "decay_time": 1.0,
+            "gSig": (5, 5),
+            "K": 10,
+            "rf": 25,
+            "stride": 10,
+            "p": 1,
+            "nb": 2,
+            "merge_thr": 0.85,
+            "min_SNR": 2.0,
+            "rval_thr": 0.8,
+            "use_cnn": False,
+            "max_shifts": (6, 6),
+            "pw_rigid": False,
+        }
+    )
+    r = run_pipeline(
+        [str(shared_data / "neurofinder_crop" / "movie.tif")],
+        steps=["motion", "cnmf", "evaluate"],
+        output=tmp_path / "r.hdf5",
+        params=params,
+    )
     acc = np.asarray(r.accepted(), int)
     regions = json.loads((shared_data / "neurofinder_crop" / "regions.json").read_text())
     truth = np.zeros((len(regions), 256, 256))
@@ -48,7 +71,9 @@ def test_neurofinder_crop_beats_caiman_on_human_rois_with_cell_shaped_footprints
     assert np.array_equal(np.asarray(back.accepted()), acc)
 
 
-def test_neurofinder_half_in_time_joint_test_accepts_cells_of_short_recordings(shared_data, tmp_path):
+def test_neurofinder_half_in_time_joint_test_accepts_cells_of_short_recordings(
+    shared_data, tmp_path
+):
     """Issue 14, 300 frames: real cells with one transient pass neither min_SNR 2 nor rval_thr 0.8 alone;
     the joint test (SNR >= 1.25 and r >= 0.7 together) accepts them, with no junk and few extra false ones."""
     import tifffile
@@ -59,11 +84,30 @@ def test_neurofinder_half_in_time_joint_test_accepts_cells_of_short_recordings(s
 
     movie = tifffile.imread(shared_data / "neurofinder_crop" / "movie.tif")[:300]
     tifffile.imwrite(tmp_path / "half.tif", movie)
-    params = CaimanParams.from_dict({"fr": 7, "decay_time": 1.0, "gSig": (5, 5), "K": 10, "rf": 25, "stride": 10,
-                                     "p": 1, "nb": 2, "merge_thr": 0.85, "min_SNR": 2.0, "rval_thr": 0.8,
-                                     "use_cnn": False, "max_shifts": (6, 6), "pw_rigid": False})
-    r = run_pipeline([str(tmp_path / "half.tif")], steps=["motion", "cnmf", "evaluate"],
-                     output=tmp_path / "r.hdf5", params=params)
+    params = CaimanParams.from_dict(
+        {
+            "fr": 7,
+            "decay_time": 1.0,
+            "gSig": (5, 5),
+            "K": 10,
+            "rf": 25,
+            "stride": 10,
+            "p": 1,
+            "nb": 2,
+            "merge_thr": 0.85,
+            "min_SNR": 2.0,
+            "rval_thr": 0.8,
+            "use_cnn": False,
+            "max_shifts": (6, 6),
+            "pw_rigid": False,
+        }
+    )
+    r = run_pipeline(
+        [str(tmp_path / "half.tif")],
+        steps=["motion", "cnmf", "evaluate"],
+        output=tmp_path / "r.hdf5",
+        params=params,
+    )
     regions = json.loads((shared_data / "neurofinder_crop" / "regions.json").read_text())
     truth = np.zeros((len(regions), 256, 256))
     for i, x in enumerate(regions):
@@ -74,7 +118,11 @@ def test_neurofinder_half_in_time_joint_test_accepts_cells_of_short_recordings(s
     m = match_footprints(r.estimates.footprints(acc), truth)
     m0 = match_footprints(r.estimates.footprints(without), truth)
     # measured: 18 matched of 33 accepted (F1 0.259, 1.31x CaImAn's 600-frame 0.197) against 15 of 30 without
-    assert m["matched"] >= m0["matched"] + 2 and m["f1"] > m0["f1"], (m["matched"], m0["matched"], acc.size)
+    assert m["matched"] >= m0["matched"] + 2 and m["f1"] > m0["f1"], (
+        m["matched"],
+        m0["matched"],
+        acc.size,
+    )
     assert acc.size - without.size <= 2 * (m["matched"] - m0["matched"]), (acc.size, without.size)
     assert m["f1"] >= 1.2 * 0.197, m["f1"]
     assert not junk_mask(shape_metrics(r.estimates.A[:, acc], r.estimates.dims, (5, 5))).any()
@@ -82,9 +130,20 @@ def test_neurofinder_half_in_time_joint_test_accepts_cells_of_short_recordings(s
 
 def test_thunder_fish_volume_runs_the_3d_pipeline(shared_data, tmp_path):
     path = shared_data / "thunder_fish_3d" / "thunder_fish_240x2x76x87.tif"
-    params = CaimanParams.from_dict({"fr": 2, "decay_time": 1.5, "max_shifts": (4, 4, 0), "gSig": (2, 2, 0.5),
-                                     "K": 30, "p": 1, "use_cnn": False})
-    r = run_pipeline([str(path)], steps=["motion", "cnmf", "evaluate"], output=tmp_path / "r.hdf5", params=params)
+    params = CaimanParams.from_dict(
+        {
+            "fr": 2,
+            "decay_time": 1.5,
+            "max_shifts": (4, 4, 0),
+            "gSig": (2, 2, 0.5),
+            "K": 30,
+            "p": 1,
+            "use_cnn": False,
+        }
+    )
+    r = run_pipeline(
+        [str(path)], steps=["motion", "cnmf", "evaluate"], output=tmp_path / "r.hdf5", params=params
+    )
     assert r.dims == (2, 76, 87)
     assert r.motion["shifts_rig"].shape == (240, 3)
     assert np.all(np.isfinite(r.summary["corr"]))
@@ -112,8 +171,15 @@ def test_default_median_window_follows_the_cell_size():
 
 def test_thunder_mouse_int16_movie(shared_data, tmp_path):
     path = shared_data / "thunder_mouse_2p" / "thunder_mouse_500x64x64.tif"
-    params = CaimanParams.from_dict({"fr": 15, "max_shifts": (4, 4), "gSig": (2, 2), "K": 15, "use_cnn": False})
-    r = run_pipeline([str(path)], steps=["motion", "cnmf", "evaluate"], output=tmp_path / "r.hdf5",
-                     params=params, save_movie=tmp_path / "c.tif")
+    params = CaimanParams.from_dict(
+        {"fr": 15, "max_shifts": (4, 4), "gSig": (2, 2), "K": 15, "use_cnn": False}
+    )
+    r = run_pipeline(
+        [str(path)],
+        steps=["motion", "cnmf", "evaluate"],
+        output=tmp_path / "r.hdf5",
+        params=params,
+        save_movie=tmp_path / "c.tif",
+    )
     assert r.estimates.n_components > 0
     assert r.motion["crispness_corrected"] >= 0.95 * r.motion["crispness_raw"]

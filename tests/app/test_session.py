@@ -21,7 +21,9 @@ PARAMS = {"gSig": (3, 3), "K": 14, "max_shifts": (6, 6)}
 @pytest.fixture(scope="module")
 def moving():
     """(200, 64, 64): 10 neurons, ~3 px rigid motion."""
-    return make_movie_2d((200, 64, 64), n_neurons=10, snr=3.0, rigid_motion=3.0, seed=3, return_flow=False)
+    return make_movie_2d(
+        (200, 64, 64), n_neurons=10, snr=3.0, rigid_motion=3.0, seed=3, return_flow=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,7 @@ def test_steps_chain_on_the_corrected_movie_with_the_border_rule_once(chained, m
     # motion recovered (the correction is minus the displacement; the template's offset is arbitrary)
     err = s.motion.shifts_rig + moving.shifts
     err -= err.mean(axis=0)
-    assert np.sqrt((err ** 2).mean()) < 0.5
+    assert np.sqrt((err**2).mean()) < 0.5
     # CNMF read the corrected movie with the motion border zeroed, as movie_for_cnmf gives it
     m = s.cnmf_movie()
     assert m is s.cnmf_movie()  # made once
@@ -73,11 +75,19 @@ def test_rethreshold_refit_save_and_export(chained, tmp_path):
     path = s.save(tmp_path / "r.hdf5")
     back = load_results(path)
     assert np.array_equal(back.accepted(), s.accepted())
-    assert back.params["gSig"] == (3, 3) and back.motion["shifts_rig"].shape == s.motion.shifts_rig.shape
+    assert (
+        back.params["gSig"] == (3, 3)
+        and back.motion["shifts_rig"].shape == s.motion.shifts_rig.shape
+    )
     # typed parts (attributes), still readable by name as the file layout's dicts were
     assert isinstance(back.motion, MotionRecord) and isinstance(back.summary, SummaryRecord)
-    assert np.allclose(back.motion.shifts_rig, s.motion.shifts_rig) and back.summary.corr.shape == (64, 64)
-    assert set(back.summary) == {"mean", "max", "std", "corr"} and back.motion.corrected_path is None
+    assert np.allclose(back.motion.shifts_rig, s.motion.shifts_rig) and back.summary.corr.shape == (
+        64,
+        64,
+    )
+    assert (
+        set(back.summary) == {"mean", "max", "std", "corr"} and back.motion.corrected_path is None
+    )
     csv = tmp_path / "c.csv"
     s.export(csv=csv)
     assert len(csv.read_text().splitlines()[0].split(",")) == len(s.accepted()) + 1

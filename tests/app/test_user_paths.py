@@ -35,28 +35,76 @@ def runs(syn, tmp_path_factory):
     """One-go run, and the documented two-step run (motion --save-movie, then cnmf,evaluate on it)."""
     d = tmp_path_factory.mktemp("paths")
     tifffile.imwrite(d / "movie.tif", syn.movie)
-    assert main(["run", str(d / "movie.tif"), "--steps", "motion,cnmf,evaluate", "-o", str(d / "one.hdf5"),
-                 "-q", *SET]) == 0
-    assert main(["run", str(d / "movie.tif"), "--steps", "motion", "--save-movie", str(d / "corrected.tif"),
-                 "-o", str(d / "motion.hdf5"), "-q", *SET]) == 0
-    assert main(["run", str(d / "corrected.tif"), "--steps", "cnmf,evaluate", "-o", str(d / "two.hdf5"),
-                 "-q", *SET]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(d / "movie.tif"),
+                "--steps",
+                "motion,cnmf,evaluate",
+                "-o",
+                str(d / "one.hdf5"),
+                "-q",
+                *SET,
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "run",
+                str(d / "movie.tif"),
+                "--steps",
+                "motion",
+                "--save-movie",
+                str(d / "corrected.tif"),
+                "-o",
+                str(d / "motion.hdf5"),
+                "-q",
+                *SET,
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "run",
+                str(d / "corrected.tif"),
+                "--steps",
+                "cnmf,evaluate",
+                "-o",
+                str(d / "two.hdf5"),
+                "-q",
+                *SET,
+            ]
+        )
+        == 0
+    )
     return d
 
 
 # 1 ---------------------------------------------------------------------------- one border rule
 
+
 def test_two_step_run_equals_the_one_go_run(runs):
     one, two = load_results(runs / "one.hdf5"), load_results(runs / "two.hdf5")
-    assert np.isnan(tifffile.imread(runs / "corrected.tif")).any()  # border_nan=True: NaN borders on disk
+    assert np.isnan(
+        tifffile.imread(runs / "corrected.tif")
+    ).any()  # border_nan=True: NaN borders on disk
     # the border measured from the NaN strips is the one the shifts give (rigid motion)
     motion = load_results(runs / "motion.hdf5").motion
     from types import SimpleNamespace
 
-    assert nan_border(tifffile.imread(runs / "corrected.tif")) == motion_border(SimpleNamespace(**motion))
+    assert nan_border(tifffile.imread(runs / "corrected.tif")) == motion_border(
+        SimpleNamespace(**motion)
+    )
     assert one.estimates.A.shape == two.estimates.A.shape and one.estimates.A.shape[1] >= 5
     np.testing.assert_allclose(one.estimates.A.toarray(), two.estimates.A.toarray(), atol=1e-5)
-    np.testing.assert_allclose(np.asarray(one.estimates.C), np.asarray(two.estimates.C), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(
+        np.asarray(one.estimates.C), np.asarray(two.estimates.C), rtol=1e-4, atol=1e-3
+    )
     np.testing.assert_array_equal(one.accepted(), two.accepted())
 
 
@@ -83,40 +131,92 @@ def test_border_rule_zeroes_the_border_and_rejects_inner_nan():
 
 # 2 ---------------------------------------------------------------------------- plain dict
 
+
 def test_run_pipeline_takes_a_plain_dict(runs, tmp_path):
-    r = run_pipeline([str(runs / "movie.tif")], steps=["motion", "cnmf"], output=tmp_path / "d.hdf5",
-                     params={**DICT, "K": 4})
+    r = run_pipeline(
+        [str(runs / "movie.tif")],
+        steps=["motion", "cnmf"],
+        output=tmp_path / "d.hdf5",
+        params={**DICT, "K": 4},
+    )
     assert r.params["K"] == 4 and r.estimates.A.shape[1] >= 3
     assert load_results(tmp_path / "d.hdf5").params["K"] == 4
 
 
 # 3 ---------------------------------------------------------------------------- fr and NWB
 
+
 def test_fr_from_tiff_metadata_or_the_default_said(syn, tmp_path, capsys):
     mov = syn.movie[:40]
-    tifffile.imwrite(tmp_path / "ij.tif", mov, imagej=True, metadata={"finterval": 1 / 15.0, "axes": "TYX"})
-    tifffile.imwrite(tmp_path / "ome.tif", mov, ome=True, metadata={"axes": "TYX", "TimeIncrement": 0.05})
-    tifffile.imwrite(tmp_path / "si.tif", mov, description="state.acq.frameRate=7.5\nstate.acq.numberOfZSlices=1")
+    tifffile.imwrite(
+        tmp_path / "ij.tif", mov, imagej=True, metadata={"finterval": 1 / 15.0, "axes": "TYX"}
+    )
+    tifffile.imwrite(
+        tmp_path / "ome.tif", mov, ome=True, metadata={"axes": "TYX", "TimeIncrement": 0.05}
+    )
+    tifffile.imwrite(
+        tmp_path / "si.tif", mov, description="state.acq.frameRate=7.5\nstate.acq.numberOfZSlices=1"
+    )
     tifffile.imwrite(tmp_path / "plain.tif", mov)
-    for name, fr, where in (("ij", 15, "ImageJ"), ("ome", 20, "OME"), ("si", 7.5, "ScanImage"),
-                            ("plain", 30, "default")):
-        assert main(["run", str(tmp_path / f"{name}.tif"), "-o", str(tmp_path / f"{name}.hdf5"), "-q"]) == 0
+    for name, fr, where in (
+        ("ij", 15, "ImageJ"),
+        ("ome", 20, "OME"),
+        ("si", 7.5, "ScanImage"),
+        ("plain", 30, "default"),
+    ):
+        assert (
+            main(["run", str(tmp_path / f"{name}.tif"), "-o", str(tmp_path / f"{name}.hdf5"), "-q"])
+            == 0
+        )
         out = capsys.readouterr().out
         r = load_results(tmp_path / f"{name}.hdf5")
         assert r.params["fr"] == pytest.approx(fr) and where in r.provenance["fr_source"], name
         assert f"fr: {fr:g} Hz" in out and where in out
     # a value given wins over the metadata
-    assert main(["run", str(tmp_path / "ij.tif"), "-o", str(tmp_path / "given.hdf5"), "-q", "--set", "fr=30"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(tmp_path / "ij.tif"),
+                "-o",
+                str(tmp_path / "given.hdf5"),
+                "-q",
+                "--set",
+                "fr=30",
+            ]
+        )
+        == 0
+    )
     assert load_results(tmp_path / "given.hdf5").params["fr"] == 30
 
 
 def test_nwb_export_options_and_pixel_masks(runs, tmp_path, capsys):
     pynwb = pytest.importorskip("pynwb")
     res = str(runs / "one.hdf5")
-    assert main(["export", res, "--nwb", str(tmp_path / "dense.nwb"), "--all", "--mask-type", "image"]) == 0
-    assert main(["export", res, "--nwb", str(tmp_path / "px.nwb"), "--all", "--indicator", "GCaMP6f",
-                 "--location", "V1 L2/3", "--session-start", "2024-05-01T14:30:00+02:00",
-                 "--description", "mouse 3, day 2"]) == 0
+    assert (
+        main(["export", res, "--nwb", str(tmp_path / "dense.nwb"), "--all", "--mask-type", "image"])
+        == 0
+    )
+    assert (
+        main(
+            [
+                "export",
+                res,
+                "--nwb",
+                str(tmp_path / "px.nwb"),
+                "--all",
+                "--indicator",
+                "GCaMP6f",
+                "--location",
+                "V1 L2/3",
+                "--session-start",
+                "2024-05-01T14:30:00+02:00",
+                "--description",
+                "mouse 3, day 2",
+            ]
+        )
+        == 0
+    )
     dense, px = (tmp_path / "dense.nwb").stat().st_size, (tmp_path / "px.nwb").stat().st_size
     print(f"NWB size, image masks {dense / 1e3:.0f} kB -> pixel masks {px / 1e3:.0f} kB")
     assert px < dense
@@ -130,11 +230,14 @@ def test_nwb_export_options_and_pixel_masks(runs, tmp_path, capsys):
         assert "pixel_mask" in seg.colnames and "image_mask" not in seg.colnames
         K = load_results(res).estimates.A.shape[1]
         assert len(seg) == K
-    assert main(["export", res, "--nwb", str(tmp_path / "x.nwb"), "--session-start", "yesterday"]) == 2
+    assert (
+        main(["export", res, "--nwb", str(tmp_path / "x.nwb"), "--session-start", "yesterday"]) == 2
+    )
     assert "--session-start" in capsys.readouterr().err
 
 
 # 4, 5 -------------------------------------------------------------------------- overwrite, movie check
+
 
 def test_run_refuses_to_overwrite_unless_asked(runs, tmp_path, capsys):
     out = tmp_path / "r.hdf5"
@@ -147,30 +250,76 @@ def test_run_refuses_to_overwrite_unless_asked(runs, tmp_path, capsys):
 
 def test_evaluate_refuses_another_movie_unless_forced(runs, tmp_path, syn, capsys):
     other = tmp_path / "other.tif"
-    tifffile.imwrite(other, np.asarray(tifffile.imread(runs / "corrected.tif"))[::-1].copy())  # same shape
+    tifffile.imwrite(
+        other, np.asarray(tifffile.imread(runs / "corrected.tif"))[::-1].copy()
+    )  # same shape
     res = runs / "two.hdf5"
     before = res.read_bytes()
     assert main(["evaluate", str(res), "--movie", str(other), "-q"]) == 2
     err = capsys.readouterr().err
     assert "not the movie" in err and "--force" in err and res.read_bytes() == before
-    assert main(["evaluate", str(res), "--movie", str(runs / "corrected.tif"), "-q", "-o",
-                 str(tmp_path / "ok.hdf5")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(res),
+                "--movie",
+                str(runs / "corrected.tif"),
+                "-q",
+                "-o",
+                str(tmp_path / "ok.hdf5"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     # 10: the old motion / CNMF times are not printed as if they ran again; the evaluation's is
     assert "cnmf: " in out and " components in " not in out and "evaluation:" in out and " s" in out
-    assert main(["evaluate", str(res), "--movie", str(other), "-q", "--force", "-o", str(tmp_path / "f.hdf5")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(res),
+                "--movie",
+                str(other),
+                "-q",
+                "--force",
+                "-o",
+                str(tmp_path / "f.hdf5"),
+            ]
+        )
+        == 0
+    )
     # a motion run's results check against the saved corrected movie, not the raw input
-    assert main(["evaluate", str(runs / "one.hdf5"), "--movie", str(runs / "movie.tif"), "-q", "-o",
-                 str(tmp_path / "n.hdf5")]) == 0  # one.hdf5 saved no corrected movie: not checked, said
+    assert (
+        main(
+            [
+                "evaluate",
+                str(runs / "one.hdf5"),
+                "--movie",
+                str(runs / "movie.tif"),
+                "-q",
+                "-o",
+                str(tmp_path / "n.hdf5"),
+            ]
+        )
+        == 0
+    )  # one.hdf5 saved no corrected movie: not checked, said
     assert "not checked" in capsys.readouterr().err
 
 
 # 6 ---------------------------------------------------------------------------- parameter reference
 
+
 def test_params_command_and_the_committed_page(capsys):
     assert main(["params", "max_shifts"]) == 0
     out = capsys.readouterr().out
-    assert "[motion]" in out and "(6, 6)" in out and "integer >= 0 per axis" in out and "rows, cols" in out
+    assert (
+        "[motion]" in out
+        and "(6, 6)" in out
+        and "integer >= 0 per axis" in out
+        and "rows, cols" in out
+    )
     assert main(["params", "maxshifts"]) == 2
     assert "max_shifts" in capsys.readouterr().err
     assert main(["params"]) == 0
@@ -178,14 +327,23 @@ def test_params_command_and_the_committed_page(capsys):
     assert all(n in listing for n in ("fr", "gSig", "min_SNR", "border_nan", "backend"))
     assert main(["params", "--markdown"]) == 0
     page = Path(__file__).resolve().parents[2] / "docs" / "parameters.md"
-    assert page.read_text() == capsys.readouterr().out, "regenerate: napari-caiman params --markdown > docs/parameters.md"
+    assert page.read_text() == capsys.readouterr().out, (
+        "regenerate: napari-caiman params --markdown > docs/parameters.md"
+    )
 
 
 def test_the_spec_table_is_the_check():
     from napari_caiman.engine.params import CaimanParams
 
-    for name, bad in (("fr", 0), ("min_SNR", -1), ("merge_thr", 1.5), ("K", 0), ("gSig", (0.2, 4)),
-                      ("border_nan", "yes"), ("p", 3)):
+    for name, bad in (
+        ("fr", 0),
+        ("min_SNR", -1),
+        ("merge_thr", 1.5),
+        ("K", 0),
+        ("gSig", (0.2, 4)),
+        ("border_nan", "yes"),
+        ("p", 3),
+    ):
         with pytest.raises(InputError) as e:
             CaimanParams.from_dict({name: bad})
         assert e.value.argument == name
@@ -194,21 +352,31 @@ def test_the_spec_table_is_the_check():
 
 # 8 ---------------------------------------------------------------------------- use_cnn on native
 
+
 def test_no_cnn_warning_on_default_native_runs(runs, tmp_path, caplog, monkeypatch):
     import napari_caiman.engine.evaluation as evaluation
 
     monkeypatch.setattr(evaluation, "_CNN_WARNED", False)
     with caplog.at_level(logging.WARNING):
-        run_pipeline([str(runs / "movie.tif")], steps=["motion", "cnmf", "evaluate"], output=tmp_path / "a.hdf5",
-                     params=DICT)
+        run_pipeline(
+            [str(runs / "movie.tif")],
+            steps=["motion", "cnmf", "evaluate"],
+            output=tmp_path / "a.hdf5",
+            params=DICT,
+        )
     assert "CNN" not in caplog.text
     with caplog.at_level(logging.WARNING):
-        run_pipeline([str(runs / "movie.tif")], steps=["motion", "cnmf", "evaluate"], output=tmp_path / "b.hdf5",
-                     params={**DICT, "use_cnn": True})
+        run_pipeline(
+            [str(runs / "movie.tif")],
+            steps=["motion", "cnmf", "evaluate"],
+            output=tmp_path / "b.hdf5",
+            params={**DICT, "use_cnn": True},
+        )
     assert "use_cnn=True" in caplog.text and "no CNN" in caplog.text
 
 
 # 9 ---------------------------------------------------------------------------- batches
+
 
 def test_batch_cache_names_and_ctrl_c(runs, tmp_path):
     a = Batch(tmp_path / "a.json")
@@ -239,6 +407,7 @@ def test_batch_cache_names_and_ctrl_c(runs, tmp_path):
 
 # 10, 11 ----------------------------------------------------------------------- output lines, curation
 
+
 def test_rgb_movie_gets_a_shape_message(tmp_path, capsys):
     np.save(tmp_path / "rgb.npy", np.zeros((10, 32, 32, 3), np.uint8))
     assert main(["run", str(tmp_path / "rgb.npy"), "-o", str(tmp_path / "r.hdf5")]) == 2
@@ -254,8 +423,20 @@ def test_ctrl_c_message_says_what_was_kept(runs, tmp_path, capsys, monkeypatch):
         yield  # pragma: no cover
 
     monkeypatch.setattr(pipeline, "iter_cnmf_step", boom)
-    code = main(["run", str(runs / "movie.tif"), "--steps", "motion,cnmf", "-o", str(tmp_path / "r.hdf5"),
-                 "--save-movie", str(tmp_path / "c.tif"), "-q", *SET])
+    code = main(
+        [
+            "run",
+            str(runs / "movie.tif"),
+            "--steps",
+            "motion,cnmf",
+            "-o",
+            str(tmp_path / "r.hdf5"),
+            "--save-movie",
+            str(tmp_path / "c.tif"),
+            "-q",
+            *SET,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 130 and not (tmp_path / "r.hdf5").exists() and (tmp_path / "c.tif").exists()
     assert "results file was not written" in err and "c.tif" in err and "kept" in err
@@ -270,13 +451,17 @@ def test_headless_results_always_have_the_curation_group(runs):
 
 
 def test_cli_output_explains_array_order_and_crispness(runs, capsys):
-    assert main(["evaluate", str(runs / "one.hdf5"), "--set", "min_SNR=2", "-o", str(runs / "e.hdf5")]) == 0
+    assert (
+        main(["evaluate", str(runs / "one.hdf5"), "--set", "min_SNR=2", "-o", str(runs / "e.hdf5")])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "array order Y, X" in out and "CaImAn's dims (rows, cols)" in out
     assert "sharpness of the mean image" in out
 
 
 # CLI progress: a bar on a terminal, lines otherwise ----------------------------------------------
+
 
 class _Tty(io.StringIO):
     def isatty(self) -> bool:
@@ -288,7 +473,9 @@ def test_progress_bar_on_a_terminal_lines_otherwise():
     bar, lines = make_progress(stream=tty), make_progress(stream=pipe)
     assert isinstance(bar, ProgressBar) and isinstance(lines, ProgressPrinter)
     assert not isinstance(make_progress(quiet=True, stream=tty), ProgressBar)
-    for p in [Progress("motion", i, 10) for i in range(11)] + [Progress("cnmf: noise", i, 4) for i in range(5)]:
+    for p in [Progress("motion", i, 10) for i in range(11)] + [
+        Progress("cnmf: noise", i, 4) for i in range(5)
+    ]:
         bar(p)
         lines(p)
     bar.close()

@@ -27,7 +27,7 @@ def _add_fragment(est, movie, k):
     img = pixels_to_images(est.A[:, [k]], est.dims)[0]
     cx = (img.sum(0) * np.arange(img.shape[1])).sum() / img.sum()
     frag = img.copy()
-    frag[:, int(np.ceil(cx)):] = 0
+    frag[:, int(np.ceil(cx)) :] = 0
     frag /= np.linalg.norm(frag)
     a = images_to_pixels(frag[None])  # (P, 1) CaImAn order
     T = movie.shape[0]

@@ -98,7 +98,9 @@ def test_default_thresholds_precision_recall(evaluated):
     tp = int((acc & matched).sum())
     precision = tp / max(1, acc.sum())
     recall = tp / N_TRUE
-    print(f"accepted {acc.sum()} of {est.n_components}: precision {precision:.3f} recall {recall:.3f}")
+    print(
+        f"accepted {acc.sum()} of {est.n_components}: precision {precision:.3f} recall {recall:.3f}"
+    )
     assert precision >= 0.9 and recall >= 0.9
     assert not (acc & fake).any()
 
@@ -109,10 +111,14 @@ def test_evaluate_components_sets_indices(evaluated, caplog, monkeypatch):
     m, est, params, met, matched, fake = evaluated
     monkeypatch.setattr(evaluation, "_CNN_WARNED", False)
     with caplog.at_level(logging.WARNING):
-        evaluate_components(m.movie, est, params)  # use_cnn unset: the native default, no CNN, no warning
+        evaluate_components(
+            m.movie, est, params
+        )  # use_cnn unset: the native default, no CNN, no warning
     assert "CNN" not in caplog.text
     with caplog.at_level(logging.WARNING):
-        met2 = evaluate_components(m.movie, est, params.copy().update({"use_cnn": True}))  # asked for
+        met2 = evaluate_components(
+            m.movie, est, params.copy().update({"use_cnn": True})
+        )  # asked for
     assert "CNN" in caplog.text and not met2.cnn_available
     caplog.clear()
     with caplog.at_level(logging.WARNING):
@@ -173,14 +179,16 @@ def test_thresholds_do_not_recompute(evaluated, monkeypatch):
     good, _ = apply_thresholds(met, min_SNR=0, SNR_lowest=1e9)
     assert good.size == 0
     # size limits
-    good, _ = apply_thresholds(met, min_SNR=0, min_size=10 ** 9)
+    good, _ = apply_thresholds(met, min_SNR=0, min_size=10**9)
     assert good.size == 0
 
 
 def test_apply_thresholds_speed_5000():
     rng = np.random.default_rng(0)
     K = 5000
-    met = Metrics(SNR_comp=rng.gamma(2, 2, K), r_values=rng.uniform(-1, 1, K), size=rng.integers(10, 400, K))
+    met = Metrics(
+        SNR_comp=rng.gamma(2, 2, K), r_values=rng.uniform(-1, 1, K), size=rng.integers(10, 400, K)
+    )
     apply_thresholds(met)
     t = time.perf_counter()
     for _ in range(100):
@@ -190,9 +198,13 @@ def test_apply_thresholds_speed_5000():
 
 
 def test_cnn_terms_used_when_available():
-    met = Metrics(SNR_comp=np.array([0.1, 3.0, 3.0, 1.0]), r_values=np.array([0.0, 0.0, 0.0, 0.0]),
-                  size=np.array([10, 10, 10, 10]), cnn_preds=np.array([0.95, 0.5, 0.05, 0.5]),
-                  cnn_available=True)
+    met = Metrics(
+        SNR_comp=np.array([0.1, 3.0, 3.0, 1.0]),
+        r_values=np.array([0.0, 0.0, 0.0, 0.0]),
+        size=np.array([10, 10, 10, 10]),
+        cnn_preds=np.array([0.95, 0.5, 0.05, 0.5]),
+        cnn_available=True,
+    )
     good, _ = apply_thresholds(met, use_cnn=True, SNR_lowest=0.5)
     assert good.tolist() == [1]  # 0: SNR below lowest; 2: CNN below lowest; 3: nothing good
     good, _ = apply_thresholds(met, use_cnn=True, SNR_lowest=0.0)
@@ -209,7 +221,7 @@ def test_snr_scale_matches_definition():
     T, N = 3000, 12
     noise = rng.standard_normal((2, T))
     tr = noise.copy()
-    tr[1, 1000:1000 + N] += 7.5  # 7.5 sd = 3 * 2.5: the exceptionality z is in units of 3 sd
+    tr[1, 1000 : 1000 + N] += 7.5  # 7.5 sd = 3 * 2.5: the exceptionality z is in units of 3 sd
     snr, fit, sd, md = event_exceptionality(tr, N)
     assert snr[0] < 1.5
     assert 2.0 < snr[1] < 3.2
@@ -220,7 +232,11 @@ def test_bad_input(evaluated):
     m, est, params, met, matched, fake = evaluated
     with pytest.raises(InputError) as e:
         compute_metrics(m.movie[:, :32], est, params)
-    assert e.value.argument == "movie" and "(500, 32, 64)" in str(e.value) and "(64, 64)" in str(e.value)
+    assert (
+        e.value.argument == "movie"
+        and "(500, 32, 64)" in str(e.value)
+        and "(64, 64)" in str(e.value)
+    )
     with pytest.raises(InputError, match="frames"):
         compute_metrics(m.movie[:100], est, params)
     with pytest.raises(InputError) as e:
@@ -267,10 +283,21 @@ def _dff_case(T=3000, seed=0):
     F = F0 + (F0 + beta) * d
     noise = rng.normal(0, 1.0, T)
     b = (a * beta)[:, None]  # a^T b = beta (|a| = 1), f = 1
-    est = Estimates(A=sparse.csc_matrix(a[:, None]), C=F[None].astype(np.float32),
-                    S=np.zeros((1, T), np.float32), YrA=noise[None].astype(np.float32), b=b,
-                    f=np.ones((1, T)), sn=np.ones(P), g=np.zeros((1, 2)), bl=np.zeros(1), c1=np.zeros(1),
-                    neurons_sn=np.ones(1), lam=np.zeros(1), dims=dims)
+    est = Estimates(
+        A=sparse.csc_matrix(a[:, None]),
+        C=F[None].astype(np.float32),
+        S=np.zeros((1, T), np.float32),
+        YrA=noise[None].astype(np.float32),
+        b=b,
+        f=np.ones((1, T)),
+        sn=np.ones(P),
+        g=np.zeros((1, 2)),
+        bl=np.zeros(1),
+        c1=np.zeros(1),
+        neurons_sn=np.ones(1),
+        lam=np.zeros(1),
+        dims=dims,
+    )
     return est, d, F0, beta, noise
 
 
@@ -283,7 +310,9 @@ def test_detrend_df_f_known_baseline(use_fast):
     assert dff.shape == (1, d.size) and dff.dtype == np.float32
     expected = d + noise / (F0 + beta)
     err = np.abs(dff[0] - expected)
-    print(f"fast={use_fast}: median |err| {np.median(err):.4f}, 99th pct {np.percentile(err, 99):.4f}")
+    print(
+        f"fast={use_fast}: median |err| {np.median(err):.4f}, 99th pct {np.percentile(err, 99):.4f}"
+    )
     # transients are 0.5-1 dF/F: typical error < 1 %, worst frames (dense activity in a window) < 8 %
     assert np.median(err) < 0.01 and np.percentile(err, 99) < 0.08
     assert np.corrcoef(dff[0], d)[0, 1] > 0.98
@@ -344,9 +373,21 @@ def _truth_estimates(truth):
     Y = frames_to_pixels(truth.movie.astype(np.float64))
     YrA = A.T @ (Y - A @ C - b @ truth.f)
     P = A.shape[0]
-    return Estimates(A=A, C=C.astype(np.float32), S=np.zeros_like(C), YrA=YrA.astype(np.float32), b=b,
-                     f=truth.f, sn=np.ones(P), g=np.zeros((K, 2)), bl=np.zeros(K), c1=np.zeros(K),
-                     neurons_sn=np.ones(K), lam=np.zeros(K), dims=truth.frame_shape)
+    return Estimates(
+        A=A,
+        C=C.astype(np.float32),
+        S=np.zeros_like(C),
+        YrA=YrA.astype(np.float32),
+        b=b,
+        f=truth.f,
+        sn=np.ones(P),
+        g=np.zeros((K, 2)),
+        bl=np.zeros(K),
+        c1=np.zeros(K),
+        neurons_sn=np.ones(K),
+        lam=np.zeros(K),
+        dims=truth.frame_shape,
+    )
 
 
 def test_3d_truth_components_pass():
@@ -382,10 +423,21 @@ def test_empty_and_silent_components():
     a[:12, 0] = 1
     a[50:60, 1] = 1  # second column: empty footprint at the end is fine too
     a[:, 1] = 0
-    est = Estimates(A=sparse.csc_matrix(a), C=np.zeros((2, T), np.float32), S=np.zeros((2, T), np.float32),
-                    YrA=rng.normal(0, 1, (2, T)).astype(np.float32), b=np.zeros((100, 0)), f=np.zeros((0, T)),
-                    sn=np.ones(100), g=np.zeros((2, 1)), bl=np.zeros(2), c1=np.zeros(2), neurons_sn=np.ones(2),
-                    lam=np.zeros(2), dims=dims)
+    est = Estimates(
+        A=sparse.csc_matrix(a),
+        C=np.zeros((2, T), np.float32),
+        S=np.zeros((2, T), np.float32),
+        YrA=rng.normal(0, 1, (2, T)).astype(np.float32),
+        b=np.zeros((100, 0)),
+        f=np.zeros((0, T)),
+        sn=np.ones(100),
+        g=np.zeros((2, 1)),
+        bl=np.zeros(2),
+        c1=np.zeros(2),
+        neurons_sn=np.ones(2),
+        lam=np.zeros(2),
+        dims=dims,
+    )
     met = compute_metrics(movie, est)
     assert met.r_values.tolist() == [0.0, 0.0] and met.size.tolist() == [12, 0]
     assert (met.SNR_comp < 2.5).all()
@@ -399,11 +451,24 @@ def test_thresholds_match_caimans_rule_on_random_metrics():
     r = rng.uniform(-1, 1, K)
     cnn = rng.uniform(0, 1, K)
     met = Metrics(SNR_comp=snr, r_values=r, size=np.full(K, 30), cnn_preds=cnn, cnn_available=True)
-    for kw in (dict(), dict(min_SNR=4, rval_thr=0.5, SNR_lowest=1, rval_lowest=0),
-               dict(use_cnn=True, min_cnn_thr=0.7, cnn_lowest=0.2)):
+    for kw in (
+        dict(),
+        dict(min_SNR=4, rval_thr=0.5, SNR_lowest=1, rval_lowest=0),
+        dict(use_cnn=True, min_cnn_thr=0.7, cnn_lowest=0.2),
+    ):
         good, bad = apply_thresholds(met, **kw, joint_SNR_frac=None)  # CaImAn's rule: no joint test
-        p = dict(min_SNR=2.5, SNR_lowest=0.5, rval_thr=0.8, rval_lowest=-1.0, use_cnn=False, min_cnn_thr=0.9,
-                 cnn_lowest=0.1) | kw
+        p = (
+            dict(
+                min_SNR=2.5,
+                SNR_lowest=0.5,
+                rval_thr=0.8,
+                rval_lowest=-1.0,
+                use_cnn=False,
+                min_cnn_thr=0.9,
+                cnn_lowest=0.1,
+            )
+            | kw
+        )
         accepted = np.union1d(np.where(r >= p["rval_thr"])[0], np.where(snr >= p["min_SNR"])[0])
         rejected = np.where((r <= p["rval_lowest"]) | (snr <= p["SNR_lowest"]))[0]
         if p["use_cnn"]:
@@ -421,14 +486,23 @@ def test_joint_test_accepts_both_weaker_tests_together_and_follows_the_threshold
     K = 2000
     snr, r = rng.uniform(0, 4, K), rng.uniform(-1, 1, K)
     ones = np.ones(K)
-    met = Metrics(SNR_comp=snr, r_values=r, size=np.full(K, 30), solidity=ones, n_pieces=ones.astype(int),
-                  area_ratio=ones / 4, elongation=ones)
+    met = Metrics(
+        SNR_comp=snr,
+        r_values=r,
+        size=np.full(K, 30),
+        solidity=ones,
+        n_pieces=ones.astype(int),
+        area_ratio=ones / 4,
+        elongation=ones,
+    )
     kw = dict(min_SNR=2.0, rval_thr=0.8, SNR_lowest=0.5, rval_lowest=-1.0)
     good, _ = apply_thresholds(met, **kw)  # defaults: 0.625 and 0.875 -> SNR >= 1.25 and r >= 0.7
     caiman = (snr >= 2.0) | (r >= 0.8)
     joint = (snr >= 1.25) & (r >= 0.7)
     np.testing.assert_array_equal(good, np.flatnonzero((caiman | joint) & (snr > 0.5)))
-    assert ((snr < 2.0) & (r < 0.8) & joint).sum() > 5  # the test did accept components CaImAn's rule rejects
+    assert (
+        (snr < 2.0) & (r < 0.8) & joint
+    ).sum() > 5  # the test did accept components CaImAn's rule rejects
     off, _ = apply_thresholds(met, **kw, joint_SNR_frac=None)
     np.testing.assert_array_equal(off, np.flatnonzero(caiman & (snr > 0.5)))
     # the fractions follow the main thresholds (the dock's sliders): an unreachable min_SNR leaves r alone

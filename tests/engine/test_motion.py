@@ -23,7 +23,9 @@ def rigid2d():
 
 @pytest.fixture(scope="module")
 def nonrigid2d():
-    return make_movie_2d((200, 64, 96), n_neurons=15, rigid_motion=3, nonrigid_motion=2, noise=10, seed=2)
+    return make_movie_2d(
+        (200, 64, 96), n_neurons=15, rigid_motion=3, nonrigid_motion=2, noise=10, seed=2
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,9 @@ def _shift_rms(res: MotionResult, sm) -> np.ndarray:
 
 
 def _corr_truth(movie, clean, margin) -> float:
-    crop = (slice(None),) + tuple(slice(m, n - m) for m, n in zip(margin, clean.shape[1:], strict=True))
+    crop = (slice(None),) + tuple(
+        slice(m, n - m) for m, n in zip(margin, clean.shape[1:], strict=True)
+    )
     a = np.asarray(movie, np.float64)[crop].reshape(len(movie), -1)
     b = clean[crop].reshape(len(movie), -1).astype(np.float64)
     a = a - a.mean(1, keepdims=True)
@@ -61,11 +65,15 @@ def test_rigid_2d_shifts(rigid2d):
 
 def test_rigid_2d_binned_path():
     # frames >= 128 px are registered on 2x2-binned copies: same accuracy
-    sm = make_movie_2d((120, 128, 160), n_neurons=30, rigid_motion=5, nonrigid_motion=1.5, noise=10, seed=6)
+    sm = make_movie_2d(
+        (120, 128, 160), n_neurons=30, rigid_motion=5, nonrigid_motion=1.5, noise=10, seed=6
+    )
     sm_r = make_movie_2d((120, 128, 160), n_neurons=30, rigid_motion=5, noise=10, seed=6)
     res = motion_correct(sm_r.movie, max_shifts=(7, 7))
     assert np.all(_shift_rms(res, sm_r) < 0.1), _shift_rms(res, sm_r)
-    pw = motion_correct(sm.movie, max_shifts=(7, 7), pw_rigid=True, strides=(48, 48), overlaps=(24, 24))
+    pw = motion_correct(
+        sm.movie, max_shifts=(7, 7), pw_rigid=True, strides=(48, 48), overlaps=(24, 24)
+    )
     m = (12, 12)
     assert _corr_truth(pw.corrected, sm.clean, m) >= 0.98 * _corr_truth(sm.still, sm.clean, m)
 
@@ -74,7 +82,9 @@ def test_rigid_3d_shifts(rigid3d):
     res = motion_correct(rigid3d.movie, max_shifts=(6, 6, 2))
     assert res.shifts_rig.shape == (100, 3)
     assert np.all(_shift_rms(res, rigid3d) < 0.1)
-    assert _corr_truth(res.corrected, rigid3d.clean, (2, 7, 7)) >= 0.98 * _corr_truth(rigid3d.still, rigid3d.clean, (2, 7, 7))
+    assert _corr_truth(res.corrected, rigid3d.clean, (2, 7, 7)) >= 0.98 * _corr_truth(
+        rigid3d.still, rigid3d.clean, (2, 7, 7)
+    )
     assert res.metrics["crispness_corrected"] > res.metrics["crispness_raw"]
 
 
@@ -92,20 +102,31 @@ def test_pw_rigid_2d(nonrigid2d):
     assert pw.metrics["crispness_corrected"] > pw.metrics["crispness_raw"]
     assert rig.metrics["crispness_corrected"] > rig.metrics["crispness_raw"]
     crop = (slice(None), slice(11, -11), slice(11, -11))
-    assert crispness(np.nanmean(pw.corrected[crop], 0)) > crispness(np.nanmean(rig.corrected[crop], 0))
+    assert crispness(np.nanmean(pw.corrected[crop], 0)) > crispness(
+        np.nanmean(rig.corrected[crop], 0)
+    )
     n = pw.shifts_els.shape[1]
     assert pw.shifts_els.shape == (200, n, 2) and pw.patch_bounds.shape == (n, 2, 2)
     assert int(np.prod(pw.patch_grid_shape)) == n
     assert pw.patch_bounds[:, :, 1].max(axis=0).tolist() == [64, 96]  # last patch flush
     # apply_shifts reproduces the correction
-    again = apply_shifts(sm.movie[:10], pw.shifts_rig[:10], pw.shifts_els[:10], patch_bounds=pw.patch_bounds,
-                         patch_grid_shape=pw.patch_grid_shape)
+    again = apply_shifts(
+        sm.movie[:10],
+        pw.shifts_rig[:10],
+        pw.shifts_els[:10],
+        patch_bounds=pw.patch_bounds,
+        patch_grid_shape=pw.patch_grid_shape,
+    )
     np.testing.assert_allclose(again, pw.corrected[:10], atol=1e-3)
 
 
 def test_pw_rigid_3d():
-    sm = make_movie_3d((60, 8, 48, 48), n_neurons=10, rigid_motion=(2, 2, 1), nonrigid_motion=1.5, noise=10, seed=4)
-    pw = motion_correct(sm.movie, max_shifts=(6, 6, 2), pw_rigid=True, strides=(24, 24, 4), overlaps=(12, 12, 2))
+    sm = make_movie_3d(
+        (60, 8, 48, 48), n_neurons=10, rigid_motion=(2, 2, 1), nonrigid_motion=1.5, noise=10, seed=4
+    )
+    pw = motion_correct(
+        sm.movie, max_shifts=(6, 6, 2), pw_rigid=True, strides=(24, 24, 4), overlaps=(12, 12, 2)
+    )
     m = (2, 10, 10)
     assert _corr_truth(pw.corrected, sm.clean, m) >= 0.98 * _corr_truth(sm.still, sm.clean, m)
     assert pw.shifts_els.shape[2] == 3 and pw.patch_bounds.shape[1:] == (3, 2)
@@ -187,7 +208,11 @@ def test_bad_movies():
 @pytest.mark.parametrize("dtype", [np.uint16, np.int16, np.float64])
 def test_dtypes_and_memmap(tmp_path, rigid2d, dtype):
     base = motion_correct(rigid2d.movie[:40], max_shifts=(6, 6))
-    mov = np.round(rigid2d.movie[:40]).astype(dtype) if dtype != np.float64 else rigid2d.movie[:40].astype(dtype)
+    mov = (
+        np.round(rigid2d.movie[:40]).astype(dtype)
+        if dtype != np.float64
+        else rigid2d.movie[:40].astype(dtype)
+    )
     p = tmp_path / "m.npy"
     np.save(p, mov)
     res = motion_correct(np.load(p, mmap_mode="r"), max_shifts=(6, 6))
@@ -199,7 +224,12 @@ def test_gsig_filt_and_template_and_borders(rigid2d):
     mov = rigid2d.movie[:80]
     res = motion_correct(mov, gSig_filt=(3, 3))
     ref = motion_correct(mov)
-    assert np.abs(res.shifts_rig - ref.shifts_rig - np.median(res.shifts_rig - ref.shifts_rig, 0)).max() < 0.5
+    assert (
+        np.abs(
+            res.shifts_rig - ref.shifts_rig - np.median(res.shifts_rig - ref.shifts_rig, 0)
+        ).max()
+        < 0.5
+    )
     again = motion_correct(mov, template=ref.template, border_nan="copy")
     assert np.isfinite(again.corrected).all()
     np.testing.assert_allclose(again.shifts_rig, ref.shifts_rig, atol=0.05)

@@ -20,21 +20,47 @@ def test_defaults_match_caiman_names_and_values():
 def test_flat_caiman_params_dict_is_accepted_unchanged():
     # the params_dict of CaImAn's demo_pipeline notebook
     params_dict = {
-        "fnames": ["Sue_2x_3000_40_-46.tif"], "fr": 30, "decay_time": 0.4, "dxy": (2.0, 2.0),
-        "max_shifts": (5, 5), "strides": (48, 48), "overlaps": (24, 24), "max_deviation_rigid": 3,
-        "pw_rigid": True, "p": 1, "nb": 2, "rf": 15, "K": 4, "gSig": (4, 4), "stride": 6,
-        "method_init": "greedy_roi", "rolling_sum": True, "only_init": True, "ssub": 1, "tsub": 1,
-        "merge_thr": 0.85, "min_SNR": 2.0, "rval_thr": 0.85, "use_cnn": True, "min_cnn_thr": 0.99,
+        "fnames": ["Sue_2x_3000_40_-46.tif"],
+        "fr": 30,
+        "decay_time": 0.4,
+        "dxy": (2.0, 2.0),
+        "max_shifts": (5, 5),
+        "strides": (48, 48),
+        "overlaps": (24, 24),
+        "max_deviation_rigid": 3,
+        "pw_rigid": True,
+        "p": 1,
+        "nb": 2,
+        "rf": 15,
+        "K": 4,
+        "gSig": (4, 4),
+        "stride": 6,
+        "method_init": "greedy_roi",
+        "rolling_sum": True,
+        "only_init": True,
+        "ssub": 1,
+        "tsub": 1,
+        "merge_thr": 0.85,
+        "min_SNR": 2.0,
+        "rval_thr": 0.85,
+        "use_cnn": True,
+        "min_cnn_thr": 0.99,
         "cnn_lowest": 0.1,
     }
     p = CaimanParams.from_dict(params_dict)
     assert p.group("motion")["strides"] == (48, 48)
-    assert p.group("init")["nb"] == 2 and p.group("spatial")["nb"] == 2 and p.group("temporal")["nb"] == 2
+    assert (
+        p.group("init")["nb"] == 2
+        and p.group("spatial")["nb"] == 2
+        and p.group("temporal")["nb"] == 2
+    )
     assert p.group("quality")["min_SNR"] == 2.0
 
 
 def test_grouped_dict_and_json_roundtrip(tmp_path):
-    p = CaimanParams.from_dict({"motion": {"max_shifts": [4, 4], "pw_rigid": True}, "init": {"K": 7}})
+    p = CaimanParams.from_dict(
+        {"motion": {"max_shifts": [4, 4], "pw_rigid": True}, "init": {"K": 7}}
+    )
     assert p["max_shifts"] == (4, 4) and p["K"] == 7
     f = tmp_path / "p.json"
     f.write_text(p.to_json(only_changed=True))
@@ -50,9 +76,20 @@ def test_unknown_name_lists_close_matches():
 
 @pytest.mark.parametrize(
     "bad",
-    [{"max_shifts": (-1, 2)}, {"strides": (0, 48)}, {"niter_rig": 0}, {"border_nan": "yes"},
-     {"merge_thr": 1.5}, {"K": 0}, {"p": 3}, {"fr": -2}, {"pw_rigid": "true"}, {"gSig": None},
-     {"upsample_factor_grid": 2.5}, {"max_shifts": (1, 2, 3, 4)}],
+    [
+        {"max_shifts": (-1, 2)},
+        {"strides": (0, 48)},
+        {"niter_rig": 0},
+        {"border_nan": "yes"},
+        {"merge_thr": 1.5},
+        {"K": 0},
+        {"p": 3},
+        {"fr": -2},
+        {"pw_rigid": "true"},
+        {"gSig": None},
+        {"upsample_factor_grid": 2.5},
+        {"max_shifts": (1, 2, 3, 4)},
+    ],
 )
 def test_impossible_values_are_rejected_with_the_name(bad):
     with pytest.raises(InputError) as e:
@@ -77,7 +114,10 @@ def test_parse_kwargs_is_safe_and_forgiving():
     assert parse_kwargs(None) == {}
     assert parse_kwargs("{'ssub': 2, 'tsub': 2}") == {"ssub": 2, "tsub": 2}
     assert parse_kwargs("'niter_rig': 2") == {"niter_rig": 2}
-    assert parse_kwargs('{"border_nan": false, "gSig_filt": null}') == {"border_nan": False, "gSig_filt": None}
+    assert parse_kwargs('{"border_nan": false, "gSig_filt": null}') == {
+        "border_nan": False,
+        "gSig_filt": None,
+    }
     for text in ("__import__('os').system('true')", "{'a': open('x')}", "[1, 2]", "{1: 2}"):
         with pytest.raises(InputError) as e:
             parse_kwargs(text)

@@ -14,7 +14,9 @@ def test_nan_filled_zeroes_a_fixed_border_and_nans():
     assert frames[2, 3, 10, 10] == 0
     inner = frames[:, 1:-1, 2:-2, 3:-3]
     assert np.all(inner[~np.isnan(movie[:, 1:-1, 2:-2, 3:-3])] == 1)
-    assert frames[:, 0].sum() == 0 and frames[:, :, :2].sum() == 0 and frames[:, :, :, -3:].sum() == 0
+    assert (
+        frames[:, 0].sum() == 0 and frames[:, :, :2].sum() == 0 and frames[:, :, :, -3:].sum() == 0
+    )
     one = view[4]
     assert one.shape == (6, 20, 30) and one[0].sum() == 0 and one[1:-1, 2:-2, 3:-3].min() == 1
     np.testing.assert_array_equal(view[1:3, 2], frames[1:3, 2])

@@ -15,8 +15,19 @@ from napari_caiman.engine.memory import Budget, budget, format_bytes, parse_byte
 from napari_caiman.engine.params import CaimanParams
 from napari_caiman.engine.progress import run
 
-PARAMS = {"pw_rigid": True, "strides": (24, 24), "overlaps": (12, 12), "max_shifts": (4, 4), "K": 4,
-          "gSig": (3, 3), "rf": 10, "stride": 5, "use_cnn": False, "n_processes": 2, "fr": 30}
+PARAMS = {
+    "pw_rigid": True,
+    "strides": (24, 24),
+    "overlaps": (12, 12),
+    "max_shifts": (4, 4),
+    "K": 4,
+    "gSig": (3, 3),
+    "rf": 10,
+    "stride": 5,
+    "use_cnn": False,
+    "n_processes": 2,
+    "fr": 30,
+}
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +37,19 @@ def movie_tif(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("scale")
     path = d / "movie.tif"
-    truth = make_movie((1500, 96, 96), n_neurons=24, gSig=3, rigid_motion=2.0, nonrigid_motion=0.5,
-                       dtype=np.uint16, seed=3, out=path, return_flow=False, return_truth=False, snr=3.0)
+    truth = make_movie(
+        (1500, 96, 96),
+        n_neurons=24,
+        gSig=3,
+        rigid_motion=2.0,
+        nonrigid_motion=0.5,
+        dtype=np.uint16,
+        seed=3,
+        out=path,
+        return_flow=False,
+        return_truth=False,
+        snr=3.0,
+    )
     return path, truth
 
 
@@ -37,8 +59,18 @@ def small_tif(tmp_path_factory):
     from napari_caiman.engine.synthetic import make_movie
 
     path = tmp_path_factory.mktemp("scale_small") / "movie.tif"
-    make_movie((400, 64, 64), n_neurons=10, gSig=3, rigid_motion=2.0, dtype=np.uint16, seed=4, out=path,
-               return_flow=False, return_truth=False, snr=3.0)
+    make_movie(
+        (400, 64, 64),
+        n_neurons=10,
+        gSig=3,
+        rigid_motion=2.0,
+        dtype=np.uint16,
+        seed=4,
+        out=path,
+        return_flow=False,
+        return_truth=False,
+        snr=3.0,
+    )
     return path
 
 
@@ -46,7 +78,9 @@ def _pipeline(movie, out, **kw):
     from napari_caiman.app.runs import iter_pipeline
 
     params = CaimanParams.from_dict({**PARAMS, **kw.pop("params", {})})
-    return iter_pipeline([str(movie)], steps=("motion", "cnmf", "evaluate"), output=out, params=params, **kw)
+    return iter_pipeline(
+        [str(movie)], steps=("motion", "cnmf", "evaluate"), output=out, params=params, **kw
+    )
 
 
 def test_parse_bytes_and_budget():
@@ -91,8 +125,17 @@ def test_nan_filled_reads_only_the_block_asked_for():
     full = np.nan_to_num(movie)
     full[:, :2] = full[:, -2:] = 0
     full[:, :, :3] = full[:, :, -3:] = 0
-    for key in [slice(None), (slice(None), slice(1, 6), slice(4, 12)), 3, (3, slice(0, 4)), (slice(None), 5),
-                (slice(None), 1), (1, 2, 3), (1, 5, 5), (slice(None), slice(None), slice(None, None, 2))]:
+    for key in [
+        slice(None),
+        (slice(None), slice(1, 6), slice(4, 12)),
+        3,
+        (3, slice(0, 4)),
+        (slice(None), 5),
+        (slice(None), 1),
+        (1, 2, 3),
+        (1, 5, 5),
+        (slice(None), slice(None), slice(None, None, 2)),
+    ]:
         Counting.read = 0
         np.testing.assert_array_equal(view[key], full[key])
         assert Counting.read == np.size(full[key])  # a patch reads its slab, not the whole movie
@@ -115,7 +158,10 @@ def test_tiny_budget_gives_the_same_result_within_the_bound(movie_tif, tmp_path)
     finally:
         tracemalloc.stop()
     assert peak < limit, f"numpy allocations peaked at {format_bytes(peak)}"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ref.hdf5", "small.hdf5"]  # temporary movie removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "ref.hdf5",
+        "small.hdf5",
+    ]  # temporary movie removed
     assert small.params["memory_limit"] == limit
     assert small.estimates.info["memory_limit"] == limit
     np.testing.assert_allclose(small.motion["shifts_rig"], ref.motion["shifts_rig"], atol=1e-4)
@@ -125,38 +171,62 @@ def test_tiny_budget_gives_the_same_result_within_the_bound(movie_tif, tmp_path)
     assert m.f1 == 1.0 and m.median_trace_corr > 0.999
     # SNR within 1 %, or within 0.05 for the components below SNR 1 (noise-dominated traces,
     # where the streamed and in-memory sums' rounding moves the event statistics most)
-    np.testing.assert_allclose(small.metrics.SNR_comp[m.pairs[:, 1]], ref.metrics.SNR_comp[m.pairs[:, 0]],
-                               rtol=1e-2, atol=0.05)
+    np.testing.assert_allclose(
+        small.metrics.SNR_comp[m.pairs[:, 1]],
+        ref.metrics.SNR_comp[m.pairs[:, 0]],
+        rtol=1e-2,
+        atol=0.05,
+    )
     # r-values use the frames around each trace's 5 highest peaks: where float rounding
     # (streamed vs in-memory sums) swaps two near-equal peaks the frame set, and so the
     # r-value, changes; everywhere else they agree
     from napari_caiman.engine.evaluation import find_active_frames
 
-    same = np.array([(a != b).nnz == 0 for a, b in zip(find_active_frames(e1.C[m.pairs[:, 1]]),
-                                                        find_active_frames(e0.C[m.pairs[:, 0]]), strict=True)])
+    same = np.array(
+        [
+            (a != b).nnz == 0
+            for a, b in zip(
+                find_active_frames(e1.C[m.pairs[:, 1]]),
+                find_active_frames(e0.C[m.pairs[:, 0]]),
+                strict=True,
+            )
+        ]
+    )
     assert same.mean() >= 0.9, same
-    np.testing.assert_allclose(small.metrics.r_values[m.pairs[same, 1]], ref.metrics.r_values[m.pairs[same, 0]],
-                               atol=1e-2)
+    np.testing.assert_allclose(
+        small.metrics.r_values[m.pairs[same, 1]], ref.metrics.r_values[m.pairs[same, 0]], atol=1e-2
+    )
     assert np.array_equal(np.sort(small.accepted()), np.sort(ref.accepted()))
     # and the result is right
-    acc = np.sort(small.accepted())  # what the user keeps (the rest are rejected duplicates and specks)
-    assert match_components(e1.footprints()[acc], truth.footprints, e1.C[acc], truth.traces).f1 >= 0.9
+    acc = np.sort(
+        small.accepted()
+    )  # what the user keeps (the rest are rejected duplicates and specks)
+    assert (
+        match_components(e1.footprints()[acc], truth.footprints, e1.C[acc], truth.traces).f1 >= 0.9
+    )
 
 
 def test_preflight_refuses_what_cannot_fit(small_tif, tmp_path, monkeypatch):
     from napari_caiman.engine import preflight
 
     movie = small_tif
-    with pytest.raises(InputError, match=r"memory_limit: this run needs about .* raise --memory-limit"):
+    with pytest.raises(
+        InputError, match=r"memory_limit: this run needs about .* raise --memory-limit"
+    ):
         run(_pipeline(movie, tmp_path / "r.hdf5", params={"memory_limit": "16MB", "K": 400}))
     monkeypatch.setattr(preflight, "free_disk", lambda path: 10 << 20)
     with pytest.raises(InputError, match=r"disk: the motion-corrected movie needs .* 10.5 MB free"):
         run(_pipeline(movie, tmp_path / "r.hdf5", params={"memory_limit": "8MB"}))
     from napari_caiman.engine.cnmf import tiles
 
-    monkeypatch.setattr(tiles, "POLICY", "always")  # a movie larger than the page cache: CNMF copies it
-    with pytest.raises(InputError, match=r"disk: the motion-corrected movie and CNMF's temporary copy of it need "
-                                         r"\d+.\d MB on the disk .* 10.5 MB free"):
+    monkeypatch.setattr(
+        tiles, "POLICY", "always"
+    )  # a movie larger than the page cache: CNMF copies it
+    with pytest.raises(
+        InputError,
+        match=r"disk: the motion-corrected movie and CNMF's temporary copy of it need "
+        r"\d+.\d MB on the disk .* 10.5 MB free",
+    ):
         run(_pipeline(movie, tmp_path / "r.hdf5", params={"memory_limit": "8MB"}))
     assert list(tmp_path.iterdir()) == []
 
@@ -166,7 +236,9 @@ def test_preflight_counts_sparse_footprints_so_a_volume_of_thousand_cells_fits_4
     search region, not pixels x components (which refused this volume at 9.9 GB)."""
     from napari_caiman.engine.preflight import check_run, estimate
 
-    params = CaimanParams.from_dict({"K": 30, "gSig": (4, 4, 2), "rf": (25, 25, 12), "stride": (10, 10, 4)})
+    params = CaimanParams.from_dict(
+        {"K": 30, "gSig": (4, 4, 2), "rf": (25, 25, 12), "stride": (10, 10, 4)}
+    )
     shape = (2000, 24, 256, 256)
     refit = estimate(shape, ["motion", "cnmf", "evaluate"], params)["cnmf refit"]
     assert refit["footprints"] < 0.5e9
@@ -193,20 +265,42 @@ def test_cli_memory_limit_and_full_disk(small_tif, tmp_path, monkeypatch, capsys
         real(self, t0, block)
 
     monkeypatch.setattr(_output._NpyWriter, "_write", full)
-    argv = ["run", str(movie), "--steps", "motion,cnmf,evaluate", "-o", str(tmp_path / "r.hdf5"), "-q"]
+    argv = [
+        "run",
+        str(movie),
+        "--steps",
+        "motion,cnmf,evaluate",
+        "-o",
+        str(tmp_path / "r.hdf5"),
+        "-q",
+    ]
     for k, v in PARAMS.items():
         argv += ["--set", f"{k}={v!r}"]
     assert cli.main(argv + ["--memory-limit", "8MB"]) == 2
     err = capsys.readouterr().err
-    assert "napari-caiman: error: disk: no space left on the disk holding" in err and "partial file was removed" in err
+    assert (
+        "napari-caiman: error: disk: no space left on the disk holding" in err
+        and "partial file was removed" in err
+    )
     assert calls["n"] > 5
     assert list(tmp_path.iterdir()) == []
     assert cli.main(argv + ["--memory-limit", "4XB"]) == 2
     assert "--memory-limit: expected a size such as '4GB'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("stage", ["template", "registering", "summary images", "cnmf: noise", "cnmf: patches",
-                                   "cnmf: refine", "r-values", "saving results"])
+@pytest.mark.parametrize(
+    "stage",
+    [
+        "template",
+        "registering",
+        "summary images",
+        "cnmf: noise",
+        "cnmf: patches",
+        "cnmf: refine",
+        "r-values",
+        "saving results",
+    ],
+)
 def test_cancel_at_each_stage_leaves_no_files(small_tif, tmp_path, stage):
     gen = _pipeline(small_tif, tmp_path / "r.hdf5", params={"memory_limit": "8MB"})
     seen = []
@@ -248,15 +342,26 @@ def test_synthetic_movie_streams_to_tiff(tmp_path):
     from napari_caiman.engine.synthetic import make_movie
 
     ref = make_movie((40, 32, 32), n_neurons=3, gSig=2, dtype=np.uint16, seed=1)
-    got = make_movie((40, 32, 32), n_neurons=3, gSig=2, dtype=np.uint16, seed=1, out=tmp_path / "m.tif",
-                     return_truth=False, return_flow=False, chunk_frames=7)
+    got = make_movie(
+        (40, 32, 32),
+        n_neurons=3,
+        gSig=2,
+        dtype=np.uint16,
+        seed=1,
+        out=tmp_path / "m.tif",
+        return_truth=False,
+        return_flow=False,
+        chunk_frames=7,
+    )
     np.testing.assert_array_equal(np.asarray(got.movie), ref.movie)
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "m.tif"), ref.movie)
     assert [p.name for p in Path(tmp_path).iterdir()] == ["m.tif"]
 
 
 @pytest.mark.parametrize("limit", ["1GB", "8MB"])
-def test_one_movie_on_a_local_cluster_matches_the_local_run(small_tif, tmp_path, limit, monkeypatch):
+def test_one_movie_on_a_local_cluster_matches_the_local_run(
+    small_tif, tmp_path, limit, monkeypatch
+):
     """Motion chunks, CNMF patches and evaluation chunks of one movie on a
     LocalCluster of worker processes: they ran on the workers (their process
     ids), the workers wrote the corrected movie, and the result equals the local run.
@@ -271,11 +376,22 @@ def test_one_movie_on_a_local_cluster_matches_the_local_run(small_tif, tmp_path,
     if limit == "8MB":
         monkeypatch.setattr(tiles, "POLICY", "always")
     local = run(_pipeline(small_tif, tmp_path / "local.hdf5", params={"memory_limit": limit}))
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         worker_pids = set(client.run(os.getpid).values())
-        remote = run(_pipeline(small_tif, tmp_path / "dask.hdf5", params={"memory_limit": limit}, executor=client,
-                               save_movie=tmp_path / "corrected.npy"))
+        remote = run(
+            _pipeline(
+                small_tif,
+                tmp_path / "dask.hdf5",
+                params={"memory_limit": limit},
+                executor=client,
+                save_movie=tmp_path / "corrected.npy",
+            )
+        )
         # a worker the nanny restarted during the run (a missed heartbeat on a loaded machine) has a new pid
         worker_pids |= set(client.run(os.getpid).values())
     ran_on = json.loads(remote.provenance["workers"])
@@ -290,20 +406,23 @@ def test_one_movie_on_a_local_cluster_matches_the_local_run(small_tif, tmp_path,
     e0, e1 = local.estimates, remote.estimates
     m = match_components(e1.footprints(), e0.footprints(), e1.C, e0.C, thr=0.99)
     assert e1.A.shape == e0.A.shape and m.f1 == 1.0 and m.median_trace_corr > 0.999
-    np.testing.assert_allclose(remote.metrics.r_values[m.pairs[:, 1]], local.metrics.r_values[m.pairs[:, 0]],
-                               atol=1e-3)
+    np.testing.assert_allclose(
+        remote.metrics.r_values[m.pairs[:, 1]], local.metrics.r_values[m.pairs[:, 0]], atol=1e-3
+    )
     np.testing.assert_array_equal(np.sort(remote.accepted()), np.sort(local.accepted()))
 
 
 def test_reader_contrast_limits_from_a_sample_of_frames(tmp_path):
     from napari_caiman.plugin.readers import read_movie, sample_contrast_limits
 
-    movie = np.lib.format.open_memmap(tmp_path / "m.npy", mode="w+", dtype=np.uint16, shape=(1000, 32, 32))
+    movie = np.lib.format.open_memmap(
+        tmp_path / "m.npy", mode="w+", dtype=np.uint16, shape=(1000, 32, 32)
+    )
     movie[:] = 100
     movie[::100] = 50  # frames 0, 100, ... are the only ones sampled below 100
     movie[1::100] = 60000  # never sampled: a full scan would see it
     del movie
-    (data, meta, kind), = read_movie(tmp_path / "m.npy")
+    ((data, meta, kind),) = read_movie(tmp_path / "m.npy")
     assert kind == "image" and isinstance(data, np.memmap)
     lo, hi = meta["contrast_limits"]
     assert 50 <= lo < hi <= 101
@@ -317,15 +436,38 @@ def test_volume_under_a_tiny_budget_matches_the_unbudgeted_run(tmp_path):
     from napari_caiman.engine.synthetic import make_movie
 
     path = tmp_path / "vol.tif"
-    make_movie((400, 4, 40, 40), n_neurons=6, gSig=(3, 3, 1), rigid_motion=(1.0, 1.0, 0.0), dtype=np.uint16,
-               seed=5, out=path, return_flow=False, return_truth=False, snr=3.0)  # 10.2 MB as float32
-    p = CaimanParams.from_dict({"max_shifts": (3, 3, 1), "K": 3, "gSig": (3, 3, 1), "rf": (10, 10, 2),
-                                "stride": (5, 5, 1), "use_cnn": False, "fr": 30})
+    make_movie(
+        (400, 4, 40, 40),
+        n_neurons=6,
+        gSig=(3, 3, 1),
+        rigid_motion=(1.0, 1.0, 0.0),
+        dtype=np.uint16,
+        seed=5,
+        out=path,
+        return_flow=False,
+        return_truth=False,
+        snr=3.0,
+    )  # 10.2 MB as float32
+    p = CaimanParams.from_dict(
+        {
+            "max_shifts": (3, 3, 1),
+            "K": 3,
+            "gSig": (3, 3, 1),
+            "rf": (10, 10, 2),
+            "stride": (5, 5, 1),
+            "use_cnn": False,
+            "fr": 30,
+        }
+    )
     steps = ("motion", "cnmf", "evaluate")
-    ref = run_pipeline([str(path)], steps=steps, output=tmp_path / "ref.hdf5", params=p, memory_limit="2GB")
+    ref = run_pipeline(
+        [str(path)], steps=steps, output=tmp_path / "ref.hdf5", params=p, memory_limit="2GB"
+    )
     tracemalloc.start()
     try:
-        small = run_pipeline([str(path)], steps=steps, output=tmp_path / "small.hdf5", params=p, memory_limit="24MB")
+        small = run_pipeline(
+            [str(path)], steps=steps, output=tmp_path / "small.hdf5", params=p, memory_limit="24MB"
+        )
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

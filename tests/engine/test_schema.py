@@ -37,8 +37,17 @@ def test_each_group_is_a_frozen_dataclass_of_caiman_defaults():
                 if s.maximum is not None:
                     assert hi <= s.maximum, s.name
     assert {"max_shifts", "gSig", "K", "rf", "min_SNR", "min_size", "max_size", "backend"} <= seen
-    assert [g.GROUP for g in schema.GROUPS] == ["data", "motion", "init", "spatial", "temporal", "merging",
-                                               "patch", "quality", "napari_caiman"]
+    assert [g.GROUP for g in schema.GROUPS] == [
+        "data",
+        "motion",
+        "init",
+        "spatial",
+        "temporal",
+        "merging",
+        "patch",
+        "quality",
+        "napari_caiman",
+    ]
 
 
 def test_spec_axes_volume_default_and_automatic_rule():
@@ -50,16 +59,34 @@ def test_spec_axes_volume_default_and_automatic_rule():
     with pytest.raises(InputError) as e:
         schema.Motion.from_params({"max_shifts": (-1, 4)})
     assert e.value.argument == "max_shifts" and "(rows, cols[, planes])" in e.value.message
-    for name, bad in (("min_size", -1), ("p", True), ("seed_anatomy", "yes"), ("memory_limit", "lots")):
+    for name, bad in (
+        ("min_size", -1),
+        ("p", True),
+        ("seed_anatomy", "yes"),
+        ("memory_limit", "lots"),
+    ):
         with pytest.raises(InputError) as e:
             CaimanParams.from_dict({name: bad})
         assert e.value.argument == name
 
 
 def test_flat_caiman_dicts_and_json_files_load_unchanged(tmp_path):
-    flat = {"fr": 15, "gSig": [4, 4], "max_shifts": [5, 5], "rf": 12, "stride": 6, "K": 8, "min_SNR": 3}
-    grouped = {"data": {"fr": 15}, "init": {"gSig": [4, 4], "K": 8}, "motion": {"max_shifts": [5, 5]},
-               "patch": {"rf": 12, "stride": 6}, "quality": {"min_SNR": 3}}
+    flat = {
+        "fr": 15,
+        "gSig": [4, 4],
+        "max_shifts": [5, 5],
+        "rf": 12,
+        "stride": 6,
+        "K": 8,
+        "min_SNR": 3,
+    }
+    grouped = {
+        "data": {"fr": 15},
+        "init": {"gSig": [4, 4], "K": 8},
+        "motion": {"max_shifts": [5, 5]},
+        "patch": {"rf": 12, "stride": 6},
+        "quality": {"min_SNR": 3},
+    }
     for i, values in enumerate((flat, grouped)):
         path = tmp_path / f"p{i}.json"
         path.write_text(json.dumps(values))
@@ -83,7 +110,9 @@ def test_resolve_names_the_field_in_caiman_order():
         resolve({"gSig": (4, 4), "rf": (3, 3)}, (20, 64, 64))
     assert e.value.argument == "rf"
     with pytest.raises(InputError) as e:
-        resolve({"pw_rigid": True, "strides": (40, 40), "overlaps": (20, 20)}, (20, 30, 50), ["motion"])
+        resolve(
+            {"pw_rigid": True, "strides": (40, 40), "overlaps": (20, 20)}, (20, 30, 50), ["motion"]
+        )
     assert e.value.argument == "strides" and "(30, 50)" in e.value.message
     # only the steps asked for are resolved
     assert resolve({"max_shifts": (16, 16)}, (20, 30, 50), ["cnmf"]).motion is None
@@ -93,8 +122,14 @@ def test_for_movie_gives_volumes_the_docks_planes_defaults():
     p = for_movie(CaimanParams.defaults(), (10, 8, 64, 64))
     assert p["max_shifts"] == (6, 6, 2) and p["gSig"] == (5, 5, 2) and p["strides"] == (96, 96, 4)
     assert p["is3D"] is True
-    few = for_movie({"gSig": (3, 3), "rf": (10, 10), "stride": (4, 4), "gSiz": (7, 7)}, (10, 2, 64, 64))
-    assert few["max_shifts"] == (6, 6, 0) and few["gSig"] == (3, 3, 0.5)  # 2 planes: no z shift, half a plane
+    few = for_movie(
+        {"gSig": (3, 3), "rf": (10, 10), "stride": (4, 4), "gSiz": (7, 7)}, (10, 2, 64, 64)
+    )
+    assert few["max_shifts"] == (6, 6, 0) and few["gSig"] == (
+        3,
+        3,
+        0.5,
+    )  # 2 planes: no z shift, half a plane
     assert few["rf"] == (10, 10, 2) and few["stride"] == (4, 4, 1) and few["gSiz"] == (7, 7, 2)
     given = CaimanParams.from_dict({"gSig": (3, 3, 1), "max_shifts": 3})
     assert for_movie(given, (10, 8, 64, 64))["gSig"] == (3, 3, 1)  # 3 values and scalars as given
@@ -108,7 +143,11 @@ def test_thresholds_are_every_keyword_of_apply_thresholds_from_the_schema():
     from napari_caiman.engine.evaluation import apply_thresholds
     from napari_caiman.engine.resolve import THRESHOLD_NAMES
 
-    keywords = [n for n, a in inspect.signature(apply_thresholds).parameters.items() if a.kind == a.KEYWORD_ONLY]
+    keywords = [
+        n
+        for n, a in inspect.signature(apply_thresholds).parameters.items()
+        if a.kind == a.KEYWORD_ONLY
+    ]
     assert sorted(THRESHOLD_NAMES) == sorted(keywords)  # one list, and it is the function's
     p = CaimanParams.from_dict({"min_SNR": 3.5, "min_solidity": 0.2})
     th = thresholds(p)
@@ -116,11 +155,17 @@ def test_thresholds_are_every_keyword_of_apply_thresholds_from_the_schema():
     assert th["min_SNR"] == 3.5 and th["min_solidity"] == 0.2 and th["use_cnn"] is False
     # the others are the defaults
     d = CaimanParams.defaults()
-    assert all(th[k] == d[k] for k in THRESHOLD_NAMES if k not in ("min_SNR", "min_solidity", "use_cnn",
-                                                                                 "min_size", "max_size"))
+    assert all(
+        th[k] == d[k]
+        for k in THRESHOLD_NAMES
+        if k not in ("min_SNR", "min_solidity", "use_cnn", "min_size", "max_size")
+    )
     assert th["min_size"] is None and th["max_size"] is None
     assert thresholds(p, {"evaluation": {"min_size": 12, "max_size": 0}})["min_size"] == 12
-    assert thresholds(p.copy().update({"min_size": 5}), {"evaluation": {"min_size": 12}})["min_size"] == 5
+    assert (
+        thresholds(p.copy().update({"min_size": 5}), {"evaluation": {"min_size": 12}})["min_size"]
+        == 5
+    )
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +176,9 @@ def evaluated(tmp_path_factory):
     m = make_movie_2d((200, 64, 64), n_neurons=10, snr=3.0, seed=3, return_flow=False)
     tifffile.imwrite(folder / "m.tif", m.movie.astype(np.float32))
     params = CaimanParams.from_dict({"gSig": (3, 3), "K": 14})
-    res = run_pipeline([str(folder / "m.tif")], steps=("cnmf", "evaluate"), output=folder / "r.hdf5",
-                       params=params)
+    res = run_pipeline(
+        [str(folder / "m.tif")], steps=("cnmf", "evaluate"), output=folder / "r.hdf5", params=params
+    )
     return folder, res
 
 
@@ -157,8 +203,26 @@ def test_size_limits_are_parameters_and_exports_follow_them(evaluated, tmp_path,
     assert main(["export", str(tmp_path / "dock.hdf5"), "--csv", str(csv)]) == 0
     assert len(csv.read_text().splitlines()[0].split(",")) == len(expected) + 1
     # the same limit as a parameter of a headless run
-    assert main(["run", str(folder / "m.tif"), "--steps", "cnmf,evaluate", "-o", str(tmp_path / "cli.hdf5"),
-                 "--set", "gSig=(3, 3)", "--set", "K=14", "--set", f"min_size={limit}", "-q"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(folder / "m.tif"),
+                "--steps",
+                "cnmf,evaluate",
+                "-o",
+                str(tmp_path / "cli.hdf5"),
+                "--set",
+                "gSig=(3, 3)",
+                "--set",
+                "K=14",
+                "--set",
+                f"min_size={limit}",
+                "-q",
+            ]
+        )
+        == 0
+    )
     cli = load_results(tmp_path / "cli.hdf5")
     assert cli.params["min_size"] == limit
     assert np.array_equal(np.sort(cli.estimates.idx_components), expected)

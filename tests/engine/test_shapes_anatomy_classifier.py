@@ -48,10 +48,14 @@ def test_shape_of_known_shapes():
 
 def test_shape_metrics_on_footprint_matrix_and_junk_rule():
     dims = (64, 64)
-    imgs = np.stack([_disc(dims, 20, 20, 5),                   # a cell (gSig 5 -> area ratio 0.25)
-                     _disc(dims, 40, 40, 5) + _disc(dims, 40, 55, 5),  # two pieces
-                     np.pad(np.ones((60, 60)), 2)[:64, :64],   # sprawling: 3600 px > 4 * pi * 100
-                     _disc(dims, 45, 15, 9) - _disc(dims, 45, 15, 7)])  # ring: low solidity
+    imgs = np.stack(
+        [
+            _disc(dims, 20, 20, 5),  # a cell (gSig 5 -> area ratio 0.25)
+            _disc(dims, 40, 40, 5) + _disc(dims, 40, 55, 5),  # two pieces
+            np.pad(np.ones((60, 60)), 2)[:64, :64],  # sprawling: 3600 px > 4 * pi * 100
+            _disc(dims, 45, 15, 9) - _disc(dims, 45, 15, 7),
+        ]
+    )  # ring: low solidity
     A = sparse.csc_matrix(images_to_pixels(imgs))
     sm = shape_metrics(A, dims, (5, 5))
     assert sm.n_pieces.tolist() == [1, 2, 1, 1]
@@ -82,14 +86,29 @@ def test_elongation_tells_streaks_from_somata():
     dims = (64, 64)
     imgs = np.zeros((2, *dims))
     imgs[0] = _disc(dims, 20, 20, 5)
-    imgs[1, 40:44, 10:40] = 1  # 120 px: area ratio 0.38, solidity 1, one piece: only its shape is wrong
+    imgs[1, 40:44, 10:40] = (
+        1  # 120 px: area ratio 0.38, solidity 1, one piece: only its shape is wrong
+    )
     sm = shape_metrics(sparse.csc_matrix(images_to_pixels(imgs)), dims, (5, 5))
     assert sm.elongation[0] < 1.2 and sm.elongation[1] > 5
-    m = Metrics(SNR_comp=np.array([5.0, 5.0]), r_values=np.array([0.9, 0.9]), size=np.array([80, 120]),
-                solidity=sm.solidity, n_pieces=sm.n_pieces, area_ratio=sm.area_ratio, elongation=sm.elongation)
-    assert apply_thresholds(m, **thresholds_from_params(CaimanParams.from_dict({"min_SNR": 2.0})))[0].tolist() == [0]
-    assert apply_thresholds(m, **{**thresholds_from_params(None), "max_elongation": None})[0].tolist() == [0, 1]
-    assert apply_thresholds(m, min_SNR=2.0)[0].tolist() == [0]  # on without being named (the dock's sliders)
+    m = Metrics(
+        SNR_comp=np.array([5.0, 5.0]),
+        r_values=np.array([0.9, 0.9]),
+        size=np.array([80, 120]),
+        solidity=sm.solidity,
+        n_pieces=sm.n_pieces,
+        area_ratio=sm.area_ratio,
+        elongation=sm.elongation,
+    )
+    assert apply_thresholds(m, **thresholds_from_params(CaimanParams.from_dict({"min_SNR": 2.0})))[
+        0
+    ].tolist() == [0]
+    assert apply_thresholds(m, **{**thresholds_from_params(None), "max_elongation": None})[
+        0
+    ].tolist() == [0, 1]
+    assert apply_thresholds(m, min_SNR=2.0)[0].tolist() == [
+        0
+    ]  # on without being named (the dock's sliders)
     with pytest.raises(InputError, match="max_elongation"):
         apply_thresholds(m, max_elongation=0.5)
     # saved and reloaded with the other shape fields
@@ -113,11 +132,17 @@ def test_shape_metrics_3d_volume():
 def test_match_footprints_overlap_rule():
     dims = (64, 64)
     truth = np.stack([_disc(dims, 16, 16, 5), _disc(dims, 40, 40, 5), _disc(dims, 16, 48, 5)])
-    found = np.stack([_disc(dims, 17, 16, 5) * 2.0,   # shifted by one pixel: a match
-                      _disc(dims, 40, 50, 5),          # 10 px off: no match
-                      _disc(dims, 16, 48, 5)])
+    found = np.stack(
+        [
+            _disc(dims, 17, 16, 5) * 2.0,  # shifted by one pixel: a match
+            _disc(dims, 40, 50, 5),  # 10 px off: no match
+            _disc(dims, 16, 48, 5),
+        ]
+    )
     m = match_footprints(found, truth)
-    assert m["matched"] == 2 and abs(m["precision"] - 2 / 3) < 1e-9 and abs(m["recall"] - 2 / 3) < 1e-9
+    assert (
+        m["matched"] == 2 and abs(m["precision"] - 2 / 3) < 1e-9 and abs(m["recall"] - 2 / 3) < 1e-9
+    )
     assert sorted(m["pairs"][:, 0].tolist()) == [0, 2]
 
 
@@ -125,10 +150,15 @@ def test_shape_thresholds_in_apply_thresholds_and_params():
     from napari_caiman.engine.evaluation import Metrics, apply_thresholds, thresholds_from_params
     from napari_caiman.engine.params import CaimanParams
 
-    m = Metrics(SNR_comp=np.array([5.0, 5.0, 5.0, 5.0, 0.1]), r_values=np.array([0.9] * 4 + [0.1]),
-                size=np.full(5, 50), solidity=np.array([0.9, 0.4, 0.9, 0.9, 0.9]),
-                n_pieces=np.array([1, 1, 3, 1, 1]), area_ratio=np.array([0.3, 0.3, 0.3, 6.0, 0.3]),
-                anatomy=np.array([False, False, False, False, True]))
+    m = Metrics(
+        SNR_comp=np.array([5.0, 5.0, 5.0, 5.0, 0.1]),
+        r_values=np.array([0.9] * 4 + [0.1]),
+        size=np.full(5, 50),
+        solidity=np.array([0.9, 0.4, 0.9, 0.9, 0.9]),
+        n_pieces=np.array([1, 1, 3, 1, 1]),
+        area_ratio=np.array([0.3, 0.3, 0.3, 6.0, 0.3]),
+        anatomy=np.array([False, False, False, False, True]),
+    )
     p = CaimanParams.from_dict({"min_SNR": 2.0})
     good, _ = apply_thresholds(m, **thresholds_from_params(p))
     assert good.tolist() == [0, 4]  # junk shapes rejected; the silent anatomical cell accepted
@@ -185,7 +215,9 @@ def test_seeding_recovers_silent_cells_with_flat_traces():
         j = found[k]
         assert est.from_anatomy[j]
         c = est.C[j]
-        assert c.std() <= 0.1 * max(float(np.abs(est.C[~est.from_anatomy]).max()), 1e-9)  # flat trace
+        assert c.std() <= 0.1 * max(
+            float(np.abs(est.C[~est.from_anatomy]).max()), 1e-9
+        )  # flat trace
     # every active cell still comes from the activity-based init
     assert not est.from_anatomy[[found[k] for k in np.flatnonzero(active)]].any()
 
@@ -200,8 +232,12 @@ def test_seed_anatomy_only_and_detector():
     m = match_footprints(masks.astype(float), A_true)
     assert m["recall"] == 1.0 and m["precision"] >= 0.8, m
     assert np.all(np.diff(scores) <= 0)
-    est = cnmf(Y, CaimanParams.from_dict({"K": 8, "gSig": (3, 3), "seed_anatomy": "only", "anatomy_thr": 0.5,
-                                          "fr": 10}))
+    est = cnmf(
+        Y,
+        CaimanParams.from_dict(
+            {"K": 8, "gSig": (3, 3), "seed_anatomy": "only", "anatomy_thr": 0.5, "fr": 10}
+        ),
+    )
     assert est.from_anatomy.all()
     assert match_components(est, A_true).recall == 1.0
 
@@ -220,11 +256,18 @@ def _with_junk(est, n, rng):
     J /= np.linalg.norm(J, axis=0)
     noise = rng.normal(0, float(np.std(est.YrA)), (n, T))
     cat = lambda a, b: np.concatenate([np.asarray(a), b])  # noqa: E731
-    return replace(est, A=sparse.csc_matrix(sparse.hstack([est.A, sparse.csc_matrix(J)])),
-                   C=cat(est.C, np.abs(noise) * 0.1), S=cat(est.S, np.zeros((n, T))), YrA=cat(est.YrA, noise),
-                   g=cat(est.g, np.zeros((n, np.shape(est.g)[1]))), bl=cat(est.bl, np.zeros(n)),
-                   c1=cat(est.c1, np.zeros(n)), neurons_sn=cat(est.neurons_sn, np.ones(n)),
-                   lam=cat(est.lam, np.zeros(n)))
+    return replace(
+        est,
+        A=sparse.csc_matrix(sparse.hstack([est.A, sparse.csc_matrix(J)])),
+        C=cat(est.C, np.abs(noise) * 0.1),
+        S=cat(est.S, np.zeros((n, T))),
+        YrA=cat(est.YrA, noise),
+        g=cat(est.g, np.zeros((n, np.shape(est.g)[1]))),
+        bl=cat(est.bl, np.zeros(n)),
+        c1=cat(est.c1, np.zeros(n)),
+        neurons_sn=cat(est.neurons_sn, np.ones(n)),
+        lam=cat(est.lam, np.zeros(n)),
+    )
 
 
 def _session(seed):
@@ -247,7 +290,9 @@ def test_classifier_learns_curation_round_trip_and_applies(tmp_path):
     from napari_caiman.engine.classifier import Classifier, train_classifier
 
     train, test = _session(3), _session(4)
-    assert (train[2] == 1).sum() >= 5 and (train[2] == -1).sum() >= 3  # over-generous K: false components
+    assert (train[2] == 1).sum() >= 5 and (
+        train[2] == -1
+    ).sum() >= 3  # over-generous K: false components
     model = train_classifier([train])
     path = model.save(tmp_path / "m.json")
     d = json.loads(path.read_text())
@@ -275,8 +320,14 @@ def test_classifier_errors(tmp_path):
         Classifier.load(bad)
     with pytest.raises(InputError, match="no classifier file"):
         Classifier.load(tmp_path / "missing.json")
-    m = Metrics(SNR_comp=np.ones(3), r_values=np.ones(3), size=np.ones(3), solidity=np.ones(3),
-                n_pieces=np.ones(3), area_ratio=np.ones(3))
+    m = Metrics(
+        SNR_comp=np.ones(3),
+        r_values=np.ones(3),
+        size=np.ones(3),
+        solidity=np.ones(3),
+        n_pieces=np.ones(3),
+        area_ratio=np.ones(3),
+    )
     est = type("E", (), {"C": np.ones((3, 10)), "YrA": np.zeros((3, 10)), "S": np.ones((3, 10))})()
     with pytest.raises(InputError, match="at least 2 accepted and 2 rejected"):
         train_classifier([(m, est, np.array([1, 1, -1]))])
@@ -300,7 +351,9 @@ def test_noise_threshold_keeps_weak_synthetic_cells_cell_shaped():
     m = make_movie_2d((300, 64, 64), n_neurons=12, seed=2, return_flow=False)
     sol = {}
     for thr in (0.0, 2.0):
-        params = CaimanParams.from_dict({"K": 15, "gSig": (4, 4), "use_cnn": False, "footprint_noise_thr": thr})
+        params = CaimanParams.from_dict(
+            {"K": 15, "gSig": (4, 4), "use_cnn": False, "footprint_noise_thr": thr}
+        )
         est = cnmf(m.movie, params)
         met = evaluate_components(m.movie, est, params)
         sol[thr] = met.solidity.min()
@@ -324,8 +377,12 @@ def test_cellpose_detector_without_cellpose_is_a_clear_error():
 
     Y, _, _ = _movie_with_silent_cells(2)
     with pytest.raises(InputError, match="cellpose"):
-        cnmf(Y, CaimanParams.from_dict({"K": 4, "gSig": (3, 3), "seed_anatomy": True,
-                                        "anatomy_detector": "cellpose"}))
+        cnmf(
+            Y,
+            CaimanParams.from_dict(
+                {"K": 4, "gSig": (3, 3), "seed_anatomy": True, "anatomy_detector": "cellpose"}
+            ),
+        )
     with pytest.raises(InputError, match="seed_anatomy"):
         CaimanParams.from_dict({"seed_anatomy": "yes"})
 
@@ -335,7 +392,7 @@ def test_clean_footprint_honours_caiman_spatial_options():
 
     dims = (40, 40)
     img = _disc(dims, 15, 15, 6)
-    img[15, 21:36] = 0.8           # a one-pixel-wide strand leaving the cell
+    img[15, 21:36] = 0.8  # a one-pixel-wide strand leaving the cell
     img += 0.6 * _disc(dims, 33, 8, 3)  # a separate, weaker blob
     a = img.ravel()
     kept = clean_footprint(a, dims, 0.1, 0.9999, True).reshape(dims)

@@ -91,7 +91,9 @@ def test_summary_images_match_numpy(rng):
 def test_large_offset_no_cancellation(rng):
     # tiny fluctuations on a huge baseline: float64 accumulators + offset keep precision
     mov = (rng.standard_normal((40, 6, 7)) * 1e-2 + 1e6).astype(np.float64)
-    np.testing.assert_allclose(local_correlations(mov, chunk_size=9), reference_local_correlations(mov), atol=1e-6)
+    np.testing.assert_allclose(
+        local_correlations(mov, chunk_size=9), reference_local_correlations(mov), atol=1e-6
+    )
 
 
 def test_zero_variance_and_nan(rng):
@@ -109,7 +111,9 @@ def test_zero_variance_and_nan(rng):
     np.testing.assert_allclose(s.max[3, 8], np.nanmax(mov[:, 3, 8]))
     # correlations with NaN = reference with each NaN replaced by the pixel's mean
     filled = mov.astype(np.float64).copy()
-    m = np.where(np.isnan(filled).all(0), 0, np.nanmean(np.where(np.isnan(filled).all(0), 0, filled), axis=0))
+    m = np.where(
+        np.isnan(filled).all(0), 0, np.nanmean(np.where(np.isnan(filled).all(0), 0, filled), axis=0)
+    )
     filled = np.where(np.isnan(filled), m, filled)
     ref = reference_local_correlations(filled)
     np.testing.assert_allclose(s.corr, ref, atol=2e-5)
@@ -119,7 +123,9 @@ def test_memmap_input(tmp_path, rng):
     mov = _smooth_movie(rng, (25, 8, 8)).astype(np.int16)
     np.save(tmp_path / "m.npy", mov)
     mm = np.load(tmp_path / "m.npy", mmap_mode="r")
-    np.testing.assert_allclose(local_correlations(mm, chunk_size=4), reference_local_correlations(mov), atol=2e-5)
+    np.testing.assert_allclose(
+        local_correlations(mm, chunk_size=4), reference_local_correlations(mov), atol=2e-5
+    )
 
 
 def test_neurons_stand_out_in_corr():

@@ -21,7 +21,9 @@ def _corr(a, b):
 
 @pytest.fixture(scope="module")
 def mov2d():
-    return make_movie_2d((60, 64, 80), n_neurons=10, gSig=3, rigid_motion=3, nonrigid_motion=1.5, seed=1)
+    return make_movie_2d(
+        (60, 64, 80), n_neurons=10, gSig=3, rigid_motion=3, nonrigid_motion=1.5, seed=1
+    )
 
 
 def test_shapes_and_dtypes_2d(mov2d):
@@ -62,7 +64,9 @@ def test_truth_properties(mov2d):
 
 def test_deterministic():
     a = make_movie_2d((20, 40, 40), n_neurons=5, rigid_motion=2, nonrigid_motion=1, seed=3)
-    b = make_movie_2d((20, 40, 40), n_neurons=5, rigid_motion=2, nonrigid_motion=1, seed=3, chunk_frames=7)
+    b = make_movie_2d(
+        (20, 40, 40), n_neurons=5, rigid_motion=2, nonrigid_motion=1, seed=3, chunk_frames=7
+    )
     c = make_movie_2d((20, 40, 40), n_neurons=5, rigid_motion=2, nonrigid_motion=1, seed=4)
     np.testing.assert_array_equal(a.movie, b.movie)
     np.testing.assert_array_equal(a.traces, b.traces)
@@ -75,7 +79,9 @@ def test_rigid_shift_convention():
     s = make_movie_2d((10, 96, 96), n_neurons=8, rigid_motion=4, noise=2, seed=2)
     assert s.flow.shape == (10, 2, 96, 96)
     for t in range(0, 10, 3):
-        (dx, dy), _ = cv2.phaseCorrelate(s.still[t].astype(np.float64), s.movie[t].astype(np.float64))
+        (dx, dy), _ = cv2.phaseCorrelate(
+            s.still[t].astype(np.float64), s.movie[t].astype(np.float64)
+        )
         np.testing.assert_allclose((dy, dx), s.shifts[t], atol=0.15)
         # undoing the shift gives back the still frame
         back = ndimage.shift(s.movie[t], -s.shifts[t], order=3, mode="reflect")
@@ -108,14 +114,18 @@ def test_uint16_and_out(tmp_path):
     assert s.movie.dtype == np.uint16 and s.flow is None
     np.testing.assert_array_equal(s.movie, np.clip(np.rint(f.movie), 0, 65535).astype(np.uint16))
     out = tmp_path / "m.npy"
-    m = make_movie_2d((15, 48, 48), n_neurons=4, rigid_motion=2, dtype=np.uint16, out=out, return_truth=False)
+    m = make_movie_2d(
+        (15, 48, 48), n_neurons=4, rigid_motion=2, dtype=np.uint16, out=out, return_truth=False
+    )
     assert isinstance(m.movie, np.memmap) and m.still is None and m.clean is None
     np.testing.assert_array_equal(np.load(out), s.movie)
     assert list(tmp_path.iterdir()) == [out]
 
 
 def test_3d():
-    s = make_movie_3d((20, 8, 40, 40), n_neurons=6, gSig=(3, 3, 1.5), rigid_motion=(2, 2, 1), nonrigid_motion=1)
+    s = make_movie_3d(
+        (20, 8, 40, 40), n_neurons=6, gSig=(3, 3, 1.5), rigid_motion=(2, 2, 1), nonrigid_motion=1
+    )
     assert s.movie.shape == (20, 8, 40, 40)
     assert s.flow.shape == (20, 3, 8, 40, 40)
     assert s.footprints.shape == (6, 8, 40, 40)
@@ -128,14 +138,18 @@ def test_3d():
     assert _corr(expect[sl], s.movie[t][sl]) > 0.99
     assert s.caiman_dims == (40, 40, 8)
     A = s.footprints_caiman().toarray()
-    np.testing.assert_array_equal(A[:, 0].reshape(40, 40, 8, order="F"), s.footprints[0].transpose(1, 2, 0))
+    np.testing.assert_array_equal(
+        A[:, 0].reshape(40, 40, 8, order="F"), s.footprints[0].transpose(1, 2, 0)
+    )
 
 
 def test_3d_rigid_integer_shift_exact():
     s = make_movie_3d((4, 6, 24, 24), n_neurons=2, gSig=(3, 3, 1), rigid_motion=0)
     from napari_caiman.engine.synthetic_model import _warp_3d
 
-    base = np.stack(np.meshgrid(np.arange(24, dtype=np.float32), np.arange(24, dtype=np.float32), indexing="ij"))
+    base = np.stack(
+        np.meshgrid(np.arange(24, dtype=np.float32), np.arange(24, dtype=np.float32), indexing="ij")
+    )
     w = _warp_3d(s.still[0], (1.0, 2.0, -3.0), None, base)
     np.testing.assert_allclose(w[1:, 2:, :-3], s.still[0][:-1, :-2, 3:], atol=1e-3)
 
@@ -153,7 +167,9 @@ def test_reuse_opens_the_movie_an_earlier_call_wrote_and_gives_the_same_truth(tm
     from napari_caiman.engine.synthetic import make_movie
 
     path = tmp_path / "m.tif"
-    kw = dict(n_neurons=5, gSig=3, rigid_motion=1.0, dtype=np.uint16, seed=4, out=path, return_flow=False)
+    kw = dict(
+        n_neurons=5, gSig=3, rigid_motion=1.0, dtype=np.uint16, seed=4, out=path, return_flow=False
+    )
     first = make_movie((40, 32, 32), **kw)
     written = path.stat().st_mtime_ns
     again = make_movie((40, 32, 32), reuse=True, **kw)

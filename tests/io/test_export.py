@@ -21,16 +21,34 @@ def _estimates(dims=(20, 30), K=6, T=50, seed=0):
     imgs = np.zeros((K, *dims), np.float32)
     for k in range(K):
         box = tuple(min(4, d - 1) for d in dims)
-        sl = tuple(slice(int(o), int(o) + s) for o, s in zip((rng.integers(0, d - s + 1) for d, s in zip(dims, box, strict=False)), box, strict=False))
+        sl = tuple(
+            slice(int(o), int(o) + s)
+            for o, s in zip(
+                (rng.integers(0, d - s + 1) for d, s in zip(dims, box, strict=False)),
+                box,
+                strict=False,
+            )
+        )
         imgs[k][sl] = rng.uniform(0.1, 1, box)
         imgs[k] /= np.linalg.norm(imgs[k])
     A = sparse.csc_matrix(images_to_pixels(imgs))
     C = rng.gamma(1, 1, (K, T)).astype(np.float32)
     P = int(np.prod(dims))
-    est = Estimates(A=A, C=C, S=C * 0.1, YrA=rng.normal(0, 0.1, (K, T)).astype(np.float32),
-                    b=np.ones((P, 1), np.float32), f=np.ones((1, T), np.float32), sn=np.ones(P, np.float32),
-                    g=np.zeros((K, 1)), bl=np.zeros(K), c1=np.zeros(K), neurons_sn=np.ones(K), lam=np.zeros(K),
-                    dims=dims)
+    est = Estimates(
+        A=A,
+        C=C,
+        S=C * 0.1,
+        YrA=rng.normal(0, 0.1, (K, T)).astype(np.float32),
+        b=np.ones((P, 1), np.float32),
+        f=np.ones((1, T), np.float32),
+        sn=np.ones(P, np.float32),
+        g=np.zeros((K, 1)),
+        bl=np.zeros(K),
+        c1=np.zeros(K),
+        neurons_sn=np.ones(K),
+        lam=np.zeros(K),
+        dims=dims,
+    )
     est.idx_components = np.array([k for k in (0, 2, 3, 5) if k < K])
     est.idx_components_bad = np.setdiff1d(np.arange(K), est.idx_components)
     return est, imgs
@@ -40,8 +58,16 @@ def _estimates(dims=(20, 30), K=6, T=50, seed=0):
 def test_nwb_2d_round_trip(tmp_path, mask_type):
     est, imgs = _estimates()
     dff = np.random.default_rng(1).normal(size=est.C.shape).astype(np.float32)
-    path = export_nwb(tmp_path / "out.nwb", est, fr=15.0, F_dff=dff, grid_spacing=(1.5, 1.5),
-                      movie_path=tmp_path / "movie.tif", mask_type=mask_type, include_deconvolved=True)
+    path = export_nwb(
+        tmp_path / "out.nwb",
+        est,
+        fr=15.0,
+        F_dff=dff,
+        grid_spacing=(1.5, 1.5),
+        movie_path=tmp_path / "movie.tif",
+        mask_type=mask_type,
+        include_deconvolved=True,
+    )
     assert path.is_file() and [p.name for p in tmp_path.iterdir()] == ["out.nwb"]
     sel = est.idx_components
     with pynwb.NWBHDF5IO(str(path), "r") as io:
@@ -61,7 +87,9 @@ def test_nwb_2d_round_trip(tmp_path, mask_type):
         rrs = nwb.processing["ophys"]["Fluorescence"]["RoiResponseSeries"]
         assert rrs.rate == 15.0
         np.testing.assert_allclose(rrs.data[:], est.C[sel].T, rtol=1e-6)
-        np.testing.assert_allclose(nwb.processing["ophys"]["DfOverF"]["dff"].data[:], dff[sel].T, rtol=1e-6)
+        np.testing.assert_allclose(
+            nwb.processing["ophys"]["DfOverF"]["dff"].data[:], dff[sel].T, rtol=1e-6
+        )
         assert nwb.processing["ophys"]["Fluorescence"]["Deconvolved"].data.shape == (50, 4)
         plane = nwb.imaging_planes["ImagingPlane"]
         np.testing.assert_allclose(plane.grid_spacing[:], [1.5, 1.5])

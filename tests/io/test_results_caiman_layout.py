@@ -65,9 +65,7 @@ def write_caiman_file(
     K = len(centers)
     cdims = _caiman_order(np.zeros(dims)).shape
     # columns of A: each footprint in CaImAn's layout, flattened in Fortran order
-    A = sparse.csc_matrix(
-        np.stack([_caiman_order(f).ravel(order="F") for f in foot], axis=1)
-    )
+    A = sparse.csc_matrix(np.stack([_caiman_order(f).ravel(order="F") for f in foot], axis=1))
     C = rng.random((K, T))
     P = int(np.prod(dims))
     with h5py.File(path, "w") as f:
@@ -88,7 +86,9 @@ def write_caiman_file(
         e["f"] = rng.random((1, T))
         e["sn"] = rng.random(P)
         e["g"] = rng.random((K, 1))
-        e["bl"] = np.asarray([repr(v) for v in rng.normal(size=K)], "S32")  # CaImAn writes these as text
+        e["bl"] = np.asarray(
+            [repr(v) for v in rng.normal(size=K)], "S32"
+        )  # CaImAn writes these as text
         e["dims"] = np.asarray(cdims, np.int64)
         e["nr"] = K
         e["Cn"] = _caiman_order(foot.sum(0))
@@ -142,7 +142,9 @@ def write_caiman_file(
 )
 def test_caiman_layout_reads_in_the_right_pixel_order(tmp_path, dims, centers):
     path = tmp_path / "caiman.hdf5"
-    foot, C = write_caiman_file(path, dims, centers, idx_components=[0, 2] if len(dims) == 2 else "all")
+    foot, C = write_caiman_file(
+        path, dims, centers, idx_components=[0, 2] if len(dims) == 2 else "all"
+    )
     r = load_results(path)
     e = r.estimates
     assert r.dims == dims and e.dims == dims  # CaImAn's (Y, X, Z) back in array order
@@ -158,7 +160,9 @@ def test_caiman_layout_reads_in_the_right_pixel_order(tmp_path, dims, centers):
     assert r.params["method_init"] == "greedy_roi" and r.params["fr"] == 7
     # the reader takes it, the movie reader does not, and the layers line up with dims
     assert get_reader(str(path)) is None
-    layers = {meta["name"]: (data, kind) for data, meta, kind in get_results_reader(str(path))(str(path))}
+    layers = {
+        meta["name"]: (data, kind) for data, meta, kind in get_results_reader(str(path))(str(path))
+    }
     labels, kind = layers["caiman footprints"]
     assert kind == "labels" and labels.shape == dims
     for k, c in enumerate(centers):
@@ -236,10 +240,19 @@ def _ours(tmp_path, name="ours.hdf5"):
     A = sparse.csc_matrix(np.stack([f.ravel(order="F") for f in foot], axis=1))
     rng = np.random.default_rng(0)
     est = Estimates(
-        A=A, C=rng.random((2, T), np.float32), S=np.zeros((2, T), np.float32),
-        YrA=np.zeros((2, T), np.float32), b=np.zeros((900, 1), np.float32),
-        f=np.zeros((1, T), np.float32), sn=np.ones(900, np.float32), g=np.zeros((2, 1)),
-        bl=np.zeros(2), c1=np.zeros(2), neurons_sn=np.zeros(2), lam=np.zeros(2), dims=dims,
+        A=A,
+        C=rng.random((2, T), np.float32),
+        S=np.zeros((2, T), np.float32),
+        YrA=np.zeros((2, T), np.float32),
+        b=np.zeros((900, 1), np.float32),
+        f=np.zeros((1, T), np.float32),
+        sn=np.ones(900, np.float32),
+        g=np.zeros((2, 1)),
+        bl=np.zeros(2),
+        c1=np.zeros(2),
+        neurons_sn=np.zeros(2),
+        lam=np.zeros(2),
+        dims=dims,
     )
     return save_results(tmp_path / name, Results(params=CaimanParams(), dims=dims, estimates=est))
 
@@ -279,7 +292,9 @@ def test_hdf5_of_another_tool_is_declined(tmp_path):
         f["stat/ypix"] = np.arange(5)
         f["F"] = np.zeros((3, 10))
     assert get_results_reader(str(other)) is None  # other readers may try
-    with pytest.raises(InputError, match=r"suite2p_like\.h5.*not a napari-caiman/CaImAn results file") as info:
+    with pytest.raises(
+        InputError, match=r"suite2p_like\.h5.*not a napari-caiman/CaImAn results file"
+    ) as info:
         load_results(other)
     assert "'dims'" in str(info.value) and "F, ops, stat" in str(info.value)
 
@@ -353,7 +368,9 @@ def test_caiman_params_with_float_gsiz_and_bad_values_still_load(tmp_path):
         del f["params/init/gSiz"]
         f["params/init/gSiz"] = np.asarray([7.0, 7.0, 5.0])
         del f["params/init/K"]
-        f["params/init/K"] = np.asarray([[1.5, 2.0]])  # impossible: the default is kept, with a warning
+        f["params/init/K"] = np.asarray(
+            [[1.5, 2.0]]
+        )  # impossible: the default is kept, with a warning
     r = load_results(path)
     assert r.params["gSiz"] == (7, 7, 5) and all(isinstance(v, int) for v in r.params["gSiz"])
     assert r.params["K"] == CaimanParams.defaults()["K"]
@@ -367,5 +384,7 @@ def test_backend_survives_save_and_load(tmp_path):
     r.params = r.params.copy().update({"backend": "caiman"})
     back = load_results(save_results(tmp_path / "again.hdf5", r))
     assert back.params["backend"] == "caiman"
-    with h5py.File(tmp_path / "again.hdf5") as f:  # kept out of 'params' so CaImAn's load_CNMF reads it
+    with h5py.File(
+        tmp_path / "again.hdf5"
+    ) as f:  # kept out of 'params' so CaImAn's load_CNMF reads it
         assert "napari_caiman" not in f["params"] and "napari_caiman_params" in f

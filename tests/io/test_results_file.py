@@ -21,12 +21,19 @@ def _results(ndim=2):
         "patch_grid_shape": (2, 2) if ndim == 2 else (1, 2, 2),
         "corr_raw": rng.random(30).astype(np.float32),
         "corr_corrected": rng.random(30).astype(np.float32),
-        "crispness_raw": 10.5, "crispness_corrected": 12.25, "corrected_path": None,
+        "crispness_raw": 10.5,
+        "crispness_corrected": 12.25,
+        "corrected_path": None,
     }
     summary = {k: rng.random(dims).astype(np.float32) for k in ("mean", "max", "std", "corr")}
     params = CaimanParams.from_dict({"pw_rigid": True, "max_shifts": (4, 5), "fr": 15.5})
-    return Results(params=params, dims=dims, motion=motion, summary=summary,
-                   provenance={"input_path": "/x/movie.tif", "timings": {"motion": 1.5}})
+    return Results(
+        params=params,
+        dims=dims,
+        motion=motion,
+        summary=summary,
+        provenance={"input_path": "/x/movie.tif", "timings": {"motion": 1.5}},
+    )
 
 
 @pytest.mark.parametrize("ndim", [2, 3])
@@ -111,10 +118,19 @@ def _estimates(dims, K=5, T=40, seed=0):
     P = int(np.prod(dims))
     A = sparse.random(P, K, density=0.05, format="csc", random_state=seed, dtype=np.float32)
     return Estimates(
-        A=A, C=rng.random((K, T), np.float32), S=rng.random((K, T), np.float32),
-        YrA=rng.normal(size=(K, T)).astype(np.float32), b=rng.random((P, 2), np.float32),
-        f=rng.random((2, T), np.float32), sn=rng.random(P, np.float32), g=rng.random((K, 2)),
-        bl=rng.random(K), c1=np.zeros(K), neurons_sn=rng.random(K), lam=rng.random(K), dims=tuple(dims),
+        A=A,
+        C=rng.random((K, T), np.float32),
+        S=rng.random((K, T), np.float32),
+        YrA=rng.normal(size=(K, T)).astype(np.float32),
+        b=rng.random((P, 2), np.float32),
+        f=rng.random((2, T), np.float32),
+        sn=rng.random(P, np.float32),
+        g=rng.random((K, 2)),
+        bl=rng.random(K),
+        c1=np.zeros(K),
+        neurons_sn=rng.random(K),
+        lam=rng.random(K),
+        dims=tuple(dims),
     )
 
 
@@ -122,7 +138,10 @@ def _estimates(dims, K=5, T=40, seed=0):
 def test_estimates_roundtrip_in_caiman_layout(tmp_path, dims):
     r = _results(len(dims))
     r.dims = dims
-    r.summary = {k: np.random.default_rng(1).random(dims).astype(np.float32) for k in ("mean", "max", "std", "corr")}
+    r.summary = {
+        k: np.random.default_rng(1).random(dims).astype(np.float32)
+        for k in ("mean", "max", "std", "corr")
+    }
     r.estimates = _estimates(dims)
     path = save_results(tmp_path / "r.hdf5", r)
     back = load_results(path)
@@ -137,15 +156,19 @@ def test_estimates_roundtrip_in_caiman_layout(tmp_path, dims):
         assert tuple(g["A/shape"][()]) == (int(np.prod(dims)), 5)
         assert tuple(g["dims"][()]) == caiman_dims(dims)
         # Cn in CaImAn's layout (z last)
-        np.testing.assert_array_equal(g["Cn"][()], np.moveaxis(r.summary["corr"], 0, -1) if len(dims) == 3
-                                      else r.summary["corr"])
+        np.testing.assert_array_equal(
+            g["Cn"][()],
+            np.moveaxis(r.summary["corr"], 0, -1) if len(dims) == 3 else r.summary["corr"],
+        )
         assert g["idx_components"][()] == b"NoneType"
 
 
 @pytest.mark.realdata
 def test_reads_caiman_estimates_in_the_right_pixel_order(shared_data):
-    for name, dims, K, n_acc in (("neurofinder_crop_caiman.hdf5", (256, 256), 303, 158),
-                                 ("synthetic3d_caiman.hdf5", (12, 96, 96), 46, 37)):
+    for name, dims, K, n_acc in (
+        ("neurofinder_crop_caiman.hdf5", (256, 256), 303, 158),
+        ("synthetic3d_caiman.hdf5", (12, 96, 96), 46, 37),
+    ):
         r = load_results(shared_data / "caiman_results" / name)
         e = r.estimates
         assert e.dims == dims and e.A.shape[1] == K and len(e.idx_components) == n_acc

@@ -89,7 +89,6 @@ def wait_done(qtbot):
     return wait
 
 
-
 # --- the user's keys and clicks, as Qt events on the canvas ---------------------------------
 
 

@@ -192,7 +192,8 @@ def test_all_docks_fit_a_1920x1080_screen(qtbot, viewer, movie_2d):
     viewer.add_image(movie_2d.movie, name="movie")
     window = viewer.window._qt_window
     docks = [
-        _dock(viewer, name) for name in ("Motion correction", "CNMF", "Evaluation / curation", "Batch")
+        _dock(viewer, name)
+        for name in ("Motion correction", "CNMF", "Evaluation / curation", "Batch")
     ]
     evaluation = docks[2]
     evaluation._ensure_docks()  # Traces + Components (they come with a result)
@@ -220,7 +221,8 @@ def test_all_docks_fit_a_1920x1080_screen(qtbot, viewer, movie_2d):
         assert bar.tabRect(i).width() >= bar.fontMetrics().horizontalAdvance(title), title
         assert bar.rect().contains(bar.tabRect(i)), (title, bar.tabRect(i), bar.rect())
     assert {d.toolTip() for d in step_docks} == {
-        f"{name} (napari-caiman)" for name in ("Motion correction", "CNMF", "Evaluation / curation", "Batch")
+        f"{name} (napari-caiman)"
+        for name in ("Motion correction", "CNMF", "Evaluation / curation", "Batch")
     }
     for dock in step_docks:
         dock.raise_()
@@ -411,8 +413,12 @@ def test_two_plane_movie_runs_with_the_defaults(qtbot, viewer, errors):
     from napari_caiman.engine.synthetic import make_movie_3d
 
     movie = make_movie_3d(
-        (60, 2, 40, 40), n_neurons=4, rigid_motion=(1.0, 1.0, 0.0), seed=3,
-        return_flow=False, return_truth=False,
+        (60, 2, 40, 40),
+        n_neurons=4,
+        rigid_motion=(1.0, 1.0, 0.0),
+        seed=3,
+        return_flow=False,
+        return_truth=False,
     ).movie
     viewer.add_image(movie, name="stack")
     motion = _dock(viewer, "Motion correction")

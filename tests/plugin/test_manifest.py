@@ -13,7 +13,12 @@ def test_manifest_is_valid_and_complete():
     assert manifest.name == "napari-caiman"
     assert manifest.display_name == "napari-caiman"
     contrib = manifest.contributions
-    assert [w.display_name for w in contrib.widgets] == ["Motion correction", "CNMF", "Evaluation / curation", "Batch"]
+    assert [w.display_name for w in contrib.widgets] == [
+        "Motion correction",
+        "CNMF",
+        "Evaluation / curation",
+        "Batch",
+    ]
     assert [s.key for s in contrib.sample_data] == ["synthetic_2d", "synthetic_3d"]
     reader, results_reader = contrib.readers
     assert reader.accepts_directories

@@ -32,8 +32,13 @@ def fitted():
 def _save(fitted, path, curation=None):
     _, est, s, params = fitted
     summary = {k: getattr(s, k) for k in ("mean", "max", "std", "corr")}
-    r = Results(params=params, dims=est.dims, estimates=copy.deepcopy(est), summary=summary,
-                curation=curation)
+    r = Results(
+        params=params,
+        dims=est.dims,
+        estimates=copy.deepcopy(est),
+        summary=summary,
+        curation=curation,
+    )
     return save_results(path, r)
 
 
@@ -68,8 +73,9 @@ def _open(qtbot, viewer, widget, path, taken=True):
         qtbot.wait(50)  # let the deferred pick-up run
 
 
-def test_file_open_is_taken_up_without_rebuilding_layers(qtbot, viewer, evaluation, fitted, tmp_path,
-                                                         errors):
+def test_file_open_is_taken_up_without_rebuilding_layers(
+    qtbot, viewer, evaluation, fitted, tmp_path, errors
+):
     path = _save(fitted, tmp_path / "session1.hdf5")
     viewer.open(str(path), plugin="napari-caiman")
     added = [id(layer) for layer in viewer.layers]  # by the reader
@@ -123,8 +129,9 @@ def _unsaved(viewer, widget, fitted):
     return widget.session
 
 
-def test_unsaved_curation_is_kept_when_the_user_says_so(qtbot, viewer, evaluation, fitted, tmp_path,
-                                                        infos):
+def test_unsaved_curation_is_kept_when_the_user_says_so(
+    qtbot, viewer, evaluation, fitted, tmp_path, infos
+):
     session = _unsaved(viewer, evaluation, fitted)
     _open(qtbot, viewer, evaluation, _save(fitted, tmp_path / "other.hdf5"), taken=False)
     qtbot.waitUntil(lambda: len(evaluation.asked) == 1, timeout=WAIT_MS)
@@ -165,8 +172,9 @@ def test_cancelled_save_keeps_the_curation(qtbot, viewer, evaluation, fitted, tm
     assert evaluation.session is session
 
 
-def test_curation_with_a_file_is_autosaved_so_no_question(qtbot, viewer, evaluation, fitted,
-                                                          tmp_path):
+def test_curation_with_a_file_is_autosaved_so_no_question(
+    qtbot, viewer, evaluation, fitted, tmp_path
+):
     first = _save(fitted, tmp_path / "first.hdf5")
     evaluation.load(first)
     evaluation.decide("reject", [0])
@@ -191,9 +199,14 @@ def test_load_button_asks_too(qtbot, viewer, evaluation, fitted, tmp_path):
 
 
 def test_motion_only_results_are_not_taken(qtbot, viewer, evaluation, tmp_path):
-    r = Results(params=CaimanParams(), dims=(16, 16),
-                motion={"shifts_rig": np.zeros((5, 2), np.float32),
-                        "template": np.ones((16, 16), np.float32)})
+    r = Results(
+        params=CaimanParams(),
+        dims=(16, 16),
+        motion={
+            "shifts_rig": np.zeros((5, 2), np.float32),
+            "template": np.ones((16, 16), np.float32),
+        },
+    )
     path = save_results(tmp_path / "motion_only.hdf5", r)
     _open(qtbot, viewer, evaluation, path, taken=False)
     assert evaluation.session is None and "motion_only template" in viewer.layers

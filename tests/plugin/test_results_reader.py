@@ -8,14 +8,21 @@ from napari_caiman.plugin.results_reader import get_results_reader, read_results
 
 
 @pytest.mark.realdata
-@pytest.mark.parametrize("name, dims, K", [("neurofinder_crop_caiman.hdf5", (256, 256), 303),
-                                           ("synthetic3d_caiman.hdf5", (12, 96, 96), 46)])
+@pytest.mark.parametrize(
+    "name, dims, K",
+    [
+        ("neurofinder_crop_caiman.hdf5", (256, 256), 303),
+        ("synthetic3d_caiman.hdf5", (12, 96, 96), 46),
+    ],
+)
 def test_caiman_files_open_as_cnmf_layers(shared_data, name, dims, K):
     path = shared_data / "caiman_results" / name
     assert get_reader(str(path)) is None  # not a movie
     reader = get_results_reader(str(path))
     assert reader is not None
-    layers = {meta["name"].split(" ")[-1]: (data, meta, kind) for data, meta, kind in reader(str(path))}
+    layers = {
+        meta["name"].split(" ")[-1]: (data, meta, kind) for data, meta, kind in reader(str(path))
+    }
     assert set(layers) >= {"correlation", "footprints", "contours", "denoised"}
     labels = layers["footprints"][0]
     assert labels.shape == dims and labels.max() <= K and len(np.unique(labels)) > 0.8 * K
@@ -23,7 +30,9 @@ def test_caiman_files_open_as_cnmf_layers(shared_data, name, dims, K):
     assert kind == "image" and meta["rgb"] and outlines.shape[-1] == 4
     assert len(np.unique(meta["metadata"]["napari_caiman"]["outlines"].component)) == K
     res = meta["metadata"]["napari_caiman_results"]
-    assert res.estimates.A.shape[1] == K and len(res.accepted()) == len(res.estimates.idx_components)
+    assert res.estimates.A.shape[1] == K and len(res.accepted()) == len(
+        res.estimates.idx_components
+    )
 
 
 def test_our_results_file_roundtrips_into_layers(tmp_path):
@@ -37,9 +46,16 @@ def test_our_results_file_roundtrips_into_layers(tmp_path):
     params = CaimanParams.from_dict({"K": 8, "gSig": (4, 4)})
     est = cnmf(syn.movie, params)
     s = summary_images(syn.movie)
-    r = Results(params=params, dims=(48, 48), estimates=est,
-                summary={k: getattr(s, k) for k in ("mean", "max", "std", "corr")},
-                motion={"shifts_rig": np.zeros((200, 2), np.float32), "shifts_els": np.zeros((200, 4, 2), np.float32)})
+    r = Results(
+        params=params,
+        dims=(48, 48),
+        estimates=est,
+        summary={k: getattr(s, k) for k in ("mean", "max", "std", "corr")},
+        motion={
+            "shifts_rig": np.zeros((200, 2), np.float32),
+            "shifts_els": np.zeros((200, 4, 2), np.float32),
+        },
+    )
     path = save_results(tmp_path / "ours.hdf5", r)
     assert get_reader(str(path)) is None  # 3-D shifts_els must not make it look like a movie
     layers = read_results(str(path))

@@ -64,21 +64,34 @@ def run_pipeline(
         from ..engine.params import CaimanParams
 
         params = (params.copy() if params is not None else CaimanParams.defaults()).update(
-            {"memory_limit": memory_limit})
+            {"memory_limit": memory_limit}
+        )
     if scheduler is None:
-        return run(iter_pipeline(movie_paths, steps=steps, output=output, params=params, save_movie=save_movie),
-                   progress)
+        return run(
+            iter_pipeline(
+                movie_paths, steps=steps, output=output, params=params, save_movie=save_movie
+            ),
+            progress,
+        )
     from .dask_batch import connect
 
     client, cluster = connect(scheduler)
     try:
-        return run(iter_pipeline(movie_paths, steps=steps, output=output, params=params, save_movie=save_movie,
-                                 executor=client), progress)
+        return run(
+            iter_pipeline(
+                movie_paths,
+                steps=steps,
+                output=output,
+                params=params,
+                save_movie=save_movie,
+                executor=client,
+            ),
+            progress,
+        )
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
-
 
 
 def load_results_file(path: str) -> Any:
@@ -88,7 +101,6 @@ def load_results_file(path: str) -> Any:
     if not str(path).lower().endswith((".hdf5", ".h5")):
         raise InputError("results", f"expected a results file (.hdf5), got {path!r}")
     return load_results(path)
-
 
 
 def check_movie_matches(results: Any, movie_path: Sequence[str]) -> str | None:
@@ -109,7 +121,11 @@ def check_movie_matches(results: Any, movie_path: Sequence[str]) -> str | None:
     corrected = "motion" in (prov.get("steps") or [])
     recorded = prov.get("corrected_files") if corrected else prov.get("input_files")
     if not recorded:
-        what = "motion-corrected movie (it was not saved with --save-movie)" if corrected else "input movie"
+        what = (
+            "motion-corrected movie (it was not saved with --save-movie)"
+            if corrected
+            else "input movie"
+        )
         return f"the results record no content hash of the {what}; the movie was not checked"
     files = input_files(movie_path[0] if len(movie_path) == 1 else list(movie_path))
     given = [file_fingerprint(f)["content_sha256"] for f in files if f.is_file()]
@@ -117,15 +133,23 @@ def check_movie_matches(results: Any, movie_path: Sequence[str]) -> str | None:
     if given != want:
         which = "motion-corrected movie" if corrected else "input movie"
         names = ", ".join(Path(r.get("path", "?")).name for r in recorded)
-        raise InputError("--movie", f"this is not the movie these results were computed on: its content differs "
-                                    f"from the recorded {which} ({names}); give that movie, or --force to "
-                                    "evaluate on this one anyway")
+        raise InputError(
+            "--movie",
+            f"this is not the movie these results were computed on: its content differs "
+            f"from the recorded {which} ({names}); give that movie, or --force to "
+            "evaluate on this one anyway",
+        )
     return None
 
 
-
-def evaluate_results(results: Any, *, movie_path: Sequence[str] | None = None, overrides: dict[str, Any] | None = None,
-                     progress: Any = None, force: bool = False) -> Any:
+def evaluate_results(
+    results: Any,
+    *,
+    movie_path: Sequence[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    progress: Any = None,
+    force: bool = False,
+) -> Any:
     """Re-evaluate a loaded results file: new thresholds (``overrides``, CaImAn
     names) re-applied to stored metrics, or metrics recomputed from the movie.
     Manual decisions (curation) are kept. The movie must be the one the
@@ -146,13 +170,18 @@ def evaluate_results(results: Any, *, movie_path: Sequence[str] | None = None, o
         params = results.params.copy().update(overrides) if overrides else results.params
         movie = open_movie(source, var_name_hdf5=params["var_name_hdf5"])
         if tuple(movie.shape[1:]) != tuple(results.dims):
-            raise InputError("--movie", f"frame shape {tuple(movie.shape[1:])} does not match the results' "
-                                        f"{tuple(results.dims)} (array order)")
+            raise InputError(
+                "--movie",
+                f"frame shape {tuple(movie.shape[1:])} does not match the results' "
+                f"{tuple(results.dims)} (array order)",
+            )
         note = None if force else check_movie_matches(results, movie_path)
         if note:
             print(f"napari-caiman: note: {note}", file=sys.stderr)
     elif results.metrics is None:
-        raise InputError("--movie", "the results file stores no quality metrics; give the movie to compute them")
+        raise InputError(
+            "--movie", "the results file stores no quality metrics; give the movie to compute them"
+        )
     # the movie given is the one CNMF read (the corrected one when motion was corrected);
     # the session applies the motion border rule to it
     session = Session.from_results(results, movie)
@@ -163,7 +192,9 @@ def evaluate_results(results: Any, *, movie_path: Sequence[str] | None = None, o
         run(session.iter_evaluate(), progress)
         results.last_timings = {"evaluate": time.perf_counter() - t0}
     assert isinstance(session.metrics, Metrics)
-    if overrides and "classifier" in overrides:  # a classifier learnt from curation, on the stored metrics
+    if (
+        overrides and "classifier" in overrides
+    ):  # a classifier learnt from curation, on the stored metrics
         from ..engine.evaluation import apply_classifier
 
         if overrides["classifier"] in (None, "", False):

@@ -67,7 +67,9 @@ class Batch(BatchFile):
         napari-caiman.
     """
 
-    def __init__(self, path: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None
+    ) -> None:
         self.path = Path(path)
         if self.path.suffix.lower() != ".json":
             raise InputError("batch", f"batch file must end in .json, got {str(self.path)!r}")
@@ -110,7 +112,11 @@ class Batch(BatchFile):
                     import h5py
 
                     with h5py.File(self.folder / item.output, "r") as f:
-                        key = f["provenance"].attrs.get("motion_cache_key") if "provenance" in f else None
+                        key = (
+                            f["provenance"].attrs.get("motion_cache_key")
+                            if "provenance" in f
+                            else None
+                        )
                     if key:
                         keys.add(str(key))
             if "motion" in item.steps and all(Path(m).exists() for m in item.movie):
@@ -141,13 +147,21 @@ class Batch(BatchFile):
             raise InputError("name", "an item needs a name")
         name = name.strip()
         if _BAD_NAME.search(name) or name in (".", ".."):
-            raise InputError("name", f"item name {name!r} may not contain any of \\ / : * ? \" < > |")
+            raise InputError(
+                "name", f'item name {name!r} may not contain any of \\ / : * ? " < > |'
+            )
         if name in taken:
             raise InputError("name", f"an item named {name!r} is already in the batch")
         return name
 
-    def _prepare(self, name: str, movie: Any, params: Mapping[str, Any] | Any, steps: Sequence[str],
-                 taken: set[str]) -> BatchItem:
+    def _prepare(
+        self,
+        name: str,
+        movie: Any,
+        params: Mapping[str, Any] | Any,
+        steps: Sequence[str],
+        taken: set[str],
+    ) -> BatchItem:
         from ..engine.params import CaimanParams
         from ..engine.pipeline import STEPS
         from ..io.movie import open_movie
@@ -158,7 +172,9 @@ class Batch(BatchFile):
             if s not in STEPS:
                 raise InputError("steps", f"unknown step {s!r}; choose from {', '.join(STEPS)}")
         if not steps or sorted(steps, key=STEPS.index) != steps or len(set(steps)) != len(steps):
-            raise InputError("steps", f"steps must be a non-empty subset of {', '.join(STEPS)} in that order")
+            raise InputError(
+                "steps", f"steps must be a non-empty subset of {', '.join(STEPS)} in that order"
+            )
         if "evaluate" in steps and "cnmf" not in steps:
             raise InputError("steps", "'evaluate' needs 'cnmf' in the same item")
         movies = [movie] if isinstance(movie, (str, os.PathLike)) else list(movie)
@@ -170,13 +186,24 @@ class Batch(BatchFile):
             if not p.exists():
                 raise InputError("movie", f"movie not found: {str(p)!r}")
             paths.append(str(p.resolve()))
-        full = params.copy() if isinstance(params, CaimanParams) else CaimanParams.defaults().update(params or {})
-        mov = open_movie(paths[0] if len(paths) == 1 else paths, var_name_hdf5=full["var_name_hdf5"])
+        full = (
+            params.copy()
+            if isinstance(params, CaimanParams)
+            else CaimanParams.defaults().update(params or {})
+        )
+        mov = open_movie(
+            paths[0] if len(paths) == 1 else paths, var_name_hdf5=full["var_name_hdf5"]
+        )
         check_params_for_movie(full, mov, steps)
         return BatchItem(name=name, movie=paths, steps=steps, params=jsonable(full.changed()))
 
-    def add(self, name: str, movie: Any, params: Mapping[str, Any] | Any = None,
-            steps: Sequence[str] = DEFAULT_STEPS) -> BatchItem:
+    def add(
+        self,
+        name: str,
+        movie: Any,
+        params: Mapping[str, Any] | Any = None,
+        steps: Sequence[str] = DEFAULT_STEPS,
+    ) -> BatchItem:
         """Add an item (validated now: name, movie, steps, parameters against the movie).
 
         Parameters
@@ -193,8 +220,14 @@ class Batch(BatchFile):
             self.save()
             return item
 
-    def add_variants(self, name: str, movie: Any, params: Mapping[str, Any] | Any, grid: Mapping[str, Sequence[Any]],
-                     steps: Sequence[str] = DEFAULT_STEPS) -> list[BatchItem]:
+    def add_variants(
+        self,
+        name: str,
+        movie: Any,
+        params: Mapping[str, Any] | Any,
+        grid: Mapping[str, Sequence[Any]],
+        steps: Sequence[str] = DEFAULT_STEPS,
+    ) -> list[BatchItem]:
         """Add one item per combination of ``grid`` values on top of ``params``.
 
         Items are named ``<name> <param>=<value> ...``. All variants are
@@ -215,8 +248,13 @@ class Batch(BatchFile):
             new = []
             for combo in itertools.product(*(grid[k] for k in keys)):
                 label = " ".join(f"{k}={_short(v)}" for k, v in zip(keys, combo, strict=True))
-                item = self._prepare(f"{name} {label}".strip(), movie, {**base, **dict(zip(keys, combo, strict=True))},
-                                     steps, taken)
+                item = self._prepare(
+                    f"{name} {label}".strip(),
+                    movie,
+                    {**base, **dict(zip(keys, combo, strict=True))},
+                    steps,
+                    taken,
+                )
                 taken.add(item.name)
                 new.append(item)
             self.items.extend(new)
@@ -305,11 +343,23 @@ class Batch(BatchFile):
         if item.status == "running":
             raise StateError("item", f"{item.name!r} is already running")
         missing = [m for m in item.movie if not Path(m).exists()]
-        self.mark(item, status="running", error="", started=time.time(), finished=None,
-                  attempts=item.attempts + 1, runner={"host": socket.gethostname(), "pid": os.getpid()})
+        self.mark(
+            item,
+            status="running",
+            error="",
+            started=time.time(),
+            finished=None,
+            attempts=item.attempts + 1,
+            runner={"host": socket.gethostname(), "pid": os.getpid()},
+        )
         if missing:
-            self.mark(item, status="failed", finished=time.time(), runner={},
-                      error=f"movie not found: {missing[0]!r}")
+            self.mark(
+                item,
+                status="failed",
+                finished=time.time(),
+                runner={},
+                error=f"movie not found: {missing[0]!r}",
+            )
             return False
         return True
 
@@ -327,12 +377,23 @@ class Batch(BatchFile):
         self.results_dir.mkdir(exist_ok=True)
         out = self.output_path(item.name)
         try:
-            results = yield from iter_pipeline(item.movie, steps=item.steps, output=out,
-                                               params=item.caiman_params(), cache=self.cache, executor=executor)
+            results = yield from iter_pipeline(
+                item.movie,
+                steps=item.steps,
+                output=out,
+                params=item.caiman_params(),
+                cache=self.cache,
+                executor=executor,
+            )
         except KeyboardInterrupt:
             # Ctrl-C stops the run, not the item: it stays queued, and a plain re-run resumes it
-            self.mark(item, status="queued", finished=None, runner={},
-                      error="interrupted (Ctrl-C); queued again: the next run resumes it")
+            self.mark(
+                item,
+                status="queued",
+                finished=None,
+                runner={},
+                error="interrupted (Ctrl-C); queued again: the next run resumes it",
+            )
             raise
         except GeneratorExit:
             self.mark(item, status="cancelled", finished=time.time(), runner={}, error="cancelled")
@@ -342,14 +403,23 @@ class Batch(BatchFile):
             if not isinstance(exc, NapariCaimanError):
                 self._log_traceback(item)
             return None
-        self.mark(item, status="done", finished=time.time(), runner={}, error="",
-                  output=str(out.relative_to(self.folder)), summary=result_summary(results))
+        self.mark(
+            item,
+            status="done",
+            finished=time.time(),
+            runner={},
+            error="",
+            output=str(out.relative_to(self.folder)),
+            summary=result_summary(results),
+        )
         return results
 
     def _log_traceback(self, item: BatchItem) -> None:
         import logging
 
-        logging.getLogger(__name__).error("batch item %r failed:\n%s", item.name, traceback.format_exc())
+        logging.getLogger(__name__).error(
+            "batch item %r failed:\n%s", item.name, traceback.format_exc()
+        )
 
     def iter_run(self, names: Sequence[str] | None = None) -> Generator[Progress, None, dict]:
         """Run queued items (or ``names``) one after another here (generator).
@@ -361,9 +431,16 @@ class Batch(BatchFile):
 
         return (yield from QueueRunner(self).iter_run(names))
 
-    def run(self, names: Sequence[str] | None = None, *, scheduler: str | None = None, client: Any = None,
-            n_parallel: int | None = None, patches_on_cluster: bool | None = None,
-            progress: Callable[[Progress], Any] | None = None) -> dict:
+    def run(
+        self,
+        names: Sequence[str] | None = None,
+        *,
+        scheduler: str | None = None,
+        client: Any = None,
+        n_parallel: int | None = None,
+        patches_on_cluster: bool | None = None,
+        progress: Callable[[Progress], Any] | None = None,
+    ) -> dict:
         """Run queued items (or ``names``) to the end; returns ``{status: count}``.
 
         Parameters
@@ -383,8 +460,13 @@ class Batch(BatchFile):
         """
         from .queue import QueueRunner
 
-        return QueueRunner(self, scheduler=scheduler, client=client, n_parallel=n_parallel,
-                           patches_on_cluster=patches_on_cluster).run(names, progress)
+        return QueueRunner(
+            self,
+            scheduler=scheduler,
+            client=client,
+            n_parallel=n_parallel,
+            patches_on_cluster=patches_on_cluster,
+        ).run(names, progress)
 
 
 def _safe_stem(name: str) -> str:

@@ -78,7 +78,11 @@ class BatchItem:
         """Seconds of the last attempt (so far, while running)."""
         if self.started is None:
             return None
-        end = self.finished if self.finished is not None else (time.time() if self.status == "running" else None)
+        end = (
+            self.finished
+            if self.finished is not None
+            else (time.time() if self.status == "running" else None)
+        )
         return None if end is None else max(0.0, end - self.started)
 
     def caiman_params(self) -> Any:

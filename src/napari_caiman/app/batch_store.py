@@ -76,8 +76,11 @@ class BatchFile:
             raise InputError("batch", f"{str(self.path)!r} is not a napari-caiman batch file")
         version = data.get("version")
         if not isinstance(version, int) or version > VERSION:
-            raise InputError("batch", f"{str(self.path)!r} was written by a newer napari-caiman (batch format "
-                                      f"{version!r}; this version reads up to {VERSION}); update napari-caiman")
+            raise InputError(
+                "batch",
+                f"{str(self.path)!r} was written by a newer napari-caiman (batch format "
+                f"{version!r}; this version reads up to {VERSION}); update napari-caiman",
+            )
         try:
             self.items = [BatchItem.from_dict(d) for d in data.get("items", [])]
         except TypeError as exc:
@@ -91,8 +94,14 @@ class BatchFile:
         for item in self.items:
             # an item left "running" by a process that is gone was interrupted
             r = item.runner or {}
-            if item.status == "running" and not (r.get("host") == host and _pid_alive(int(r.get("pid", -1)))):
-                item.status, item.error, item.runner = "queued", "interrupted (the run stopped before it finished)", {}
+            if item.status == "running" and not (
+                r.get("host") == host and _pid_alive(int(r.get("pid", -1)))
+            ):
+                item.status, item.error, item.runner = (
+                    "queued",
+                    "interrupted (the run stopped before it finished)",
+                    {},
+                )
 
     def save(self) -> None:
         """Write the batch file atomically, merged with what others wrote meanwhile.
@@ -111,12 +120,22 @@ class BatchFile:
             cache = self._cache_dir
             with contextlib.suppress(ValueError):
                 cache = cache.relative_to(self.folder)
-            head = {"format": FORMAT, "version": VERSION, "created": self.created, "saved": time.time(),
-                    "cache_dir": str(cache)}
+            head = {
+                "format": FORMAT,
+                "version": VERSION,
+                "created": self.created,
+                "saved": time.time(),
+                "cache_dir": str(cache),
+            }
             dicts = [i.to_dict() for i in self.items]
             # one item per line: readable and diffable, and json's fast encoder (no indent) does the work
             items = ",\n  ".join(json.dumps(d) for d in dicts)
-            text = json.dumps(head)[:-1] + ',\n "items": [' + (f"\n  {items}\n ]" if items else "]") + "\n}\n"
+            text = (
+                json.dumps(head)[:-1]
+                + ',\n "items": ['
+                + (f"\n  {items}\n ]" if items else "]")
+                + "\n}\n"
+            )
             with atomic_path(self.path) as tmp:
                 tmp.write_text(text)
             self._saved = {d["name"]: d for d in dicts}
@@ -138,11 +157,17 @@ class BatchFile:
             data = json.loads(self.path.read_text())
         except (OSError, UnicodeDecodeError, ValueError):
             return None
-        if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("items"), list):
+        if (
+            not isinstance(data, dict)
+            or data.get("format") != FORMAT
+            or not isinstance(data.get("items"), list)
+        ):
             return None
         return [d for d in data["items"] if isinstance(d, dict) and isinstance(d.get("name"), str)]
 
-    def _merge(self, disk: list[dict[str, Any]] | None, changed: set[str], removed: set[str]) -> None:
+    def _merge(
+        self, disk: list[dict[str, Any]] | None, changed: set[str], removed: set[str]
+    ) -> None:
         if disk is None:
             return
         mine = {i.name: i for i in self.items}

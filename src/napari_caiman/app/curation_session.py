@@ -38,6 +38,7 @@ from ..engine.evaluation import apply_thresholds
 
 __all__ = ["CurationSession"]
 
+
 @dataclass
 class CurationSession:
     """Everything the Evaluation dock curates: one CNMF result and its evaluation.
@@ -276,7 +277,9 @@ class CurationSession:
         from ..engine.evaluation import Metrics
         from ..engine.shapes import shape_metrics
 
-        manual = edits.take_rows(self.curation.manual, rows, fill=np.int8(manual_new)).astype(np.int8)
+        manual = edits.take_rows(self.curation.manual, rows, fill=np.int8(manual_new)).astype(
+            np.int8
+        )
         if self.metrics is not None:
             m = self.metrics
             size = np.diff((est.A > 0).tocsc().indptr).astype(np.int64)
@@ -339,7 +342,9 @@ class CurationSession:
     def take_refit(self, estimates: Any) -> None:
         """Curate the refit's ``estimates``: decisions follow the footprints, the metrics
         are dropped (re-evaluate), the selection is cleared."""
-        manual = transfer_curation(self.estimates.A, self.curation.manual, estimates.A, estimates.dims)
+        manual = transfer_curation(
+            self.estimates.A, self.curation.manual, estimates.A, estimates.dims
+        )
         self.estimates = estimates
         self.curation = Curation(manual)
         self.unsaved_edits = True
@@ -387,7 +392,8 @@ class CurationSession:
         th = self.thresholds
         # the engine's thresholds know no size limits: kept here for reloading
         prov["evaluation"] = {
-            "min_size": th.get("min_size") or 0, "max_size": th.get("max_size") or 0,
+            "min_size": th.get("min_size") or 0,
+            "max_size": th.get("max_size") or 0,
         }
         self.estimates.idx_components = np.flatnonzero(self.threshold_accepted())
         return Results(
@@ -421,7 +427,9 @@ class CurationSession:
         idx = np.flatnonzero(self.accepted)
         est, fr = self.estimates, float(self.params["fr"])
         if kind == "nwb":
-            return export.export_nwb(path, est, fr=fr, idx=idx, F_dff=self.F_dff, metrics=self.metrics)
+            return export.export_nwb(
+                path, est, fr=fr, idx=idx, F_dff=self.F_dff, metrics=self.metrics
+            )
         if kind == "csv":
             return export.export_csv(path, np.asarray(est.C)[idx], ids=idx, fr=fr)
         if kind == "tiff":

@@ -11,16 +11,31 @@ import numpy as np
 #: The demo movie: 2D, rigid + non-rigid motion, moderate SNR.
 DEMO_SHAPE = (600, 256, 256)
 DEMO_MOTION = {"rigid_motion": 5.0, "nonrigid_motion": 1.5}
-DEMO_PARAMS = {"fr": 30, "decay_time": 0.4, "max_shifts": (8, 8), "pw_rigid": True, "strides": (48, 48),
-               "overlaps": (24, 24), "max_deviation_rigid": 3,
-               "gSig": (4, 4), "K": 10, "rf": 25, "stride": 10, "p": 2, "nb": 1, "merge_thr": 0.8}
+DEMO_PARAMS = {
+    "fr": 30,
+    "decay_time": 0.4,
+    "max_shifts": (8, 8),
+    "pw_rigid": True,
+    "strides": (48, 48),
+    "overlaps": (24, 24),
+    "max_deviation_rigid": 3,
+    "gSig": (4, 4),
+    "K": 10,
+    "rf": 25,
+    "stride": 10,
+    "p": 2,
+    "nb": 1,
+    "merge_thr": 0.8,
+}
 
 
 def make_demo_movie(shape: tuple[int, int, int] | None = None, seed: int = 0) -> Any:
     """The synthetic demo movie (uint16, :data:`DEMO_SHAPE` by default) with its ground truth."""
     from ..engine.synthetic import make_movie_2d
 
-    return make_movie_2d(shape or DEMO_SHAPE, n_neurons=60, dtype=np.uint16, seed=seed, **DEMO_MOTION)
+    return make_movie_2d(
+        shape or DEMO_SHAPE, n_neurons=60, dtype=np.uint16, seed=seed, **DEMO_MOTION
+    )
 
 
 def _crop(a: np.ndarray, margin: int) -> np.ndarray:
@@ -63,8 +78,14 @@ def run_headless_demo(output_dir: str | Path, *, quiet: bool = False) -> str:
     t1 = time.perf_counter()
     from ..engine.pipeline import STEPS
 
-    results = run_pipeline([str(movie_path)], steps=list(STEPS), output=out / "results.hdf5", params=params,
-                           save_movie=out / "corrected.tif", progress=ProgressPrinter(quiet=quiet))
+    results = run_pipeline(
+        [str(movie_path)],
+        steps=list(STEPS),
+        output=out / "results.hdf5",
+        params=params,
+        save_movie=out / "corrected.tif",
+        progress=ProgressPrinter(quiet=quiet),
+    )
     elapsed = time.perf_counter() - t1
 
     from ..io.movie import open_movie
@@ -82,7 +103,7 @@ def run_headless_demo(output_dir: str | Path, *, quiet: bool = False) -> str:
     lines = [
         f"demo movie: {syn.movie.shape} {syn.movie.dtype}, made in {t_gen:.1f} s -> {movie_path}",
         summarize(results, elapsed),
-        f"rigid shift error vs truth: {np.sqrt(np.mean(err ** 2)):.3f} px RMS",
+        f"rigid shift error vs truth: {np.sqrt(np.mean(err**2)):.3f} px RMS",
         f"frame correlation with the motion-free truth: raw {r_raw:.4f}, corrected {r_cor:.4f}, "
         f"perfectly corrected {r_best:.4f} (ratio {r_cor / r_best:.4f})",
         f"outputs: {out / 'results.hdf5'}, {out / 'corrected.tif'}",
@@ -92,15 +113,22 @@ def run_headless_demo(output_dir: str | Path, *, quiet: bool = False) -> str:
 
         est = results.estimates
         m = match_components(est, syn.footprints, true_traces=syn.traces)
-        lines.insert(-1, f"cnmf vs the {len(syn.footprints)} true neurons, all {est.n_components} components: "
-                         f"F1 {m.f1:.3f} (precision {m.precision:.3f}, recall {m.recall:.3f}), "
-                         f"median trace correlation {m.median_trace_corr:.3f}")
+        lines.insert(
+            -1,
+            f"cnmf vs the {len(syn.footprints)} true neurons, all {est.n_components} components: "
+            f"F1 {m.f1:.3f} (precision {m.precision:.3f}, recall {m.recall:.3f}), "
+            f"median trace correlation {m.median_trace_corr:.3f}",
+        )
         acc = results.accepted()
         if acc is not None:
-            ma = match_components(est.footprints(acc), syn.footprints, found_traces=est.C[acc],
-                                  true_traces=syn.traces)
-            lines.insert(-1, f"accepted by evaluation ({len(acc)}): F1 {ma.f1:.3f} (precision {ma.precision:.3f}, "
-                             f"recall {ma.recall:.3f})")
+            ma = match_components(
+                est.footprints(acc), syn.footprints, found_traces=est.C[acc], true_traces=syn.traces
+            )
+            lines.insert(
+                -1,
+                f"accepted by evaluation ({len(acc)}): F1 {ma.f1:.3f} (precision {ma.precision:.3f}, "
+                f"recall {ma.recall:.3f})",
+            )
     return "\n".join(lines)
 
 
@@ -116,7 +144,10 @@ def open_demo_viewer(shape: tuple[int, int, int] = (300, 256, 256), *, run: bool
     syn = make_demo_movie(shape)
     viewer = napari.Viewer(title="napari-caiman demo")
     viewer.add_image(syn.movie, name="demo movie", contrast_limits=_contrast(syn.movie))
-    docks = [viewer.window.add_plugin_dock_widget("napari-caiman", name, tabify=True)[0] for name in DEMO_WIDGETS]
+    docks = [
+        viewer.window.add_plugin_dock_widget("napari-caiman", name, tabify=True)[0]
+        for name in DEMO_WIDGETS
+    ]
     from qtpy.QtCore import QTimer
 
     QTimer.singleShot(0, docks[0].raise_)  # start on the first step, once the tabs exist

@@ -56,15 +56,20 @@ def _child(batch_class: type, batch_path: str, cache_dir: str, name: str, conn: 
             conn.close()
 
 
-def iter_item_in_process(batch: Any, name: str, prefix: str,
-                         cancelled: Callable[[], bool]) -> Generator[Progress, None, None]:
+def iter_item_in_process(
+    batch: Any, name: str, prefix: str, cancelled: Callable[[], bool]
+) -> Generator[Progress, None, None]:
     """Run item ``name`` of ``batch`` in a child process; yields its progress
     (stage prefixed by ``prefix``), at least every :data:`HEARTBEAT_S`.
     ``cancelled()`` turning true, or closing this generator, cancels the item."""
     ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads (Qt, BLAS)
     here, there = ctx.Pipe()
-    proc = ctx.Process(target=_child, args=(type(batch), str(batch.path), str(batch.cache.root), name, there),
-                       name=f"napari-caiman item {name}", daemon=True)
+    proc = ctx.Process(
+        target=_child,
+        args=(type(batch), str(batch.path), str(batch.cache.root), name, there),
+        name=f"napari-caiman item {name}",
+        daemon=True,
+    )
     proc.start()
     there.close()
     last = Progress(f"{prefix}: starting", 0, 1)
@@ -111,5 +116,10 @@ def _settle(batch: Any, name: str, exitcode: int | None) -> None:
     if exitcode in (0, None) or exitcode < 0 and -exitcode == 15:  # terminated after a cancel
         batch.mark(item, status="cancelled", finished=time.time(), runner={}, error="cancelled")
     else:
-        batch.mark(item, status="failed", finished=time.time(), runner={},
-                   error=f"the process running it died (exit code {exitcode})")
+        batch.mark(
+            item,
+            status="failed",
+            finished=time.time(),
+            runner={},
+            error=f"the process running it died (exit code {exitcode})",
+        )

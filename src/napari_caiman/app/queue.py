@@ -58,9 +58,18 @@ class QueueRunner:
         interpreter lock nor its process with the engine.
     """
 
-    def __init__(self, batch: Any, *, scheduler: str | None = None, client: Any = None,
-                 n_parallel: int | None = None, patches_on_cluster: bool | None = None,
-                 follow: bool = False, isolate: bool = False, poll: float = 0.5) -> None:
+    def __init__(
+        self,
+        batch: Any,
+        *,
+        scheduler: str | None = None,
+        client: Any = None,
+        n_parallel: int | None = None,
+        patches_on_cluster: bool | None = None,
+        follow: bool = False,
+        isolate: bool = False,
+        poll: float = 0.5,
+    ) -> None:
         self.batch = batch
         self.scheduler = scheduler
         self.client = client
@@ -130,8 +139,9 @@ class QueueRunner:
             with self._lock:
                 self._active = False
 
-    def run(self, names: Sequence[str] | None = None,
-            progress: Callable[[Progress], Any] | None = None) -> dict:
+    def run(
+        self, names: Sequence[str] | None = None, progress: Callable[[Progress], Any] | None = None
+    ) -> dict:
         """Blocking :meth:`iter_run`; Ctrl-C (also in ``progress``) reaches the running items,
         which go back to the queue."""
         from ..engine.progress import run
@@ -166,7 +176,9 @@ class QueueRunner:
                 name, left = todo[len(ran)], len(todo) - len(ran) - 1
             ran.append(name)
             if name not in batch.names or (
-                not self.follow and batch.item(name).status == "cancelled" and before[name] != "cancelled"
+                not self.follow
+                and batch.item(name).status == "cancelled"
+                and before[name] != "cancelled"
             ):
                 continue  # removed or cancelled (Batch.cancel, e.g. from another thread) meanwhile
             prefix = f"{name} ({len(ran)}/{len(ran) + left})"
@@ -189,7 +201,9 @@ class QueueRunner:
                 except StopIteration:
                     break
                 yield Progress(f"{prefix}: {p.stage}", p.done, p.total, p.message)
-        except KeyboardInterrupt:  # raised here or in the caller: the item learns it was interrupted
+        except (
+            KeyboardInterrupt
+        ):  # raised here or in the caller: the item learns it was interrupted
             with contextlib.suppress(BaseException):
                 gen.throw(KeyboardInterrupt())
             raise
@@ -204,8 +218,9 @@ class QueueRunner:
 
         self._set_running([name])
         try:
-            yield from iter_item_in_process(self.batch, name, prefix,
-                                            lambda: name in self._cancel or self._stop.is_set())
+            yield from iter_item_in_process(
+                self.batch, name, prefix, lambda: name in self._cancel or self._stop.is_set()
+            )
         finally:
             with self._lock:
                 self._cancel.discard(name)
@@ -219,10 +234,18 @@ class QueueRunner:
             yield Progress(f"connecting to Dask ({self.scheduler or 'local'})", 0, 1)
             client, cluster = connect(self.scheduler)
         try:
-            return (yield from iter_run_on_dask(
-                self.batch, names, client=client, n_parallel=self.n_parallel,
-                patches_on_cluster=self.patches_on_cluster, poll=self.poll,
-                stopped=self._stop.is_set, on_running=self._set_running))
+            return (
+                yield from iter_run_on_dask(
+                    self.batch,
+                    names,
+                    client=client,
+                    n_parallel=self.n_parallel,
+                    patches_on_cluster=self.patches_on_cluster,
+                    poll=self.poll,
+                    stopped=self._stop.is_set,
+                    on_running=self._set_running,
+                )
+            )
         finally:
             if cluster is not None or self.client is None:
                 client.close()

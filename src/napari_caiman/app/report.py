@@ -32,10 +32,8 @@ class ProgressPrinter:
             elapsed = time.perf_counter() - self._t0
             print(f"[{elapsed:7.1f} s] {p}", file=self.stream, flush=True)
 
-
     def close(self) -> None:
         pass
-
 
 
 class ProgressBar:
@@ -53,8 +51,14 @@ class ProgressBar:
         if p.stage != self._stage or self._bar is None:
             self.close()
             self._stage = p.stage
-            self._bar = tqdm(total=max(p.total, 1), desc=p.stage, file=self.stream, leave=True,
-                             dynamic_ncols=True, mininterval=0.2)
+            self._bar = tqdm(
+                total=max(p.total, 1),
+                desc=p.stage,
+                file=self.stream,
+                leave=True,
+                dynamic_ncols=True,
+                mininterval=0.2,
+            )
         bar = self._bar
         if max(p.total, 1) != bar.total:
             bar.total = max(p.total, 1)
@@ -68,7 +72,6 @@ class ProgressBar:
             self._bar = None
 
 
-
 def make_progress(quiet: bool = False, stream: Any = None) -> Any:
     """The CLI's progress reporter: a tqdm bar per stage when ``stream``
     (stderr) is a terminal, else plain lines (logs, pipes); nothing if quiet."""
@@ -78,8 +81,9 @@ def make_progress(quiet: bool = False, stream: Any = None) -> Any:
     return ProgressPrinter(stream, quiet=quiet)
 
 
-
-def summarize(results: Any, elapsed: float | None = None, *, timings: bool | dict[str, float] = True) -> str:
+def summarize(
+    results: Any, elapsed: float | None = None, *, timings: bool | dict[str, float] = True
+) -> str:
     """A few lines describing a run, for the terminal.
 
     ``timings``: True to show the recorded step times (a run that just
@@ -90,8 +94,10 @@ def summarize(results: Any, elapsed: float | None = None, *, timings: bool | dic
 
     dims = tuple(results.dims)
     axes = "Y, X" if len(dims) == 2 else "Z, Y, X"
-    lines = [f"frame shape: {dims} (array order {axes}; CaImAn's dims (rows, cols"
-             f"{'' if len(dims) == 2 else ', planes'}) = {caiman_dims(dims)})"]
+    lines = [
+        f"frame shape: {dims} (array order {axes}; CaImAn's dims (rows, cols"
+        f"{'' if len(dims) == 2 else ', planes'}) = {caiman_dims(dims)})"
+    ]
     times = results.provenance.get("timings", {}) if timings is True else (timings or {})
     fr_note = results.provenance.get("fr_source")
     if fr_note:
@@ -116,9 +122,11 @@ def summarize(results: Any, elapsed: float | None = None, *, timings: bool | dic
         if accepted is not None:
             n_manual = 0 if results.curation is None else results.curation.n_decisions
             timing = times.get("evaluate")
-            lines.append(f"evaluation: {len(accepted)} accepted, {e.A.shape[1] - len(accepted)} rejected"
-                         + (f" ({n_manual} manual decisions)" if n_manual else "")
-                         + (f" in {timing:.1f} s" if timing else ""))
+            lines.append(
+                f"evaluation: {len(accepted)} accepted, {e.A.shape[1] - len(accepted)} rejected"
+                + (f" ({n_manual} manual decisions)" if n_manual else "")
+                + (f" in {timing:.1f} s" if timing else "")
+            )
     if elapsed is not None:
         lines.append(f"total: {elapsed:.1f} s")
     return "\n".join(lines)

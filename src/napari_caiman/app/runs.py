@@ -32,6 +32,7 @@ from ..engine.progress import Progress
 
 # --- motion cache ----------------------------------------------------------------
 
+
 @dataclass
 class CacheInfo:
     """What a :meth:`MotionCache.lookup` found: the key, and whether it was a hit."""
@@ -94,8 +95,9 @@ class MotionCache:
         return (e / self.CORRECTED).is_file() and (e / self.META).is_file()
 
     # use ------------------------------------------------------------------------
-    def iter_motion(self, source: Any, movie: Any, params: Any, executor: Any = None
-                    ) -> Generator[Progress, None, tuple[Any, CacheInfo]]:
+    def iter_motion(
+        self, source: Any, movie: Any, params: Any, executor: Any = None
+    ) -> Generator[Progress, None, tuple[Any, CacheInfo]]:
         """Motion step through the cache: reuse an entry or compute and store it.
 
         Returns ``(MotionStepResult, CacheInfo)``; the result's corrected movie
@@ -112,7 +114,9 @@ class MotionCache:
         tmp = self.root / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
         tmp.mkdir()
         try:
-            step = yield from iter_motion_step(movie, params, out=tmp / self.CORRECTED, executor=executor)
+            step = yield from iter_motion_step(
+                movie, params, out=tmp / self.CORRECTED, executor=executor
+            )
             self._write_meta(tmp / self.META, step)
             timings = step.timings
             del step  # release the memmap before the folder is renamed
@@ -158,14 +162,22 @@ class MotionCache:
         corrected = np.load(e / self.CORRECTED, mmap_mode="r")
         grid = d.get("patch_grid_shape")
         motion = MotionResult(
-            corrected=corrected, template=d["template"], shifts_rig=d["shifts_rig"],
-            shifts_els=d.get("shifts_els"), patch_bounds=d.get("patch_bounds"),
+            corrected=corrected,
+            template=d["template"],
+            shifts_rig=d["shifts_rig"],
+            shifts_els=d.get("shifts_els"),
+            patch_bounds=d.get("patch_bounds"),
             patch_grid_shape=None if grid is None else tuple(int(g) for g in np.ravel(grid)),
-            metrics={k: d[k] for k in ("corr_raw", "corr_corrected", "crispness_raw", "crispness_corrected")},
+            metrics={
+                k: d[k]
+                for k in ("corr_raw", "corr_corrected", "crispness_raw", "crispness_corrected")
+            },
             params=params,
         )
         summary = SummaryImages(mean=s["mean"], max=s["max"], std=s["std"], corr=s.get("corr"))
-        return MotionStepResult(motion=motion, summary=summary, timings={"motion": 0.0, "summary": 0.0})
+        return MotionStepResult(
+            motion=motion, summary=summary, timings={"motion": 0.0, "summary": 0.0}
+        )
 
     # housekeeping -----------------------------------------------------------------
     def size_bytes(self) -> int:
@@ -173,15 +185,20 @@ class MotionCache:
         if not self.root.is_dir():
             return 0
         if self.owned is not None:
-            return sum(p.stat().st_size for e in self.entries() for p in e.rglob("*") if p.is_file())
+            return sum(
+                p.stat().st_size for e in self.entries() for p in e.rglob("*") if p.is_file()
+            )
         return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
 
     def entries(self) -> list[Path]:
         if not self.root.is_dir():
             return []
         keys = None if self.owned is None else set(self.owned())
-        return sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
-                      and (keys is None or p.name in keys))
+        return sorted(
+            p
+            for p in self.root.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (keys is None or p.name in keys)
+        )
 
     def clear(self) -> int:
         """Delete every entry (and leftovers; with ``owned``: only the owned
@@ -202,6 +219,7 @@ class MotionCache:
 
 
 # --- one run ---------------------------------------------------------------------
+
 
 def check_output_path(output: str | os.PathLike, argument: str = "--output") -> Path:
     output = Path(output)
@@ -264,9 +282,13 @@ def iter_pipeline(
         params = CaimanParams.from_dict(params)
     output = check_output_path(output)
     if "evaluate" in steps and "cnmf" not in steps:
-        raise InputError("--steps", "'evaluate' needs 'cnmf' in the same run (or use `napari-caiman evaluate`)")
+        raise InputError(
+            "--steps", "'evaluate' needs 'cnmf' in the same run (or use `napari-caiman evaluate`)"
+        )
     if save_movie is not None and cache is not None:
-        raise InputError("save_movie", "give either a path for the corrected movie or a motion cache, not both")
+        raise InputError(
+            "save_movie", "give either a path for the corrected movie or a motion cache, not both"
+        )
     source = movie_paths if isinstance(movie_paths, (str, os.PathLike)) else list(movie_paths)
     if isinstance(source, list) and len(source) == 1:
         source = source[0]
@@ -285,16 +307,25 @@ def iter_pipeline(
             params = params.copy().update({"fr": round(found[0], 6)})
             extra["fr_source"] = f"from the movie's {found[1]}"
         else:
-            extra["fr_source"] = (f"default: the movie's metadata holds no frame rate; "
-                                  f"give the real one with --set fr=... if it is not {params['fr']:g} Hz")
+            extra["fr_source"] = (
+                f"default: the movie's metadata holds no frame rate; "
+                f"give the real one with --set fr=... if it is not {params['fr']:g} Hz"
+            )
     # the memory budget is fixed once, at the start, for every step
     from ..engine.preflight import check_run, corrected_on_disk
 
     bud = budget(params)
     params = params.copy().update({"memory_limit": bud.limit})
     temp_movie = None
-    cluster = hasattr(executor, "scatter")  # a dask.distributed.Client: workers share files, not memory
-    if "motion" in steps and save_movie is None and cache is None and (cluster or corrected_on_disk(movie.shape, bud)):
+    cluster = hasattr(
+        executor, "scatter"
+    )  # a dask.distributed.Client: workers share files, not memory
+    if (
+        "motion" in steps
+        and save_movie is None
+        and cache is None
+        and (cluster or corrected_on_disk(movie.shape, bud))
+    ):
         # the corrected movie does not fit the budget (or cluster workers write it):
         # a temporary file next to the results
         temp_movie = output.with_name(f".{output.stem}.corrected.{uuid.uuid4().hex[:8]}.tmp.npy")
@@ -302,12 +333,32 @@ def iter_pipeline(
         from ..io.shared import MovieFile
 
         movie = MovieFile(source, params["var_name_hdf5"], movie=movie)
-    check_run(movie.shape, steps, params, bud,
-              movie_out=save_movie or temp_movie or (cache.root if cache is not None else None), output=output)
+    check_run(
+        movie.shape,
+        steps,
+        params,
+        bud,
+        movie_out=save_movie or temp_movie or (cache.root if cache is not None else None),
+        output=output,
+    )
     try:
-        return (yield from _iter_run(source, movie, input_shape, input_dtype, started, steps=steps, output=output,
-                                     params=params, save_movie=save_movie or temp_movie, keep_movie=temp_movie is None,
-                                     cache=cache, executor=executor, extra=extra))
+        return (
+            yield from _iter_run(
+                source,
+                movie,
+                input_shape,
+                input_dtype,
+                started,
+                steps=steps,
+                output=output,
+                params=params,
+                save_movie=save_movie or temp_movie,
+                keep_movie=temp_movie is None,
+                cache=cache,
+                executor=executor,
+                extra=extra,
+            )
+        )
     finally:
         if temp_movie is not None:
             if cluster:  # workers keep the file open (memmap) otherwise
@@ -319,8 +370,22 @@ def iter_pipeline(
                 temp_movie.unlink()
 
 
-def _iter_run(source, movie, input_shape, input_dtype, started, *, steps, output, params, save_movie, keep_movie,
-              cache, executor, extra):
+def _iter_run(
+    source,
+    movie,
+    input_shape,
+    input_dtype,
+    started,
+    *,
+    steps,
+    output,
+    params,
+    save_movie,
+    keep_movie,
+    cache,
+    executor,
+    extra,
+):
     """The steps as a loop over one :class:`~.session.Session`, then the results saved."""
     from .session import Session
 
@@ -328,13 +393,16 @@ def _iter_run(source, movie, input_shape, input_dtype, started, *, steps, output
     cluster = executor if hasattr(executor, "scatter") else None
     ran_on: dict[str, list] = {}
     if "motion" in steps:
-        step = yield from session.iter_motion(out=None if cache is not None else save_movie, executor=cluster,
-                                              cache=cache)
+        step = yield from session.iter_motion(
+            out=None if cache is not None else save_movie, executor=cluster, cache=cache
+        )
         corrected_file = session.corrected_path
         if cache is None:
             corrected_file = str(Path(save_movie).resolve()) if save_movie else None
             session.corrected_path = corrected_file if keep_movie else None
-        if session.corrected_path is not None:  # what `napari-caiman evaluate --movie` checks a movie against
+        if (
+            session.corrected_path is not None
+        ):  # what `napari-caiman evaluate --movie` checks a movie against
             from ..io.provenance import file_fingerprint
 
             extra["corrected_files"] = [file_fingerprint(session.corrected_path)]

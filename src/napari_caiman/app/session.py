@@ -89,7 +89,9 @@ class Session:
     provenance, timings : dict
     """
 
-    def __init__(self, movie: Any, params: Any = None, *, source: Any = None, name: str | None = None) -> None:
+    def __init__(
+        self, movie: Any, params: Any = None, *, source: Any = None, name: str | None = None
+    ) -> None:
         self.events = SessionEvents()
         self.movie = movie
         self.source = source
@@ -98,7 +100,9 @@ class Session:
         if shape is None:
             raise InputError("movie", f"expected an array, got {type(movie).__name__}")
         self.shape = tuple(int(s) for s in shape)
-        self.params: CaimanParams = for_movie(params if params is not None else CaimanParams.defaults(), self.shape)
+        self.params: CaimanParams = for_movie(
+            params if params is not None else CaimanParams.defaults(), self.shape
+        )
         self.motion: Any = None
         self.summary: Any = None
         self.corrected: Any = None
@@ -113,11 +117,15 @@ class Session:
 
     # construction -----------------------------------------------------------------
     @classmethod
-    def open(cls, source: str | os.PathLike | Sequence[str | os.PathLike], params: Any = None) -> Session:
+    def open(
+        cls, source: str | os.PathLike | Sequence[str | os.PathLike], params: Any = None
+    ) -> Session:
         """A session of the movie in file(s) ``source`` (opened lazily where the format allows)."""
         from ..io.movie import open_movie
 
-        params = CaimanParams.from_dict(params or {}) if not isinstance(params, CaimanParams) else params
+        params = (
+            CaimanParams.from_dict(params or {}) if not isinstance(params, CaimanParams) else params
+        )
         if not isinstance(source, (str, os.PathLike)):
             source = list(source)
             if len(source) == 1:
@@ -137,7 +145,9 @@ class Session:
         s.motion, s.estimates, s.metrics = results.motion, results.estimates, results.metrics
         s.F_dff, s.curation = results.F_dff, results.curation
         s.provenance = dict(results.provenance or {})
-        s.summary = results.summary  # a SummaryRecord (a CaImAn file may hold only the correlation image)
+        s.summary = (
+            results.summary
+        )  # a SummaryRecord (a CaImAn file may hold only the correlation image)
         if results.motion is not None:
             s.corrected_path = results.motion.get("corrected_path")
         return s
@@ -177,8 +187,14 @@ class Session:
         self._cnmf_movie = None
 
     # steps ---------------------------------------------------------------------------
-    def iter_motion(self, *, out: str | os.PathLike | None = None, template: Any = None, executor: Any = None,
-                    cache: Any = None) -> Generator[Progress, None, Any]:
+    def iter_motion(
+        self,
+        *,
+        out: str | os.PathLike | None = None,
+        template: Any = None,
+        executor: Any = None,
+        cache: Any = None,
+    ) -> Generator[Progress, None, Any]:
         """Correct motion (and make the summary images); returns the step's result.
 
         ``cache`` (a :class:`~.runs.MotionCache`, with ``source`` set) reuses a
@@ -187,19 +203,26 @@ class Session:
         if cache is not None:
             if self.source is None:
                 raise InputError("cache", "a motion cache needs the movie's file (Session.open)")
-            step, info = yield from cache.iter_motion(self.source, self.movie, self.params, executor=executor)
+            step, info = yield from cache.iter_motion(
+                self.source, self.movie, self.params, executor=executor
+            )
             path = str((info.path / cache.CORRECTED).resolve())
-            self.provenance.update(motion_cache="hit" if info.hit else "miss", motion_cache_key=info.key)
+            self.provenance.update(
+                motion_cache="hit" if info.hit else "miss", motion_cache_key=info.key
+            )
         else:
             from ..engine.pipeline import iter_motion_step
 
-            step = yield from iter_motion_step(self.movie, self.params, out=out, template=template,
-                                               executor=executor)
+            step = yield from iter_motion_step(
+                self.movie, self.params, out=out, template=template, executor=executor
+            )
             path = str(Path(out).resolve()) if out is not None else None
         self.take_motion(step, path=path)
         return step
 
-    def take_motion(self, step: Any, *, params: Any = None, path: str | os.PathLike | None = None) -> None:
+    def take_motion(
+        self, step: Any, *, params: Any = None, path: str | os.PathLike | None = None
+    ) -> None:
         """Take a motion step's result computed elsewhere (a dock's worker): what
         came after the old one is dropped; announced on ``events.motion``.
 
@@ -207,7 +230,9 @@ class Session:
         the corrected movie was saved.
         """
         if params is not None:
-            self.params = params if isinstance(params, CaimanParams) else CaimanParams.from_dict(params)
+            self.params = (
+                params if isinstance(params, CaimanParams) else CaimanParams.from_dict(params)
+            )
         self._drop_after_motion()
         self.motion, self.summary = step.motion, step.summary
         self.corrected = step.motion.corrected
@@ -215,15 +240,18 @@ class Session:
         self.timings.update(step.timings)
         self.events.motion.emit(self)
 
-    def iter_cnmf(self, seeds: Any = None, *, executor: Any = None) -> Generator[Progress, None, Any]:
+    def iter_cnmf(
+        self, seeds: Any = None, *, executor: Any = None
+    ) -> Generator[Progress, None, Any]:
         """CNMF on :meth:`cnmf_movie`; ``seeds`` (footprints, (K, *frame) or
         (pixels, K)) skip the initialization. Metrics and curation are dropped."""
         from ..engine.pipeline import iter_cnmf_step
 
         # the motion step's images when complete (a file's may hold only "corr": computed again)
         summary = self.summary if getattr(self.summary, "std", None) is not None else None
-        step = yield from iter_cnmf_step(self.cnmf_movie(), self.params, Ain=seeds, summary=summary,
-                                         executor=executor)
+        step = yield from iter_cnmf_step(
+            self.cnmf_movie(), self.params, Ain=seeds, summary=summary, executor=executor
+        )
         self.take_cnmf(step)
         return step
 
@@ -234,7 +262,9 @@ class Session:
         ``params``: the parameters it ran with (kept as given).
         """
         if params is not None:
-            self.params = params if isinstance(params, CaimanParams) else CaimanParams.from_dict(params)
+            self.params = (
+                params if isinstance(params, CaimanParams) else CaimanParams.from_dict(params)
+            )
         self.estimates, self.summary = step.estimates, step.summary
         self.metrics = self.F_dff = self.curation = None
         self.timings.update(step.timings)
@@ -246,7 +276,9 @@ class Session:
 
         if self.estimates is None:
             raise StateError("session", "no CNMF components to evaluate: run CNMF first")
-        step = yield from iter_evaluate_step(self.cnmf_movie(), self.estimates, self.params, executor=executor)
+        step = yield from iter_evaluate_step(
+            self.cnmf_movie(), self.estimates, self.params, executor=executor
+        )
         self.metrics, self.F_dff = step.metrics, step.F_dff
         self.timings.update(step.timings)
         self.events.evaluated.emit(self)
@@ -265,7 +297,9 @@ class Session:
         self.events.evaluated.emit(self)
         return acc
 
-    def iter_refit(self, painted: Any = None, *, executor: Any = None) -> Generator[Progress, None, Any]:
+    def iter_refit(
+        self, painted: Any = None, *, executor: Any = None
+    ) -> Generator[Progress, None, Any]:
         """Seeded CNMF from the accepted footprints' support (plus ``painted``
         masks, (n, *frame) bool); manual decisions follow the footprints
         (:func:`~napari_caiman.engine.curation.transfer_curation`), the metrics
@@ -281,7 +315,9 @@ class Session:
         manual = None if self.curation is None else self.curation.manual
         step = yield from self.iter_cnmf(seeds, executor=executor)
         if manual is not None:
-            self.curation = Curation(transfer_curation(old.A, manual, step.estimates.A, step.estimates.dims))
+            self.curation = Curation(
+                transfer_curation(old.A, manual, step.estimates.A, step.estimates.dims)
+            )
             self.events.curation.emit(self)
         return step
 
@@ -312,9 +348,17 @@ class Session:
         if summary is not None and not isinstance(summary, SummaryRecord):
             summary = summary_to_dict(summary)
         dims = tuple(self.shape[1:])
-        return Results(params=self.params, dims=dims, motion=motion, summary=summary,
-                       provenance=dict(self.provenance), estimates=self.estimates, metrics=self.metrics,
-                       F_dff=self.F_dff, curation=self.curation)
+        return Results(
+            params=self.params,
+            dims=dims,
+            motion=motion,
+            summary=summary,
+            provenance=dict(self.provenance),
+            estimates=self.estimates,
+            metrics=self.metrics,
+            F_dff=self.F_dff,
+            curation=self.curation,
+        )
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the results file (atomically); announced on ``events.saved``."""
@@ -324,8 +368,15 @@ class Session:
         self.events.saved.emit(self, str(out))
         return out
 
-    def export(self, *, nwb: Any = None, csv: Any = None, masks: Any = None, all_components: bool = False,
-               **nwb_kw: Any) -> list[Any]:
+    def export(
+        self,
+        *,
+        nwb: Any = None,
+        csv: Any = None,
+        masks: Any = None,
+        all_components: bool = False,
+        **nwb_kw: Any,
+    ) -> list[Any]:
         """Write the accepted (or all) components as NWB / CSV of traces / TIFF of masks."""
         from ..io import export
 
@@ -338,8 +389,11 @@ class Session:
         fr = float(self.params["fr"])
         written = []
         if nwb:
-            written.append(export.export_nwb(nwb, est, fr=fr, idx=idx, F_dff=self.F_dff, metrics=self.metrics,
-                                             **nwb_kw))
+            written.append(
+                export.export_nwb(
+                    nwb, est, fr=fr, idx=idx, F_dff=self.F_dff, metrics=self.metrics, **nwb_kw
+                )
+            )
         if csv:
             written.append(export.export_csv(csv, np.asarray(est.C)[idx], ids=idx, fr=fr))
         if masks:
@@ -351,10 +405,18 @@ class Session:
         from ..io.provenance import make_provenance
 
         finished = time.time()
-        record: dict[str, Any] = {k: v for k, v in self.provenance.items() if k.startswith("motion_cache")}
-        record.update(steps=list(steps), backend=self.params["backend"], input_shape=list(self.shape),
-                      input_dtype=str(getattr(self.movie, "dtype", "")), started=_iso(started),
-                      finished=_iso(finished), elapsed=finished - started)
+        record: dict[str, Any] = {
+            k: v for k, v in self.provenance.items() if k.startswith("motion_cache")
+        }
+        record.update(
+            steps=list(steps),
+            backend=self.params["backend"],
+            input_shape=list(self.shape),
+            input_dtype=str(getattr(self.movie, "dtype", "")),
+            started=_iso(started),
+            finished=_iso(finished),
+            elapsed=finished - started,
+        )
         record.update(extra)
         self.provenance = make_provenance(self.source, dict(self.timings), **record)
 

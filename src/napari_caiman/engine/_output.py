@@ -89,7 +89,11 @@ class _NpyWriter(_Writer):
         super().__init__(shape, dtype)
         self.path = Path(path)
         self.f = open(path, "wb")
-        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape}
+        header = {
+            "descr": np.lib.format.dtype_to_descr(self.dtype),
+            "fortran_order": False,
+            "shape": self.shape,
+        }
         np.lib.format.write_array_header_2_0(self.f, header)
         self.offset = self.f.tell()
         self.frame_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
@@ -118,7 +122,9 @@ class _TifWriter(_Writer):
         import tifffile
 
         super().__init__(shape, dtype)
-        mm = tifffile.memmap(path, shape=self.shape, dtype=self.dtype, bigtiff=True, photometric="minisblack")
+        mm = tifffile.memmap(
+            path, shape=self.shape, dtype=self.dtype, bigtiff=True, photometric="minisblack"
+        )
         self.offset = int(mm.offset)
         del mm
         self.path = Path(path)
@@ -145,9 +151,12 @@ def disk_full_error(exc: OSError, path: Path) -> BaseException:
 
     if not is_disk_full(exc):
         return exc
-    return DiskFullError("disk", f"no space left on the disk holding {str(path)!r} while writing it "
-                                 f"({format_bytes(free_disk(path))} free); the partial file was removed. "
-                                 "Free some space or write the output to another disk.")
+    return DiskFullError(
+        "disk",
+        f"no space left on the disk holding {str(path)!r} while writing it "
+        f"({format_bytes(free_disk(path))} free); the partial file was removed. "
+        "Free some space or write the output to another disk.",
+    )
 
 
 def _load(path: Path, shape):

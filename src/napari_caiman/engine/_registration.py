@@ -65,11 +65,15 @@ class Spectral:
     the moving frame introduces (0.04 px RMS vs 0.08-0.2 px).
     """
 
-    def __init__(self, shape: tuple[int, ...], zero: tuple[int, ...], ramp: int = 4, keep: float = 1.0):
+    def __init__(
+        self, shape: tuple[int, ...], zero: tuple[int, ...], ramp: int = 4, keep: float = 1.0
+    ):
         self.shape = tuple(int(s) for s in shape)
         self.nd = len(shape)
         self.axes = tuple(range(-self.nd, 0))
-        zero = tuple(min(z, max(0, n // 2 - ramp - 2)) for z, n in zip(zero, self.shape, strict=True))
+        zero = tuple(
+            min(z, max(0, n // 2 - ramp - 2)) for z, n in zip(zero, self.shape, strict=True)
+        )
         self.window = edge_window(self.shape, zero, (ramp,) * self.nd)
         # Only frequencies up to ``keep`` x Nyquist enter the correlation
         # windows (``crop``): a low-pass of the cross-correlation that hardly
@@ -90,15 +94,19 @@ class Spectral:
         if n % 2 == 0:
             w[-1] = 1.0
         self.last_weights = w[self.sel[-1]]
-        self.full = all(len(i) == (n if a < self.nd - 1 else n // 2 + 1)
-                        for a, (i, n) in enumerate(zip(self.sel, self.shape, strict=True)))
+        self.full = all(
+            len(i) == (n if a < self.nd - 1 else n // 2 + 1)
+            for a, (i, n) in enumerate(zip(self.sel, self.shape, strict=True))
+        )
         self._ix = np.ix_(*self.sel)
 
     def crop(self, F: np.ndarray) -> np.ndarray:
         """Keep the frequencies used by :meth:`window_values` ((B, *rfft) -> smaller)."""
         return F if self.full else F[(slice(None), *self._ix)]  # type: ignore[arg-type]
 
-    def prepare(self, x: np.ndarray, window: np.ndarray | None = None, workers: int = 1) -> np.ndarray:
+    def prepare(
+        self, x: np.ndarray, window: np.ndarray | None = None, workers: int = 1
+    ) -> np.ndarray:
         """Mean-subtract, optionally window, rFFT a batch (B, *shape) and keep
         the frequencies used (see :meth:`crop`)."""
         axes = self.axes
@@ -110,7 +118,9 @@ class Spectral:
     def prepare_template(self, x: np.ndarray) -> np.ndarray:
         return self.prepare(x, self.window)
 
-    def window_values(self, P: np.ndarray, grids: list[np.ndarray], offsets: np.ndarray) -> np.ndarray:
+    def window_values(
+        self, P: np.ndarray, grids: list[np.ndarray], offsets: np.ndarray
+    ) -> np.ndarray:
         """Cross-correlation values at positions ``offsets[b] + grid``.
 
         P : (B, *rfft_shape) complex64 cross-power spectra.
@@ -210,7 +220,9 @@ def high_pass(frames: np.ndarray, gsig: tuple[float, ...]) -> np.ndarray:
     for i, f in enumerate(frames):
         f = np.asarray(f, np.float32)
         if nd == 2:
-            g = cv2.GaussianBlur(f, (ks[1], ks[0]), sigmaX=gsig[1], sigmaY=gsig[0], borderType=cv2.BORDER_REFLECT)
+            g = cv2.GaussianBlur(
+                f, (ks[1], ks[0]), sigmaX=gsig[1], sigmaY=gsig[0], borderType=cv2.BORDER_REFLECT
+            )
             m = cv2.blur(f, (ks[1], ks[0]), borderType=cv2.BORDER_REFLECT)
         else:
             g = ndimage.gaussian_filter(f, gsig, truncate=3.0, mode="reflect")
@@ -229,8 +241,15 @@ def bin2(frames: np.ndarray) -> np.ndarray:
     0.031 -> 0.032 px RMS on noisy synthetic movies) for 4x less FFT work."""
     y, x = frames.shape[1] // 2, frames.shape[2] // 2
     out = np.empty((len(frames), y, x), np.float32)
-    for i, f in enumerate(frames):  # OpenCV's area resize (2x2 means): SIMD, 10x numpy's strided sum
-        cv2.resize(np.ascontiguousarray(f[: 2 * y, : 2 * x]), (x, y), dst=out[i], interpolation=cv2.INTER_AREA)
+    for i, f in enumerate(
+        frames
+    ):  # OpenCV's area resize (2x2 means): SIMD, 10x numpy's strided sum
+        cv2.resize(
+            np.ascontiguousarray(f[: 2 * y, : 2 * x]),
+            (x, y),
+            dst=out[i],
+            interpolation=cv2.INTER_AREA,
+        )
     return out
 
 
@@ -244,7 +263,9 @@ def patch_starts(n: int, size: int, stride: int) -> np.ndarray:
     return np.asarray(starts)
 
 
-def field_weights(n: int, centers: np.ndarray, upsample: int, extrapolate: bool = True) -> np.ndarray:
+def field_weights(
+    n: int, centers: np.ndarray, upsample: int, extrapolate: bool = True
+) -> np.ndarray:
     """(n, len(centers)) weights that interpolate values at patch ``centers`` to
     every pixel: a cubic (or lower) spline evaluated on a grid ``upsample``
     times finer than the patch grid, then linear to the pixels; continued
@@ -274,11 +295,18 @@ def field_weights(n: int, centers: np.ndarray, upsample: int, extrapolate: bool 
 class PatchGrid:
     """Overlapping patches over a frame and the interpolation back to pixels."""
 
-    def __init__(self, frame_shape, strides, overlaps, upsample_grid, pad, taper=4, keep=0.5, binning=1):
+    def __init__(
+        self, frame_shape, strides, overlaps, upsample_grid, pad, taper=4, keep=0.5, binning=1
+    ):
         self.frame_shape = tuple(frame_shape)
         self.nd = len(frame_shape)
-        self.size = tuple(min(s + o, n) for s, o, n in zip(strides, overlaps, frame_shape, strict=True))
-        self.starts = [patch_starts(n, sz, st) for n, sz, st in zip(frame_shape, self.size, strides, strict=True)]
+        self.size = tuple(
+            min(s + o, n) for s, o, n in zip(strides, overlaps, frame_shape, strict=True)
+        )
+        self.starts = [
+            patch_starts(n, sz, st)
+            for n, sz, st in zip(frame_shape, self.size, strides, strict=True)
+        ]
         self.grid_shape = tuple(len(s) for s in self.starts)
         # estimation may run on frames binned ``binning`` x in y/x: patch
         # geometry there (``bsize``, ``bstarts``); output geometry stays full
@@ -291,14 +319,19 @@ class PatchGrid:
         # wrap-around for |shift| <= pad, and no template content lost.
         self.pad = tuple(int(p) for p in pad)
         self.fft_shape = tuple(
-            sfft.next_fast_len(sz + 2 * p, real=True) for sz, p in zip(self.bsize, self.pad, strict=True)
+            sfft.next_fast_len(sz + 2 * p, real=True)
+            for sz, p in zip(self.bsize, self.pad, strict=True)
         )
         self.spec = Spectral(self.fft_shape, (0,) * self.nd, keep=keep)
-        self.fwin = edge_window(self.bsize, (0,) * self.nd, tuple(min(taper, sz // 4) for sz in self.bsize))
+        self.fwin = edge_window(
+            self.bsize, (0,) * self.nd, tuple(min(taper, sz // 4) for sz in self.bsize)
+        )
         centers = [s + (sz - 1) / 2.0 for s, sz in zip(self.starts, self.size, strict=True)]
         # in-plane (y, x): linear beyond the outer centres; along z (3D, axis 0): constant
-        self.weights = [field_weights(n, c, upsample_grid, extrapolate=not (self.nd == 3 and a == 0))
-                        for a, (n, c) in enumerate(zip(frame_shape, centers, strict=True))]
+        self.weights = [
+            field_weights(n, c, upsample_grid, extrapolate=not (self.nd == 3 and a == 0))
+            for a, (n, c) in enumerate(zip(frame_shape, centers, strict=True))
+        ]
         b = np.empty((self.n_patches, self.nd, 2), np.int64)
         mesh = np.meshgrid(*self.starts, indexing="ij")
         for a in range(self.nd):
@@ -308,7 +341,9 @@ class PatchGrid:
 
     def extract(self, frames: np.ndarray) -> np.ndarray:
         """(B, *binned frame) -> (B * n_patches, *bsize) copies."""
-        v = np.lib.stride_tricks.sliding_window_view(frames, self.bsize, axis=tuple(range(1, self.nd + 1)))
+        v = np.lib.stride_tricks.sliding_window_view(
+            frames, self.bsize, axis=tuple(range(1, self.nd + 1))
+        )
         idx = np.ix_(*self.bstarts)
         return v[(slice(None), *idx)].reshape(-1, *self.bsize)
 
@@ -318,17 +353,29 @@ class PatchGrid:
         p = self.extract(frames)
         axes = tuple(range(1, self.nd + 1))
         p = (p - p.mean(axis=axes, keepdims=True, dtype=np.float32)) * self.fwin
-        return self.spec.crop(sfft.rfftn(p, s=self.fft_shape, axes=axes, workers=1).astype(np.complex64, copy=False))
+        return self.spec.crop(
+            sfft.rfftn(p, s=self.fft_shape, axes=axes, workers=1).astype(np.complex64, copy=False)
+        )
 
     def prepare_template(self, template: np.ndarray) -> np.ndarray:
         """(*frame) -> (n_patches, *rfft(fft_shape)): template regions around
         each patch, padded by ``pad`` (zeros beyond the frame, after mean
         subtraction)."""
         t = template - template.mean()
-        tp = np.pad(t, [(p, max(p, f - s - p)) for p, f, s in zip(self.pad, self.fft_shape, self.bsize, strict=True)])
+        tp = np.pad(
+            t,
+            [
+                (p, max(p, f - s - p))
+                for p, f, s in zip(self.pad, self.fft_shape, self.bsize, strict=True)
+            ],
+        )
         v = np.lib.stride_tricks.sliding_window_view(tp, self.fft_shape)
         v = v[np.ix_(*self.bstarts)].reshape(-1, *self.fft_shape)
-        return self.spec.crop(sfft.rfftn(v, axes=tuple(range(1, self.nd + 1)), workers=1).astype(np.complex64, copy=False))
+        return self.spec.crop(
+            sfft.rfftn(v, axes=tuple(range(1, self.nd + 1)), workers=1).astype(
+                np.complex64, copy=False
+            )
+        )
 
     def field(self, grid_vals: np.ndarray) -> np.ndarray:
         """(B, *grid_shape) patch values -> (B, *frame_shape) smooth field."""
@@ -339,7 +386,9 @@ class PatchGrid:
             a = a.reshape(B, ny, -1).transpose(1, 0, 2).reshape(ny, -1)  # (ny, B*X)
             return (wy @ a).reshape(wy.shape[0], B, -1).transpose(1, 0, 2)
         wz, wy, wx = self.weights
-        return np.einsum("zi,yj,xk,bijk->bzyx", wz, wy, wx, grid_vals, optimize=True).astype(np.float32)
+        return np.einsum("zi,yj,xk,bijk->bzyx", wz, wy, wx, grid_vals, optimize=True).astype(
+            np.float32
+        )
 
 
 # ----------------------------------------------------------------------------- application
@@ -370,7 +419,9 @@ def shift_rigid(frames: np.ndarray, shifts: np.ndarray, border_nan=True) -> np.n
         for i in range(B):
             sy, sx = float(shifts[i, 0]), float(shifts[i, 1])
             M = np.array([[1.0, 0.0, sx], [0.0, 1.0, sy]])
-            cv2.warpAffine(frames[i], M, (X, Y), dst=out[i], flags=cv2.INTER_CUBIC, borderMode=bmode)
+            cv2.warpAffine(
+                frames[i], M, (X, Y), dst=out[i], flags=cv2.INTER_CUBIC, borderMode=bmode
+            )
             if border_nan is True:
                 _nan_border_rigid(out[i], (sy, sx))
         return out
@@ -381,7 +432,9 @@ def shift_rigid(frames: np.ndarray, shifts: np.ndarray, border_nan=True) -> np.n
         M = np.array([[1.0, 0.0, sx], [0.0, 1.0, sy]])
         planes = np.empty((Z, Y, X), np.float32)
         for k in range(Z):
-            cv2.warpAffine(frames[i, k], M, (X, Y), dst=planes[k], flags=cv2.INTER_CUBIC, borderMode=bmode)
+            cv2.warpAffine(
+                frames[i, k], M, (X, Y), dst=planes[k], flags=cv2.INTER_CUBIC, borderMode=bmode
+            )
         if abs(sz) < 1e-6:
             out[i] = planes
         else:
@@ -455,9 +508,9 @@ def _keys(d: np.ndarray) -> np.ndarray:
     d = np.abs(d)
     d2 = d * d
     d3 = d2 * d
-    return np.where(d <= 1, 1.5 * d3 - 2.5 * d2 + 1, np.where(d < 2, -0.5 * d3 + 2.5 * d2 - 4 * d + 2, 0)).astype(
-        np.float32
-    )
+    return np.where(
+        d <= 1, 1.5 * d3 - 2.5 * d2 + 1, np.where(d < 2, -0.5 * d3 + 2.5 * d2 - 4 * d + 2, 0)
+    ).astype(np.float32)
 
 
 def _remap_3d(vol: np.ndarray, field: np.ndarray, base, border_nan) -> np.ndarray:

@@ -37,7 +37,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     if not parent.exists():
         from .errors import InputError
 
-        raise InputError("path", f"folder {str(parent)!r} does not exist (for output {str(path)!r})")
+        raise InputError(
+            "path", f"folder {str(parent)!r} does not exist (for output {str(path)!r})"
+        )
     tmp = temp_name(path)
     try:
         yield tmp

@@ -48,7 +48,9 @@ class NanFilled:
         key = key if isinstance(key, tuple) else (key,)
         if len(key) > self.ndim or not all(isinstance(k, (int, np.integer, slice)) for k in key):
             # arbitrary keys: prepare whole frames, then index within them
-            return self[key[0]][(slice(None),) * (0 if isinstance(key[0], (int, np.integer)) else 1) + key[1:]]
+            return self[key[0]][
+                (slice(None),) * (0 if isinstance(key[0], (int, np.integer)) else 1) + key[1:]
+            ]
         # ints and slices: read only the requested block, then blank the border
         # in the movie's coordinates (a patch, a block of rows, frames)
         from .finite import finite_float32
@@ -121,22 +123,26 @@ def nan_border(movie: Any, *, chunk_bytes: int = 32 << 20) -> tuple[int, ...] | 
     border = [0] * nd
     found = False
     for t0 in range(0, shape[0], step):
-        chunk = np.isnan(np.asarray(movie[t0:t0 + step]))
+        chunk = np.isnan(np.asarray(movie[t0 : t0 + step]))
         if not chunk.any():
             continue
         found = True
         whole = chunk.reshape(len(chunk), -1).all(axis=1)
         if whole.any():
             raise InputError("movie", f"frame {t0 + int(np.argmax(whole))} is all NaN")
-        best = np.full(chunk.shape, np.iinfo(np.int32).max, np.int32)  # depth of each NaN in a strip
+        best = np.full(
+            chunk.shape, np.iinfo(np.int32).max, np.int32
+        )  # depth of each NaN in a strip
         axis_of = np.full(chunk.shape, -1, np.int8)
         covered = np.zeros(chunk.shape, bool)
         for a in range(nd):
             ax = a + 1
             n = shape[ax]
             m = np.moveaxis(chunk, ax, -1)
-            full = m.all(axis=-1, keepdims=True)  # a line that is all NaN lies in another axis' strip
-            lead = np.argmin(m, axis=-1)[..., None]            # run of NaN from the low edge
+            full = m.all(
+                axis=-1, keepdims=True
+            )  # a line that is all NaN lies in another axis' strip
+            lead = np.argmin(m, axis=-1)[..., None]  # run of NaN from the low edge
             trail = np.argmin(m[..., ::-1], axis=-1)[..., None]  # ... from the high edge
             i = np.arange(n)
             in_run = m & ((i < lead) | (i >= n - trail)) & ~full
@@ -150,8 +156,11 @@ def nan_border(movie: Any, *, chunk_bytes: int = 32 << 20) -> tuple[int, ...] | 
         stray = chunk & ~covered
         if stray.any():
             frame = t0 + int(np.argmax(stray.reshape(len(chunk), -1).any(axis=1)))
-            raise InputError("movie", f"contains NaN away from the frame edges (first in frame {frame}); "
-                                      "only the borders left by motion correction may be NaN")
+            raise InputError(
+                "movie",
+                f"contains NaN away from the frame edges (first in frame {frame}); "
+                "only the borders left by motion correction may be NaN",
+            )
         for a in range(nd):
             sel = axis_of == a
             if sel.any():
@@ -192,7 +201,11 @@ def movie_for_cnmf(movie: Any, *, motion: Any = None, border_nan: Any = None) ->
         shifts = _motion_attr(motion, "shifts_rig")
         from types import SimpleNamespace
 
-        return NanFilled(movie, motion_border(SimpleNamespace(shifts_rig=shifts,
-                                                              shifts_els=_motion_attr(motion, "shifts_els"))))
+        return NanFilled(
+            movie,
+            motion_border(
+                SimpleNamespace(shifts_rig=shifts, shifts_els=_motion_attr(motion, "shifts_els"))
+            ),
+        )
     border = nan_border(movie)
     return movie if border is None else NanFilled(movie, border)

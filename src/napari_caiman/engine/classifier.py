@@ -35,10 +35,25 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["FEATURES", "component_features", "Classifier", "train_classifier", "default_model_path",
-           "labels_from_curation"]
+__all__ = [
+    "FEATURES",
+    "component_features",
+    "Classifier",
+    "train_classifier",
+    "default_model_path",
+    "labels_from_curation",
+]
 
-FEATURES = ("log_snr", "r_value", "solidity", "n_pieces", "log_area_ratio", "log_size", "skewness", "active")
+FEATURES = (
+    "log_snr",
+    "r_value",
+    "solidity",
+    "n_pieces",
+    "log_area_ratio",
+    "log_size",
+    "skewness",
+    "active",
+)
 FORMAT = "napari-caiman-classifier"
 
 
@@ -67,15 +82,32 @@ def component_features(metrics: Any, estimates: Any, gSig: Any = (4, 4)) -> np.n
         sm = shape_metrics(estimates.A, estimates.dims, gSig)
         sol, pcs, ar = sm.solidity, sm.n_pieces, sm.area_ratio
     else:
-        sol, pcs, ar = (np.asarray(v, float) for v in (metrics.solidity, metrics.n_pieces, metrics.area_ratio))
+        sol, pcs, ar = (
+            np.asarray(v, float) for v in (metrics.solidity, metrics.n_pieces, metrics.area_ratio)
+        )
     size = np.asarray(metrics.size, float)
     C = np.asarray(estimates.C, float)
     raw = C + np.asarray(estimates.YrA, float) if estimates.YrA is not None else C
     skew = _skew(raw) if K else np.zeros(0)
     S = np.asarray(estimates.S, float) if estimates.S is not None and np.size(estimates.S) else C
-    active = (S > 1e-6 * np.maximum(S.max(axis=1, keepdims=True), 1e-30)).mean(axis=1) if K else np.zeros(0)
-    X = np.stack([np.log1p(np.maximum(snr, 0)), r, sol, np.minimum(pcs, 5), np.log(np.maximum(ar, 1e-3)),
-                  np.log1p(np.maximum(size, 0)), np.clip(skew, -5, 20), active], axis=1)
+    active = (
+        (S > 1e-6 * np.maximum(S.max(axis=1, keepdims=True), 1e-30)).mean(axis=1)
+        if K
+        else np.zeros(0)
+    )
+    X = np.stack(
+        [
+            np.log1p(np.maximum(snr, 0)),
+            r,
+            sol,
+            np.minimum(pcs, 5),
+            np.log(np.maximum(ar, 1e-3)),
+            np.log1p(np.maximum(size, 0)),
+            np.clip(skew, -5, 20),
+            active,
+        ],
+        axis=1,
+    )
     return np.nan_to_num(X, nan=0.0, posinf=0.0, neginf=0.0)
 
 
@@ -93,7 +125,9 @@ class Classifier:
     def predict_features(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, float)
         if X.ndim != 2 or X.shape[1] != len(self.features):
-            raise InputError("features", f"expected (K, {len(self.features)}) features, got {X.shape}")
+            raise InputError(
+                "features", f"expected (K, {len(self.features)}) features, got {X.shape}"
+            )
         z = ((X - self.mean) / self.scale) @ self.coef + self.intercept
         return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
 
@@ -102,9 +136,17 @@ class Classifier:
         return self.predict_features(component_features(metrics, estimates, gSig))
 
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "version": 1, "kind": "logistic_regression", "features": list(self.features),
-                "mean": self.mean.tolist(), "scale": self.scale.tolist(), "coef": self.coef.tolist(),
-                "intercept": float(self.intercept), "info": self.info or {}}
+        return {
+            "format": FORMAT,
+            "version": 1,
+            "kind": "logistic_regression",
+            "features": list(self.features),
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "coef": self.coef.tolist(),
+            "intercept": float(self.intercept),
+            "info": self.info or {},
+        }
 
     def save(self, path: str | Path) -> Path:
         from .atomic import atomic_path
@@ -122,20 +164,30 @@ class Classifier:
         except FileNotFoundError:
             raise InputError("classifier", f"no classifier file {str(path)!r}") from None
         except (OSError, ValueError) as exc:
-            raise InputError("classifier", f"{path.name} is not a classifier file ({exc})") from None
+            raise InputError(
+                "classifier", f"{path.name} is not a classifier file ({exc})"
+            ) from None
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise InputError("classifier", f"{path.name} is not a napari-caiman classifier file")
         feats = tuple(d.get("features", ()))
         if feats != FEATURES:
-            raise InputError("classifier", f"{path.name} uses features {feats}, this version computes {FEATURES}")
+            raise InputError(
+                "classifier", f"{path.name} uses features {feats}, this version computes {FEATURES}"
+            )
         try:
             arr = [np.asarray(d[k], float) for k in ("mean", "scale", "coef")]
             icpt = float(d["intercept"])
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError("classifier", f"{path.name} is damaged ({exc})") from None
-        if any(a.shape != (len(FEATURES),) for a in arr) or not all(np.isfinite(a).all() for a in arr):
-            raise InputError("classifier", f"{path.name} is damaged (wrong sizes or non-finite values)")
-        return cls(arr[0], np.where(arr[1] > 0, arr[1], 1.0), arr[2], icpt, feats, d.get("info") or {})
+        if any(a.shape != (len(FEATURES),) for a in arr) or not all(
+            np.isfinite(a).all() for a in arr
+        ):
+            raise InputError(
+                "classifier", f"{path.name} is damaged (wrong sizes or non-finite values)"
+            )
+        return cls(
+            arr[0], np.where(arr[1] > 0, arr[1], 1.0), arr[2], icpt, feats, d.get("info") or {}
+        )
 
 
 def labels_from_curation(manual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -170,12 +222,17 @@ def train_classifier(sessions: list, *, C: float = 1.0, info: dict | None = None
     y = np.concatenate(ys) if ys else np.zeros(0, int)
     n_pos, n_neg = int(y.sum()), int((1 - y).sum())
     if n_pos < 2 or n_neg < 2:
-        raise InputError("labels", f"need at least 2 accepted and 2 rejected components to train, got "
-                                   f"{n_pos} accepted and {n_neg} rejected")
+        raise InputError(
+            "labels",
+            f"need at least 2 accepted and 2 rejected components to train, got "
+            f"{n_pos} accepted and {n_neg} rejected",
+        )
     mean = X.mean(axis=0)
     scale = X.std(axis=0)
     scale[scale <= 1e-12] = 1.0
     lr = LogisticRegression(C=C, class_weight="balanced", max_iter=1000)
     lr.fit((X - mean) / scale, y)
     meta = {"n_train": int(y.size), "n_accepted": n_pos, "n_rejected": n_neg, **(info or {})}
-    return Classifier(mean, scale, lr.coef_.ravel().astype(float), float(lr.intercept_[0]), FEATURES, meta)
+    return Classifier(
+        mean, scale, lr.coef_.ravel().astype(float), float(lr.intercept_[0]), FEATURES, meta
+    )

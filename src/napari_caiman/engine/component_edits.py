@@ -30,7 +30,6 @@ def threshold_mask(good_idx: Any, n_components: int) -> np.ndarray:
     return mask
 
 
-
 def take_rows(values: Any, rows: np.ndarray, fill: np.ndarray | None = None) -> Any:
     """``values[rows]`` for per-component side data; rows of -1 take ``fill``.
 

@@ -37,8 +37,16 @@ from .atomic import atomic_path
 from .errors import InputError
 
 __all__ = [
-    "Curation", "ACCEPT", "REJECT", "NONE", "write_curation", "read_curation", "sidecar_path",
-    "save_curation_sidecar", "load_curation_sidecar", "transfer_curation",
+    "Curation",
+    "ACCEPT",
+    "REJECT",
+    "NONE",
+    "write_curation",
+    "read_curation",
+    "sidecar_path",
+    "save_curation_sidecar",
+    "load_curation_sidecar",
+    "transfer_curation",
 ]
 
 ACCEPT, REJECT, NONE = 1, -1, 0
@@ -54,7 +62,10 @@ def _as_decision(decision: Any) -> int:
             return REJECT
         if d in ("clear", "none", "0", ""):
             return NONE
-        raise InputError("decision", f"unknown decision {decision!r}: use 'accept', 'reject' or 'clear' (or +1/-1/0)")
+        raise InputError(
+            "decision",
+            f"unknown decision {decision!r}: use 'accept', 'reject' or 'clear' (or +1/-1/0)",
+        )
     if decision is None:
         return NONE
     if isinstance(decision, (bool, np.bool_)):
@@ -88,7 +99,9 @@ class Curation:
         if m.ndim != 1:
             raise InputError("manual", f"must be 1D (K,), got shape {m.shape}")
         if m.size and not np.isin(m, (-1, 0, 1)).all():
-            raise InputError("manual", "values must be +1 (accepted), -1 (rejected) or 0 (no decision)")
+            raise InputError(
+                "manual", "values must be +1 (accepted), -1 (rejected) or 0 (no decision)"
+            )
         self.manual = m.astype(np.int8, copy=True)
 
     @classmethod
@@ -104,11 +117,19 @@ class Curation:
         idx = np.atleast_1d(np.asarray(idx))
         if idx.dtype == bool:
             if idx.size != self.n_components:
-                raise InputError("idx", f"boolean mask of length {idx.size} for {self.n_components} components")
+                raise InputError(
+                    "idx", f"boolean mask of length {idx.size} for {self.n_components} components"
+                )
             return np.flatnonzero(idx)
-        if idx.size and (idx.dtype.kind not in "iu" or idx.min() < -self.n_components
-                         or idx.max() >= self.n_components):
-            raise InputError("idx", f"component indices must be integers in [0, {self.n_components}), got {idx.tolist()[:10]}")
+        if idx.size and (
+            idx.dtype.kind not in "iu"
+            or idx.min() < -self.n_components
+            or idx.max() >= self.n_components
+        ):
+            raise InputError(
+                "idx",
+                f"component indices must be integers in [0, {self.n_components}), got {idx.tolist()[:10]}",
+            )
         return idx.astype(np.int64)
 
     def set(self, idx: Any, decision: Any) -> Curation:
@@ -151,7 +172,10 @@ class Curation:
             mask[thr.astype(np.int64)] = True
             thr = mask
         if thr.shape != (self.n_components,):
-            raise InputError("threshold_accepted", f"has {thr.shape[0]} components, curation has {self.n_components}")
+            raise InputError(
+                "threshold_accepted",
+                f"has {thr.shape[0]} components, curation has {self.n_components}",
+            )
         return np.where(self.manual == NONE, thr, self.manual > 0)
 
     def final_indices(self, threshold_accepted: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -167,15 +191,24 @@ class Curation:
         return Curation(self.manual.copy(), self.updated)
 
     def to_json(self) -> str:
-        return json.dumps({"format": FORMAT, "n_components": self.n_components, "updated": self.updated,
-                           "manual": self.manual.tolist()}, separators=(",", ":"))
+        return json.dumps(
+            {
+                "format": FORMAT,
+                "n_components": self.n_components,
+                "updated": self.updated,
+                "manual": self.manual.tolist(),
+            },
+            separators=(",", ":"),
+        )
 
     @classmethod
     def from_json(cls, text: str) -> Curation:
         d = json.loads(text)
         manual = np.asarray(d["manual"], dtype=np.int8)
         if "n_components" in d and int(d["n_components"]) != manual.size:
-            raise InputError("curation", f"sidecar says {d['n_components']} components but holds {manual.size}")
+            raise InputError(
+                "curation", f"sidecar says {d['n_components']} components but holds {manual.size}"
+            )
         return cls(manual, str(d.get("updated", "")))
 
 
@@ -191,8 +224,14 @@ def _now() -> str:
 # ----------------------------------------------------------------------------- HDF5
 
 
-def write_curation(h5: Any, curation: Curation, *, idx_components: Any = None,
-                   idx_components_bad: Any = None, threshold_accepted: Any = None) -> None:
+def write_curation(
+    h5: Any,
+    curation: Curation,
+    *,
+    idx_components: Any = None,
+    idx_components_bad: Any = None,
+    threshold_accepted: Any = None,
+) -> None:
     """Write ``curation`` into an open HDF5 file (or group) ``h5``.
 
     Writes group ``curation`` (dataset ``manual`` int8 (K,), attributes
@@ -206,8 +245,13 @@ def write_curation(h5: Any, curation: Curation, *, idx_components: Any = None,
 
     if isinstance(h5, (str, os.PathLike)):
         with h5py.File(h5, "a") as f:
-            write_curation(f, curation, idx_components=idx_components, idx_components_bad=idx_components_bad,
-                           threshold_accepted=threshold_accepted)
+            write_curation(
+                f,
+                curation,
+                idx_components=idx_components,
+                idx_components_bad=idx_components_bad,
+                threshold_accepted=threshold_accepted,
+            )
         return
     if threshold_accepted is not None and idx_components is None:
         idx_components, idx_components_bad = curation.final_indices(threshold_accepted)
@@ -218,12 +262,17 @@ def write_curation(h5: Any, curation: Curation, *, idx_components: Any = None,
     g.attrs["updated"] = curation.updated or _now()
     g.attrs["n_components"] = curation.n_components
     g.attrs["format"] = FORMAT
-    g.attrs["description"] = "+1 accepted by hand, -1 rejected by hand, 0 no decision (thresholds apply)"
+    g.attrs["description"] = (
+        "+1 accepted by hand, -1 rejected by hand, 0 no decision (thresholds apply)"
+    )
     if idx_components is not None:
         est = h5.require_group("estimates")
         good = np.asarray(idx_components, dtype=np.int64)
-        bad = (np.setdiff1d(np.arange(curation.n_components), good) if idx_components_bad is None
-               else np.asarray(idx_components_bad, dtype=np.int64))
+        bad = (
+            np.setdiff1d(np.arange(curation.n_components), good)
+            if idx_components_bad is None
+            else np.asarray(idx_components_bad, dtype=np.int64)
+        )
         for name, val in (("idx_components", good), ("idx_components_bad", bad)):
             if name in est:
                 del est[name]
@@ -298,8 +347,9 @@ def load_curation_sidecar(results_path: str | os.PathLike) -> Curation | None:
 # ----------------------------------------------------------------------------- refit
 
 
-def transfer_curation(old_A: Any, old_manual: Any, new_A: Any, dims: Any = None, min_overlap: float = 0.5
-                      ) -> np.ndarray:
+def transfer_curation(
+    old_A: Any, old_manual: Any, new_A: Any, dims: Any = None, min_overlap: float = 0.5
+) -> np.ndarray:
     """Carry manual decisions across a refit by footprint similarity.
 
     Components are matched one-to-one (Hungarian algorithm) on the cosine
@@ -328,9 +378,13 @@ def transfer_curation(old_A: Any, old_manual: Any, new_A: Any, dims: Any = None,
     if old_A.shape[0] != new_A.shape[0]:
         raise InputError("new_A", f"has {new_A.shape[0]} pixels, old_A {old_A.shape[0]}")
     if dims is not None and int(np.prod(dims)) != new_A.shape[0]:
-        raise InputError("dims", f"{tuple(dims)} gives {int(np.prod(dims))} pixels, A has {new_A.shape[0]}")
+        raise InputError(
+            "dims", f"{tuple(dims)} gives {int(np.prod(dims))} pixels, A has {new_A.shape[0]}"
+        )
     if old_manual.size != old_A.shape[1]:
-        raise InputError("old_manual", f"has {old_manual.size} decisions for {old_A.shape[1]} old components")
+        raise InputError(
+            "old_manual", f"has {old_manual.size} decisions for {old_A.shape[1]} old components"
+        )
     out = np.zeros(new_A.shape[1], np.int8)
     decided = np.flatnonzero(old_manual)
     if decided.size == 0 or new_A.shape[1] == 0:

@@ -24,7 +24,9 @@ from .schema import SPECS
 #: :func:`z_default` fits them to fewer planes. Motion: CaImAn's 3D demo (few
 #: planes, small z shifts); CNMF: gSig 2 planes (CaImAn's 3D demo), 0 =
 #: automatic for the others.
-Z_DEFAULTS: dict[str, float] = {s.name: s.z_default for s in SPECS if s.per_axis and s.z_default is not None}
+Z_DEFAULTS: dict[str, float] = {
+    s.name: s.z_default for s in SPECS if s.per_axis and s.z_default is not None
+}
 
 
 def z_default(name: str, n_planes: int | None = None) -> float:

@@ -53,7 +53,7 @@ def half_sample_mode(x: np.ndarray, *, block_bytes: int = 64 << 20) -> np.ndarra
         return out
     rows_per_block = max(1, int(block_bytes // max(1, 16 * T)))
     for r0 in range(0, K, rows_per_block):
-        s = np.sort(x[r0:r0 + rows_per_block], axis=1)
+        s = np.sort(x[r0 : r0 + rows_per_block], axis=1)
         kb = s.shape[0]
         rr = np.arange(kb)[:, None]
         lo = np.zeros(kb, dtype=np.int64)
@@ -66,13 +66,15 @@ def half_sample_mode(x: np.ndarray, *, block_bytes: int = 64 << 20) -> np.ndarra
             n = h
         r = rr[:, 0]
         if n == 1:
-            out[r0:r0 + kb] = s[r, lo]
+            out[r0 : r0 + kb] = s[r, lo]
         elif n == 2:
-            out[r0:r0 + kb] = 0.5 * (s[r, lo] + s[r, lo + 1])
+            out[r0 : r0 + kb] = 0.5 * (s[r, lo] + s[r, lo + 1])
         else:  # 3 points: the mean of the closer pair (the middle one on ties)
             a, b, c = s[r, lo], s[r, lo + 1], s[r, lo + 2]
             d1, d2 = b - a, c - b
-            out[r0:r0 + kb] = np.where(d1 < d2, 0.5 * (a + b), np.where(d2 < d1, 0.5 * (b + c), b))
+            out[r0 : r0 + kb] = np.where(
+                d1 < d2, 0.5 * (a + b), np.where(d2 < d1, 0.5 * (b + c), b)
+            )
     return out
 
 
@@ -121,8 +123,8 @@ def running_percentile(F: np.ndarray, q: Any, window: int, *, fast: bool = False
     vals = np.empty((K, centers.size))
     rows = max(1, int((32 << 20) // max(1, 8 * centers.size * window)))
     for r0 in range(0, K, rows):
-        blk = np.sort(view[r0:r0 + rows, centers], axis=-1)
-        vals[r0:r0 + rows] = _take_quantile(blk, q[r0:r0 + rows, None])
+        blk = np.sort(view[r0 : r0 + rows, centers], axis=-1)
+        vals[r0 : r0 + rows] = _take_quantile(blk, q[r0 : r0 + rows, None])
     # linear interpolation to every frame (same abscissae for all rows)
     t = np.arange(T)
     i1 = np.clip(np.searchsorted(centers, t, side="left"), 1, centers.size - 1)
@@ -165,9 +167,16 @@ def background_traces(estimates: Any) -> np.ndarray:
     return (Ab @ f.astype(np.float64)) / nA2[:, None]
 
 
-def detrend_df_f(estimates: Any, *, quantileMin: float = 8, frames_window: int | None = 500,
-                 flag_auto: bool = True, use_fast: bool = False, use_residuals: bool = True,
-                 detrend_only: bool = False) -> np.ndarray:
+def detrend_df_f(
+    estimates: Any,
+    *,
+    quantileMin: float = 8,
+    frames_window: int | None = 500,
+    flag_auto: bool = True,
+    use_fast: bool = False,
+    use_residuals: bool = True,
+    detrend_only: bool = False,
+) -> np.ndarray:
     """Detrended dF/F of every component, (K, T) float32.
 
     Parameters
@@ -195,9 +204,15 @@ def detrend_df_f(estimates: Any, *, quantileMin: float = 8, frames_window: int |
     if not (np.isscalar(quantileMin) and 0 <= float(quantileMin) <= 100):  # type: ignore[arg-type]
         raise InputError("quantileMin", f"must be a percentile in [0, 100], got {quantileMin!r}")
     if frames_window is not None and (not np.isscalar(frames_window) or int(frames_window) < 1):  # type: ignore[arg-type]
-        raise InputError("frames_window", f"must be a positive number of frames or None, got {frames_window!r}")
+        raise InputError(
+            "frames_window", f"must be a positive number of frames or None, got {frames_window!r}"
+        )
     C = np.asarray(estimates.C, dtype=np.float64)
-    F = C + np.asarray(estimates.YrA, dtype=np.float64) if use_residuals and estimates.YrA is not None else C.copy()
+    F = (
+        C + np.asarray(estimates.YrA, dtype=np.float64)
+        if use_residuals and estimates.YrA is not None
+        else C.copy()
+    )
     if F.ndim != 2:
         raise InputError("estimates", f"C must be (K, T), got shape {C.shape}")
     K, T = F.shape

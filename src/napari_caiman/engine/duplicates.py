@@ -46,10 +46,14 @@ def _cut_masks(A: Any, cut: float) -> sparse.csc_matrix:
     if data.size:
         np.maximum.at(mx, col, data)
     keep = (data > 0) & (data >= cut * mx[col])
-    return sparse.csc_matrix((np.ones(int(keep.sum())), (A.indices[keep], col[keep])), shape=A.shape)
+    return sparse.csc_matrix(
+        (np.ones(int(keep.sum())), (A.indices[keep], col[keep])), shape=A.shape
+    )
 
 
-def duplicate_scores(A: Any, C: Any, snr: Any, *, cut: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+def duplicate_scores(
+    A: Any, C: Any, snr: Any, *, cut: float = 0.2
+) -> tuple[np.ndarray, np.ndarray]:
     """``(score, of)`` per component: the largest ``min(overlap, corr)`` with a
     stronger component and that component's index (-1 and 0 when none).
 
@@ -89,8 +93,9 @@ def duplicate_scores(A: Any, C: Any, snr: Any, *, cut: float = 0.2) -> tuple[np.
     return score, of
 
 
-def duplicate_mask(score: np.ndarray, of: np.ndarray, accepted: np.ndarray, max_duplicate: float,
-                   snr: np.ndarray) -> np.ndarray:
+def duplicate_mask(
+    score: np.ndarray, of: np.ndarray, accepted: np.ndarray, max_duplicate: float, snr: np.ndarray
+) -> np.ndarray:
     """(K,) bool: accepted components that duplicate an accepted stronger one
     (``score > max_duplicate``).  ``accepted`` (K,) bool is the decision of
     the other tests, ``snr`` the strength :func:`duplicate_scores` used:

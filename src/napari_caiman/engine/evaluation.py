@@ -117,8 +117,15 @@ from .resolve import thresholds as thresholds_from_params  # the rule lives in r
 from .threads import single_threaded_blas
 
 __all__ = [
-    "Metrics", "iter_compute_metrics", "compute_metrics", "apply_thresholds", "thresholds_from_params",
-    "iter_evaluate_components", "evaluate_components", "event_exceptionality", "find_active_frames",
+    "Metrics",
+    "iter_compute_metrics",
+    "compute_metrics",
+    "apply_thresholds",
+    "thresholds_from_params",
+    "iter_evaluate_components",
+    "evaluate_components",
+    "event_exceptionality",
+    "find_active_frames",
 ]
 
 log = logging.getLogger(__name__)
@@ -192,9 +199,14 @@ class Metrics:
 
     def to_dict(self) -> dict[str, Any]:
         """CaImAn's ``estimates`` names for saving (``SNR_comp``, ``r_values``, ``cnn_preds``)."""
-        out = {"SNR_comp": np.asarray(self.SNR_comp), "r_values": np.asarray(self.r_values),
-               "cnn_preds": None if self.cnn_preds is None else np.asarray(self.cnn_preds)}
-        for name in SHAPE_FIELDS:  # extra estimates fields: CaImAn's load_CNMF sets them as attributes
+        out = {
+            "SNR_comp": np.asarray(self.SNR_comp),
+            "r_values": np.asarray(self.r_values),
+            "cnn_preds": None if self.cnn_preds is None else np.asarray(self.cnn_preds),
+        }
+        for (
+            name
+        ) in SHAPE_FIELDS:  # extra estimates fields: CaImAn's load_CNMF sets them as attributes
             v = getattr(self, name)
             if v is not None:
                 out[name] = np.asarray(v)
@@ -221,7 +233,11 @@ class Metrics:
         else:
             size = np.zeros(snr.size, np.int64)
         cnn = values.get("cnn_preds")
-        cnn = None if cnn is None or np.size(cnn) != snr.size else np.asarray(cnn, dtype=np.float64).ravel()
+        cnn = (
+            None
+            if cnn is None or np.size(cnn) != snr.size
+            else np.asarray(cnn, dtype=np.float64).ravel()
+        )
         shape = {}
         for name in SHAPE_FIELDS:
             v = values.get(name)
@@ -230,12 +246,21 @@ class Metrics:
             shape["anatomy"] = shape["anatomy"].astype(bool)
         if shape["dup_of"] is not None:
             shape["dup_of"] = shape["dup_of"].astype(np.int64)
-        return cls(SNR_comp=snr, r_values=r, size=size, cnn_preds=cnn, cnn_available=cnn is not None, **shape)  # type: ignore[arg-type]
+        return cls(
+            SNR_comp=snr,
+            r_values=r,
+            size=size,
+            cnn_preds=cnn,
+            cnn_available=cnn is not None,
+            **shape,  # type: ignore[arg-type]
+        )
 
     def subset(self, idx: Any) -> Metrics:
         """Metrics of the components ``idx`` only (e.g. after removing components)."""
+
         def sel(v):
             return None if v is None else np.asarray(v)[idx]
+
         fields = {name: sel(getattr(self, name)) for name in SHAPE_FIELDS}
         if self.dup_of is not None:  # partner indices into the subset (-1: not in it)
             new = np.full(self.n_components, -1, np.int64)
@@ -243,14 +268,33 @@ class Metrics:
             new[kept] = np.arange(kept.size)
             of = fields["dup_of"]
             fields["dup_of"] = np.where(of >= 0, new[np.maximum(of, 0)], -1)
-        return Metrics(sel(self.SNR_comp), sel(self.r_values), sel(self.size), sel(self.cnn_preds),
-                       self.cnn_available, sel(self.fitness), sel(self.noise_sd), sel(self.mode),
-                       sel(self.n_frames_used), self.n_samples, dict(self.timings), **fields)
+        return Metrics(
+            sel(self.SNR_comp),
+            sel(self.r_values),
+            sel(self.size),
+            sel(self.cnn_preds),
+            self.cnn_available,
+            sel(self.fitness),
+            sel(self.noise_sd),
+            sel(self.mode),
+            sel(self.n_frames_used),
+            self.n_samples,
+            dict(self.timings),
+            **fields,
+        )
 
 
 #: Shape fields of :class:`Metrics` saved with the estimates.
-SHAPE_FIELDS = ("solidity", "n_pieces", "area_ratio", "anatomy", "classifier_prob", "dup_score", "dup_of",
-                "elongation")
+SHAPE_FIELDS = (
+    "solidity",
+    "n_pieces",
+    "area_ratio",
+    "anatomy",
+    "classifier_prob",
+    "dup_score",
+    "dup_of",
+    "elongation",
+)
 
 # ----------------------------------------------------------------------------- SNR
 
@@ -262,12 +306,16 @@ _CNN_WARNED = False
 def _check_traces(x: np.ndarray, what: str) -> None:
     if not np.isfinite(x).all():
         bad = np.where(~np.isfinite(x).all(axis=1))[0]
-        raise InputError("estimates", f"{what} contain NaN or inf (components {bad[:10].tolist()}"
-                                      f"{' ...' if bad.size > 10 else ''})")
+        raise InputError(
+            "estimates",
+            f"{what} contain NaN or inf (components {bad[:10].tolist()}"
+            f"{' ...' if bad.size > 10 else ''})",
+        )
 
 
-def event_exceptionality(traces: np.ndarray, N: int = 5, *, remove_baseline: bool = True,
-                         sigma_factor: float = 3.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def event_exceptionality(
+    traces: np.ndarray, N: int = 5, *, remove_baseline: bool = True, sigma_factor: float = 3.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Event-exceptionality test of raw traces (K, T), vectorized over components.
 
     Returns ``(SNR, fitness, noise_sd, mode)``; see the module docstring.
@@ -284,14 +332,14 @@ def event_exceptionality(traces: np.ndarray, N: int = 5, *, remove_baseline: boo
     dev = F - md[:, None]
     neg = np.minimum(dev, 0.0)
     n_neg = np.maximum((neg < 0).sum(axis=1), 1)
-    sd = np.sqrt((neg ** 2).sum(axis=1) / n_neg)
+    sd = np.sqrt((neg**2).sum(axis=1) / n_neg)
     flat = sd <= 0
     sd_safe = np.where(flat, 1.0, sd)
     z = dev / (sigma_factor * sd_safe[:, None])
     logp = special.log_ndtr(-z)  # log P(Z >= z), stable in the far tail
     N = int(max(1, min(N, T)))
     cs = np.cumsum(logp, axis=1)
-    win = cs[:, N - 1:].copy()
+    win = cs[:, N - 1 :].copy()
     win[:, 1:] -= cs[:, :-N]
     fitness = win.min(axis=1)
     snr = -special.ndtri_exp(np.minimum(fitness / N, 0.0))
@@ -303,8 +351,9 @@ def event_exceptionality(traces: np.ndarray, N: int = 5, *, remove_baseline: boo
 # ----------------------------------------------------------------------------- r-values
 
 
-def find_active_frames(C: np.ndarray, *, Npeaks: int = 5, tB: int = -3, tA: int = 10,
-                       thres: float = 0.3) -> sparse.csr_matrix:
+def find_active_frames(
+    C: np.ndarray, *, Npeaks: int = 5, tB: int = -3, tA: int = 10, thres: float = 0.3
+) -> sparse.csr_matrix:
     """(K, T) sparse 0/1 matrix of frames around each trace's largest peaks.
 
     Peaks are local maxima (plateaus count once; the first and last frames
@@ -371,7 +420,9 @@ def _own_frames(A: sparse.csc_matrix, L: sparse.csr_matrix, Athresh: float) -> s
     return own.tocsr()
 
 
-def _dominant_frames(A: sparse.csc_matrix, L: sparse.csr_matrix, C: np.ndarray) -> sparse.csr_matrix:
+def _dominant_frames(
+    A: sparse.csc_matrix, L: sparse.csr_matrix, C: np.ndarray
+) -> sparse.csr_matrix:
     """Active frames of each component where it dominates its overlapping neighbours.
 
     Frame t of component k is kept when ``c_k(t) >= sum_j G_kj c_j(t)`` with
@@ -397,15 +448,18 @@ def _dominant_frames(A: sparse.csc_matrix, L: sparse.csr_matrix, C: np.ndarray) 
     q = Gr.indptr[k][rep] + offs
     others = np.bincount(rep, weights=Gr.data[q] * C[Gr.indices[q], t[rep]], minlength=k.size)
     keep = C[k, t] >= others
-    own = sparse.csr_matrix((np.ones(int(keep.sum()), np.float32), (k[keep], t[keep])), shape=L.shape)
+    own = sparse.csr_matrix(
+        (np.ones(int(keep.sum()), np.float32), (k[keep], t[keep])), shape=L.shape
+    )
     empty = (np.diff(own.indptr) == 0) & (np.diff(L.indptr) > 0)
     if empty.any():
         own = (own + sparse.diags(empty.astype(np.float32)) @ L).tocsr()
     return own
 
 
-def _overlap_contributions(A: sparse.csc_matrix, frames: sparse.csr_matrix, n_used: np.ndarray,
-                           C: np.ndarray) -> np.ndarray:
+def _overlap_contributions(
+    A: sparse.csc_matrix, frames: sparse.csr_matrix, n_used: np.ndarray, C: np.ndarray
+) -> np.ndarray:
     """Contribution of the overlapping components to each component's frame average.
 
     For every entry ``(pixel r, component k)`` of ``A`` (aligned with
@@ -451,7 +505,9 @@ def _overlap_contributions(A: sparse.csc_matrix, frames: sparse.csr_matrix, n_us
         i = np.searchsorted(keys, key)
         i[i >= keys.size] = 0
         hit = keys[i] == key
-        out[e0:e1] = np.bincount(rep2[hit] - e0, weights=Ar.data[q[hit]] * M[i[hit]], minlength=e1 - e0)
+        out[e0:e1] = np.bincount(
+            rep2[hit] - e0, weights=Ar.data[q[hit]] * M[i[hit]], minlength=e1 - e0
+        )
     return out
 
 
@@ -460,7 +516,9 @@ def _frames_as_2d(block: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(nogil=True, cache=True)
-def _accumulate_support_sums(Y, frame_ptr, frame_idx, comps, entry_ptr, entry_pix, acc):  # pragma: no cover
+def _accumulate_support_sums(
+    Y, frame_ptr, frame_idx, comps, entry_ptr, entry_pix, acc
+):  # pragma: no cover
     """acc[e] += sum of Y[t, entry_pix[e]] over the frames t of each component.
 
     Compiled without the GIL: this is the evaluation's inner loop, and a
@@ -473,8 +531,9 @@ def _accumulate_support_sums(Y, frame_ptr, frame_idx, comps, entry_ptr, entry_pi
                 acc[e] += Y[t, entry_pix[e]]
 
 
-def _support_sums_job(movie: Any, s0: int, s1: int, Wc: Any, A_indptr: np.ndarray, entry_pix: np.ndarray,
-                      nnz: int) -> tuple[np.ndarray, int]:
+def _support_sums_job(
+    movie: Any, s0: int, s1: int, Wc: Any, A_indptr: np.ndarray, entry_pix: np.ndarray, nnz: int
+) -> tuple[np.ndarray, int]:
     """One chunk of frames' contribution to the support sums (run on a cluster worker)."""
     import os
 
@@ -484,13 +543,24 @@ def _support_sums_job(movie: Any, s0: int, s1: int, Wc: Any, A_indptr: np.ndarra
         raise InputError("movie", f"contains NaN or inf (frames {s0}-{s1 - 1})")
     acc = np.zeros(nnz)
     comps = np.where(np.diff(Wc.indptr) > 0)[0].astype(np.int64)
-    _accumulate_support_sums(Y, Wc.indptr.astype(np.int64), Wc.indices.astype(np.int64), comps, A_indptr,
-                             entry_pix, acc)
+    _accumulate_support_sums(
+        Y, Wc.indptr.astype(np.int64), Wc.indices.astype(np.int64), comps, A_indptr, entry_pix, acc
+    )
     return acc, os.getpid()
 
 
-def _iter_remote_sums(executor: Any, movie: Any, W: Any, needed: np.ndarray, T: int, chunk_size: int,
-                      A_indptr: np.ndarray, entry_pix: np.ndarray, acc: np.ndarray, workers: set):
+def _iter_remote_sums(
+    executor: Any,
+    movie: Any,
+    W: Any,
+    needed: np.ndarray,
+    T: int,
+    chunk_size: int,
+    A_indptr: np.ndarray,
+    entry_pix: np.ndarray,
+    acc: np.ndarray,
+    workers: set,
+):
     """Generator: the support sums of every chunk computed on ``executor``, added into ``acc``."""
     dask = hasattr(executor, "scatter")
     kw = {"pure": False} if dask else {}
@@ -501,8 +571,12 @@ def _iter_remote_sums(executor: Any, movie: Any, W: Any, needed: np.ndarray, T: 
         sel = needed[(needed >= t0) & (needed < min(T, t0 + chunk_size))]
         if sel.size:
             spans.append((int(sel[0]), int(sel[-1]) + 1))
-    futures = [executor.submit(_support_sums_job, movie, s0, s1, W[s0:s1].tocsc(), A_indptr, entry_pix, acc.size,
-                               **kw) for s0, s1 in spans]
+    futures = [
+        executor.submit(
+            _support_sums_job, movie, s0, s1, W[s0:s1].tocsc(), A_indptr, entry_pix, acc.size, **kw
+        )
+        for s0, s1 in spans
+    ]
     total = max(1, len(futures))
     yield Progress("r-values", 0, total)
     try:
@@ -516,11 +590,21 @@ def _iter_remote_sums(executor: Any, movie: Any, W: Any, needed: np.ndarray, T: 
             fu.cancel()
 
 
-def iter_spatial_r_values(movie: Any, estimates: Any, *, Npeaks: int = 5, tB: int = -3, tA: int = 10,
-                          thres: float = 0.3, Athresh: float = 0.1, subtract_background: bool = True,
-                          overlap: str = "dominant+subtract", chunk_size: int | None = None,
-                          executor: Any = None, workers: set | None = None,
-                          ) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray]]:
+def iter_spatial_r_values(
+    movie: Any,
+    estimates: Any,
+    *,
+    Npeaks: int = 5,
+    tB: int = -3,
+    tA: int = 10,
+    thres: float = 0.3,
+    Athresh: float = 0.1,
+    subtract_background: bool = True,
+    overlap: str = "dominant+subtract",
+    chunk_size: int | None = None,
+    executor: Any = None,
+    workers: set | None = None,
+) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray]]:
     """r-values of all components; returns ``(r_values, n_frames_used)``.
 
     ``overlap`` says how overlapping components are handled:
@@ -571,8 +655,18 @@ def iter_spatial_r_values(movie: Any, estimates: Any, *, Npeaks: int = 5, tB: in
     if executor is not None:
         # chunks on a cluster: each worker reads its frames (from the shared path) and
         # returns its partial sums; bigger chunks, fewer tasks
-        yield from _iter_remote_sums(executor, movie, W, needed, T, max(chunk_size, 128),
-                                     A.indptr.astype(np.int64), entry_pix, acc, workers if workers is not None else set())
+        yield from _iter_remote_sums(
+            executor,
+            movie,
+            W,
+            needed,
+            T,
+            max(chunk_size, 128),
+            A.indptr.astype(np.int64),
+            entry_pix,
+            acc,
+            workers if workers is not None else set(),
+        )
         total = 0
     else:
         yield Progress("r-values", 0, total)
@@ -592,8 +686,15 @@ def iter_spatial_r_values(movie: Any, estimates: Any, *, Npeaks: int = 5, tB: in
             raise InputError("movie", f"contains NaN or inf (frames {s0}-{s1 - 1})")
         Wc = W[s0:s1].tocsc()
         comps = np.where(np.diff(Wc.indptr) > 0)[0].astype(np.int64)
-        _accumulate_support_sums(Y, Wc.indptr.astype(np.int64), Wc.indices.astype(np.int64), comps,
-                                 A.indptr.astype(np.int64), entry_pix, acc)
+        _accumulate_support_sums(
+            Y,
+            Wc.indptr.astype(np.int64),
+            Wc.indices.astype(np.int64),
+            comps,
+            A.indptr.astype(np.int64),
+            entry_pix,
+            acc,
+        )
         yield Progress("r-values", done, total)
     # mean over the frames, minus the background and the overlapping components
     col = np.repeat(np.arange(K), np.diff(A.indptr))  # component of each entry of A.data
@@ -637,13 +738,21 @@ def _validate(movie: Any, estimates: Any) -> None:
     if len(shape) not in (3, 4):
         raise InputError("movie", f"must be (T, Y, X) or (T, Z, Y, X), got shape {shape}")
     if shape[1:] != dims:
-        raise InputError("movie", f"frame shape {shape[1:]} (movie shape {shape}) does not match the "
-                                  f"estimates' dims {dims} (array order)")
+        raise InputError(
+            "movie",
+            f"frame shape {shape[1:]} (movie shape {shape}) does not match the "
+            f"estimates' dims {dims} (array order)",
+        )
     T = int(np.asarray(estimates.C).shape[1]) if np.ndim(estimates.C) == 2 else -1
     if shape[0] != T:
-        raise InputError("movie", f"has {shape[0]} frames (shape {shape}) but the estimates' traces have {T}")
+        raise InputError(
+            "movie", f"has {shape[0]} frames (shape {shape}) but the estimates' traces have {T}"
+        )
     if estimates.A.shape[0] != int(np.prod(dims)):
-        raise InputError("estimates", f"A has {estimates.A.shape[0]} pixels but dims {dims} give {int(np.prod(dims))}")
+        raise InputError(
+            "estimates",
+            f"A has {estimates.A.shape[0]} pixels but dims {dims} give {int(np.prod(dims))}",
+        )
 
 
 def _get(params: Any, name: str, default: Any) -> Any:
@@ -657,9 +766,16 @@ def _get(params: Any, name: str, default: Any) -> Any:
 
 
 @single_threaded_blas
-def iter_compute_metrics(movie: Any, estimates: Any, params: Any = None, *, chunk_size: int | None = None,
-                         subtract_background: bool = True, overlap: str = "dominant+subtract",
-                         executor: Any = None) -> Generator[Progress, None, Metrics]:
+def iter_compute_metrics(
+    movie: Any,
+    estimates: Any,
+    params: Any = None,
+    *,
+    chunk_size: int | None = None,
+    subtract_background: bool = True,
+    overlap: str = "dominant+subtract",
+    executor: Any = None,
+) -> Generator[Progress, None, Metrics]:
     """Compute SNR, r-values and sizes of all components (progress generator).
 
     Parameters
@@ -692,8 +808,10 @@ def iter_compute_metrics(movie: Any, estimates: Any, params: Any = None, *, chun
     global _CNN_WARNED
     if use_cnn and not _CNN_WARNED:  # once per process: batches would repeat it for every item
         _CNN_WARNED = True
-        log.warning("use_cnn=True: the native backend has no CNN classifier; evaluating "
-                    "with SNR and r-values only (leave use_cnn unset or False, or use backend='caiman')")
+        log.warning(
+            "use_cnn=True: the native backend has no CNN classifier; evaluating "
+            "with SNR and r-values only (leave use_cnn unset or False, or use backend='caiman')"
+        )
     yield Progress("SNR", 0, 1)
     t = time.perf_counter()
     C = np.asarray(estimates.C, dtype=np.float64)
@@ -708,11 +826,19 @@ def iter_compute_metrics(movie: Any, estimates: Any, params: Any = None, *, chun
         from .memory import budget
 
         P = int(np.prod(estimates.dims))
-        chunk_size = budget(params).frames(4 * P, copies=2, at_most=max(1, (16 << 20) // max(1, 4 * P)))
+        chunk_size = budget(params).frames(
+            4 * P, copies=2, at_most=max(1, (16 << 20) // max(1, 4 * P))
+        )
     workers: set = set()
-    r, n_used = yield from iter_spatial_r_values(movie, estimates, chunk_size=chunk_size,
-                                                 subtract_background=subtract_background, overlap=overlap,
-                                                 executor=executor, workers=workers)
+    r, n_used = yield from iter_spatial_r_values(
+        movie,
+        estimates,
+        chunk_size=chunk_size,
+        subtract_background=subtract_background,
+        overlap=overlap,
+        executor=executor,
+        workers=workers,
+    )
     timings["r_values"] = time.perf_counter() - t
     if executor is not None:
         timings["workers"] = sorted(workers)  # type: ignore[assignment]
@@ -731,11 +857,26 @@ def iter_compute_metrics(movie: Any, estimates: Any, params: Any = None, *, chun
     dup_score, dup_of = duplicate_scores(estimates.A, C, snr)
     timings["shape"] = time.perf_counter() - t
     yield Progress("shape", 1, 1)
-    return Metrics(SNR_comp=snr, r_values=r, size=np.asarray(size, np.int64), cnn_preds=None,
-                   cnn_available=False, fitness=fitness, noise_sd=sd, mode=md, n_frames_used=n_used,
-                   n_samples=N, timings=timings, solidity=sm.solidity, n_pieces=sm.n_pieces,
-                   area_ratio=sm.area_ratio, anatomy=anat, dup_score=dup_score, dup_of=dup_of,
-                   elongation=sm.elongation)
+    return Metrics(
+        SNR_comp=snr,
+        r_values=r,
+        size=np.asarray(size, np.int64),
+        cnn_preds=None,
+        cnn_available=False,
+        fitness=fitness,
+        noise_sd=sd,
+        mode=md,
+        n_frames_used=n_used,
+        n_samples=N,
+        timings=timings,
+        solidity=sm.solidity,
+        n_pieces=sm.n_pieces,
+        area_ratio=sm.area_ratio,
+        anatomy=anat,
+        dup_score=dup_score,
+        dup_of=dup_of,
+        elongation=sm.elongation,
+    )
 
 
 def compute_metrics(movie: Any, estimates: Any, params: Any = None, **kw) -> Metrics:
@@ -753,16 +894,29 @@ def _num(name: str, v: Any, lo: float, hi: float) -> float:
     return x
 
 
-def apply_thresholds(metrics: Metrics, *, min_SNR: float = 2.5, SNR_lowest: float = 0.5,
-                     rval_thr: float = 0.8, rval_lowest: float = -1.0, min_size: float | None = None,
-                     max_size: float | None = None, use_cnn: bool = False, min_cnn_thr: float = 0.9,
-                     cnn_lowest: float = 0.1, min_solidity: float | None = None, max_pieces: float | None = None,
-                     min_area_ratio: float | None = None, max_area_ratio: float | None = None,
-                     accept_anatomy: bool = False, min_classifier_prob: float = 0.5,
-                     max_duplicate: float | None = None, max_elongation: float | None = 2.5,
-                     joint_SNR_frac: float | None = JOINT_SNR_FRAC,
-                     joint_rval_frac: float | None = JOINT_RVAL_FRAC
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def apply_thresholds(
+    metrics: Metrics,
+    *,
+    min_SNR: float = 2.5,
+    SNR_lowest: float = 0.5,
+    rval_thr: float = 0.8,
+    rval_lowest: float = -1.0,
+    min_size: float | None = None,
+    max_size: float | None = None,
+    use_cnn: bool = False,
+    min_cnn_thr: float = 0.9,
+    cnn_lowest: float = 0.1,
+    min_solidity: float | None = None,
+    max_pieces: float | None = None,
+    min_area_ratio: float | None = None,
+    max_area_ratio: float | None = None,
+    accept_anatomy: bool = False,
+    min_classifier_prob: float = 0.5,
+    max_duplicate: float | None = None,
+    max_elongation: float | None = 2.5,
+    joint_SNR_frac: float | None = JOINT_SNR_FRAC,
+    joint_rval_frac: float | None = JOINT_RVAL_FRAC,
+) -> tuple[np.ndarray, np.ndarray]:
     """Accept/reject components from precomputed metrics (pure, fast).
 
     Returns ``(idx_components, idx_components_bad)``: sorted int64 indices.
@@ -773,7 +927,8 @@ def apply_thresholds(metrics: Metrics, *, min_SNR: float = 2.5, SNR_lowest: floa
     (``joint_SNR_frac`` 0.625, ``joint_rval_frac`` 0.875: ``SNR >= 0.625 min_SNR and r >= 0.875
     rval_thr`` also passes; None: off) are on by default, so that callers passing only the other
     thresholds (the Evaluation dock's sliders) agree with the headless evaluation.  Like the shape
-    terms, the joint test is ignored when the metrics hold no shape (a CaImAn file keeps CaImAn's rule).  ``accept_anatomy``: components
+    terms, the joint test is ignored when the metrics hold no shape (a CaImAn file keeps CaImAn's
+    rule).  ``accept_anatomy``: components
     from anatomical seeds pass the SNR / r-value tests (their shape still counts).
     When the metrics hold classifier probabilities (``classifier_prob``),
     ``p >= min_classifier_prob`` replaces the SNR / r-value / CNN test.
@@ -797,9 +952,14 @@ def apply_thresholds(metrics: Metrics, *, min_SNR: float = 2.5, SNR_lowest: floa
         good = (snr >= min_SNR) | (r >= rval_thr)
         # two weaker tests passing together; like the shape terms, only on our own metrics (a CaImAn
         # file, without shape metrics, keeps CaImAn's accepted set)
-        if joint_SNR_frac is not None and joint_rval_frac is not None and metrics.solidity is not None:
-            good |= ((snr >= _num("joint_SNR_frac", joint_SNR_frac, 0.0, 1.0) * min_SNR)
-                     & (r >= _num("joint_rval_frac", joint_rval_frac, 0.0, 1.0) * rval_thr))
+        if (
+            joint_SNR_frac is not None
+            and joint_rval_frac is not None
+            and metrics.solidity is not None
+        ):
+            good |= (snr >= _num("joint_SNR_frac", joint_SNR_frac, 0.0, 1.0) * min_SNR) & (
+                r >= _num("joint_rval_frac", joint_rval_frac, 0.0, 1.0) * rval_thr
+            )
         ok = (snr > SNR_lowest) & (r > rval_lowest)
         cnn = metrics.cnn_preds
         if use_cnn and cnn is not None:
@@ -816,36 +976,52 @@ def apply_thresholds(metrics: Metrics, *, min_SNR: float = 2.5, SNR_lowest: floa
                 ok &= size <= _num("max_size", max_size, 0.0, math.inf)
         prob = metrics.classifier_prob
         if prob is not None:
-            good = np.asarray(prob, float) >= _num("min_classifier_prob", min_classifier_prob, 0.0, 1.0)
+            good = np.asarray(prob, float) >= _num(
+                "min_classifier_prob", min_classifier_prob, 0.0, 1.0
+            )
         if accept_anatomy and metrics.anatomy is not None:
             anat = np.asarray(metrics.anatomy, bool)
             good |= anat
             ok |= anat
-        shape_ok = _shape_ok(metrics, min_solidity, max_pieces, min_area_ratio, max_area_ratio, max_elongation)
+        shape_ok = _shape_ok(
+            metrics, min_solidity, max_pieces, min_area_ratio, max_area_ratio, max_elongation
+        )
         if shape_ok is not None:
             ok &= shape_ok
     acc = good & ok
     if max_duplicate is not None and metrics.dup_score is not None and metrics.dup_of is not None:
         from .duplicates import duplicate_mask
 
-        acc &= ~duplicate_mask(metrics.dup_score, metrics.dup_of, acc,
-                               _num("max_duplicate", max_duplicate, 0.0, 1.0), snr)
+        acc &= ~duplicate_mask(
+            metrics.dup_score,
+            metrics.dup_of,
+            acc,
+            _num("max_duplicate", max_duplicate, 0.0, 1.0),
+            snr,
+        )
     return np.flatnonzero(acc), np.flatnonzero(~acc)
 
 
-def _shape_ok(metrics: Metrics, min_solidity, max_pieces, min_area_ratio, max_area_ratio,
-              max_elongation=None) -> np.ndarray | None:
+def _shape_ok(
+    metrics: Metrics, min_solidity, max_pieces, min_area_ratio, max_area_ratio, max_elongation=None
+) -> np.ndarray | None:
     tests = []
     if min_solidity is not None and metrics.solidity is not None:
         tests.append(np.asarray(metrics.solidity) >= _num("min_solidity", min_solidity, 0.0, 1.0))
     if max_pieces is not None and metrics.n_pieces is not None:
         tests.append(np.asarray(metrics.n_pieces) <= _num("max_pieces", max_pieces, 0.0, math.inf))
     if min_area_ratio is not None and metrics.area_ratio is not None:
-        tests.append(np.asarray(metrics.area_ratio) >= _num("min_area_ratio", min_area_ratio, 0.0, math.inf))
+        tests.append(
+            np.asarray(metrics.area_ratio) >= _num("min_area_ratio", min_area_ratio, 0.0, math.inf)
+        )
     if max_area_ratio is not None and metrics.area_ratio is not None:
-        tests.append(np.asarray(metrics.area_ratio) <= _num("max_area_ratio", max_area_ratio, 0.0, math.inf))
+        tests.append(
+            np.asarray(metrics.area_ratio) <= _num("max_area_ratio", max_area_ratio, 0.0, math.inf)
+        )
     if max_elongation is not None and metrics.elongation is not None:
-        tests.append(np.asarray(metrics.elongation) <= _num("max_elongation", max_elongation, 1.0, math.inf))
+        tests.append(
+            np.asarray(metrics.elongation) <= _num("max_elongation", max_elongation, 1.0, math.inf)
+        )
     if not tests:
         return None
     return np.logical_and.reduce(tests)
@@ -864,8 +1040,9 @@ def apply_classifier(metrics: Metrics, estimates: Any, params: Any) -> Metrics:
     return metrics
 
 
-def iter_evaluate_components(movie: Any, estimates: Any, params: Any = None, **kw
-                             ) -> Generator[Progress, None, Metrics]:
+def iter_evaluate_components(
+    movie: Any, estimates: Any, params: Any = None, **kw
+) -> Generator[Progress, None, Metrics]:
     """Compute the metrics, threshold them with ``params`` and set
     ``estimates.idx_components`` / ``idx_components_bad``. Returns the metrics."""
     from .border import movie_for_cnmf
@@ -873,7 +1050,9 @@ def iter_evaluate_components(movie: Any, estimates: Any, params: Any = None, **k
     # the movie as CNMF read it: motion-correction borders zeroed (one rule for every path)
     metrics = yield from iter_compute_metrics(movie_for_cnmf(movie), estimates, params, **kw)
     apply_classifier(metrics, estimates, params)
-    good, bad = apply_thresholds(metrics, **thresholds_from_params(params))  # engine.resolve.thresholds
+    good, bad = apply_thresholds(
+        metrics, **thresholds_from_params(params)
+    )  # engine.resolve.thresholds
     estimates.idx_components, estimates.idx_components_bad = good, bad
     return metrics
 

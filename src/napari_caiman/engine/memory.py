@@ -28,8 +28,22 @@ AUTO_FRACTION = 0.5
 #: budgets below this are refused (nothing useful fits)
 MIN_LIMIT = 4 * 10**6
 
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
-          "t": 10**12, "tb": 10**12, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "m": 10**6,
+    "mb": 10**6,
+    "g": 10**9,
+    "gb": 10**9,
+    "t": 10**12,
+    "tb": 10**12,
+    "kib": 1 << 10,
+    "mib": 1 << 20,
+    "gib": 1 << 30,
+    "tib": 1 << 40,
+}
 
 
 def parse_bytes(value: Any, argument: str = "memory_limit") -> int | None:
@@ -37,18 +51,27 @@ def parse_bytes(value: Any, argument: str = "memory_limit") -> int | None:
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "auto", "none")):
         return None
     if isinstance(value, bool):
-        raise InputError(argument, f"expected a size such as '4GB' or a number of bytes, got {value!r}")
+        raise InputError(
+            argument, f"expected a size such as '4GB' or a number of bytes, got {value!r}"
+        )
     if isinstance(value, (int, float)):
         n = float(value)
     elif isinstance(value, str):
         m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*", value)
         if not m or m.group(2).lower() not in _UNITS:
-            raise InputError(argument, f"expected a size such as '4GB', '512MiB' or a number of bytes, got {value!r}")
+            raise InputError(
+                argument,
+                f"expected a size such as '4GB', '512MiB' or a number of bytes, got {value!r}",
+            )
         n = float(m.group(1)) * _UNITS[m.group(2).lower()]
     else:
-        raise InputError(argument, f"expected a size such as '4GB' or a number of bytes, got {value!r}")
+        raise InputError(
+            argument, f"expected a size such as '4GB' or a number of bytes, got {value!r}"
+        )
     if not n >= MIN_LIMIT:
-        raise InputError(argument, f"{value!r} is too small: give at least {format_bytes(MIN_LIMIT)}")
+        raise InputError(
+            argument, f"{value!r} is too small: give at least {format_bytes(MIN_LIMIT)}"
+        )
     return int(n)
 
 
@@ -91,8 +114,14 @@ class Budget:
     CHUNK = 0.125
     HOLD = 0.25
 
-    def frames(self, frame_bytes: int, *, copies: float = 1.0, share: float | None = None,
-               at_most: int | None = None) -> int:
+    def frames(
+        self,
+        frame_bytes: int,
+        *,
+        copies: float = 1.0,
+        share: float | None = None,
+        at_most: int | None = None,
+    ) -> int:
         """Frames per chunk: ``copies`` float arrays of ``frame_bytes`` each within ``share`` of the budget."""
         share = self.CHUNK if share is None else share
         n = int(self.limit * share // max(1.0, copies * max(1, int(frame_bytes))))
@@ -119,7 +148,9 @@ def budget(params: Any = None, memory_limit: Any = None) -> Budget:
     """The :class:`Budget` of a run: ``memory_limit`` if given, else ``params["memory_limit"]``."""
     if memory_limit is None and params is not None:
         try:
-            memory_limit = params.get("memory_limit") if hasattr(params, "get") else params["memory_limit"]
+            memory_limit = (
+                params.get("memory_limit") if hasattr(params, "get") else params["memory_limit"]
+            )
         except (KeyError, TypeError):
             memory_limit = None
     return Budget(resolve_limit(memory_limit))

@@ -123,17 +123,46 @@ class MotionResult:
 class _Config:
     """Validated parameters (array order internally)."""
 
-    def __init__(self, movie, *, max_shifts, pw_rigid, strides, overlaps, max_deviation_rigid, niter_rig,
-                 upsample_factor_grid, border_nan, shifts_opencv, gSig_filt, template, out, chunk_size,
-                 n_workers, ignored, memory_limit=None):
+    def __init__(
+        self,
+        movie,
+        *,
+        max_shifts,
+        pw_rigid,
+        strides,
+        overlaps,
+        max_deviation_rigid,
+        niter_rig,
+        upsample_factor_grid,
+        border_nan,
+        shifts_opencv,
+        gSig_filt,
+        template,
+        out,
+        chunk_size,
+        n_workers,
+        ignored,
+        memory_limit=None,
+    ):
         self.T, self.frame_shape = check_movie(movie, min_frames=2)
         self.nd = len(self.frame_shape)
         fs = self.frame_shape
         # the parameters: the one resolver of the schema (CaImAn order in, array order out)
-        r = resolve_motion(dict(max_shifts=max_shifts, pw_rigid=pw_rigid, strides=strides, overlaps=overlaps,
-                                max_deviation_rigid=max_deviation_rigid, niter_rig=niter_rig,
-                                upsample_factor_grid=upsample_factor_grid, border_nan=border_nan,
-                                shifts_opencv=shifts_opencv, gSig_filt=gSig_filt), fs)
+        r = resolve_motion(
+            dict(
+                max_shifts=max_shifts,
+                pw_rigid=pw_rigid,
+                strides=strides,
+                overlaps=overlaps,
+                max_deviation_rigid=max_deviation_rigid,
+                niter_rig=niter_rig,
+                upsample_factor_grid=upsample_factor_grid,
+                border_nan=border_nan,
+                shifts_opencv=shifts_opencv,
+                gSig_filt=gSig_filt,
+            ),
+            fs,
+        )
         self.max_shifts, self.pw_rigid = r.max_shifts, r.pw_rigid
         self.strides, self.overlaps, self.max_dev = r.strides, r.overlaps, r.max_deviation_rigid
         self.niter_rig, self.upsample_factor_grid = r.niter_rig, r.upsample_factor_grid
@@ -158,7 +187,9 @@ class _Config:
         if template is not None:
             tm = np.asarray(template, dtype=np.float32)
             if tm.shape != tuple(fs):
-                raise InputError("template", f"expected shape {tuple(fs)} (one frame), got {tm.shape}")
+                raise InputError(
+                    "template", f"expected shape {tuple(fs)} (one frame), got {tm.shape}"
+                )
             if not np.all(np.isfinite(tm)):
                 raise InputError("template", "contains NaN or infinite values")
             if float(tm.max()) == float(tm.min()):
@@ -168,8 +199,14 @@ class _Config:
         if ignored:
             self.params["ignored"] = sorted(ignored)
         # interior crop for metrics: largest possible |shift| + interpolation margin
-        reach = [m + (d if self.pw_rigid else 0) + 2 for m, d in zip(self.max_shifts, self.max_dev, strict=True)]
-        self.crop = tuple(slice(r, n - r) if n - 2 * r >= 4 else slice(None) for r, n in zip(reach, fs, strict=True))
+        reach = [
+            m + (d if self.pw_rigid else 0) + 2
+            for m, d in zip(self.max_shifts, self.max_dev, strict=True)
+        ]
+        self.crop = tuple(
+            slice(r, n - r) if n - 2 * r >= 4 else slice(None)
+            for r, n in zip(reach, fs, strict=True)
+        )
 
 
 # ----------------------------------------------------------------------------- the registration engine
@@ -206,17 +243,36 @@ class _Engine:
         b = 1
         if cfg.nd == 2 and min(fs) >= 128:
             b = 2
-            if cfg.pw_rigid and min(min(s + o, n) for s, o, n in zip(cfg.strides, cfg.overlaps, fs, strict=True)) < 32:
+            if (
+                cfg.pw_rigid
+                and min(
+                    min(s + o, n) for s, o, n in zip(cfg.strides, cfg.overlaps, fs, strict=True)
+                )
+                < 32
+            ):
                 b = 1
         self.bin = b
         bfs = tuple(n // b for n in fs)
-        ms_b = tuple(min(int(math.ceil(m / b)), (n - 1) // 2) for m, n in zip(cfg.max_shifts, bfs, strict=True))
+        ms_b = tuple(
+            min(int(math.ceil(m / b)), (n - 1) // 2)
+            for m, n in zip(cfg.max_shifts, bfs, strict=True)
+        )
         self.spec = R.Spectral(bfs, ms_b, keep=0.5 if b == 1 else 1.0)
         self.grid: R.PatchGrid | None = None
         if cfg.pw_rigid:
-            pad = tuple(int(math.ceil((m + d + 1) / b)) for m, d in zip(cfg.max_shifts, cfg.max_dev, strict=True))
-            self.grid = R.PatchGrid(fs, cfg.strides, cfg.overlaps, cfg.upsample_factor_grid, pad,
-                                    keep=0.5 if b == 1 else 1.0, binning=b)
+            pad = tuple(
+                int(math.ceil((m + d + 1) / b))
+                for m, d in zip(cfg.max_shifts, cfg.max_dev, strict=True)
+            )
+            self.grid = R.PatchGrid(
+                fs,
+                cfg.strides,
+                cfg.overlaps,
+                cfg.upsample_factor_grid,
+                pad,
+                keep=0.5 if b == 1 else 1.0,
+                binning=b,
+            )
         self.half = np.asarray(ms_b)
         self.template_raw: np.ndarray | None = None
 
@@ -252,13 +308,19 @@ class _Engine:
         assert g is not None  # pw-rigid
         n = g.n_patches
         Fp = g.prepare_frames(est)
-        P = (self.T_patch[None] * np.conj(Fp.reshape(B, n, *Fp.shape[1:]))).reshape(B * n, *Fp.shape[1:])
+        P = (self.T_patch[None] * np.conj(Fp.reshape(B, n, *Fp.shape[1:]))).reshape(
+            B * n, *Fp.shape[1:]
+        )
         md = np.asarray(self.cfg.max_dev, np.float32) / self.bin
         rig = np.repeat(s_b, n, axis=0)
         pad = np.asarray(g.pad)
         half = np.ceil(md).astype(np.int64)
-        s_p = (R.find_shifts(g.spec, P, np.rint(rig).astype(np.int64) + pad, half,
-                             rig - md + pad, rig + md + pad) - pad) * self.bin
+        s_p = (
+            R.find_shifts(
+                g.spec, P, np.rint(rig).astype(np.int64) + pad, half, rig - md + pad, rig + md + pad
+            )
+            - pad
+        ) * self.bin
         return s_rig, s_p.reshape(B, n, self.cfg.nd)
 
     def fields(self, s_els: np.ndarray) -> np.ndarray:
@@ -471,11 +533,23 @@ def iter_motion_correct(
         parameter; ``.argument`` names it.
     """
     cfg = _Config(
-        movie, max_shifts=max_shifts, pw_rigid=pw_rigid, strides=strides, overlaps=overlaps,
-        max_deviation_rigid=max_deviation_rigid, niter_rig=niter_rig,
-        upsample_factor_grid=upsample_factor_grid, border_nan=border_nan, shifts_opencv=shifts_opencv,
-        gSig_filt=gSig_filt, template=template, out=out, chunk_size=chunk_size, n_workers=n_workers,
-        ignored=ignored, memory_limit=memory_limit,
+        movie,
+        max_shifts=max_shifts,
+        pw_rigid=pw_rigid,
+        strides=strides,
+        overlaps=overlaps,
+        max_deviation_rigid=max_deviation_rigid,
+        niter_rig=niter_rig,
+        upsample_factor_grid=upsample_factor_grid,
+        border_nan=border_nan,
+        shifts_opencv=shifts_opencv,
+        gSig_filt=gSig_filt,
+        template=template,
+        out=out,
+        chunk_size=chunk_size,
+        n_workers=n_workers,
+        ignored=ignored,
+        memory_limit=memory_limit,
     )
     T, nd = cfg.T, cfg.nd
     eng = _Engine(cfg)
@@ -488,7 +562,7 @@ def iter_motion_correct(
         n_s = min(T, N_SAMPLE)
         sample = np.unique(np.linspace(0, T - 1, n_s).round().astype(np.int64))
         batches = [sample[i : i + cfg.batch] for i in range(0, len(sample), cfg.batch)]
-        n_pass = (0 if cfg.template is not None else cfg.niter_rig + (1 if cfg.pw_rigid else 0))
+        n_pass = 0 if cfg.template is not None else cfg.niter_rig + (1 if cfg.pw_rigid else 0)
         total = len(sample) * (n_pass + (1 if cfg.template is None else 0))
         done = 0
         if cfg.template is None:
@@ -503,7 +577,11 @@ def iter_motion_correct(
                 yield Progress("template", done, total)
             if hi <= lo:
                 raise InputError("movie", "movie has no contrast (all sampled pixels are equal)")
-            tmpl = np.median(means, axis=0).astype(np.float32) if len(groups) > 2 else means.mean(axis=0)
+            tmpl = (
+                np.median(means, axis=0).astype(np.float32)
+                if len(groups) > 2
+                else means.mean(axis=0)
+            )
             del means
             for it_ in range(n_pass):
                 pw = cfg.pw_rigid and it_ == n_pass - 1
@@ -515,7 +593,9 @@ def iter_motion_correct(
                     acc[1] += res[1]
                     acc[2] += res[2]
 
-                jobs = [(len(b), (lambda b=b, pw=pw: eng.sample_job(movie, b, pw))) for b in batches]
+                jobs = [
+                    (len(b), (lambda b=b, pw=pw: eng.sample_job(movie, b, pw))) for b in batches
+                ]
                 for p in _pipeline(pool, n_inflight, jobs, consume, "template", total):
                     yield Progress("template", done + p.done, total)
                 done += len(sample)
@@ -538,7 +618,9 @@ def iter_motion_correct(
         corr_raw = np.empty(T, np.float32)
         corr_cor = np.empty(T, np.float32)
         crop_shape = np.empty(cfg.frame_shape)[cfg.crop].shape
-        sums = dict(raw=np.zeros(crop_shape), cor=np.zeros(crop_shape), cnt=np.zeros(crop_shape, np.int64))
+        sums = dict(
+            raw=np.zeros(crop_shape), cor=np.zeros(crop_shape), cnt=np.zeros(crop_shape, np.int64)
+        )
         chunks = [(t0, min(T, t0 + cfg.batch)) for t0 in range(0, T, cfg.batch)]
         with output_writer(cfg.out, (T, *cfg.frame_shape)) as writer:
             pos = [0]
@@ -563,12 +645,16 @@ def iter_motion_correct(
                 pos[0] = t1
 
             if executor is None:
-                jobs = [(t1 - t0, (lambda t0=t0, t1=t1: eng.full_job(movie, t0, t1, cfg.pw_rigid)))
-                        for t0, t1 in chunks]
+                jobs = [
+                    (t1 - t0, (lambda t0=t0, t1=t1: eng.full_job(movie, t0, t1, cfg.pw_rigid)))
+                    for t0, t1 in chunks
+                ]
                 yield from _pipeline(pool, n_inflight, jobs, consume_full, "registering", T)
             else:
                 target = writer.remote()
-                remote_eng = executor.scatter(eng, broadcast=True) if hasattr(executor, "scatter") else eng
+                remote_eng = (
+                    executor.scatter(eng, broadcast=True) if hasattr(executor, "scatter") else eng
+                )
                 workers: set[int] = set()
 
                 def consume_remote(res):
@@ -576,11 +662,30 @@ def iter_motion_correct(
                     consume_full(res[:-1])
 
                 kw = {"pure": False} if hasattr(executor, "scatter") else {}
-                jobs = [(t1 - t0, (lambda t0=t0, t1=t1: executor.submit(
-                    _remote_full_job, remote_eng, movie, t0, t1, cfg.pw_rigid, target, **kw)))
-                    for t0, t1 in chunks]
-                n_remote = max(n_inflight, 2 * len(executor.scheduler_info().get("workers", ()))
-                               if hasattr(executor, "scheduler_info") else n_inflight)
+                jobs = [
+                    (
+                        t1 - t0,
+                        (
+                            lambda t0=t0, t1=t1: executor.submit(
+                                _remote_full_job,
+                                remote_eng,
+                                movie,
+                                t0,
+                                t1,
+                                cfg.pw_rigid,
+                                target,
+                                **kw,
+                            )
+                        ),
+                    )
+                    for t0, t1 in chunks
+                ]
+                n_remote = max(
+                    n_inflight,
+                    2 * len(executor.scheduler_info().get("workers", ()))
+                    if hasattr(executor, "scheduler_info")
+                    else n_inflight,
+                )
                 yield from _pipeline(None, n_remote, jobs, consume_remote, "registering", T)
                 cfg.params["workers"] = sorted(workers)
         corrected = writer.result()
@@ -662,19 +767,30 @@ def apply_shifts(
     if shifts_els is None:
         return R.shift_rigid(frames, to_a(sr), border_nan)
     if patch_bounds is None or patch_grid_shape is None:
-        raise InputError("patch_bounds", "patch_bounds and patch_grid_shape are needed with shifts_els")
+        raise InputError(
+            "patch_bounds", "patch_bounds and patch_grid_shape are needed with shifts_els"
+        )
     se = to_a(np.asarray(shifts_els, np.float32))
     pb = np.asarray(patch_bounds)
     gshape = tuple(int(v) for v in patch_grid_shape)
     if se.shape != (len(frames), int(np.prod(gshape)), nd):
-        raise InputError("shifts_els", f"expected shape {(len(frames), int(np.prod(gshape)), nd)}, got {se.shape}")
+        raise InputError(
+            "shifts_els",
+            f"expected shape {(len(frames), int(np.prod(gshape)), nd)}, got {se.shape}",
+        )
     fs = frames.shape[1:]
     weights = []
     for a in range(nd):
         starts = np.unique(pb[:, a, 0])
         size = int(pb[0, a, 1] - pb[0, a, 0])
-        weights.append(R.field_weights(fs[a], starts + (size - 1) / 2.0, upsample_factor_grid,
-                                       extrapolate=not (nd == 3 and a == 0)))  # as in PatchGrid
+        weights.append(
+            R.field_weights(
+                fs[a],
+                starts + (size - 1) / 2.0,
+                upsample_factor_grid,
+                extrapolate=not (nd == 3 and a == 0),
+            )
+        )  # as in PatchGrid
     fields = np.empty((len(frames), nd, *fs), np.float32)
     for a in range(nd):
         g = se[:, :, a].reshape(len(frames), *gshape)

@@ -3,7 +3,8 @@
 A CaImAn user's flat ``params_dict`` (as given to ``CNMFParams(params_dict=...)``)
 works here unchanged: :meth:`CaimanParams.from_dict` accepts it, rejects
 unknown names with the closest known ones, and validates the values the
-native engine uses with the schema's checks (:mod:`.schema`). Per-axis values keep CaImAn's order (rows, cols[, planes]).
+native engine uses with the schema's checks (:mod:`.schema`). Per-axis values keep
+CaImAn's order (rows, cols[, planes]).
 
 Some names live in several CaImAn groups (``nb``, ``p``, ``min_SNR`` ...); as in
 CaImAn, setting the flat name sets it in every group that has it, so values
@@ -31,8 +32,15 @@ from .caiman_defaults import ALL_GROUPS, DEFAULTS, EXTRA_DEFAULTS, GROUPS_OF
 from .errors import InputError
 from .schema import SPEC_BY_NAME
 
-__all__ = ["CaimanParams", "DEFAULTS", "EXTRA_DEFAULTS", "ALL_GROUPS", "GROUPS_OF", "parse_kwargs",
-           "close_matches"]
+__all__ = [
+    "CaimanParams",
+    "DEFAULTS",
+    "EXTRA_DEFAULTS",
+    "ALL_GROUPS",
+    "GROUPS_OF",
+    "parse_kwargs",
+    "close_matches",
+]
 
 
 def parse_kwargs(text: str | None) -> dict[str, Any]:
@@ -132,7 +140,9 @@ class CaimanParams:
         return cls()
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any] | None = None, *, strict: bool = True) -> CaimanParams:
+    def from_dict(
+        cls, values: Mapping[str, Any] | None = None, *, strict: bool = True
+    ) -> CaimanParams:
         """Build from a flat dict of CaImAn names, or CaImAn's nested groups.
 
         Parameters
@@ -167,8 +177,13 @@ class CaimanParams:
                 except InputError as exc:
                     import logging
 
-                    logging.getLogger(__name__).warning("parameter %s=%r not used (%s); default %r kept",
-                                                        name, value, exc, params[name])
+                    logging.getLogger(__name__).warning(
+                        "parameter %s=%r not used (%s); default %r kept",
+                        name,
+                        value,
+                        exc,
+                        params[name],
+                    )
         return params
 
     @classmethod
@@ -265,4 +280,3 @@ class CaimanParams:
 
     def __repr__(self) -> str:
         return f"CaimanParams({self.changed()!r})"
-

@@ -24,9 +24,19 @@ from .resolve import for_movie, thresholds
 from .step_results import CnmfStepResult, EvaluateStepResult, MotionStepResult
 
 __all__ = [
-    "STEPS", "iter_motion_step", "iter_cnmf_step", "iter_evaluate_step", "motion_kwargs", "summary_chunk",
-    "MotionStepResult", "CnmfStepResult", "EvaluateStepResult",
-    "NanFilled", "motion_border", "nan_border", "movie_for_cnmf",
+    "STEPS",
+    "iter_motion_step",
+    "iter_cnmf_step",
+    "iter_evaluate_step",
+    "motion_kwargs",
+    "summary_chunk",
+    "MotionStepResult",
+    "CnmfStepResult",
+    "EvaluateStepResult",
+    "NanFilled",
+    "motion_border",
+    "nan_border",
+    "movie_for_cnmf",
 ]
 
 #: Steps known to the pipeline, in order. Later issues add "cnmf", "evaluate".
@@ -93,11 +103,19 @@ def iter_motion_step(
 
     bud = budget(params)
     t0 = time.perf_counter()
-    motion = yield from iter_motion_correct(movie, out=out, template=template, memory_limit=bud.limit,
-                                            executor=executor, **motion_kwargs(params))
+    motion = yield from iter_motion_correct(
+        movie,
+        out=out,
+        template=template,
+        memory_limit=bud.limit,
+        executor=executor,
+        **motion_kwargs(params),
+    )
     t1 = time.perf_counter()
     try:
-        summary = yield from iter_summary_images(motion.corrected, chunk_size=summary_chunk(motion.corrected, bud))
+        summary = yield from iter_summary_images(
+            motion.corrected, chunk_size=summary_chunk(motion.corrected, bud)
+        )
     except BaseException:
         # cancelled or failed after the movie file was completed: the step as a
         # whole did not finish, so do not leave its output behind
@@ -106,8 +124,9 @@ def iter_motion_step(
                 Path(out).unlink()
         raise
     t2 = time.perf_counter()
-    return MotionStepResult(motion=motion, summary=summary,
-                            timings={"motion": t1 - t0, "summary": t2 - t1})
+    return MotionStepResult(
+        motion=motion, summary=summary, timings={"motion": t1 - t0, "summary": t2 - t1}
+    )
 
 
 def summary_chunk(movie: Any, bud: Any) -> int:
@@ -125,7 +144,9 @@ def _prepared(movie: Any, motion: Any, params: Any, fill_nan: bool, border: Any)
         return NanFilled(movie, border)
     border_nan = None
     if motion is not None:
-        border_nan = (_motion_attr(motion, "params") or {}).get("border_nan", params.get("border_nan"))
+        border_nan = (_motion_attr(motion, "params") or {}).get(
+            "border_nan", params.get("border_nan")
+        )
     return movie_for_cnmf(movie, motion=motion, border_nan=border_nan)
 
 
@@ -175,9 +196,17 @@ def iter_cnmf_step(
     backend = _caiman_backend(params)
     if backend is not None:
         filled = isinstance(movie, NanFilled)
-        return (yield from backend.iter_cnmf_step(_raw(movie), params, Ain=Ain, summary=summary,
-                                                  executor=executor, fill_nan=filled,
-                                                  border=movie.border if filled else None))
+        return (
+            yield from backend.iter_cnmf_step(
+                _raw(movie),
+                params,
+                Ain=Ain,
+                summary=summary,
+                executor=executor,
+                fill_nan=filled,
+                border=movie.border if filled else None,
+            )
+        )
     from .cnmf import iter_cnmf
     from .memory import budget
     from .summary import iter_summary_images
@@ -185,7 +214,9 @@ def iter_cnmf_step(
     timings: dict[str, float] = {}
     if summary is None:  # else the motion step computed (and timed) them
         t0 = time.perf_counter()
-        summary = yield from iter_summary_images(_raw(movie), chunk_size=summary_chunk(_raw(movie), budget(params)))
+        summary = yield from iter_summary_images(
+            _raw(movie), chunk_size=summary_chunk(_raw(movie), budget(params))
+        )
         timings["summary"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     estimates = yield from iter_cnmf(movie, params, Ain=Ain, executor=executor)
@@ -216,8 +247,15 @@ def iter_evaluate_step(
     backend = _caiman_backend(params)
     if backend is not None:
         filled = isinstance(movie, NanFilled)
-        return (yield from backend.iter_evaluate_step(_raw(movie), estimates, params, fill_nan=filled,
-                                                      border=movie.border if filled else None))
+        return (
+            yield from backend.iter_evaluate_step(
+                _raw(movie),
+                estimates,
+                params,
+                fill_nan=filled,
+                border=movie.border if filled else None,
+            )
+        )
     from .dff import detrend_df_f
     from .evaluation import iter_evaluate_components
 
@@ -233,5 +271,6 @@ def iter_evaluate_step(
     yield Progress("dF/F", 0, 1)
     F_dff = detrend_df_f(estimates) if estimates.A.shape[1] else None
     yield Progress("dF/F", 1, 1)
-    return EvaluateStepResult(metrics=metrics, F_dff=F_dff,
-                              timings={"evaluate": t1 - t0, "dff": time.perf_counter() - t1})
+    return EvaluateStepResult(
+        metrics=metrics, F_dff=F_dff, timings={"evaluate": t1 - t0, "dff": time.perf_counter() - t1}
+    )

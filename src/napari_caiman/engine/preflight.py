@@ -65,13 +65,20 @@ def _region_px(params: Any, nd: int) -> int:
     try:
         gsig = per_axis(params["gSig"], nd, "gSig", kind=float, minimum=0.5)
         gsiz = params["gSiz"]
-        gsiz = per_axis(gsiz, nd, "gSiz", kind=float, minimum=1) if gsiz is not None else tuple(2 * g + 1 for g in gsig)
+        gsiz = (
+            per_axis(gsiz, nd, "gSiz", kind=float, minimum=1)
+            if gsiz is not None
+            else tuple(2 * g + 1 for g in gsig)
+        )
     except InputError:
         return 1  # the step itself reports bad parameters
     from .cnmf.initialization import refine_window
 
     # the support box of the refinement, dilated by the default of cnmf.steps.Settings.se()
-    half = [h + int(max(1.0, np.ceil(g / 2))) for h, g in zip(refine_window(gsig, gsiz), gsig, strict=True)]
+    half = [
+        h + int(max(1.0, np.ceil(g / 2)))
+        for h, g in zip(refine_window(gsig, gsiz), gsig, strict=True)
+    ]
     return int(np.prod([2 * h + 1 for h in half]))
 
 
@@ -93,18 +100,24 @@ def estimate(shape: tuple[int, ...], steps: Any, params: Any) -> dict[str, dict[
         K = int(np.ceil(K_all / cover))  # duplicates of overlapping patches merged
         if params["rf"] is not None:
             tbin = patch_time_bin(T)  # a long movie's slabs are read binned in time
-            phases["cnmf patches"] = {"one patch": PATCH_COPIES * 4 * -(-T // tbin) * patch_px,
-                                      "traces": 2 * 4 * K_all * T}
+            phases["cnmf patches"] = {
+                "one patch": PATCH_COPIES * 4 * -(-T // tbin) * patch_px,
+                "traces": 2 * 4 * K_all * T,
+            }
         else:
             ssub, tsub = int(params["ssub"] or 1), int(params["tsub"] or 1)
-            phases["cnmf initialization"] = {"initialization": 5 * 4 * (T // tsub) * (P // (ssub * ssub))}
+            phases["cnmf initialization"] = {
+                "initialization": 5 * 4 * (T // tsub) * (P // (ssub * ssub))
+            }
         # the whole-field refit keeps the footprints sparse: per component its
         # search region (support dilated) with ~REGION_BYTES per entry, and the
         # dense background b with its float64 accumulator; H, A^T Y, S, YrA and
         # the deconvolution's copies (K is an upper bound: every patch finding K
         # distinct neurons)
-        phases["cnmf refit"] = {"footprints": K * _region_px(params, len(dims)) * REGION_BYTES + 12 * P * nb,
-                                "traces": 6 * 4 * (K + nb) * T}
+        phases["cnmf refit"] = {
+            "footprints": K * _region_px(params, len(dims)) * REGION_BYTES + 12 * P * nb,
+            "traces": 6 * 4 * (K + nb) * T,
+        }
     return phases
 
 
@@ -133,9 +146,15 @@ _ADVICE = {
 }
 
 
-def check_run(shape: tuple[int, ...], steps: Any, params: Any, bud: Budget, *,
-              movie_out: str | os.PathLike | None = None,
-              output: str | os.PathLike | None = None) -> dict[str, dict[str, int]]:
+def check_run(
+    shape: tuple[int, ...],
+    steps: Any,
+    params: Any,
+    bud: Budget,
+    *,
+    movie_out: str | os.PathLike | None = None,
+    output: str | os.PathLike | None = None,
+) -> dict[str, dict[str, int]]:
     """Refuse (``InputError``) a run that cannot fit the budget or the disk; returns the estimate."""
     phases = estimate(shape, steps, params)
     if phases:
@@ -144,20 +163,30 @@ def check_run(shape: tuple[int, ...], steps: Any, params: Any, bud: Budget, *,
         need = sum(parts.values())
         if need > SHARE * bud.limit:
             worst = max(parts, key=lambda k: parts[k])
-            detail = ", ".join(f"{k} {format_bytes(v)}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]))
-            raise InputError("memory_limit", f"this run needs about {format_bytes(need / SHARE)} of memory in its "
-                             f"{phase} ({detail}) but the limit is {format_bytes(bud.limit)}: raise --memory-limit "
-                             f"(the memory_limit setting) or use {_ADVICE[worst]}")
+            detail = ", ".join(
+                f"{k} {format_bytes(v)}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1])
+            )
+            raise InputError(
+                "memory_limit",
+                f"this run needs about {format_bytes(need / SHARE)} of memory in its "
+                f"{phase} ({detail}) but the limit is {format_bytes(bud.limit)}: raise --memory-limit "
+                f"(the memory_limit setting) or use {_ADVICE[worst]}",
+            )
     if "motion" in steps and movie_out is not None:
         need_disk = 4 * int(np.prod(shape)) + (64 << 20)
         store = tile_store_bytes(shape, params) if "cnmf" in steps else 0
-        need_disk += store  # CNMF's temporary tile-major copy of the corrected movie, on the same disk
+        need_disk += (
+            store  # CNMF's temporary tile-major copy of the corrected movie, on the same disk
+        )
         what = "the motion-corrected movie" + (" and CNMF's temporary copy of it" if store else "")
         where = Path(movie_out)
         free = free_disk(where if where.is_dir() else where.parent)
         if free < need_disk:
-            raise InputError("disk", f"{what} need{'' if store else 's'} {format_bytes(need_disk)} on the disk "
-                             f"holding {str(where)!r}, which has {format_bytes(free)} free: free some space, "
-                             "or write the corrected movie elsewhere (--save-movie) or raise --memory-limit "
-                             "so that it stays in memory")
+            raise InputError(
+                "disk",
+                f"{what} need{'' if store else 's'} {format_bytes(need_disk)} on the disk "
+                f"holding {str(where)!r}, which has {format_bytes(free)} free: free some space, "
+                "or write the corrected movie elsewhere (--save-movie) or raise --memory-limit "
+                "so that it stays in memory",
+            )
     return phases

@@ -72,7 +72,9 @@ def run(
         return stop.value
 
 
-def as_progress(gen: Generator[tuple[int, int], Any, R], stage: str) -> Generator[Progress, None, R]:
+def as_progress(
+    gen: Generator[tuple[int, int], Any, R], stage: str
+) -> Generator[Progress, None, R]:
     """Re-yield a generator of ``(done, total)`` pairs as :class:`Progress` of
     ``stage``; returns the generator's value (use with ``yield from``)."""
     try:

@@ -31,17 +31,56 @@ from .errors import InputError
 from .params import CaimanParams
 from .validate import per_axis, to_array_order, to_caiman_order
 
-__all__ = ["Resolved", "ResolvedMotion", "ResolvedCnmf", "resolve", "resolve_motion", "for_movie",
-           "thresholds", "settings_from_params", "patch_geometry", "MOTION_NAMES", "THRESHOLD_NAMES"]
+__all__ = [
+    "Resolved",
+    "ResolvedMotion",
+    "ResolvedCnmf",
+    "resolve",
+    "resolve_motion",
+    "for_movie",
+    "thresholds",
+    "settings_from_params",
+    "patch_geometry",
+    "MOTION_NAMES",
+    "THRESHOLD_NAMES",
+]
 
 #: The motion parameters the motion step takes (CaImAn's names).
-MOTION_NAMES = ("max_shifts", "pw_rigid", "strides", "overlaps", "max_deviation_rigid", "niter_rig",
-                "upsample_factor_grid", "border_nan", "shifts_opencv", "gSig_filt")
+MOTION_NAMES = (
+    "max_shifts",
+    "pw_rigid",
+    "strides",
+    "overlaps",
+    "max_deviation_rigid",
+    "niter_rig",
+    "upsample_factor_grid",
+    "border_nan",
+    "shifts_opencv",
+    "gSig_filt",
+)
 
 #: Keyword arguments of ``apply_thresholds`` and the schema field each comes from.
-THRESHOLD_NAMES = ("min_SNR", "SNR_lowest", "rval_thr", "rval_lowest", "use_cnn", "min_cnn_thr", "cnn_lowest",
-                   "min_solidity", "max_pieces", "min_area_ratio", "max_area_ratio", "max_elongation", "accept_anatomy",
-                   "min_classifier_prob", "joint_SNR_frac", "joint_rval_frac", "max_duplicate", "min_size", "max_size")
+THRESHOLD_NAMES = (
+    "min_SNR",
+    "SNR_lowest",
+    "rval_thr",
+    "rval_lowest",
+    "use_cnn",
+    "min_cnn_thr",
+    "cnn_lowest",
+    "min_solidity",
+    "max_pieces",
+    "min_area_ratio",
+    "max_area_ratio",
+    "max_elongation",
+    "accept_anatomy",
+    "min_classifier_prob",
+    "joint_SNR_frac",
+    "joint_rval_frac",
+    "max_duplicate",
+    "min_size",
+    "max_size",
+)
 
 
 def _params(params: Any) -> CaimanParams:
@@ -53,7 +92,10 @@ def _params(params: Any) -> CaimanParams:
 def _frame(movie_shape: Sequence[int]) -> tuple[int, ...]:
     shape = tuple(int(s) for s in movie_shape)
     if len(shape) not in (3, 4):
-        raise InputError("movie", f"expected a movie with 3 dimensions (T, Y, X) or 4 (T, Z, Y, X), got shape {shape}")
+        raise InputError(
+            "movie",
+            f"expected a movie with 3 dimensions (T, Y, X) or 4 (T, Z, Y, X), got shape {shape}",
+        )
     return shape[1:]
 
 
@@ -62,6 +104,7 @@ def _two(value: Any) -> bool:
 
 
 # --- volumes: the planes entries -------------------------------------------------
+
 
 def for_movie(params: Any, movie_shape: Sequence[int]) -> CaimanParams:
     """``params`` with the planes entry of every 2-value per-axis setting filled for a volume.
@@ -104,6 +147,7 @@ def for_movie(params: Any, movie_shape: Sequence[int]) -> CaimanParams:
 
 # --- motion ---------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ResolvedMotion:
     """The motion step's settings, array order ((z,) y, x); ``caiman``: the
@@ -123,7 +167,9 @@ class ResolvedMotion:
 
 
 def _int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float, np.floating)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, np.integer, float, np.floating)
+    ):
         raise InputError(name, f"expected an integer >= {minimum}, got {value!r}")
     if float(value) != int(value) or int(value) < minimum:
         raise InputError(name, f"expected an integer >= {minimum}, got {value!r}")
@@ -133,7 +179,11 @@ def _int(value: Any, name: str, minimum: int) -> int:
 def _border(border_nan: Any) -> Any:
     if isinstance(border_nan, np.bool_):
         border_nan = bool(border_nan)
-    if border_nan is True or border_nan is False or (isinstance(border_nan, str) and border_nan == "copy"):
+    if (
+        border_nan is True
+        or border_nan is False
+        or (isinstance(border_nan, str) and border_nan == "copy")
+    ):
         return border_nan
     raise InputError("border_nan", f"expected True, False or 'copy', got {border_nan!r}")
 
@@ -187,7 +237,9 @@ def resolve_motion(values: Mapping[str, Any], frame_shape: Sequence[int]) -> Res
     if isinstance(mdr, (tuple, list)):
         md = to_array_order(per_axis(mdr, nd, "max_deviation_rigid", kind=int), nd)
     else:
-        if isinstance(mdr, (bool, np.bool_)) or not isinstance(mdr, (int, np.integer, float, np.floating)):
+        if isinstance(mdr, (bool, np.bool_)) or not isinstance(
+            mdr, (int, np.integer, float, np.floating)
+        ):
             raise InputError("max_deviation_rigid", f"expected a number, got {mdr!r}")
         if float(mdr) != int(mdr):
             raise InputError("max_deviation_rigid", f"expected an integer, got {mdr!r}")
@@ -205,21 +257,36 @@ def resolve_motion(values: Mapping[str, Any], frame_shape: Sequence[int]) -> Res
             raise InputError("gSig_filt", f"must be positive, got {gSig_filt!r}")
         gsig = to_array_order(g, nd)
     caiman = dict(
-        max_shifts=tuple(ms), niter_rig=niter_rig, strides=tuple(st), overlaps=tuple(ov),
+        max_shifts=tuple(ms),
+        niter_rig=niter_rig,
+        strides=tuple(st),
+        overlaps=tuple(ov),
         max_deviation_rigid=mdr if isinstance(mdr, (tuple, list)) else int(mdr),
-        upsample_factor_grid=upsample, pw_rigid=pw_rigid, border_nan=border_nan,
+        upsample_factor_grid=upsample,
+        pw_rigid=pw_rigid,
+        border_nan=border_nan,
         shifts_opencv=bool(values["shifts_opencv"]),
-        gSig_filt=None if gSig_filt is None else tuple(per_axis(gSig_filt, nd, "gSig_filt", kind=float)),
+        gSig_filt=None
+        if gSig_filt is None
+        else tuple(per_axis(gSig_filt, nd, "gSig_filt", kind=float)),
     )
     return ResolvedMotion(
-        max_shifts=max_shifts_arr, strides=tuple(st_arr), overlaps=tuple(ov_arr),
-        max_deviation_rigid=tuple(int(v) for v in md), niter_rig=niter_rig, upsample_factor_grid=upsample,
-        pw_rigid=pw_rigid, border_nan=border_nan, shifts_opencv=bool(values["shifts_opencv"]), gSig_filt=gsig,
+        max_shifts=max_shifts_arr,
+        strides=tuple(st_arr),
+        overlaps=tuple(ov_arr),
+        max_deviation_rigid=tuple(int(v) for v in md),
+        niter_rig=niter_rig,
+        upsample_factor_grid=upsample,
+        pw_rigid=pw_rigid,
+        border_nan=border_nan,
+        shifts_opencv=bool(values["shifts_opencv"]),
+        gSig_filt=gsig,
         caiman=caiman,
     )
 
 
 # --- CNMF -----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ResolvedCnmf:
@@ -242,26 +309,45 @@ def _resolve_cnmf(params: CaimanParams, frame: tuple[int, ...]) -> ResolvedCnmf:
     nd = len(frame)
     if params["backend"] == "caiman":  # CaImAn checks its own; the geometry as it will read it
         gSig = to_array_order(per_axis(params["gSig"], nd, "gSig", kind=float, minimum=0.5), nd)
-        gSiz = (tuple(int(2 * g + 1) for g in gSig) if params["gSiz"] is None
-                else to_array_order(per_axis(params["gSiz"], nd, "gSiz", kind=int, minimum=1), nd))
-        rf = None if params["rf"] is None else to_array_order(per_axis(params["rf"], nd, "rf", kind=int), nd)
-        stride = (None if params["stride"] is None or rf is None
-                  else to_array_order(per_axis(params["stride"], nd, "stride", kind=int), nd))
+        gSiz = (
+            tuple(int(2 * g + 1) for g in gSig)
+            if params["gSiz"] is None
+            else to_array_order(per_axis(params["gSiz"], nd, "gSiz", kind=int, minimum=1), nd)
+        )
+        rf = (
+            None
+            if params["rf"] is None
+            else to_array_order(per_axis(params["rf"], nd, "rf", kind=int), nd)
+        )
+        stride = (
+            None
+            if params["stride"] is None or rf is None
+            else to_array_order(per_axis(params["stride"], nd, "stride", kind=int), nd)
+        )
         geometry = None if rf is None else (rf, stride)
     else:
         st = settings_from_params(params, nd, frame)
         gSig, gSiz = st.gSig, st.gSiz
         geometry = patch_geometry(params, st, nd, frame)
     return ResolvedCnmf(
-        K=int(params["K"]), gSig=tuple(float(g) for g in gSig), gSiz=tuple(int(g) for g in gSiz),
+        K=int(params["K"]),
+        gSig=tuple(float(g) for g in gSig),
+        gSiz=tuple(int(g) for g in gSiz),
         rf=None if geometry is None else tuple(int(r) for r in geometry[0]),
-        stride=None if geometry is None or geometry[1] is None else tuple(int(s) for s in geometry[1]),
-        nb=int(params["nb"]), p=int(params["p"]), ssub=int(params["ssub"]), tsub=int(params["tsub"]),
-        merge_thr=float(params["merge_thr"]), method_init=str(params["method_init"]),
+        stride=None
+        if geometry is None or geometry[1] is None
+        else tuple(int(s) for s in geometry[1]),
+        nb=int(params["nb"]),
+        p=int(params["p"]),
+        ssub=int(params["ssub"]),
+        tsub=int(params["tsub"]),
+        merge_thr=float(params["merge_thr"]),
+        method_init=str(params["method_init"]),
     )
 
 
 # --- CNMF (the native engine's settings) -----------------------------------------
+
 
 def settings_from_params(params: CaimanParams, nd: int, dims: tuple[int, ...]) -> Any:
     """Read and check the native CNMF parameters (per-axis values -> array order): a
@@ -271,7 +357,9 @@ def settings_from_params(params: CaimanParams, nd: int, dims: tuple[int, ...]) -
 
     K = params["K"]
     if not isinstance(K, int) or K < 1:
-        raise InputError("K", f"expected an integer >= 1 components per patch/field of view, got {K!r}")
+        raise InputError(
+            "K", f"expected an integer >= 1 components per patch/field of view, got {K!r}"
+        )
     gSig = to_array_order(per_axis(params["gSig"], nd, "gSig", kind=float, minimum=0.5), nd)
     gSiz_p = params["gSiz"]
     if gSiz_p is None:
@@ -282,12 +370,18 @@ def settings_from_params(params: CaimanParams, nd: int, dims: tuple[int, ...]) -
         if 2 * g >= d:
             caiman_dims = tuple(dims[-2:]) + tuple(dims[:-2])  # rows, cols[, planes], as gSig
             axes = "rows, cols, planes" if nd == 3 else "rows, cols"
-            raise InputError("gSig", f"neuron size gSig={params['gSig']!r} does not fit the frame "
-                             f"{caiman_dims} ({axes}): need 2 * gSig < frame size on every axis")
+            raise InputError(
+                "gSig",
+                f"neuron size gSig={params['gSig']!r} does not fit the frame "
+                f"{caiman_dims} ({axes}): need 2 * gSig < frame size on every axis",
+            )
     method = params["method_init"]
     if method != "greedy_roi":
-        raise InputError("method_init", f"the native engine supports 'greedy_roi' only, got {method!r} "
-                         "(use backend='caiman' for other methods)")
+        raise InputError(
+            "method_init",
+            f"the native engine supports 'greedy_roi' only, got {method!r} "
+            "(use backend='caiman' for other methods)",
+        )
     for name in ("ssub", "tsub"):
         v = params[name]
         if not isinstance(v, int) or v < 1:
@@ -299,10 +393,16 @@ def settings_from_params(params: CaimanParams, nd: int, dims: tuple[int, ...]) -
     if not isinstance(nb, int) or nb < 0:
         raise InputError("nb", f"expected an integer >= 0, got {nb!r}")
     ts = TemporalSettings(
-        p=p, bas_nonneg=bool(params["bas_nonneg"]), s_min=params["s_min"],
-        fudge_factor=float(params["fudge_factor"] or 1.0), lags=int(params["lags"]),
-        noise_range=tuple(params["noise_range"]), noise_method=params["noise_method"],
-        n_iter=max(1, int(params["ITER"])), fr=float(params["fr"]), decay_time=float(params["decay_time"]),
+        p=p,
+        bas_nonneg=bool(params["bas_nonneg"]),
+        s_min=params["s_min"],
+        fudge_factor=float(params["fudge_factor"] or 1.0),
+        lags=int(params["lags"]),
+        noise_range=tuple(params["noise_range"]),
+        noise_method=params["noise_method"],
+        n_iter=max(1, int(params["ITER"])),
+        fr=float(params["fr"]),
+        decay_time=float(params["decay_time"]),
     )
     thr_method = params["thr_method"]
     if thr_method not in ("nrg", "max"):
@@ -316,13 +416,27 @@ def settings_from_params(params: CaimanParams, nd: int, dims: tuple[int, ...]) -
         # the flattened maximum then keeps a halo (thunder fish: 6 cells accepted with it, 8 without)
         medw = (1,) * nd
     return Settings(
-        medw=medw, thr_method=thr_method, noise_thr=float(params.get("footprint_noise_thr", 0.0) or 0.0), se_close=_structure(params["se"], nd, "se"),
+        medw=medw,
+        thr_method=thr_method,
+        noise_thr=float(params.get("footprint_noise_thr", 0.0) or 0.0),
+        se_close=_structure(params["se"], nd, "se"),
         ss=_structure(params["ss"], nd, "ss"),
-        K=K, gSig=gSig, gSiz=gSiz, nb=nb, nIter=int(params["nIter"]), ssub=params["ssub"],
-        tsub=params["tsub"], maxthr=float(params["maxthr"]), nrgthr=float(params["nrgthr"]),
-        extract_cc=bool(params["extract_cc"]), update_background=bool(params["update_background_components"]),
-        merge_thr=float(params["merge_thr"]), do_merge=bool(params["do_merge"]), temporal=ts,
-        noise_range=tuple(params["noise_range"]), noise_method=params["noise_method"],
+        K=K,
+        gSig=gSig,
+        gSiz=gSiz,
+        nb=nb,
+        nIter=int(params["nIter"]),
+        ssub=params["ssub"],
+        tsub=params["tsub"],
+        maxthr=float(params["maxthr"]),
+        nrgthr=float(params["nrgthr"]),
+        extract_cc=bool(params["extract_cc"]),
+        update_background=bool(params["update_background_components"]),
+        merge_thr=float(params["merge_thr"]),
+        do_merge=bool(params["do_merge"]),
+        temporal=ts,
+        noise_range=tuple(params["noise_range"]),
+        noise_method=params["noise_method"],
         max_num_samples_fft=int(params["max_num_samples_fft"]),
     )
 
@@ -333,7 +447,9 @@ def _structure(v: Any, nd: int, name: str) -> np.ndarray | None:
         return None
     a = np.asarray(v)
     if a.ndim != nd or a.dtype.kind not in "biuf":
-        raise InputError(name, f"expected a {nd}-d boolean/0-1 structuring element, got shape {a.shape}")
+        raise InputError(
+            name, f"expected a {nd}-d boolean/0-1 structuring element, got shape {a.shape}"
+        )
     a = a.astype(bool)
     return np.moveaxis(a, -1, 0) if nd == 3 else a
 
@@ -351,15 +467,22 @@ def patch_geometry(params: CaimanParams, st: Any, nd: int, dims: tuple[int, ...]
         st_a = to_array_order(per_axis(stride, nd, "stride", kind=int, minimum=0), nd)
     for r, g in zip(rf_a, st.gSig, strict=True):
         if r <= g:
-            raise InputError("rf", f"patch half-size rf={rf!r} must be larger than gSig={params['gSig']!r} "
-                             "on every axis (a patch must hold at least one neuron)")
+            raise InputError(
+                "rf",
+                f"patch half-size rf={rf!r} must be larger than gSig={params['gSig']!r} "
+                "on every axis (a patch must hold at least one neuron)",
+            )
     for r, s, d in zip(rf_a, st_a, dims, strict=True):
         if s >= min(2 * r, d) and min(2 * r, d) < d:
-            raise InputError("stride", f"overlap stride={stride!r} must be smaller than the patch size 2*rf={rf!r}")
+            raise InputError(
+                "stride",
+                f"overlap stride={stride!r} must be smaller than the patch size 2*rf={rf!r}",
+            )
     return rf_a, st_a
 
 
 # --- evaluation -----------------------------------------------------------------
+
 
 def thresholds(params: Any, provenance: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Keyword arguments of :func:`~.evaluation.apply_thresholds` from ``params``
@@ -384,6 +507,7 @@ def thresholds(params: Any, provenance: Mapping[str, Any] | None = None) -> dict
 
 # --- everything -----------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Resolved:
     """What :func:`resolve` returns.
@@ -407,8 +531,9 @@ class Resolved:
     quality: dict[str, Any]
 
 
-def resolve(params: Any, movie_shape: Sequence[int],
-            steps: Sequence[str] = ("motion", "cnmf", "evaluate")) -> Resolved:
+def resolve(
+    params: Any, movie_shape: Sequence[int], steps: Sequence[str] = ("motion", "cnmf", "evaluate")
+) -> Resolved:
     """The settings of ``steps`` for a movie of ``movie_shape`` ((T, Y, X) or (T, Z, Y, X)).
 
     ``params`` is a :class:`CaimanParams` or a flat/grouped dict of CaImAn

@@ -45,6 +45,7 @@ NONE_STRING = "NoneType"
 
 # --- generic value <-> HDF5 (CaImAn's conventions) ---------------------------
 
+
 def write_value(group: h5py.Group, name: str, value: Any) -> None:
     """Write ``value`` under ``group[name]`` following CaImAn's conventions."""
     try:
@@ -98,7 +99,9 @@ def read_value(obj: h5py.Group | h5py.Dataset) -> Any:
             import scipy.sparse as sp
 
             shape = tuple(int(s) for s in obj["shape"][()])
-            return sp.csc_matrix((obj["data"][()], obj["indices"][()], obj["indptr"][()]), shape=shape)
+            return sp.csc_matrix(
+                (obj["data"][()], obj["indices"][()], obj["indptr"][()]), shape=shape
+            )
         out = {k: read_value(obj[k]) for k in obj}
         for k, v in obj.attrs.items():  # strings, CaImAn-style
             out.setdefault(k, None if v == NONE_STRING else v)
@@ -116,6 +119,7 @@ def read_value(obj: h5py.Group | h5py.Dataset) -> Any:
 
 
 # --- typed parts of the results --------------------------------------------
+
 
 class _Record(Mapping):
     """A dataclass whose fields also read by name, as the dict of the file layout
@@ -187,6 +191,7 @@ class SummaryRecord(_Record):
 
 # --- results ---------------------------------------------------------------
 
+
 @dataclass
 class Results:
     """Everything a pipeline run produces, except the movies themselves.
@@ -244,16 +249,31 @@ class Results:
         if self.curation is None or (thr is None and not self.curation.n_decisions):
             return thr
         assert self.estimates is not None
-        base = thr if thr is not None else np.arange(self.estimates.A.shape[1])  # never evaluated: all
+        base = (
+            thr if thr is not None else np.arange(self.estimates.A.shape[1])
+        )  # never evaluated: all
         return self.curation.final_indices(base)[0]
 
 
 #: Estimates fields written under ``estimates/`` (CaImAn names).
 ESTIMATE_ARRAYS = ("C", "S", "YrA", "b", "f", "sn", "g", "bl", "c1", "neurons_sn", "lam")
 #: Evaluation fields, read when present (written by the evaluation step).
-ESTIMATE_OPTIONAL = ("idx_components", "idx_components_bad", "SNR_comp", "r_values", "cnn_preds", "F_dff",
-                     "solidity", "n_pieces", "area_ratio", "anatomy", "classifier_prob",
-                     "dup_score", "dup_of", "elongation")
+ESTIMATE_OPTIONAL = (
+    "idx_components",
+    "idx_components_bad",
+    "SNR_comp",
+    "r_values",
+    "cnn_preds",
+    "F_dff",
+    "solidity",
+    "n_pieces",
+    "area_ratio",
+    "anatomy",
+    "classifier_prob",
+    "dup_score",
+    "dup_of",
+    "elongation",
+)
 
 
 def image_to_caiman(image: np.ndarray) -> np.ndarray:
@@ -268,7 +288,9 @@ def image_from_caiman(image: np.ndarray) -> np.ndarray:
     return image if image.ndim == 2 else np.moveaxis(image, -1, 0)
 
 
-def estimates_to_dict(estimates: Any, summary: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
+def estimates_to_dict(
+    estimates: Any, summary: Mapping[str, np.ndarray] | None = None
+) -> dict[str, Any]:
     """CaImAn's ``estimates`` group content for an Estimates object (plus ``Cn``)."""
     out = dict(estimates.to_dict())
     out["dims"] = np.asarray(caiman_dims(estimates.dims))
@@ -283,12 +305,14 @@ def _numeric(v: np.ndarray) -> np.ndarray:
     (``None`` entries as NaN) so that the estimates can be used and saved again."""
     if v.dtype.kind not in "SUO":
         return v
+
     def num(x: Any) -> float:
         x = x.decode() if isinstance(x, bytes) else str(x)
         try:
             return float(x)
         except ValueError:
             return float("nan")  # 'None', '' ...
+
     return np.vectorize(num, otypes=[np.float64])(v) if v.size else v.astype(np.float64)
 
 
@@ -314,7 +338,9 @@ def estimates_from_group(group: h5py.Group, dims: tuple[int, ...]) -> tuple[Any,
     K = A.shape[1]
     n_pix = int(np.prod(dims))
     if A.shape[0] != n_pix:
-        raise InputError("path", f"estimates/A has {A.shape[0]} pixels but dims {caiman_dims(dims)} give {n_pix}")
+        raise InputError(
+            "path", f"estimates/A has {A.shape[0]} pixels but dims {caiman_dims(dims)} give {n_pix}"
+        )
 
     def get(name: str) -> Any:
         return read_value(group[name]) if name in group else None
@@ -368,7 +394,9 @@ def motion_to_dict(result: Any, corrected_path: str | None = None) -> MotionReco
         shifts_els=None if result.shifts_els is None else np.asarray(result.shifts_els, np.float32),
         template=np.asarray(result.template, dtype=np.float32),
         patch_bounds=None if result.patch_bounds is None else np.asarray(result.patch_bounds),
-        patch_grid_shape=None if result.patch_grid_shape is None else tuple(result.patch_grid_shape),
+        patch_grid_shape=None
+        if result.patch_grid_shape is None
+        else tuple(result.patch_grid_shape),
         corr_raw=np.asarray(m.get("corr_raw"), dtype=np.float32),
         corr_corrected=np.asarray(m.get("corr_corrected"), dtype=np.float32),
         crispness_raw=float(m.get("crispness_raw", np.nan)),
@@ -379,5 +407,7 @@ def motion_to_dict(result: Any, corrected_path: str | None = None) -> MotionReco
 
 def summary_to_dict(summary: Any) -> SummaryRecord:
     """:class:`~napari_caiman.engine.summary.SummaryImages` as the record a results file keeps."""
-    mean, mx, std, corr = (np.asarray(getattr(summary, k), dtype=np.float32) for k in ("mean", "max", "std", "corr"))
+    mean, mx, std, corr = (
+        np.asarray(getattr(summary, k), dtype=np.float32) for k in ("mean", "max", "std", "corr")
+    )
     return SummaryRecord(mean=mean, max=mx, std=std, corr=corr)

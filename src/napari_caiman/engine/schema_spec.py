@@ -17,8 +17,10 @@ from .errors import InputError
 __all__ = ["Spec", "AXES", "AXIS_NAMES"]
 
 #: Per-axis values are in CaImAn's order.
-AXES = ("per axis (rows, cols[, planes]) = (y, x[, z]); one value for all axes; 2 values for a volume: "
-        "the planes get the volume default")
+AXES = (
+    "per axis (rows, cols[, planes]) = (y, x[, z]); one value for all axes; 2 values for a volume: "
+    "the planes get the volume default"
+)
 #: Axis names of per-axis values, CaImAn order.
 AXIS_NAMES = ("rows", "cols", "planes")
 
@@ -130,9 +132,13 @@ class Spec:
 
             parse_bytes(value, name)
         elif self.kind == "choice":
-            if value not in self.choices or (isinstance(value, bool) and not any(
-                    c is value for c in self.choices)):
-                raise InputError(name, f"expected one of {', '.join(repr(c) for c in self.choices)}; got {value!r}")
+            if value not in self.choices or (
+                isinstance(value, bool) and not any(c is value for c in self.choices)
+            ):
+                raise InputError(
+                    name,
+                    f"expected one of {', '.join(repr(c) for c in self.choices)}; got {value!r}",
+                )
         elif self.per_axis:
             self._check_axes(value)
         elif self.kind == "int":
@@ -164,4 +170,6 @@ class Spec:
             ok = isinstance(x, int) if integer else _is_number(x)
             if not ok or isinstance(x, bool) or x < lo:
                 kind = "integers" if integer else "numbers"
-                raise InputError(self.name, f"expected {kind} >= {_g(lo)} (rows, cols[, planes]), got {v!r}")
+                raise InputError(
+                    self.name, f"expected {kind} >= {_g(lo)} (rows, cols[, planes]), got {v!r}"
+                )

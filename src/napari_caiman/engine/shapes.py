@@ -40,8 +40,16 @@ from typing import Any
 import numpy as np
 from scipy import ndimage, sparse
 
-__all__ = ["ShapeMetrics", "shape_metrics", "footprint_shape", "footprint_elongation", "junk_mask",
-           "match_footprints", "expected_area", "footprint_images"]
+__all__ = [
+    "ShapeMetrics",
+    "shape_metrics",
+    "footprint_shape",
+    "footprint_elongation",
+    "junk_mask",
+    "match_footprints",
+    "expected_area",
+    "footprint_images",
+]
 
 
 @dataclass
@@ -75,7 +83,9 @@ def _convex_area(mask2d: np.ndarray) -> float:
         return float(mask2d.sum())
 
 
-def footprint_shape(img: np.ndarray, *, cut: float = 0.2, min_piece: float = 0.1) -> tuple[float, int, int]:
+def footprint_shape(
+    img: np.ndarray, *, cut: float = 0.2, min_piece: float = 0.1
+) -> tuple[float, int, int]:
     """``(solidity, n_pieces, area)`` of one footprint image (2D or 3D, any size)."""
     img = np.asarray(img, dtype=np.float64)
     m = img.max() if img.size else 0.0
@@ -140,8 +150,9 @@ def footprint_images(A: Any, dims: tuple[int, ...], idx: Any = None):
         yield int(k), img, tuple(int(v) for v in lo)
 
 
-def shape_metrics(A: Any, dims: tuple[int, ...], gSig: Any, *, cut: float = 0.2,
-                  min_piece: float = 0.1) -> ShapeMetrics:
+def shape_metrics(
+    A: Any, dims: tuple[int, ...], gSig: Any, *, cut: float = 0.2, min_piece: float = 0.1
+) -> ShapeMetrics:
     """Shape metrics of every footprint of ``A`` (pixels, K; CaImAn order).
 
     ``gSig`` in CaImAn order (rows, cols[, planes]); 2D and 3D.
@@ -156,15 +167,27 @@ def shape_metrics(A: Any, dims: tuple[int, ...], gSig: Any, *, cut: float = 0.2,
     for k, img, _ in footprint_images(A, dims):
         sol[k], pcs[k], area[k] = footprint_shape(img, cut=cut, min_piece=min_piece)
         elong[k] = footprint_elongation(img, scale, cut=cut)
-    return ShapeMetrics(solidity=sol, n_pieces=pcs, area_ratio=area / expected_area(gSig, len(dims)),
-                        elongation=elong)
+    return ShapeMetrics(
+        solidity=sol,
+        n_pieces=pcs,
+        area_ratio=area / expected_area(gSig, len(dims)),
+        elongation=elong,
+    )
 
 
-def junk_mask(shape: ShapeMetrics, *, min_solidity: float = 0.6, max_pieces: int = 1,
-              max_area_ratio: float = 4.0) -> np.ndarray:
+def junk_mask(
+    shape: ShapeMetrics,
+    *,
+    min_solidity: float = 0.6,
+    max_pieces: int = 1,
+    max_area_ratio: float = 4.0,
+) -> np.ndarray:
     """Issue 14's junk rule: fragmented, non-convex or sprawling footprints."""
-    return ((shape.n_pieces > max_pieces) | (shape.solidity < min_solidity)
-            | (shape.area_ratio > max_area_ratio))
+    return (
+        (shape.n_pieces > max_pieces)
+        | (shape.solidity < min_solidity)
+        | (shape.area_ratio > max_area_ratio)
+    )
 
 
 def _cut_matrix(M: np.ndarray, cut: float) -> np.ndarray:
@@ -177,8 +200,9 @@ def _cut_matrix(M: np.ndarray, cut: float) -> np.ndarray:
     return M / nrm
 
 
-def match_footprints(found: np.ndarray, truth: np.ndarray, *, cut: float = 0.1, min_cos: float = 0.5
-                     ) -> dict[str, Any]:
+def match_footprints(
+    found: np.ndarray, truth: np.ndarray, *, cut: float = 0.1, min_cos: float = 0.5
+) -> dict[str, Any]:
     """One-to-one matching of footprints by overlap.
 
     ``found`` (K, *frame) and ``truth`` (N, *frame) images (masks or weights).
@@ -189,8 +213,15 @@ def match_footprints(found: np.ndarray, truth: np.ndarray, *, cut: float = 0.1, 
     from scipy.optimize import linear_sum_assignment
 
     K, N = len(found), len(truth)
-    out: dict[str, Any] = {"n": K, "n_truth": N, "matched": 0, "precision": 0.0, "recall": 0.0, "f1": 0.0,
-                           "pairs": np.zeros((0, 2), int)}
+    out: dict[str, Any] = {
+        "n": K,
+        "n_truth": N,
+        "matched": 0,
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "pairs": np.zeros((0, 2), int),
+    }
     if K == 0 or N == 0:
         return out
     F = sparse.csr_matrix(_cut_matrix(np.asarray(found).reshape(K, -1), cut))
@@ -201,6 +232,11 @@ def match_footprints(found: np.ndarray, truth: np.ndarray, *, cut: float = 0.1, 
     ok = S[r, c] >= min_cos
     m = int(ok.sum())
     p, rc = m / K, m / N
-    out.update(matched=m, precision=p, recall=rc, f1=0.0 if m == 0 else 2 * p * rc / (p + rc),
-               pairs=np.stack([c[ok], r[ok]], 1))
+    out.update(
+        matched=m,
+        precision=p,
+        recall=rc,
+        f1=0.0 if m == 0 else 2 * p * rc / (p + rc),
+        pairs=np.stack([c[ok], r[ok]], 1),
+    )
     return out

@@ -113,7 +113,9 @@ def _default_chunk(frame_size: int) -> int:
 
 
 @numba.njit(nogil=True, cache=True)
-def _accumulate_rows(y, off, offs, count, s1, s2, mx, cross, miss_a, miss_b, miss_n, zy0, zy1):  # pragma: no cover
+def _accumulate_rows(
+    y, off, offs, count, s1, s2, mx, cross, miss_a, miss_b, miss_n, zy0, zy1
+):  # pragma: no cover
     """Rows ``zy0:zy1`` (flat over Z, Y) of one chunk (t, Z, Y, X) into the
     per-pixel sums (relative to ``off``, NaN = missing) and, per neighbour
     offset ``offs[i]``, the sums of products with that neighbour and the NaN
@@ -166,7 +168,9 @@ def _iter_accumulate(
 ) -> Generator[Progress, None, SummaryImages]:
     n_frames, frame_shape = check_movie(movie, min_frames=1)
     ndim = len(frame_shape)
-    chunk_size = _default_chunk(int(np.prod(frame_shape))) if chunk_size is None else int(chunk_size)
+    chunk_size = (
+        _default_chunk(int(np.prod(frame_shape))) if chunk_size is None else int(chunk_size)
+    )
     if chunk_size < 1:
         from .errors import InputError
 
@@ -205,8 +209,11 @@ def _iter_accumulate(
                 with np.errstate(invalid="ignore"):
                     valid = ~np.isnan(y)
                     cnt = valid.sum(axis=0)
-                    offset = np.where(cnt > 0, np.where(valid, y, 0).sum(axis=0, dtype=np.float64) / np.maximum(cnt, 1),
-                                      0.0)
+                    offset = np.where(
+                        cnt > 0,
+                        np.where(valid, y, 0).sum(axis=0, dtype=np.float64) / np.maximum(cnt, 1),
+                        0.0,
+                    )
                 del valid
             rows = shape3[0] * shape3[1]
             cuts = np.linspace(0, rows, len(workers) + 1).astype(int) if workers else [0, rows]
@@ -214,7 +221,9 @@ def _iter_accumulate(
             if pool is None:
                 _accumulate_rows(*args, 0, rows)
             else:
-                for fu in [pool.submit(_accumulate_rows, *args, cuts[i], cuts[i + 1]) for i in workers]:
+                for fu in [
+                    pool.submit(_accumulate_rows, *args, cuts[i], cuts[i + 1]) for i in workers
+                ]:
                     fu.result()
             yield Progress(_STAGE, t1, n_frames)
     finally:
@@ -251,7 +260,10 @@ def _iter_accumulate(
             nbrs[sb] += 1
         corr = (rho / np.maximum(nbrs, 1)).astype(np.float32)
     return SummaryImages(
-        mean=mean.astype(np.float32), max=maxi.astype(np.float32), std=std.astype(np.float32), corr=corr
+        mean=mean.astype(np.float32),
+        max=maxi.astype(np.float32),
+        std=std.astype(np.float32),
+        corr=corr,
     )
 
 
@@ -300,7 +312,9 @@ def summary_images(movie: Any, **kw: Any) -> SummaryImages:
     return run(iter_summary_images(movie, **kw))
 
 
-def local_correlations(movie: Any, *, eight_neighbours: bool = True, chunk_size: int | None = None) -> np.ndarray:
+def local_correlations(
+    movie: Any, *, eight_neighbours: bool = True, chunk_size: int | None = None
+) -> np.ndarray:
     """Local correlation image (CaImAn's ``local_correlations`` definition).
 
     Parameters

@@ -197,7 +197,9 @@ def make_movie(
     """
     shape = tuple(int(s) for s in shape)
     if len(shape) not in (3, 4) or min(shape) < 1:
-        raise InputError("shape", f"expected (T, Y, X) or (T, Z, Y, X) with positive sizes, got {shape}")
+        raise InputError(
+            "shape", f"expected (T, Y, X) or (T, Z, Y, X) with positive sizes, got {shape}"
+        )
     n_frames, frame_shape = shape[0], shape[1:]
     nd = len(frame_shape)
     if n_frames < 2:
@@ -223,14 +225,28 @@ def make_movie(
 
     # --- ground truth
     margin = tuple(1.5 * s + r + nonrigid_motion for s, r in zip(sig, rigid, strict=True))
-    footprints, centers = _make_footprints(_rng(seed, _S_NEURONS), frame_shape, sig, n_neurons, margin)
-    traces, spikes = _make_traces(_rng(seed, _S_SPIKES), n_neurons, n_frames, fr, g, firing_rate, amplitude)
+    footprints, centers = _make_footprints(
+        _rng(seed, _S_NEURONS), frame_shape, sig, n_neurons, margin
+    )
+    traces, spikes = _make_traces(
+        _rng(seed, _S_SPIKES), n_neurons, n_frames, fr, g, firing_rate, amplitude
+    )
     fps_sum = footprints.sum(axis=0) * amplitude if n_neurons else np.zeros(frame_shape, np.float32)
     b, f = _make_background(
-        _rng(seed, _S_BACKGROUND), frame_shape, n_frames, sig, background_rank,
-        baseline, texture, neuron_glow, fps_sum, fr,
+        _rng(seed, _S_BACKGROUND),
+        frame_shape,
+        n_frames,
+        sig,
+        background_rank,
+        baseline,
+        texture,
+        neuron_glow,
+        fps_sum,
+        fr,
     )
-    motion = _Motion(_rng(seed, _S_MOTION), n_frames, frame_shape, rigid, nonrigid_motion, n_modes, fr)
+    motion = _Motion(
+        _rng(seed, _S_MOTION), n_frames, frame_shape, rigid, nonrigid_motion, n_modes, fr
+    )
 
     # --- outputs
     P = int(np.prod(frame_shape))
@@ -245,7 +261,9 @@ def make_movie(
         chunk_frames = max(1, min(n_frames, (16 << 20) // max(P, 1)))
     warp = _warp_2d if nd == 2 else _warp_3d
     # (y, x) pixel grid for the remap maps
-    base = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float32) for n in frame_shape[-2:]], indexing="ij"))
+    base = np.stack(
+        np.meshgrid(*[np.arange(n, dtype=np.float32) for n in frame_shape[-2:]], indexing="ij")
+    )
 
     def frame_job(t: int, cl_t: np.ndarray, st_t: np.ndarray, fl_t, movie_out) -> None:
         # noise of frame t comes from its own stream: independent of chunking/threads
@@ -274,7 +292,9 @@ def make_movie(
                 if flow_all is not None:
                     flow_all[t0:t1] = fl if fl is not None else motion.flow(t0, t1)
                 jobs = [
-                    pool.submit(frame_job, t, cl[i], st[i], None if fl is None else fl[i], movie_out)
+                    pool.submit(
+                        frame_job, t, cl[i], st[i], None if fl is None else fl[i], movie_out
+                    )
                     for i, t in enumerate(range(t0, t1))
                 ]
                 for j in jobs:
@@ -297,7 +317,9 @@ def make_movie(
                 else:
                     import tifffile
 
-                    mm = tifffile.memmap(tmp, shape=shape, dtype=dtype, bigtiff=True, photometric="minisblack")
+                    mm = tifffile.memmap(
+                        tmp, shape=shape, dtype=dtype, bigtiff=True, photometric="minisblack"
+                    )
                 fill(mm)
                 mm.flush()
                 del mm
@@ -312,20 +334,49 @@ def make_movie(
         fill(movie)
 
     params: dict[str, Any] = dict(
-        shape=shape, n_neurons=n_neurons, gSig=tuple(per_axis(gSig, nd, "gSig", kind=float)),
-        rigid_motion=rigid_motion, nonrigid_motion=nonrigid_motion, noise=float(noise), snr=float(snr),
-        amplitude=amplitude, baseline=float(baseline), texture=float(texture),
-        neuron_glow=float(neuron_glow), background_rank=int(background_rank), fr=float(fr),
-        decay_time=float(decay_time), rise_time=float(rise_time), firing_rate=float(firing_rate),
-        n_modes=int(n_modes), dtype=dtype.name, seed=int(seed), return_flow=return_flow,
-        return_truth=return_truth, out=None if out is None else str(out),
-        gSig_array_order=tuple(sig), rigid_motion_array_order=tuple(rigid),
-        p=2, g=tuple(g), units="counts; shifts/flow in pixels, array order",
+        shape=shape,
+        n_neurons=n_neurons,
+        gSig=tuple(per_axis(gSig, nd, "gSig", kind=float)),
+        rigid_motion=rigid_motion,
+        nonrigid_motion=nonrigid_motion,
+        noise=float(noise),
+        snr=float(snr),
+        amplitude=amplitude,
+        baseline=float(baseline),
+        texture=float(texture),
+        neuron_glow=float(neuron_glow),
+        background_rank=int(background_rank),
+        fr=float(fr),
+        decay_time=float(decay_time),
+        rise_time=float(rise_time),
+        firing_rate=float(firing_rate),
+        n_modes=int(n_modes),
+        dtype=dtype.name,
+        seed=int(seed),
+        return_flow=return_flow,
+        return_truth=return_truth,
+        out=None if out is None else str(out),
+        gSig_array_order=tuple(sig),
+        rigid_motion_array_order=tuple(rigid),
+        p=2,
+        g=tuple(g),
+        units="counts; shifts/flow in pixels, array order",
     )
     return SyntheticMovie(
-        movie=movie, clean=clean, still=still, shifts=motion.shifts, flow=flow_all,
-        footprints=footprints, traces=traces, spikes=spikes, b=b, f=f, centers=centers,
-        g=np.tile(np.asarray(g, np.float64), (n_neurons, 1)), noise_sd=float(noise), params=params,
+        movie=movie,
+        clean=clean,
+        still=still,
+        shifts=motion.shifts,
+        flow=flow_all,
+        footprints=footprints,
+        traces=traces,
+        spikes=spikes,
+        b=b,
+        f=f,
+        centers=centers,
+        g=np.tile(np.asarray(g, np.float64), (n_neurons, 1)),
+        noise_sd=float(noise),
+        params=params,
     )
 
 
@@ -398,9 +449,18 @@ def make_movie_2d(
         On invalid shapes or parameters.
     """
     return make_movie(
-        shape, n_neurons=n_neurons, gSig=gSig, rigid_motion=rigid_motion,
-        nonrigid_motion=nonrigid_motion, noise=noise, snr=snr, background_rank=background_rank,
-        dtype=dtype, seed=seed, return_flow=return_flow, **kwargs,
+        shape,
+        n_neurons=n_neurons,
+        gSig=gSig,
+        rigid_motion=rigid_motion,
+        nonrigid_motion=nonrigid_motion,
+        noise=noise,
+        snr=snr,
+        background_rank=background_rank,
+        dtype=dtype,
+        seed=seed,
+        return_flow=return_flow,
+        **kwargs,
     )
 
 
@@ -440,7 +500,16 @@ def make_movie_3d(
         ``flow`` is (T, 3, Z, Y, X) in array order (z, y, x).
     """
     return make_movie(
-        shape, n_neurons=n_neurons, gSig=gSig, rigid_motion=rigid_motion,
-        nonrigid_motion=nonrigid_motion, noise=noise, snr=snr, background_rank=background_rank,
-        dtype=dtype, seed=seed, return_flow=return_flow, **kwargs,
+        shape,
+        n_neurons=n_neurons,
+        gSig=gSig,
+        rigid_motion=rigid_motion,
+        nonrigid_motion=nonrigid_motion,
+        noise=noise,
+        snr=snr,
+        background_rank=background_rank,
+        dtype=dtype,
+        seed=seed,
+        return_flow=return_flow,
+        **kwargs,
     )

@@ -43,7 +43,9 @@ def _rng(seed: int, stream: int, *more: int) -> np.random.Generator:
 
 def _smooth_series(rng: np.random.Generator, n: int, sigma: float, size: int = 1) -> np.ndarray:
     """(n, size) smooth zero-mean random series with unit max |value|."""
-    x = ndimage.gaussian_filter1d(rng.standard_normal((n + 8 * int(sigma) + 8, size)), sigma, axis=0, mode="wrap")
+    x = ndimage.gaussian_filter1d(
+        rng.standard_normal((n + 8 * int(sigma) + 8, size)), sigma, axis=0, mode="wrap"
+    )
     x = x[4 * int(sigma) + 4 : 4 * int(sigma) + 4 + n]
     x -= x.mean(axis=0)
     m = np.abs(x).max(axis=0)
@@ -51,7 +53,9 @@ def _smooth_series(rng: np.random.Generator, n: int, sigma: float, size: int = 1
     return x / m
 
 
-def _smooth_field(rng: np.random.Generator, shape: tuple[int, ...], sigma: tuple[float, ...]) -> np.ndarray:
+def _smooth_field(
+    rng: np.random.Generator, shape: tuple[int, ...], sigma: tuple[float, ...]
+) -> np.ndarray:
     """Zero-mean, unit-SD Gaussian random field with correlation length ~sigma (px)."""
     x = ndimage.gaussian_filter(rng.standard_normal(shape), sigma, mode="wrap")
     x -= x.mean()
@@ -125,7 +129,9 @@ def _make_traces(rng, n_neurons, n_frames, fr, g, firing_rate, amplitude):
     return traces.astype(np.float32), spikes.astype(np.float32)
 
 
-def _make_background(rng, frame_shape, n_frames, sig, rank, baseline, texture, neuron_glow, fps_sum, fr):
+def _make_background(
+    rng, frame_shape, n_frames, sig, rank, baseline, texture, neuron_glow, fps_sum, fr
+):
     """Non-negative low-rank background (b, f)."""
     nd = len(frame_shape)
     b = np.zeros((rank, *frame_shape), np.float32)
@@ -173,7 +179,9 @@ class _Motion:
         phases = rng.uniform(0, 2 * np.pi, (nd, n_modes))
         self.ks, self.phases, self.L = ks, phases, L
         # smooth time courses of the mode amplitudes
-        amp = _smooth_series(rng, n_frames, max(3.0, fr / 2), nd * n_modes).reshape(n_frames, nd, n_modes)
+        amp = _smooth_series(rng, n_frames, max(3.0, fr / 2), nd * n_modes).reshape(
+            n_frames, nd, n_modes
+        )
         amp += 0.1 * rng.standard_normal(amp.shape)
         # scale so that max over (t, r) of |nonrigid| equals `nonrigid` (on a fine grid)
         grid = [np.linspace(0, n - 1, min(n, 48)) for n in frame_shape]
@@ -185,7 +193,9 @@ class _Motion:
 
     def _modes(self, axes):
         grids = np.meshgrid(*axes, indexing="ij")
-        pos = np.stack([g.ravel() / n for g, n in zip(grids, self.L, strict=True)], axis=0)  # (nd, P)
+        pos = np.stack(
+            [g.ravel() / n for g, n in zip(grids, self.L, strict=True)], axis=0
+        )  # (nd, P)
         arg = 2 * np.pi * np.einsum("amd,dp->amp", self.ks, pos) + self.phases[..., None]
         return np.cos(arg).astype(np.float32)
 
@@ -206,7 +216,9 @@ def _warp_2d(frame: np.ndarray, shift, flow, base) -> np.ndarray:
 
     if flow is None:
         m = np.array([[1, 0, shift[1]], [0, 1, shift[0]]], np.float64)
-        return cv2.warpAffine(frame, m, frame.shape[::-1], flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+        return cv2.warpAffine(
+            frame, m, frame.shape[::-1], flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT
+        )
     map_y = base[0] - flow[0]
     map_x = base[1] - flow[1]
     return cv2.remap(frame, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
@@ -236,10 +248,14 @@ def _warp_3d(frame: np.ndarray, shift, flow, base) -> np.ndarray:
     nz = frame.shape[0]
     if flow is None:
         m = np.array([[1, 0, shift[2]], [0, 1, shift[1]]], np.float64)
-        planes = np.stack([
-            cv2.warpAffine(p, m, p.shape[::-1], flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
-            for p in frame
-        ])
+        planes = np.stack(
+            [
+                cv2.warpAffine(
+                    p, m, p.shape[::-1], flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT
+                )
+                for p in frame
+            ]
+        )
         z0 = math.floor(-shift[0])
         w = _keys_weights(np.float32(-shift[0] - z0))  # type: ignore[arg-type]
         out = np.zeros_like(planes)
@@ -260,7 +276,9 @@ def _warp_3d(frame: np.ndarray, shift, flow, base) -> np.ndarray:
             acc = np.zeros(frame.shape[1:], np.float32)
             for j in range(4):
                 src = int(_reflect_index(np.array(lo + j - 1), nz))
-                acc += w[j][z] * cv2.remap(frame[src], map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+                acc += w[j][z] * cv2.remap(
+                    frame[src], map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT
+                )
             out[z] = acc
             continue
         cache = {}
@@ -269,7 +287,9 @@ def _warp_3d(frame: np.ndarray, shift, flow, base) -> np.ndarray:
             idx = _reflect_index(z0[z] + (j - 1), nz)
             for src in {int(_reflect_index(np.array(i), nz)) for i in range(lo + j - 1, hi + j)}:
                 if src not in cache:
-                    cache[src] = cv2.remap(frame[src], map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+                    cache[src] = cv2.remap(
+                        frame[src], map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT
+                    )
                 acc += np.where(idx == src, w[j][z], 0.0) * cache[src]
         out[z] = acc
     return out

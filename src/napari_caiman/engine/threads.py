@@ -18,7 +18,9 @@ from typing import Any, TypeVar
 R = TypeVar("R")
 
 
-def single_threaded_blas(gen_func: Callable[..., Generator[Any, Any, R]]) -> Callable[..., Generator[Any, Any, R]]:
+def single_threaded_blas(
+    gen_func: Callable[..., Generator[Any, Any, R]],
+) -> Callable[..., Generator[Any, Any, R]]:
     """Decorate a generator function: BLAS is limited to one thread while it runs.
 
     The previous limits come back when the generator finishes, fails or is

@@ -10,7 +10,9 @@ import numpy as np
 from .errors import InputError
 
 
-def check_movie(movie: Any, *, argument: str = "movie", min_frames: int = 2) -> tuple[int, tuple[int, ...]]:
+def check_movie(
+    movie: Any, *, argument: str = "movie", min_frames: int = 2
+) -> tuple[int, tuple[int, ...]]:
     """Check that ``movie`` is a (T, Y, X) or (T, Z, Y, X) real-valued array-like.
 
     Only the shape and dtype are inspected (no data is read), so memory-mapped
@@ -54,7 +56,9 @@ def check_movie(movie: Any, *, argument: str = "movie", min_frames: int = 2) -> 
     if dtype.kind not in "uif" and dtype != np.bool_:
         raise InputError(argument, f"expected integer or float pixels, got dtype {dtype}")
     if shape[0] < min_frames:
-        raise InputError(argument, f"has {shape[0]} frame(s); at least {min_frames} are needed (shape {shape})")
+        raise InputError(
+            argument, f"has {shape[0]} frame(s); at least {min_frames} are needed (shape {shape})"
+        )
     if min(shape[1:]) < 1:
         raise InputError(argument, f"has an empty frame (shape {shape})")
     return shape[0], shape[1:]
@@ -66,8 +70,10 @@ def rgb_message(shape: Sequence[int]) -> str | None:
     shape = tuple(int(s) for s in shape)
     if len(shape) == 4 and shape[-1] in (3, 4) and min(shape[1:3]) > 4:
         kind = "RGB" if shape[-1] == 3 else "RGBA"
-        return (f"has shape {shape}: an {kind} colour movie (T, Y, X, {shape[-1]}); expected one channel, "
-                f"(T, Y, X) or a volume (T, Z, Y, X): save one channel (movie[..., 0]) or a grey-scale copy")
+        return (
+            f"has shape {shape}: an {kind} colour movie (T, Y, X, {shape[-1]}); expected one channel, "
+            f"(T, Y, X) or a volume (T, Z, Y, X): save one channel (movie[..., 0]) or a grey-scale copy"
+        )
     return None
 
 
@@ -85,7 +91,9 @@ def check_finite(chunk: np.ndarray, *, argument: str = "movie", first_frame: int
         raise InputError(argument, f"contains NaN or infinite values (first in frame {frame})")
 
 
-def per_axis(value: Any, ndim: int, argument: str, *, kind: type = int, minimum: float | None = None) -> tuple:
+def per_axis(
+    value: Any, ndim: int, argument: str, *, kind: type = int, minimum: float | None = None
+) -> tuple:
     """Expand a scalar or sequence parameter to one value per spatial axis.
 
     Values stay in the order given (CaImAn's rows, cols[, planes]).  A 2-value
@@ -99,7 +107,9 @@ def per_axis(value: Any, ndim: int, argument: str, *, kind: type = int, minimum:
         if len(values) == ndim - 1 and ndim == 3:
             values = values + (values[-1],)
         if len(values) != ndim:
-            raise InputError(argument, f"expected {ndim} values (one per axis), got {len(values)}: {value!r}")
+            raise InputError(
+                argument, f"expected {ndim} values (one per axis), got {len(values)}: {value!r}"
+            )
     else:
         raise InputError(argument, f"expected a number or a tuple of {ndim} numbers, got {value!r}")
     try:

@@ -108,16 +108,34 @@ def _write_atomic(path: Path, argument: str, writer) -> Path:
 # ----------------------------------------------------------------------------- NWB
 
 
-def export_nwb(path: str | os.PathLike, estimates: Any, *, fr: float, accepted_only: bool = True,
-               idx: Any = None, F_dff: np.ndarray | None = None, movie_path: str | os.PathLike | None = None,
-               session_description: str = "calcium imaging analysed with napari-caiman (CNMF)",
-               identifier: str | None = None, session_start_time: _dt.datetime | None = None,
-               experimenter: Any = None, institution: str | None = None, lab: str | None = None,
-               experiment_description: str | None = None, grid_spacing: Any = None,
-               grid_spacing_unit: str = "micrometers", excitation_lambda: float = float("nan"),
-               emission_lambda: float = float("nan"), indicator: str = "unknown", location: str = "unknown",
-               device_name: str = "Microscope", metrics: Any = None, include_deconvolved: bool = False,
-               mask_type: str = "pixel", trace_unit: str = "a.u.") -> Path:
+def export_nwb(
+    path: str | os.PathLike,
+    estimates: Any,
+    *,
+    fr: float,
+    accepted_only: bool = True,
+    idx: Any = None,
+    F_dff: np.ndarray | None = None,
+    movie_path: str | os.PathLike | None = None,
+    session_description: str = "calcium imaging analysed with napari-caiman (CNMF)",
+    identifier: str | None = None,
+    session_start_time: _dt.datetime | None = None,
+    experimenter: Any = None,
+    institution: str | None = None,
+    lab: str | None = None,
+    experiment_description: str | None = None,
+    grid_spacing: Any = None,
+    grid_spacing_unit: str = "micrometers",
+    excitation_lambda: float = float("nan"),
+    emission_lambda: float = float("nan"),
+    indicator: str = "unknown",
+    location: str = "unknown",
+    device_name: str = "Microscope",
+    metrics: Any = None,
+    include_deconvolved: bool = False,
+    mask_type: str = "pixel",
+    trace_unit: str = "a.u.",
+) -> Path:
     """Write the (accepted) components to an NWB file with pynwb's ophys types.
 
     Parameters
@@ -173,7 +191,9 @@ def export_nwb(path: str | os.PathLike, estimates: Any, *, fr: float, accepted_o
     if F_dff is not None:
         F_dff = np.asarray(F_dff)
         if F_dff.ndim != 2 or F_dff.shape[1] != T or F_dff.shape[0] not in (K, sel.size):
-            raise InputError("F_dff", f"must be (K={K}, T={T}) or (n_exported={sel.size}, T), got {F_dff.shape}")
+            raise InputError(
+                "F_dff", f"must be (K={K}, T={T}) or (n_exported={sel.size}, T), got {F_dff.shape}"
+            )
         if F_dff.shape[0] == K:
             F_dff = F_dff[sel]
     n_pix = int(np.prod(dims))
@@ -188,35 +208,67 @@ def export_nwb(path: str | os.PathLike, estimates: Any, *, fr: float, accepted_o
     kw: dict[str, Any] = {}
     if experimenter is not None:
         kw["experimenter"] = [experimenter] if isinstance(experimenter, str) else list(experimenter)
-    for name, v in (("institution", institution), ("lab", lab), ("experiment_description", experiment_description)):
+    for name, v in (
+        ("institution", institution),
+        ("lab", lab),
+        ("experiment_description", experiment_description),
+    ):
         if v is not None:
             kw[name] = v
-    nwb = pynwb.NWBFile(session_description=session_description, identifier=identifier or str(uuid.uuid4()),
-                        session_start_time=start, **kw)
+    nwb = pynwb.NWBFile(
+        session_description=session_description,
+        identifier=identifier or str(uuid.uuid4()),
+        session_start_time=start,
+        **kw,
+    )
     device = nwb.create_device(name=device_name)
-    channel = OpticalChannel(name="OpticalChannel", description="imaging channel", emission_lambda=float(emission_lambda))
+    channel = OpticalChannel(
+        name="OpticalChannel", description="imaging channel", emission_lambda=float(emission_lambda)
+    )
     plane_kw: dict[str, Any] = {}
     if grid_spacing is not None:
         gs = np.atleast_1d(np.asarray(grid_spacing, dtype=float))
         if gs.size == 1:
             gs = np.repeat(gs, len(dims))
         if gs.size != len(dims):
-            raise InputError("grid_spacing", f"needs {len(dims)} values (rows, cols[, planes]), got {gs.size}")
+            raise InputError(
+                "grid_spacing", f"needs {len(dims)} values (rows, cols[, planes]), got {gs.size}"
+            )
         plane_kw.update(grid_spacing=gs, grid_spacing_unit=grid_spacing_unit)
     plane = nwb.create_imaging_plane(
-        name="ImagingPlane", optical_channel=channel, device=device, description=f"frames {dims} (array order)",
-        excitation_lambda=float(excitation_lambda), imaging_rate=fr, indicator=indicator, location=location,
-        **plane_kw)
+        name="ImagingPlane",
+        optical_channel=channel,
+        device=device,
+        description=f"frames {dims} (array order)",
+        excitation_lambda=float(excitation_lambda),
+        imaging_rate=fr,
+        indicator=indicator,
+        location=location,
+        **plane_kw,
+    )
     if movie_path is not None:
-        nwb.add_acquisition(TwoPhotonSeries(
-            name="TwoPhotonSeries", imaging_plane=plane, external_file=[str(movie_path)], format="external",
-            starting_frame=[0], num_samples=T, rate=fr, unit="n.a.", description="raw movie (linked, not copied)"))
+        nwb.add_acquisition(
+            TwoPhotonSeries(
+                name="TwoPhotonSeries",
+                imaging_plane=plane,
+                external_file=[str(movie_path)],
+                format="external",
+                starting_frame=[0],
+                num_samples=T,
+                rate=fr,
+                unit="n.a.",
+                description="raw movie (linked, not copied)",
+            )
+        )
 
-    ophys = nwb.create_processing_module(name="ophys", description="CNMF source extraction (napari-caiman)")
+    ophys = nwb.create_processing_module(
+        name="ophys", description="CNMF source extraction (napari-caiman)"
+    )
     seg = ImageSegmentation()
     ophys.add(seg)
-    ps = seg.create_plane_segmentation(name="PlaneSegmentation", description="CNMF footprints (A)",
-                                       imaging_plane=plane)
+    ps = seg.create_plane_segmentation(
+        name="PlaneSegmentation", description="CNMF footprints (A)", imaging_plane=plane
+    )
     A = sparse.csc_matrix(estimates.A)[:, sel]
     accepted = np.zeros(K, bool)
     if getattr(estimates, "idx_components", None) is not None:
@@ -226,7 +278,10 @@ def export_nwb(path: str | os.PathLike, estimates: Any, *, fr: float, accepted_o
     ps.add_column("accepted", "accepted by component evaluation and curation")
     extra_cols = []
     if metrics is not None:
-        for name, desc in (("SNR_comp", "event-exceptionality SNR"), ("r_values", "spatial consistency r-value")):
+        for name, desc in (
+            ("SNR_comp", "event-exceptionality SNR"),
+            ("r_values", "spatial consistency r-value"),
+        ):
             v = getattr(metrics, name, None)
             if v is not None and np.size(v) == K:
                 ps.add_column(name, desc)
@@ -247,29 +302,57 @@ def export_nwb(path: str | os.PathLike, estimates: Any, *, fr: float, accepted_o
             nz = np.nonzero(img)
             w = img[nz].astype(float)
             if len(dims) == 2:
-                roi["pixel_mask"] = [(int(x), int(y), float(v)) for y, x, v in zip(nz[0], nz[1], w, strict=False)]
+                roi["pixel_mask"] = [
+                    (int(x), int(y), float(v)) for y, x, v in zip(nz[0], nz[1], w, strict=False)
+                ]
             else:
-                roi["voxel_mask"] = [(int(x), int(y), int(z), float(v)) for z, y, x, v in zip(nz[0], nz[1], nz[2], w, strict=False)]
+                roi["voxel_mask"] = [
+                    (int(x), int(y), int(z), float(v))
+                    for z, y, x, v in zip(nz[0], nz[1], nz[2], w, strict=False)
+                ]
         ps.add_roi(**roi)
     if sel.size:
-        region = ps.create_roi_table_region(description="exported components", region=list(range(sel.size)))
+        region = ps.create_roi_table_region(
+            description="exported components", region=list(range(sel.size))
+        )
     else:
         region = ps.create_roi_table_region(description="no components", region=[])
     fl = Fluorescence(name="Fluorescence")
     ophys.add(fl)
-    fl.add_roi_response_series(RoiResponseSeries(
-        name="RoiResponseSeries", data=np.ascontiguousarray(C[sel].T, dtype=np.float32), rois=region,
-        unit=trace_unit, rate=fr, description="denoised calcium traces C (time x ROI)"))
+    fl.add_roi_response_series(
+        RoiResponseSeries(
+            name="RoiResponseSeries",
+            data=np.ascontiguousarray(C[sel].T, dtype=np.float32),
+            rois=region,
+            unit=trace_unit,
+            rate=fr,
+            description="denoised calcium traces C (time x ROI)",
+        )
+    )
     if include_deconvolved and getattr(estimates, "S", None) is not None:
-        fl.add_roi_response_series(RoiResponseSeries(
-            name="Deconvolved", data=np.ascontiguousarray(np.asarray(estimates.S)[sel].T, dtype=np.float32),
-            rois=region, unit=trace_unit, rate=fr, description="deconvolved activity S (time x ROI)"))
+        fl.add_roi_response_series(
+            RoiResponseSeries(
+                name="Deconvolved",
+                data=np.ascontiguousarray(np.asarray(estimates.S)[sel].T, dtype=np.float32),
+                rois=region,
+                unit=trace_unit,
+                rate=fr,
+                description="deconvolved activity S (time x ROI)",
+            )
+        )
     if F_dff is not None:
         dff = DfOverF(name="DfOverF")
         ophys.add(dff)
-        dff.add_roi_response_series(RoiResponseSeries(
-            name="dff", data=np.ascontiguousarray(F_dff.T, dtype=np.float32), rois=region, unit="dF/F",
-            rate=fr, description="detrended dF/F (time x ROI)"))
+        dff.add_roi_response_series(
+            RoiResponseSeries(
+                name="dff",
+                data=np.ascontiguousarray(F_dff.T, dtype=np.float32),
+                rois=region,
+                unit="dF/F",
+                rate=fr,
+                description="detrended dF/F (time x ROI)",
+            )
+        )
 
     def write(tmp: Path) -> None:
         with pynwb.NWBHDF5IO(str(tmp), "w") as io:
@@ -281,8 +364,14 @@ def export_nwb(path: str | os.PathLike, estimates: Any, *, fr: float, accepted_o
 # ----------------------------------------------------------------------------- CSV
 
 
-def export_csv(path: str | os.PathLike, traces: np.ndarray, ids: Any = None, fr: float = 30.0, *,
-               fmt: str = "%.6g") -> Path:
+def export_csv(
+    path: str | os.PathLike,
+    traces: np.ndarray,
+    ids: Any = None,
+    fr: float = 30.0,
+    *,
+    fmt: str = "%.6g",
+) -> Path:
     """Write traces (K, T) as CSV: a ``time_s`` column, then one column per component.
 
     ``ids`` (K,) label the columns (default 0..K-1).  Raises InputError
@@ -308,8 +397,14 @@ def export_csv(path: str | os.PathLike, traces: np.ndarray, ids: Any = None, fr:
 # ----------------------------------------------------------------------------- TIFF
 
 
-def export_masks_tiff(path: str | os.PathLike, estimates: Any, accepted_only: bool = True, *, idx: Any = None,
-                      labels: bool = False) -> Path:
+def export_masks_tiff(
+    path: str | os.PathLike,
+    estimates: Any,
+    accepted_only: bool = True,
+    *,
+    idx: Any = None,
+    labels: bool = False,
+) -> Path:
     """Write footprints as a float32 TIFF stack (n, *dims), or a label image.
 
     See the module docstring.  Raises InputError (``'tiff'``) when the file
@@ -330,9 +425,13 @@ def export_masks_tiff(path: str | os.PathLike, estimates: Any, accepted_only: bo
             lab[anyw] = best[anyw] + 1
         data = lab
     else:
-        data = pixels_to_images(A, dims).astype(np.float32) if sel.size else np.zeros((0, *dims), np.float32)
+        data = (
+            pixels_to_images(A, dims).astype(np.float32)
+            if sel.size
+            else np.zeros((0, *dims), np.float32)
+        )
 
-    axes = ("ZYX"[-len(dims):]) if labels else "Q" + "ZYX"[-len(dims):]
+    axes = ("ZYX"[-len(dims) :]) if labels else "Q" + "ZYX"[-len(dims) :]
 
     def write(tmp: Path) -> None:
         tifffile.imwrite(tmp, data, photometric="minisblack", metadata={"axes": axes, **meta})

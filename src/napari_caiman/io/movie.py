@@ -32,7 +32,14 @@ import numpy as np
 from ..engine.atomic import atomic_path
 from ..engine.errors import InputError
 
-__all__ = ["open_movie", "save_movie", "movie_files", "TIFF_SUFFIXES", "HDF5_SUFFIXES", "SUPPORTED_SUFFIXES"]
+__all__ = [
+    "open_movie",
+    "save_movie",
+    "movie_files",
+    "TIFF_SUFFIXES",
+    "HDF5_SUFFIXES",
+    "SUPPORTED_SUFFIXES",
+]
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 HDF5_SUFFIXES = (".h5", ".hdf5")
@@ -68,7 +75,8 @@ def movie_files(path: str | os.PathLike) -> list[Path]:
         raise InputError("path", f"file not found: {str(path)!r}")
     if path.is_dir():
         files = [
-            p for p in path.iterdir()
+            p
+            for p in path.iterdir()
             if p.is_file() and p.suffix.lower() in TIFF_SUFFIXES and not p.name.startswith(".")
         ]
         if not files:
@@ -94,7 +102,9 @@ def _movie_shape_check(shape: tuple[int, ...], path: Path) -> None:
 # ----------------------------------------------------------------------------- TIFF
 
 
-def _tiff_axes_plan(shape: tuple[int, ...], axes: str, path: Path) -> tuple[list[int], tuple[int, ...]]:
+def _tiff_axes_plan(
+    shape: tuple[int, ...], axes: str, path: Path
+) -> tuple[list[int], tuple[int, ...]]:
     """Return (transpose, squeeze-axes) to bring a TIFF series to T(Z)YX."""
     axes = axes.upper()
     if len(axes) != len(shape):
@@ -132,7 +142,8 @@ def _tiff_axes_plan(shape: tuple[int, ...], axes: str, path: Path) -> tuple[list
         order = lead
     if len(order) > 2:
         raise InputError(
-            "path", f"{str(path)!r} has axes {axes} and shape {shape}; expected T, Y, X or T, Z, Y, X"
+            "path",
+            f"{str(path)!r} has axes {axes} and shape {shape}; expected T, Y, X or T, Z, Y, X",
         )
     return order + [len(kept_shape) - 2, len(kept_shape) - 1], squeeze
 
@@ -145,13 +156,17 @@ class _TiffPages:
         self._lock = threading.Lock()
         self._tif: Any = None
 
-    def read(self, start: int, stop: int, pages_per_index: int, index_shape: tuple[int, ...]) -> np.ndarray:
+    def read(
+        self, start: int, stop: int, pages_per_index: int, index_shape: tuple[int, ...]
+    ) -> np.ndarray:
         import tifffile
 
         with self._lock:
             if self._tif is None:
                 self._tif = tifffile.TiffFile(self.path)
-            data = self._tif.asarray(key=range(start * pages_per_index, stop * pages_per_index), series=0)
+            data = self._tif.asarray(
+                key=range(start * pages_per_index, stop * pages_per_index), series=0
+            )
         return np.asarray(data).reshape(stop - start, *index_shape)
 
     def __getstate__(self):  # picklable for process/distributed schedulers
@@ -268,7 +283,9 @@ def _open_hdf5(path: Path, var_name_hdf5: str | None):
         else:
             cands = _h5_movie_datasets(f)
             if not cands:
-                raise InputError("path", f"{str(path)!r} holds no movie (no dataset with 3 or more dimensions)")
+                raise InputError(
+                    "path", f"{str(path)!r} holds no movie (no dataset with 3 or more dimensions)"
+                )
             by_name = {n.split("/")[-1]: d for n, d in cands}
             dset = next((by_name[n] for n in _PREFERRED_H5 if n in by_name), None)
             if dset is None:
@@ -277,7 +294,9 @@ def _open_hdf5(path: Path, var_name_hdf5: str | None):
         _movie_shape_check(shape, path)
         frame = int(np.prod(shape[1:])) * dset.dtype.itemsize
         chunk_t = max(1, min(shape[0], (64 << 20) // max(frame, 1)))
-        arr = da.from_array(dset, chunks=(chunk_t, *shape[1:]), lock=True, name=f"h5-{path.name}-{dset.name}")
+        arr = da.from_array(
+            dset, chunks=(chunk_t, *shape[1:]), lock=True, name=f"h5-{path.name}-{dset.name}"
+        )
         # the dataset (referenced by the graph) keeps the file open; keep the File too
         arr._napari_caiman_h5file = f  # type: ignore[attr-defined]
         return arr
@@ -307,8 +326,13 @@ def _open_caiman_mmap(path: Path):
     # Build the (T, z, x, y) view from the file's own strides (a reshape would
     # copy the whole file for order C, where time is the fast axis).
     sP, sT = yr.strides
-    mov = np.lib.stride_tricks.as_strided(yr, shape=(T, d3, d2, d1), strides=(sT, sP * d1 * d2, sP * d1, sP),
-                                          subok=True, writeable=False)
+    mov = np.lib.stride_tricks.as_strided(
+        yr,
+        shape=(T, d3, d2, d1),
+        strides=(sT, sP * d1 * d2, sP * d1, sP),
+        subok=True,
+        writeable=False,
+    )
     mov = mov.transpose(0, 1, 3, 2)  # (T, z, y, x)
     return mov[:, 0] if d3 == 1 else mov
 
@@ -331,12 +355,16 @@ def _open_one(path: Path, var_name_hdf5: str | None):
     if suffix == ".mmap":
         return _open_caiman_mmap(path)
     raise InputError(
-        "path", f"unsupported file type {suffix or '(none)'!r} for {str(path)!r}; supported: "
-        + ", ".join(SUPPORTED_SUFFIXES) + " or a folder of TIFFs"
+        "path",
+        f"unsupported file type {suffix or '(none)'!r} for {str(path)!r}; supported: "
+        + ", ".join(SUPPORTED_SUFFIXES)
+        + " or a folder of TIFFs",
     )
 
 
-def open_movie(path: str | os.PathLike | Sequence[str | os.PathLike], *, var_name_hdf5: str | None = None):
+def open_movie(
+    path: str | os.PathLike | Sequence[str | os.PathLike], *, var_name_hdf5: str | None = None
+):
     """Open a movie lazily (memory-mapped or dask), in napari order.
 
     Parameters
@@ -445,14 +473,22 @@ def frame_rate(path: str | os.PathLike | Sequence[str | os.PathLike]) -> tuple[f
                 inc = re.search(r'TimeIncrement="([0-9.eE+-]+)"', tag)
                 if inc and float(inc.group(1)) > 0:
                     unit = re.search(r'TimeIncrementUnit="([^"]+)"', tag)
-                    scale = {"s": 1.0, "ms": 1e-3, "µs": 1e-6, "us": 1e-6, "min": 60.0, "h": 3600.0}.get(
-                        unit.group(1) if unit else "s", 1.0)
+                    scale = {
+                        "s": 1.0,
+                        "ms": 1e-3,
+                        "µs": 1e-6,
+                        "us": 1e-6,
+                        "min": 60.0,
+                        "h": 3600.0,
+                    }.get(unit.group(1) if unit else "s", 1.0)
                     return 1.0 / (float(inc.group(1)) * scale), "OME metadata (TimeIncrement)"
             volume = len(tif.series[0].shape) >= 4 if tif.series else False
             texts = []
             with contextlib.suppress(Exception):
                 si = tif.scanimage_metadata or {}
-                texts.append("\n".join(f"{k} = {v}" for k, v in (si.get("FrameData") or {}).items()))
+                texts.append(
+                    "\n".join(f"{k} = {v}" for k, v in (si.get("FrameData") or {}).items())
+                )
             page: Any = tif.pages[0]
             for code in (270, 305):  # ImageDescription, Software: where ScanImage writes its state
                 tag = page.tags.get(code)
@@ -460,11 +496,16 @@ def frame_rate(path: str | os.PathLike | Sequence[str | os.PathLike]) -> tuple[f
                     texts.append(tag.value)
             text = "\n".join(texts)
             names = (["SI.hRoiManager.scanVolumeRate"] if volume else []) + [
-                "SI.hRoiManager.scanFrameRate", "scanimage.SI.hRoiManager.scanFrameRate", "state.acq.frameRate"]
+                "SI.hRoiManager.scanFrameRate",
+                "scanimage.SI.hRoiManager.scanFrameRate",
+                "state.acq.frameRate",
+            ]
             fr = _rate(text, names)
             if fr:
                 return fr, "ScanImage metadata"
-    except Exception:  # unreadable metadata: as if there were none (the movie itself opens elsewhere)
+    except (
+        Exception
+    ):  # unreadable metadata: as if there were none (the movie itself opens elsewhere)
         return None
     return None
 
@@ -508,13 +549,18 @@ def save_movie(path: str | os.PathLike, movie: Any, *, chunk_size: int | None = 
     suffix = path.suffix.lower()
     if suffix not in TIFF_SUFFIXES + (".npy",) + HDF5_SUFFIXES:
         raise InputError(
-            "path", f"cannot save a movie as {suffix or '(none)'!r}; supported: .tif, .tiff, .npy, .h5, .hdf5"
+            "path",
+            f"cannot save a movie as {suffix or '(none)'!r}; supported: .tif, .tiff, .npy, .h5, .hdf5",
         )
     shape = (n_frames, *frame_shape)
 
     def chunks():
         for t0 in range(0, n_frames, chunk_size):
-            yield t0, min(n_frames, t0 + chunk_size), np.asarray(movie[t0 : t0 + chunk_size], dtype=dtype)
+            yield (
+                t0,
+                min(n_frames, t0 + chunk_size),
+                np.asarray(movie[t0 : t0 + chunk_size], dtype=dtype),
+            )
 
     with atomic_path(path) as tmp:
         if suffix in TIFF_SUFFIXES:
@@ -523,8 +569,11 @@ def save_movie(path: str | os.PathLike, movie: Any, *, chunk_size: int | None = 
             axes = "TYX" if len(frame_shape) == 2 else "TZYX"
             with tifffile.TiffWriter(tmp, bigtiff=True) as tw:
                 tw.write(
-                    (c for _, _, c in chunks()), shape=shape, dtype=dtype,
-                    photometric="minisblack", metadata={"axes": axes},
+                    (c for _, _, c in chunks()),
+                    shape=shape,
+                    dtype=dtype,
+                    photometric="minisblack",
+                    metadata={"axes": axes},
                 )
         elif suffix == ".npy":
             mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)

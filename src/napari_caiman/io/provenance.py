@@ -17,7 +17,15 @@ def _versions() -> tuple[tuple[str, str], ...]:
     import importlib.metadata as md
 
     out = {"python": platform.python_version(), "platform": platform.platform()}
-    for pkg in ("napari-caiman", "numpy", "scipy", "opencv-python-headless", "h5py", "tifffile", "napari"):
+    for pkg in (
+        "napari-caiman",
+        "numpy",
+        "scipy",
+        "opencv-python-headless",
+        "h5py",
+        "tifffile",
+        "napari",
+    ):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
@@ -60,8 +68,13 @@ def file_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
             content.update(fh.read(mib))
         elif size > mib:
             content.update(fh.read())
-    return {"path": str(p.resolve()), "size": size, "mtime": st.st_mtime,
-            "header_sha256": head.hexdigest(), "content_sha256": content.hexdigest()}
+    return {
+        "path": str(p.resolve()),
+        "size": size,
+        "mtime": st.st_mtime,
+        "header_sha256": head.hexdigest(),
+        "content_sha256": content.hexdigest(),
+    }
 
 
 def input_files(source: str | os.PathLike | list) -> list[Path]:
@@ -74,15 +87,23 @@ def input_files(source: str | os.PathLike | list) -> list[Path]:
     return files
 
 
-def make_provenance(input_path: str | os.PathLike | list | None = None, timings: dict[str, float] | None = None,
-                    **extra: Any) -> dict[str, Any]:
+def make_provenance(
+    input_path: str | os.PathLike | list | None = None,
+    timings: dict[str, float] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """Provenance record: versions, input file(s) (path, size, mtime, header
     and sampled-content hashes), timings, plus ``extra`` (steps, backend,
     start/end times ...)."""
-    prov: dict[str, Any] = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": software_versions()}
+    prov: dict[str, Any] = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": software_versions(),
+    }
     if input_path:
         files = input_files(input_path)
-        prov["input_path"] = str(files[0].resolve()) if files and files[0].exists() else str(input_path)
+        prov["input_path"] = (
+            str(files[0].resolve()) if files and files[0].exists() else str(input_path)
+        )
         if files and all(f.is_file() for f in files):
             prints = [file_fingerprint(f) for f in files]
             prov["input_size"] = sum(fp["size"] for fp in prints)

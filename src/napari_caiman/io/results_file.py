@@ -57,7 +57,9 @@ def save_results(path: str | os.PathLike, results: Results) -> Path:
             # (``backend``) are written apart
             groups = results.params.to_groups()
             write_value(f, "params", {g: v for g, v in groups.items() if g in DEFAULTS})
-            write_value(f, "napari_caiman_params", {g: v for g, v in groups.items() if g not in DEFAULTS})
+            write_value(
+                f, "napari_caiman_params", {g: v for g, v in groups.items() if g not in DEFAULTS}
+            )
             if results.motion is not None:
                 write_value(f, "motion", results.motion)
             if results.summary is not None:
@@ -77,11 +79,17 @@ def save_results(path: str | os.PathLike, results: Results) -> Path:
                 from ..engine.curation import Curation, write_curation
 
                 # always written (all 0 before any decision), so every reader finds the same layout
-                curation = results.curation if results.curation is not None else Curation.empty(results.estimates.A.shape[1])
+                curation = (
+                    results.curation
+                    if results.curation is not None
+                    else Curation.empty(results.estimates.A.shape[1])
+                )
                 write_curation(f, curation)
             prov = f.create_group("provenance")
             for k, v in results.provenance.items():
-                prov.attrs[k] = v if isinstance(v, (str, int, float)) else json.dumps(v, default=repr)
+                prov.attrs[k] = (
+                    v if isinstance(v, (str, int, float)) else json.dumps(v, default=repr)
+                )
             f.attrs["napari_caiman_format"] = 1
     except OSError as exc:
         raise InputError("output", f"cannot write results file {str(path)!r}: {exc}") from None
@@ -116,34 +124,51 @@ def load_results(path: str | os.PathLike) -> Results:
         except OSError:
             is_hdf5 = True  # unreadable: report h5py's own reason below
         if not is_hdf5:
-            raise ResultsFileError("path", f"{name} is not an HDF5 file (no HDF5 signature); expected a "
-                                     "results file written by napari-caiman or CaImAn's CNMF.save()") from None
+            raise ResultsFileError(
+                "path",
+                f"{name} is not an HDF5 file (no HDF5 signature); expected a "
+                "results file written by napari-caiman or CaImAn's CNMF.save()",
+            ) from None
         if "truncated" in str(exc):
             import re
 
             eof = re.search(r"stored_eof\s*=\s*(\d+)", str(exc))
             of = f" of the {int(eof.group(1)):,}" if eof else ""
-            raise ResultsFileError("path", f"{name} is truncated: it has {size:,} bytes{of} the HDF5 file "
-                                     "should have (cut short while copying or saving?) and cannot be "
-                                     "read; copy or save it again") from None
-        raise ResultsFileError("path", f"{name} is a damaged HDF5 file and cannot be opened: {exc}") from None
+            raise ResultsFileError(
+                "path",
+                f"{name} is truncated: it has {size:,} bytes{of} the HDF5 file "
+                "should have (cut short while copying or saving?) and cannot be "
+                "read; copy or save it again",
+            ) from None
+        raise ResultsFileError(
+            "path", f"{name} is a damaged HDF5 file and cannot be opened: {exc}"
+        ) from None
     part = "the file"
     try:
         with f:
             missing = [k for k in ("dims", "params") if k not in f]
             if missing:
                 found = ", ".join(sorted(f.keys())[:8]) or "nothing"
-                raise ResultsFileError("path", f"{name} is not a napari-caiman/CaImAn results file: it has no "
-                                         f"{' and no '.join(repr(m) for m in missing)} (its top level "
-                                         f"holds: {found})")
+                raise ResultsFileError(
+                    "path",
+                    f"{name} is not a napari-caiman/CaImAn results file: it has no "
+                    f"{' and no '.join(repr(m) for m in missing)} (its top level "
+                    f"holds: {found})",
+                )
             part = "'dims'"
             raw_dims = tuple(np.asarray(f["dims"][()]).ravel().tolist())
-            if not 2 <= len(raw_dims) <= 3 or not all(isinstance(d, int) and d >= 1 for d in raw_dims):
-                raise ResultsFileError("path", f"{name}: 'dims' must be 2 or 3 positive sizes, got {raw_dims}")
+            if not 2 <= len(raw_dims) <= 3 or not all(
+                isinstance(d, int) and d >= 1 for d in raw_dims
+            ):
+                raise ResultsFileError(
+                    "path", f"{name}: 'dims' must be 2 or 3 positive sizes, got {raw_dims}"
+                )
             dims = array_dims(raw_dims)
             part = "the parameters ('params')"
             stored = read_value(f["params"])
-            if "napari_caiman_params" in f:  # our own groups (e.g. backend), apart for CaImAn's load_CNMF
+            if (
+                "napari_caiman_params" in f
+            ):  # our own groups (e.g. backend), apart for CaImAn's load_CNMF
                 stored = {**stored, **read_value(f["napari_caiman_params"])}
             params = CaimanParams.from_dict(stored, strict=False)
             part = "'motion'"
@@ -151,14 +176,19 @@ def load_results(path: str | os.PathLike) -> Results:
             part = "'summary'"
             summary = read_value(f["summary"]) if "summary" in f else None
             part = "the CNMF results ('estimates')"
-            estimates, extra = estimates_from_group(f["estimates"], dims) if "estimates" in f else (None, {})
+            estimates, extra = (
+                estimates_from_group(f["estimates"], dims) if "estimates" in f else (None, {})
+            )
             if estimates is not None:
                 K = estimates.A.shape[1]
                 for key in ("C", "S", "YrA"):
                     rows = np.shape(getattr(estimates, key))[0]
                     if rows != K:
-                        raise ResultsFileError("path", f"{name}: estimates/{key} has {rows} traces for {K} "
-                                                 "footprints in estimates/A")
+                        raise ResultsFileError(
+                            "path",
+                            f"{name}: estimates/{key} has {rows} traces for {K} "
+                            "footprints in estimates/A",
+                        )
             if summary is None and "Cn" in extra:
                 summary = {"corr": extra["Cn"]}
             from ..engine.curation import read_curation
@@ -176,27 +206,51 @@ def load_results(path: str | os.PathLike) -> Results:
                             pass
                     prov[k] = v.item() if isinstance(v, np.generic) else v
         part = "the evaluation results"
-        results = Results(params=params, dims=dims, motion=motion, summary=summary, provenance=prov,
-                          estimates=estimates, F_dff=extra.get("F_dff"), curation=curation)
+        results = Results(
+            params=params,
+            dims=dims,
+            motion=motion,
+            summary=summary,
+            provenance=prov,
+            estimates=estimates,
+            F_dff=extra.get("F_dff"),
+            curation=curation,
+        )
         if estimates is not None:
             from ..engine.evaluation import Metrics
 
             results.metrics = Metrics.from_saved(extra, estimates)
             if curation is not None and curation.n_components != estimates.A.shape[1]:
-                raise ResultsFileError("path", f"curation holds {curation.n_components} decisions for "
-                                         f"{estimates.A.shape[1]} components")
+                raise ResultsFileError(
+                    "path",
+                    f"curation holds {curation.n_components} decisions for "
+                    f"{estimates.A.shape[1]} components",
+                )
             # estimates.idx_components holds the threshold result; the file's
             # idx_components is the final (curated) set, re-derived by accepted()
             thr = results.threshold_accepted()
             if results.metrics is not None or curation is None:
                 estimates.idx_components = thr
             if estimates.idx_components is not None:
-                estimates.idx_components_bad = np.setdiff1d(np.arange(estimates.A.shape[1]), estimates.idx_components)
+                estimates.idx_components_bad = np.setdiff1d(
+                    np.arange(estimates.A.shape[1]), estimates.idx_components
+                )
     except InputError as exc:
         if name in exc.message:
             raise ResultsFileError("path", exc.message) from None
         raise ResultsFileError("path", f"{name}: {part}: {exc}") from None
-    except (OSError, KeyError, ValueError, TypeError, IndexError, AttributeError, RuntimeError) as exc:
-        raise ResultsFileError("path", f"{name} is damaged or not in the results layout: cannot read {part} "
-                                 f"({type(exc).__name__}: {exc})") from None
+    except (
+        OSError,
+        KeyError,
+        ValueError,
+        TypeError,
+        IndexError,
+        AttributeError,
+        RuntimeError,
+    ) as exc:
+        raise ResultsFileError(
+            "path",
+            f"{name} is damaged or not in the results layout: cannot read {part} "
+            f"({type(exc).__name__}: {exc})",
+        ) from None
     return results

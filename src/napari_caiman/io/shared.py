@@ -23,7 +23,11 @@ class MovieFile:
     pickles_by_path = True
 
     def __init__(self, source: Any, var_name_hdf5: str | None = None, *, movie: Any = None) -> None:
-        self.source = [os.fspath(s) for s in source] if isinstance(source, (list, tuple)) else os.fspath(source)
+        self.source = (
+            [os.fspath(s) for s in source]
+            if isinstance(source, (list, tuple))
+            else os.fspath(source)
+        )
         self.var_name_hdf5 = var_name_hdf5
         m = movie if movie is not None else self._movie()
         self.shape = tuple(int(s) for s in m.shape)
@@ -56,8 +60,12 @@ class MovieFile:
         return np.asarray(out)
 
     def __getstate__(self) -> dict:
-        return {"source": self.source, "var_name_hdf5": self.var_name_hdf5, "shape": self.shape,
-                "dtype": str(self.dtype)}
+        return {
+            "source": self.source,
+            "var_name_hdf5": self.var_name_hdf5,
+            "shape": self.shape,
+            "dtype": str(self.dtype),
+        }
 
     def __setstate__(self, state: dict) -> None:
         import numpy as np
@@ -72,7 +80,11 @@ class MovieFile:
 
 def forget(source: Any) -> None:
     """Close this process's handles of ``source`` (before the file is removed or renamed)."""
-    src = tuple(os.fspath(s) for s in source) if isinstance(source, (list, tuple)) else (os.fspath(source),)
+    src = (
+        tuple(os.fspath(s) for s in source)
+        if isinstance(source, (list, tuple))
+        else (os.fspath(source),)
+    )
     with _LOCK:
         for k in [k for k in _OPEN if k[1] == src]:
             _OPEN.pop(k, None)

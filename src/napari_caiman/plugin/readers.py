@@ -46,7 +46,9 @@ def _accepts(path: Path) -> bool:
     return True
 
 
-def get_reader(path: str | os.PathLike | Sequence[str | os.PathLike]) -> Callable[..., list[LayerData]] | None:
+def get_reader(
+    path: str | os.PathLike | Sequence[str | os.PathLike],
+) -> Callable[..., list[LayerData]] | None:
     """npe2 ``get_reader`` hook.
 
     Parameters
@@ -110,7 +112,9 @@ def read_movie(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[La
     return [(data, {"name": name, "metadata": {"path": meta_path}, **meta}, "image")]
 
 
-def sample_contrast_limits(data: Any, n_frames: int = 8, low: float = 0.5, high: float = 99.8) -> list[float] | None:
+def sample_contrast_limits(
+    data: Any, n_frames: int = 8, low: float = 0.5, high: float = 99.8
+) -> list[float] | None:
     """Contrast limits from percentiles of ``n_frames`` frames spread over the
     movie (so napari never scans a huge movie for its range); None if no
     finite sample."""

@@ -68,7 +68,9 @@ def is_broken_hdf5(path: str | os.PathLike) -> bool:
         return True
 
 
-def get_results_reader(path: str | os.PathLike | Sequence[str | os.PathLike]) -> Callable[..., list[LayerData]] | None:
+def get_results_reader(
+    path: str | os.PathLike | Sequence[str | os.PathLike],
+) -> Callable[..., list[LayerData]] | None:
     """npe2 ``get_reader`` hook: :func:`read_results` for a results file (or a
     damaged HDF5 file, to say what is wrong), else None."""
     if not isinstance(path, (str, os.PathLike)):
@@ -89,12 +91,20 @@ def results_layer_data(results: Any, name: str, path: str | None = None) -> list
     layers: list[LayerData] = []
     summary = results.summary or {}
     if results.estimates is not None:
-        step = SimpleNamespace(estimates=results.estimates, summary=SimpleNamespace(**summary) if summary else None)
+        step = SimpleNamespace(
+            estimates=results.estimates, summary=SimpleNamespace(**summary) if summary else None
+        )
         layers = cnmf_layer_data(step, name)
     elif summary:
         for key in ("mean", "corr"):
             if key in summary:
-                layers.append((summary[key], {"name": f"{name} {'correlation' if key == 'corr' else key}"}, "image"))
+                layers.append(
+                    (
+                        summary[key],
+                        {"name": f"{name} {'correlation' if key == 'corr' else key}"},
+                        "image",
+                    )
+                )
     elif results.motion is not None and results.motion.get("template") is not None:
         layers.append((results.motion["template"], {"name": f"{name} template"}, "image"))
     out = []

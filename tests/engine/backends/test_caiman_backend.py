@@ -47,7 +47,7 @@ def _wrapper(tmp_path: Path, name: str, *args: str, pythonpath: str | None = Non
     """An executable that runs this python (so not sys.executable by path)."""
     path = tmp_path / name
     env = f"PYTHONPATH={pythonpath} " if pythonpath else "PYTHONPATH= "
-    path.write_text(f"#!/bin/sh\n{env}exec {sys.executable} {' '.join(args)} \"$@\"\n")
+    path.write_text(f'#!/bin/sh\n{env}exec {sys.executable} {" ".join(args)} "$@"\n')
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return str(path)
 
@@ -71,7 +71,9 @@ def _fake_caiman(root: Path, *, real_layout: bool) -> Path:
 def test_absent_in_this_python_gives_an_install_hint(monkeypatch):
     monkeypatch.delenv(backends.ENV_PYTHON, raising=False)
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "caiman" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "caiman" else real(name, *a)
+    )
     ok, msg = backends.caiman_status()
     assert not ok
     assert "CaImAn is not installed" in msg and "conda-forge" in msg and "docs/caiman.md" in msg
@@ -84,7 +86,9 @@ def test_unrelated_pypi_caiman_is_recognised_in_this_python(monkeypatch, tmp_pat
     spec.submodule_search_locations = [str(root / "caiman")]
     real = importlib.util.find_spec
     monkeypatch.delenv(backends.ENV_PYTHON, raising=False)
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: spec if name == "caiman" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: spec if name == "caiman" else real(name, *a)
+    )
     ok, msg = backends.caiman_status()
     assert not ok
     assert "unrelated PyPI package" in msg and "source_extraction" in msg and "uninstall" in msg
@@ -161,7 +165,9 @@ def test_native_backend_does_not_probe(monkeypatch):
     from napari_caiman.engine import pipeline
     from napari_caiman.engine.synthetic import make_movie_2d
 
-    monkeypatch.setattr(backends, "caiman_status", lambda *a: pytest.fail("native must not look for CaImAn"))
+    monkeypatch.setattr(
+        backends, "caiman_status", lambda *a: pytest.fail("native must not look for CaImAn")
+    )
     m = make_movie_2d((20, 32, 32), n_neurons=2, seed=0)
     res = run(pipeline.iter_motion_step(m.movie, CaimanParams.from_dict({"max_shifts": (2, 2)})))
     assert res.motion.corrected.shape == m.movie.shape
@@ -171,12 +177,17 @@ def test_native_backend_does_not_probe(monkeypatch):
 
 
 def test_caiman_params_grouped_changed_only():
-    p = CaimanParams.from_dict({"backend": "caiman", "gSig": (3, 3), "nb": 2, "p": 1, "max_shifts": (4, 4),
-                                "min_SNR": 3.0})
+    p = CaimanParams.from_dict(
+        {"backend": "caiman", "gSig": (3, 3), "nb": 2, "p": 1, "max_shifts": (4, 4), "min_SNR": 3.0}
+    )
     g = cb.caiman_params(p, (32, 32))
     assert "napari_caiman" not in g and all("backend" not in v for v in g.values())
     assert g["init"]["gSig"] == [3, 3] and g["motion"]["max_shifts"] == [4, 4]
-    assert g["init"]["nb"] == 2 and "nb" not in g.get("spatial", {}) and "nb" not in g.get("temporal", {})
+    assert (
+        g["init"]["nb"] == 2
+        and "nb" not in g.get("spatial", {})
+        and "nb" not in g.get("temporal", {})
+    )
     assert g["preprocess"]["p"] == 1 and g["temporal"]["p"] == 1
     assert g["quality"]["min_SNR"] == 3.0 and g["online"]["min_SNR"] == 3.0
     assert "K" not in g.get("init", {})  # defaults are left to CaImAn
@@ -184,7 +195,9 @@ def test_caiman_params_grouped_changed_only():
 
 
 def test_caiman_params_3d_per_axis_values():
-    p = CaimanParams.from_dict({"gSig": (4, 4), "max_shifts": (5, 5), "strides": (24, 24), "overlaps": (8, 8)})
+    p = CaimanParams.from_dict(
+        {"gSig": (4, 4), "max_shifts": (5, 5), "strides": (24, 24), "overlaps": (8, 8)}
+    )
     g = cb.caiman_params(p, (6, 40, 40))  # Z=6 planes
     assert g["init"]["gSig"] == [4.0, 4.0, 4.0]
     assert g["motion"]["max_shifts"] == [5, 5, 2]  # planes clamped to what 6 planes allow
@@ -199,20 +212,26 @@ def test_patch_order_3d_becomes_array_order():
     # CaImAn: patches in C order over its (rows, cols, planes) grid
     ny, nx, nz = 2, 3, 2
     inds = np.array([(i, j, k) for i in range(ny) for j in range(nx) for k in range(nz)])
-    bounds = np.stack([np.stack([inds * 10, inds * 10 + 12], -1)[:, a] for a in range(3)], 1)  # (n, 3, 2)
+    bounds = np.stack(
+        [np.stack([inds * 10, inds * 10 + 12], -1)[:, a] for a in range(3)], 1
+    )  # (n, 3, 2)
     els = np.arange(len(inds), dtype=np.float32)[None, :, None].repeat(3, -1)
-    els, b, grid = cb._patches_to_native({"patch_bounds": bounds, "patch_inds": inds, "shifts_els": els}, 3)
+    els, b, grid = cb._patches_to_native(
+        {"patch_bounds": bounds, "patch_inds": inds, "shifts_els": els}, 3
+    )
     assert grid == (nz, ny, nx)
     # ours: C order over (z, y, x); bounds axes in array order
     for n, (k, i, j) in enumerate(np.ndindex(nz, ny, nx)):
         caiman_index = (i * nx + j) * nz + k
         assert els[0, n, 0] == caiman_index
-        np.testing.assert_array_equal(b[n], [[k * 10, k * 10 + 12], [i * 10, i * 10 + 12], [j * 10, j * 10 + 12]])
+        np.testing.assert_array_equal(
+            b[n], [[k * 10, k * 10 + 12], [i * 10, i * 10 + 12], [j * 10, j * 10 + 12]]
+        )
 
 
 # --------------------------------------------------------------------------- runner (fake worker)
 
-FAKE_WORKER = textwrap.dedent(r'''
+FAKE_WORKER = textwrap.dedent(r"""
     import json, os, signal, subprocess, sys, time
     import numpy as np
     job = json.load(open(sys.argv[1]))
@@ -259,7 +278,7 @@ FAKE_WORKER = textwrap.dedent(r'''
                  template=np.asarray(mov, np.float32).mean(0))
     say("@@PHASE 2 3 done")
     say("@@RESULT " + json.dumps({"caiman_version": "0.0", "timings": {"motion correction": 0.1}}))
-''')
+""")
 
 
 @pytest.fixture
@@ -304,17 +323,27 @@ def test_fake_motion_step_result_and_progress(fake_worker):
 
     movie = np.random.default_rng(0).random((12, 20, 24)).astype(np.float32)
     seen: list[Progress] = []
-    res = run(cb.iter_motion_step(movie, CaimanParams.from_dict({"max_shifts": (2, 2)})), seen.append)
+    res = run(
+        cb.iter_motion_step(movie, CaimanParams.from_dict({"max_shifts": (2, 2)})), seen.append
+    )
     assert isinstance(res, MotionStepResult) and isinstance(res.motion, MotionResult)
     np.testing.assert_allclose(res.motion.corrected, movie + 1)
     assert res.motion.shifts_rig.shape == (12, 2) and res.motion.template.shape == (20, 24)
     assert res.motion.shifts_els is None and res.motion.params["backend"] == "caiman"
     assert res.summary.mean.shape == (20, 24)
-    assert set(res.motion.metrics) >= {"corr_raw", "corr_corrected", "crispness_raw", "crispness_corrected"}
+    assert set(res.motion.metrics) >= {
+        "corr_raw",
+        "corr_corrected",
+        "crispness_raw",
+        "crispness_corrected",
+    }
     stages = [p.stage for p in seen]
     assert "CaImAn: import caiman" in stages and "CaImAn: motion correction" in stages
     messages = [p.message for p in seen]
-    assert "caiman: fake CaImAn 0.0 for motion" in messages and "a plain line CaImAn printed" in messages
+    assert (
+        "caiman: fake CaImAn 0.0 for motion" in messages
+        and "a plain line CaImAn printed" in messages
+    )
     phase = next(p for p in seen if p.stage == "CaImAn: motion correction")
     assert (phase.done, phase.total) == (1, 3)
     assert list(fake_worker.iterdir()) == []  # temporary folder removed
@@ -323,20 +352,27 @@ def test_fake_motion_step_result_and_progress(fake_worker):
 def test_fake_motion_3d_axis_order_and_out_file(fake_worker, tmp_path):
     movie = np.random.default_rng(1).random((6, 4, 10, 12)).astype(np.float32)  # T, Z, Y, X
     out = tmp_path / "corrected.npy"
-    res = run(cb.iter_motion_step(movie, CaimanParams.from_dict({"max_shifts": (2, 2, 1)}), out=out))
+    res = run(
+        cb.iter_motion_step(movie, CaimanParams.from_dict({"max_shifts": (2, 2, 1)}), out=out)
+    )
     assert out.is_file() and isinstance(res.motion.corrected, np.memmap)
-    np.testing.assert_allclose(res.motion.corrected, movie + 1)  # through CaImAn's (T, Y, X, Z) and back
+    np.testing.assert_allclose(
+        res.motion.corrected, movie + 1
+    )  # through CaImAn's (T, Y, X, Z) and back
     assert res.motion.template.shape == (4, 10, 12)
     np.testing.assert_allclose(res.motion.template, movie.mean(0), rtol=1e-5)
     assert list(fake_worker.iterdir()) == []
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".corrected")] == []
 
 
-@pytest.mark.parametrize("mode, exc, text", [
-    ("error", cp.CaimanError, "CaImAn motion failed: ValueError: gSig must be positive"),
-    ("crash", cp.CaimanError, "exit status 3"),
-    ("importerror", InputError, "cannot be imported"),
-])
+@pytest.mark.parametrize(
+    "mode, exc, text",
+    [
+        ("error", cp.CaimanError, "CaImAn motion failed: ValueError: gSig must be positive"),
+        ("crash", cp.CaimanError, "exit status 3"),
+        ("importerror", InputError, "cannot be imported"),
+    ],
+)
 def test_fake_worker_failures(fake_worker, monkeypatch, tmp_path, mode, exc, text):
     monkeypatch.setenv("FAKE_MODE", mode)
     out = tmp_path / "c.npy"
@@ -364,7 +400,10 @@ def test_cancel_kills_the_process_group_and_removes_files(fake_worker, monkeypat
     gen.close()  # what a cancelled napari worker does
     assert _wait_dead(pids), "worker or its child still alive"
     assert list(fake_worker.iterdir()) == []
-    assert not out.exists() and [p for p in tmp_path.iterdir() if p.name.startswith(".corrected")] == []
+    assert (
+        not out.exists()
+        and [p for p in tmp_path.iterdir() if p.name.startswith(".corrected")] == []
+    )
 
 
 @posix_only
@@ -383,23 +422,38 @@ def test_error_in_the_consumer_also_kills(fake_worker, monkeypatch, tmp_path):
 
 def test_heartbeat_while_the_worker_is_silent(tmp_path):
     script = tmp_path / "quiet.py"
-    script.write_text("import time, json\ntime.sleep(1.0)\nprint('@@RESULT ' + json.dumps({'ok': 1}), flush=True)\n")
+    script.write_text(
+        "import time, json\ntime.sleep(1.0)\nprint('@@RESULT ' + json.dumps({'ok': 1}), flush=True)\n"
+    )
     seen = []
-    res = run(cp.iter_run_worker({"task": "motion"}, tmp_path, python=sys.executable, script=script), seen.append)
+    res = run(
+        cp.iter_run_worker({"task": "motion"}, tmp_path, python=sys.executable, script=script),
+        seen.append,
+    )
     assert res == {"ok": 1}
     assert len(seen) >= 3  # a report every HEARTBEAT_S even without output
 
 
 def test_missing_interpreter_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="cannot start the CaImAn python"):
-        run(cp.iter_run_worker({"task": "cnmf"}, tmp_path, python=str(tmp_path / "nope" / "python")))
+        run(
+            cp.iter_run_worker({"task": "cnmf"}, tmp_path, python=str(tmp_path / "nope" / "python"))
+        )
 
 
 def test_bad_inputs_are_input_errors(fake_worker):
     with pytest.raises(InputError, match="template"):
-        run(cb.iter_motion_step(np.zeros((5, 8, 8), np.float32), CaimanParams(), template=np.zeros((3, 3))))
+        run(
+            cb.iter_motion_step(
+                np.zeros((5, 8, 8), np.float32), CaimanParams(), template=np.zeros((3, 3))
+            )
+        )
     with pytest.raises(InputError, match="Ain"):
-        run(cb.iter_cnmf_step(np.zeros((5, 8, 8), np.float32), CaimanParams(), Ain=np.zeros((2, 4, 4))))
+        run(
+            cb.iter_cnmf_step(
+                np.zeros((5, 8, 8), np.float32), CaimanParams(), Ain=np.zeros((2, 4, 4))
+            )
+        )
     with pytest.raises(InputError, match="out"):
         run(cb.iter_motion_step(np.zeros((5, 8, 8), np.float32), CaimanParams(), out="x.avi"))
 
@@ -419,7 +473,11 @@ def test_whole_file_memmaps_are_passed_by_path(tmp_path):
     arr = np.random.default_rng(0).random((4, 5, 6)).astype(np.float32)
     np.save(tmp_path / "m.npy", arr)
     mm = np.load(tmp_path / "m.npy", mmap_mode="r")
-    assert cb._passthrough(mm) == {"path": str((tmp_path / "m.npy").resolve()), "format": "npy", "shape": [4, 5, 6]}
+    assert cb._passthrough(mm) == {
+        "path": str((tmp_path / "m.npy").resolve()),
+        "format": "npy",
+        "shape": [4, 5, 6],
+    }
     assert cb._passthrough(mm[1:]) is None  # a part of the file: copied
     assert cb._passthrough(arr) is None
     tifffile.imwrite(tmp_path / "m.tif", arr, photometric="minisblack")
@@ -429,8 +487,9 @@ def test_whole_file_memmaps_are_passed_by_path(tmp_path):
 
 # --------------------------------------------------------------------------- with the real CaImAn
 
-needs_caiman = pytest.mark.skipif(not backends.caiman_available(),
-                                  reason="CaImAn not available (set NAPARI_CAIMAN_CAIMAN_PYTHON)")
+needs_caiman = pytest.mark.skipif(
+    not backends.caiman_available(), reason="CaImAn not available (set NAPARI_CAIMAN_CAIMAN_PYTHON)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -441,8 +500,14 @@ def movie2d_motion():
 
 
 def _frame_corr(a, b, crop):
-    return float(np.mean([np.corrcoef(np.nan_to_num(a[t][crop]).ravel(), b[t][crop].ravel())[0, 1]
-                          for t in range(0, len(a), 5)]))
+    return float(
+        np.mean(
+            [
+                np.corrcoef(np.nan_to_num(a[t][crop]).ravel(), b[t][crop].ravel())[0, 1]
+                for t in range(0, len(a), 5)
+            ]
+        )
+    )
 
 
 @pytest.mark.caiman
@@ -452,8 +517,15 @@ def test_caiman_motion_2d(movie2d_motion, pw_rigid, tmp_path):
     from napari_caiman.engine.pipeline import iter_motion_step
 
     m = movie2d_motion
-    p = CaimanParams.from_dict({"backend": "caiman", "max_shifts": (6, 6), "pw_rigid": pw_rigid,
-                                "strides": (32, 32), "overlaps": (16, 16)})
+    p = CaimanParams.from_dict(
+        {
+            "backend": "caiman",
+            "max_shifts": (6, 6),
+            "pw_rigid": pw_rigid,
+            "strides": (32, 32),
+            "overlaps": (16, 16),
+        }
+    )
     out = tmp_path / "mc.tif"
     res = run(iter_motion_step(m.movie, p, out=out))
     mo = res.motion
@@ -462,11 +534,16 @@ def test_caiman_motion_2d(movie2d_motion, pw_rigid, tmp_path):
     for ax in range(2):
         assert np.corrcoef(mo.shifts_rig[:, ax], truth[:, ax])[0, 1] > 0.97
     crop = (slice(10, -10), slice(10, -10))
-    assert _frame_corr(mo.corrected, m.still, crop) > 0.96 > _frame_corr(m.movie, m.still, crop) + 0.1
+    assert (
+        _frame_corr(mo.corrected, m.still, crop) > 0.96 > _frame_corr(m.movie, m.still, crop) + 0.1
+    )
     assert np.nanmean(mo.metrics["corr_corrected"]) > np.nanmean(mo.metrics["corr_raw"]) + 0.05
     if pw_rigid:
         assert mo.shifts_els.shape == (200, 9, 2) and mo.patch_grid_shape == (3, 3)
-        assert mo.patch_bounds.shape == (9, 2, 2) and mo.patch_bounds[-1].tolist() == [[48, 96], [48, 96]]
+        assert mo.patch_bounds.shape == (9, 2, 2) and mo.patch_bounds[-1].tolist() == [
+            [48, 96],
+            [48, 96],
+        ]
     else:
         assert mo.shifts_els is None
 
@@ -491,13 +568,17 @@ def test_caiman_cnmf_and_evaluate_2d():
     m = make_movie_2d((200, 48, 48), n_neurons=8, seed=3)
     p = CaimanParams.from_dict({"backend": "caiman", "K": 12, "gSig": (4, 4), "use_cnn": False})
     est = run(iter_cnmf_step(m.movie, p)).estimates
-    assert est.dims == (48, 48) and est.A.shape == (48 * 48, est.C.shape[0]) and est.C.shape[1] == 200
+    assert (
+        est.dims == (48, 48) and est.A.shape == (48 * 48, est.C.shape[0]) and est.C.shape[1] == 200
+    )
     assert est.info["backend"] == "caiman" and est.bl.dtype.kind == "f"
     ev = run(iter_evaluate_step(m.movie, est, p))
     assert ev.metrics.SNR_comp.shape == (est.n_components,) and ev.F_dff.shape == est.C.shape
     mr = _check_cnmf(est, m, f1=0.85, corr=0.9)
     # CaImAn's accepted set is what our thresholds give on its metrics
-    np.testing.assert_array_equal(apply_thresholds(ev.metrics, **thresholds_from_params(p))[0], est.idx_components)
+    np.testing.assert_array_equal(
+        apply_thresholds(ev.metrics, **thresholds_from_params(p))[0], est.idx_components
+    )
     print(mr)
 
 
@@ -539,9 +620,14 @@ def test_caiman_written_results_open_with_load_results(tmp_path):
     m = make_movie_2d((200, 48, 48), n_neurons=8, seed=3)
     np.save(tmp_path / "movie.npy", m.movie)
     p = CaimanParams.from_dict({"K": 12, "gSig": (4, 4)})
-    job = {"task": "cnmf", "workdir": str(tmp_path), "movie": {"path": str(tmp_path / "movie.npy"),
-                                                                 "format": "npy", "shape": [200, 48, 48]},
-           "params": cb.caiman_params(p, (48, 48)), "n_processes": 1, "output": {"cnmf": str(tmp_path / "c.hdf5")}}
+    job = {
+        "task": "cnmf",
+        "workdir": str(tmp_path),
+        "movie": {"path": str(tmp_path / "movie.npy"), "format": "npy", "shape": [200, 48, 48]},
+        "params": cb.caiman_params(p, (48, 48)),
+        "n_processes": 1,
+        "output": {"cnmf": str(tmp_path / "c.hdf5")},
+    }
     run(cp.iter_run_worker(job, tmp_path))
     res = load_results(tmp_path / "c.hdf5")
     assert res.dims == (48, 48) and res.estimates.n_components >= 8
@@ -564,8 +650,9 @@ def test_caiman_cancel_mid_cnmf(tmp_path, monkeypatch):
     tmpdir.mkdir()
     monkeypatch.setenv(cp.ENV_TMPDIR, str(tmpdir))
     m = make_movie_2d((300, 64, 64), n_neurons=15, seed=1)
-    p = CaimanParams.from_dict({"backend": "caiman", "K": 4, "gSig": (4, 4), "rf": 16, "stride": 6,
-                                "n_processes": 2})
+    p = CaimanParams.from_dict(
+        {"backend": "caiman", "K": 4, "gSig": (4, 4), "rf": 16, "stride": 6, "n_processes": 2}
+    )
     gen = iter_cnmf_step(m.movie, p)
     t0 = time.monotonic()
     for prog in gen:
@@ -604,10 +691,16 @@ def test_our_results_file_loads_in_caiman(tmp_path):
     p = CaimanParams.from_dict({"K": 8, "gSig": (4, 4), "use_cnn": False})
     step = run(iter_cnmf_step(m.movie, p))
     ev = run(iter_evaluate_step(m.movie, step.estimates, p))
-    res = Results(params=p, dims=(40, 48), summary=summary_to_dict(step.summary), estimates=step.estimates,
-                  metrics=ev.metrics, F_dff=ev.F_dff)
+    res = Results(
+        params=p,
+        dims=(40, 48),
+        summary=summary_to_dict(step.summary),
+        estimates=step.estimates,
+        metrics=ev.metrics,
+        F_dff=ev.F_dff,
+    )
     save_results(tmp_path / "ours.hdf5", res)
-    code = textwrap.dedent(f'''
+    code = textwrap.dedent(f"""
         import json, numpy as np
         from caiman.source_extraction.cnmf.cnmf import load_CNMF
         cnm = load_CNMF({str(tmp_path / "ours.hdf5")!r})
@@ -616,14 +709,18 @@ def test_our_results_file_loads_in_caiman(tmp_path):
         Cn = np.asarray(e.Cn)
         r = [float(np.corrcoef(A[..., k].ravel(), Cn.ravel())[0, 1]) for k in range(A.shape[-1])]
         print("JSON", json.dumps({{"A": list(e.A.shape), "C": list(e.C.shape), "dims": [int(d) for d in e.dims],
-              "idx": [int(i) for i in e.idx_components], "corr": r, "gSig": [float(g) for g in cnm.params.init["gSig"]]}}))
-    ''')
-    out = subprocess.run([backends.caiman_python(), "-c", code], capture_output=True, text=True, timeout=300)
+              "idx": [int(i) for i in e.idx_components], "corr": r,
+              "gSig": [float(g) for g in cnm.params.init["gSig"]]}}))
+    """)
+    out = subprocess.run(
+        [backends.caiman_python(), "-c", code], capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-2000:]
-    info = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("JSON "))[5:])
+    info = json.loads(
+        next(line for line in out.stdout.splitlines() if line.startswith("JSON "))[5:]
+    )
     K = step.estimates.n_components
     assert info["A"] == [40 * 48, K] and info["C"] == [K, 150] and info["dims"] == [40, 48]
     assert info["idx"] == [int(i) for i in step.estimates.idx_components]
     assert min(info["corr"]) > 0.3  # footprints lie on bright spots of the correlation image
     assert info["gSig"] == [4.0, 4.0]
-

@@ -45,8 +45,10 @@ def test_2d_uint16_memmap(movie2d, tmp_path):
 
 
 def test_2d_patches(movie2d):
-    est = cnmf(movie2d.movie, CaimanParams.from_dict({"K": 8, "gSig": (4, 4), "rf": 20, "stride": 10,
-                                                      "n_processes": 2}))
+    est = cnmf(
+        movie2d.movie,
+        CaimanParams.from_dict({"K": 8, "gSig": (4, 4), "rf": 20, "stride": 10, "n_processes": 2}),
+    )
     assert est.info["n_patches"] == 4
     _check(est, movie2d)
 
@@ -60,7 +62,9 @@ def test_long_movies_fit_their_patches_on_slabs_binned_in_time(movie2d, tmp_path
     np.save(path, movie2d.movie.astype(np.float32))
     mm = np.load(path, mmap_mode="r")
     monkeypatch.setattr(patches, "PATCH_MAX_FRAMES", 100)  # 300 frames: slabs of 100 means of 3
-    params = CaimanParams.from_dict({"K": 8, "gSig": (4, 4), "rf": 20, "stride": 10, "n_processes": 2})
+    params = CaimanParams.from_dict(
+        {"K": 8, "gSig": (4, 4), "rf": 20, "stride": 10, "n_processes": 2}
+    )
     est = cnmf(mm, params, max_in_memory=0)
     assert est.info["patch_time_bin"] == 3
     assert est.C.shape == (est.n_components, 300)
@@ -74,7 +78,9 @@ def test_a_binned_patch_slab_is_the_mean_of_its_frames(movie2d, tmp_path):
 
     path = tmp_path / "m.npy"
     np.save(path, movie2d.movie.astype(np.float32))
-    data = MovieData(np.load(path, mmap_mode="r"), max_bytes=0, chunk_bytes=7 * 20 * 30 * 4)  # 7-frame chunks
+    data = MovieData(
+        np.load(path, mmap_mode="r"), max_bytes=0, chunk_bytes=7 * 20 * 30 * 4
+    )  # 7-frame chunks
     sl = (slice(10, 30), slice(5, 35))
     got = data.patch(sl, 4)
     full = movie2d.movie[:, 10:30, 5:35].astype(np.float64)
@@ -84,13 +90,21 @@ def test_a_binned_patch_slab_is_the_mean_of_its_frames(movie2d, tmp_path):
     np.testing.assert_array_equal(data.patch(sl), movie2d.movie[:, 10:30, 5:35].astype(np.float32))
 
 
-def test_streamed_noise_reads_only_the_frames_it_uses_and_equals_the_in_memory_one(movie2d, tmp_path):
+def test_streamed_noise_reads_only_the_frames_it_uses_and_equals_the_in_memory_one(
+    movie2d, tmp_path
+):
     from napari_caiman.engine.cnmf.data import MovieData
     from napari_caiman.engine.progress import run
 
     class Counting:  # a movie that records which frames were read
         def __init__(self, a):
-            self.a, self.shape, self.dtype, self.ndim, self.frames = a, a.shape, a.dtype, a.ndim, set()
+            self.a, self.shape, self.dtype, self.ndim, self.frames = (
+                a,
+                a.shape,
+                a.dtype,
+                a.ndim,
+                set(),
+            )
 
         def __getitem__(self, key):
             t = key[0] if isinstance(key, tuple) else key
@@ -111,16 +125,23 @@ def test_2d_patches_dask_like_executor(movie2d):
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(2) as ex:
-        est = cnmf(movie2d.movie, CaimanParams.from_dict({"K": 8, "gSig": (4, 4), "rf": 20, "stride": 10}),
-                   executor=ex)
+        est = cnmf(
+            movie2d.movie,
+            CaimanParams.from_dict({"K": 8, "gSig": (4, 4), "rf": 20, "stride": 10}),
+            executor=ex,
+        )
     _check(est, movie2d)
 
 
 def test_2d_patches_on_a_dask_distributed_cluster(movie2d):
     distributed = pytest.importorskip("distributed")
     params = CaimanParams.from_dict({"K": 8, "gSig": (4, 4), "rf": 20, "stride": 10})
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         est = cnmf(movie2d.movie, params, executor=client)
         assert sum(client.run(lambda: 1).values()) == 2  # the cluster was really there
     _check(est, movie2d)
@@ -162,7 +183,9 @@ def test_merging_rejoins_split_neuron(movie2d):
     half2 = mask & ~half1
     others = [fp[j] > 0.2 for j in range(len(fp)) if j != k]
     ain = np.stack(others + [half1, half2])
-    est = cnmf(movie2d.movie, CaimanParams.from_dict({"K": 15, "gSig": (4, 4), "merge_thr": 0.8}), Ain=ain)
+    est = cnmf(
+        movie2d.movie, CaimanParams.from_dict({"K": 15, "gSig": (4, 4), "merge_thr": 0.8}), Ain=ain
+    )
     assert est.info["merged_groups"] >= 1
     assert est.n_components == len(fp)
     r = match_components(est, fp, true_traces=movie2d.traces)
@@ -170,7 +193,9 @@ def test_merging_rejoins_split_neuron(movie2d):
 
 
 def test_cancel_closes_cleanly(movie2d):
-    gen = iter_cnmf(movie2d.movie, CaimanParams.from_dict({"K": 8, "gSig": (4, 4), "rf": 20, "stride": 10}))
+    gen = iter_cnmf(
+        movie2d.movie, CaimanParams.from_dict({"K": 8, "gSig": (4, 4), "rf": 20, "stride": 10})
+    )
     for _ in range(3):
         next(gen)
     gen.close()  # must not hang or raise
@@ -198,11 +223,11 @@ def test_final_merge_rejoins_a_cell_cut_by_the_last_spatial_update(movie2d, monk
             rows = np.nonzero(img.max(axis=1) > 0)[0]
             mid = int(np.median(rows))
             top, bottom = img.copy(), img.copy()
-            top[mid + 1:] = 0  # the two pieces share the row mid
+            top[mid + 1 :] = 0  # the two pieces share the row mid
             bottom[:mid] = 0
             Ad[:, k] = top.ravel()
             A = sparse.csc_matrix(np.concatenate([Ad, bottom.reshape(-1, 1)], axis=1))
-            H = np.concatenate([H[:K], H[k:k + 1], H[K:]], axis=0)
+            H = np.concatenate([H[:K], H[k : k + 1], H[K:]], axis=0)
             keep = np.r_[keep, keep[k]]
         return A, b, H, keep
 

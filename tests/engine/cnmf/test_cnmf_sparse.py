@@ -26,7 +26,9 @@ def problem():
     P = int(np.prod(dims))
     A0 = mv.footprints.reshape(len(mv.footprints), P).T.astype(np.float32)  # (P, K) C order
     rng = np.random.default_rng(0)
-    A0 = np.where(A0 > 0.05 * A0.max(axis=0), A0 * rng.uniform(0.7, 1.3, A0.shape), 0).astype(np.float32)
+    A0 = np.where(A0 > 0.05 * A0.max(axis=0), A0 * rng.uniform(0.7, 1.3, A0.shape), 0).astype(
+        np.float32
+    )
     C0 = np.asarray(mv.traces, np.float32) + 0.1
     b0 = Y.reshape(T, P).mean(axis=0)[:, None].astype(np.float32)
     H0 = np.concatenate([C0, np.ones((1, T), np.float32)], axis=0)
@@ -55,7 +57,9 @@ def test_products_match_dense(problem, streamed):
         if r is None:
             np.testing.assert_allclose(YH[:, k], full[:, k], rtol=1e-4)
         else:
-            np.testing.assert_allclose(YH[r, k], full[r, k], rtol=1e-4, atol=1e-3 * np.abs(full[:, k]).max())
+            np.testing.assert_allclose(
+                YH[r, k], full[r, k], rtol=1e-4, atol=1e-3 * np.abs(full[:, k]).max()
+            )
             outside = np.ones(P, bool)
             outside[r] = False
             assert not YH[outside, k].any()
@@ -70,7 +74,9 @@ def test_sparse_spatial_step_matches_dense(problem, noise_thr):
     list(data.load())
     sn = np.full(P, float(np.std(Y[1:] - Y[:-1]) / np.sqrt(2)), np.float32)
     K = A0.shape[1]
-    Wd, Hd, Kd = steps.spatial_step(data, np.concatenate([A0, b0], axis=1), H0.copy(), K, 1, st, sn=sn)
+    Wd, Hd, Kd = steps.spatial_step(
+        data, np.concatenate([A0, b0], axis=1), H0.copy(), K, 1, st, sn=sn
+    )
     A, b, H, keep = sps.spatial_step(data, sparse.csc_matrix(A0), b0, H0.copy(), st, sn=sn)
     assert A.shape[1] == Kd == keep.size
     np.testing.assert_allclose(A.toarray(), Wd[:, :Kd], rtol=2e-3, atol=2e-4 * Wd[:, :Kd].max())
@@ -86,11 +92,17 @@ def test_sparse_temporal_step_matches_dense(problem):
     K = A0.shape[1]
     from napari_caiman.engine.progress import run
 
-    Wd, Hd, Kd, ex_d = steps.temporal_step(data, np.concatenate([A0, b0], axis=1), H0.copy(), K, 1, st.temporal)
-    A, b, H, ex, keep = run(sps.iter_temporal_step(data, sparse.csc_matrix(A0), b0, H0.copy(), st.temporal))
+    Wd, Hd, Kd, ex_d = steps.temporal_step(
+        data, np.concatenate([A0, b0], axis=1), H0.copy(), K, 1, st.temporal
+    )
+    A, b, H, ex, keep = run(
+        sps.iter_temporal_step(data, sparse.csc_matrix(A0), b0, H0.copy(), st.temporal)
+    )
     assert A.shape[1] == Kd
     np.testing.assert_allclose(H, Hd, rtol=1e-3, atol=1e-3 * np.abs(Hd).max())
-    np.testing.assert_allclose(ex["YrA"], ex_d["YrA"], rtol=1e-3, atol=1e-3 * np.abs(ex_d["YrA"]).max())
+    np.testing.assert_allclose(
+        ex["YrA"], ex_d["YrA"], rtol=1e-3, atol=1e-3 * np.abs(ex_d["YrA"]).max()
+    )
 
 
 def _kernels_in_child(q) -> None:
@@ -100,7 +112,12 @@ def _kernels_in_child(q) -> None:
     mv = rng.normal(100, 5, (40, 48, 48)).astype(np.float32)
     A = sparse.random(48 * 48, 6, density=0.02, format="csc", dtype=np.float32, random_state=0)
     data = MovieData(mv, max_bytes=0)
-    q.put((float(summary_images(mv).corr.mean()), float(data.AtY_sparse(A, np.ones((48 * 48, 1), np.float32)).sum())))
+    q.put(
+        (
+            float(summary_images(mv).corr.mean()),
+            float(data.AtY_sparse(A, np.ones((48 * 48, 1), np.float32)).sum()),
+        )
+    )
 
 
 def test_the_kernels_run_in_a_forked_child_after_the_parent_ran_them():
@@ -113,8 +130,10 @@ def test_the_kernels_run_in_a_forked_child_after_the_parent_ran_them():
     rng = np.random.default_rng(1)
     mv = rng.normal(100, 5, (40, 48, 48)).astype(np.float32)
     A = sparse.random(48 * 48, 6, density=0.02, format="csc", dtype=np.float32, random_state=0)
-    want = (float(summary_images(mv).corr.mean()),
-            float(MovieData(mv, max_bytes=0).AtY_sparse(A, np.ones((48 * 48, 1), np.float32)).sum()))
+    want = (
+        float(summary_images(mv).corr.mean()),
+        float(MovieData(mv, max_bytes=0).AtY_sparse(A, np.ones((48 * 48, 1), np.float32)).sum()),
+    )
     ctx = mp.get_context("fork")
     q = ctx.Queue()
     p = ctx.Process(target=_kernels_in_child, args=(q,))

@@ -27,6 +27,7 @@ from napari_caiman.engine.synthetic import ar2_coefficients, make_movie_2d, make
 
 # ----------------------------------------------------------------------------- pixel order
 
+
 def test_pixel_order_2d_is_fortran():
     img = np.arange(12).reshape(3, 4)
     assert np.array_equal(frames_to_pixels(img[None])[:, 0], img.ravel(order="F"))
@@ -47,6 +48,7 @@ def test_synthetic_footprints_caiman_agree():
 
 # ----------------------------------------------------------------------------- noise
 
+
 def test_psd_noise_within_10_percent():
     rng = np.random.default_rng(0)
     T = 2000
@@ -66,6 +68,7 @@ def test_cnmf_sn_matches_movie_noise():
 
 
 # ----------------------------------------------------------------------------- OASIS
+
 
 def _ar_trace(rng, g, T=3000, rate=0.03):
     s = (rng.random(T) < rate) * rng.uniform(0.5, 1.5, T)
@@ -97,12 +100,13 @@ def test_oasis_exact_noise_free_ar1():
 
 # ----------------------------------------------------------------------------- merging / patches
 
+
 def test_merge_components_joins_correlated_overlapping():
     rng = np.random.default_rng(3)
     a = np.zeros((100, 3))
     a[10:30, 0] = 1
-    a[25:45, 1] = 1   # overlaps 0, same activity -> merge
-    a[60:80, 2] = 1   # separate
+    a[25:45, 1] = 1  # overlaps 0, same activity -> merge
+    a[60:80, 2] = 1  # separate
     c = rng.random((1, 200))
     C = np.vstack([c, c * 2 + 0.01 * rng.random((1, 200)), rng.random((1, 200))])
     A2, C2, groups, kept = merge_components(a, C, 0.8)
@@ -121,17 +125,21 @@ def test_patch_slices_cover():
 
 # ----------------------------------------------------------------------------- bad input
 
+
 @pytest.fixture(scope="module")
 def small():
     return make_movie_2d((60, 32, 32), n_neurons=3, gSig=3, seed=2).movie
 
 
-@pytest.mark.parametrize("movie,argument", [
-    (np.zeros((5, 32, 32), np.float32), "movie"),          # too few frames
-    (np.zeros((60, 32), np.float32), "movie"),             # not a movie
-    (np.zeros((60, 32, 32), np.float32), "movie"),         # all zero
-    (np.full((60, 32, 32), 7, np.uint16), "movie"),        # constant
-])
+@pytest.mark.parametrize(
+    "movie,argument",
+    [
+        (np.zeros((5, 32, 32), np.float32), "movie"),  # too few frames
+        (np.zeros((60, 32), np.float32), "movie"),  # not a movie
+        (np.zeros((60, 32, 32), np.float32), "movie"),  # all zero
+        (np.full((60, 32, 32), 7, np.uint16), "movie"),  # constant
+    ],
+)
 def test_bad_movies(movie, argument):
     with pytest.raises(InputError) as e:
         cnmf(movie, CaimanParams.from_dict({"K": 3, "gSig": (3, 3)}))
@@ -146,12 +154,15 @@ def test_nan_movie(small):
     assert e.value.argument == "movie" and "frame 17" in str(e.value)
 
 
-@pytest.mark.parametrize("params,argument", [
-    ({"K": 3, "gSig": (20, 20)}, "gSig"),
-    ({"K": 3, "gSig": (3, 3), "rf": 2}, "rf"),
-    ({"K": 3, "gSig": (3, 3), "rf": 8, "stride": 16}, "stride"),
-    ({"K": 3, "gSig": (3, 3), "method_init": "sparse_nmf"}, "method_init"),
-])
+@pytest.mark.parametrize(
+    "params,argument",
+    [
+        ({"K": 3, "gSig": (20, 20)}, "gSig"),
+        ({"K": 3, "gSig": (3, 3), "rf": 2}, "rf"),
+        ({"K": 3, "gSig": (3, 3), "rf": 8, "stride": 16}, "stride"),
+        ({"K": 3, "gSig": (3, 3), "method_init": "sparse_nmf"}, "method_init"),
+    ],
+)
 def test_bad_params(small, params, argument):
     with pytest.raises(InputError) as e:
         cnmf(small, CaimanParams.from_dict(params))
@@ -171,7 +182,9 @@ def test_bad_ain(small):
 
 
 def test_empty_seed_gives_empty_result(small):
-    est = cnmf(small, CaimanParams.from_dict({"K": 3, "gSig": (3, 3)}), Ain=np.zeros((1, 32, 32), bool))
+    est = cnmf(
+        small, CaimanParams.from_dict({"K": 3, "gSig": (3, 3)}), Ain=np.zeros((1, 32, 32), bool)
+    )
     assert isinstance(est, Estimates) and est.n_components == 0
     assert est.A.shape == (32 * 32, 0) and est.C.shape == (0, 60)
     assert est.b.shape == (32 * 32, 1) and est.f.shape == (1, 60)
@@ -199,7 +212,9 @@ def test_upsample_of_zero_components_keeps_the_pixel_count():
     assert out.shape == (16 * 17, 0)
 
 
-@pytest.mark.parametrize("shape, ssub, tsub", [((101, 51, 50), 2, 2), ((30, 3, 17, 20), 3, 4), ((9, 8, 8), 1, 3)])
+@pytest.mark.parametrize(
+    "shape, ssub, tsub", [((101, 51, 50), 2, 2), ((30, 3, 17, 20), 3, 4), ((9, 8, 8), 1, 3)]
+)
 def test_downsample_averages_blocks_of_frames_and_pixels(shape, ssub, tsub):
     from napari_caiman.engine.cnmf._shapes import downsample
 

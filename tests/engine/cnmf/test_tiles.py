@@ -35,7 +35,9 @@ def test_tile_store_reads_boxes_exactly_and_bins_like_the_patches(dims, tmp_path
     chunk = 4 * int(np.prod(dims)) * 10  # 10 frames a chunk: the tiles are written in pieces
     store, seen = _build(movie, tile, chunk_bytes=chunk, folder=str(tmp_path))
     assert seen[-1] == (T, T) and len(seen) == 11
-    assert os.path.getsize(store.path) == store.nbytes and os.path.dirname(store.path) == str(tmp_path)
+    assert os.path.getsize(store.path) == store.nbytes and os.path.dirname(store.path) == str(
+        tmp_path
+    )
     for _ in range(5):  # boxes that cut tiles, and one flush with the far border
         lo = [int(rng.integers(0, d - 2)) for d in dims]
         sl = tuple(slice(a, int(rng.integers(a + 1, d + 1))) for a, d in zip(lo, dims, strict=True))
@@ -56,7 +58,9 @@ def test_tile_store_reads_boxes_exactly_and_bins_like_the_patches(dims, tmp_path
     np.testing.assert_allclose(binned.read(whole), downsample(movie, 1, 4), rtol=0, atol=1e-6)
     # only some frame ranges (the noise's samples)
     part, _ = _build(movie, tile, ranges=[(0, 10), (50, 60), (93, 103)], chunk_bytes=chunk)
-    np.testing.assert_array_equal(part.read(whole), np.concatenate([movie[0:10], movie[50:60], movie[93:103]]))
+    np.testing.assert_array_equal(
+        part.read(whole), np.concatenate([movie[0:10], movie[50:60], movie[93:103]])
+    )
     for s in (store, binned, part):
         path = s.path
         s.close()
@@ -69,11 +73,16 @@ def test_tiles_fit_the_patch_grid():
     dims = (128, 100)
     tile = patch_tiles(dims, (25, 25), (10, 10))  # patches of 50 every 40 pixels
     assert tile == (10, 10)
-    for sl in patch_slices(dims, (25, 25), (10, 10)):  # all but the patches flush with the far border
+    for sl in patch_slices(
+        dims, (25, 25), (10, 10)
+    ):  # all but the patches flush with the far border
         assert all(s.start % t == 0 for s, t, d in zip(sl, tile, dims, strict=True) if s.stop < d)
     # one patch over all 24 planes: whole-depth tiles; gcd(48, 38) = 2: about 16, no padding of 256
     assert tile_shape((24, 256, 256), (24, 48, 48), (14, 38, 38)) == (24, 16, 16)
-    assert tile_shape((20, 100)) == (10, 15)  # 20 in 2 tiles of 10; 100 in 7 of 15 (5 pixels of padding)
+    assert tile_shape((20, 100)) == (
+        10,
+        15,
+    )  # 20 in 2 tiles of 10; 100 in 7 of 15 (5 pixels of padding)
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +91,16 @@ def movie_npy(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("tiles")
     path = d / "movie.npy"
-    truth = make_movie((300, 64, 64), n_neurons=12, gSig=3, seed=5, out=path, return_flow=False,
-                       return_truth=False, snr=3.0)
+    truth = make_movie(
+        (300, 64, 64),
+        n_neurons=12,
+        gSig=3,
+        seed=5,
+        out=path,
+        return_flow=False,
+        return_truth=False,
+        snr=3.0,
+    )
     return path, truth
 
 
@@ -109,7 +126,9 @@ def test_cnmf_through_the_tile_store_equals_reading_the_movie(movie_npy, tmp_pat
         while True:
             p = next(gen)
             stages.add(p.stage)
-            files |= {f.name for f in path.parent.iterdir() if f.name.startswith("napari-caiman-tiles-")}
+            files |= {
+                f.name for f in path.parent.iterdir() if f.name.startswith("napari-caiman-tiles-")
+            }
     except StopIteration as stop:
         est = stop.value
     assert {"cnmf: reordering frames (noise)", "cnmf: noise", "cnmf: patches"} <= stages
@@ -120,7 +139,9 @@ def test_cnmf_through_the_tile_store_equals_reading_the_movie(movie_npy, tmp_pat
     assert est.A.shape == ref.A.shape
     np.testing.assert_allclose(est.A.toarray(), ref.A.toarray(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(est.C, ref.C, rtol=1e-4, atol=1e-4 * float(np.abs(ref.C).max()))
-    assert match_components(est.footprints(), truth.footprints, est.C, truth.traces).recall == 1.0  # before evaluation
+    assert (
+        match_components(est.footprints(), truth.footprints, est.C, truth.traces).recall == 1.0
+    )  # before evaluation
 
 
 def test_tile_store_cancel_and_full_disk_leave_no_file(movie_npy, monkeypatch):
@@ -147,6 +168,8 @@ def test_tile_store_cancel_and_full_disk_leave_no_file(movie_npy, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "posix_fallocate", full)
-    with pytest.raises(DiskFullError, match=r"CNMF needs .* of temporary space in .* to reorder the movie's frames"):
+    with pytest.raises(
+        DiskFullError, match=r"CNMF needs .* of temporary space in .* to reorder the movie's frames"
+    ):
         run(iter_cnmf(movie, params, max_in_memory=0))
     assert stores() == []

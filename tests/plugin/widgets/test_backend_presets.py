@@ -69,7 +69,9 @@ def test_backend_choice_and_tooltips(viewer, dock, key, caiman):
     assert "separate process" in backend.tooltip and "CNN" in backend.tooltip
     caiman(True, "CaImAn 1.12.1 at /opt/caiman (python 3.11)")
     backend.value = "caiman"
-    assert not backend.message.native.isHidden() and backend.message.value.startswith("CaImAn 1.12.1")
+    assert not backend.message.native.isHidden() and backend.message.value.startswith(
+        "CaImAn 1.12.1"
+    )
     caiman(False, "CaImAn is not installed: pip install caiman")
     backend.value = "native"
     backend.value = "caiman"
@@ -229,7 +231,12 @@ def test_a_preset_applies_to_every_step(viewer, dock, tmp_path, caiman, errors):
     assert motion.get_settings().max_shifts[:2] == (8, 8) and motion.pw_rigid.value
     assert motion.backend.value == "caiman" and motion.kwargs.value == ""
     assert sorted(motion.presets.last_report.unused) == [
-        "K", "gSig", "method_init", "min_SNR", "nIter", "use_cnn",
+        "K",
+        "gSig",
+        "method_init",
+        "min_SNR",
+        "nIter",
+        "use_cnn",
     ]
     c = cnmf.get_settings()
     assert c.gSig[:2] == (3, 3) and c.K == 12 and c.backend == "caiman"

@@ -72,7 +72,9 @@ def test_helpers():
             parse_values(bad, "K")
 
 
-def test_add_items_variants_and_rejections(qtbot, viewer, batch_widget, movie_file, tmp_path, shown):
+def test_add_items_variants_and_rejections(
+    qtbot, viewer, batch_widget, movie_file, tmp_path, shown
+):
     w = batch_widget
     (layer,) = viewer.open(movie_file, plugin="napari-caiman")
     w.movie.value = layer
@@ -81,7 +83,9 @@ def test_add_items_variants_and_rejections(qtbot, viewer, batch_widget, movie_fi
     _, motion = viewer.window.add_plugin_dock_widget("napari-caiman", "Motion correction")
     motion.set_settings(motion.get_settings().replace(max_shifts=(3, 3, 2)))
     _, cnmf = viewer.window.add_plugin_dock_widget("napari-caiman", "CNMF")
-    cnmf.set_settings(cnmf.get_settings().replace(K=4, gSig=(3, 3, 2), rf=(12, 12, 0), stride=(4, 4, 0)))
+    cnmf.set_settings(
+        cnmf.get_settings().replace(K=4, gSig=(3, 3, 2), rf=(12, 12, 0), stride=(4, 4, 0))
+    )
     _, evaluation = viewer.window.add_plugin_dock_widget("napari-caiman", "Evaluation / curation")
     evaluation.min_SNR.value = 3.0
 
@@ -110,8 +114,15 @@ def test_add_items_variants_and_rejections(qtbot, viewer, batch_widget, movie_fi
     w.vary1.value, w.values1.value = "K", "[3, 4]"
     w.vary2.value, w.values2.value = "merge_thr", "[0.8, 0.9]"
     w.variants_button.native.click()
-    names = ["a", "v gSig=3x3", "v gSig=4x4", "g K=3 merge_thr=0.8", "g K=3 merge_thr=0.9",
-             "g K=4 merge_thr=0.8", "g K=4 merge_thr=0.9"]
+    names = [
+        "a",
+        "v gSig=3x3",
+        "v gSig=4x4",
+        "g K=3 merge_thr=0.8",
+        "g K=3 merge_thr=0.9",
+        "g K=4 merge_thr=0.8",
+        "g K=4 merge_thr=0.9",
+    ]
     assert w.batch.names == names
     assert w.batch.item("v gSig=4x4").params["gSig"] == [4, 4]
 
@@ -120,7 +131,7 @@ def test_add_items_variants_and_rejections(qtbot, viewer, batch_widget, movie_fi
     w.vary2.value = w.values2.value = ""
     w.item_name.value = "bad"
     for vary, values, reason in (
-        ("gSigg", "[(3, 3)]", "gSig"),               # unknown name: the close match is named
+        ("gSigg", "[(3, 3)]", "gSig"),  # unknown name: the close match is named
         ("K", "3, 4", "not a list"),
         ("max_shifts", "[(3, 3), (30, 30)]", "half the frame"),  # does not fit the 48 px frame
     ):
@@ -244,7 +255,12 @@ def test_run_cancel_rerun_load_compare_reopen(
     assert meta["napari_caiman_results"].estimates is not None
     text = w.details.value
     assert str(movie_file.resolve()) in text
-    assert "motion cache: hit" in text and "versions: " in text and "napari-caiman " in text and "timings:" in text
+    assert (
+        "motion cache: hit" in text
+        and "versions: " in text
+        and "napari-caiman " in text
+        and "timings:" in text
+    )
 
     # compare two variants: two Shapes layers in two colours, and the parameter difference
     w.select(["v gSig=3x3", "v gSig=4x4"])
@@ -252,7 +268,9 @@ def test_run_cancel_rerun_load_compare_reopen(
     qtbot.waitUntil(lambda: w.last_compared is not None and not w.is_busy, timeout=TIMEOUT_MS)
     a, b = viewer.layers["v gSig=3x3 (compare)"], viewer.layers["v gSig=4x4 (compare)"]
     assert isinstance(a, Shapes) and isinstance(b, Shapes) and len(a.data) and len(b.data)
-    assert np.allclose(a.edge_color, [0, 1, 1, 1]) and np.allclose(b.edge_color[0][:3], [1, 0.647, 0], atol=0.01)
+    assert np.allclose(a.edge_color, [0, 1, 1, 1]) and np.allclose(
+        b.edge_color[0][:3], [1, 0.647, 0], atol=0.01
+    )
     assert "gSig: (3, 3) | (4, 4)" in w.details.value
     assert "accepted" in w.details.value
     assert shown["error"] == []
@@ -284,6 +302,7 @@ def test_closing_the_dock_mid_run_requeues_the_item(
     w.run_button.native.click()
     qtbot.waitUntil(lambda: "waiting" in w.runner.status.value, timeout=TIMEOUT_MS)
     viewer.window.remove_dock_widget(w.native)  # napari's "x" on the dock
+
     # the engine stops at its next progress report; the file says "queued" again
     # (read as JSON: a Batch opened in this process would call a running item interrupted)
     def saved() -> dict:
@@ -310,7 +329,9 @@ def test_the_table_follows_another_writer(qtbot, batch_widget, movie_file, tmp_p
     assert _statuses(w) == {"from the terminal": "queued"}
     other.add("second", movie_file, {"max_shifts": (2, 2)}, steps=("motion",))
     other.run(names=["from the terminal"])
-    qtbot.waitUntil(lambda: _statuses(w) == {"from the terminal": "done", "second": "queued"}, timeout=5000)
+    qtbot.waitUntil(
+        lambda: _statuses(w) == {"from the terminal": "done", "second": "queued"}, timeout=5000
+    )
     # and what the widget changes reaches the other writer's next save
     w.batch.cancel("second")
     other.refresh()
@@ -320,7 +341,9 @@ def test_the_table_follows_another_writer(qtbot, batch_widget, movie_file, tmp_p
 def test_the_queue_runs_each_item_in_its_own_process(qtbot, viewer, batch_widget, tmp_path, shown):
     """The default: each item in a child process; its progress shows in the dock, Cancel
     selected stops it (the queue goes on), and the window keeps answering meanwhile."""
-    movie = make_movie_2d((900, 64, 64), n_neurons=6, rigid_motion=1.5, seed=4, return_flow=False).movie
+    movie = make_movie_2d(
+        (900, 64, 64), n_neurons=6, rigid_motion=1.5, seed=4, return_flow=False
+    ).movie
     path = tmp_path / "long.tif"
     tifffile.imwrite(path, movie)
     w = batch_widget
@@ -337,7 +360,9 @@ def test_the_queue_runs_each_item_in_its_own_process(qtbot, viewer, batch_widget
     timer.start(10)
     w.run_button.native.click()
     # the child's progress, stage by stage (motion correction estimates its template first)
-    qtbot.waitUntil(lambda: w.runner.status.value.startswith("first (1/2): template"), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(
+        lambda: w.runner.status.value.startswith("first (1/2): template"), timeout=TIMEOUT_MS
+    )
     assert w.queue.running == ["first"] and w.batch.item("first").runner["pid"] != os.getpid()
     w.select(["first"])
     w.cancel_button.native.click()
@@ -349,4 +374,6 @@ def test_the_queue_runs_each_item_in_its_own_process(qtbot, viewer, batch_widget
     assert w.batch.output_path("second").is_file() and not w.batch.output_path("first").exists()
     assert "queue over" in w.runner.status.value
     gaps = np.diff(ticks)
-    assert len(gaps) > 50 and gaps.max() < 2.0  # the event loop ran all along (a loaded CI machine: loose)
+    assert (
+        len(gaps) > 50 and gaps.max() < 2.0
+    )  # the event loop ran all along (a loaded CI machine: loose)

@@ -14,8 +14,9 @@ from napari_caiman.engine.progress import run
 pytestmark = pytest.mark.gui
 
 
-def test_evaluate_and_refit_use_the_motion_border(qtbot, viewer, motion_widget, movie_2d, wait_done, errors,
-                                                   monkeypatch, tmp_path):
+def test_evaluate_and_refit_use_the_motion_border(
+    qtbot, viewer, motion_widget, movie_2d, wait_done, errors, monkeypatch, tmp_path
+):
     raw = viewer.add_image(movie_2d.movie, name="raw")
     motion_widget.movie.value = raw
     motion_widget.runner.run_button.native.click()
@@ -45,7 +46,11 @@ def test_evaluate_and_refit_use_the_motion_border(qtbot, viewer, motion_widget, 
     def seen():
         import ast
 
-        return [ast.literal_eval(line) for line in log.read_text().splitlines()] if log.exists() else []
+        return (
+            [ast.literal_eval(line) for line in log.read_text().splitlines()]
+            if log.exists()
+            else []
+        )
 
     monkeypatch.setattr(pipeline, "movie_for_cnmf", spy)
     ev.runner.run_button.native.click()
@@ -55,14 +60,22 @@ def test_evaluate_and_refit_use_the_motion_border(qtbot, viewer, motion_widget, 
     want_border = movie_for_cnmf(corrected.data, motion=step.motion).border
     assert seen() and seen()[0] == tuple(want_border) and max(want_border) > 0
     params = ev._params()
-    expect = run(iter_evaluate_step(corrected.data, cnmf_w.last_result.estimates.__class__(
-        **cnmf_w.last_result.estimates.__dict__), params, motion=step.motion))
+    expect = run(
+        iter_evaluate_step(
+            corrected.data,
+            cnmf_w.last_result.estimates.__class__(**cnmf_w.last_result.estimates.__dict__),
+            params,
+            motion=step.motion,
+        )
+    )
     np.testing.assert_allclose(ev.session.metrics.r_values, expect.metrics.r_values, atol=1e-6)
     np.testing.assert_allclose(ev.session.metrics.SNR_comp, expect.metrics.SNR_comp, rtol=1e-6)
     # Refit with seeds goes through the same rule
     log.unlink()
     ev.refit()
     qtbot.waitUntil(lambda: not ev.refit_runner.is_running, timeout=60_000)
-    qtbot.waitUntil(lambda: not ev.runner.is_running, timeout=60_000)  # the refit result is evaluated next
+    qtbot.waitUntil(
+        lambda: not ev.runner.is_running, timeout=60_000
+    )  # the refit result is evaluated next
     assert seen() and all(b == tuple(want_border) for b in seen())
     assert errors == []

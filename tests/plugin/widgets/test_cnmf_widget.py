@@ -100,8 +100,13 @@ def test_2d_run_adds_layers_and_finds_the_neurons(
     assert sorted(set(o.component.tolist())) == list(range(K))
     # each found neuron is outlined around its centre: its outline's mean near a true centre
     ys, xs = np.unravel_index(o.pixel, (128, 128))
-    centres = np.stack([np.bincount(o.component, ys / 2 - 0.25) / np.bincount(o.component),
-                        np.bincount(o.component, xs / 2 - 0.25) / np.bincount(o.component)], 1)
+    centres = np.stack(
+        [
+            np.bincount(o.component, ys / 2 - 0.25) / np.bincount(o.component),
+            np.bincount(o.component, xs / 2 - 0.25) / np.bincount(o.component),
+        ],
+        1,
+    )
     true = np.asarray(still_2d.centers)[:, -2:]
     near = np.min(np.linalg.norm(centres[:, None] - true[None], axis=2), axis=1)
     assert np.sum(near < 2.0) >= 8
@@ -262,4 +267,6 @@ def test_motion_corrected_movie_is_the_default_and_reuses_its_summary(
     from napari_caiman.engine.cnmf import match_components
 
     m = match_components(cnmf_widget.last_result.estimates, movie_2d.footprints)
-    assert m.recall >= 0.6, str(m)  # 80 frames: the motion-free movie itself gives 0.75 (was 0 before)
+    assert m.recall >= 0.6, str(
+        m
+    )  # 80 frames: the motion-free movie itself gives 0.75 (was 0 before)

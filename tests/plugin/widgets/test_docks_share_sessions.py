@@ -23,9 +23,13 @@ def _run(qtbot, widget):
     qtbot.waitUntil(lambda: not widget.runner.is_running, timeout=TIMEOUT_MS)
 
 
-def test_motion_cnmf_evaluation_follow_the_newest_result_of_the_sessions(qtbot, viewer, movie_2d, errors):
+def test_motion_cnmf_evaluation_follow_the_newest_result_of_the_sessions(
+    qtbot, viewer, movie_2d, errors
+):
     raw = viewer.add_image(movie_2d.movie, name="movie")
-    motion, cnmf, evaluation = (_dock(viewer, n) for n in ("Motion correction", "CNMF", "Evaluation / curation"))
+    motion, cnmf, evaluation = (
+        _dock(viewer, n) for n in ("Motion correction", "CNMF", "Evaluation / curation")
+    )
     assert evaluation.session is None
     sessions = viewer_sessions(viewer)
 

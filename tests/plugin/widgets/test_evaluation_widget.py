@@ -93,8 +93,17 @@ def test_evaluate_then_sliders_recolour_without_recompute(
     _evaluate(qtbot, widget)
     assert errors == []
     metrics = widget.session.metrics
-    good, _ = apply_thresholds(metrics, min_SNR=2.5, SNR_lowest=0.5, rval_thr=0.8, rval_lowest=-1.0,
-                               min_solidity=0.6, max_pieces=1, min_area_ratio=0.075, max_area_ratio=4.0)
+    good, _ = apply_thresholds(
+        metrics,
+        min_SNR=2.5,
+        SNR_lowest=0.5,
+        rval_thr=0.8,
+        rval_lowest=-1.0,
+        min_solidity=0.6,
+        max_pieces=1,
+        min_area_ratio=0.075,
+        max_area_ratio=4.0,
+    )
     assert np.array_equal(np.flatnonzero(widget.accepted), good)
     assert metrics.solidity is not None and metrics.solidity.shape == (K,)
     _assert_colors(outlines_rgba(contours), widget)
@@ -109,8 +118,15 @@ def test_evaluate_then_sliders_recolour_without_recompute(
     widget.min_SNR.value = 6.0
     widget.rval_thr.value = 0.99
     good, _ = apply_thresholds(
-        metrics, min_SNR=6.0, SNR_lowest=0.5, rval_thr=0.99, rval_lowest=-1.0,
-        min_solidity=0.6, max_pieces=1, min_area_ratio=0.075, max_area_ratio=4.0,
+        metrics,
+        min_SNR=6.0,
+        SNR_lowest=0.5,
+        rval_thr=0.99,
+        rval_lowest=-1.0,
+        min_solidity=0.6,
+        max_pieces=1,
+        min_area_ratio=0.075,
+        max_area_ratio=4.0,
     )
     assert np.array_equal(np.flatnonzero(widget.accepted), good)
     _assert_colors(outlines_rgba(contours), widget)
@@ -230,8 +246,17 @@ def test_merge_and_delete_keep_other_decisions(qtbot, viewer, widget, fitted_2d)
     assert np.isfinite(s.metrics.SNR_comp[0])  # its SNR at once
     qtbot.waitUntil(lambda: not widget.runner.is_running, timeout=EVAL_TIMEOUT_MS)
     assert np.isfinite(s.metrics.r_values[0]) and s.F_dff.shape[0] == K - 1  # re-evaluated
-    good, _ = apply_thresholds(s.metrics, min_SNR=2.5, SNR_lowest=0.5, rval_thr=0.8, rval_lowest=-1.0,
-                               min_solidity=0.6, max_pieces=1, min_area_ratio=0.075, max_area_ratio=4.0)
+    good, _ = apply_thresholds(
+        s.metrics,
+        min_SNR=2.5,
+        SNR_lowest=0.5,
+        rval_thr=0.8,
+        rval_lowest=-1.0,
+        min_solidity=0.6,
+        max_pieces=1,
+        min_area_ratio=0.075,
+        max_area_ratio=4.0,
+    )
     assert widget.accepted[0] == (0 in good)
     assert s.curation.manual[2] == 1 and s.curation.manual[K - 2] == -1  # shifted by one
     assert widget.outlines.n_components == K - 1
@@ -298,9 +323,7 @@ def test_train_classifier_button_learns_decisions_and_applies_to_undecided(
     manual = widget.session.curation.manual
     undecided = manual == 0
     shape_ok = (metrics.solidity >= 0.6) & (metrics.n_pieces <= 1) & (metrics.area_ratio >= 0.075)
-    np.testing.assert_array_equal(
-        widget.accepted[undecided], ((prob >= 0.5) & shape_ok)[undecided]
-    )
+    np.testing.assert_array_equal(widget.accepted[undecided], ((prob >= 0.5) & shape_ok)[undecided])
     assert not widget.accepted[order[:3]].any() and widget.accepted[order[-3:]].all()
 
 
@@ -343,7 +366,9 @@ def test_anatomy_and_classifier_terms_match_a_headless_run(qtbot, viewer, widget
     th = dict(thresholds_from_params(strict), min_classifier_prob=0.7)
     good, _ = apply_thresholds(metrics, **th)
     np.testing.assert_array_equal(np.flatnonzero(widget.accepted), good)
-    assert not np.array_equal(good, apply_thresholds(metrics, **dict(th, min_classifier_prob=0.2))[0])
+    assert not np.array_equal(
+        good, apply_thresholds(metrics, **dict(th, min_classifier_prob=0.2))[0]
+    )
     assert widget._params()["min_classifier_prob"] == 0.7
 
 
@@ -362,6 +387,8 @@ def test_terms_without_a_field_follow_the_results_parameters(qtbot, viewer, widg
     _evaluate(qtbot, widget)
     headless_off, headless_on = copy.deepcopy(est), copy.deepcopy(est)
     evaluate_components(movie, headless_off, off)
-    evaluate_components(movie, headless_on, params.copy().update(strict))  # the joint test on (default)
+    evaluate_components(
+        movie, headless_on, params.copy().update(strict)
+    )  # the joint test on (default)
     assert len(headless_on.idx_components) > len(headless_off.idx_components)  # it matters here
     np.testing.assert_array_equal(np.flatnonzero(widget.accepted), headless_off.idx_components)

@@ -48,13 +48,31 @@ def _cli_run(tmp_path, movie, gsig_yx, K):
     path = tmp_path / "movie.tif"
     tifffile.imwrite(path, movie)
     out = tmp_path / "out.h5"
-    assert main(["run", str(path), "--steps", "motion,cnmf", "--output", str(out),
-                 "--set", f"gSig={tuple(gsig_yx)!r}", "--set", f"K={K}", "-q"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(path),
+                "--steps",
+                "motion,cnmf",
+                "--output",
+                str(out),
+                "--set",
+                f"gSig={tuple(gsig_yx)!r}",
+                "--set",
+                f"K={K}",
+                "-q",
+            ]
+        )
+        == 0
+    )
     return load_results(out)
 
 
 @pytest.mark.parametrize("dim", ["2d", "3d"])
-def test_docks_and_cli_resolve_the_same_parameters(viewer, wait_done, tmp_path, movie_2d, movie_3d, dim, capsys):
+def test_docks_and_cli_resolve_the_same_parameters(
+    viewer, wait_done, tmp_path, movie_2d, movie_3d, dim, capsys
+):
     movie = np.asarray((movie_2d if dim == "2d" else movie_3d).movie, dtype=np.float32)
     gsig, K = (3, 3), 6
     motion, cnmf = _dock_runs(viewer, wait_done, movie, gsig, K)
@@ -82,8 +100,10 @@ def test_docks_and_cli_resolve_the_same_parameters(viewer, wait_done, tmp_path, 
 def test_forms_take_their_fields_from_the_schema(viewer):
     _, motion = viewer.window.add_plugin_dock_widget("napari-caiman", "Motion correction")
     _, cnmf = viewer.window.add_plugin_dock_widget("napari-caiman", "CNMF")
-    for widget, names in ((motion, ("max_shifts", "niter_rig", "border_nan", "pw_rigid", "gSig_filt")),
-                          (cnmf, ("gSig", "K", "merge_thr", "fr", "rf", "p"))):
+    for widget, names in (
+        (motion, ("max_shifts", "niter_rig", "border_nan", "pw_rigid", "gSig_filt")),
+        (cnmf, ("gSig", "K", "merge_thr", "fr", "rf", "p")),
+    ):
         for name in names:
             field = getattr(widget, name)
             spec = SPEC_BY_NAME[name]

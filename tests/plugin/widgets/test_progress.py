@@ -27,8 +27,13 @@ class Clock:
 def test_cnmf_stages_fold_into_one_forward_bar():
     clock = Clock()
     p = StepProgress("CNMF", clock=clock)
-    reports = [("summary images", 0, 100), ("summary images", 100, 100), ("cnmf: loading", 1, 1),
-               ("cnmf: noise", 1, 2), ("cnmf: noise", 2, 2)]
+    reports = [
+        ("summary images", 0, 100),
+        ("summary images", 100, 100),
+        ("cnmf: loading", 1, 1),
+        ("cnmf: noise", 1, 2),
+        ("cnmf: noise", 2, 2),
+    ]
     reports += [("cnmf: patches", i, 16) for i in range(17)]
     for i in range(5):  # refine, with temporal sub-stages counting from 0 each time
         reports.append(("cnmf: refine", i, 5))
@@ -80,10 +85,20 @@ def test_a_batch_queue_folds_items_and_their_steps_into_one_forward_bar():
     assert isinstance(p, QueueProgress)
     item = [("starting", 0, 1), ("template", 0, 4), ("template", 4, 4)]
     item += [("registering", i, 10) for i in range(11)] + [("summary images", 1, 1)]
-    item += [("summary images", 0, 50), ("summary images", 50, 50), ("cnmf: loading", 1, 1),
-             ("cnmf: noise", 2, 2)] + [("cnmf: patches", i, 4) for i in range(5)]
-    item += [("cnmf: refine", i, 3) for i in range(4)] + [("SNR", 1, 1), ("r-values", 5, 10),
-             ("r-values", 10, 10), ("dF/F", 1, 1), ("saving results", 0, 1), ("saving results", 1, 1)]
+    item += [
+        ("summary images", 0, 50),
+        ("summary images", 50, 50),
+        ("cnmf: loading", 1, 1),
+        ("cnmf: noise", 2, 2),
+    ] + [("cnmf: patches", i, 4) for i in range(5)]
+    item += [("cnmf: refine", i, 3) for i in range(4)] + [
+        ("SNR", 1, 1),
+        ("r-values", 5, 10),
+        ("r-values", 10, 10),
+        ("dF/F", 1, 1),
+        ("saving results", 0, 1),
+        ("saving results", 1, 1),
+    ]
     seen = []
     for i in (1, 2):
         for stage, done, total in item:

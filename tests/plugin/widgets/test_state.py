@@ -15,7 +15,9 @@ PARAMS = {"gSig": (3, 3), "K": 6, "max_shifts": (4, 4)}
 
 @pytest.fixture(scope="module")
 def movie():
-    return make_movie_2d((80, 40, 40), n_neurons=5, snr=3.0, rigid_motion=2.0, seed=5, return_flow=False).movie
+    return make_movie_2d(
+        (80, 40, 40), n_neurons=5, snr=3.0, rigid_motion=2.0, seed=5, return_flow=False
+    ).movie
 
 
 def test_layers_find_their_sessions_and_the_newest_cnmf_result(movie):
@@ -32,7 +34,9 @@ def test_layers_find_their_sessions_and_the_newest_cnmf_result(movie):
     assert reg.motion_of("m corrected", layer_data) is s.motion
     assert reg.input_layer("m corrected") == "m"
     # ... but not a layer of that name holding something else, nor the raw layer
-    assert reg.motion_of("m corrected", layer_data[:10]) is None and reg.motion_of("m", movie) is None
+    assert (
+        reg.motion_of("m corrected", layer_data[:10]) is None and reg.motion_of("m", movie) is None
+    )
     raw = reg.for_layer("m", movie, PARAMS)
     assert raw is not s and raw.motion is None and reg.for_layer("m", movie) is raw
     assert reg.input_layer("m") is None and added == [s, raw]
@@ -49,4 +53,8 @@ def test_layers_find_their_sessions_and_the_newest_cnmf_result(movie):
     assert other is not s and reg.get("m corrected") is other and other.motion is None
     # a removed layer's session goes
     reg.forget("m corrected")
-    assert reg.get("m corrected") is None and reg.input_layer("m corrected") is None and reg.get("m") is raw
+    assert (
+        reg.get("m corrected") is None
+        and reg.input_layer("m corrected") is None
+        and reg.get("m") is raw
+    )

@@ -18,7 +18,9 @@ from napari_caiman.engine.progress import run as drive
 from napari_caiman.engine.synthetic import make_movie_2d
 from napari_caiman.plugin.widgets._process import iter_in_process, process_available
 
-pytestmark = pytest.mark.skipif(not process_available(), reason="steps run in a process on Linux only")
+pytestmark = pytest.mark.skipif(
+    not process_available(), reason="steps run in a process on Linux only"
+)
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,12 @@ import threading
 from ..errors import InputError
 
 __all__ = [
-    "ENV_PYTHON", "BACKENDS", "caiman_python", "caiman_status", "caiman_available", "require_caiman",
+    "ENV_PYTHON",
+    "BACKENDS",
+    "caiman_python",
+    "caiman_status",
+    "caiman_available",
+    "require_caiman",
     "clear_cache",
 ]
 
@@ -40,13 +45,15 @@ BACKENDS = ("native", "caiman")
 #: Seconds the probe of another interpreter may take.
 PROBE_TIMEOUT = 60.0
 
-INSTALL_HINT = ("install it with conda-forge (`conda install -c conda-forge caiman`) or from source "
-                "(https://github.com/flatironinstitute/CaImAn), or point the environment variable "
-                f"{ENV_PYTHON} at a python that has it; see docs/caiman.md")
+INSTALL_HINT = (
+    "install it with conda-forge (`conda install -c conda-forge caiman`) or from source "
+    "(https://github.com/flatironinstitute/CaImAn), or point the environment variable "
+    f"{ENV_PYTHON} at a python that has it; see docs/caiman.md"
+)
 
 # The probe runs either here (exec) or as `python -c PROBE` in another
 # interpreter: stdlib only, no import of caiman itself.
-PROBE = r'''
+PROBE = r"""
 import importlib.util, json, os, sys
 def _probe():
     out = {"python": sys.executable, "version_info": list(sys.version_info[:3])}
@@ -79,7 +86,7 @@ def _probe():
     missing = [m for m in ("numpy", "h5py", "tifffile") if importlib.util.find_spec(m) is None]
     out["missing"] = missing
     return out
-'''
+"""
 
 _cache: dict[str, tuple[bool, str]] = {}
 _lock = threading.Lock()
@@ -109,8 +116,14 @@ def _probe_other(python: str) -> dict:
     code = PROBE + "\nprint(json.dumps(_probe()))\n"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONHOME"}
     try:
-        proc = subprocess.run([python, "-c", code], capture_output=True, text=True,
-                              timeout=PROBE_TIMEOUT, env=env, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [python, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=PROBE_TIMEOUT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         return {"state": "no_python", "detail": f"{type(exc).__name__}: {exc}"}
     if proc.returncode != 0:
@@ -126,24 +139,37 @@ def _message(info: dict, python: str, same: bool) -> tuple[bool, str]:
     state = info.get("state")
     if state == "no_python":
         detail = info.get("detail")
-        return False, (f"{ENV_PYTHON}={python!r} is not a working python interpreter"
-                       + (f" ({detail})" if detail else "") + "; set it to the python of the environment "
-                       "where CaImAn is installed (see docs/caiman.md)")
+        return False, (
+            f"{ENV_PYTHON}={python!r} is not a working python interpreter"
+            + (f" ({detail})" if detail else "")
+            + "; set it to the python of the environment "
+            "where CaImAn is installed (see docs/caiman.md)"
+        )
     if state == "absent":
         return False, f"CaImAn is not installed {where}; {INSTALL_HINT}"
     if state == "error":
-        return False, f"CaImAn could not be looked up {where} ({info.get('detail')}); {INSTALL_HINT}"
+        return (
+            False,
+            f"CaImAn could not be looked up {where} ({info.get('detail')}); {INSTALL_HINT}",
+        )
     if state == "impostor":
-        return False, (f"the installed package named 'caiman' ({info.get('location')}) is the unrelated PyPI "
-                       "package (no caiman.source_extraction.cnmf); uninstall it (`pip uninstall caiman`) and "
-                       "install CaImAn from conda-forge (`conda install -c conda-forge caiman`) or from source; "
-                       "see docs/caiman.md")
+        return False, (
+            f"the installed package named 'caiman' ({info.get('location')}) is the unrelated PyPI "
+            "package (no caiman.source_extraction.cnmf); uninstall it (`pip uninstall caiman`) and "
+            "install CaImAn from conda-forge (`conda install -c conda-forge caiman`) or from source; "
+            "see docs/caiman.md"
+        )
     missing = info.get("missing") or []
     if missing:
-        return False, (f"CaImAn is installed {where} but {', '.join(missing)} missing there "
-                       "(the CaImAn worker needs numpy, h5py and tifffile)")
+        return False, (
+            f"CaImAn is installed {where} but {', '.join(missing)} missing there "
+            "(the CaImAn worker needs numpy, h5py and tifffile)"
+        )
     version = info.get("version") or "unknown version"
-    return True, f"CaImAn {version} at {info.get('location')} (python {info.get('python') or python})"
+    return (
+        True,
+        f"CaImAn {version} at {info.get('location')} (python {info.get('python') or python})",
+    )
 
 
 def caiman_status(python: str | None = None) -> tuple[bool, str]:

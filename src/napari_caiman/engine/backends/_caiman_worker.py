@@ -52,7 +52,14 @@ log = logging.getLogger("napari_caiman.worker")
 PHASES = {
     "motion": ["import caiman", "motion correction", "writing corrected movie", "done"],
     "cnmf": ["import caiman", "memory mapping", "CNMF fit", "CNMF refit", "saving", "done"],
-    "evaluate": ["import caiman", "memory mapping", "evaluating components", "dF/F", "saving", "done"],
+    "evaluate": [
+        "import caiman",
+        "memory mapping",
+        "evaluating components",
+        "dF/F",
+        "saving",
+        "done",
+    ],
 }
 
 
@@ -117,7 +124,9 @@ def open_movie(spec: dict):
     return arr
 
 
-def make_c_memmap(spec: dict, workdir: str, *, fill_nan: bool, border, chunk_bytes: int = 1 << 27) -> str:
+def make_c_memmap(
+    spec: dict, workdir: str, *, fill_nan: bool, border, chunk_bytes: int = 1 << 27
+) -> str:
     """Write CaImAn's C-order memmap file (pixels x frames, pixels in Fortran
     order over dims) from the movie, chunk by chunk; NaN -> 0 when
     ``fill_nan``, a border of ``border`` pixels per axis set to 0.
@@ -143,11 +152,13 @@ def make_c_memmap(spec: dict, workdir: str, *, fill_nan: bool, border, chunk_byt
                 if b > 0:
                     idx = [slice(None)] * block.ndim
                     n = block.shape[axis + 1]
-                    idx[axis + 1] = np.r_[0:min(b, n), max(n - b, 0):n]
+                    idx[axis + 1] = np.r_[0 : min(b, n), max(n - b, 0) : n]
                     block[tuple(idx)] = 0
         if not np.all(np.isfinite(block)):
-            raise ValueError(f"the movie contains NaN or infinite values (frames {t0}-{t1}); "
-                             "motion-corrected movies need fill_nan/border")
+            raise ValueError(
+                f"the movie contains NaN or infinite values (frames {t0}-{t1}); "
+                "motion-corrected movies need fill_nan/border"
+            )
         Yr[:, t0:t1] = block.reshape(t1 - t0, -1, order="F").T
     Yr.flush()
     del Yr
@@ -173,8 +184,13 @@ def write_npy_frames(path: str, shape, frames_iter) -> None:
 
     with open(path, "wb") as fh:
         np.lib.format.write_array_header_2_0(
-            fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
-                 "shape": tuple(int(s) for s in shape)})
+            fh,
+            {
+                "descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                "fortran_order": False,
+                "shape": tuple(int(s) for s in shape),
+            },
+        )
         for block in frames_iter:
             np.ascontiguousarray(block, dtype=np.float32).tofile(fh)
 
@@ -184,8 +200,13 @@ def write_tif_frames(path: str, shape, frames_iter) -> None:
     import numpy as np
     import tifffile
 
-    mm = tifffile.memmap(path, shape=tuple(int(s) for s in shape), dtype=np.float32, bigtiff=True,
-                         photometric="minisblack")
+    mm = tifffile.memmap(
+        path,
+        shape=tuple(int(s) for s in shape),
+        dtype=np.float32,
+        bigtiff=True,
+        photometric="minisblack",
+    )
     offset = int(mm.offset)
     del mm
     with open(path, "r+b") as fh:
@@ -225,8 +246,10 @@ def read_estimates(path: str):
             return v
 
         a = g["A"]
-        A = sp.csc_matrix((a["data"][()], a["indices"][()], a["indptr"][()]),
-                          shape=tuple(int(s) for s in a["shape"][()]))
+        A = sp.csc_matrix(
+            (a["data"][()], a["indices"][()], a["indptr"][()]),
+            shape=tuple(int(s) for s in a["shape"][()]),
+        )
         dims = tuple(int(d) for d in np.asarray(f["dims"][()]).ravel())
         est = Estimates(A=A, b=get("b"), C=get("C"), f=get("f"), R=get("YrA"), dims=dims)
         est.YrA = get("YrA")
@@ -253,8 +276,17 @@ def numeric_fields(est) -> None:
         if v is None or isinstance(v, np.ndarray) and v.dtype.kind == "f":
             continue
         try:
-            setattr(est, name, np.array([float(np.asarray(x, dtype=float).ravel()[0]) if np.size(x) else np.nan
-                                         for x in v], dtype=np.float64))
+            setattr(
+                est,
+                name,
+                np.array(
+                    [
+                        float(np.asarray(x, dtype=float).ravel()[0]) if np.size(x) else np.nan
+                        for x in v
+                    ],
+                    dtype=np.float64,
+                ),
+            )
         except (TypeError, ValueError):
             setattr(est, name, None)
 
@@ -272,8 +304,9 @@ def setup_dview(n: int):
         return None
     import caiman.cluster
 
-    _, dview, n_proc = caiman.cluster.setup_cluster(backend="multiprocessing", n_processes=int(n),
-                                                    ignore_preexisting=True)
+    _, dview, n_proc = caiman.cluster.setup_cluster(
+        backend="multiprocessing", n_processes=int(n), ignore_preexisting=True
+    )
     log.info("started a multiprocessing pool of %d processes", n_proc)
     return dview
 
@@ -298,10 +331,14 @@ def cnn_usable(is3d: bool) -> tuple[bool, str]:
     from caiman.paths import caiman_datadir
 
     base = os.path.join(caiman_datadir(), "model", "cnn_model")
-    have = (os.path.isfile(base + ".json") and os.path.isfile(base + ".h5")) or os.path.isfile(base + ".h5.pb")
+    have = (os.path.isfile(base + ".json") and os.path.isfile(base + ".h5")) or os.path.isfile(
+        base + ".h5.pb"
+    )
     if not have:
-        return False, (f"the model files {base}.json/.h5 are missing (run `caimanmanager install` "
-                       "to download them, or set CAIMAN_DATA)")
+        return False, (
+            f"the model files {base}.json/.h5 are missing (run `caimanmanager install` "
+            "to download them, or set CAIMAN_DATA)"
+        )
     return True, ""
 
 
@@ -351,10 +388,16 @@ def run_motion(job: dict, phases: _Phases) -> dict:
 
     pw = bool(mopts.get("pw_rigid"))
     shifts_rig = getattr(mc, "shifts_rig", None)
-    shifts_rig = np.zeros((0, nd), np.float32) if shifts_rig is None or len(shifts_rig) == 0 \
+    shifts_rig = (
+        np.zeros((0, nd), np.float32)
+        if shifts_rig is None or len(shifts_rig) == 0
         else np.asarray(shifts_rig, dtype=np.float32)
-    res = {"min_mov": float(np.asarray(mc.min_mov).ravel()[0]) if mc.min_mov is not None else None,
-           "border_to_0": int(getattr(mc, "border_to_0", 0) or 0), "pw_rigid": pw}
+    )
+    res = {
+        "min_mov": float(np.asarray(mc.min_mov).ravel()[0]) if mc.min_mov is not None else None,
+        "border_to_0": int(getattr(mc, "border_to_0", 0) or 0),
+        "pw_rigid": pw,
+    }
     arrays = {}
     if pw:
         comps = [np.asarray(mc.x_shifts_els, np.float32), np.asarray(mc.y_shifts_els, np.float32)]
@@ -388,8 +431,9 @@ def run_cnmf(job: dict, phases: _Phases) -> dict:
     from caiman.source_extraction import cnmf
 
     phases.start("memory mapping")
-    fname = make_c_memmap(job["movie"], job["workdir"], fill_nan=job.get("fill_nan", False),
-                          border=job.get("border"))
+    fname = make_c_memmap(
+        job["movie"], job["workdir"], fill_nan=job.get("fill_nan", False), border=job.get("border")
+    )
     images = images_from_memmap(fname)
     opts = make_params(job)
     n_proc = int(job.get("n_processes", 1) or 1)
@@ -416,22 +460,27 @@ def run_cnmf(job: dict, phases: _Phases) -> dict:
             cnm = cnm.refit(images, dview=dview)
             log.info("refit: %d components", int(cnm.estimates.A.shape[1]))
         else:
-            log.info("no refit needed (%s)", "seeded" if Ain is not None else "no patches" if not patches
-                     else "no components")
+            log.info(
+                "no refit needed (%s)",
+                "seeded" if Ain is not None else "no patches" if not patches else "no components",
+            )
     finally:
         stop_dview(dview)
     phases.start("saving")
     cnm.dview = None
     numeric_fields(cnm.estimates)
     cnm.save(job["output"]["cnmf"])
-    return {"n_components": int(cnm.estimates.A.shape[1]) if cnm.estimates.A is not None else 0,
-            "dims": list(cnm.dims)}
+    return {
+        "n_components": int(cnm.estimates.A.shape[1]) if cnm.estimates.A is not None else 0,
+        "dims": list(cnm.dims),
+    }
 
 
 def run_evaluate(job: dict, phases: _Phases) -> dict:
     phases.start("memory mapping")
-    fname = make_c_memmap(job["movie"], job["workdir"], fill_nan=job.get("fill_nan", False),
-                          border=job.get("border"))
+    fname = make_c_memmap(
+        job["movie"], job["workdir"], fill_nan=job.get("fill_nan", False), border=job.get("border")
+    )
     images = images_from_memmap(fname)
     opts = make_params(job)
     est = read_estimates(job["estimates"])
@@ -459,14 +508,22 @@ def run_evaluate(job: dict, phases: _Phases) -> dict:
 
     cnn = est.cnn_preds
     cnn = None if cnn is None or np.size(cnn) != est.A.shape[1] else np.asarray(cnn, np.float64)
-    write_h5(job["output"]["evaluate"], {
-        "SNR_comp": np.asarray(est.SNR_comp, np.float64), "r_values": np.asarray(est.r_values, np.float64),
-        "cnn_preds": cnn, "idx_components": np.asarray(est.idx_components, np.int64),
-        "idx_components_bad": np.asarray(est.idx_components_bad, np.int64),
-        "F_dff": None if est.F_dff is None else np.asarray(est.F_dff, np.float32),
+    write_h5(
+        job["output"]["evaluate"],
+        {
+            "SNR_comp": np.asarray(est.SNR_comp, np.float64),
+            "r_values": np.asarray(est.r_values, np.float64),
+            "cnn_preds": cnn,
+            "idx_components": np.asarray(est.idx_components, np.int64),
+            "idx_components_bad": np.asarray(est.idx_components_bad, np.int64),
+            "F_dff": None if est.F_dff is None else np.asarray(est.F_dff, np.float32),
+            "use_cnn": bool(opts.get("quality", "use_cnn")),
+        },
+    )
+    return {
+        "n_accepted": int(len(est.idx_components)),
         "use_cnn": bool(opts.get("quality", "use_cnn")),
-    })
-    return {"n_accepted": int(len(est.idx_components)), "use_cnn": bool(opts.get("quality", "use_cnn"))}
+    }
 
 
 TASKS = {"motion": run_motion, "cnmf": run_cnmf, "evaluate": run_evaluate}
@@ -482,7 +539,10 @@ def main(argv: list[str]) -> int:
         except OSError:
             pass
     if len(argv) != 2:
-        emit(f"{PREFIX_ERROR} " + json.dumps({"type": "UsageError", "message": "usage: _caiman_worker.py JOB.json"}))
+        emit(
+            f"{PREFIX_ERROR} "
+            + json.dumps({"type": "UsageError", "message": "usage: _caiman_worker.py JOB.json"})
+        )
         return 2
     try:
         with open(argv[1]) as fh:
@@ -495,8 +555,10 @@ def main(argv: list[str]) -> int:
             import caiman  # noqa: F401
             from caiman.source_extraction import cnmf  # noqa: F401
         except Exception as exc:
-            raise ImportError(f"CaImAn is installed but cannot be imported ({type(exc).__name__}: {exc}); "
-                              "fix that environment (CaImAn 1.x imports tensorflow)") from exc
+            raise ImportError(
+                f"CaImAn is installed but cannot be imported ({type(exc).__name__}: {exc}); "
+                "fix that environment (CaImAn 1.x imports tensorflow)"
+            ) from exc
         try:
             import importlib.metadata as md
 
@@ -511,8 +573,16 @@ def main(argv: list[str]) -> int:
         emit(f"{PREFIX_RESULT} " + json.dumps(result, default=repr))
         return 0
     except BaseException as exc:  # report everything, including KeyboardInterrupt
-        emit(f"{PREFIX_ERROR} " + json.dumps({"type": type(exc).__name__, "message": str(exc),
-                                               "traceback": traceback.format_exc()}))
+        emit(
+            f"{PREFIX_ERROR} "
+            + json.dumps(
+                {
+                    "type": type(exc).__name__,
+                    "message": str(exc),
+                    "traceback": traceback.format_exc(),
+                }
+            )
+        )
         return 1
 
 

@@ -55,8 +55,13 @@ from .caiman_process import (
 )
 
 __all__ = [
-    "CaimanError", "WORKER_SCRIPT", "iter_motion_step", "iter_cnmf_step", "iter_evaluate_step",
-    "iter_run_worker", "caiman_params",
+    "CaimanError",
+    "WORKER_SCRIPT",
+    "iter_motion_step",
+    "iter_cnmf_step",
+    "iter_evaluate_step",
+    "iter_run_worker",
+    "caiman_params",
 ]
 
 logger = logging.getLogger("napari_caiman.caiman")
@@ -78,7 +83,9 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def caiman_params(params: CaimanParams, frame_shape: tuple[int, ...] | None = None) -> dict[str, dict[str, Any]]:
+def caiman_params(
+    params: CaimanParams, frame_shape: tuple[int, ...] | None = None
+) -> dict[str, dict[str, Any]]:
     """CaImAn's grouped parameter dict (``{"motion": {...}, ...}``) for ``params``:
     only the values that differ from CaImAn's defaults, without the plugin's own
     group.  For a 3D frame (``frame_shape`` (Z, Y, X)) the per-axis motion and
@@ -105,8 +112,11 @@ def caiman_params(params: CaimanParams, frame_shape: tuple[int, ...] | None = No
             if name == "max_shifts" and implied:
                 values[name] = values[name][:2] + (min(values[name][2], max((nz - 1) // 2, 0)),)
         st, ov = list(values["strides"]), list(values["overlaps"])
-        if isinstance(params["strides"], tuple | list) and len(params["strides"]) == 2 \
-                and st[2] + ov[2] > nz:
+        if (
+            isinstance(params["strides"], tuple | list)
+            and len(params["strides"]) == 2
+            and st[2] + ov[2] > nz
+        ):
             st[2], ov[2] = nz, 0
         values["strides"], values["overlaps"] = tuple(st), tuple(ov)
         values["is3D"] = True
@@ -146,16 +156,21 @@ def _passthrough(movie: Any) -> dict[str, Any] | None:
             return None
     except Exception:  # not a plain file of that kind: hand over a copy
         return None
-    same = ref.size == movie.size and ref.dtype == movie.dtype and int(ref.offset) == int(movie.offset) \
+    same = (
+        ref.size == movie.size
+        and ref.dtype == movie.dtype
+        and int(ref.offset) == int(movie.offset)
         and ref.flags.c_contiguous
+    )
     del ref
     if not same:
         return None
     return {"path": str(path.resolve()), "format": fmt, "shape": [int(s) for s in movie.shape]}
 
 
-def _iter_movie_file(movie: Any, workdir: Path, name: str = "movie"
-                     ) -> Generator[Progress, None, dict[str, Any]]:
+def _iter_movie_file(
+    movie: Any, workdir: Path, name: str = "movie"
+) -> Generator[Progress, None, dict[str, Any]]:
     """The movie as a file the worker reads, in CaImAn's axis order."""
     spec = _passthrough(movie)
     if spec is not None:
@@ -169,8 +184,14 @@ def _iter_movie_file(movie: Any, workdir: Path, name: str = "movie"
     stage = "CaImAn: handing over the movie"
     yield Progress(stage, 0, T)
     with open(path, "wb") as fh:
-        np.lib.format.write_array_header_2_0(fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
-                                                  "fortran_order": False, "shape": shape_c})
+        np.lib.format.write_array_header_2_0(
+            fh,
+            {
+                "descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                "fortran_order": False,
+                "shape": shape_c,
+            },
+        )
         for t0 in range(0, T, step):
             t1 = min(T, t0 + step)
             block = np.asarray(movie[t0:t1], dtype=np.float32)
@@ -181,8 +202,9 @@ def _iter_movie_file(movie: Any, workdir: Path, name: str = "movie"
     return {"path": str(path), "format": "npy", "shape": list(shape_c)}
 
 
-def _base_job(task: str, workdir: Path, movie_spec: dict, params: CaimanParams, frame: tuple[int, ...]
-              ) -> dict[str, Any]:
+def _base_job(
+    task: str, workdir: Path, movie_spec: dict, params: CaimanParams, frame: tuple[int, ...]
+) -> dict[str, Any]:
     return {
         "task": task,
         "workdir": str(workdir),
@@ -196,14 +218,17 @@ def _base_job(task: str, workdir: Path, movie_spec: dict, params: CaimanParams, 
 # --------------------------------------------------------------------------- motion
 
 
-def _iter_motion_metrics(raw: Any, corrected: Any, template: np.ndarray, max_shifts: tuple[int, ...]
-                         ) -> Generator[Progress, None, dict[str, Any]]:
+def _iter_motion_metrics(
+    raw: Any, corrected: Any, template: np.ndarray, max_shifts: tuple[int, ...]
+) -> Generator[Progress, None, dict[str, Any]]:
     """The native engine's motion metrics (see MotionResult.metrics) for a CaImAn run."""
     from ..motion import _pearson, crispness
 
     T = int(raw.shape[0])
-    crop = tuple(slice(m, n - m if n - 2 * m > 2 else n) if m else slice(None)
-                 for m, n in zip(max_shifts, template.shape, strict=True))
+    crop = tuple(
+        slice(m, n - m if n - 2 * m > 2 else n) if m else slice(None)
+        for m, n in zip(max_shifts, template.shape, strict=True)
+    )
     t_crop = np.ascontiguousarray(np.asarray(template, np.float32)[crop])
     corr_raw = np.empty(T, np.float32)
     corr_cor = np.empty(T, np.float32)
@@ -225,8 +250,12 @@ def _iter_motion_metrics(raw: Any, corrected: Any, template: np.ndarray, max_shi
         yield Progress("motion metrics", t1, T)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_cor = np.where(cor_cnt > 0, cor_sum / np.maximum(cor_cnt, 1), np.nan)
-    return {"corr_raw": corr_raw, "corr_corrected": corr_cor, "crispness_raw": crispness(raw_sum / T),
-            "crispness_corrected": crispness(mean_cor)}
+    return {
+        "corr_raw": corr_raw,
+        "corr_corrected": corr_cor,
+        "crispness_raw": crispness(raw_sum / T),
+        "crispness_corrected": crispness(mean_cor),
+    }
 
 
 def _patches_to_native(data: dict[str, np.ndarray], nd: int):
@@ -244,8 +273,9 @@ def _patches_to_native(data: dict[str, np.ndarray], nd: int):
     return els[:, perm], bounds_c[perm][:, [2, 0, 1], :], (nz, ny, nx)
 
 
-def iter_motion_step(movie: Any, params: CaimanParams, *, out: str | Path | None = None, template: Any = None
-                     ) -> Generator[Progress, None, Any]:
+def iter_motion_step(
+    movie: Any, params: CaimanParams, *, out: str | Path | None = None, template: Any = None
+) -> Generator[Progress, None, Any]:
     """Motion correction by CaImAn's ``MotionCorrect`` (rigid or pw-rigid, 2D or
     3D), then summary images; same contract as
     :func:`napari_caiman.engine.pipeline.iter_motion_step`.
@@ -266,7 +296,9 @@ def iter_motion_step(movie: Any, params: CaimanParams, *, out: str | Path | None
     if template is not None:
         tpl = np.asarray(template, np.float32)
         if tpl.shape != tuple(frame):
-            raise InputError("template", f"has shape {tpl.shape}, the movie's frames {tuple(frame)}")
+            raise InputError(
+                "template", f"has shape {tpl.shape}, the movie's frames {tuple(frame)}"
+            )
     t0 = time.perf_counter()
     with _workdir() as wd:
         spec = yield from _iter_movie_file(movie, wd)
@@ -274,14 +306,28 @@ def iter_motion_step(movie: Any, params: CaimanParams, *, out: str | Path | None
         if tpl is not None:
             np.save(wd / "template.npy", image_to_caiman(tpl))
             job["template"] = str(wd / "template.npy")
-        fmt = "tif" if out_path is not None and out_path.suffix.lower() in (".tif", ".tiff") else "npy"
-        target = atomic_path(out_path) if out_path is not None else contextlib.nullcontext(wd / "corrected.npy")
+        fmt = (
+            "tif"
+            if out_path is not None and out_path.suffix.lower() in (".tif", ".tiff")
+            else "npy"
+        )
+        target = (
+            atomic_path(out_path)
+            if out_path is not None
+            else contextlib.nullcontext(wd / "corrected.npy")
+        )
         with target as corr_path:
-            job["output"] = {"corrected": str(corr_path), "corrected_format": fmt, "motion": str(wd / "motion.npz")}
+            job["output"] = {
+                "corrected": str(corr_path),
+                "corrected_format": fmt,
+                "motion": str(wd / "motion.npz"),
+            }
             res = yield from iter_run_worker(job, wd)
         with np.load(wd / "motion.npz") as z:
             data = {k: z[k] for k in z.files}
-        corrected = _load(out_path, (T, *frame)) if out_path is not None else np.load(wd / "corrected.npy")
+        corrected = (
+            _load(out_path, (T, *frame)) if out_path is not None else np.load(wd / "corrected.npy")
+        )
     t1 = time.perf_counter()
     try:
         shifts_rig = np.asarray(data["shifts_rig"], np.float32).reshape(T, nd)
@@ -290,14 +336,28 @@ def iter_motion_step(movie: Any, params: CaimanParams, *, out: str | Path | None
             shifts_els, bounds, grid = _patches_to_native(data, nd)
         template_arr = image_from_caiman(data["template"]).astype(np.float32)
         ms = per_axis(params["max_shifts"], nd, "max_shifts", kind=int)
-        ms_arr = tuple(min(m, (n - 1) // 2) for m, n in zip(to_array_order(ms, nd), frame, strict=True))
+        ms_arr = tuple(
+            min(m, (n - 1) // 2) for m, n in zip(to_array_order(ms, nd), frame, strict=True)
+        )
         metrics = yield from _iter_motion_metrics(movie, corrected, template_arr, ms_arr)
         used = dict(params.group("motion"))
-        used.update(backend="caiman", caiman_version=res.get("caiman_version"), min_mov=res.get("min_mov"),
-                    border_to_0=res.get("border_to_0"))
-        motion = MotionResult(corrected=corrected, template=template_arr, shifts_rig=shifts_rig,
-                              shifts_els=shifts_els, patch_bounds=bounds, patch_grid_shape=grid, metrics=metrics,
-                              params=used, timings={**res.get("timings", {}), "total": t1 - t0})
+        used.update(
+            backend="caiman",
+            caiman_version=res.get("caiman_version"),
+            min_mov=res.get("min_mov"),
+            border_to_0=res.get("border_to_0"),
+        )
+        motion = MotionResult(
+            corrected=corrected,
+            template=template_arr,
+            shifts_rig=shifts_rig,
+            shifts_els=shifts_els,
+            patch_bounds=bounds,
+            patch_grid_shape=grid,
+            metrics=metrics,
+            params=used,
+            timings={**res.get("timings", {}), "total": t1 - t0},
+        )
         t2 = time.perf_counter()
         summary = yield from iter_summary_images(corrected)
     except BaseException:
@@ -306,8 +366,9 @@ def iter_motion_step(movie: Any, params: CaimanParams, *, out: str | Path | None
                 Path(out_path).unlink()
         raise
     t3 = time.perf_counter()
-    return MotionStepResult(motion=motion, summary=summary,
-                            timings={"motion": t2 - t0, "summary": t3 - t2})
+    return MotionStepResult(
+        motion=motion, summary=summary, timings={"motion": t2 - t0, "summary": t3 - t2}
+    )
 
 
 # --------------------------------------------------------------------------- CNMF
@@ -331,8 +392,11 @@ def _ain_pixels(Ain: Any, frame: tuple[int, ...]) -> np.ndarray:
     elif M.ndim == 2 and M.shape[0] == P:
         A = M
     else:
-        raise InputError("Ain", f"expected footprints (K, {', '.join(map(str, frame))}) in array order or "
-                                f"(pixels={P}, K) in CaImAn order, got shape {M.shape}")
+        raise InputError(
+            "Ain",
+            f"expected footprints (K, {', '.join(map(str, frame))}) in array order or "
+            f"(pixels={P}, K) in CaImAn order, got shape {M.shape}",
+        )
     if A.dtype.kind == "f" and (not np.all(np.isfinite(A)) or (A < 0).any()):
         raise InputError("Ain", "footprints must be finite and non-negative")
     A = np.ascontiguousarray(A > 0)
@@ -363,8 +427,16 @@ def _border_caiman(border: Any, nd: int) -> list[int] | None:
     return list(to_caiman_order(b, nd))
 
 
-def iter_cnmf_step(movie: Any, params: CaimanParams, *, Ain: Any = None, summary: Any = None, executor: Any = None,
-                   fill_nan: bool = False, border: Any = None) -> Generator[Progress, None, Any]:
+def iter_cnmf_step(
+    movie: Any,
+    params: CaimanParams,
+    *,
+    Ain: Any = None,
+    summary: Any = None,
+    executor: Any = None,
+    fill_nan: bool = False,
+    border: Any = None,
+) -> Generator[Progress, None, Any]:
     """CNMF by CaImAn (``CNMF(...).fit``, then ``refit`` after patches; seeded
     with ``Ain``); same contract as :func:`napari_caiman.engine.pipeline.iter_cnmf_step`.
 
@@ -381,8 +453,10 @@ def iter_cnmf_step(movie: Any, params: CaimanParams, *, Ain: Any = None, summary
     border_c = _border_caiman(border, nd)
     A = _ain_pixels(Ain, frame) if Ain is not None else None
     if executor is not None:
-        logger.info("backend 'caiman' runs its own process pool (n_processes=%s); the executor is not used",
-                    params["n_processes"])
+        logger.info(
+            "backend 'caiman' runs its own process pool (n_processes=%s); the executor is not used",
+            params["n_processes"],
+        )
     t0 = time.perf_counter()
     if summary is None:
         summary = yield from iter_summary_images(movie)
@@ -407,17 +481,25 @@ def iter_cnmf_step(movie: Any, params: CaimanParams, *, Ain: Any = None, summary
     est.idx_components = est.idx_components_bad = None
     t2 = time.perf_counter()
     est.timings = {**res.get("timings", {}), "total": t2 - t1}
-    est.info = {"backend": "caiman", "caiman_version": res.get("caiman_version"), "dims": tuple(frame),
-                "n_frames": T, "init": "seeded" if A is not None else str(params["method_init"]),
-                "patches": params["rf"] is not None and A is None}
-    return CnmfStepResult(estimates=est, summary=summary, timings={"summary": t1 - t0, "cnmf": t2 - t1})
+    est.info = {
+        "backend": "caiman",
+        "caiman_version": res.get("caiman_version"),
+        "dims": tuple(frame),
+        "n_frames": T,
+        "init": "seeded" if A is not None else str(params["method_init"]),
+        "patches": params["rf"] is not None and A is None,
+    }
+    return CnmfStepResult(
+        estimates=est, summary=summary, timings={"summary": t1 - t0, "cnmf": t2 - t1}
+    )
 
 
 # --------------------------------------------------------------------------- evaluation
 
 
-def iter_evaluate_step(movie: Any, estimates: Any, params: CaimanParams, *, fill_nan: bool = False,
-                       border: Any = None) -> Generator[Progress, None, Any]:
+def iter_evaluate_step(
+    movie: Any, estimates: Any, params: CaimanParams, *, fill_nan: bool = False, border: Any = None
+) -> Generator[Progress, None, Any]:
     """Component evaluation by CaImAn (``estimates.evaluate_components``, the CNN
     only when ``use_cnn`` and its model files are there) and its
     ``detrend_df_f``; same contract as
@@ -435,7 +517,10 @@ def iter_evaluate_step(movie: Any, estimates: Any, params: CaimanParams, *, fill
     T, frame = check_movie(movie, min_frames=2)
     nd = len(frame)
     if tuple(estimates.dims) != tuple(frame):
-        raise InputError("movie", f"frame shape {tuple(frame)} does not match the estimates' {tuple(estimates.dims)}")
+        raise InputError(
+            "movie",
+            f"frame shape {tuple(frame)} does not match the estimates' {tuple(estimates.dims)}",
+        )
     if estimates.n_frames != T:
         raise InputError("movie", f"has {T} frames, the estimates {estimates.n_frames}")
     K = int(estimates.A.shape[1])
@@ -446,7 +531,9 @@ def iter_evaluate_step(movie: Any, estimates: Any, params: CaimanParams, *, fill
         estimates.idx_components = np.zeros(0, np.int64)
         estimates.idx_components_bad = np.zeros(0, np.int64)
         metrics = Metrics(SNR_comp=empty, r_values=empty.copy(), size=np.zeros(0, np.int64))
-        return EvaluateStepResult(metrics=metrics, F_dff=None, timings={"evaluate": 0.0, "dff": 0.0})
+        return EvaluateStepResult(
+            metrics=metrics, F_dff=None, timings={"evaluate": 0.0, "dff": 0.0}
+        )
     with _workdir() as wd:
         spec = yield from _iter_movie_file(movie, wd)
         job = _base_job("evaluate", wd, spec, params, frame)
@@ -479,7 +566,11 @@ def iter_evaluate_step(movie: Any, estimates: Any, params: CaimanParams, *, fill
     estimates.idx_components_bad = np.asarray(out["idx_components_bad"], np.int64).ravel()
     F_dff = out.get("F_dff")
     timings = res.get("timings", {})
-    return EvaluateStepResult(metrics=metrics, F_dff=None if F_dff is None else np.asarray(F_dff, np.float32),
-                              timings={"evaluate": t1 - t0 - float(timings.get("dF/F", 0.0)),
-                                       "dff": float(timings.get("dF/F", 0.0))})
-
+    return EvaluateStepResult(
+        metrics=metrics,
+        F_dff=None if F_dff is None else np.asarray(F_dff, np.float32),
+        timings={
+            "evaluate": t1 - t0 - float(timings.get("dF/F", 0.0)),
+            "dff": float(timings.get("dF/F", 0.0)),
+        },
+    )

@@ -30,7 +30,14 @@ from ..errors import InputError, NapariCaimanError
 from ..progress import Progress
 from . import caiman_python
 
-__all__ = ["CaimanError", "WORKER_SCRIPT", "GRACE_S", "HEARTBEAT_S", "ENV_TMPDIR", "iter_run_worker"]
+__all__ = [
+    "CaimanError",
+    "WORKER_SCRIPT",
+    "GRACE_S",
+    "HEARTBEAT_S",
+    "ENV_TMPDIR",
+    "iter_run_worker",
+]
 
 logger = logging.getLogger("napari_caiman.caiman")
 
@@ -43,7 +50,6 @@ GRACE_S = 5.0
 HEARTBEAT_S = 0.25
 #: Environment variable for the folder of temporary files.
 ENV_TMPDIR = "NAPARI_CAIMAN_TMPDIR"
-
 
 
 class CaimanError(NapariCaimanError):
@@ -71,9 +77,19 @@ def _popen(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen:
         kw["start_new_session"] = True  # own process group: killed as a whole
     else:  # pragma: no cover - Windows
         kw["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
-    return subprocess.Popen(cmd, cwd=str(cwd), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace", bufsize=1,
-                            **kw)
+    return subprocess.Popen(
+        cmd,
+        cwd=str(cwd),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        bufsize=1,
+        **kw,
+    )
 
 
 def _kill_tree(proc: subprocess.Popen, grace: float) -> None:
@@ -91,7 +107,9 @@ def _kill_tree(proc: subprocess.Popen, grace: float) -> None:
             os.killpg(pgid, signal.SIGKILL)
     else:  # pragma: no cover - Windows
         with contextlib.suppress(OSError):
-            subprocess.run(["taskkill", "/F", "/T", "/PID", str(proc.pid)], capture_output=True, timeout=30)
+            subprocess.run(
+                ["taskkill", "/F", "/T", "/PID", str(proc.pid)], capture_output=True, timeout=30
+            )
         with contextlib.suppress(OSError):
             proc.kill()
     with contextlib.suppress(subprocess.TimeoutExpired):
@@ -108,8 +126,13 @@ def _reader(stream, q: queue.Queue) -> None:
         q.put(None)
 
 
-_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR,
-           "CRITICAL": logging.CRITICAL}
+_LEVELS = {
+    "DEBUG": logging.DEBUG,
+    "INFO": logging.INFO,
+    "WARNING": logging.WARNING,
+    "ERROR": logging.ERROR,
+    "CRITICAL": logging.CRITICAL,
+}
 
 
 def iter_run_worker(
@@ -150,7 +173,9 @@ def iter_run_worker(
     except OSError as exc:
         raise InputError("backend", f"cannot start the CaImAn python {python!r}: {exc}") from None
     q: queue.Queue = queue.Queue()
-    thread = threading.Thread(target=_reader, args=(proc.stdout, q), daemon=True, name="caiman-worker-log")
+    thread = threading.Thread(
+        target=_reader, args=(proc.stdout, q), daemon=True, name="caiman-worker-log"
+    )
     thread.start()
     stage, done, total = "CaImAn: starting", 0, 1
     tail: list[str] = []
@@ -181,11 +206,11 @@ def iter_run_worker(
                 message = parts[2] if len(parts) > 2 else ""
                 logger.log(level, "%s", message)
             elif line.startswith("@@RESULT "):
-                result = json.loads(line[len("@@RESULT "):])
+                result = json.loads(line[len("@@RESULT ") :])
                 continue
             elif line.startswith("@@ERROR "):
                 try:
-                    error = json.loads(line[len("@@ERROR "):])
+                    error = json.loads(line[len("@@ERROR ") :])
                 except ValueError:
                     error = {"type": "Error", "message": line}
                 continue
@@ -217,6 +242,8 @@ def iter_run_worker(
         raise CaimanError(f"CaImAn {task} failed: {text}")
     if rc != 0 or result is None:
         last = " | ".join(tail[-5:])
-        raise CaimanError(f"the CaImAn worker ({python}) stopped with exit status {rc}"
-                          + (f"; last output: {last}" if last else ""))
+        raise CaimanError(
+            f"the CaImAn worker ({python}) stopped with exit status {rc}"
+            + (f"; last output: {last}" if last else "")
+        )
     return result

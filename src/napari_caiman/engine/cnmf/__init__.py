@@ -18,7 +18,18 @@ from .fit import cnmf, iter_cnmf
 from .noise import psd_noise
 
 __all__ = [
-    "Estimates", "cnmf", "iter_cnmf", "deconvolve", "estimate_ar", "oasis", "psd_noise",
-    "caiman_dims", "caiman_permutation", "footprint_to_image", "frames_to_pixels", "images_to_pixels",
-    "pixels_to_images", "match_components",
+    "Estimates",
+    "cnmf",
+    "iter_cnmf",
+    "deconvolve",
+    "estimate_ar",
+    "oasis",
+    "psd_noise",
+    "caiman_dims",
+    "caiman_permutation",
+    "footprint_to_image",
+    "frames_to_pixels",
+    "images_to_pixels",
+    "pixels_to_images",
+    "match_components",
 ]

@@ -10,7 +10,9 @@ def ellipsoid(radii) -> np.ndarray:
     """Boolean ellipsoid structuring element with the given radius per axis."""
     radii = [max(0, int(round(r))) for r in radii]
     grids = np.ogrid[tuple(slice(-r, r + 1) for r in radii)]
-    q = sum((g / max(r, 1e-9)) ** 2 if r > 0 else (g * 0.0) for g, r in zip(grids, radii, strict=True))
+    q = sum(
+        (g / max(r, 1e-9)) ** 2 if r > 0 else (g * 0.0) for g, r in zip(grids, radii, strict=True)
+    )
     return np.asarray(q <= 1.0)
 
 
@@ -48,9 +50,18 @@ def dilated_support_idx(nz: np.ndarray, dims: tuple[int, ...], se: np.ndarray) -
     return np.ravel_multi_index(tuple(p + lo_ for p, lo_ in zip(pts, lo, strict=True)), dims)
 
 
-def clean_footprint(a: np.ndarray, dims: tuple[int, ...], maxthr: float, nrgthr: float,
-                    extract_cc: bool, *, medw: tuple | None = None, thr_method: str = "nrg",
-                    se: np.ndarray | None = None, ss: np.ndarray | None = None) -> np.ndarray:
+def clean_footprint(
+    a: np.ndarray,
+    dims: tuple[int, ...],
+    maxthr: float,
+    nrgthr: float,
+    extract_cc: bool,
+    *,
+    medw: tuple | None = None,
+    thr_method: str = "nrg",
+    se: np.ndarray | None = None,
+    ss: np.ndarray | None = None,
+) -> np.ndarray:
     """Threshold one footprint (P,) as CaImAn's ``threshold_components`` does.
 
     The mask is computed on the footprint median-filtered with ``medw`` (a
@@ -64,15 +75,26 @@ def clean_footprint(a: np.ndarray, dims: tuple[int, ...], maxthr: float, nrgthr:
     """
     nz = np.flatnonzero(a > 0)
     out = np.zeros_like(a)
-    idx, v = clean_footprint_idx(nz, a[nz], dims, maxthr, nrgthr, extract_cc, medw=medw, thr_method=thr_method,
-                                 se=se, ss=ss)
+    idx, v = clean_footprint_idx(
+        nz, a[nz], dims, maxthr, nrgthr, extract_cc, medw=medw, thr_method=thr_method, se=se, ss=ss
+    )
     out[idx] = v
     return out
 
 
-def clean_footprint_idx(nz: np.ndarray, vals: np.ndarray, dims: tuple[int, ...], maxthr: float, nrgthr: float,
-                        extract_cc: bool, *, medw: tuple | None = None, thr_method: str = "nrg",
-                        se: np.ndarray | None = None, ss: np.ndarray | None = None):
+def clean_footprint_idx(
+    nz: np.ndarray,
+    vals: np.ndarray,
+    dims: tuple[int, ...],
+    maxthr: float,
+    nrgthr: float,
+    extract_cc: bool,
+    *,
+    medw: tuple | None = None,
+    thr_method: str = "nrg",
+    se: np.ndarray | None = None,
+    ss: np.ndarray | None = None,
+):
     """:func:`clean_footprint` of the footprint with values ``vals`` (> 0) at the
     flat pixels ``nz``; returns the kept ``(indices, values)``, indices sorted."""
     nz = np.asarray(nz, np.int64)
@@ -127,7 +149,9 @@ def downsample(Y: np.ndarray, ssub: int, tsub: int) -> np.ndarray:
         n = T // tsub
         head = _mean_of_views([Y[j : n * tsub : tsub] for j in range(tsub)])
         if T > n * tsub:
-            head = np.concatenate([head, Y[n * tsub :].mean(axis=0, keepdims=True, dtype=np.float32)])
+            head = np.concatenate(
+                [head, Y[n * tsub :].mean(axis=0, keepdims=True, dtype=np.float32)]
+            )
         Y = head
     if ssub > 1:
         pads = [(0, 0)] * (Y.ndim - 2) + [(0, (-Y.shape[-2]) % ssub), (0, (-Y.shape[-1]) % ssub)]
@@ -146,7 +170,9 @@ def _mean_of_views(views: list[np.ndarray]) -> np.ndarray:
     return acc
 
 
-def upsample_images(A: np.ndarray, small: tuple[int, ...], dims: tuple[int, ...], ssub: int) -> np.ndarray:
+def upsample_images(
+    A: np.ndarray, small: tuple[int, ...], dims: tuple[int, ...], ssub: int
+) -> np.ndarray:
     """(P_small, K) footprints on the ``ssub`` grid -> (P, K) on the full grid (nearest + crop)."""
     if ssub == 1:
         return A

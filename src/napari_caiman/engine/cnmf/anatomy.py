@@ -64,16 +64,20 @@ def _detect_2d(img: np.ndarray, g: float, thr: float, min_solidity: float) -> tu
     sm = ndimage.gaussian_filter(z, max(0.5, g / 4), mode="reflect")
     h, w = z.shape
     R = int(np.ceil(2 * g))
-    pk = peak_local_max(resp, min_distance=max(1, int(round(g))), threshold_abs=thr,
-                        exclude_border=max(1, int(g // 2)))
+    pk = peak_local_max(
+        resp,
+        min_distance=max(1, int(round(g))),
+        threshold_abs=thr,
+        exclude_border=max(1, int(g // 2)),
+    )
     a_min, a_max = np.pi * (g / 2) ** 2, np.pi * (2 * g) ** 2
-    yy, xx = np.mgrid[-R:R + 1, -R:R + 1]
+    yy, xx = np.mgrid[-R : R + 1, -R : R + 1]
     disc = yy**2 + xx**2 <= R**2
     masks, scores = [], []
-    for (y, x) in pk:
+    for y, x in pk:
         y0, y1, x0, x1 = max(0, y - R), min(h, y + R + 1), max(0, x - R), min(w, x + R + 1)
         win = sm[y0:y1, x0:x1]
-        dwin = disc[y0 - (y - R):y1 - (y - R), x0 - (x - R):x1 - (x - R)]
+        dwin = disc[y0 - (y - R) : y1 - (y - R), x0 - (x - R) : x1 - (x - R)]
         bg = np.percentile(win[dwin], 20)
         peak = sm[y, x]
         if peak <= bg:
@@ -94,8 +98,9 @@ def _detect_2d(img: np.ndarray, g: float, thr: float, min_solidity: float) -> tu
     return masks, scores
 
 
-def detect_somata(image: np.ndarray, gSig: Any, *, thr: float = 1.0, min_solidity: float = 0.7
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def detect_somata(
+    image: np.ndarray, gSig: Any, *, thr: float = 1.0, min_solidity: float = 0.7
+) -> tuple[np.ndarray, np.ndarray]:
     """Soma masks in a summary image ((Y, X) or (Z, Y, X), array order).
 
     ``gSig``: expected half-size of a neuron, per axis in array order (the
@@ -160,7 +165,9 @@ def merge_seeds(A: np.ndarray, masks: np.ndarray, max_overlap: float = 0.3) -> n
             covered[A.indices[(A.data >= 0.2 * np.maximum(mx[col], 1e-30)) & (A.data > 0)]] = True  # type: ignore[attr-defined, operator]
     elif np.asarray(A).size:
         A = np.asarray(A)
-        covered = (A >= 0.2 * np.maximum(A.max(axis=0, keepdims=True), 1e-30)).any(axis=1) & (A > 0).any(axis=1)
+        covered = (A >= 0.2 * np.maximum(A.max(axis=0, keepdims=True), 1e-30)).any(axis=1) & (
+            A > 0
+        ).any(axis=1)
     else:
         covered = np.zeros(M.shape[1], bool)
     keep = []

@@ -28,14 +28,16 @@ class MatchResult:
     recall: float
     f1: float
     median_trace_corr: float
-    pairs: np.ndarray          # (n_matched, 2): (true index, found index)
-    similarity: np.ndarray     # cosine of the matched footprints
-    trace_corr: np.ndarray     # trace correlation of the matched pairs
+    pairs: np.ndarray  # (n_matched, 2): (true index, found index)
+    similarity: np.ndarray  # cosine of the matched footprints
+    trace_corr: np.ndarray  # trace correlation of the matched pairs
 
     def __str__(self) -> str:
-        return (f"found {self.n_found}, true {self.n_true}, matched {self.n_matched}: "
-                f"P {self.precision:.3f} R {self.recall:.3f} F1 {self.f1:.3f}, "
-                f"median trace corr {self.median_trace_corr:.3f}")
+        return (
+            f"found {self.n_found}, true {self.n_true}, matched {self.n_matched}: "
+            f"P {self.precision:.3f} R {self.recall:.3f} F1 {self.f1:.3f}, "
+            f"median trace corr {self.median_trace_corr:.3f}"
+        )
 
 
 def _rows(x, dims=None) -> sparse.csr_matrix:
@@ -56,8 +58,9 @@ def _unit_rows(M: sparse.csr_matrix) -> sparse.csr_matrix:
     return sparse.diags(1.0 / np.maximum(norm, 1e-12)) @ M
 
 
-def match_components(found, true_footprints, found_traces=None, true_traces=None, *, dims=None,
-                     thr: float = 0.5) -> MatchResult:
+def match_components(
+    found, true_footprints, found_traces=None, true_traces=None, *, dims=None, thr: float = 0.5
+) -> MatchResult:
     """Match found components to the truth.
 
     Parameters
@@ -74,8 +77,9 @@ def match_components(found, true_footprints, found_traces=None, true_traces=None
     G = _rows(true_footprints, dims)
     nf, nt = F.shape[0], G.shape[0]
     if nf == 0 or nt == 0:
-        return MatchResult(nt, nf, 0, 0.0, 0.0, 0.0, float("nan"), np.zeros((0, 2), int),
-                           np.zeros(0), np.zeros(0))
+        return MatchResult(
+            nt, nf, 0, 0.0, 0.0, 0.0, float("nan"), np.zeros((0, 2), int), np.zeros(0), np.zeros(0)
+        )
     sim = (_unit_rows(G) @ _unit_rows(F).T).toarray()  # (nt, nf) cosines
     r, c = linear_sum_assignment(-sim)
     ok = sim[r, c] >= thr

@@ -100,9 +100,16 @@ class MovieData:
         from .tiles import tile_shape
 
         tile = self.tile or tile_shape(self.dims)
-        store = yield from TileStore.build(self._frames, self.T, self.dims, tile, tbin=tbin,
-                                           chunk_bytes=self.chunk_bytes, folder=self.folder or backing_dir(self.movie),
-                                           ranges=list(key[1]))
+        store = yield from TileStore.build(
+            self._frames,
+            self.T,
+            self.dims,
+            tile,
+            tbin=tbin,
+            chunk_bytes=self.chunk_bytes,
+            folder=self.folder or backing_dir(self.movie),
+            ranges=list(key[1]),
+        )
         self._store, self._store_key = store, key
         return store
 
@@ -133,7 +140,9 @@ class MovieData:
             out[:, full] = full_out
         return out
 
-    def region_YHt(self, H: np.ndarray, R: Regions, full: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def region_YHt(
+        self, H: np.ndarray, R: Regions, full: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``Y H^T`` sampled at the regions ``R`` (float64, one value per region
         entry) and the whole columns ``full`` (P, len(full)), in one pass."""
         H = np.ascontiguousarray(H, dtype=np.float32)
@@ -159,7 +168,9 @@ class MovieData:
             ch = np.ascontiguousarray(ch, dtype=np.float32)
             Hc = np.ascontiguousarray(H[:, t0:t1])
             res = sgemm(1.0, ch.T, Hc.T, beta=1.0, c=out, overwrite_c=1)
-            if res is not out and not np.shares_memory(res, out):  # pragma: no cover - BLAS made a copy
+            if res is not out and not np.shares_memory(
+                res, out
+            ):  # pragma: no cover - BLAS made a copy
                 out = np.asfortranarray(res)
         return out
 
@@ -238,8 +249,10 @@ class MovieData:
         """(T', *dims') float32 copy averaged over ``tsub`` frames and ``ssub`` pixels."""
         if self.Y is not None:
             return downsample(self.Y.reshape(self.T, *self.dims), ssub, tsub)
-        parts = [downsample(ch, ssub, 1) if ssub > 1 else ch
-                 for _, ch in binned_chunks(self._frames, self.T, tsub, self.chunk_frames)]
+        parts = [
+            downsample(ch, ssub, 1) if ssub > 1 else ch
+            for _, ch in binned_chunks(self._frames, self.T, tsub, self.chunk_frames)
+        ]
         return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
 
     def mean_image(self) -> np.ndarray:
@@ -257,7 +270,12 @@ class MovieData:
         if tbin > 1:
             shape = tuple(s.stop - s.start for s in sl)
             step = self.chunk_bytes // max(1, 4 * int(np.prod(shape)))
-            parts = [ch for _, ch in binned_chunks(lambda t0, t1: self.patch_frames(sl, t0, t1), self.T, tbin, step)]
+            parts = [
+                ch
+                for _, ch in binned_chunks(
+                    lambda t0, t1: self.patch_frames(sl, t0, t1), self.T, tbin, step
+                )
+            ]
             return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
         return self.patch_frames(sl, 0, self.T)
 
@@ -293,4 +311,6 @@ def pixel_blocks(dims: tuple[int, ...], max_px: int, offset: int = 0):
 
 def check_not_constant(vmin: float, vmax: float) -> None:
     if not vmax > vmin:
-        raise InputError("movie", f"is constant (every pixel equals {vmin:g} in every frame); nothing to extract")
+        raise InputError(
+            "movie", f"is constant (every pixel equals {vmin:g} in every frame); nothing to extract"
+        )

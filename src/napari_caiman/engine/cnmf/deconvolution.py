@@ -46,10 +46,10 @@ def _impulse(g1, g2, T):
 def _oasis_core(y, g1, g2, smin, h):
     """OASIS on ``y`` (float64, baseline and lam already removed); returns c."""
     T = y.shape[0]
-    st = np.empty(T, np.int64)   # pool start
-    ln = np.empty(T, np.int64)   # pool length
-    v = np.empty(T)              # pool first value
-    u = np.empty(T)              # calcium just before the pool
+    st = np.empty(T, np.int64)  # pool start
+    ln = np.empty(T, np.int64)  # pool length
+    v = np.empty(T)  # pool first value
+    u = np.empty(T)  # calcium just before the pool
     num = np.empty(T)
     den = np.empty(T)
     n = 0
@@ -179,7 +179,9 @@ def oasis(y, g, *, lam: float = 0.0, s_min: float = 0.0):
     """
     y = np.ascontiguousarray(y, dtype=np.float64)
     g1, g2 = _g12(g)
-    c, _, _ = _solve(y, g1, g2, float(lam), float(s_min), 0.0, False, False, _impulse(g1, g2, len(y)), 1)
+    c, _, _ = _solve(
+        y, g1, g2, float(lam), float(s_min), 0.0, False, False, _impulse(g1, g2, len(y)), 1
+    )
     return c, _spikes(c, g1, g2)
 
 
@@ -208,8 +210,9 @@ def default_ar(p: int, fr: float = 30.0, decay_time: float = 0.4) -> np.ndarray:
     return np.array([d + r, -d * r])
 
 
-def estimate_ar(y, p: int, sn: float | None = None, lags: int = 5, fudge_factor: float = 1.0,
-                fallback=None) -> np.ndarray:
+def estimate_ar(
+    y, p: int, sn: float | None = None, lags: int = 5, fudge_factor: float = 1.0, fallback=None
+) -> np.ndarray:
     """AR(p) coefficients of ``y`` from its autocovariance at lags 1..p+lags.
 
     The lag-0 autocovariance is corrected for the white noise ``sn``; the
@@ -245,10 +248,22 @@ def estimate_ar(y, p: int, sn: float | None = None, lags: int = 5, fudge_factor:
     return default_ar(p) if fallback is None else np.asarray(fallback, float)
 
 
-def deconvolve(y, *, p: int = 2, g=None, sn: float | None = None, bas_nonneg: bool = False,
-               s_min: float | None = None, lam: float | None = None, fudge_factor: float = 0.96,
-               lags: int = 5, noise_range=(0.25, 0.5), noise_method: str = "mean", b: float | None = None,
-               fallback_g=None):
+def deconvolve(
+    y,
+    *,
+    p: int = 2,
+    g=None,
+    sn: float | None = None,
+    bas_nonneg: bool = False,
+    s_min: float | None = None,
+    lam: float | None = None,
+    fudge_factor: float = 0.96,
+    lags: int = 5,
+    noise_range=(0.25, 0.5),
+    noise_method: str = "mean",
+    b: float | None = None,
+    fallback_g=None,
+):
     """Constrained deconvolution of one trace (CaImAn's ``constrained_foopsi`` role).
 
     Parameters

@@ -29,8 +29,13 @@ from scipy import sparse
 from ..validate import caiman_dims
 
 __all__ = [
-    "Estimates", "caiman_dims", "caiman_permutation", "frames_to_pixels", "images_to_pixels",
-    "pixels_to_images", "footprint_to_image",
+    "Estimates",
+    "caiman_dims",
+    "caiman_permutation",
+    "frames_to_pixels",
+    "images_to_pixels",
+    "pixels_to_images",
+    "footprint_to_image",
 ]
 
 
@@ -169,22 +174,42 @@ class Estimates:
     def to_dict(self) -> dict[str, Any]:
         """CaImAn's ``estimates`` names -> values (for saving)."""
         return {
-            "A": self.A, "C": self.C, "S": self.S, "YrA": self.YrA, "b": self.b, "f": self.f,
-            "sn": self.sn, "g": self.g, "bl": self.bl, "c1": self.c1, "neurons_sn": self.neurons_sn,
-            "lam": self.lam, "dims": self.caiman_dims, "idx_components": self.idx_components,
+            "A": self.A,
+            "C": self.C,
+            "S": self.S,
+            "YrA": self.YrA,
+            "b": self.b,
+            "f": self.f,
+            "sn": self.sn,
+            "g": self.g,
+            "bl": self.bl,
+            "c1": self.c1,
+            "neurons_sn": self.neurons_sn,
+            "lam": self.lam,
+            "dims": self.caiman_dims,
+            "idx_components": self.idx_components,
             "idx_components_bad": self.idx_components_bad,
         }
 
     @classmethod
-    def empty(cls, dims: tuple[int, ...], n_frames: int, *, b=None, f=None, sn=None, p: int = 0) -> Estimates:
+    def empty(
+        cls, dims: tuple[int, ...], n_frames: int, *, b=None, f=None, sn=None, p: int = 0
+    ) -> Estimates:
         """A valid result without components."""
         P = int(np.prod(dims))
         z = np.zeros((0, n_frames), np.float32)
         return cls(
-            A=sparse.csc_matrix((P, 0), dtype=np.float32), C=z, S=z.copy(), YrA=z.copy(),
+            A=sparse.csc_matrix((P, 0), dtype=np.float32),
+            C=z,
+            S=z.copy(),
+            YrA=z.copy(),
             b=np.zeros((P, 0), np.float32) if b is None else b,
             f=np.zeros((0, n_frames), np.float32) if f is None else f,
             sn=np.zeros(P, np.float32) if sn is None else sn,
-            g=np.zeros((0, p)), bl=np.zeros(0), c1=np.zeros(0), neurons_sn=np.zeros(0), lam=np.zeros(0),
+            g=np.zeros((0, p)),
+            bl=np.zeros(0),
+            c1=np.zeros(0),
+            neurons_sn=np.zeros(0),
+            lam=np.zeros(0),
             dims=tuple(int(d) for d in dims),
         )

@@ -69,7 +69,10 @@ def _ain_to_internal(Ain: Any, dims: tuple[int, ...]) -> sparse.csc_matrix:
         if S.dtype == object or S.dtype.kind not in "biuf":
             raise InputError("Ain", f"expected boolean or numeric footprints, got dtype {S.dtype}")
         if S.shape[0] != P:
-            raise InputError("Ain", f"expected sparse footprints (pixels={P}, K) in CaImAn order, got shape {S.shape}")
+            raise InputError(
+                "Ain",
+                f"expected sparse footprints (pixels={P}, K) in CaImAn order, got shape {S.shape}",
+            )
         S = S.astype(np.float32)
         if not np.all(np.isfinite(S.data)) or (S.data < 0).any():
             raise InputError("Ain", "footprints must be finite and non-negative")
@@ -84,8 +87,11 @@ def _ain_to_internal(Ain: Any, dims: tuple[int, ...]) -> sparse.csc_matrix:
             inv = np.argsort(caiman_permutation(dims))
             Ad = M.astype(np.float32)[inv]
         else:
-            raise InputError("Ain", f"expected footprints (K, {', '.join(map(str, dims))}) in array order or "
-                             f"(pixels={P}, K) in CaImAn order, got shape {M.shape}")
+            raise InputError(
+                "Ain",
+                f"expected footprints (K, {', '.join(map(str, dims))}) in array order or "
+                f"(pixels={P}, K) in CaImAn order, got shape {M.shape}",
+            )
         if not np.all(np.isfinite(Ad)) or (Ad < 0).any():
             raise InputError("Ain", "footprints must be finite and non-negative")
         A = csc_of(np.ascontiguousarray(Ad))
@@ -116,8 +122,15 @@ def _default_executor(n: int):
 
 
 @single_threaded_blas
-def iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any = None, executor: Any = None, memmap_dir: Any = None,
-              max_in_memory: int | None = None) -> Generator[Progress, None, Estimates]:
+def iter_cnmf(
+    movie: Any,
+    params: CaimanParams,
+    *,
+    Ain: Any = None,
+    executor: Any = None,
+    memmap_dir: Any = None,
+    max_in_memory: int | None = None,
+) -> Generator[Progress, None, Estimates]:
     """CNMF source extraction as a progress generator (returns :class:`Estimates`).
 
     Parameters
@@ -148,15 +161,32 @@ def iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any = None, executor: An
     """
     opened: list[MovieData] = []
     try:
-        return (yield from _iter_cnmf(movie, params, Ain=Ain, executor=executor, max_in_memory=max_in_memory,
-                                      opened=opened, folder=memmap_dir))
+        return (
+            yield from _iter_cnmf(
+                movie,
+                params,
+                Ain=Ain,
+                executor=executor,
+                max_in_memory=max_in_memory,
+                opened=opened,
+                folder=memmap_dir,
+            )
+        )
     finally:
         for data in opened:  # the tile store's temporary file, also on error or cancel
             data.close_store()
 
 
-def _iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any, executor: Any, max_in_memory: int | None,
-               opened: list, folder: Any) -> Generator[Progress, None, Estimates]:
+def _iter_cnmf(
+    movie: Any,
+    params: CaimanParams,
+    *,
+    Ain: Any,
+    executor: Any,
+    max_in_memory: int | None,
+    opened: list,
+    folder: Any,
+) -> Generator[Progress, None, Estimates]:
     if not isinstance(params, CaimanParams):
         params = CaimanParams.from_dict(params or {})
     T, dims = check_movie(movie, min_frames=MIN_FRAMES)
@@ -175,7 +205,9 @@ def _iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any, executor: Any, max
     info["memory_limit"] = bud.limit
     if max_in_memory is None:
         max_in_memory = int(bud.limit * 0.4)
-    data = MovieData(movie, max_bytes=max_in_memory, chunk_bytes=min(64 << 20, bud.chunk_bytes(0.0625)))
+    data = MovieData(
+        movie, max_bytes=max_in_memory, chunk_bytes=min(64 << 20, bud.chunk_bytes(0.0625))
+    )
     opened.append(data)
     data.folder = None if folder is None else str(folder)
     data.tile = patch_tiles(dims, *geometry) if geometry is not None else None
@@ -282,7 +314,9 @@ def _iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any, executor: Any, max
     if seed and A_seed is None:
         t0 = time.perf_counter()
         yield Progress("cnmf: anatomical seeds", 0, 1)
-        A, b, H, extra, anat = yield from _add_anatomy(data, A, b, H, st, params, extra, only=seed == "only")
+        A, b, H, extra, anat = yield from _add_anatomy(
+            data, A, b, H, st, params, extra, only=seed == "only"
+        )
         K = A.shape[1]
         info["n_anatomy"] = int(anat.sum())
         timings["anatomy"] = time.perf_counter() - t0
@@ -293,7 +327,9 @@ def _iter_cnmf(movie: Any, params: CaimanParams, *, Ain: Any, executor: Any, max
     return est
 
 
-def _add_anatomy(data: MovieData, A, b, H, st: Settings, params: CaimanParams, extra, *, only: bool):
+def _add_anatomy(
+    data: MovieData, A, b, H, st: Settings, params: CaimanParams, extra, *, only: bool
+):
     """Add soma masks found in the mean image (:mod:`.anatomy`) that no
     component covers; one spatial update restricted to each mask and one
     temporal update of all components; silent seeded cells are kept (flat
@@ -311,10 +347,16 @@ def _add_anatomy(data: MovieData, A, b, H, st: Settings, params: CaimanParams, e
 
         found = cellpose_somata(mean, st.gSig)
         if found is None:
-            raise InputError("anatomy_detector", "'cellpose' needs the cellpose package (pip install cellpose) "
-                                                 "and a 2D movie; use 'builtin'")
-    masks, _ = found if found is not None else detect_somata(
-        mean, st.gSig, thr=float(params.get("anatomy_thr", 1.0) or 0.0))
+            raise InputError(
+                "anatomy_detector",
+                "'cellpose' needs the cellpose package (pip install cellpose) "
+                "and a 2D movie; use 'builtin'",
+            )
+    masks, _ = (
+        found
+        if found is not None
+        else detect_somata(mean, st.gSig, thr=float(params.get("anatomy_thr", 1.0) or 0.0))
+    )
     if only:
         A, H, K = sparse.csc_matrix((data.P, 0), dtype=np.float32), np.ascontiguousarray(H[K:]), 0
     keep = merge_seeds(A, masks)
@@ -328,18 +370,26 @@ def _add_anatomy(data: MovieData, A, b, H, st: Settings, params: CaimanParams, e
         cols.append((idx, np.full(idx.size, 1.0 / np.sqrt(max(idx.size, 1)), np.float32)))
     M = sps.csc_from_columns(cols, data.P)
     A = sparse.hstack([A, M], format="csc", dtype=np.float32)
-    H = np.ascontiguousarray(np.concatenate([H[:K], np.zeros((n, H.shape[1]), np.float32), H[K:]], axis=0))
+    H = np.ascontiguousarray(
+        np.concatenate([H[:K], np.zeros((n, H.shape[1]), np.float32), H[K:]], axis=0)
+    )
     K2 = K + n
     from .temporal import hals_temporal
 
     hals_temporal(H, data.AtY_sparse(A, b), sps.gram(A, b), 5)
     update = np.r_[np.zeros(K, bool), np.ones(n, bool)]
     regions = [None] * K + [idx.astype(np.int64) for idx, _ in cols]
-    A, b, H, kept = sps.spatial_step(data, A, b, H, st, n_iter=3, update=update, regions=regions, clean=False)
-    if kept.size < K2:  # a seeded cell keeps its footprint even when silent: put the dropped masks back
+    A, b, H, kept = sps.spatial_step(
+        data, A, b, H, st, n_iter=3, update=update, regions=regions, clean=False
+    )
+    if (
+        kept.size < K2
+    ):  # a seeded cell keeps its footprint even when silent: put the dropped masks back
         lost = np.setdiff1d(np.arange(K, K2), kept)
-        cols_all = [(A.indices[A.indptr[j]:A.indptr[j + 1]], A.data[A.indptr[j]:A.indptr[j + 1]])
-                    for j in range(A.shape[1])]
+        cols_all = [
+            (A.indices[A.indptr[j] : A.indptr[j + 1]], A.data[A.indptr[j] : A.indptr[j + 1]])
+            for j in range(A.shape[1])
+        ]
         Hk = [H[j] for j in range(kept.size)]
         for j in lost:
             pos = int(np.searchsorted(kept, j))
@@ -347,14 +397,25 @@ def _add_anatomy(data: MovieData, A, b, H, st: Settings, params: CaimanParams, e
             cols_all.insert(pos, cols[j - K])
             Hk.insert(pos, np.zeros(H.shape[1], np.float32))
         A = sps.csc_from_columns(cols_all, data.P)
-        H = np.ascontiguousarray(np.concatenate([np.asarray(Hk, np.float32).reshape(-1, H.shape[1]), H[-nb:] if nb
-                                                 else np.zeros((0, H.shape[1]), np.float32)], axis=0))
+        H = np.ascontiguousarray(
+            np.concatenate(
+                [
+                    np.asarray(Hk, np.float32).reshape(-1, H.shape[1]),
+                    H[-nb:] if nb else np.zeros((0, H.shape[1]), np.float32),
+                ],
+                axis=0,
+            )
+        )
     anat = np.r_[np.zeros(K, bool), np.ones(n, bool)]
-    A, b, H, extra, kept = yield from sps.iter_temporal_step(data, A, b, H, st.temporal, keep_silent=anat)
+    A, b, H, extra, kept = yield from sps.iter_temporal_step(
+        data, A, b, H, st.temporal, keep_silent=anat
+    )
     return A, b, H, extra, anat[kept]
 
 
-def _surviving(anat: np.ndarray, K2: int) -> np.ndarray:  # pragma: no cover - anatomy comps are never dropped
+def _surviving(
+    anat: np.ndarray, K2: int
+) -> np.ndarray:  # pragma: no cover - anatomy comps are never dropped
     return np.r_[np.zeros(K2 - int(anat.sum()), bool), np.ones(int(anat.sum()), bool)]
 
 
@@ -379,8 +440,15 @@ def _build(A, b, H, extra, sn, dims, T, st, timings, info) -> Estimates:
             C=(H[:K] * s).astype(np.float32),
             S=(extra["S"] * s).astype(np.float32),
             YrA=(extra["YrA"] * s).astype(np.float32),
-            b=b, f=f, sn=snc, g=extra["g"], bl=extra["bl"] * nrm, c1=np.zeros(K),
-            neurons_sn=extra["neurons_sn"] * nrm, lam=extra["lam"] * nrm, dims=tuple(dims),
+            b=b,
+            f=f,
+            sn=snc,
+            g=extra["g"],
+            bl=extra["bl"] * nrm,
+            c1=np.zeros(K),
+            neurons_sn=extra["neurons_sn"] * nrm,
+            lam=extra["lam"] * nrm,
+            dims=tuple(dims),
         )
     est.timings = timings
     est.info = info
@@ -393,7 +461,9 @@ def _run_patches(data: MovieData, params: CaimanParams, st: Settings, geometry, 
     dims, T, nb = data.dims, data.T, st.nb
     slices = patch_slices(dims, rf_a, st_a)
     info["n_patches"] = len(slices)
-    p_st = dataclasses.replace(st, temporal=dataclasses.replace(st.temporal, p=int(params["p_patch"] or 0)))
+    p_st = dataclasses.replace(
+        st, temporal=dataclasses.replace(st.temporal, p=int(params["p_patch"] or 0))
+    )
     p_ssub = int(params["p_ssub"] or 1)
     p_tsub = int(params["p_tsub"] or 1)
     nb_patch = int(params["nb_patch"] if params["nb_patch"] is not None else 1)
@@ -432,11 +502,29 @@ def _run_patches(data: MovieData, params: CaimanParams, st: Settings, geometry, 
         while len(results) < len(slices):
             while nxt < len(slices) and len(pending) < max_inflight:
                 if remote:  # the worker reads its slab from the shared path
-                    fu = ex.submit(fit_patch_from, store or data.movie, slices[nxt], p_st, p_ssub, p_tsub, nb_patch,
-                                   tbin, T, pure=False)
+                    fu = ex.submit(
+                        fit_patch_from,
+                        store or data.movie,
+                        slices[nxt],
+                        p_st,
+                        p_ssub,
+                        p_tsub,
+                        nb_patch,
+                        tbin,
+                        T,
+                        pure=False,
+                    )
                 else:
-                    fu = ex.submit(fit_patch, data.patch(slices[nxt], tbin), p_st, p_ssub, p_tsub, nb_patch,
-                                   tbin=tbin, T_full=T)
+                    fu = ex.submit(
+                        fit_patch,
+                        data.patch(slices[nxt], tbin),
+                        p_st,
+                        p_ssub,
+                        p_tsub,
+                        nb_patch,
+                        tbin=tbin,
+                        T_full=T,
+                    )
                 pending[fu] = nxt
                 nxt += 1
             finished = [fu for fu in pending if fu.done()]

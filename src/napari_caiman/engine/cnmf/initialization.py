@@ -62,8 +62,19 @@ def greedy_roi(Y: np.ndarray, K: int, gSig, gSiz, **kw):
     return run(iter_greedy_roi(Y, K, gSig, gSiz, **kw))
 
 
-def iter_greedy_roi(Y: np.ndarray, K: int, gSig, gSiz, *, nb: int = 1, nIter: int = 5, rank1_iter: int = 5,
-                    min_energy: float = 0.0, stop_ratio: float = 2.0, check=None):
+def iter_greedy_roi(
+    Y: np.ndarray,
+    K: int,
+    gSig,
+    gSiz,
+    *,
+    nb: int = 1,
+    nIter: int = 5,
+    rank1_iter: int = 5,
+    min_energy: float = 0.0,
+    stop_ratio: float = 2.0,
+    check=None,
+):
     """Greedy ROI initialization (generator yielding Progress, returns the factors).
 
     Parameters
@@ -113,7 +124,7 @@ def iter_greedy_roi(Y: np.ndarray, K: int, gSig, gSiz, *, nb: int = 1, nIter: in
     rho = np.empty_like(R)
     step = max(1, (1 << 21) // max(P, 1))
     for t0 in range(0, T, step):
-        rho[t0:t0 + step] = _filter(R[t0:t0 + step], gSig)
+        rho[t0 : t0 + step] = _filter(R[t0 : t0 + step], gSig)
         yield Progress("cnmf: initialization", 0, K)
     # energy beyond the (filtered) white noise: the noise of a filtered pixel
     # depends on its position (borders), so compare signal, not raw power
@@ -130,7 +141,9 @@ def iter_greedy_roi(Y: np.ndarray, K: int, gSig, gSiz, *, nb: int = 1, nIter: in
         if energy.flat[flat] <= max(min_energy, stop_ratio * 0.5 * float(nvar.flat[flat]), 0.0):
             break
         ctr = np.unravel_index(flat, dims)
-        win = tuple(slice(max(0, c - h), min(d, c + h + 1)) for c, h, d in zip(ctr, half, dims, strict=True))
+        win = tuple(
+            slice(max(0, c - h), min(d, c + h + 1)) for c, h, d in zip(ctr, half, dims, strict=True)
+        )
         Yw = R[(slice(None),) + win].reshape(T, -1)
         c = np.maximum(rho[(slice(None),) + tuple(ctr)], 0).astype(np.float32)
         a = None
@@ -152,16 +165,24 @@ def iter_greedy_roi(Y: np.ndarray, K: int, gSig, gSiz, *, nb: int = 1, nIter: in
         # refresh the filtered movie and the energy around the window;
         # the filter is linear: filtering the rank-1 update only needs the
         # (filtered) footprint image, not the T frames around it
-        ext = tuple(slice(max(0, s.start - m), min(d, s.stop + m)) for s, m, d in zip(win, margin, dims, strict=True))  # type: ignore[operator]
+        ext = tuple(
+            slice(max(0, s.start - m), min(d, s.stop + m))  # type: ignore[operator]
+            for s, m, d in zip(win, margin, dims, strict=True)
+        )
         img = np.zeros(tuple(s.stop - s.start for s in ext), np.float32)
-        img[tuple(slice(w.start - e.start, w.stop - e.start) for w, e in zip(win, ext, strict=True))] = a.reshape(wshape)  # type: ignore[operator]
+        img[
+            tuple(slice(w.start - e.start, w.stop - e.start) for w, e in zip(win, ext, strict=True))  # type: ignore[operator]
+        ] = a.reshape(wshape)
         ga = ndimage.gaussian_filter(img, sigma=tuple(gSig), mode="constant", truncate=3.0)
         rho[(slice(None),) + ext] -= (c[:, None] * ga.reshape(1, -1)).reshape((T,) + ga.shape)
         r_ext = rho[(slice(None),) + ext]
         energy[ext] = _energy(r_ext) - 0.5 * nvar[ext]
         A_list.append((box_indices(win, dims), a.astype(np.float32)))
         C_list.append(c.astype(np.float32))
-        rwin = tuple(slice(max(0, c_ - h), min(d, c_ + h + 1)) for c_, h, d in zip(ctr, rhalf, dims, strict=True))
+        rwin = tuple(
+            slice(max(0, c_ - h), min(d, c_ + h + 1))
+            for c_, h, d in zip(ctr, rhalf, dims, strict=True)
+        )
         idx_list.append(box_indices(rwin, dims))
     K2 = len(A_list)
     A = np.zeros((P, K2), np.float32)

@@ -60,8 +60,10 @@ def _rank1(Ag: np.ndarray, Cg: np.ndarray, n_iter: int):
 def _merge_sparse(A: sparse.csc_matrix, C: np.ndarray, groups, YrA, n_iter: int):
     """:func:`merge_components` on sparse footprints (pixels x K CSC); returns CSC."""
     C = C.copy()
-    cols = {k: (A.indices[A.indptr[k]:A.indptr[k + 1]], A.data[A.indptr[k]:A.indptr[k + 1]])
-            for k in range(A.shape[1])}
+    cols = {
+        k: (A.indices[A.indptr[k] : A.indptr[k + 1]], A.data[A.indptr[k] : A.indptr[k + 1]])
+        for k in range(A.shape[1])
+    }
     drop = []
     for idx in groups:
         Asub = A[:, idx]
@@ -76,15 +78,18 @@ def _merge_sparse(A: sparse.csc_matrix, C: np.ndarray, groups, YrA, n_iter: int)
     kept = np.setdiff1d(np.arange(A.shape[1]), drop)
     indptr = np.zeros(len(kept) + 1, np.int64)
     indptr[1:] = np.cumsum([cols[int(k)][0].size for k in kept])
-    indices = np.concatenate([cols[int(k)][0] for k in kept]) if len(kept) else np.zeros(0, np.int64)
+    indices = (
+        np.concatenate([cols[int(k)][0] for k in kept]) if len(kept) else np.zeros(0, np.int64)
+    )
     data = np.concatenate([cols[int(k)][1] for k in kept]) if len(kept) else np.zeros(0, A.dtype)
     out = sparse.csc_matrix((data, indices, indptr), shape=(A.shape[0], len(kept)))
     out.sort_indices()
     return out, C[kept], groups, kept
 
 
-def merge_components(A: np.ndarray, C: np.ndarray, merge_thr: float, YrA: np.ndarray | None = None,
-                     n_iter: int = 10):
+def merge_components(
+    A: np.ndarray, C: np.ndarray, merge_thr: float, YrA: np.ndarray | None = None, n_iter: int = 10
+):
     """Merge correlated overlapping components.
 
     Returns ``(A, C, groups, kept)``: new arrays (merged components replace the

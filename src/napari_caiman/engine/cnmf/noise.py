@@ -43,7 +43,9 @@ def psd_noise(
     Y2 = Y[None] if one else Y.reshape(-1, Y.shape[-1])
     T = Y2.shape[-1]
     if T > max_num_samples_fft:
-        Y2 = np.concatenate([Y2[:, a:b] for a, b in fft_sample_ranges(T, max_num_samples_fft)], axis=1)
+        Y2 = np.concatenate(
+            [Y2[:, a:b] for a, b in fft_sample_ranges(T, max_num_samples_fft)], axis=1
+        )
         T = Y2.shape[-1]
     freqs = np.fft.rfftfreq(T)  # cycles / sample, 0 .. 0.5
     band = (freqs > noise_range[0]) & (freqs <= noise_range[1])

@@ -79,8 +79,17 @@ def patch_tiles(dims: tuple[int, ...], rf, stride) -> tuple[int, ...]:
     return tile_shape(dims, sizes, steps)
 
 
-def fit_patch(Y: np.ndarray, st: Settings, p_ssub: int, p_tsub: int, nb_patch: int, rounds: int = 1, *,
-              tbin: int = 1, T_full: int | None = None) -> dict:
+def fit_patch(
+    Y: np.ndarray,
+    st: Settings,
+    p_ssub: int,
+    p_tsub: int,
+    nb_patch: int,
+    rounds: int = 1,
+    *,
+    tbin: int = 1,
+    T_full: int | None = None,
+) -> dict:
     """Find components in one patch (T, *patch) float32.
 
     ``Y`` may be the slab binned by ``tbin`` frames (see :func:`patch_time_bin`);
@@ -121,8 +130,16 @@ def fit_patch(Y: np.ndarray, st: Settings, p_ssub: int, p_tsub: int, nb_patch: i
     return {"A": W[:, :K], "C": C, "b": W[:, K:], "f": f}
 
 
-def fit_patch_from(movie, sl: tuple[slice, ...], st: Settings, p_ssub: int, p_tsub: int, nb_patch: int,
-                   tbin: int = 1, T_full: int | None = None) -> dict:
+def fit_patch_from(
+    movie,
+    sl: tuple[slice, ...],
+    st: Settings,
+    p_ssub: int,
+    p_tsub: int,
+    nb_patch: int,
+    tbin: int = 1,
+    T_full: int | None = None,
+) -> dict:
     """:func:`fit_patch` of the patch ``sl`` read from ``movie`` where this runs
     (a cluster worker reading a path it shares: the movie, or the
     :class:`~.tiles.TileStore` of its frames binned by ``tbin``, then with the
@@ -135,6 +152,8 @@ def fit_patch_from(movie, sl: tuple[slice, ...], st: Settings, p_ssub: int, p_ts
         out = fit_patch(movie.read(sl), st, p_ssub, p_tsub, nb_patch, tbin=tbin, T_full=T_full)
     else:
         data = MovieData(movie, max_bytes=0)
-        out = fit_patch(data.patch(sl, tbin), st, p_ssub, p_tsub, nb_patch, tbin=tbin, T_full=data.T)
+        out = fit_patch(
+            data.patch(sl, tbin), st, p_ssub, p_tsub, nb_patch, tbin=tbin, T_full=data.T
+        )
     out["pid"] = os.getpid()
     return out

@@ -72,8 +72,9 @@ def csc_arrays(S: sparse.csc_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return S.indptr.astype(np.int64), S.indices.astype(np.int64), S.data.astype(np.float32)
 
 
-def sparse_t_chunk(ch: np.ndarray, arrays: tuple[np.ndarray, np.ndarray, np.ndarray], out: np.ndarray,
-                   col0: int) -> None:
+def sparse_t_chunk(
+    ch: np.ndarray, arrays: tuple[np.ndarray, np.ndarray, np.ndarray], out: np.ndarray, col0: int
+) -> None:
     """``out[:k, col0:col0 + len(ch)] = (ch @ S).T`` for a chunk ``ch`` (t, P)
     float32 and ``S`` (P, k) given as its :func:`csc_arrays`."""
     _csc_t_rows(np.ascontiguousarray(ch, dtype=np.float32), *arrays, out, col0)
@@ -87,8 +88,11 @@ class Regions:
         self.cols = np.asarray(cols, np.int64)
         sizes = np.array([regions[c].size for c in self.cols], np.int64)
         self.indptr = np.r_[0, np.cumsum(sizes)].astype(np.int64)
-        self.pix = (np.concatenate([np.asarray(regions[c], np.int64) for c in self.cols])
-                    if self.cols.size else np.zeros(0, np.int64))
+        self.pix = (
+            np.concatenate([np.asarray(regions[c], np.int64) for c in self.cols])
+            if self.cols.size
+            else np.zeros(0, np.int64)
+        )
 
     def new_acc(self) -> np.ndarray:
         return np.zeros(self.pix.size, np.float64)
@@ -98,7 +102,9 @@ class Regions:
         if not self.pix.size:
             return
         ch = np.ascontiguousarray(ch, dtype=np.float32)
-        _region_rows(ch, np.ascontiguousarray(Hc, dtype=np.float32), self.cols, self.indptr, self.pix, acc)
+        _region_rows(
+            ch, np.ascontiguousarray(Hc, dtype=np.float32), self.cols, self.indptr, self.pix, acc
+        )
 
     def scatter(self, acc: np.ndarray, out: np.ndarray) -> None:
         """Write the sampled sums into the dense (P, n) ``out``."""

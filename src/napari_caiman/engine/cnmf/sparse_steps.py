@@ -30,7 +30,9 @@ from .temporal import TemporalSettings, iter_update_temporal
 
 
 @numba.njit(nogil=True, cache=True)
-def _hals(vals, comp, indptr, pix, inv_ptr, inv_q, update, YH, b, YHb, HH, n_iter, bg_update):  # pragma: no cover
+def _hals(
+    vals, comp, indptr, pix, inv_ptr, inv_q, update, YH, b, YHb, HH, n_iter, bg_update
+):  # pragma: no cover
     K = indptr.size - 1
     nb = b.shape[1]
     P = b.shape[0]
@@ -86,13 +88,33 @@ class RegionSet:
         self.inv_q = order.astype(np.int64)
         self.inv_ptr = np.r_[0, np.cumsum(np.bincount(self.R.pix, minlength=P))].astype(np.int64)
 
-    def hals(self, YH: np.ndarray, b: np.ndarray, YHb: np.ndarray, HH: np.ndarray, n_iter: int,
-             update: np.ndarray | None = None, bg_update: bool = True) -> None:
+    def hals(
+        self,
+        YH: np.ndarray,
+        b: np.ndarray,
+        YHb: np.ndarray,
+        HH: np.ndarray,
+        n_iter: int,
+        update: np.ndarray | None = None,
+        bg_update: bool = True,
+    ) -> None:
         K = self.R.indptr.size - 1
         upd = np.ones(K, np.bool_) if update is None else np.asarray(update, np.bool_)
-        _hals(self.vals, self.comp, self.R.indptr, self.R.pix, self.inv_ptr, self.inv_q, upd,
-              np.asarray(YH, np.float64), b, np.asarray(YHb, np.float32), np.asarray(HH, np.float64),
-              int(n_iter), bool(bg_update))
+        _hals(
+            self.vals,
+            self.comp,
+            self.R.indptr,
+            self.R.pix,
+            self.inv_ptr,
+            self.inv_q,
+            upd,
+            np.asarray(YH, np.float64),
+            b,
+            np.asarray(YHb, np.float32),
+            np.asarray(HH, np.float64),
+            int(n_iter),
+            bool(bg_update),
+        )
 
     def columns(self):
         """Yield ``(k, pixel indices, values)`` of the positive entries per footprint."""
@@ -107,8 +129,12 @@ def csc_from_columns(cols: list, P: int) -> sparse.csc_matrix:
     """CSC (P, len(cols)) from ``(indices, values)`` per column (indices sorted)."""
     sizes = [idx.size for idx, _ in cols]
     indptr = np.r_[0, np.cumsum(sizes)].astype(np.int64)
-    ind = np.concatenate([idx for idx, _ in cols]).astype(np.int32) if cols else np.zeros(0, np.int32)
-    val = np.concatenate([v for _, v in cols]).astype(np.float32) if cols else np.zeros(0, np.float32)
+    ind = (
+        np.concatenate([idx for idx, _ in cols]).astype(np.int32) if cols else np.zeros(0, np.int32)
+    )
+    val = (
+        np.concatenate([v for _, v in cols]).astype(np.float32) if cols else np.zeros(0, np.float32)
+    )
     return sparse.csc_matrix((val, ind, indptr), shape=(P, len(cols)))
 
 
@@ -133,11 +159,24 @@ def gram(A: sparse.csc_matrix, b: np.ndarray) -> np.ndarray:
 
 
 def regions_of(A: sparse.csc_matrix, dims, se: np.ndarray) -> list:
-    return [dilated_support_idx(A.indices[A.indptr[k]:A.indptr[k + 1]], dims, se) for k in range(A.shape[1])]
+    return [
+        dilated_support_idx(A.indices[A.indptr[k] : A.indptr[k + 1]], dims, se)
+        for k in range(A.shape[1])
+    ]
 
 
-def spatial_step(data, A: sparse.csc_matrix, b: np.ndarray, H: np.ndarray, st, sn=None, n_iter: int | None = None,
-                 update: np.ndarray | None = None, regions: list | None = None, clean: bool = True):
+def spatial_step(
+    data,
+    A: sparse.csc_matrix,
+    b: np.ndarray,
+    H: np.ndarray,
+    st,
+    sn=None,
+    n_iter: int | None = None,
+    update: np.ndarray | None = None,
+    regions: list | None = None,
+    clean: bool = True,
+):
     """Update footprints and background; drop empty components. Returns (A, b, H).
 
     ``update`` (K,) bool: only those footprints move (the others keep their
@@ -151,16 +190,27 @@ def spatial_step(data, A: sparse.csc_matrix, b: np.ndarray, H: np.ndarray, st, s
     if regions is None:
         regions = regions_of(A, dims, st.se())
     if update is not None:  # fixed footprints: their region is their support
-        regions = [r if u else A.indices[A.indptr[k]:A.indptr[k + 1]].astype(np.int64)
-                   for k, (r, u) in enumerate(zip(regions, update, strict=True))]
+        regions = [
+            r if u else A.indices[A.indptr[k] : A.indptr[k + 1]].astype(np.int64)
+            for k, (r, u) in enumerate(zip(regions, update, strict=True))
+        ]
     rs = RegionSet(A, regions)
     bg_update = bool(st.update_background) and nb > 0
     H = np.ascontiguousarray(H, dtype=np.float32)
-    acc, YHb = data.region_YHt(H, rs.R, np.arange(K, K + nb) if bg_update else np.zeros(0, np.int64))
+    acc, YHb = data.region_YHt(
+        H, rs.R, np.arange(K, K + nb) if bg_update else np.zeros(0, np.int64)
+    )
     HH = H @ H.T
     b = np.array(b, np.float32, order="C", copy=True)
-    rs.hals(acc, b, YHb if bg_update else np.zeros((P, nb), np.float32), HH,
-            st.spatial_iter if n_iter is None else n_iter, update, bg_update)
+    rs.hals(
+        acc,
+        b,
+        YHb if bg_update else np.zeros((P, nb), np.float32),
+        HH,
+        st.spatial_iter if n_iter is None else n_iter,
+        update,
+        bg_update,
+    )
     if sn is not None and st.noise_thr > 0 and K:
         se = np.sqrt(np.maximum(np.diag(HH)[:K], 1e-30))
         low = rs.vals < st.noise_thr * np.asarray(sn, np.float32)[rs.R.pix] / se[rs.comp]
@@ -170,8 +220,18 @@ def spatial_step(data, A: sparse.csc_matrix, b: np.ndarray, H: np.ndarray, st, s
     cols = []
     for k, idx, v in rs.columns():
         if clean and (update is None or update[k]):
-            idx, v = clean_footprint_idx(idx, v, dims, st.maxthr, st.nrgthr, st.extract_cc, medw=st.medw,
-                                         thr_method=st.thr_method, se=st.se_close, ss=st.ss)
+            idx, v = clean_footprint_idx(
+                idx,
+                v,
+                dims,
+                st.maxthr,
+                st.nrgthr,
+                st.extract_cc,
+                medw=st.medw,
+                thr_method=st.thr_method,
+                se=st.se_close,
+                ss=st.ss,
+            )
         cols.append((idx, v))
     keep = np.array([k for k, (idx, _) in enumerate(cols) if idx.size], np.int64)
     A = csc_from_columns([cols[k] for k in keep], P)
@@ -180,8 +240,9 @@ def spatial_step(data, A: sparse.csc_matrix, b: np.ndarray, H: np.ndarray, st, s
     return A, b, H, keep
 
 
-def iter_temporal_step(data, A: sparse.csc_matrix, b: np.ndarray, H: np.ndarray, ts: TemporalSettings,
-                       keep_silent=None):
+def iter_temporal_step(
+    data, A: sparse.csc_matrix, b: np.ndarray, H: np.ndarray, ts: TemporalSettings, keep_silent=None
+):
     """Update traces (deconvolving components); drop silent ones (except where
     ``keep_silent`` is True). Generator; returns (A, b, H, extra, keep)."""
     K, nb = A.shape[1], b.shape[1]

@@ -19,7 +19,9 @@ from ._shapes import clean_footprint, dilated_support
 __all__ = ["hals_spatial", "search_regions", "clean_footprints"]
 
 
-def hals_spatial(W: np.ndarray, YH: np.ndarray, HH: np.ndarray, regions: list, n_iter: int = 3) -> np.ndarray:
+def hals_spatial(
+    W: np.ndarray, YH: np.ndarray, HH: np.ndarray, regions: list, n_iter: int = 3
+) -> np.ndarray:
     """HALS on the columns of ``W`` (pixels, n) in place; ``regions[k]`` is an
     index array (restricted support) or None (all pixels)."""
     n = W.shape[1]
@@ -53,7 +55,9 @@ def restrict(A: np.ndarray, regions: list) -> None:
         A[~keep, k] = 0
 
 
-def clean_footprints(A: np.ndarray, dims, maxthr: float, nrgthr: float, extract_cc: bool, **kw) -> np.ndarray:
+def clean_footprints(
+    A: np.ndarray, dims, maxthr: float, nrgthr: float, extract_cc: bool, **kw
+) -> np.ndarray:
     """Apply :func:`clean_footprint` to every column (in place); returns A.
     ``kw``: ``medw``, ``thr_method``, ``se``, ``ss``."""
     for k in range(A.shape[1]):

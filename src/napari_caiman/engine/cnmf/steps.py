@@ -66,8 +66,17 @@ def spatial_step(data, W, H, K, nb, st: Settings, sn=None):
     if sn is not None and st.noise_thr > 0 and K:
         se = np.sqrt(np.maximum(np.diag(HH)[:K], 1e-30))
         A[A < st.noise_thr * np.asarray(sn, np.float32)[:, None] / se[None, :]] = 0
-    clean_footprints(A, data.dims, st.maxthr, st.nrgthr, st.extract_cc, medw=st.medw,
-                     thr_method=st.thr_method, se=st.se_close, ss=st.ss)
+    clean_footprints(
+        A,
+        data.dims,
+        st.maxthr,
+        st.nrgthr,
+        st.extract_cc,
+        medw=st.medw,
+        thr_method=st.thr_method,
+        se=st.se_close,
+        ss=st.ss,
+    )
     keep = np.flatnonzero(A.max(axis=0) > 0) if K else np.zeros(0, int)
     if keep.size < K:
         sel = np.r_[keep, np.arange(K, K + nb)].astype(int)

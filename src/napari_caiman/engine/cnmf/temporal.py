@@ -53,7 +53,9 @@ def update_temporal(H, AtY, AtA, K, st: TemporalSettings):
     return run(iter_update_temporal(H, AtY, AtA, K, st))
 
 
-def iter_update_temporal(H: np.ndarray, AtY: np.ndarray, AtA: np.ndarray, K: int, st: TemporalSettings):
+def iter_update_temporal(
+    H: np.ndarray, AtY: np.ndarray, AtA: np.ndarray, K: int, st: TemporalSettings
+):
     """Update ``H = [C; f]`` in place; rows < K are deconvolved (generator:
     yields ``Progress`` every few components).
 
@@ -90,8 +92,14 @@ def iter_update_temporal(H: np.ndarray, AtY: np.ndarray, AtA: np.ndarray, K: int
                 H[k] = np.maximum(y, 0)
                 continue
             c, s, b, _, lk, _ = deconvolve(
-                y, p=p, g=g[k] if p else None, sn=sn[k], bas_nonneg=st.bas_nonneg, s_min=st.s_min,
-                fudge_factor=st.fudge_factor, lags=st.lags,
+                y,
+                p=p,
+                g=g[k] if p else None,
+                sn=sn[k],
+                bas_nonneg=st.bas_nonneg,
+                s_min=st.s_min,
+                fudge_factor=st.fudge_factor,
+                lags=st.lags,
             )
             H[k] = c
             S[k] = s

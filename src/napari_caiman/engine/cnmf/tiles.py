@@ -40,8 +40,9 @@ __all__ = ["TileStore", "tile_shape", "binned_chunks"]
 POLICY = "auto"
 
 
-def binned_chunks(read: Callable[[int, int], np.ndarray], T: int, tbin: int, step: int
-                  ) -> Iterator[tuple[int, np.ndarray]]:
+def binned_chunks(
+    read: Callable[[int, int], np.ndarray], T: int, tbin: int, step: int
+) -> Iterator[tuple[int, np.ndarray]]:
     """Frames ``0:T`` read by ``read(t0, t1)`` in chunks of about ``step`` frames
     (multiples of ``tbin``) and averaged over ``tbin`` frames (the last sample over
     the frames left): yields ``(b0, chunk)``, ``b0`` the first binned sample's index."""
@@ -53,8 +54,13 @@ def binned_chunks(read: Callable[[int, int], np.ndarray], T: int, tbin: int, ste
         yield t0 // tbin, (downsample(ch, 1, tbin) if tbin > 1 else ch)
 
 
-def tile_shape(dims: tuple[int, ...], sizes: tuple[int, ...] | None = None,
-               steps: tuple[int, ...] | None = None, *, default: int = 16) -> tuple[int, ...]:
+def tile_shape(
+    dims: tuple[int, ...],
+    sizes: tuple[int, ...] | None = None,
+    steps: tuple[int, ...] | None = None,
+    *,
+    default: int = 16,
+) -> tuple[int, ...]:
     """Tile size per axis: the whole axis where one patch covers it; where patches
     of ``sizes`` start every ``steps`` pixels, their common divisor (tiles then fit
     patches exactly) when it is at least 8; else about ``default``, chosen so that
@@ -130,9 +136,18 @@ class TileStore:
 
     # ------------------------------------------------------------------ writing
     @classmethod
-    def build(cls, read: Callable[[int, int], np.ndarray], T: int, dims: tuple[int, ...],
-              tile: tuple[int, ...], *, tbin: int = 1, chunk_bytes: int = 64 << 20, folder: str | None = None,
-              ranges: list[tuple[int, int]] | None = None):
+    def build(
+        cls,
+        read: Callable[[int, int], np.ndarray],
+        T: int,
+        dims: tuple[int, ...],
+        tile: tuple[int, ...],
+        *,
+        tbin: int = 1,
+        chunk_bytes: int = 64 << 20,
+        folder: str | None = None,
+        ranges: list[tuple[int, int]] | None = None,
+    ):
         """Generator yielding ``(done, total)`` frames; returns the store.
 
         ``read(t0, t1)`` gives frames ``t0:t1`` as ``(t1 - t0, *dims)`` float32.
@@ -156,6 +171,7 @@ class TileStore:
             total = sum(b - a for a, b in ranges)
             done, s0 = 0, 0
             for a, b in ranges:
+
                 def part(t0: int, t1: int, a: int = a) -> np.ndarray:
                     return read(a + t0, a + t1)
 
@@ -183,10 +199,13 @@ class TileStore:
             if not is_disk_full(exc):
                 raise
             where = folder or tempfile.gettempdir()
-            raise DiskFullError("disk", f"CNMF needs {format_bytes(self.nbytes)} of temporary space in "
-                                        f"{where!r} to reorder the movie's frames, and "
-                                        f"{format_bytes(free_disk(where))} are free. Free some space, or put "
-                                        "the movie (or its motion-corrected copy) on a larger disk.") from None
+            raise DiskFullError(
+                "disk",
+                f"CNMF needs {format_bytes(self.nbytes)} of temporary space in "
+                f"{where!r} to reorder the movie's frames, and "
+                f"{format_bytes(free_disk(where))} are free. Free some space, or put "
+                "the movie (or its motion-corrected copy) on a larger disk.",
+            ) from None
 
     def _write(self, s0: int, ch: np.ndarray) -> None:
         """Write samples ``s0 : s0 + len(ch)`` (each ``(*dims)``) into their tiles."""
@@ -238,8 +257,11 @@ class TileStore:
         tiles = list(itertools.product(*[range(g) for g in self.grid]))
         for g0 in range(0, len(tiles), per):
             idx_parts, data_parts = [], []
-            for idx in tiles[g0:g0 + per]:
-                sl = tuple(slice(i * t, min(d, (i + 1) * t)) for i, t, d in zip(idx, self.tile, self.dims, strict=True))
+            for idx in tiles[g0 : g0 + per]:
+                sl = tuple(
+                    slice(i * t, min(d, (i + 1) * t))
+                    for i, t, d in zip(idx, self.tile, self.dims, strict=True)
+                )
                 grids = np.meshgrid(*[np.arange(s.start, s.stop) for s in sl], indexing="ij")
                 idx_parts.append(np.ravel_multi_index(tuple(g.ravel() for g in grids), self.dims))
                 data_parts.append(self.read(sl).reshape(self.n, -1))

@@ -198,7 +198,9 @@ def frame_position(position: Sequence[float], factor: int) -> np.ndarray:
     return p
 
 
-def component_paths(estimates: Any, components: Sequence[int], thr: float = 0.9) -> list[np.ndarray]:
+def component_paths(
+    estimates: Any, components: Sequence[int], thr: float = 0.9
+) -> list[np.ndarray]:
     """Closed contour paths ((n, ndim) vertices, frame pixel coordinates) of ``components``
     (the same outlines as :func:`~.contours.contours`, only those components traced)."""
     ks = np.asarray(list(components), dtype=np.int64)

@@ -93,7 +93,9 @@ class BackendEdit(ComboBox):
         else:
             self.ok, text = True, ""
         # the full text names paths that do not wrap: show it short, all of it on hover
-        self.message.value = f"{text.split(' at ')[0]} found (hover for where)" if self.ok and text else text
+        self.message.value = (
+            f"{text.split(' at ')[0]} found (hover for where)" if self.ok and text else text
+        )
         self.message.tooltip = text
         self.message.native.setStyleSheet("" if self.ok else "color: #e8a33d;")
         self.message.visible = bool(text)

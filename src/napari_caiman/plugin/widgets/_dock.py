@@ -178,8 +178,13 @@ class _JoinTabs(QObject):
 class _FitWidth(QObject):
     """Keeps a scroll area as wide as its form's minimum width."""
 
-    _EVENTS = (QEvent.Type.LayoutRequest, QEvent.Type.StyleChange, QEvent.Type.Polish,
-               QEvent.Type.Show, QEvent.Type.FontChange)
+    _EVENTS = (
+        QEvent.Type.LayoutRequest,
+        QEvent.Type.StyleChange,
+        QEvent.Type.Polish,
+        QEvent.Type.Show,
+        QEvent.Type.FontChange,
+    )
 
     def __init__(self, area: QScrollArea, inner: QWidget) -> None:
         super().__init__(area)

@@ -116,7 +116,11 @@ class EvaluationEdits:
 
     def _on_train_classifier(self) -> None:
         s = self.session
-        start = str(s.path.with_suffix(".classifier.json")) if s is not None and s.path else "classifier.json"
+        start = (
+            str(s.path.with_suffix(".classifier.json"))
+            if s is not None and s.path
+            else "classifier.json"
+        )
         path = self.ask_classifier_path(start)
         if path:
             self.train_classifier(path)

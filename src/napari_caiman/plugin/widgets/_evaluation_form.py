@@ -45,14 +45,44 @@ THRESHOLDS = {
     ),
     "rval_lowest": (-1.0, 1.0, 0.01, "Reject below this r-value whatever the SNR"),
     # shape (engine.shapes; our own parameter group): junk fragments are rejected whatever their SNR
-    "min_solidity": (0.0, 1.0, 0.01, "Reject footprints less convex than this (area / convex-hull area)"),
-    "max_pieces": (1.0, 10.0, 1.0, "Reject footprints in more pieces than this (each >= 10 % of the pixels)"),
-    "min_area_ratio": (0.0, 2.0, 0.01, "Reject footprints smaller than this x a disc of radius 2 gSig"),
-    "max_area_ratio": (0.5, 20.0, 0.1, "Reject footprints larger than this x a disc of radius 2 gSig"),
-    "max_elongation": (1.0, 10.0, 0.1, "Reject footprints longer than this ratio of their principal axes, in "
-                       "units of gSig (streaks along dendrites and frame edges)"),
-    "max_duplicate": (0.0, 1.0, 0.01, "Reject a weak copy of a stronger accepted component: min(fraction of its "
-                      "footprint inside it, trace correlation) above this (1 = off)"),
+    "min_solidity": (
+        0.0,
+        1.0,
+        0.01,
+        "Reject footprints less convex than this (area / convex-hull area)",
+    ),
+    "max_pieces": (
+        1.0,
+        10.0,
+        1.0,
+        "Reject footprints in more pieces than this (each >= 10 % of the pixels)",
+    ),
+    "min_area_ratio": (
+        0.0,
+        2.0,
+        0.01,
+        "Reject footprints smaller than this x a disc of radius 2 gSig",
+    ),
+    "max_area_ratio": (
+        0.5,
+        20.0,
+        0.1,
+        "Reject footprints larger than this x a disc of radius 2 gSig",
+    ),
+    "max_elongation": (
+        1.0,
+        10.0,
+        0.1,
+        "Reject footprints longer than this ratio of their principal axes, in "
+        "units of gSig (streaks along dendrites and frame edges)",
+    ),
+    "max_duplicate": (
+        0.0,
+        1.0,
+        0.01,
+        "Reject a weak copy of a stronger accepted component: min(fraction of its "
+        "footprint inside it, trace correlation) above this (1 = off)",
+    ),
 }
 assert set(THRESHOLDS) <= set(THRESHOLD_NAMES)  # each slider is a threshold of engine.resolve
 
@@ -122,8 +152,12 @@ class EvaluationForm(Container):
             self.sliders.append(slider)
         self.accept_anatomy: CheckBox = check("accept_anatomy", bool(q["accept_anatomy"]))
         self.min_classifier_prob = FloatSlider(
-            value=float(q["min_classifier_prob"]), min=0.0, max=1.0, step=0.01,
-            label="min_classifier_prob", name="min_classifier_prob",
+            value=float(q["min_classifier_prob"]),
+            min=0.0,
+            max=1.0,
+            step=0.01,
+            label="min_classifier_prob",
+            name="min_classifier_prob",
             tooltip=tooltip("min_classifier_prob") + " (when a classifier gave probabilities)",
         )
         self.min_size = SpinBox(
@@ -134,7 +168,9 @@ class EvaluationForm(Container):
         )
         self.show_filter = ComboBox(value="all", choices=list(ev.SHOW_MODES), label="show")
         self.counts = Label(value="", label="counts")
-        self.component_label = StatusLabel(value="click an ROI (keys a/r/u, n/p)", label="component")
+        self.component_label = StatusLabel(
+            value="click an ROI (keys a/r/u, n/p)", label="component"
+        )
         self.accept_button = PushButton(text="Accept (a)")
         self.reject_button = PushButton(text="Reject (r)")
         self.clear_button = PushButton(text="Clear (u)")

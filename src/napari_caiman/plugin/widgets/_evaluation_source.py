@@ -43,8 +43,11 @@ class EvaluationSource:
         self.movie.reset_choices()
         self.seeds.reset_choices()
         layer = getattr(event, "value", None)
-        if event is not None and event.type == "inserted" and isinstance(layer, Layer) and (
-            RESULTS_KEY in layer.metadata
+        if (
+            event is not None
+            and event.type == "inserted"
+            and isinstance(layer, Layer)
+            and (RESULTS_KEY in layer.metadata)
         ):
             # a reader adds its layers one by one: take the result once all are in
             if not self._opened:
@@ -125,12 +128,19 @@ class EvaluationSource:
             self.set_result(newest.estimates, newest.summary, newest.params, newest.name or "cnmf")
             return
         session = CurationSession(
-            estimates=newest.estimates, summary=newest.summary, params=newest.params, name=newest.name or "cnmf",
+            estimates=newest.estimates,
+            summary=newest.summary,
+            params=newest.params,
+            name=newest.name or "cnmf",
         )
         self._in_turns(self._show_session_steps(session, build_layers=False))
 
     def use_results(
-        self, results: Any, path: str | Path | None = None, *, name: str | None = None,
+        self,
+        results: Any,
+        path: str | Path | None = None,
+        *,
+        name: str | None = None,
         build_layers: bool = True,
     ) -> None:
         """Curate an engine ``Results`` (e.g. read by the npe2 reader): as
@@ -158,20 +168,40 @@ class EvaluationSource:
         self._show_session(session, build_layers=build_layers)
 
     def set_result(
-        self, estimates: Any, summary: Any, params: Any, name: str, *, metrics: Any = None,
-        F_dff: Any = None, curation: Curation | None = None, path: str | Path | None = None,
-        motion: Any = None, provenance: dict[str, Any] | None = None, build_layers: bool = False,
+        self,
+        estimates: Any,
+        summary: Any,
+        params: Any,
+        name: str,
+        *,
+        metrics: Any = None,
+        F_dff: Any = None,
+        curation: Curation | None = None,
+        path: str | Path | None = None,
+        motion: Any = None,
+        provenance: dict[str, Any] | None = None,
+        build_layers: bool = False,
         movie: Any = None,
     ) -> None:
         """Curate this result. ``build_layers`` adds its layers (contours ...)
         as the CNMF widget does; otherwise ``"<name> contours"`` must exist."""
         session = CurationSession(
-            estimates=estimates, summary=summary, params=params, name=name, metrics=metrics,
-            F_dff=F_dff, curation=curation, path=path, motion=motion, provenance=provenance or {},
+            estimates=estimates,
+            summary=summary,
+            params=params,
+            name=name,
+            metrics=metrics,
+            F_dff=F_dff,
+            curation=curation,
+            path=path,
+            motion=motion,
+            provenance=provenance or {},
         )
         self._show_session(session, build_layers=build_layers, movie=movie)
 
-    def _show_session(self, session: CurationSession, *, build_layers: bool, movie: Any = None) -> None:
+    def _show_session(
+        self, session: CurationSession, *, build_layers: bool, movie: Any = None
+    ) -> None:
         for _step in self._show_session_steps(session, build_layers=build_layers, movie=movie):
             pass
 

@@ -175,7 +175,10 @@ class EvaluationView:
             )
         kw = {}
         if event is not None:
-            kw = {"view_direction": event.view_direction, "dims_displayed": list(event.dims_displayed)}
+            kw = {
+                "view_direction": event.view_direction,
+                "dims_displayed": list(event.dims_displayed),
+            }
         value = layer.get_value(position, world=True, **kw)
         if value is None or int(value) <= 0:
             return None
@@ -248,7 +251,9 @@ class EvaluationView:
                 translate=translate,
                 metadata={"napari_caiman": {"kind": "selected component", "source": s.name}},
             )
-            self._viewer.layers.selection.active = contours  # keys and clicks stay with the contours
+            self._viewer.layers.selection.active = (
+                contours  # keys and clicks stay with the contours
+            )
         if center and s.selected is not None and polys:
             own = ol.component_paths(s.estimates, [s.selected])
             if not own:
@@ -331,7 +336,9 @@ class EvaluationView:
         try:
             sel = view.selectionModel()
             sel.clearSelection()
-            flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+            flags = (
+                QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+            )
             rank = self.table_model.rank
             for k in s.picked:
                 if rank[k] >= 0:  # not filtered out

@@ -26,9 +26,12 @@ def spin(name: str, value: float) -> SpinBox | FloatSpinBox:
     """A number field with the schema's range (integers when its step is None)."""
     lo, hi, step = SPEC_BY_NAME[name].form
     if step is None:
-        return SpinBox(value=int(value), min=int(lo), max=int(hi), name=name, label=name, tooltip=tooltip(name))
-    return FloatSpinBox(value=float(value), min=lo, max=hi, step=step, name=name, label=name,
-                        tooltip=tooltip(name))
+        return SpinBox(
+            value=int(value), min=int(lo), max=int(hi), name=name, label=name, tooltip=tooltip(name)
+        )
+    return FloatSpinBox(
+        value=float(value), min=lo, max=hi, step=step, name=name, label=name, tooltip=tooltip(name)
+    )
 
 
 def check(name: str, value: bool) -> CheckBox:
@@ -41,8 +44,13 @@ def check(name: str, value: bool) -> CheckBox:
 def choice(name: str, value: Any, choices: Sequence[Any] | None = None) -> ComboBox:
     """A drop-down of the schema's choices (or ``choices``), shown as text."""
     options = SPEC_BY_NAME[name].choices if choices is None else tuple(choices)
-    return ComboBox(value=value, choices=[(str(c), c) for c in options], label=name, name=name,
-                    tooltip=tooltip(name))
+    return ComboBox(
+        value=value,
+        choices=[(str(c), c) for c in options],
+        label=name,
+        name=name,
+        tooltip=tooltip(name),
+    )
 
 
 class AxesEdit(Container):
@@ -95,8 +103,9 @@ class AxesEdit(Container):
     def value(self) -> tuple[int | float, ...]:
         """All three values (y, x, z), whether z is shown or not (ints unless fractional)."""
         if self.fractional:
-            return tuple(int(v) if float(v).is_integer() else float(v) for v in
-                         (b.value for b in self.boxes))
+            return tuple(
+                int(v) if float(v).is_integer() else float(v) for v in (b.value for b in self.boxes)
+            )
         return tuple(int(b.value) for b in self.boxes)
 
     @value.setter

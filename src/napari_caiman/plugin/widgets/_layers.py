@@ -32,7 +32,9 @@ def upsert_layer(
             and bool(old.rgb) == bool(meta.get("rgb", False))
             and old.ndim == np.ndim(data) - int(bool(meta.get("rgb", False)))
         )
-        same_labels = layer_type == "labels" and isinstance(old, Labels) and old.ndim == np.ndim(data)
+        same_labels = (
+            layer_type == "labels" and isinstance(old, Labels) and old.ndim == np.ndim(data)
+        )
         if same_image or same_labels:
             first = ("colormap", "features") if same_labels else ()  # new labels drawn with them
             for key in first:
@@ -60,7 +62,12 @@ def movie_layer_choices(viewer: napari.viewer.Viewer) -> list[tuple[str, Layer]]
     derived images (mean, correlation, denoised ...), in layer-list order."""
     out = []
     for layer in viewer.layers:
-        if not isinstance(layer, Image) or layer.rgb or layer.multiscale or layer.ndim not in (3, 4):
+        if (
+            not isinstance(layer, Image)
+            or layer.rgb
+            or layer.multiscale
+            or layer.ndim not in (3, 4)
+        ):
             continue
         kind = layer.metadata.get("napari_caiman", {}).get("kind", "movie")
         if kind in ("movie", "motion corrected"):

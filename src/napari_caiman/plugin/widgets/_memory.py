@@ -12,8 +12,10 @@ from typing import Any
 
 from magicgui.widgets import LineEdit
 
-TIP = ("memory_limit: memory budget of the step, e.g. 4GB or 512MiB; empty = half the RAM available. "
-       "What does not fit (the corrected movie) goes to disk, and a run that cannot fit is refused before it starts")
+TIP = (
+    "memory_limit: memory budget of the step, e.g. 4GB or 512MiB; empty = half the RAM available. "
+    "What does not fit (the corrected movie) goes to disk, and a run that cannot fit is refused before it starts"
+)
 
 _TEMP: list[Path] = []
 

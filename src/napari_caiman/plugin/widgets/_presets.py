@@ -259,7 +259,9 @@ class PresetBar(Container):
 
     def _on_save(self, *_: Any) -> None:
         file_name = f"{self.step.lower().replace(' ', '_')}_preset.json"
-        path = self.ask_save_path(self._form.native, f"Save {self.step} preset", self._start(file_name))
+        path = self.ask_save_path(
+            self._form.native, f"Save {self.step} preset", self._start(file_name)
+        )
         if path:
             try:
                 self.save(path)
@@ -267,7 +269,9 @@ class PresetBar(Container):
                 self._report_error(exc)
 
     def _on_load(self, *_: Any) -> None:
-        path = self.ask_open_path(self._form.native, f"Load a preset into {self.step}", self._start())
+        path = self.ask_open_path(
+            self._form.native, f"Load a preset into {self.step}", self._start()
+        )
         if path:
             try:
                 self.load(path)
@@ -307,4 +311,3 @@ class PresetBar(Container):
         if runner is not None and not runner.is_running:
             runner.status.value = text if len(text) < 90 else text[:87] + "…"
         show_info(text)
-

@@ -60,14 +60,21 @@ STOP_TIMEOUT_S = 3.0
 
 def process_available() -> bool:
     """True where steps run in a forked child (Linux; not turned off by the environment)."""
-    if os.environ.get("NAPARI_CAIMAN_STEP_PROCESS", "1").strip().lower() in {"0", "false", "no", "off"}:
+    if os.environ.get("NAPARI_CAIMAN_STEP_PROCESS", "1").strip().lower() in {
+        "0",
+        "false",
+        "no",
+        "off",
+    }:
         return False
     import multiprocessing as mp
 
     return sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
 
 
-def _rebuild_memmap(filename: str, dtype: Any, mode: str, offset: int, shape: tuple, order: str) -> Any:
+def _rebuild_memmap(
+    filename: str, dtype: Any, mode: str, offset: int, shape: tuple, order: str
+) -> Any:
     return np.memmap(filename, dtype=dtype, mode=mode, offset=offset, shape=shape, order=order)
 
 

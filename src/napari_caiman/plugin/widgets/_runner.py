@@ -189,7 +189,9 @@ class StepRunner(Container):
         from qtpy.QtWidgets import QApplication
 
         app = QApplication.instance()
-        if app is not None:  # napari quitting mid-run: stop the worker, keep it off the deleted widgets
+        if (
+            app is not None
+        ):  # napari quitting mid-run: stop the worker, keep it off the deleted widgets
             app.aboutToQuit.connect(self.detach)
 
     # -- state ----------------------------------------------------------------

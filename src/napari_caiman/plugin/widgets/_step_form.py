@@ -42,7 +42,9 @@ class StepForm(Container):
     # -- form <-> settings ---------------------------------------------------------
     def get_settings(self) -> Any:
         """The form's values."""
-        return self.SETTINGS(**{name: self._field_value(name) for name in self.SETTINGS.field_names()})
+        return self.SETTINGS(
+            **{name: self._field_value(name) for name in self.SETTINGS.field_names()}
+        )
 
     def set_settings(self, settings: Any) -> None:
         """Fill the form from ``settings``."""

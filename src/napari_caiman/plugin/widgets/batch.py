@@ -151,7 +151,6 @@ class BatchWidget(BatchFileControls, ItemForm, ResultsView, QueueControls, Conta
         self._suggest_path()
         self._update_buttons()
 
-
     # -- helpers --------------------------------------------------------------------
     def _guard(self, func: Callable[[], Any]) -> Callable[..., None]:
         """Run ``func`` from a button; errors go to the message line and a notification."""

@@ -113,7 +113,8 @@ class BatchFileControls:
         cache = self.batch.cache
         self.cache_label.tooltip = str(cache.root)
         self._cache_worker = create_worker(
-            cache.size_bytes, _connect={"returned": self._show_cache_size, "finished": self._cache_done}
+            cache.size_bytes,
+            _connect={"returned": self._show_cache_size, "finished": self._cache_done},
         )
 
     def _show_cache_size(self, size: int) -> None:

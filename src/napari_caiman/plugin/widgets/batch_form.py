@@ -48,7 +48,10 @@ def build_form(w: Any) -> tuple[Container, Container]:
     parts above and below the queue table."""
     # batch file
     w.path = FileEdit(
-        mode="w", filter="Batch file (*.json)", nullable=True, label="batch file",
+        mode="w",
+        filter="Batch file (*.json)",
+        nullable=True,
+        label="batch file",
         tooltip=TIPS["path"],
     )
     w.path.line_edit.native.setPlaceholderText("choose a .json file")
@@ -65,7 +68,10 @@ def build_form(w: Any) -> tuple[Container, Container]:
     w.do_cnmf = CheckBox(value=True, text="cnmf")
     w.do_evaluate = CheckBox(value=True, text="evaluate")
     w.preset = FileEdit(
-        mode="r", filter="Parameter preset (*.json)", nullable=True, label="preset",
+        mode="r",
+        filter="Parameter preset (*.json)",
+        nullable=True,
+        label="preset",
         tooltip=TIPS["preset"],
     )
     w.preset.line_edit.native.setPlaceholderText("empty = settings of the open docks")

@@ -38,8 +38,15 @@ class ItemForm:
     _written: dict
 
     def _steps(self) -> list[str]:
-        steps = [s for s, box in (("motion", self.do_motion), ("cnmf", self.do_cnmf),
-                                  ("evaluate", self.do_evaluate)) if box.value]
+        steps = [
+            s
+            for s, box in (
+                ("motion", self.do_motion),
+                ("cnmf", self.do_cnmf),
+                ("evaluate", self.do_evaluate),
+            )
+            if box.value
+        ]
         if not steps:
             raise InputError("steps", "tick at least one step")
         return steps
@@ -61,7 +68,9 @@ class ItemForm:
         batch = self._ensure_batch()
         layer = self.movie.value
         if layer is None:
-            raise InputError("movie", "choose an Image layer holding a (T, Y, X) or (T, Z, Y, X) movie")
+            raise InputError(
+                "movie", "choose an Image layer holding a (T, Y, X) or (T, Z, Y, X) movie"
+            )
         steps = self._steps()
         params, source = self._params(layer, steps)
         name = self.item_name.value.strip() or layer.name
@@ -73,7 +82,10 @@ class ItemForm:
         if name in batch.names:
             raise InputError("name", f"an item named {name!r} is already in the batch")
         self._with_movie_file(
-            batch, layer, name, lambda path: self._added([batch.add(name, path, params, steps)], source)
+            batch,
+            layer,
+            name,
+            lambda path: self._added([batch.add(name, path, params, steps)], source),
         )
 
     def add_variants(self) -> None:
@@ -90,9 +102,13 @@ class ItemForm:
                 raise InputError("vary", f"{pname!r} is given twice")
             grid[pname] = parse_values(text, pname)
         if not grid:
-            raise InputError("vary", "give a parameter and its values, e.g. gSig and [(3, 3), (4, 4)]")
+            raise InputError(
+                "vary", "give a parameter and its values, e.g. gSig and [(3, 3), (4, 4)]"
+            )
         self._with_movie_file(
-            batch, layer, name,
+            batch,
+            layer,
+            name,
             lambda path: self._added(batch.add_variants(name, path, params, grid, steps), source),
         )
 
@@ -101,8 +117,9 @@ class ItemForm:
         what = items[0].name if len(items) == 1 else f"{len(items)} items ({items[0].name} …)"
         self._say(f"added {what} with the {source}")
 
-    def _with_movie_file(self, batch: Batch, layer: Layer, name: str,
-                         then: Callable[[Path], Any]) -> None:
+    def _with_movie_file(
+        self, batch: Batch, layer: Layer, name: str, then: Callable[[Path], Any]
+    ) -> None:
         """Call ``then(movie file)``: the layer's own file, or its data written
         once to ``<batch folder>/inputs/`` (in a worker)."""
         path = self._movie_file(layer)
@@ -140,7 +157,11 @@ class ItemForm:
         self._say(f"writing '{layer.name}' to {short_path(target)} …")
         self._add_worker = create_worker(
             write,
-            _connect={"returned": written, "errored": self.report_error, "finished": self._add_done},
+            _connect={
+                "returned": written,
+                "errored": self.report_error,
+                "finished": self._add_done,
+            },
         )
         self._update_buttons()
 

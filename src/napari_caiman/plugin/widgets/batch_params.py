@@ -30,11 +30,19 @@ def params_from_widgets(
 
     quality = frozenset(ALL_GROUPS["quality"])
     plan = [
-        ("motion", MotionCorrectionWidget, "Motion correction",
-         getattr(motion_settings, "STEP_NAMES", None) or step_names("motion")),
-        ("cnmf", CNMFWidget, "CNMF",
-         getattr(cnmf_settings, "STEP_NAMES", None)
-         or step_names("data", "patch", "preprocess", "init", "spatial", "temporal", "merging")),
+        (
+            "motion",
+            MotionCorrectionWidget,
+            "Motion correction",
+            getattr(motion_settings, "STEP_NAMES", None) or step_names("motion"),
+        ),
+        (
+            "cnmf",
+            CNMFWidget,
+            "CNMF",
+            getattr(cnmf_settings, "STEP_NAMES", None)
+            or step_names("data", "patch", "preprocess", "init", "spatial", "temporal", "merging"),
+        ),
         ("evaluate", EvaluationWidget, "Evaluation", quality),
     ]
     values: dict[str, Any] = {}

@@ -106,7 +106,9 @@ class QueueControls:
         scheduler = self.scheduler.value.strip() or None
         self._dock_closed()  # notes whether the widget is docked (a later "x" stops the queue)
         here = scheduler is None
-        self.queue = QueueRunner(batch, scheduler=scheduler, follow=here, isolate=here and self.isolate.value)
+        self.queue = QueueRunner(
+            batch, scheduler=scheduler, follow=here, isolate=here and self.isolate.value
+        )
         self._stop = False
         self._queue_active = True
         self._run_started = time.time()
@@ -124,8 +126,10 @@ class QueueControls:
         if self.batch is None or not self._run_started:
             return
         for item in self.batch:
-            if item.status == "failed" and item.name not in self._warned and (
-                (item.finished or 0) >= self._run_started
+            if (
+                item.status == "failed"
+                and item.name not in self._warned
+                and ((item.finished or 0) >= self._run_started)
             ):
                 self._warned.add(item.name)
                 show_warning(f"batch item {item.name!r} failed: {item.error}")

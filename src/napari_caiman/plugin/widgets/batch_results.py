@@ -27,7 +27,11 @@ def _load_item(batch: Batch, name: str) -> tuple[Any, list, str]:
     item = batch.item(name)
     path = batch.folder / item.output
     results = batch.results(name)
-    return results, results_layer_data(results, name, str(path)), provenance_text(item, results, path)
+    return (
+        results,
+        results_layer_data(results, name, str(path)),
+        provenance_text(item, results, path),
+    )
 
 
 def _compare_items(batch: Batch, a: str, b: str) -> tuple[list, list, str]:
@@ -56,7 +60,9 @@ class ResultsView:
         if item.status != "done":
             raise StateError("item", f"{name!r} has no results yet (status: {item.status})")
 
-    def _start_io(self, func: Callable[[], Any], on_result: Callable[[Any], Any], text: str) -> None:
+    def _start_io(
+        self, func: Callable[[], Any], on_result: Callable[[Any], Any], text: str
+    ) -> None:
         if self._io_worker is not None:
             raise StateError("results", "still loading the previous results; wait a moment")
         self._say(text)
@@ -71,7 +77,11 @@ class ResultsView:
 
         self._io_worker = create_worker(
             func,
-            _connect={"returned": returned, "errored": self.report_error, "finished": self._io_done},
+            _connect={
+                "returned": returned,
+                "errored": self.report_error,
+                "finished": self._io_done,
+            },
         )
         self._update_buttons()
 
@@ -94,8 +104,9 @@ class ResultsView:
         show its provenance (reading and layer making run in a worker)."""
         batch = self._require_batch()
         self._done_item(name)
-        self._start_io(partial(_load_item, batch, name), partial(self._show_loaded, name),
-                       f"loading {name} …")
+        self._start_io(
+            partial(_load_item, batch, name), partial(self._show_loaded, name), f"loading {name} …"
+        )
 
     def _show_loaded(self, name: str, output: tuple[Any, list, str]) -> None:
         _results, tuples, text = output
@@ -119,12 +130,18 @@ class ResultsView:
             raise InputError("selection", "select two different items")
         self._done_item(a)
         self._done_item(b)
-        self._start_io(partial(_compare_items, batch, a, b), partial(self._show_compared, a, b),
-                       f"comparing {a} and {b} …")
+        self._start_io(
+            partial(_compare_items, batch, a, b),
+            partial(self._show_compared, a, b),
+            f"comparing {a} and {b} …",
+        )
 
     def _show_compared(self, a: str, b: str, output: tuple[list, list, str]) -> None:
         polys_a, polys_b, text = output
-        for name, polys, color in ((a, polys_a, COMPARE_COLORS[0]), (b, polys_b, COMPARE_COLORS[1])):
+        for name, polys, color in (
+            (a, polys_a, COMPARE_COLORS[0]),
+            (b, polys_b, COMPARE_COLORS[1]),
+        ):
             meta = {
                 "name": f"{name} (compare)",
                 "ndim": int(polys[0].shape[1]) if polys else 2,

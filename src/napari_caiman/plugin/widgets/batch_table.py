@@ -37,8 +37,16 @@ class QueueTable(QTableWidget):
         self.setToolTip("Double-click a finished item to load it; select two to compare")
         self.row_names: list[str] = []
 
-    def _cell(self, row: int, col: int, text: str, *, color: str | None = None,
-              tip: str | None = None, bold: bool = False) -> None:
+    def _cell(
+        self,
+        row: int,
+        col: int,
+        text: str,
+        *,
+        color: str | None = None,
+        tip: str | None = None,
+        bold: bool = False,
+    ) -> None:
         cell = self.item(row, col)
         if cell is None:
             cell = QTableWidgetItem()
@@ -70,18 +78,32 @@ class QueueTable(QTableWidget):
             if self.columnWidth(0) > 220:
                 self.setColumnWidth(0, 220)
         for r, item in enumerate(items):
-            self._cell(r, 1, item.status, color=STATUS_COLORS.get(item.status),
-                       bold=item.status == "running")
+            self._cell(
+                r,
+                1,
+                item.status,
+                color=STATUS_COLORS.get(item.status),
+                bold=item.status == "running",
+            )
             self._cell(r, 2, format_elapsed(item.elapsed))
-            text = item.error if item.status in ("failed", "cancelled") or (
-                item.status == "queued" and item.error) else item.summary
+            text = (
+                item.error
+                if item.status in ("failed", "cancelled")
+                or (item.status == "queued" and item.error)
+                else item.summary
+            )
             if item.status == "running" and item.name in live:
                 text = live[item.name]
             tip = "\n".join(
-                t for t in (
-                    text, "movie: " + ", ".join(item.movie), "steps: " + ", ".join(item.steps),
-                    "parameters: " + ", ".join(f"{k}={fmt_value(v)}" for k, v in sorted(item.params.items())),
-                ) if t
+                t
+                for t in (
+                    text,
+                    "movie: " + ", ".join(item.movie),
+                    "steps: " + ", ".join(item.steps),
+                    "parameters: "
+                    + ", ".join(f"{k}={fmt_value(v)}" for k, v in sorted(item.params.items())),
+                )
+                if t
             )
             self._cell(r, 3, text, tip=tip)
 
@@ -99,5 +121,6 @@ class QueueTable(QTableWidget):
                 selection.select(self.model().index(r, 0), self.model().index(r, len(COLUMNS) - 1))
         self.selectionModel().select(
             selection,
-            QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
+            QItemSelectionModel.SelectionFlag.ClearAndSelect
+            | QItemSelectionModel.SelectionFlag.Rows,
         )

@@ -100,7 +100,9 @@ def provenance_text(item: Any, results: Any, results_path: str | Path) -> str:
     if prov.get("input_size") is not None:
         facts.append(format_bytes(int(prov["input_size"])))
     if prov.get("input_shape") is not None:
-        facts.append(f"shape {tuple(int(s) for s in prov['input_shape'])} {prov.get('input_dtype', '')}")
+        facts.append(
+            f"shape {tuple(int(s) for s in prov['input_shape'])} {prov.get('input_dtype', '')}"
+        )
     if prov.get("input_header_sha256"):
         facts.append(f"header sha256 {str(prov['input_header_sha256'])[:16]}…")
     if facts:
@@ -111,20 +113,19 @@ def provenance_text(item: Any, results: Any, results_path: str | Path) -> str:
     if prov.get("started") or prov.get("finished"):
         took = prov.get("elapsed")
         took = f" ({format_elapsed(float(took))})" if took is not None else ""
-        lines.append(f"started {prov.get('started', '?')}, finished {prov.get('finished', '?')}{took}")
+        lines.append(
+            f"started {prov.get('started', '?')}, finished {prov.get('finished', '?')}{took}"
+        )
     timings = prov.get("timings") or {}
     if timings:
-        lines.append(
-            "timings: " + ", ".join(f"{k} {float(v):.2f} s" for k, v in timings.items())
-        )
+        lines.append("timings: " + ", ".join(f"{k} {float(v):.2f} s" for k, v in timings.items()))
     if "motion_cache" in prov:
         key = str(prov.get("motion_cache_key", ""))[:12]
         lines.append(f"motion cache: {prov['motion_cache']}" + (f" (key {key}…)" if key else ""))
     versions = prov.get("versions") or {}
     if versions:
         lines.append(
-            "versions: "
-            + ", ".join(f"{k} {v}" for k, v in versions.items() if k != "platform")
+            "versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if k != "platform")
         )
         if "platform" in versions:
             lines.append(f"platform: {versions['platform']}")

@@ -122,7 +122,8 @@ class CNMFWidget(StepForm):
         self.seed = ComboBox(label="seed from", choices=self._seed_choices, tooltip=_TIPS["seed"])
         self.reset_button = PushButton(text="Reset to defaults")
         self.suggest_button = PushButton(
-            text="Suggest rf, stride, K", tooltip="Choose a movie first: patches and K from its size"
+            text="Suggest rf, stride, K",
+            tooltip="Choose a movie first: patches and K from its size",
         )
         reset_row = Container(
             widgets=[self.reset_button, self.suggest_button], layout="horizontal", labels=False
@@ -205,8 +206,9 @@ class CNMFWidget(StepForm):
             rf = settings.rf[: self.n_spatial]
             if any(rf) and not all(rf):
                 raise InputError(
-                    "rf", "0 means the whole field of view: choose the movie first, "
-                    "or give every axis a patch size"
+                    "rf",
+                    "0 means the whole field of view: choose the movie first, "
+                    "or give every axis a patch size",
                 )
             shape = (1,) * self.n_spatial  # the size is used only for rf = 0 on some axes
         return settings.to_dict(shape)
@@ -336,7 +338,11 @@ class CNMFWidget(StepForm):
             return result, cnmf_layer_data(result, name, scale, translate, movie=data)
 
         on_result = partial(
-            self._show_result, params=params, seeds=seeds, started=time.perf_counter(), name=name,
+            self._show_result,
+            params=params,
+            seeds=seeds,
+            started=time.perf_counter(),
+            name=name,
             session=session,
         )
         self.result_label.value = ""
@@ -344,19 +350,29 @@ class CNMFWidget(StepForm):
 
     # -- results (main thread) ------------------------------------------------------
     def _show_result(
-        self, output: tuple[Any, list], *, params: Any, seeds: Any, started: float, name: str,
+        self,
+        output: tuple[Any, list],
+        *,
+        params: Any,
+        seeds: Any,
+        started: float,
+        name: str,
         session: Any,
     ) -> Generator[None, None, None]:
         """Add the result's layers one per event-loop turn (a generator the runner drives)."""
         result, tuples = output
         # the layer the Motion dock corrected into this one, if any
-        raw = viewer_sessions(self._viewer).input_layer(name) if session.motion is not None else None
+        raw = (
+            viewer_sessions(self._viewer).input_layer(name) if session.motion is not None else None
+        )
         if raw is not None and result.summary is session.summary:
             # the motion step's correlation image (same summary) is already a layer: show
             # that one instead of a second copy
             corr = layer_names(raw)["correlation"]
             if corr in self._viewer.layers:
-                tuples = [t for t in tuples if t[1]["metadata"]["napari_caiman"]["kind"] != "summary"]
+                tuples = [
+                    t for t in tuples if t[1]["metadata"]["napari_caiman"]["kind"] != "summary"
+                ]
                 self._viewer.layers[corr].visible = True
         self.last_result = result
         self.last_params = params

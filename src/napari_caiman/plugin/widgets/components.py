@@ -40,9 +40,17 @@ FILTERS = ("all", "accepted", "rejected")
 
 #: Column headers short enough for a ~450 px table (the full name and its
 #: meaning are the header's tooltip).
-SHORT_HEADERS = {"r_value": "r", "solidity": "solid", "n_pieces": "pcs", "area_ratio": "area",
-                 "manual": "hand", "status": "status", "size": "px", "anatomy": "anat",
-                 "classifier_prob": "clf"}
+SHORT_HEADERS = {
+    "r_value": "r",
+    "solidity": "solid",
+    "n_pieces": "pcs",
+    "area_ratio": "area",
+    "manual": "hand",
+    "status": "status",
+    "size": "px",
+    "anatomy": "anat",
+    "classifier_prob": "clf",
+}
 
 #: Header tooltips: what each column holds.
 HEADER_TIPS = {
@@ -157,7 +165,8 @@ class ComponentTableModel(QAbstractTableModel):
         self.layoutAboutToBeChanged.emit()
         old = self.persistentIndexList()
         comps = [
-            int(self.order[i.row()]) if i.isValid() and i.row() < len(self.order) else -1 for i in old
+            int(self.order[i.row()]) if i.isValid() and i.row() < len(self.order) else -1
+            for i in old
         ]
         self.order, self.rank = order, rank
         new = [
@@ -362,8 +371,13 @@ class MetricsScatter(QWidget):
                 continue
             style = Qt.PenStyle.DashLine if "lowest" in name else Qt.PenStyle.SolidLine
             pen = pg.mkPen("#ffd54f", width=1, style=style)
-            line = pg.InfiniteLine(value, angle=angle, pen=pen, label=name,
-                                   labelOpts={"color": "#ffd54f", "position": 0.9})
+            line = pg.InfiniteLine(
+                value,
+                angle=angle,
+                pen=pen,
+                label=name,
+                labelOpts={"color": "#ffd54f", "position": 0.9},
+            )
             self.plot.addItem(line)
             self.lines[key] = line
 

@@ -71,7 +71,12 @@ if TYPE_CHECKING:
     import napari
 
 __all__ = [
-    "CURATION_KEYS", "RESULTS_FILTER", "RESULTS_KEY", "RESULTS_PATH_KEY", "STEP_NAMES", "CurationSession",
+    "CURATION_KEYS",
+    "RESULTS_FILTER",
+    "RESULTS_KEY",
+    "RESULTS_PATH_KEY",
+    "STEP_NAMES",
+    "CurationSession",
     "EvaluationWidget",
 ]
 
@@ -79,7 +84,6 @@ __all__ = [
 
 #: Whether the use_cnn note was shown in this session.
 _CNN_NOTED = False
-
 
 
 def _decide_accept(w: EvaluationWidget) -> None:
@@ -183,8 +187,13 @@ class EvaluationWidget(
         self._wire(viewer)
 
     def _wire(self, viewer: napari.viewer.Viewer) -> None:
-        for widget in (*self.sliders, *self._other_terms(), self.min_size, self.max_size,
-                       self.show_filter):
+        for widget in (
+            *self.sliders,
+            *self._other_terms(),
+            self.min_size,
+            self.max_size,
+            self.show_filter,
+        ):
             widget.changed.connect(self.apply)
         self.take_button.changed.connect(self._on_take)
         self.load_button.changed.connect(self._on_load)
@@ -198,7 +207,11 @@ class EvaluationWidget(
         self.classifier_button.changed.connect(self._guard(self._on_train_classifier))
         self.new_seeds_button.changed.connect(self._guard(self.new_seeds_layer))
         self.save_button.changed.connect(self._on_save)
-        for kind, button in (("nwb", self.nwb_button), ("csv", self.csv_button), ("tiff", self.tiff_button)):
+        for kind, button in (
+            ("nwb", self.nwb_button),
+            ("csv", self.csv_button),
+            ("tiff", self.tiff_button),
+        ):
             button.changed.connect(partial(self._on_export, kind))
         viewer.layers.events.inserted.connect(self._on_layers_changed)
         viewer.layers.events.removed.connect(self._on_layers_changed)
@@ -318,7 +331,10 @@ class EvaluationWidget(
             if full or key != self._features_key:  # a slider step mostly changes no status
                 yield
                 footprints.features = ev.evaluation_features(
-                    footprints.features, np.arange(len(accepted)), s.metrics, accepted,
+                    footprints.features,
+                    np.arange(len(accepted)),
+                    s.metrics,
+                    accepted,
                     s.curation.manual,
                 )
                 self._features_key = key
@@ -328,8 +344,12 @@ class EvaluationWidget(
             yield
         self._update_table(full)
         self._update_component_label()
-        self.timings = {"thresholds": t1 - t0, "colors": t2 - t1, "features": t3 - t2,
-                        "total": time.perf_counter() - t0}
+        self.timings = {
+            "thresholds": t1 - t0,
+            "colors": t2 - t1,
+            "features": t3 - t2,
+            "total": time.perf_counter() - t0,
+        }
 
     # -- evaluate ---------------------------------------------------------------------------------------
     def _params(self) -> Any:
@@ -349,7 +369,9 @@ class EvaluationWidget(
             raise InputError("kwargs", f"set {', '.join(sliders)} with the form, not in kwargs")
         th = self.thresholds()
         return (
-            s.params.copy().update(extra).update({k: th[k] for k in (*_THRESHOLDS, *OTHER_TERMS)})
+            s.params.copy()
+            .update(extra)
+            .update({k: th[k] for k in (*_THRESHOLDS, *OTHER_TERMS)})
             .update({"backend": self.backend.value})
         )
 
@@ -380,7 +402,11 @@ class EvaluationWidget(
         assert s is not None
         layer = self._check_movie()
         motion = self._motion_of(layer)
-        data, est, params = layer.data, s.estimates, with_memory_limit(self._params(), self.memory_limit)
+        data, est, params = (
+            layer.data,
+            s.estimates,
+            with_memory_limit(self._params(), self.memory_limit),
+        )
         check_backend(params["backend"])
         global _CNN_NOTED
         if params["use_cnn"] and params["backend"] == "native" and not _CNN_NOTED:

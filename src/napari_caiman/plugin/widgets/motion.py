@@ -235,7 +235,14 @@ class MotionCorrectionWidget(StepForm):
 
     # -- results (main thread) ------------------------------------------------------
     def _show_result(
-        self, step: Any, *, name: str, scale: tuple, translate: tuple, params: Any, movie: Any,
+        self,
+        step: Any,
+        *,
+        name: str,
+        scale: tuple,
+        translate: tuple,
+        params: Any,
+        movie: Any,
         out: Any,
     ) -> Generator[None, None, None]:
         """Add the result's layers one per event-loop turn (a generator the runner drives)."""

@@ -79,8 +79,9 @@ class ShiftsPlot(QWidget):
             if "corr_raw" in series:
                 corr.plot(series["corr_raw"], pen=pg.mkPen("#9e9e9e", width=1), name="raw")
             if "corr_corrected" in series:
-                corr.plot(series["corr_corrected"], pen=pg.mkPen("#66bb6a", width=1.5),
-                          name="corrected")
+                corr.plot(
+                    series["corr_corrected"], pen=pg.mkPen("#66bb6a", width=1.5), name="corrected"
+                )
             crisp_raw, crisp_cor = series["crispness_raw"], series["crispness_corrected"]
             crisp = ""
             if crisp_raw is not None and crisp_cor is not None:

@@ -92,7 +92,9 @@ class TracesPlot(QWidget):
         self.plots["S"].setLabel("bottom", "frame (click to jump)", color=FG)
         self.plots["raw"].addLegend(offset=(-10, 5), labelTextColor=FG, colCount=2)
         self.curves = {
-            "raw": self.plots["raw"].plot(pen=pg.mkPen(_COLORS["raw"], width=1), name="raw (C+YrA)"),
+            "raw": self.plots["raw"].plot(
+                pen=pg.mkPen(_COLORS["raw"], width=1), name="raw (C+YrA)"
+            ),
             "C": self.plots["raw"].plot(pen=pg.mkPen(_COLORS["C"], width=1.5), name="denoised C"),
             "dff": self.plots["dff"].plot(pen=pg.mkPen(_COLORS["dff"], width=1)),
             "S": self.plots["S"].plot(pen=pg.mkPen(_COLORS["S"], width=1)),
