@@ -18,7 +18,7 @@ from ..validate import check_finite
 from ._shapes import downsample
 from .noise import fft_sample_ranges, psd_noise
 from .products import Regions, csc_arrays, sparse_t_chunk
-from .tiles import TileStore, backing_dir, binned_chunks, use_store
+from .tiles import TileStore, backing_dir, binned_chunks, tile_shape, use_store
 
 #: movies (as float32) up to this size are held in memory during CNMF
 DEFAULT_MAX_BYTES = 3 << 30
@@ -97,8 +97,6 @@ class MovieData:
         if self._store is not None and self._store_key == key:
             return self._store
         self.close_store()
-        from .tiles import tile_shape
-
         tile = self.tile or tile_shape(self.dims)
         store = yield from TileStore.build(
             self._frames,
@@ -168,9 +166,8 @@ class MovieData:
             ch = np.ascontiguousarray(ch, dtype=np.float32)
             Hc = np.ascontiguousarray(H[:, t0:t1])
             res = sgemm(1.0, ch.T, Hc.T, beta=1.0, c=out, overwrite_c=1)
-            if res is not out and not np.shares_memory(
-                res, out
-            ):  # pragma: no cover - BLAS made a copy
+            in_place = res is out or np.shares_memory(res, out)
+            if not in_place:  # pragma: no cover - BLAS made a copy
                 out = np.asfortranarray(res)
         return out
 
