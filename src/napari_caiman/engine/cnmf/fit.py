@@ -38,7 +38,7 @@ from ..resolve import patch_geometry, settings_from_params
 from ..threads import single_threaded_blas
 from ..validate import check_movie
 from . import sparse_steps as sps
-from ._shapes import upsample_images, upsample_time
+from ._shapes import box_indices, upsample_images, upsample_time
 from .data import MovieData, check_not_constant
 from .estimates import Estimates, caiman_permutation
 from .initialization import iter_greedy_roi
@@ -554,8 +554,7 @@ def _run_patches(data: MovieData, params: CaimanParams, st: Settings, geometry, 
     cols, Cs, Fs = [], [], []
     for i, sl in enumerate(slices):
         r = results[i]
-        grids = np.meshgrid(*[np.arange(s.start, s.stop) for s in sl], indexing="ij")
-        gidx = np.ravel_multi_index(tuple(g.ravel() for g in grids), dims)
+        gidx = box_indices(sl, dims)
         for k in range(r["A"].shape[1]):
             nz = np.flatnonzero(r["A"][:, k] > 0)
             cols.append((gidx[nz], r["A"][nz, k]))

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from ._shapes import downsample
+from ._shapes import box_indices, downsample
 
 __all__ = ["TileStore", "tile_shape", "binned_chunks"]
 
@@ -262,8 +262,7 @@ class TileStore:
                     slice(i * t, min(d, (i + 1) * t))
                     for i, t, d in zip(idx, self.tile, self.dims, strict=True)
                 )
-                grids = np.meshgrid(*[np.arange(s.start, s.stop) for s in sl], indexing="ij")
-                idx_parts.append(np.ravel_multi_index(tuple(g.ravel() for g in grids), self.dims))
+                idx_parts.append(box_indices(sl, self.dims))
                 data_parts.append(self.read(sl).reshape(self.n, -1))
             yield np.concatenate(idx_parts), np.concatenate(data_parts, axis=1)
 
