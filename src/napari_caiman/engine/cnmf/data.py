@@ -93,10 +93,11 @@ class MovieData:
         """Generator yielding (done, total) frames; returns the :class:`TileStore` of
         ``ranges`` (default: all frames) binned by ``tbin`` (kept until :meth:`close_store`,
         and reused when asked for the same frames again)."""
-        key = (int(tbin), tuple(ranges or [(0, self.T)]))
-        if self._store is not None and self._store_key == key:
-            return self._store
+        kept = self.stored(tbin, ranges)
+        if kept is not None:
+            return kept
         self.close_store()
+        key = self._key(tbin, ranges)
         tile = self.tile or tile_shape(self.dims)
         store = yield from TileStore.build(
             self._frames,
@@ -110,6 +111,17 @@ class MovieData:
         )
         self._store, self._store_key = store, key
         return store
+
+    def _key(self, tbin: int, ranges: list[tuple[int, int]] | None) -> tuple:
+        return (int(tbin), tuple(ranges or [(0, self.T)]))
+
+    def stored(
+        self, tbin: int = 1, ranges: list[tuple[int, int]] | None = None
+    ) -> TileStore | None:
+        """The open tile store of ``ranges`` (default: all frames) binned by ``tbin``, if any."""
+        if self._store is not None and self._store_key == self._key(tbin, ranges):
+            return self._store
+        return None
 
     def close_store(self) -> None:
         """Remove the tile store's file (if any)."""
@@ -221,9 +233,9 @@ class MovieData:
         ranges = fft_sample_ranges(self.T, max_num_samples_fft)
         n_t = sum(b - a for a, b in ranges)
         max_px = max(1, self.chunk_bytes // max(1, 4 * n_t))
-        if self._store is not None and self._store_key == (1, tuple(ranges)):
+        store = self.stored(1, ranges)
+        if store is not None:
             # the frames reordered by pixel tile (see iter_store): contiguous reads
-            store = self._store
             done = 0
             for idx, blk in store.pixel_groups(max_px):
                 sn[idx] = psd_noise(blk.T, noise_range, method, max_num_samples_fft)
@@ -262,8 +274,9 @@ class MovieData:
         """(T, *patch) float32 of one patch (reads only its pixels); with
         ``tbin`` > 1, (ceil(T / tbin), *patch) of means over ``tbin`` frames,
         read in chunks so that the full-rate slab is never held."""
-        if self._store is not None and self._store_key == (int(tbin), ((0, self.T),)):
-            return self._store.read(sl)
+        store = self.stored(tbin)
+        if store is not None:
+            return store.read(sl)
         if tbin > 1:
             shape = tuple(s.stop - s.start for s in sl)
             step = self.chunk_bytes // max(1, 4 * int(np.prod(shape)))
