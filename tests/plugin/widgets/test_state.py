@@ -58,3 +58,40 @@ def test_layers_find_their_sessions_and_the_newest_cnmf_result(movie):
         and reg.input_layer("m corrected") is None
         and reg.get("m") is raw
     )
+
+
+def test_the_step_docks_forms_are_published_read_and_withdrawn():
+    from napari_caiman.engine.errors import InputError
+
+    reg = ViewerSessions()
+
+    class Form:  # what a dock publishes: a bound method of its widget
+        def __init__(self, K):
+            self.K = K
+
+        def values(self, frame_shape):
+            if self.K < 1:
+                raise InputError("K", "must be at least 1")
+            return {"K": self.K, "dims": frame_shape}
+
+    assert reg.form_steps() == [] and reg.form_values("cnmf", (8, 8)) is None
+    form = Form(4)
+    reg.publish_form("cnmf", form.values)
+    reg.publish_form("motion", lambda shape: {"max_shifts": (3, 3)})
+    assert reg.form_steps() == ["motion", "cnmf"]
+    assert reg.form_values("cnmf", [40, 48]) == {"K": 4, "dims": (40, 48)}
+    form.K = 7  # read when asked, not copied when published
+    assert reg.form_values("cnmf", (8, 8))["K"] == 7
+    form.K = 0
+    with pytest.raises(InputError, match="K"):
+        reg.form_values("cnmf", (8, 8))
+    # withdrawing another form of the step leaves this one; withdrawing it removes it
+    reg.withdraw_form("cnmf", Form(4).values)
+    assert reg.form_steps() == ["motion", "cnmf"]
+    reg.withdraw_form("cnmf", form.values)
+    assert reg.form_steps() == ["motion"] and reg.form_values("cnmf", (8, 8)) is None
+    # a dock's widget that is gone takes its form with it (held weakly)
+    reg.publish_form("evaluate", Form(2).values)
+    assert reg.form_steps() == ["motion"]
+    with pytest.raises(ValueError, match="step"):
+        reg.publish_form("curate", form.values)

@@ -5,6 +5,8 @@ or one opened with File > Open.
 :class:`~napari_caiman.plugin.widgets.evaluation.EvaluationWidget`. A new result
 replaces the current one only when nothing unsaved would be lost, or the user
 says so (``may_replace``); the docks then follow the new result's layers.
+It also publishes the dock's thresholds on the viewer's shared state while the
+dock is open (:mod:`._publish`; the Batch dock's evaluate step reads them there).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ...engine.errors import InputError
 from ._evaluation_form import THRESHOLDS
 from ._layers import choose_by_name, unwrap
 from ._presets import set_field
+from ._publish import publish_while_docked
 from ._state import ViewerSessions
 
 #: Layer metadata keys the npe2 results reader sets (see plugin/results_reader.py).
@@ -37,6 +40,16 @@ class EvaluationSource:
 
     session: CurationSession | None
     _sessions: ViewerSessions
+    _viewer: Any
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Build the form (the next classes of the widget), then publish it for the Batch dock."""
+        super().__init__(*args, **kwargs)
+        publish_while_docked(self._viewer, self, "evaluate", self._form_params)
+
+    def _form_params(self, frame_shape: tuple[int, ...]) -> dict[str, Any]:
+        """The form's thresholds as flat CaImAn names (what a batch item evaluates with)."""
+        return dict(self.thresholds())
 
     # -- choosing the result ---------------------------------------------------------------------------
     def _on_layers_changed(self, event: Any = None) -> None:

@@ -13,18 +13,31 @@ found by the name of its layer:
   the newest result; the border rule of its metrics comes from the session
   of the movie layer it reads.
 
+The registry also holds the step docks' forms, for the Batch dock: each open
+Motion / CNMF / Evaluation dock publishes how to read its form's current
+values (:meth:`ViewerSessions.publish_form`, withdrawn when its dock is
+closed), and a new batch item reads them with :meth:`ViewerSessions.form_values`.
+
 No dock scans ``viewer.window.dock_widgets`` or reads another dock's
 attributes: they meet here. Qt-free (psygnal only), one per viewer.
 """
 
 from __future__ import annotations
 
+import inspect
 import weakref
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from psygnal import Signal
 
 from ...app.session import Session
+
+#: The steps whose docks publish their forms (:meth:`ViewerSessions.publish_form`), in order.
+FORM_STEPS = ("motion", "cnmf", "evaluate")
+
+#: A published form: frame shape (array order) -> the form's values as flat CaImAn names.
+FormValues = Callable[[tuple[int, ...]], Mapping[str, Any]]
 
 
 class ViewerSessions:
@@ -44,6 +57,7 @@ class ViewerSessions:
     def __init__(self) -> None:
         self._sessions: dict[str, Session] = {}
         self._inputs: dict[str, str] = {}
+        self._forms: dict[str, Callable[[], FormValues | None]] = {}
         self.newest: Session | None = None
 
     def __iter__(self) -> Any:
@@ -92,6 +106,54 @@ class ViewerSessions:
         is no longer held for it)."""
         self._sessions.pop(name, None)
         self._inputs.pop(name, None)
+
+    # -- the step docks' forms (what the Batch dock queues) -------------------------------------
+    def publish_form(self, step: str, values: FormValues) -> None:
+        """Offer the form of the ``step`` dock (one of :data:`FORM_STEPS`).
+
+        ``values(frame_shape)`` returns the form's current values as flat CaImAn
+        names for a movie with frames of ``frame_shape`` (array order), or raises
+        ``InputError`` naming a bad field. A bound method is held weakly (a
+        dropped dock's form goes with it); a newer form of the step replaces it.
+        """
+        if step not in FORM_STEPS:
+            raise ValueError(f"step must be one of {FORM_STEPS}, not {step!r}")
+        if inspect.ismethod(values):
+            self._forms[step] = weakref.WeakMethod(values)
+        else:
+            self._forms[step] = lambda: values
+
+    def withdraw_form(self, step: str, values: FormValues | None = None) -> None:
+        """Take the ``step`` dock's form back (its dock was closed); with ``values``,
+        only when that is the form published."""
+        get = self._forms.get(step)
+        if get is not None and (values is None or get() == values):
+            del self._forms[step]
+
+    def form_steps(self) -> list[str]:
+        """The steps whose docks' forms are published now, in pipeline order."""
+        return [step for step in FORM_STEPS if self._form(step) is not None]
+
+    def form_values(self, step: str, frame_shape: Sequence[int]) -> dict[str, Any] | None:
+        """The current values of the ``step`` dock's form for frames of ``frame_shape``
+        (flat CaImAn names), or None when no such dock is open.
+
+        Raises
+        ------
+        InputError
+            A field of that form holds a bad value (the error names it).
+        """
+        values = self._form(step)
+        if values is None:
+            return None
+        return dict(values(tuple(int(s) for s in frame_shape)))
+
+    def _form(self, step: str) -> FormValues | None:
+        get = self._forms.get(step)
+        values = None if get is None else get()
+        if get is not None and values is None:  # the dock's widget is gone
+            del self._forms[step]
+        return values
 
     def _add(self, session: Session) -> Session:
         assert session.name is not None

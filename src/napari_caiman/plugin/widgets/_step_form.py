@@ -4,7 +4,9 @@
 kept up to date as layers come, go and are renamed), the form <-> settings
 (``SETTINGS``: a :class:`~._settings.FormSettings` whose field names are the
 form's fields), the per-axis fields fitted to the chosen movie (2 or 3
-spatial axes, the planes values a volume allows) and Reset to defaults.
+spatial axes, the planes values a volume allows), Reset to defaults, and the
+form published on the viewer's shared state while docked (what the Batch dock
+queues: :meth:`StepForm.form_params`, see :mod:`._publish`).
 A subclass builds its fields, then calls ``Container.__init__`` and
 :meth:`_start` once they are all there.
 """
@@ -18,6 +20,7 @@ from napari.layers import Layer
 
 from ._fields import fit_planes
 from ._layers import movie_layer_choices
+from ._publish import publish_while_docked
 
 
 class StepForm(Container):
@@ -38,6 +41,7 @@ class StepForm(Container):
         viewer.layers.events.removed.connect(self._on_layers_changed)
         for layer in viewer.layers:
             layer.events.name.connect(self._on_layer_renamed)
+        publish_while_docked(viewer, self, self.SETTINGS.STEP, self.form_params)
 
     # -- form <-> settings ---------------------------------------------------------
     def get_settings(self) -> Any:
@@ -45,6 +49,11 @@ class StepForm(Container):
         return self.SETTINGS(
             **{name: self._field_value(name) for name in self.SETTINGS.field_names()}
         )
+
+    def form_params(self, frame_shape: tuple[int, ...]) -> dict[str, Any]:
+        """The form's values as flat CaImAn parameters for frames of ``frame_shape``
+        (array order); raises ``InputError`` naming a bad field."""
+        return self.get_settings().for_frames(frame_shape).to_dict()
 
     def set_settings(self, settings: Any) -> None:
         """Fill the form from ``settings``."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ...engine.params import CaimanParams, parse_kwargs
 from ...engine.schema import SPEC_BY_NAME
@@ -90,6 +90,9 @@ class CNMFSettings(FormSettings):
     backend : str
         ``"native"`` or ``"caiman"`` (the ``backend`` parameter).
     """
+
+    #: The step this form sets (its key in the viewer's shared forms, ``_state.FORM_STEPS``).
+    STEP: ClassVar[str] = "cnmf"
 
     fr: float
     decay_time: float
@@ -182,3 +185,7 @@ class CNMFSettings(FormSettings):
     def to_params(self, frame_shape: Sequence[int]) -> CaimanParams:
         """Validated :class:`CaimanParams` (raises ``InputError`` naming the bad field)."""
         return CaimanParams.from_dict(self.to_dict(frame_shape))
+
+    def for_frames(self, frame_shape: Sequence[int]) -> CaimanParams:
+        """:meth:`to_params` for a movie with frames of ``frame_shape`` (array order)."""
+        return self.to_params(frame_shape)

@@ -11,8 +11,9 @@ entry for a 2D movie.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ...engine.params import CaimanParams, parse_kwargs
 from ...engine.schema import SPEC_BY_NAME
@@ -54,6 +55,9 @@ class MotionSettings(FormSettings):
     backend : str
         ``"native"`` or ``"caiman"`` (the ``backend`` parameter).
     """
+
+    #: The step this form sets (its key in the viewer's shared forms, ``_state.FORM_STEPS``).
+    STEP: ClassVar[str] = "motion"
 
     max_shifts: tuple[int, int, int]
     strides: tuple[int, int, int]
@@ -119,6 +123,10 @@ class MotionSettings(FormSettings):
     def to_params(self, n_spatial: int) -> CaimanParams:
         """Validated :class:`CaimanParams` (raises ``InputError`` naming the bad field)."""
         return CaimanParams.from_dict(self.to_dict(n_spatial))
+
+    def for_frames(self, frame_shape: Sequence[int]) -> CaimanParams:
+        """:meth:`to_params` for a movie with frames of ``frame_shape`` (array order)."""
+        return self.to_params(len(frame_shape))
 
     @property
     def output_path(self) -> str | None:
