@@ -1,11 +1,15 @@
-"""The docks and the CLI run a movie with the same parameters (2D and 3D).
+"""The docks and the CLI run a movie with the same parameters and accept the same
+components (2D and 3D).
 
-The user's two paths: the Motion correction and CNMF docks (docked from the
-manifest, movie chosen, one gSig and K typed, Run clicked) and
-``napari-caiman run movie.tif --steps motion,cnmf --set gSig=... --set K=...``.
-Both sets of parameters the steps ran with are resolved for the movie
-(``engine.resolve.resolve``) and must be equal, planes defaults of a volume
-included; the forms' fields, tooltips and ranges are the schema's.
+The user's two paths: the Motion correction, CNMF and Evaluation docks (docked
+from the manifest, movie chosen, one gSig and K typed, Run / Evaluate clicked,
+Save results answered) and ``napari-caiman run movie.tif --steps
+motion,cnmf,evaluate --set gSig=... --set K=...`` (the CLI is a loop over
+``app.api.run_pipeline``). Both sets of parameters the steps ran with are
+resolved for the movie (``engine.resolve.resolve``) and must be equal, planes
+defaults of a volume included, as must the evaluation thresholds and the
+accepted components of the two saved files; the forms' fields, tooltips and
+ranges are the schema's.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import tifffile
 from magicgui.widgets import FloatSpinBox, SpinBox
 
 from napari_caiman.app.cli import main
-from napari_caiman.engine.resolve import resolve
+from napari_caiman.engine.resolve import resolve, thresholds
 from napari_caiman.engine.schema import SPEC_BY_NAME
 from napari_caiman.io.results_file import load_results
 
@@ -25,10 +29,12 @@ pytestmark = pytest.mark.gui
 GROUPS = ("motion", "init", "patch", "temporal", "merging", "quality")
 
 
-def _dock_runs(viewer, wait_done, movie, gsig_yx, K):
-    """Motion then CNMF through the docks; the parameters each ran with."""
+def _dock_runs(viewer, wait_done, movie, gsig_yx, K, saved):
+    """Motion, CNMF and Evaluate through the docks, the result saved to ``saved``;
+    the Motion and CNMF docks (they hold the parameters each ran with)."""
     _, motion = viewer.window.add_plugin_dock_widget("napari-caiman", "Motion correction")
     _, cnmf = viewer.window.add_plugin_dock_widget("napari-caiman", "CNMF")
+    _, evaluation = viewer.window.add_plugin_dock_widget("napari-caiman", "Evaluation / curation")
     raw = viewer.add_image(movie, name="raw")
     motion.movie.value = raw
     motion.runner.run_button.native.click()
@@ -41,6 +47,15 @@ def _dock_runs(viewer, wait_done, movie, gsig_yx, K):
     cnmf.runner.run_button.native.click()
     wait_done(cnmf, 60_000)
     assert cnmf.last_params is not None, cnmf.runner.status.value
+    # the Evaluation dock took the new result; it scores it on the corrected movie
+    assert evaluation.session is not None
+    evaluation.movie.value = viewer.layers["raw corrected"]
+    evaluation.runner.run_button.native.click()
+    wait_done(evaluation, 60_000)
+    assert evaluation.session.metrics is not None, evaluation.runner.status.value
+    evaluation.ask_save_path = lambda start: str(saved)  # the "Save results" dialog answered
+    evaluation.save_button.native.click()
+    assert saved.is_file(), evaluation.runner.status.value
     return motion, cnmf
 
 
@@ -54,7 +69,7 @@ def _cli_run(tmp_path, movie, gsig_yx, K):
                 "run",
                 str(path),
                 "--steps",
-                "motion,cnmf",
+                "motion,cnmf,evaluate",
                 "--output",
                 str(out),
                 "--set",
@@ -75,8 +90,9 @@ def test_docks_and_cli_resolve_the_same_parameters(
 ):
     movie = np.asarray((movie_2d if dim == "2d" else movie_3d).movie, dtype=np.float32)
     gsig, K = (3, 3), 6
-    motion, cnmf = _dock_runs(viewer, wait_done, movie, gsig, K)
+    motion, cnmf = _dock_runs(viewer, wait_done, movie, gsig, K, tmp_path / "dock.hdf5")
     results = _cli_run(tmp_path, movie, gsig, K)
+    docked = load_results(tmp_path / "dock.hdf5")
     capsys.readouterr()
     shape = movie.shape
     cli = resolve(results.params, shape)
@@ -93,8 +109,13 @@ def test_docks_and_cli_resolve_the_same_parameters(
         assert cli.params["gSig"] == (3, 3, 2) and cli.cnmf.gSig == (2.0, 3.0, 3.0)
     else:
         assert cli.cnmf.gSig == (3.0, 3.0) and cli.cnmf.gSiz == (7, 7)
-    # the same parameters on the same movie: the same components
+    # the same parameters on the same movie: the same components, the same accepted set
     assert cnmf.last_result.estimates.A.shape == results.estimates.A.shape
+    assert thresholds(docked.params) == thresholds(results.params)
+    dock_accepted = sorted(int(k) for k in docked.estimates.idx_components)
+    cli_accepted = sorted(int(k) for k in results.estimates.idx_components)
+    assert dock_accepted == cli_accepted
+    assert len(cli_accepted) > 0  # something to compare
 
 
 def test_forms_take_their_fields_from_the_schema(viewer):
