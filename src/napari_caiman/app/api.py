@@ -104,9 +104,10 @@ def load_results_file(path: str) -> Any:
 
 
 def check_movie_matches(results: Any, movie_path: Sequence[str]) -> str | None:
-    """Check that ``movie_path`` is the movie the results were computed on,
-    by the content hashes the results' provenance records: the saved
-    motion-corrected movie when the run corrected motion, else its input.
+    """Check that ``movie_path`` is the movie the results were computed on.
+
+    The check uses the content hashes the results' provenance records: the saved motion-corrected
+    movie when the run corrected motion, else its input.
 
     Returns a note when the results record nothing to check against, else None.
 
@@ -150,12 +151,12 @@ def evaluate_results(
     progress: Any = None,
     force: bool = False,
 ) -> Any:
-    """Re-evaluate a loaded results file: new thresholds (``overrides``, CaImAn
-    names) re-applied to stored metrics, or metrics recomputed from the movie.
-    Manual decisions (curation) are kept. The movie must be the one the
-    results were computed on (content hash in the provenance; see
-    :func:`check_movie_matches`) unless ``force``. Sets
-    ``results.last_timings`` to the time the recomputation took.
+    """Re-evaluate a loaded results file.
+
+    New thresholds (``overrides``, CaImAn names) re-applied to stored metrics, or metrics recomputed
+    from the movie. Manual decisions (curation) are kept. The movie must be the one the results were
+    computed on (content hash in the provenance; see :func:`check_movie_matches`) unless ``force``.
+    Sets ``results.last_timings`` to the time the recomputation took.
     """
     from ..engine.evaluation import Metrics
     from ..engine.progress import run

@@ -89,20 +89,26 @@ class Batch(BatchFile):
     # file ----------------------------------------------------------------------------
     @property
     def results_dir(self) -> Path:
+        """Return the folder the items' results files go to (``<batch>_results``)."""
         return self.folder / f"{self.path.stem}_results"
 
     @property
     def cache(self) -> Any:
-        """The motion cache, seen as this batch's entries: ``size_bytes()``,
-        ``entries()`` and ``clear()`` cover only the entries of this batch's
-        items (other batches may share the folder); lookups use every entry."""
+        """The motion cache, seen as this batch's entries.
+
+        ``size_bytes()``, ``entries()`` and ``clear()`` cover only the entries of this batch's items
+        (other batches may share the folder); lookups use every entry.
+        """
         from .runs import MotionCache
 
         return MotionCache(self._cache_dir, owned=self._cache_keys)
 
     def _cache_keys(self) -> set[str]:
-        """Cache keys of this batch's items: from their results files (what they
-        used) and from their movies and parameters (what they would use)."""
+        """Cache keys of this batch's items.
+
+        From their results files (what they used) and from their movies and parameters (what they
+        would use).
+        """
         from .runs import MotionCache
 
         keys: set[str] = set()
@@ -127,16 +133,20 @@ class Batch(BatchFile):
 
     # items ------------------------------------------------------------------------
     def __len__(self) -> int:
+        """Return the number of items."""
         return len(self.items)
 
     def __iter__(self) -> Iterator[BatchItem]:
+        """Iterate over a snapshot of the items, in queue order."""
         return iter(list(self.items))
 
     @property
     def names(self) -> list[str]:
+        """Return the items' names, in queue order."""
         return [i.name for i in self.items]
 
     def item(self, name: str) -> BatchItem:
+        """Return the item called ``name``; raise InputError when there is none."""
         for i in self.items:
             if i.name == name:
                 return i
@@ -296,20 +306,22 @@ class Batch(BatchFile):
                 self.save()
 
     def queued(self) -> list[str]:
+        """Return the names of the queued items, in queue order."""
         return [i.name for i in self.items if i.status == "queued"]
 
     def output_path(self, name: str) -> Path:
-        """``<batch>_results/<file name>.hdf5`` of an item: its name with spaces and
-        other characters shells and tools trip over replaced (``k K=10`` ->
-        ``k_K-10``), and a short hash of the name added if another item would
-        get the same file."""
+        """``<batch>_results/<file name>.hdf5`` of an item.
+
+        Its name with spaces and other characters shells and tools trip over replaced (``k K=10`` ->
+        ``k_K-10``), and a short hash of the name added if another item would get the same file.
+        """
         stem = _safe_stem(name)
         if any(_safe_stem(n) == stem for n in self.names if n != name):
             stem = f"{stem}_{hashlib.sha1(name.encode()).hexdigest()[:6]}"
         return self.results_dir / f"{stem}.hdf5"
 
     def results(self, name: str) -> Any:
-        """The :class:`~napari_caiman.engine.results.Results` of a finished item."""
+        """Return the :class:`~napari_caiman.engine.results.Results` of a finished item."""
         from ..io.results_file import load_results
 
         item = self.item(name)
@@ -332,8 +344,9 @@ class Batch(BatchFile):
             self.save()
 
     def start(self, item: BatchItem) -> bool:
-        """Mark ``item`` running here (host, pid, attempt). False, with the item
-        marked failed, when one of its movie files is missing.
+        """Mark ``item`` running here (host, pid, attempt).
+
+        False, with the item marked failed, when one of its movie files is missing.
 
         Raises
         ------
@@ -470,7 +483,7 @@ class Batch(BatchFile):
 
 
 def _safe_stem(name: str) -> str:
-    """A file-name stem of letters, digits, ``. _ -`` only."""
+    """Return a file-name stem of letters, digits, ``. _ -`` only."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name.replace("=", "-")).strip("._") or "item"
     return stem
 

@@ -86,16 +86,18 @@ class BatchItem:
         return None if end is None else max(0.0, end - self.started)
 
     def caiman_params(self) -> Any:
-        """The item's full :class:`~napari_caiman.engine.params.CaimanParams`."""
+        """Return the item's full :class:`~napari_caiman.engine.params.CaimanParams`."""
         from ..engine.params import CaimanParams
 
         return CaimanParams.defaults().update(self.params)
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the item as JSON-ready values (what the batch file holds)."""
         return {f: jsonable(getattr(self, f)) for f in self.__dataclass_fields__}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> BatchItem:
+        """Return an item read from the batch file (unknown keys ignored, the status checked)."""
         known = {f for f in cls.__dataclass_fields__}
         item = cls(**{k: v for k, v in d.items() if k in known})
         if item.status not in STATUSES:
@@ -104,9 +106,11 @@ class BatchItem:
 
 
 def check_params_for_movie(params: Any, movie: Any, steps: Sequence[str]) -> None:
-    """Check parameters against a movie's shape without running anything
-    (max_shifts / patch sizes that do not fit the frame, gSig too large,
-    rf/stride inconsistent). Raises InputError naming the parameter."""
+    """Check parameters against a movie's shape without running anything.
+
+    Catches max_shifts / patch sizes that do not fit the frame, gSig too large, rf/stride
+    inconsistent. Raises InputError naming the parameter.
+    """
     from ..engine.resolve import resolve
     from ..engine.validate import check_movie
 

@@ -36,8 +36,11 @@ def _pid_alive(pid: int) -> bool:
 
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``<folder>/.<name>.lock`` while the batch file is
-    read and rewritten (POSIX; elsewhere no lock, the merge still applies)."""
+    """Hold an exclusive lock on ``<folder>/.<name>.lock`` while the batch file is rewritten.
+
+    The file is read and rewritten under the lock (POSIX; elsewhere no lock, the merge still
+    applies).
+    """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
@@ -53,8 +56,10 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 
 class BatchFile:
-    """The persistence of :class:`~napari_caiman.app.batch.Batch`: ``items`` as
-    the file holds them, this object's own changes kept apart from other writers'."""
+    """The persistence of :class:`~napari_caiman.app.batch.Batch`.
+
+    ``items`` as the file holds them, this object's own changes kept apart from other writers'.
+    """
 
     path: Path
     items: list[BatchItem]
@@ -65,6 +70,7 @@ class BatchFile:
 
     @property
     def folder(self) -> Path:
+        """Return the folder of the batch file."""
         return self.path.parent
 
     def _read(self) -> None:
@@ -152,7 +158,7 @@ class BatchFile:
         self._merge(self._disk_items(), changed, removed)
 
     def _disk_items(self) -> list[dict[str, Any]] | None:
-        """The items in the file now (None: no readable batch file there)."""
+        """Return the items in the file now (None: no readable batch file there)."""
         try:
             data = json.loads(self.path.read_text())
         except (OSError, UnicodeDecodeError, ValueError):

@@ -98,8 +98,10 @@ def _check_overwrite(paths: dict[str, Any], overwrite: bool) -> None:
 
 
 def _interrupted_message(save_movie: Any, before: float | None) -> str:
-    """What was kept after Ctrl-C (outputs are written atomically: a file
-    is there only when it is complete)."""
+    """Return what was kept after Ctrl-C.
+
+    Outputs are written atomically: a file is there only when it is complete.
+    """
     kept = []
     if save_movie and Path(save_movie).exists() and Path(save_movie).stat().st_mtime != before:
         kept.append(f"the motion-corrected movie {str(save_movie)!r} was finished and kept")
@@ -230,7 +232,7 @@ def _parse_time(text: str) -> Any:
 
 
 def batch_table(batch: Any) -> str:
-    """The batch as a text table: name, status, elapsed, summary or error."""
+    """Return the batch as a text table: name, status, elapsed, summary or error."""
     rows = [("name", "status", "elapsed", "summary")]
     for item in batch:
         el = item.elapsed
@@ -373,6 +375,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of the ``napari-caiman`` command and its subcommands."""
     parser = argparse.ArgumentParser(
         prog=PROG, description="Calcium-imaging analysis (CaImAn-style) headless or in napari."
     )

@@ -87,6 +87,7 @@ class CurationSession:
     picked: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        """Start with no manual decisions when none are given."""
         if self.curation is None:
             self.curation = Curation.empty(self.estimates.n_components)
         if self.path is not None:
@@ -97,8 +98,10 @@ class CurationSession:
     def from_results(
         cls, results: Any, path: str | Path | None = None, name: str | None = None
     ) -> CurationSession:
-        """A session of an engine ``Results`` (a loaded file): the decisions come from
-        the file, or from its sidecar when that is newer and has as many components.
+        """Return a session of an engine ``Results`` (a loaded file).
+
+        The decisions come from the file, or from its sidecar when that is newer and has as many
+        components.
 
         Raises
         ------
@@ -131,18 +134,21 @@ class CurationSession:
     # -- state ---------------------------------------------------------------------------------
     @property
     def n_components(self) -> int:
+        """Return the number of components of the curated result."""
         return int(self.estimates.n_components)
 
     @property
     def has_unsaved_curation(self) -> bool:
-        """True when closing this session would lose work: edits, or manual
-        decisions of a result that has no file (with a file they are autosaved)."""
+        """True when closing this session would lose work.
+
+        Edits, or manual decisions of a result that has no file (with a file they are autosaved).
+        """
         if self.unsaved_edits:
             return True
         return self.path is None and bool(np.any(self.curation.manual != 0))
 
     def unsaved_text(self) -> str:
-        """What would be lost, e.g. ``"3 decisions by hand and edited components"``."""
+        """Return what would be lost, e.g. ``"3 decisions by hand and edited components"``."""
         n = int(np.count_nonzero(self.curation.manual))
         what = f"{n} decision{'s' if n != 1 else ''} by hand"
         return what + (" and edited components" if self.unsaved_edits else "")
@@ -165,8 +171,10 @@ class CurationSession:
         return edits.threshold_mask(good, K)
 
     def update(self, thresholds: dict[str, Any] | None = None) -> np.ndarray:
-        """Re-apply ``thresholds`` (kept for later calls) and the manual decisions: the
-        final accepted set, also in :attr:`accepted`."""
+        """Re-apply ``thresholds`` (kept for later calls) and the manual decisions.
+
+        The final accepted set, also in :attr:`accepted`.
+        """
         if thresholds is not None:
             self.thresholds = dict(thresholds)
         self.accepted = self.curation.accepted(self.threshold_accepted())
@@ -174,8 +182,10 @@ class CurationSession:
 
     # -- selection -------------------------------------------------------------------------------
     def select(self, k: int | None, *, add: bool = False) -> None:
-        """Select component ``k``; ``add`` picks it too (for merge/delete) instead of
-        replacing the picked set; None clears both.
+        """Select component ``k``.
+
+        ``add`` picks it too (for merge/delete) instead of replacing the picked set; None clears
+        both.
 
         Raises
         ------
@@ -199,9 +209,11 @@ class CurationSession:
             self.selected = self.picked[-1]
 
     def next_component(self, delta: int, order: Any = None, rank: Any = None) -> int | None:
-        """The component ``delta`` rows after the selected one in ``order`` (the table's
-        rows: component per row, ``rank`` row per component, -1 = filtered out; all
-        components in index order when not given), wrapping around."""
+        """Return the component ``delta`` rows after the selected one in ``order``, wrapping around.
+
+        ``order`` is the table's rows: component per row, ``rank`` row per component, -1 = filtered
+        out; all components in index order when not given.
+        """
         K = self.n_components
         if K == 0:
             return None
@@ -227,7 +239,10 @@ class CurationSession:
         return f"#{k}: SNR {snr}, r {r}, {status}{manual}{picked}"
 
     def traces(self, k: int) -> dict[str, Any]:
-        """What the traces view shows of component ``k``: raw, C, S, dF/F (or None), title."""
+        """Return what the traces view shows of component ``k``.
+
+        Raw, C, S, dF/F (or None), title.
+        """
         est = self.estimates
         C = np.asarray(est.C[k])
         status = "accepted" if self.accepted[k] else "rejected"
@@ -241,8 +256,11 @@ class CurationSession:
 
     # -- decisions -------------------------------------------------------------------------------
     def decide(self, decision: str, idx: Any = None) -> bool:
-        """Accept / reject / clear the picked components (or ``idx``) by hand and re-apply
-        the thresholds; False when there was nothing to decide. Call :meth:`autosave` after."""
+        """Accept / reject / clear the picked components (or ``idx``) by hand.
+
+        The thresholds are re-applied; False when there was nothing to decide. Call :meth:`autosave`
+        after.
+        """
         idx = self.picked if idx is None else idx
         if idx is None or len(np.atleast_1d(idx)) == 0:
             return False
@@ -270,9 +288,12 @@ class CurationSession:
     def replace_estimates(
         self, est: Any, rows: np.ndarray, *, manual_new: int = 0, snr_new: Any = None
     ) -> None:
-        """Swap in edited estimates; side data follows ``rows`` (old index per new
-        component, -1 = new component): decisions, SNR, r-values, dF/F; the shape and
-        duplicate metrics are recomputed on the edited footprints."""
+        """Swap in edited estimates.
+
+        Side data follows ``rows`` (old index per new component, -1 = new component): decisions,
+        SNR, r-values, dF/F; the shape and duplicate metrics are recomputed on the edited
+        footprints.
+        """
         from ..engine.duplicates import duplicate_scores
         from ..engine.evaluation import Metrics
         from ..engine.shapes import shape_metrics
@@ -309,8 +330,10 @@ class CurationSession:
         self.update()
 
     def merge_picked(self) -> int:
-        """Merge the picked components (2+) into one (its SNR computed at once; its
-        r-value and dF/F need a re-evaluation); returns the merged component's index."""
+        """Merge the picked components (2+) into one; return the merged component's index.
+
+        Its SNR is computed at once; its r-value and dF/F need a re-evaluation.
+        """
         from ..engine.evaluation import event_exceptionality
 
         est, rows = edits.merge_components(self.estimates, self.picked)
@@ -340,8 +363,11 @@ class CurationSession:
         return edits.refit_seeds(self.estimates, np.flatnonzero(self.accepted), painted)
 
     def take_refit(self, estimates: Any) -> None:
-        """Curate the refit's ``estimates``: decisions follow the footprints, the metrics
-        are dropped (re-evaluate), the selection is cleared."""
+        """Curate the refit's ``estimates``.
+
+        Decisions follow the footprints, the metrics are dropped (re-evaluate), the selection is
+        cleared.
+        """
         manual = transfer_curation(
             self.estimates.A, self.curation.manual, estimates.A, estimates.dims
         )
@@ -353,8 +379,10 @@ class CurationSession:
         self.update()
 
     def train_classifier(self, path: str | Path | None = None) -> Any:
-        """Train a classifier on the manual decisions (engine.classifier), apply it to
-        the undecided components (manual decisions still win), save it to ``path``.
+        """Train a classifier on the manual decisions and apply it to the undecided components.
+
+        The classifier (engine.classifier) leaves manual decisions as they are (they still win) and
+        is saved to ``path``.
 
         Raises
         ------
@@ -377,7 +405,7 @@ class CurationSession:
 
     # -- files -----------------------------------------------------------------------------------
     def results(self, params: Any) -> Any:
-        """The session as an engine ``Results`` (what :meth:`save` writes) with ``params``."""
+        """Return the session as an engine ``Results`` (what :meth:`save` writes) with ``params``."""
         from ..engine.results import Results, summary_to_dict
         from ..io.provenance import make_provenance
 
@@ -409,8 +437,10 @@ class CurationSession:
         )
 
     def save(self, path: str | Path, params: Any, *, sidecar: bool = True) -> Path:
-        """Write results + curation atomically (and, with ``sidecar``, the decisions
-        sidecar: :meth:`autosave`); later decisions autosave next to this file."""
+        """Write results + curation atomically; later decisions autosave next to this file.
+
+        With ``sidecar``, the decisions sidecar too (:meth:`autosave`).
+        """
         from ..io.results_file import save_results
 
         out = Path(save_results(path, self.results(params)))

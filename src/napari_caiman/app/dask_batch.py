@@ -24,8 +24,10 @@ from ..engine.progress import Progress
 
 
 def run_item_task(spec: dict[str, Any]) -> dict[str, Any]:
-    """Run one batch item (on a Dask worker). Returns ``summary``/``started``/
-    ``finished``, or ``error`` with a one-line message."""
+    """Run one batch item (on a Dask worker).
+
+    Returns ``summary``/``started``/ ``finished``, or ``error`` with a one-line message.
+    """
     from ..engine.errors import error_line
     from ..engine.params import CaimanParams
     from ..engine.progress import run
@@ -59,9 +61,11 @@ def run_item_task(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def connect(scheduler: str | None) -> tuple[Any, Any]:
-    """A client for ``scheduler`` ("local" or None: a new LocalCluster with
-    one single-threaded worker process per core). Returns ``(client, cluster)``;
-    ``cluster`` is None for a remote scheduler."""
+    """Return a client for ``scheduler``, and its cluster.
+
+    "local" or None: a new LocalCluster with one single-threaded worker process per core. Returns
+    ``(client, cluster)``; ``cluster`` is None for a remote scheduler.
+    """
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -96,16 +100,18 @@ def iter_run_on_dask(
     stopped: Callable[[], bool] | None = None,
     on_running: Callable[[list[str]], Any] | None = None,
 ) -> Generator[Progress, None, dict]:
-    """Run items on ``client``'s cluster (generator; yields about every ``poll``
-    seconds). Closing it, or ``stopped()`` turning true, cancels the running
-    items (marked cancelled) and leaves the rest queued. Returns ``{status: count}``.
-    ``on_running`` is told the names running after each change.
+    """Run items on ``client``'s cluster (generator; yields about every ``poll`` seconds).
+
+    Closing it, or ``stopped()`` turning true, cancels the running items (marked cancelled) and
+    leaves the rest queued. Returns ``{status: count}``. ``on_running`` is told the names running
+    after each change.
 
     ``patches_on_cluster``: None (default) sends CNMF patches to the cluster
     only when there are fewer items than workers.  Normally reached through
     :class:`~napari_caiman.app.queue.QueueRunner`; uses only the batch's
     public item lifecycle (:meth:`~napari_caiman.app.batch.Batch.start`,
-    :meth:`~napari_caiman.app.batch.Batch.mark`)."""
+    :meth:`~napari_caiman.app.batch.Batch.mark`).
+    """
     from distributed import wait
 
     todo = list(names) if names is not None else batch.queued()

@@ -30,7 +30,7 @@ DEMO_PARAMS = {
 
 
 def make_demo_movie(shape: tuple[int, int, int] | None = None, seed: int = 0) -> Any:
-    """The synthetic demo movie (uint16, :data:`DEMO_SHAPE` by default) with its ground truth."""
+    """Return the synthetic demo movie (uint16, :data:`DEMO_SHAPE` by default) with its ground truth."""
     from ..engine.synthetic import make_movie_2d
 
     return make_movie_2d(
@@ -43,9 +43,10 @@ def _crop(a: np.ndarray, margin: int) -> np.ndarray:
 
 
 def correlation_with_truth(movie: np.ndarray, truth: np.ndarray, margin: int) -> float:
-    """Mean over frames of the Pearson correlation of each frame with the
-    truth's frame, over the central crop (``margin`` pixels cut on each side);
-    NaN pixels are ignored."""
+    """Compute the mean over frames of each frame's Pearson correlation with the truth's frame.
+
+    Over the central crop (``margin`` pixels cut on each side); NaN pixels are ignored.
+    """
     a = _crop(np.asarray(movie, dtype=np.float64), margin).reshape(len(movie), -1)
     b = _crop(np.asarray(truth, dtype=np.float64), margin).reshape(len(truth), -1)
     ok = np.isfinite(a).all(axis=0)
@@ -57,8 +58,9 @@ def correlation_with_truth(movie: np.ndarray, truth: np.ndarray, margin: int) ->
 
 
 def run_headless_demo(output_dir: str | Path, *, quiet: bool = False) -> str:
-    """Generate the demo movie, run every available step headless, and
-    return a printable summary (accuracy against the known truth included).
+    """Generate the demo movie, run every available step headless, return a summary.
+
+    The printable summary includes the accuracy against the known truth.
 
     Writes ``demo_movie.tif``, ``corrected.tif`` and ``results.hdf5`` in
     ``output_dir`` (created if needed).
@@ -137,8 +139,10 @@ DEMO_WIDGETS = ("Motion correction", "CNMF", "Evaluation / curation")
 
 
 def open_demo_viewer(shape: tuple[int, int, int] = (300, 256, 256), *, run: bool = True) -> Any:
-    """Open napari with the demo movie and the plugin's step widgets docked
-    (tabbed on the right), and start the event loop unless ``run`` is False."""
+    """Open napari with the demo movie and the plugin's step widgets docked.
+
+    The docks are tabbed on the right; the event loop starts unless ``run`` is False.
+    """
     import napari
 
     syn = make_demo_movie(shape)

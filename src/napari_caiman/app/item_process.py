@@ -30,8 +30,11 @@ HEARTBEAT_S = 1.0
 
 
 def _child(batch_class: type, batch_path: str, cache_dir: str, name: str, conn: Any) -> None:
-    """The child's body: open the batch file (``batch_class``: the parent's Batch, pickled
-    by name), run the item, report, obey "cancel" (or a parent that is gone)."""
+    """Return the child's body.
+
+    Open the batch file (``batch_class``: the parent's Batch, pickled by name), run the item,
+    report, obey "cancel" (or a parent that is gone).
+    """
     batch = batch_class(batch_path, cache_dir=cache_dir)
     gen = batch.iter_run_item(name)
     last, stage = 0.0, None
@@ -59,9 +62,11 @@ def _child(batch_class: type, batch_path: str, cache_dir: str, name: str, conn: 
 def iter_item_in_process(
     batch: Any, name: str, prefix: str, cancelled: Callable[[], bool]
 ) -> Generator[Progress, None, None]:
-    """Run item ``name`` of ``batch`` in a child process; yields its progress
-    (stage prefixed by ``prefix``), at least every :data:`HEARTBEAT_S`.
-    ``cancelled()`` turning true, or closing this generator, cancels the item."""
+    """Run item ``name`` of ``batch`` in a child process.
+
+    Yields its progress (stage prefixed by ``prefix``), at least every :data:`HEARTBEAT_S`.
+    ``cancelled()`` turning true, or closing this generator, cancels the item.
+    """
     ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads (Qt, BLAS)
     here, there = ctx.Pipe()
     proc = ctx.Process(

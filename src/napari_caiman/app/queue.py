@@ -86,6 +86,7 @@ class QueueRunner:
 
     @property
     def on_dask(self) -> bool:
+        """Return True when the queue runs its items on a Dask cluster."""
         return self.scheduler is not None or self.client is not None
 
     @property
@@ -95,9 +96,11 @@ class QueueRunner:
             return list(self._running)
 
     def cancel_item(self, name: str) -> bool:
-        """Ask the running item ``name`` to stop (it is marked cancelled; the
-        queue goes on). Thread-safe. False when that item is not running here
-        (on Dask a running task cannot be stopped alone: :meth:`stop` stops all)."""
+        """Ask the running item ``name`` to stop (it is marked cancelled; the queue goes on).
+
+        Thread-safe. False when that item is not running here (on Dask a running task cannot be
+        stopped alone: :meth:`stop` stops all).
+        """
         with self._lock:
             if self.on_dask or name not in self._running:
                 return False
@@ -142,8 +145,10 @@ class QueueRunner:
     def run(
         self, names: Sequence[str] | None = None, progress: Callable[[Progress], Any] | None = None
     ) -> dict:
-        """Blocking :meth:`iter_run`; Ctrl-C (also in ``progress``) reaches the running items,
-        which go back to the queue."""
+        """Blocking :meth:`iter_run`.
+
+        Ctrl-C (also in ``progress``) reaches the running items, which go back to the queue.
+        """
         from ..engine.progress import run
 
         gen = self.iter_run(names)

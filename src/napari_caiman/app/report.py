@@ -24,6 +24,7 @@ class ProgressPrinter:
         self._t0 = time.perf_counter()
 
     def __call__(self, p: Progress) -> None:
+        """Print a line for a new stage and for every tenth of a stage's progress."""
         if self.quiet:
             return
         decile = int(p.fraction * 10)
@@ -33,12 +34,15 @@ class ProgressPrinter:
             print(f"[{elapsed:7.1f} s] {p}", file=self.stream, flush=True)
 
     def close(self) -> None:
+        """Do nothing: plain lines leave nothing open."""
         pass
 
 
 class ProgressBar:
-    """A tqdm progress bar with ETA per stage (stderr is a terminal): one bar
-    per step, named by its stage; a new stage closes the previous bar."""
+    """A tqdm progress bar with ETA per stage (stderr is a terminal).
+
+    One bar per step, named by its stage; a new stage closes the previous bar.
+    """
 
     def __init__(self, stream: Any = None) -> None:
         self.stream = stream or sys.stderr
@@ -46,6 +50,7 @@ class ProgressBar:
         self._stage: str | None = None
 
     def __call__(self, p: Progress) -> None:
+        """Advance the bar of ``p``'s stage (a new stage closes the previous bar)."""
         from tqdm import tqdm
 
         if p.stage != self._stage or self._bar is None:
@@ -67,14 +72,18 @@ class ProgressBar:
             bar.set_postfix_str(p.message, refresh=False)
 
     def close(self) -> None:
+        """Close the current bar, if any."""
         if self._bar is not None:
             self._bar.close()
             self._bar = None
 
 
 def make_progress(quiet: bool = False, stream: Any = None) -> Any:
-    """The CLI's progress reporter: a tqdm bar per stage when ``stream``
-    (stderr) is a terminal, else plain lines (logs, pipes); nothing if quiet."""
+    """Return the CLI's progress reporter.
+
+    A tqdm bar per stage when ``stream`` (stderr) is a terminal, else plain lines (logs, pipes);
+    nothing if quiet.
+    """
     stream = stream or sys.stderr
     if not quiet and getattr(stream, "isatty", lambda: False)():
         return ProgressBar(stream)
@@ -84,7 +93,7 @@ def make_progress(quiet: bool = False, stream: Any = None) -> Any:
 def summarize(
     results: Any, elapsed: float | None = None, *, timings: bool | dict[str, float] = True
 ) -> str:
-    """A few lines describing a run, for the terminal.
+    """Return a few lines describing a run, for the terminal.
 
     ``timings``: True to show the recorded step times (a run that just
     happened), False for none (a file re-read, e.g. by ``evaluate``), or a

@@ -88,9 +88,11 @@ class MotionCache:
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def entry(self, key: str) -> Path:
+        """Return the folder of the cache entry ``key``."""
         return self.root / key
 
     def has(self, key: str) -> bool:
+        """Return True when the entry ``key`` holds a complete corrected movie and its record."""
         e = self.entry(key)
         return (e / self.CORRECTED).is_file() and (e / self.META).is_file()
 
@@ -146,7 +148,7 @@ class MotionCache:
             f.attrs["timings"] = json.dumps({**m.timings, **step.timings}, default=_plain)
 
     def load(self, key: str) -> Any:
-        """The cached ``MotionStepResult`` for ``key``."""
+        """Return the cached ``MotionStepResult`` for ``key``."""
         import h5py
 
         from ..engine.motion import MotionResult
@@ -191,6 +193,7 @@ class MotionCache:
         return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
 
     def entries(self) -> list[Path]:
+        """Return the entry folders (only the owned ones when ``owned`` is set), sorted."""
         if not self.root.is_dir():
             return []
         keys = None if self.owned is None else set(self.owned())
@@ -201,8 +204,10 @@ class MotionCache:
         )
 
     def clear(self) -> int:
-        """Delete every entry (and leftovers; with ``owned``: only the owned
-        entries); returns the bytes freed."""
+        """Delete every entry and leftovers; return the bytes freed.
+
+        With ``owned``: only the owned entries.
+        """
         freed = self.size_bytes()
         if self.owned is not None:
             for p in self.entries():
@@ -222,6 +227,7 @@ class MotionCache:
 
 
 def check_output_path(output: str | os.PathLike, argument: str = "--output") -> Path:
+    """Return ``output`` as a path after checking it can take a results file (``.hdf5``/``.h5``, folder exists)."""
     output = Path(output)
     if output.suffix.lower() not in (".hdf5", ".h5"):
         raise InputError(argument, f"results file must end in .hdf5 or .h5, got {str(output)!r}")
@@ -386,7 +392,7 @@ def _iter_run(
     executor,
     extra,
 ):
-    """The steps as a loop over one :class:`~.session.Session`, then the results saved."""
+    """Return the steps as a loop over one :class:`~.session.Session`, then the results saved."""
     from .session import Session
 
     session = Session(movie, params, source=source)

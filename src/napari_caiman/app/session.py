@@ -120,7 +120,7 @@ class Session:
     def open(
         cls, source: str | os.PathLike | Sequence[str | os.PathLike], params: Any = None
     ) -> Session:
-        """A session of the movie in file(s) ``source`` (opened lazily where the format allows)."""
+        """Return a session of the movie in file(s) ``source`` (opened lazily where the format allows)."""
         from ..io.movie import open_movie
 
         params = (
@@ -135,8 +135,10 @@ class Session:
 
     @classmethod
     def from_results(cls, results: Any, movie: Any = None) -> Session:
-        """A session continuing a results file's analysis; ``movie``: the movie the
-        steps read (the corrected movie when the results corrected motion)."""
+        """Return a session continuing a results file's analysis.
+
+        ``movie``: the movie the steps read (the corrected movie when the results corrected motion).
+        """
         if movie is None:
             dims = tuple(int(d) for d in results.dims)
             movie = _NoMovie((0, *dims))
@@ -154,7 +156,7 @@ class Session:
 
     # parameters ---------------------------------------------------------------------
     def resolved(self, steps: Sequence[str] = ("motion", "cnmf", "evaluate")) -> Resolved:
-        """The array-order settings of ``steps`` for this movie (checks without running)."""
+        """Return the array-order settings of ``steps`` for this movie (checks without running)."""
         return resolve(self.params, self.shape, steps)
 
     def update_params(self, values: Any) -> None:
@@ -164,8 +166,11 @@ class Session:
 
     # the movie CNMF reads -------------------------------------------------------------
     def cnmf_movie(self) -> Any:
-        """The movie CNMF and the evaluation read: the corrected one when motion
-        was corrected, with the motion border rule applied (once, here)."""
+        """Return the movie CNMF and the evaluation read.
+
+        The corrected one when motion was corrected, with the motion border rule applied (once,
+        here).
+        """
         if self._cnmf_movie is None:
             from ..engine.border import movie_for_cnmf
 
@@ -175,8 +180,10 @@ class Session:
         return self._cnmf_movie
 
     def use_corrected(self, corrected: Any, path: str | None = None) -> None:
-        """Take ``corrected`` as the movie later steps read (e.g. the same file as
-        cluster workers open it); ``path``: where it is saved."""
+        """Take ``corrected`` as the movie later steps read; ``path``: where it is saved.
+
+        E.g. the same file as cluster workers open it.
+        """
         self.corrected = corrected
         if path is not None:
             self.corrected_path = path
@@ -223,8 +230,9 @@ class Session:
     def take_motion(
         self, step: Any, *, params: Any = None, path: str | os.PathLike | None = None
     ) -> None:
-        """Take a motion step's result computed elsewhere (a dock's worker): what
-        came after the old one is dropped; announced on ``events.motion``.
+        """Take a motion step's result computed elsewhere (a dock's worker).
+
+        What came after the old one is dropped; announced on ``events.motion``.
 
         ``params``: the parameters it ran with (kept as given); ``path``: where
         the corrected movie was saved.
@@ -243,8 +251,11 @@ class Session:
     def iter_cnmf(
         self, seeds: Any = None, *, executor: Any = None
     ) -> Generator[Progress, None, Any]:
-        """CNMF on :meth:`cnmf_movie`; ``seeds`` (footprints, (K, *frame) or
-        (pixels, K)) skip the initialization. Metrics and curation are dropped."""
+        """CNMF on :meth:`cnmf_movie`.
+
+        ``seeds`` (footprints, (K, *frame) or (pixels, K)) skip the initialization. Metrics and
+        curation are dropped.
+        """
         from ..engine.pipeline import iter_cnmf_step
 
         # the motion step's images when complete (a file's may hold only "corr": computed again)
@@ -256,8 +267,9 @@ class Session:
         return step
 
     def take_cnmf(self, step: Any, *, params: Any = None) -> None:
-        """Take a CNMF step's result computed elsewhere (a dock's worker): metrics
-        and curation are dropped; announced on ``events.cnmf``.
+        """Take a CNMF step's result computed elsewhere (a dock's worker).
+
+        Metrics and curation are dropped; announced on ``events.cnmf``.
 
         ``params``: the parameters it ran with (kept as given).
         """
@@ -300,10 +312,12 @@ class Session:
     def iter_refit(
         self, painted: Any = None, *, executor: Any = None
     ) -> Generator[Progress, None, Any]:
-        """Seeded CNMF from the accepted footprints' support (plus ``painted``
-        masks, (n, *frame) bool); manual decisions follow the footprints
-        (:func:`~napari_caiman.engine.curation.transfer_curation`), the metrics
-        are recomputed by the next :meth:`iter_evaluate`."""
+        """Run seeded CNMF from the accepted footprints' support (plus ``painted`` masks).
+
+        ``painted`` is (n, *frame) bool. Manual decisions follow the footprints
+        (:func:`~napari_caiman.engine.curation.transfer_curation`); the metrics are recomputed by
+        the next :meth:`iter_evaluate`.
+        """
         from ..engine.component_edits import refit_seeds
         from ..engine.curation import Curation, transfer_curation
 
@@ -328,7 +342,7 @@ class Session:
 
     # outputs -----------------------------------------------------------------------
     def accepted(self) -> np.ndarray | None:
-        """Accepted component indices: thresholds, then manual decisions."""
+        """Return the accepted component indices: thresholds, then manual decisions."""
         return None if self.estimates is None else self.results().accepted()
 
     def results(self) -> Any:
