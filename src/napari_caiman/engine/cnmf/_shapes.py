@@ -95,8 +95,10 @@ def clean_footprint_idx(
     se: np.ndarray | None = None,
     ss: np.ndarray | None = None,
 ):
-    """:func:`clean_footprint` of the footprint with values ``vals`` (> 0) at the
-    flat pixels ``nz``; returns the kept ``(indices, values)``, indices sorted."""
+    """Apply :func:`clean_footprint` to the footprint with values ``vals`` (> 0) at the flat pixels ``nz``.
+
+    Returns the kept ``(indices, values)``, indices sorted.
+    """
     nz = np.asarray(nz, np.int64)
     empty = (np.zeros(0, np.int64), np.zeros(0, np.asarray(vals).dtype))
     if nz.size == 0:

@@ -149,9 +149,11 @@ def cellpose_somata(image: np.ndarray, gSig: Any) -> tuple[np.ndarray, np.ndarra
 
 
 def merge_seeds(A: np.ndarray, masks: np.ndarray, max_overlap: float = 0.3) -> np.ndarray:
-    """Indices of ``masks`` (K2, P) that do not overlap the footprints ``A`` (P, K)
-    nor each other: the fraction of a mask's pixels inside a footprint
-    (cut at 20 % of its maximum) (or an earlier mask) stays below ``max_overlap``."""
+    """Return the indices of ``masks`` (K2, P) that overlap neither the footprints ``A`` (P, K) nor each other.
+
+    Overlap: the fraction of a mask's pixels inside a footprint (cut at 20 % of its maximum) (or an
+    earlier mask) stays below ``max_overlap``.
+    """
     if len(masks) == 0:
         return np.zeros(0, int)
     M = np.asarray(masks, bool).reshape(len(masks), -1)

@@ -21,6 +21,8 @@ __all__ = ["MatchResult", "match_components"]
 
 @dataclass
 class MatchResult:
+    """How found components match the true ones: counts, precision / recall / F1, the pairs."""
+
     n_true: int
     n_found: int
     n_matched: int
@@ -33,6 +35,7 @@ class MatchResult:
     trace_corr: np.ndarray  # trace correlation of the matched pairs
 
     def __str__(self) -> str:
+        """Return the counts and scores on one line."""
         return (
             f"found {self.n_found}, true {self.n_true}, matched {self.n_matched}: "
             f"P {self.precision:.3f} R {self.recall:.3f} F1 {self.f1:.3f}, "
@@ -41,9 +44,11 @@ class MatchResult:
 
 
 def _rows(x, dims=None) -> sparse.csr_matrix:
-    """Footprints as sparse rows (K, pixels in C order over the array-order frame):
-    from Estimates or a (pixels, K) CaImAn-order matrix without making them dense
-    (a volume's thousand footprints would be gigabytes), or from (K, *dims) images."""
+    """Footprints as sparse rows (K, pixels in C order over the array-order frame).
+
+    From Estimates or a (pixels, K) CaImAn-order matrix without making them dense (a volume's
+    thousand footprints would be gigabytes), or from (K, *dims) images.
+    """
     if hasattr(x, "A") and hasattr(x, "dims"):
         x, dims = x.A, x.dims
     if sparse.issparse(x):

@@ -31,6 +31,8 @@ def _as_array(x) -> np.ndarray:
 
 
 class MovieData:
+    """A movie as CNMF reads it: (T, P) pixels in C order, in memory or streamed in chunks."""
+
     def __init__(self, movie, *, max_bytes: int | None = None, chunk_bytes: int = 64 << 20):
         self.movie = movie
         self.T = int(movie.shape[0])
@@ -62,7 +64,7 @@ class MovieData:
         return self._read(t0, t1).reshape(t1 - t0, *self.dims)
 
     def load(self):
-        """Generator: load into memory if small (yields after each chunk)."""
+        """Load into memory if small (a generator: yields after each chunk)."""
         if not self.in_memory or self.Y is not None:
             return
         Y = np.empty((self.T, self.P), np.float32)
@@ -73,6 +75,7 @@ class MovieData:
         self.Y = Y
 
     def chunks(self):
+        """Yield ``(t0, t1, chunk)`` for frames ``t0:t1`` as (t, P) float32 chunks."""
         if self.Y is not None:
             yield 0, self.T, self.Y
             return
@@ -82,17 +85,21 @@ class MovieData:
 
     # ------------------------------------------------------------------ tile store
     def wants_store(self, n_frames: int) -> bool:
-        """True if reading ``n_frames`` of every pixel pixel-wise should go through a
-        :class:`TileStore` (a streamed movie too large for the page cache)."""
+        """Return True if reading ``n_frames`` of every pixel pixel-wise should go through a :class:`TileStore`.
+
+        That is a streamed movie too large for the page cache.
+        """
         if self.Y is not None:
             return False
         itemsize = getattr(getattr(self.movie, "dtype", None), "itemsize", 4)
         return use_store(int(n_frames) * self.P * int(itemsize))
 
     def iter_store(self, tbin: int = 1, ranges: list[tuple[int, int]] | None = None):
-        """Generator yielding (done, total) frames; returns the :class:`TileStore` of
-        ``ranges`` (default: all frames) binned by ``tbin`` (kept until :meth:`close_store`,
-        and reused when asked for the same frames again)."""
+        """Yield (done, total) frames.
+
+        Returns the :class:`TileStore` of ``ranges`` (default: all frames) binned by ``tbin`` (kept
+        until :meth:`close_store`, and reused when asked for the same frames again).
+        """
         kept = self.stored(tbin, ranges)
         if kept is not None:
             return kept
@@ -118,7 +125,10 @@ class MovieData:
     def stored(
         self, tbin: int = 1, ranges: list[tuple[int, int]] | None = None
     ) -> TileStore | None:
-        """The open tile store of ``ranges`` (default: all frames) binned by ``tbin``, if any."""
+        """Return the open tile store of ``ranges`` binned by ``tbin``, if any.
+
+        ``ranges`` default: all frames.
+        """
         if self._store is not None and self._store_key == self._key(tbin, ranges):
             return self._store
         return None
@@ -136,7 +146,8 @@ class MovieData:
         With ``regions`` (one entry per row of ``H``: an index array, or None
         for the whole column) only the entries of column ``j`` at
         ``regions[j]`` are computed, at the cost of the regions' pixels; the
-        other entries are 0.  This is all the spatial HALS reads."""
+        other entries are 0.  This is all the spatial HALS reads.
+        """
         H = np.ascontiguousarray(H, dtype=np.float32)
         if regions is None:
             return self._YHt_dense(H)
@@ -153,8 +164,10 @@ class MovieData:
     def region_YHt(
         self, H: np.ndarray, R: Regions, full: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``Y H^T`` sampled at the regions ``R`` (float64, one value per region
-        entry) and the whole columns ``full`` (P, len(full)), in one pass."""
+        """Compute ``Y H^T`` at the regions ``R`` and the whole columns ``full``, in one pass.
+
+        Float64, one value per region entry, and (P, len(full)) for the columns.
+        """
         H = np.ascontiguousarray(H, dtype=np.float32)
         acc = R.new_acc()
         full = np.asarray(full, np.int64)
@@ -184,8 +197,10 @@ class MovieData:
         return out
 
     def AtY(self, W: np.ndarray) -> np.ndarray:
-        """``W^T Y`` (k, T) for dense W (P, k): the patches' small factors (whole
-        fields of view use :meth:`AtY_sparse`)."""
+        """``W^T Y`` (k, T) for dense W (P, k).
+
+        The patches' small factors (whole fields of view use :meth:`AtY_sparse`).
+        """
         W = np.ascontiguousarray(W, dtype=np.float32)
         out = np.empty((W.shape[1], self.T), np.float32)
         for t0, t1, ch in self.chunks():
@@ -193,8 +208,10 @@ class MovieData:
         return out
 
     def AtY_sparse(self, A, b: np.ndarray) -> np.ndarray:
-        """``[A b]^T Y`` (K + nb, T) for sparse footprints ``A`` (P, K) and a dense
-        background ``b`` (P, nb), at the cost of ``A``'s non-zeros."""
+        """Return ``[A b]^T Y`` (K + nb, T) for sparse footprints ``A`` and a dense background ``b``.
+
+        ``A`` is (P, K), ``b`` (P, nb); the cost is that of ``A``'s non-zeros.
+        """
         from scipy import sparse
 
         S = sparse.csc_matrix(A, dtype=np.float32)
@@ -211,10 +228,11 @@ class MovieData:
         return out
 
     def noise(self, noise_range, method, max_num_samples_fft):
-        """Generator yielding (done, total); returns (sn (P,), vmin, vmax).
+        """Yield (done, total); return (sn (P,), vmin, vmax).
 
         Streamed, only the frames the estimate uses are read (and vmin, vmax
-        are theirs)."""
+        are theirs).
+        """
         sn = np.empty(self.P, np.float64)
         vmin, vmax = np.inf, -np.inf
         if self.Y is not None:
@@ -265,15 +283,18 @@ class MovieData:
         return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
 
     def mean_image(self) -> np.ndarray:
+        """Return the mean image (P,) float32, read chunk by chunk."""
         acc = np.zeros(self.P, np.float64)
         for _, _, ch in self.chunks():
             acc += ch.sum(axis=0, dtype=np.float64)
         return (acc / self.T).astype(np.float32)
 
     def patch(self, sl: tuple[slice, ...], tbin: int = 1) -> np.ndarray:
-        """(T, *patch) float32 of one patch (reads only its pixels); with
-        ``tbin`` > 1, (ceil(T / tbin), *patch) of means over ``tbin`` frames,
-        read in chunks so that the full-rate slab is never held."""
+        """(T, *patch) float32 of one patch (reads only its pixels).
+
+        With ``tbin`` > 1, (ceil(T / tbin), *patch) of means over ``tbin`` frames, read in chunks so
+        that the full-rate slab is never held.
+        """
         store = self.stored(tbin)
         if store is not None:
             return store.read(sl)
@@ -303,9 +324,11 @@ class MovieData:
 
 
 def pixel_blocks(dims: tuple[int, ...], max_px: int, offset: int = 0):
-    """Blocks of at most ``max_px`` pixels (at least one row of the last axis
-    split as needed), each contiguous in C order: yields ``(key, p0, p1)`` with
-    ``key`` the spatial index (ints and slices) and ``[p0, p1)`` its flat pixel range."""
+    """Yield blocks of at most ``max_px`` pixels, each contiguous in C order.
+
+    At least one row of the last axis, split as needed: ``(key, p0, p1)`` with ``key`` the spatial
+    index (ints and slices) and ``[p0, p1)`` its flat pixel range.
+    """
     dims = tuple(int(d) for d in dims)
     inner = int(np.prod(dims[1:])) if len(dims) > 1 else 1
     if inner <= max_px or len(dims) == 1:
@@ -320,6 +343,7 @@ def pixel_blocks(dims: tuple[int, ...], max_px: int, offset: int = 0):
 
 
 def check_not_constant(vmin: float, vmax: float) -> None:
+    """Raise InputError when the movie is constant (nothing to extract)."""
     if not vmax > vmin:
         raise InputError(
             "movie", f"is constant (every pixel equals {vmin:g} in every frame); nothing to extract"

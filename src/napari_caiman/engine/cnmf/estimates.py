@@ -156,10 +156,12 @@ class Estimates:
 
     @property
     def n_components(self) -> int:
+        """Return the number of components (columns of ``A``)."""
         return int(self.A.shape[1])
 
     @property
     def n_frames(self) -> int:
+        """Return the number of frames of the traces (0 without traces)."""
         return int(self.C.shape[1]) if self.C.ndim == 2 else 0
 
     def footprints(self, idx: Any = None) -> np.ndarray:
@@ -195,7 +197,7 @@ class Estimates:
     def empty(
         cls, dims: tuple[int, ...], n_frames: int, *, b=None, f=None, sn=None, p: int = 0
     ) -> Estimates:
-        """A valid result without components."""
+        """Return a valid result without components."""
         P = int(np.prod(dims))
         z = np.zeros((0, n_frames), np.float32)
         return cls(

@@ -61,8 +61,7 @@ MIN_FRAMES = 10
 
 
 def _ain_to_internal(Ain: Any, dims: tuple[int, ...]) -> sparse.csc_matrix:
-    """Seeds as CSC (pixels C-order, K) float32, empty ones dropped; sparse
-    seeds stay sparse."""
+    """Seeds as CSC (pixels C-order, K) float32, empty ones dropped; sparse seeds stay sparse."""
     P = int(np.prod(dims))
     if sparse.issparse(Ain):
         S = sparse.csc_matrix(Ain)
@@ -330,11 +329,12 @@ def _iter_cnmf(
 def _add_anatomy(
     data: MovieData, A, b, H, st: Settings, params: CaimanParams, extra, *, only: bool
 ):
-    """Add soma masks found in the mean image (:mod:`.anatomy`) that no
-    component covers; one spatial update restricted to each mask and one
-    temporal update of all components; silent seeded cells are kept (flat
-    trace).  With ``only`` the activity-based components are replaced.
-    Generator; returns ``(A, b, H, extra, from_anatomy)``."""
+    """Add soma masks found in the mean image (:mod:`.anatomy`) that no component covers.
+
+    One spatial update restricted to each mask and one temporal update of all components; silent
+    seeded cells are kept (flat trace).  With ``only`` the activity-based components are replaced.
+    Generator; returns ``(A, b, H, extra, from_anatomy)``.
+    """
     from .anatomy import detect_somata, merge_seeds
 
     dims = data.dims
@@ -456,7 +456,7 @@ def _build(A, b, H, extra, sn, dims, T, st, timings, info) -> Estimates:
 
 
 def _run_patches(data: MovieData, params: CaimanParams, st: Settings, geometry, executor, info):
-    """Generator: run every patch on the executor, combine; returns (A (CSC), b, H)."""
+    """Run every patch on the executor and combine (a generator); return (A (CSC), b, H)."""
     rf_a, st_a = geometry
     dims, T, nb = data.dims, data.T, st.nb
     slices = patch_slices(dims, rf_a, st_a)

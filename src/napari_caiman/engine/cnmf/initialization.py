@@ -42,8 +42,10 @@ def init_window(gSig, gSiz) -> tuple[int, ...]:
 
 
 def refine_window(gSig, gSiz) -> tuple[int, ...]:
-    """Half-size of the footprint support during the HALS refinement:
-    ``max(gSiz // 2, 2 gSig)`` (the whole cell, not only its core)."""
+    """Half-size of the footprint support during the HALS refinement.
+
+    ``max(gSiz // 2, 2 gSig)`` (the whole cell, not only its core).
+    """
     return tuple(max(int(gz) // 2, int(np.ceil(2 * gs))) for gs, gz in zip(gSig, gSiz, strict=True))
 
 

@@ -16,7 +16,7 @@ __all__ = ["find_merges", "merge_components"]
 
 
 def find_merges(A: np.ndarray, C: np.ndarray, merge_thr: float) -> list[np.ndarray]:
-    """Groups (index arrays, size >= 2) of components to merge."""
+    """Return the groups (index arrays, size >= 2) of components to merge."""
     K = A.shape[1]
     if K < 2:
         return []
@@ -40,8 +40,10 @@ def find_merges(A: np.ndarray, C: np.ndarray, merge_thr: float) -> list[np.ndarr
 
 
 def _rank1(Ag: np.ndarray, Cg: np.ndarray, n_iter: int):
-    """Rank-1 non-negative factorization ``a c`` of ``Ag Cg`` (the group's activity),
-    started from the footprint-energy-weighted traces."""
+    """Compute the rank-1 non-negative factorization ``a c`` of ``Ag Cg`` (the group's activity).
+
+    Started from the footprint-energy-weighted traces.
+    """
     w = np.sqrt((Ag**2).sum(axis=0))
     c = np.maximum(w @ Cg, 0) / max(w.sum(), 1e-12)
     a = Ag @ (Cg @ c) / max(float(c @ c), 1e-12)

@@ -19,8 +19,10 @@ __all__ = ["psd_noise", "fft_sample_ranges"]
 
 
 def fft_sample_ranges(T: int, max_num_samples_fft: int = 3072) -> list[tuple[int, int]]:
-    """The frame ranges :func:`psd_noise` uses of a ``T``-sample series: all of
-    it, or three pieces of ``max_num_samples_fft // 3`` (start, middle, end)."""
+    """Return the frame ranges :func:`psd_noise` uses of a ``T``-sample series.
+
+    All of it, or three pieces of ``max_num_samples_fft // 3`` (start, middle, end).
+    """
     if T <= max_num_samples_fft:
         return [(0, T)]
     n3 = max_num_samples_fft // 3

@@ -45,8 +45,9 @@ PATCH_MAX_FRAMES = 10_000
 
 
 def patch_time_bin(T: int) -> int:
-    """Frames averaged per sample of a patch slab: 1 up to :data:`PATCH_MAX_FRAMES`
-    frames, then as many as keep the slab at most that long.
+    """Frames averaged per sample of a patch slab.
+
+    1 up to :data:`PATCH_MAX_FRAMES` frames, then as many as keep the slab at most that long.
 
     A rule of the movie's length alone (not of the memory budget), so a run
     gives the same components whatever its budget, and one patch's working
@@ -70,8 +71,11 @@ def patch_slices(dims: tuple[int, ...], rf, stride) -> list[tuple[slice, ...]]:
 
 
 def patch_tiles(dims: tuple[int, ...], rf, stride) -> tuple[int, ...]:
-    """Tile size per axis for a :class:`~.tiles.TileStore` read by the patches of
-    :func:`patch_slices` (tiles that fit the patch grid exactly where they can)."""
+    """Return the tile size per axis for a :class:`~.tiles.TileStore` read by the patches.
+
+    The patches are those of :func:`patch_slices`; the tiles fit the patch grid exactly where they
+    can.
+    """
     from .tiles import tile_shape
 
     sizes = tuple(min(2 * int(r), int(d)) for r, d in zip(rf, dims, strict=True))
@@ -140,10 +144,12 @@ def fit_patch_from(
     tbin: int = 1,
     T_full: int | None = None,
 ) -> dict:
-    """:func:`fit_patch` of the patch ``sl`` read from ``movie`` where this runs
-    (a cluster worker reading a path it shares: the movie, or the
-    :class:`~.tiles.TileStore` of its frames binned by ``tbin``, then with the
-    movie's ``T_full``); the result says which process ran it."""
+    """Run :func:`fit_patch` on the patch ``sl`` read from ``movie`` where this runs.
+
+    On a cluster worker reading a path it shares: the movie, or the :class:`~.tiles.TileStore` of
+    its frames binned by ``tbin``, then with the movie's ``T_full``. The result says which process
+    ran it.
+    """
     import os
 
     from .tiles import TileStore

@@ -55,9 +55,11 @@ def _region_rows(ch, Hc, cols, indptr, pix, acc):  # pragma: no cover - compiled
 
 
 def csc_of(W: np.ndarray, cols: np.ndarray | None = None) -> sparse.csc_matrix:
-    """CSC float32 copy of the columns ``cols`` (default: all) of the dense
-    ``W`` (P, n), canonical (sorted indices), built from one scan of ``W``
-    (scipy's dense -> COO -> CSC path is several times slower)."""
+    """Return a CSC float32 copy of the columns ``cols`` of the dense ``W`` (P, n).
+
+    ``cols`` default: all. Canonical (sorted indices), built from one scan of ``W`` (scipy's dense
+    -> COO -> CSC path is several times slower).
+    """
     Ws = W if cols is None or cols.size == W.shape[1] else W[:, cols]
     p, j = np.nonzero(Ws)  # C order: by pixel, then column (CSR of W)
     vals = np.asarray(Ws[p, j], np.float32)
@@ -75,14 +77,18 @@ def csc_arrays(S: sparse.csc_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray
 def sparse_t_chunk(
     ch: np.ndarray, arrays: tuple[np.ndarray, np.ndarray, np.ndarray], out: np.ndarray, col0: int
 ) -> None:
-    """``out[:k, col0:col0 + len(ch)] = (ch @ S).T`` for a chunk ``ch`` (t, P)
-    float32 and ``S`` (P, k) given as its :func:`csc_arrays`."""
+    """Set ``out[:k, col0:col0 + len(ch)] = (ch @ S).T`` for a chunk ``ch``.
+
+    ``ch`` is (t, P) float32 and ``S`` (P, k) given as its :func:`csc_arrays`.
+    """
     _csc_t_rows(np.ascontiguousarray(ch, dtype=np.float32), *arrays, out, col0)
 
 
 class Regions:
-    """Search regions of some columns in one flat layout: column ``cols[j]``
-    owns the pixels ``pix[indptr[j]:indptr[j + 1]]``."""
+    """Search regions of some columns in one flat layout.
+
+    Column ``cols[j]`` owns the pixels ``pix[indptr[j]:indptr[j + 1]]``.
+    """
 
     def __init__(self, regions: list, cols: np.ndarray):
         self.cols = np.asarray(cols, np.int64)
@@ -95,6 +101,7 @@ class Regions:
         )
 
     def new_acc(self) -> np.ndarray:
+        """Return a zeroed accumulator of one value per region entry (float64)."""
         return np.zeros(self.pix.size, np.float64)
 
     def add_chunk(self, ch: np.ndarray, Hc: np.ndarray, acc: np.ndarray) -> None:

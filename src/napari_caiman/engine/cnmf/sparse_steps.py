@@ -98,6 +98,10 @@ class RegionSet:
         update: np.ndarray | None = None,
         bg_update: bool = True,
     ) -> None:
+        """Run ``n_iter`` HALS passes on the footprints' region values in place.
+
+        The background is updated too with ``bg_update``.
+        """
         K = self.R.indptr.size - 1
         upd = np.ones(K, np.bool_) if update is None else np.asarray(update, np.bool_)
         _hals(
@@ -147,7 +151,7 @@ def _canonical(A) -> sparse.csc_matrix:
 
 
 def gram(A: sparse.csc_matrix, b: np.ndarray) -> np.ndarray:
-    """``[A b]^T [A b]`` (K + nb, K + nb) float32."""
+    """Return ``[A b]^T [A b]`` (K + nb, K + nb) float32."""
     K, nb = A.shape[1], b.shape[1]
     G = np.empty((K + nb, K + nb), np.float32)
     G[:K, :K] = (A.T @ A).toarray()
@@ -159,6 +163,7 @@ def gram(A: sparse.csc_matrix, b: np.ndarray) -> np.ndarray:
 
 
 def regions_of(A: sparse.csc_matrix, dims, se: np.ndarray) -> list:
+    """Return each footprint's support dilated by the structuring element ``se`` (flat indices)."""
     return [
         dilated_support_idx(A.indices[A.indptr[k] : A.indptr[k + 1]], dims, se)
         for k in range(A.shape[1])
@@ -183,7 +188,8 @@ def spatial_step(
     values); ``regions``: their search regions (default: dilated supports).
     With the pixels' noise SD ``sn`` and ``st.noise_thr`` > 0, footprint
     pixels below ``noise_thr`` standard errors of their estimate are dropped
-    before the cleaning (see :func:`.steps.spatial_step`)."""
+    before the cleaning (see :func:`.steps.spatial_step`).
+    """
     A = _canonical(A)
     K, nb = A.shape[1], b.shape[1]
     dims, P = data.dims, data.P
@@ -243,8 +249,11 @@ def spatial_step(
 def iter_temporal_step(
     data, A: sparse.csc_matrix, b: np.ndarray, H: np.ndarray, ts: TemporalSettings, keep_silent=None
 ):
-    """Update traces (deconvolving components); drop silent ones (except where
-    ``keep_silent`` is True). Generator; returns (A, b, H, extra, keep)."""
+    """Update traces (deconvolving components).
+
+    Drop silent ones (except where ``keep_silent`` is True). Generator; returns (A, b, H, extra,
+    keep).
+    """
     K, nb = A.shape[1], b.shape[1]
     AtY = data.AtY_sparse(A, b)
     extra = yield from iter_update_temporal(H, AtY, gram(A, b), K, ts)

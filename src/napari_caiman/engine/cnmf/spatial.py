@@ -22,8 +22,10 @@ __all__ = ["hals_spatial", "search_regions", "clean_footprints"]
 def hals_spatial(
     W: np.ndarray, YH: np.ndarray, HH: np.ndarray, regions: list, n_iter: int = 3
 ) -> np.ndarray:
-    """HALS on the columns of ``W`` (pixels, n) in place; ``regions[k]`` is an
-    index array (restricted support) or None (all pixels)."""
+    """HALS on the columns of ``W`` (pixels, n) in place.
+
+    ``regions[k]`` is an index array (restricted support) or None (all pixels).
+    """
     n = W.shape[1]
     for _ in range(n_iter):
         for k in range(n):
@@ -59,7 +61,9 @@ def clean_footprints(
     A: np.ndarray, dims, maxthr: float, nrgthr: float, extract_cc: bool, **kw
 ) -> np.ndarray:
     """Apply :func:`clean_footprint` to every column (in place); returns A.
-    ``kw``: ``medw``, ``thr_method``, ``se``, ``ss``."""
+
+    ``kw``: ``medw``, ``thr_method``, ``se``, ``ss``.
+    """
     for k in range(A.shape[1]):
         A[:, k] = clean_footprint(A[:, k], dims, maxthr, nrgthr, extract_cc, **kw)
     return A

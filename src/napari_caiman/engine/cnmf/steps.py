@@ -46,6 +46,7 @@ class Settings:
     ss: np.ndarray | None = None
 
     def se(self) -> np.ndarray:
+        """Return the structuring element that dilates a footprint's support (an ellipsoid)."""
         radii = self.dilation or tuple(max(1.0, np.ceil(s / 2)) for s in self.gSig)
         return ellipsoid(radii)
 
@@ -56,7 +57,8 @@ def spatial_step(data, W, H, K, nb, st: Settings, sn=None):
     With the pixels' noise SD ``sn`` (P,) and ``st.noise_thr`` > 0, footprint
     pixels below ``noise_thr`` standard errors of their estimate
     (``sn / ||c_k||``) are set to 0 before the cleaning: the noisy halo a
-    footprint grows on real data is not part of the cell."""
+    footprint grows on real data is not part of the cell.
+    """
     regions = search_regions(W[:, :K], data.dims, st.se())
     regions += [None if st.update_background else np.zeros(0, np.int64)] * nb
     YH = data.YHt(H, regions)
@@ -92,8 +94,11 @@ def temporal_step(data, W, H, K, nb, ts: TemporalSettings):
 
 
 def iter_temporal_step(data, W, H, K, nb, ts: TemporalSettings, keep_silent=None):
-    """Update traces (deconvolving components); drop silent ones (except those
-    where the (K,) bool ``keep_silent`` is True). Returns (W, H, K, extra)."""
+    """Update traces (deconvolving components).
+
+    Drop silent ones (except those where the (K,) bool ``keep_silent`` is True). Returns (W, H, K,
+    extra).
+    """
     AtY = data.AtY(W)
     AtA = W.T @ W
     extra = yield from iter_update_temporal(H, AtY, AtA, K, ts)

@@ -1,5 +1,6 @@
-"""Temporal update: block-coordinate descent on ``A^T Y`` and ``A^T A`` with
-per-component deconvolution.
+"""Temporal update.
+
+Block-coordinate descent on ``A^T Y`` and ``A^T A`` with per-component deconvolution.
 
 For component k the unmixed raw trace is
 ``y_k = c_k + (A^T Y - A^T A H)_k / (A^T A)_kk``; it is denoised by constrained
@@ -23,6 +24,8 @@ __all__ = ["TemporalSettings", "update_temporal", "iter_update_temporal", "hals_
 
 @dataclass
 class TemporalSettings:
+    """The temporal update's settings (CaImAn's temporal and preprocess names)."""
+
     p: int = 2
     bas_nonneg: bool = False
     s_min: float | None = None
@@ -56,8 +59,9 @@ def update_temporal(H, AtY, AtA, K, st: TemporalSettings):
 def iter_update_temporal(
     H: np.ndarray, AtY: np.ndarray, AtA: np.ndarray, K: int, st: TemporalSettings
 ):
-    """Update ``H = [C; f]`` in place; rows < K are deconvolved (generator:
-    yields ``Progress`` every few components).
+    """Update ``H = [C; F]`` in place; rows < K are deconvolved.
+
+    A generator: yields ``Progress`` every few components.
 
     Returns a dict with ``S``, ``YrA``, ``g``, ``bl``, ``neurons_sn``, ``lam`` for the K
     components (``C`` is ``H[:K]``).

@@ -43,9 +43,11 @@ POLICY = "auto"
 def binned_chunks(
     read: Callable[[int, int], np.ndarray], T: int, tbin: int, step: int
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Frames ``0:T`` read by ``read(t0, t1)`` in chunks of about ``step`` frames
-    (multiples of ``tbin``) and averaged over ``tbin`` frames (the last sample over
-    the frames left): yields ``(b0, chunk)``, ``b0`` the first binned sample's index."""
+    """Read frames ``0:T`` in chunks and average them over ``tbin`` frames.
+
+    ``read(t0, t1)`` reads chunks of about ``step`` frames (multiples of ``tbin``); the last sample
+    averages the frames left. Yields ``(b0, chunk)``, ``b0`` the first binned sample's index.
+    """
     tbin = max(1, int(tbin))
     step = max(tbin, (int(step) // tbin) * tbin)
     for t0 in range(0, T, step):
@@ -61,10 +63,12 @@ def tile_shape(
     *,
     default: int = 16,
 ) -> tuple[int, ...]:
-    """Tile size per axis: the whole axis where one patch covers it; where patches
-    of ``sizes`` start every ``steps`` pixels, their common divisor (tiles then fit
-    patches exactly) when it is at least 8; else about ``default``, chosen so that
-    the tiles pad the axis by less than one tile's count of pixels."""
+    """Tile size per axis: the whole axis where one patch covers it.
+
+    Where patches of ``sizes`` start every ``steps`` pixels, their common divisor (tiles then fit
+    patches exactly) when it is at least 8; else about ``default``, chosen so that the tiles pad the
+    axis by less than one tile's count of pixels.
+    """
     out = []
     for i, d in enumerate(dims):
         d = int(d)
@@ -89,7 +93,7 @@ def use_store(source_bytes: int) -> bool:
 
 
 def backing_dir(movie) -> str | None:
-    """The folder of the file a movie (or the movie a view wraps) is read from, if any."""
+    """Return the folder of the file a movie (or the movie a view wraps) is read from, if any."""
     for _ in range(8):
         if movie is None:
             return None
@@ -124,13 +128,16 @@ class TileStore:
         self._owner = True  # the process that built the store removes its file
 
     def __getstate__(self) -> dict:
-        """Pickled by path (a cluster worker opens the file read-only; only the
-        builder removes it)."""
+        """Pickle by path: a cluster worker opens the file read-only.
+
+        Only the builder removes it.
+        """
         state = dict(self.__dict__)
         state["_fd"], state["_owner"] = None, False
         return state
 
     def __setstate__(self, state: dict) -> None:
+        """Restore a store pickled by path, opening its file read-only."""
         self.__dict__.update(state)
         self._fd = os.open(self.path, os.O_RDONLY)
 
@@ -148,7 +155,7 @@ class TileStore:
         folder: str | None = None,
         ranges: list[tuple[int, int]] | None = None,
     ):
-        """Generator yielding ``(done, total)`` frames; returns the store.
+        """Yield ``(done, total)`` frames; return the store.
 
         ``read(t0, t1)`` gives frames ``t0:t1`` as ``(t1 - t0, *dims)`` float32.
         With ``ranges`` only those frame ranges are stored (one after the
@@ -251,8 +258,11 @@ class TileStore:
         return out
 
     def pixel_groups(self, max_px: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Groups of whole tiles of about ``max_px`` pixels: yields ``(flat C-order
-        pixel indices of the movie, (n, pixels) float32 samples)``, padding left out."""
+        """Return the groups of whole tiles of about ``max_px`` pixels.
+
+        Yields ``(flat C-order pixel indices of the movie, (n, pixels) float32 samples)``, padding
+        left out.
+        """
         per = max(1, int(max_px) // self.tile_px)
         tiles = list(itertools.product(*[range(g) for g in self.grid]))
         for g0 in range(0, len(tiles), per):
@@ -268,6 +278,7 @@ class TileStore:
 
     # ------------------------------------------------------------------ lifetime
     def close(self) -> None:
+        """Close the store's file, and remove it when this process built it."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -278,12 +289,15 @@ class TileStore:
                 pass
 
     def __enter__(self) -> TileStore:
+        """Return the store (closed when the ``with`` block ends)."""
         return self
 
     def __exit__(self, *exc) -> None:
+        """Close the store."""
         self.close()
 
     def __del__(self) -> None:  # pragma: no cover - a store dropped without close()
+        """Close the store if it was dropped without :meth:`close`."""
         try:
             self.close()
         except Exception:
