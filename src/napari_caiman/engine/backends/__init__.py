@@ -93,7 +93,10 @@ _lock = threading.Lock()
 
 
 def caiman_python() -> str:
-    """The python interpreter that runs CaImAn: ``$NAPARI_CAIMAN_CAIMAN_PYTHON`` or ``sys.executable``."""
+    """Return the python interpreter that runs CaImAn.
+
+    ``$NAPARI_CAIMAN_CAIMAN_PYTHON`` or ``sys.executable``.
+    """
     value = os.environ.get(ENV_PYTHON, "").strip()
     return value or sys.executable
 
@@ -200,13 +203,15 @@ def caiman_status(python: str | None = None) -> tuple[bool, str]:
 
 
 def caiman_available(python: str | None = None) -> bool:
-    """True when CaImAn can be run (see :func:`caiman_status`)."""
+    """Return True when CaImAn can be run (see :func:`caiman_status`)."""
     return caiman_status(python)[0]
 
 
 def require_caiman(python: str | None = None) -> str:
-    """Return the status message, or raise :class:`InputError` (argument
-    ``"backend"``) saying why CaImAn cannot be used."""
+    """Return the status message, or raise :class:`InputError` saying why CaImAn cannot be used.
+
+    The error names the argument ``"backend"``.
+    """
     ok, message = caiman_status(python)
     if not ok:
         raise InputError("backend", f"backend 'caiman' is not available: {message}")

@@ -102,7 +102,7 @@ def setup_logging() -> None:
 
 
 def open_movie(spec: dict):
-    """The movie as an array-like (T, rows, cols[, planes]), without loading it."""
+    """Return the movie as an array-like (T, rows, cols[, planes]), without loading it."""
     import numpy as np
 
     path, fmt = spec["path"], spec["format"]
@@ -127,10 +127,12 @@ def open_movie(spec: dict):
 def make_c_memmap(
     spec: dict, workdir: str, *, fill_nan: bool, border, chunk_bytes: int = 1 << 27
 ) -> str:
-    """Write CaImAn's C-order memmap file (pixels x frames, pixels in Fortran
-    order over dims) from the movie, chunk by chunk; NaN -> 0 when
-    ``fill_nan``, a border of ``border`` pixels per axis set to 0.
-    Returns its path (CaImAn's file-name pattern, so ``load_memmap`` reads it)."""
+    """Write CaImAn's C-order memmap file from the movie, chunk by chunk, and return its path.
+
+    The file holds pixels x frames, pixels in Fortran order over dims; NaN -> 0 when ``fill_nan``, a
+    border of ``border`` pixels per axis set to 0. The path follows CaImAn's file-name pattern, so
+    ``load_memmap`` reads it.
+    """
     import numpy as np
     from caiman.mmapping import load_memmap
     from caiman.paths import memmap_frames_filename
@@ -227,8 +229,10 @@ def write_h5(path: str, values: dict) -> None:
 
 
 def read_estimates(path: str):
-    """A CaImAn Estimates from an HDF5 file with an ``estimates`` group in
-    CNMF.save()'s layout (A as a sparse CSC group)."""
+    """Return a CaImAn Estimates from an HDF5 file with an ``estimates`` group.
+
+    The group is in CNMF.save()'s layout (A as a sparse CSC group).
+    """
     import h5py
     import numpy as np
     import scipy.sparse as sp
@@ -266,9 +270,11 @@ def read_estimates(path: str):
 
 
 def numeric_fields(est) -> None:
-    """Per-component values CaImAn keeps as lists of numpy scalars/arrays
-    (``bl``, ``c1``, ``neurons_sn``, ``lam``) as float arrays, so that
-    ``CNMF.save`` stores numbers (a ragged list would be saved as strings)."""
+    """Turn the per-component lists CaImAn keeps as numpy scalars/arrays into float arrays.
+
+    These are ``bl``, ``c1``, ``neurons_sn`` and ``lam``, so that ``CNMF.save`` stores numbers (a
+    ragged list would be saved as strings).
+    """
     import numpy as np
 
     for name in ("bl", "c1", "neurons_sn", "lam"):

@@ -86,12 +86,12 @@ def _jsonable(value: Any) -> Any:
 def caiman_params(
     params: CaimanParams, frame_shape: tuple[int, ...] | None = None
 ) -> dict[str, dict[str, Any]]:
-    """CaImAn's grouped parameter dict (``{"motion": {...}, ...}``) for ``params``:
-    only the values that differ from CaImAn's defaults, without the plugin's own
-    group.  For a 3D frame (``frame_shape`` (Z, Y, X)) the per-axis motion and
-    CNMF values get three entries (rows, cols, planes), as the native engine
-    reads them; a 2-value ``strides``/``overlaps`` then means one patch through
-    all planes where the planes would not fit.
+    """Return CaImAn's grouped parameter dict for ``params`` (``{"motion": {...}, ...}``).
+
+    Only the values that differ from CaImAn's defaults, without the plugin's own group. For a 3D
+    frame (``frame_shape`` (Z, Y, X)) the per-axis motion and CNMF values get three entries (rows,
+    cols, planes), as the native engine reads them; a 2-value ``strides``/``overlaps`` then means
+    one patch through all planes where the planes would not fit.
 
     Raises
     ------
@@ -137,7 +137,7 @@ def caiman_params(
 
 
 def _passthrough(movie: Any) -> dict[str, Any] | None:
-    """The file behind a 2D movie that is a whole .npy/.tif file mapped in memory."""
+    """Return the file behind a 2D movie that is a whole .npy/.tif file mapped in memory."""
     if not isinstance(movie, np.memmap) or movie.ndim != 3 or not movie.flags.c_contiguous:
         return None
     fn = getattr(movie, "filename", None)
@@ -171,7 +171,7 @@ def _passthrough(movie: Any) -> dict[str, Any] | None:
 def _iter_movie_file(
     movie: Any, workdir: Path, name: str = "movie"
 ) -> Generator[Progress, None, dict[str, Any]]:
-    """The movie as a file the worker reads, in CaImAn's axis order."""
+    """Return the movie as a file the worker reads, in CaImAn's axis order."""
     spec = _passthrough(movie)
     if spec is not None:
         return spec
@@ -221,7 +221,7 @@ def _base_job(
 def _iter_motion_metrics(
     raw: Any, corrected: Any, template: np.ndarray, max_shifts: tuple[int, ...]
 ) -> Generator[Progress, None, dict[str, Any]]:
-    """The native engine's motion metrics (see MotionResult.metrics) for a CaImAn run."""
+    """Return the native engine's motion metrics (see MotionResult.metrics) for a CaImAn run."""
     from ..motion import _pearson, crispness
 
     T = int(raw.shape[0])
@@ -259,8 +259,11 @@ def _iter_motion_metrics(
 
 
 def _patches_to_native(data: dict[str, np.ndarray], nd: int):
-    """CaImAn's patch order/bounds -> ours: bounds (n, n_axes, 2) in array order,
-    patches in C order over the array-order grid; shifts keep CaImAn's axis order."""
+    """CaImAn's patch order/bounds -> ours.
+
+    Bounds (n, n_axes, 2) in array order, patches in C order over the array-order grid; shifts keep
+    CaImAn's axis order.
+    """
     bounds_c = np.asarray(data["patch_bounds"], np.int64)  # (n, nd, 2) CaImAn axis order
     inds = np.asarray(data["patch_inds"], np.int64)  # (n, nd) grid index, CaImAn order
     els = np.asarray(data["shifts_els"], np.float32)
@@ -276,8 +279,9 @@ def _patches_to_native(data: dict[str, np.ndarray], nd: int):
 def iter_motion_step(
     movie: Any, params: CaimanParams, *, out: str | Path | None = None, template: Any = None
 ) -> Generator[Progress, None, Any]:
-    """Motion correction by CaImAn's ``MotionCorrect`` (rigid or pw-rigid, 2D or
-    3D), then summary images; same contract as
+    """Correct motion with CaImAn's ``MotionCorrect``, then compute the summary images.
+
+    Rigid or pw-rigid, 2D or 3D; same contract as
     :func:`napari_caiman.engine.pipeline.iter_motion_step`.
 
     The corrected movie is CaImAn's: with ``nonneg_movie=True`` (CaImAn's
@@ -378,7 +382,8 @@ def _ain_pixels(Ain: Any, frame: tuple[int, ...]) -> np.ndarray:
     """Seeds as a boolean (pixels, K) matrix in CaImAn's pixel order.
 
     CaImAn's seeded CNMF starts from binary masks (it estimates C, b and f
-    from them); weighted footprints are reduced to their support."""
+    from them); weighted footprints are reduced to their support.
+    """
     from scipy import sparse
 
     from ..cnmf.estimates import images_to_pixels
@@ -437,8 +442,9 @@ def iter_cnmf_step(
     fill_nan: bool = False,
     border: Any = None,
 ) -> Generator[Progress, None, Any]:
-    """CNMF by CaImAn (``CNMF(...).fit``, then ``refit`` after patches; seeded
-    with ``Ain``); same contract as :func:`napari_caiman.engine.pipeline.iter_cnmf_step`.
+    """Run CNMF by CaImAn (``CNMF(...).fit``, then ``refit`` after patches).
+
+    Seeded with ``Ain``; same contract as :func:`napari_caiman.engine.pipeline.iter_cnmf_step`.
 
     ``executor`` is not used: CaImAn runs its own pool of ``n_processes``.
     """
@@ -500,11 +506,11 @@ def iter_cnmf_step(
 def iter_evaluate_step(
     movie: Any, estimates: Any, params: CaimanParams, *, fill_nan: bool = False, border: Any = None
 ) -> Generator[Progress, None, Any]:
-    """Component evaluation by CaImAn (``estimates.evaluate_components``, the CNN
-    only when ``use_cnn`` and its model files are there) and its
-    ``detrend_df_f``; same contract as
-    :func:`napari_caiman.engine.pipeline.iter_evaluate_step` (sets
-    ``estimates.idx_components`` / ``idx_components_bad`` to CaImAn's result).
+    """Evaluate components with CaImAn (``estimates.evaluate_components``) and its ``detrend_df_f``.
+
+    The CNN runs only when ``use_cnn`` and its model files are there. Same contract as
+    :func:`napari_caiman.engine.pipeline.iter_evaluate_step` (sets ``estimates.idx_components`` /
+    ``idx_components_bad`` to CaImAn's result).
     """
     import h5py
     from scipy import sparse

@@ -1,5 +1,7 @@
-"""The CaImAn worker process of the ``caiman`` backend: start it, read its log as
-:class:`~..progress.Progress`, stop its whole process group (see :mod:`.caiman_backend`).
+"""The CaImAn worker process of the ``caiman`` backend.
+
+Start it, read its log as :class:`~..progress.Progress`, stop its whole process group (see
+:mod:`.caiman_backend`).
 
 Each job runs ``_caiman_worker.py`` under the interpreter
 :func:`~.caiman_python` names, in a fresh temporary folder; its log lines
@@ -143,8 +145,9 @@ def iter_run_worker(
     script: str | os.PathLike | None = None,
     grace: float | None = None,
 ) -> Generator[Progress, None, dict[str, Any]]:
-    """Run the worker on ``job`` (written to ``workdir/job.json``), yield its
-    progress, return its ``@@RESULT`` record.
+    """Run the worker on ``job``, yield its progress, return its ``@@RESULT`` record.
+
+    The job is written to ``workdir/job.json``.
 
     Closing the generator or an error kills the worker's process group.
 
