@@ -1,5 +1,7 @@
-"""File formats: movies (lazy TIFF memmap, HDF5, CaImAn mmap, multi-file; saving), the results
-HDF5 (:mod:`.results_file`), provenance (:mod:`.provenance`), NWB/CSV/TIFF export (:mod:`.export`).
+"""File formats: movies, the results HDF5, provenance, export.
+
+Movies: lazy TIFF memmap, HDF5, CaImAn mmap, multi-file, saving. The results HDF5
+(:mod:`.results_file`), provenance (:mod:`.provenance`), NWB/CSV/TIFF export (:mod:`.export`).
 
 Uses the engine's data types; never the app or the napari side.
 """

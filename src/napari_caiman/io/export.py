@@ -61,8 +61,11 @@ _MAX_IMAGE_MASK_BYTES = 256 << 20
 
 
 def selected_components(estimates: Any, accepted_only: bool = True, idx: Any = None) -> np.ndarray:
-    """Indices of the components to export: ``idx`` if given, else the accepted
-    ones (``estimates.idx_components``; all when not evaluated) or all."""
+    """Return the indices of the components to export.
+
+    ``idx`` if given, else the accepted ones (``estimates.idx_components``; all when not evaluated)
+    or all.
+    """
     K = int(estimates.A.shape[1])
     if idx is not None:
         idx = np.asarray(idx)

@@ -53,7 +53,7 @@ def _natural_key(p: Path):
 
 
 def movie_files(path: str | os.PathLike) -> list[Path]:
-    """The movie files a path stands for.
+    """Return the movie files a path stands for.
 
     Parameters
     ----------
@@ -442,8 +442,9 @@ def _rate(text: str, names: Sequence[str]) -> float | None:
 
 
 def frame_rate(path: str | os.PathLike | Sequence[str | os.PathLike]) -> tuple[float, str] | None:
-    """The frame rate (Hz; volumes per second for a volume movie) a movie's
-    TIFF metadata records, with where it was found, or None.
+    """Return the frame rate (Hz) a movie's TIFF metadata records, with where it was found, or None.
+
+    Volumes per second for a volume movie.
 
     Reads, from the first file: ImageJ's ``finterval`` (s per frame) or
     ``fps``; OME-XML ``Pixels/@TimeIncrement`` (with its unit); ScanImage's

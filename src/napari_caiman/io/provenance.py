@@ -34,18 +34,20 @@ def _versions() -> tuple[tuple[str, str], ...]:
 
 
 def software_versions() -> dict[str, str]:
-    """Versions of the software that matters for reproducing a result (read
-    once per process: package metadata is slow to parse)."""
+    """Return the versions of the software that matters for reproducing a result.
+
+    Read once per process: package metadata is slow to parse.
+    """
     return dict(_versions())
 
 
 def file_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
-    """Identify one input file cheaply: path, size, mtime, the SHA-256 of its
-    first MiB (``header_sha256``) and of a sample of its content
-    (``content_sha256``: size, first and last MiB, and 16 blocks of 64 KiB
-    spread evenly in between). The content hash does not depend on the file's
-    name or location, so a copied movie is recognised; reading ~3 MiB costs
-    milliseconds even for a file of many GB.
+    """Identify one input file cheaply.
+
+    Path, size, mtime, the SHA-256 of its first MiB (``header_sha256``) and of a sample of its
+    content (``content_sha256``: size, first and last MiB, and 16 blocks of 64 KiB spread evenly in
+    between). The content hash does not depend on the file's name or location, so a copied movie is
+    recognised; reading ~3 MiB costs milliseconds even for a file of many GB.
     """
     import hashlib
 
@@ -78,7 +80,7 @@ def file_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def input_files(source: str | os.PathLike | list) -> list[Path]:
-    """The files a movie source consists of (a folder expands to its movie files)."""
+    """Return the files a movie source consists of (a folder expands to its movie files)."""
     sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
     files: list[Path] = []
     for s in sources:
@@ -92,9 +94,11 @@ def make_provenance(
     timings: dict[str, float] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """Provenance record: versions, input file(s) (path, size, mtime, header
-    and sampled-content hashes), timings, plus ``extra`` (steps, backend,
-    start/end times ...)."""
+    """Provenance record.
+
+    Versions, input file(s) (path, size, mtime, header and sampled-content hashes), timings, plus
+    ``extra`` (steps, backend, start/end times ...).
+    """
     prov: dict[str, Any] = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": software_versions(),

@@ -49,9 +49,11 @@ class MovieFile:
         return m
 
     def __len__(self) -> int:
+        """Return the number of frames."""
         return self.shape[0]
 
     def __getitem__(self, key: Any) -> Any:
+        """Read frames from the file."""
         import numpy as np
 
         out = self._movie()[key]
@@ -60,6 +62,7 @@ class MovieFile:
         return np.asarray(out)
 
     def __getstate__(self) -> dict:
+        """Pickle by path (a cluster worker opens the file itself)."""
         return {
             "source": self.source,
             "var_name_hdf5": self.var_name_hdf5,
@@ -68,6 +71,7 @@ class MovieFile:
         }
 
     def __setstate__(self, state: dict) -> None:
+        """Restore a movie pickled by path."""
         import numpy as np
 
         self.source, self.var_name_hdf5 = state["source"], state["var_name_hdf5"]
@@ -75,6 +79,7 @@ class MovieFile:
         self.ndim = len(self.shape)
 
     def __repr__(self) -> str:
+        """Return the file, shape and dtype."""
         return f"MovieFile({self.source!r}, shape={self.shape}, dtype={self.dtype})"
 
 
