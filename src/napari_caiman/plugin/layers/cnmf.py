@@ -220,8 +220,10 @@ def component_colors(component: np.ndarray) -> np.ndarray:
 
 
 def label_colors() -> np.ndarray:
-    """Colours for a cyclic Labels colormap: transparent 0, then the palette,
-    so label ``k + 1`` has :func:`component_colors` ``(k)``."""
+    """Colours for a cyclic Labels colormap.
+
+    Transparent 0, then the palette, so label ``k + 1`` has :func:`component_colors` ``(k)``.
+    """
     return np.concatenate([np.zeros((1, 4), np.float32), _palette()], axis=0)
 
 

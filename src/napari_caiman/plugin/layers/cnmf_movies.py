@@ -1,5 +1,6 @@
-"""The lazy movies of a CNMF result (no Qt, no viewer): the denoised ``A C + b f``
-(:class:`ReconstructedMovie`) and the residual ``Y - A C - b f``
+"""The lazy movies of a CNMF result (no Qt, no viewer).
+
+The denoised ``A C + b f`` (:class:`ReconstructedMovie`) and the residual ``Y - A C - b f``
 (:class:`ResidualMovie`), computing only the frames napari asks for.
 """
 
@@ -17,7 +18,7 @@ __all__ = ["ReconstructedMovie", "ResidualMovie"]
 
 
 def _normalize_key(key: Any, ndim: int) -> tuple:
-    """A numpy index -> a tuple of exactly ``ndim`` entries (no Ellipsis)."""
+    """Return a numpy index -> a tuple of exactly ``ndim`` entries (no Ellipsis)."""
     if not isinstance(key, tuple):
         key = (key,)
     if any(k is None for k in key):
@@ -61,16 +62,20 @@ class ReconstructedMovie:
 
     @property
     def ndim(self) -> int:
+        """Return the number of axes (as a numpy array's)."""
         return len(self.shape)
 
     @property
     def size(self) -> int:
+        """Return the number of elements (as a numpy array's)."""
         return int(np.prod(self.shape))
 
     def __len__(self) -> int:
+        """Return the number of frames."""
         return self.shape[0]
 
     def __repr__(self) -> str:
+        """Return the type, shape and dtype."""
         return f"{type(self).__name__}(shape={self.shape}, dtype={self.dtype})"
 
     def _frames_pixels(self, t: np.ndarray, rows: slice | None) -> np.ndarray:
@@ -103,6 +108,7 @@ class ReconstructedMovie:
         return pixels_to_images(pix, dims)[(slice(None),) + spatial]
 
     def __getitem__(self, key: Any) -> np.ndarray:
+        """Compute the frames ``key`` selects."""
         key = _normalize_key(key, self.ndim)
         tkey, spatial = key[0], key[1:]
         if isinstance(tkey, (int, np.integer)):
@@ -117,6 +123,7 @@ class ReconstructedMovie:
         return np.ascontiguousarray(self._compute(t, spatial))
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        """Compute the whole movie as an array."""
         out = self[:]
         return out if dtype is None else out.astype(dtype)
 

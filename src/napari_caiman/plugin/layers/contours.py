@@ -29,7 +29,7 @@ ENERGY_BINS = 256
 
 
 def _csc(A: Any) -> sparse.csc_matrix:
-    """``A`` as CSC with sorted indices (no copy when it already is)."""
+    """Return ``A`` as CSC with sorted indices (no copy when it already is)."""
     A = A if sparse.issparse(A) and A.format == "csc" else sparse.csc_matrix(A)
     if not A.has_sorted_indices:
         A = A.sorted_indices()
@@ -51,8 +51,7 @@ def _entries(estimates: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
 def _support(
     comp: np.ndarray, values: np.ndarray, K: int, fraction: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mask of entries above ``fraction`` of their component's peak, and
-    each entry's value relative to that peak."""
+    """Mask of entries above ``fraction`` of their component's peak, and each entry's value relative to that peak."""
     peak = np.zeros(K, np.float32)
     np.maximum.at(peak, comp, values)
     rel = values / np.maximum(peak[comp], np.finfo(np.float32).tiny)
@@ -62,8 +61,9 @@ def _support(
 def _energy_mask(
     comp: np.ndarray, values: np.ndarray, K: int, thr: float, bins: int = ENERGY_BINS
 ) -> np.ndarray:
-    """Per component, the largest pixels holding ``thr`` of its energy (sum
-    of squares): CaImAn's ``thr_method='nrg'``.
+    """Per component, the largest pixels holding ``thr`` of its energy (sum of squares).
+
+    CaImAn's ``thr_method='nrg'``.
 
     Sorting millions of values per component is the slow way; instead each
     component's energy is histogrammed over ``bins`` levels of value / peak

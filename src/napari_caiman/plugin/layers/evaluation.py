@@ -92,12 +92,12 @@ def status_colors(accepted: np.ndarray, owner: np.ndarray, show: str = "all") ->
 
 
 def status_column(accepted: np.ndarray) -> np.ndarray:
-    """``"accepted"`` / ``"rejected"`` per component (object array)."""
+    """Return ``"accepted"`` / ``"rejected"`` per component (object array)."""
     return np.where(np.asarray(accepted, bool), "accepted", "rejected").astype(object)
 
 
 def manual_column(manual: np.ndarray) -> np.ndarray:
-    """``"accepted"`` / ``"rejected"`` / ``""`` (no decision) per component."""
+    """Return ``"accepted"`` / ``"rejected"`` / ``""`` (no decision) per component."""
     return _MANUAL_NAMES[np.asarray(manual, dtype=np.int64) + 1]
 
 
@@ -111,7 +111,7 @@ def _metric(metrics: Any, name: str, K: int) -> np.ndarray:
 def evaluation_features(
     features: Any, owner: np.ndarray, metrics: Any, accepted: np.ndarray, manual: np.ndarray
 ) -> pd.DataFrame:
-    """The contours' features table plus ``SNR``, ``r_value``, ``status``, ``manual``.
+    """Return the contours' features table plus ``SNR``, ``r_value``, ``status``, ``manual``.
 
     Parameters
     ----------
@@ -143,8 +143,11 @@ def evaluation_features(
 def component_table(
     metrics: Any, accepted: np.ndarray, manual: np.ndarray, size: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """One row per component: ``id``, ``SNR``, ``r_value``, ``size``, ``solidity``,
-    ``pieces``, ``area_ratio`` (shape, NaN when not computed), ``status``, ``manual``."""
+    """One row per component.
+
+    ``id``, ``SNR``, ``r_value``, ``size``, ``solidity``, ``pieces``, ``area_ratio`` (shape, NaN
+    when not computed), ``status``, ``manual``.
+    """
     K = len(accepted)
     return {
         "id": np.arange(K, dtype=np.int64),
@@ -164,9 +167,11 @@ HIDDEN_METRICS = frozenset({"fitness", "noise_sd", "mode", "n_frames_used"})
 
 
 def metric_columns(metrics: Any, K: int) -> dict[str, np.ndarray]:
-    """Every other per-component number of ``metrics`` (a Metrics dataclass) as
-    a column, by field name: metrics added to Metrics appear in the table and
-    the scatter plot without changes elsewhere. ``cnn`` when CNN predictions exist."""
+    """Return every other per-component number of ``metrics`` (a Metrics dataclass) as a column.
+
+    By field name: metrics added to Metrics appear in the table and the scatter plot without changes
+    elsewhere. ``cnn`` when CNN predictions exist.
+    """
     out: dict[str, np.ndarray] = {}
     if metrics is None or not dataclasses.is_dataclass(metrics):
         return out
@@ -199,7 +204,7 @@ def footprint_lookup(A: Any) -> sparse.csr_matrix:
 
 
 def component_at_pixel(lookup: sparse.csr_matrix, dims: Any, position: Any) -> int | None:
-    """The component strongest (relative to its own peak) at ``position``.
+    """Return the component strongest (relative to its own peak) at ``position``.
 
     Parameters
     ----------
@@ -229,7 +234,10 @@ def component_at_pixel(lookup: sparse.csr_matrix, dims: Any, position: Any) -> i
 
 
 def outline_segments(paths: list[np.ndarray], ndim: int) -> np.ndarray:
-    """Closed contour paths as napari Vectors data: (n_segments, 2, ndim), [start, step]."""
+    """Return the closed contour paths as napari Vectors data.
+
+    (n_segments, 2, ndim), [start, step].
+    """
     if not paths:
         return np.zeros((0, 2, ndim), np.float32)
     starts = np.concatenate([p[:-1] for p in paths])

@@ -70,7 +70,7 @@ def corrected_layer(
     scale: Sequence[float] | None = None,
     translate: Sequence[float] | None = None,
 ) -> LayerDataTuple:
-    """The corrected movie as an Image, same geometry as the input.
+    """Return the corrected movie as an Image, same geometry as the input.
 
     Contrast limits come from percentiles of the mean image (reading the
     whole movie for them would be slow and, for a memmap, would load it).
@@ -168,7 +168,7 @@ def patch_layer(
     scale: Sequence[float] | None = None,
     translate: Sequence[float] | None = None,
 ) -> LayerDataTuple | None:
-    """The pw-rigid patch grid ("quilt") as a Shapes layer, or None for rigid.
+    """Return the pw-rigid patch grid ("quilt") as a Shapes layer, or None for rigid.
 
     One rectangle per patch (per distinct y/x footprint for 3D), yellow edges,
     transparent faces. Features: ``patch`` (index into ``motion.patch_bounds``)
@@ -207,8 +207,10 @@ def motion_layers(
     scale: Sequence[float] | None = None,
     translate: Sequence[float] | None = None,
 ) -> list[LayerDataTuple]:
-    """All layers for one motion-correction result, bottom to top:
-    corrected movie, correlation, mean and (pw-rigid only) patches."""
+    """All layers for one motion-correction result, bottom to top.
+
+    Corrected movie, correlation, mean and (pw-rigid only) patches.
+    """
     out = [corrected_layer(motion, summary, name, scale, translate)]
     out += summary_layers(summary, name, scale, translate)
     patches = patch_layer(motion, name, scale, translate)
@@ -218,7 +220,7 @@ def motion_layers(
 
 
 def shift_series(motion: Any) -> dict[str, Any]:
-    """What the shifts plot shows, as plain arrays.
+    """Return what the shifts plot shows, as plain arrays.
 
     Returns
     -------

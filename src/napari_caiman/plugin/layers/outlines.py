@@ -88,7 +88,7 @@ def _factor(dims: Sequence[int]) -> int:
 
 
 def outlines(estimates: Any, thr: float = 0.9, factor: int | None = None) -> Outlines:
-    """The outline pixels of each component's energy contour.
+    """Return the outline pixels of each component's energy contour.
 
     Parameters
     ----------
@@ -154,7 +154,7 @@ def outlines(estimates: Any, thr: float = 0.9, factor: int | None = None) -> Out
 
 
 def outline_image(o: Outlines, colors: np.ndarray) -> np.ndarray:
-    """The outlines coloured per component: a new ((Z,) Y', X', 4) uint8 RGBA image.
+    """Return the outlines coloured per component: a new ((Z,) Y', X', 4) uint8 RGBA image.
 
     Parameters
     ----------
@@ -192,7 +192,7 @@ def image_geometry(
 
 
 def frame_position(position: Sequence[float], factor: int) -> np.ndarray:
-    """An outline image's data position -> frame pixel coordinates (same axes)."""
+    """Return an outline image's data position -> frame pixel coordinates (same axes)."""
     p = np.asarray(position, np.float64).copy()
     p[-2:] = p[-2:] / factor - (factor - 1) / (2 * factor)
     return p
@@ -201,8 +201,10 @@ def frame_position(position: Sequence[float], factor: int) -> np.ndarray:
 def component_paths(
     estimates: Any, components: Sequence[int], thr: float = 0.9
 ) -> list[np.ndarray]:
-    """Closed contour paths ((n, ndim) vertices, frame pixel coordinates) of ``components``
-    (the same outlines as :func:`~.contours.contours`, only those components traced)."""
+    """Return the closed contour paths of ``components`` ((n, ndim) vertices, frame pixel coordinates).
+
+    The same outlines as :func:`~.contours.contours`, only those components traced.
+    """
     ks = np.asarray(list(components), dtype=np.int64)
     if ks.size == 0:
         return []
