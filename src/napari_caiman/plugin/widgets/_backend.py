@@ -63,8 +63,10 @@ def check_backend(backend: str) -> None:
 
 
 class BackendEdit(ComboBox):
-    """Combobox native | caiman; :attr:`message` is a label for the line below
-    it, saying whether CaImAn can be used here (put both in the form).
+    """Combobox native | caiman.
+
+    :attr:`message` is a label for the line below it, saying whether CaImAn can be used here (put
+    both in the form).
 
     ``value`` is the backend name (as in the ``backend`` parameter).
     """

@@ -40,7 +40,7 @@ TAB_TITLES = {"Motion correction": "Motion", "Evaluation / curation": "Evaluatio
 
 
 def tab_title(title: str) -> str:
-    """The short tab title of a step dock titled ``title`` (napari's "<name> (<plugin>)")."""
+    """Return the short tab title of a step dock titled ``title`` (napari's "<name> (<plugin>)")."""
     name = title.split(" (", 1)[0]
     return TAB_TITLES.get(name, name)
 
@@ -88,7 +88,7 @@ def make_scrollable(container: Container, min_height: int = MIN_SCROLL_HEIGHT) -
 
 
 def _step_dock(widget: QWidget | None) -> QDockWidget | None:
-    """The dock holding ``widget`` if it is a step form (it has our scroll area)."""
+    """Return the dock holding ``widget`` if it is a step form (it has our scroll area)."""
     while widget is not None and not isinstance(widget, QDockWidget):
         widget = widget.parentWidget()
     if widget is None:
@@ -100,9 +100,10 @@ def _step_dock(widget: QWidget | None) -> QDockWidget | None:
 
 
 def join_step_tabs(dock: QDockWidget) -> bool:
-    """Tab ``dock`` with the other step docks in its area of the main window (one
-    tab group holding all of them), and bring it to the front. Returns True if
-    there were others to join."""
+    """Tab ``dock`` with the other step docks in its area of the main window and bring it to the front.
+
+    One tab group holds all of them. Returns True if there were others to join.
+    """
     main = dock.parentWidget()
     if not isinstance(main, QMainWindow) or dock.isFloating():
         return False
@@ -214,9 +215,11 @@ class _ResizeFilter(QObject):
 
 
 class StatusLabel(Label):
-    """A Label whose ``value`` is the whole text; the shown text is elided to
-    the width it has ("…"), the tooltip holds the whole text, and it never
-    asks for more width than a few characters."""
+    """A Label whose ``value`` is the whole text.
+
+    The shown text is elided to the width it has ("…"), the tooltip holds the whole text, and it
+    never asks for more width than a few characters.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         self._full = ""

@@ -37,8 +37,10 @@ class EvaluationEdits:
 
     # -- decisions -----------------------------------------------------------------------------------
     def decide(self, decision: str, idx: Any = None) -> None:
-        """Accept / reject / clear the picked components (or ``idx``) by hand,
-        recolour, and autosave the decisions next to the results file."""
+        """Accept / reject / clear the picked components (or ``idx``) by hand.
+
+        Then recolour, and autosave the decisions next to the results file.
+        """
         s = self.session
         if s is None or not s.decide(decision, idx):
             return
@@ -69,10 +71,12 @@ class EvaluationEdits:
         self.autosave()
 
     def merge_picked(self) -> None:
-        """Merge the picked components (2+) into one; its SNR is computed at
-        once and, with a movie chosen, the metrics (r-value, dF/F) of all
-        components are recomputed in the worker: the merged one is accepted
-        or rejected by the thresholds like any other (not by hand)."""
+        """Merge the picked components (2+) into one.
+
+        Its SNR is computed at once and, with a movie chosen, the metrics (r-value, dF/F) of all
+        components are recomputed in the worker: the merged one is accepted or rejected by the
+        thresholds like any other (not by hand).
+        """
         s = self.session
         if s is None:
             raise InputError("result", "no result to edit")
@@ -101,8 +105,11 @@ class EvaluationEdits:
         self._after_edit("edited")
 
     def train_classifier(self, path: str | Path | None = None) -> Any:
-        """Train a classifier on the manual decisions (engine.classifier), apply it to
-        the undecided components (manual decisions still win) and save it to ``path``."""
+        """Train a classifier on the manual decisions and apply it to the undecided components.
+
+        The classifier (engine.classifier) leaves manual decisions as they are (they still win) and
+        is saved to ``path``.
+        """
         s = self.session
         if s is None or s.metrics is None:
             raise InputError("result", "evaluate first: the classifier learns from the metrics")
@@ -127,8 +134,10 @@ class EvaluationEdits:
 
     # -- the movie of the metrics --------------------------------------------------------------------------
     def _motion_of(self, layer: Layer) -> Any:
-        """The result's motion correction when ``layer`` is the motion-corrected
-        movie (for the border rule, engine.pipeline.movie_for_cnmf), else None."""
+        """Return the result's motion correction when ``layer`` is the motion-corrected movie, else None.
+
+        For the border rule (engine.pipeline.movie_for_cnmf).
+        """
         # the motion of this movie's session (the Motion dock's run that made it), if any
         motion = self._sessions.motion_of(layer.name, layer.data)
         if motion is not None:
@@ -163,7 +172,7 @@ class EvaluationEdits:
 
     # -- seeded refit ------------------------------------------------------------------------------------
     def new_seeds_layer(self) -> Labels:
-        """An empty Labels layer of the frame shape to paint missed neurons in."""
+        """Return an empty Labels layer of the frame shape to paint missed neurons in."""
         s = self.session
         if s is None:
             raise InputError("result", "no result: take or load one first")
@@ -220,8 +229,10 @@ class EvaluationEdits:
     def _on_refit(
         self, output: tuple[Any, list], *, session: CurationSession, n_seeds: int
     ) -> Generator[None, None, None]:
-        """Replace the result with the refit's (if confirmed): one layer per event-loop
-        turn (a generator the runner drives), then re-evaluate."""
+        """Replace the result with the refit's (if confirmed).
+
+        One layer per event-loop turn (a generator the runner drives), then re-evaluate.
+        """
         result, tuples = output
         if session is not self.session:
             return

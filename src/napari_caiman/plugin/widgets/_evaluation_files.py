@@ -65,9 +65,11 @@ class EvaluationFiles:
         return path
 
     def may_replace(self, new: str) -> bool:
-        """Whether the current result may be replaced by ``new`` (a name for
-        messages): yes when nothing unsaved would be lost, else the user
-        chooses to save first (yes once saved), discard (yes) or keep (no)."""
+        """Whether the current result may be replaced by ``new`` (a name for messages).
+
+        Yes when nothing unsaved would be lost, else the user chooses to save first (yes once
+        saved), discard (yes) or keep (no).
+        """
         s = self.session
         if s is None or not s.has_unsaved_curation:
             return True
@@ -87,8 +89,9 @@ class EvaluationFiles:
             self._guard(partial(self.load, path))()
 
     def load(self, path: str | Path) -> None:
-        """Load a results file and show its layers; decisions come from the file
-        (or its newer autosaved sidecar).
+        """Load a results file and show its layers.
+
+        Decisions come from the file (or its newer autosaved sidecar).
 
         Raises
         ------
@@ -102,7 +105,7 @@ class EvaluationFiles:
 
     # -- save / export -------------------------------------------------------------------------------------
     def results(self) -> Any:
-        """The session as an engine ``Results`` (what Save writes)."""
+        """Return the session as an engine ``Results`` (what Save writes)."""
         s = self.session
         if s is None:
             raise InputError("result", "nothing to save: take or load a result first")
@@ -125,8 +128,10 @@ class EvaluationFiles:
             return None
 
     def _default_save_path(self) -> Path:
-        """``<folder of the movie's file>/<result name, no spaces>.hdf5`` (the
-        current folder when the movie has no file)."""
+        """Return ``<folder of the movie's file>/<result name, no spaces>.hdf5``.
+
+        The current folder when the movie has no file.
+        """
         s = self.session
         assert s is not None
         layer = self.movie.value
@@ -141,8 +146,10 @@ class EvaluationFiles:
         return s.default_save_path(source)
 
     def save(self, path: str | Path) -> Path:
-        """Write results + curation atomically (and the sidecar); later
-        decisions autosave next to this file."""
+        """Write results + curation atomically (and the sidecar).
+
+        Later decisions autosave next to this file.
+        """
         s = self.session
         if s is None:
             raise InputError("result", "nothing to save: take or load a result first")

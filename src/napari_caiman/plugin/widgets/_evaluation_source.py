@@ -1,5 +1,6 @@
-"""Which result the Evaluation dock curates: the CNMF dock's newest, a loaded file,
-or one opened with File > Open.
+"""Which result the Evaluation dock curates.
+
+The CNMF dock's newest, a loaded file, or one opened with File > Open.
 
 :class:`EvaluationSource` is a mixin of
 :class:`~napari_caiman.plugin.widgets.evaluation.EvaluationWidget`. A new result
@@ -48,7 +49,7 @@ class EvaluationSource:
         publish_while_docked(self._viewer, self, "evaluate", self._form_params)
 
     def _form_params(self, frame_shape: tuple[int, ...]) -> dict[str, Any]:
-        """The form's thresholds as flat CaImAn names (what a batch item evaluates with)."""
+        """Return the form's thresholds as flat CaImAn names (what a batch item evaluates with)."""
         return dict(self.thresholds())
 
     # -- choosing the result ---------------------------------------------------------------------------
@@ -100,12 +101,15 @@ class EvaluationSource:
         session.events.cnmf.connect(self._on_cnmf_done)
 
     def _find_cnmf(self) -> Session | None:
-        """The viewer's session with the newest CNMF result (its CNMF dock's run)."""
+        """Return the viewer's session with the newest CNMF result (its CNMF dock's run)."""
         newest = self._sessions.newest
         return newest if newest is not None and newest.estimates is not None else None
 
     def _on_cnmf_done(self, analysis: Session) -> None:
-        """A session's new CNMF result: curate it (asking first when unsaved curation would be lost)."""
+        """Return a session's new CNMF result.
+
+        Curate it (asking first when unsaved curation would be lost).
+        """
         if self._closed:
             return
         s = self.session
@@ -126,8 +130,10 @@ class EvaluationSource:
             self._guard(self.take_cnmf_result)()
 
     def take_cnmf_result(self, *, in_turns: bool = False) -> None:
-        """Curate the CNMF dock's last result (its layers are already shown); ``in_turns``:
-        the session and its clicks at once, the docks, colours and table in later turns.
+        """Curate the CNMF dock's last result (its layers are already shown).
+
+        ``in_turns``: the session and its clicks at once, the docks, colours and table in later
+        turns.
 
         Raises
         ------
@@ -156,9 +162,10 @@ class EvaluationSource:
         name: str | None = None,
         build_layers: bool = True,
     ) -> None:
-        """Curate an engine ``Results`` (e.g. read by the npe2 reader): as
-        :meth:`load` without reading the file. ``build_layers=False`` uses the
-        layers ``"<name> contours"`` ... already in the viewer.
+        """Curate an engine ``Results`` (e.g. read by the npe2 reader).
+
+        As :meth:`load` without reading the file. ``build_layers=False`` uses the layers ``"<name>
+        contours"`` ... already in the viewer.
 
         Raises
         ------
@@ -196,8 +203,11 @@ class EvaluationSource:
         build_layers: bool = False,
         movie: Any = None,
     ) -> None:
-        """Curate this result. ``build_layers`` adds its layers (contours ...)
-        as the CNMF widget does; otherwise ``"<name> contours"`` must exist."""
+        """Curate this result.
+
+        ``build_layers`` adds its layers (contours ...) as the CNMF widget does; otherwise ``"<name>
+        contours"`` must exist.
+        """
         session = CurationSession(
             estimates=estimates,
             summary=summary,
@@ -221,9 +231,12 @@ class EvaluationSource:
     def _show_session_steps(
         self, session: CurationSession, *, build_layers: bool, movie: Any = None
     ) -> Generator[None, None, None]:
-        """Curate ``session``: at once its layers' clicks and keys and the accepted set, then
-        (a yield before each) the docks, the contours' colours and features, the table, the
-        traces; it stops when another session came meanwhile."""
+        """Curate ``session``.
+
+        At once its layers' clicks and keys and the accepted set, then (a yield before each) the
+        docks, the contours' colours and features, the table, the traces; it stops when another
+        session came meanwhile.
+        """
         self._drop_outline()
         self.session = session
         if build_layers:

@@ -90,8 +90,10 @@ class EvaluationView:
         self._hook_layers()
 
     def _layer_inputs(self, estimates: Any, movie: Any = None) -> tuple[Any, Any, Any, Any]:
-        """What :func:`cnmf_layer_data` needs for ``estimates`` of this session: the step
-        (estimates + summary images), scale, translate of the result's layers, the movie."""
+        """Return what :func:`cnmf_layer_data` needs for ``estimates`` of this session.
+
+        The step (estimates + summary images), scale, translate of the result's layers, the movie.
+        """
         s = self.session
         assert s is not None
         summary = (
@@ -129,13 +131,15 @@ class EvaluationView:
 
     # -- keys and clicks --------------------------------------------------------------------------------
     def _bind_keys(self, provider: Any) -> None:
-        """a / r / u / n / p on ``provider`` (the viewer, or a result layer)."""
+        """Return a / r / u / n / p on ``provider`` (the viewer, or a result layer)."""
         for key, func in self._key_functions.items():
             self._keys.bind(provider, key, func)
 
     def _watch_close(self) -> None:
-        """Unbind the keys and clicks when the dock is closed (napari's "x"
-        takes the widget out of its dock) or the widget is deleted."""
+        """Unbind the keys and clicks when the dock is closed or the widget is deleted.
+
+        Napari's "x" takes the widget out of its dock.
+        """
         from qtpy.QtCore import QEvent, QObject
 
         widget = self
@@ -201,8 +205,10 @@ class EvaluationView:
             self.select_component(k, add="Shift" in event.modifiers)
 
     def select_component(self, k: int | None, *, add: bool = False, center: bool = False) -> None:
-        """Select component ``k`` (traces, table row, highlight); ``add`` picks it
-        too (for merge/delete) instead of replacing the picked set."""
+        """Select component ``k`` (traces, table row, highlight).
+
+        ``add`` picks it too (for merge/delete) instead of replacing the picked set.
+        """
         if self.session is None:
             return
         self.session.select(k, add=add)
@@ -221,9 +227,11 @@ class EvaluationView:
             self.select_component(k, center=True)
 
     def _show_selection(self, center: bool) -> None:
-        """Outline the picked components in a thick yellow "<name> selected" layer: one
-        Vectors layer whose segments are replaced (a Shapes layer cost ~3x more per change);
-        the picked components' contour paths are traced when asked for (~1 ms each)."""
+        """Outline the picked components in a thick yellow "<name> selected" layer.
+
+        One Vectors layer whose segments are replaced (a Shapes layer cost ~3x more per change); the
+        picked components' contour paths are traced when asked for (~1 ms each).
+        """
         s = self.session
         contours = self.contours_layer
         geom = self.frame_geometry()

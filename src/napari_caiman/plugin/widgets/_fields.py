@@ -18,12 +18,12 @@ from ._settings import AXES
 
 
 def tooltip(name: str) -> str:
-    """The tooltip of parameter ``name``."""
+    """Return the tooltip of parameter ``name``."""
     return SPEC_BY_NAME[name].tooltip
 
 
 def spin(name: str, value: float) -> SpinBox | FloatSpinBox:
-    """A number field with the schema's range (integers when its step is None)."""
+    """Return a number field with the schema's range (integers when its step is None)."""
     lo, hi, step = SPEC_BY_NAME[name].form
     if step is None:
         return SpinBox(
@@ -35,14 +35,14 @@ def spin(name: str, value: float) -> SpinBox | FloatSpinBox:
 
 
 def check(name: str, value: bool) -> CheckBox:
-    """A checkbox whose text is the CaImAn name (magicgui would turn "_" into spaces)."""
+    """Return a checkbox whose text is the CaImAn name (magicgui would turn "_" into spaces)."""
     box = CheckBox(value=value, name=name, tooltip=tooltip(name))
     box.native.setText(name)
     return box
 
 
 def choice(name: str, value: Any, choices: Sequence[Any] | None = None) -> ComboBox:
-    """A drop-down of the schema's choices (or ``choices``), shown as text."""
+    """Return a drop-down of the schema's choices (or ``choices``), shown as text."""
     options = SPEC_BY_NAME[name].choices if choices is None else tuple(choices)
     return ComboBox(
         value=value,
@@ -122,9 +122,11 @@ class AxesEdit(Container):
 
 
 def fit_planes(edits: Sequence[AxesEdit], n_planes: int) -> list[str]:
-    """Set the z box of each per-axis field to the schema's volume default for
-    ``n_planes`` planes when it is still the plain default or does not fit
-    (e.g. max_shifts z 2 on 2 planes); returns the names changed."""
+    """Set the z box of each per-axis field to the schema's volume default for ``n_planes`` planes.
+
+    Only where it is still the plain default or does not fit (e.g. max_shifts z 2 on 2 planes);
+    returns the names changed.
+    """
     from ...engine.defaults import z_default, z_fits
 
     changed = []

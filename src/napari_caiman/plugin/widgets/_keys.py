@@ -23,8 +23,11 @@ from ._layers import unwrap
 def named_key_function(
     owner: Any, name: str, action: Callable[[Any], Any], report: Callable[[Any, Exception], Any]
 ) -> Callable[..., None]:
-    """A function napari can bind: calls ``action(owner)`` (``owner`` held
-    weakly), errors go to ``report(owner, exc)``; its ``__name__`` is ``name``."""
+    """Return a function napari can bind.
+
+    Calls ``action(owner)`` (``owner`` held weakly), errors go to ``report(owner, exc)``; its
+    ``__name__`` is ``name``.
+    """
     ref = weakref.ref(owner)
 
     def key_function(*_: Any) -> None:

@@ -57,9 +57,11 @@ def upsert_layer(
 
 
 def movie_layer_choices(viewer: napari.viewer.Viewer) -> list[tuple[str, Layer]]:
-    """``(name, layer)`` of every Image layer that can be a step's input movie:
-    (T, Y, X) or (T, Z, Y, X), not RGB or multiscale, and not one of our own
-    derived images (mean, correlation, denoised ...), in layer-list order."""
+    """``(name, layer)`` of every Image layer that can be a step's input movie.
+
+    (T, Y, X) or (T, Z, Y, X), not RGB or multiscale, and not one of our own derived images (mean,
+    correlation, denoised ...), in layer-list order.
+    """
     out = []
     for layer in viewer.layers:
         if (
@@ -76,10 +78,11 @@ def movie_layer_choices(viewer: napari.viewer.Viewer) -> list[tuple[str, Layer]]
 
 
 def unwrap(obj: Any) -> Any:
-    """The object behind napari's ``PublicOnlyProxy``: a plugin's viewer is a
-    proxy, and each ``viewer.layers[name]`` (or iteration) returns a *new*
-    proxy, so identity tests between them never hold. Compare layers by name,
-    or unwrapped."""
+    """Return the object behind napari's ``PublicOnlyProxy``.
+
+    A plugin's viewer is a proxy, and each ``viewer.layers[name]`` (or iteration) returns a *new*
+    proxy, so identity tests between them never hold. Compare layers by name, or unwrapped.
+    """
     return getattr(obj, "__wrapped__", obj)
 
 

@@ -1,5 +1,7 @@
-"""The memory budget field of the step widgets, and where a corrected movie
-that does not fit it goes (a temporary file, removed when napari exits)."""
+"""The memory budget field of the step widgets, and where a too-large corrected movie goes.
+
+A corrected movie that does not fit the budget goes to a temporary file, removed when napari exits.
+"""
 
 from __future__ import annotations
 
@@ -44,9 +46,11 @@ def _cleanup() -> None:
 
 
 def corrected_movie_path(shape: tuple[int, ...], params: Any, out: Any) -> Any:
-    """``out`` if given; else a temporary ``.npy`` when the corrected movie does
-    not fit the budget (the layer is then a lazy view of it), else None (memory).
-    Refuses a run that cannot fit the budget or the disk."""
+    """``out`` if given.
+
+    Else a temporary ``.npy`` when the corrected movie does not fit the budget (the layer is then a
+    lazy view of it), else None (memory). Refuses a run that cannot fit the budget or the disk.
+    """
     from ...engine.memory import budget
     from ...engine.preflight import check_run, corrected_on_disk
 

@@ -11,10 +11,12 @@ GRID = "#3b3f47"
 
 
 def cache_axes(plot: Any) -> None:
-    """Keep each axis of a pyqtgraph PlotItem as a pixmap: when another item of the
-    plot changes (a curve, a marker), the axes are copied, not redrawn (their tick
-    text costs milliseconds per axis with Qt's software painting); the hidden axes
-    get no SI prefix (nothing to relabel on a range change)."""
+    """Keep each axis of a pyqtgraph PlotItem as a pixmap.
+
+    When another item of the plot changes (a curve, a marker), the axes are copied, not redrawn
+    (their tick text costs milliseconds per axis with Qt's software painting); the hidden axes get
+    no SI prefix (nothing to relabel on a range change).
+    """
     from qtpy.QtWidgets import QGraphicsItem
 
     for name in ("left", "bottom", "right", "top"):

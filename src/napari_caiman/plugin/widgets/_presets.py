@@ -66,9 +66,10 @@ def _number(v: Any) -> bool:
 
 
 def fit_field(widget: Widget, value: Any) -> tuple[bool, Any]:
-    """``(True, form value)`` when ``value`` (a CaImAn value) can be shown
-    exactly by the form field ``widget``, else ``(False, None)`` (it then
-    goes into the kwargs text, which overrides the form).
+    """Return ``(True, form value)`` when the form field ``widget`` can show ``value`` exactly.
+
+    ``value`` is a CaImAn value; else ``(False, None)`` (it then goes into the kwargs text, which
+    overrides the form).
 
     Per-axis fields (``.boxes``, y, x, z) take a scalar, 1 to 3 values or
     ``None`` (all zeros: off / automatic); a missing z keeps the field's z.

@@ -59,7 +59,7 @@ STOP_TIMEOUT_S = 3.0
 
 
 def process_available() -> bool:
-    """True where steps run in a forked child (Linux; not turned off by the environment)."""
+    """Return True where steps run in a forked child (Linux; not turned off by the environment)."""
     if os.environ.get("NAPARI_CAIMAN_STEP_PROCESS", "1").strip().lower() in {
         "0",
         "false",
@@ -79,8 +79,7 @@ def _rebuild_memmap(
 
 
 def _file_of(obj: np.ndarray) -> tuple | None:
-    """(file name, mode, byte offset) of a contiguous array that is (a view of) a
-    NumPy memmap of a file, else None."""
+    """(file name, mode, byte offset) of a contiguous array that is (a view of) a NumPy memmap of a file, else None."""
     if not isinstance(obj, np.memmap) or not (obj.flags.c_contiguous or obj.flags.f_contiguous):
         return None
     root: Any = obj
@@ -112,8 +111,11 @@ def _dumps(obj: Any, buffers: list | None = None) -> bytes:
 
 
 def _send(conn: Any, message: tuple) -> None:
-    """One message: the pickle, then its large arrays' memory as they are (pickle
-    protocol 5 out-of-band buffers: no copy of a result's arrays in the child)."""
+    """One message.
+
+    The pickle, then its large arrays' memory as they are (pickle protocol 5 out-of-band buffers: no
+    copy of a result's arrays in the child).
+    """
     buffers: list[pickle.PickleBuffer] = []
     head = _dumps(message, buffers)
     views = [b.raw() for b in buffers]
@@ -123,8 +125,11 @@ def _send(conn: Any, message: tuple) -> None:
 
 
 def _receive(conn: Any) -> tuple:
-    """A message from :func:`_send`; the arrays are rebuilt on writable buffers read
-    straight from the pipe (one copy of the data here, none more)."""
+    """Return a message from :func:`_send`.
+
+    The arrays are rebuilt on writable buffers read straight from the pipe (one copy of the data
+    here, none more).
+    """
     head, sizes = pickle.loads(conn.recv_bytes())
     buffers = []
     for size in sizes:
@@ -138,7 +143,7 @@ def _receive(conn: Any) -> tuple:
 
 
 def _error_message(exc: BaseException) -> tuple:
-    """What the parent raises for ``exc``: the exception itself when it survives pickling."""
+    """Return what the parent raises for ``exc``: the exception itself when it survives pickling."""
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     if isinstance(exc, InputError):
         return ("input", exc.argument, exc.message, text)
@@ -199,8 +204,9 @@ def _raise(kind: str, *payload: Any) -> None:
 
 
 def iter_in_process(factory: Callable[[], Generator[Any, Any, Any]]) -> Generator[Any, None, Any]:
-    """Run ``factory()``'s generator in a forked child; yield what it yields
-    (and ``None`` while it is quiet), return what it returns.
+    """Run ``factory()``'s generator in a forked child.
+
+    Yield what it yields (and ``None`` while it is quiet), return what it returns.
 
     Raises what the child raised; ``RuntimeError`` if the child died without
     a word (e.g. killed for memory).

@@ -141,8 +141,10 @@ class StepProgress:
         return self.fraction
 
     def creep(self, share: float = 0.03) -> float:
-        """Move a little towards the end of the current slice when the engine
-        has been quiet (called about once a second); never past the slice."""
+        """Move a little towards the end of the current slice when the engine has been quiet.
+
+        Called about once a second; never past the slice.
+        """
         if self._slot is None:
             return self.fraction
         end = self.slots[self._slot].end
@@ -171,10 +173,12 @@ class StepProgress:
 
 
 class QueueProgress(StepProgress):
-    """A batch queue's reports folded into one forward-only bar: item ``i`` of ``n``
-    owns the slice ``[(i - 1) / n, i / n]``, filled by a :class:`StepProgress` of
-    the "Batch item" plan (motion, CNMF, evaluation, saving), so the bar neither
-    restarts at each step of an item nor at the next item."""
+    """A batch queue's reports folded into one forward-only bar.
+
+    Item ``i`` of ``n`` owns the slice ``[(i - 1) / n, i / n]``, filled by a :class:`StepProgress`
+    of the "Batch item" plan (motion, CNMF, evaluation, saving), so the bar neither restarts at each
+    step of an item nor at the next item.
+    """
 
     def __init__(self, step: str = "Batch", clock: Callable[[], float] = time.perf_counter) -> None:
         super().__init__(step, clock)
@@ -204,10 +208,10 @@ class QueueProgress(StepProgress):
 
 
 def progress_for(step: str, clock: Callable[[], float] = time.perf_counter) -> StepProgress:
-    """The progress fold of a dock's step (a batch queue: :class:`QueueProgress`)."""
+    """Return the progress fold of a dock's step (a batch queue: :class:`QueueProgress`)."""
     return QueueProgress(step, clock) if step == "Batch" else StepProgress(step, clock)
 
 
 def stage_names(plan: Sequence[tuple[tuple[str, ...], float]]) -> list[str]:
-    """The stage prefixes of a plan, in order (for documentation and tests)."""
+    """Return the stage prefixes of a plan, in order (for documentation and tests)."""
     return [p for prefixes, _ in plan for p in prefixes]

@@ -57,7 +57,7 @@ UPDATE_S = 0.25
 
 
 def error_message(exc: BaseException, step: str = "") -> str:
-    """The text shown to the user for an error raised by a step.
+    """Return the text shown to the user for an error raised by a step.
 
     ``InputError`` / ``StateError`` are the user's to fix: their own ``"argument: message"``.
     Anything else is a bug or an environment problem: a short message with the
@@ -76,8 +76,11 @@ WORKER_NICE = 10
 
 
 def lower_thread_priority(nice: int = WORKER_NICE) -> None:
-    """Lower the calling thread's CPU priority (Linux: per-thread niceness, inherited
-    by the threads it starts, e.g. the engine's pools). No-op elsewhere or when refused."""
+    """Lower the calling thread's CPU priority (Linux).
+
+    Per-thread niceness, inherited by the threads it starts, e.g. the engine's pools. No-op
+    elsewhere or when refused.
+    """
     import os
     import threading
 
@@ -339,8 +342,11 @@ class StepRunner(Container):
         self.status.value = tracker.text(detail) if tracker is not None else detail
 
     def _set_bar(self, value: int) -> None:
-        """Move the bar without QProgressBar's synchronous repaint: the bar and the status
-        line are then drawn in one pass of the event loop (one window recomposition)."""
+        """Move the bar without QProgressBar's synchronous repaint.
+
+        The bar and the status line are then drawn in one pass of the event loop (one window
+        recomposition).
+        """
         bar = self.progress.native
         bar.setUpdatesEnabled(False)
         try:

@@ -15,7 +15,7 @@ AXES = ("y", "x", "z")
 
 
 def three_axes(value: Any, z_default: Any, *, cast: type | None = None) -> tuple:
-    """A CaImAn per-axis value -> (y, x, z), filling z with ``z_default``.
+    """Return a CaImAn per-axis value -> (y, x, z), filling z with ``z_default``.
 
     ``None`` (CaImAn's "automatic") becomes zeros, a scalar is used for y
     and x, and ``cast`` (e.g. ``int``) is applied to every given value.
@@ -32,7 +32,7 @@ class FormSettings:
     """Mixin for the frozen dataclasses that hold one step form's values."""
 
     def replace(self, **changes: Any) -> Any:
-        """A copy with some fields changed."""
+        """Return a copy with some fields changed."""
         return replace(self, **changes)
 
     def as_form(self) -> dict[str, Any]:
@@ -54,8 +54,10 @@ PER_MOVIE = frozenset(
 
 
 def step_names(*groups: str) -> frozenset[str]:
-    """The parameter names a step uses: CaImAn's ``groups`` plus ``backend``,
-    less the per-movie names."""
+    """Return the parameter names a step uses.
+
+    CaImAn's ``groups`` plus ``backend``, less the per-movie names.
+    """
     from ...engine.params import ALL_GROUPS
 
     names = {"backend"}
@@ -93,8 +95,10 @@ def write_preset(path: str | os.PathLike, values: Mapping[str, Any]) -> Path:
 
 
 def read_preset(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a preset: a JSON object of flat CaImAn names (or CaImAn's nested
-    groups), e.g. a CaImAn ``params_dict`` saved as JSON.
+    """Read a preset.
+
+    A JSON object of flat CaImAn names (or CaImAn's nested groups), e.g. a CaImAn ``params_dict``
+    saved as JSON.
 
     Returns only the names the file holds, with validated values (tuples for
     per-axis values).
@@ -129,6 +133,8 @@ def read_preset(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def format_kwargs(values: Mapping[str, Any]) -> str:
-    """A kwargs dict as the text of the kwargs box (``""`` when empty);
-    :func:`~napari_caiman.engine.params.parse_kwargs` reads it back."""
+    """Return a kwargs dict as the text of the kwargs box (``""`` when empty).
+
+    :func:`~napari_caiman.engine.params.parse_kwargs` reads it back.
+    """
     return repr(dict(values)) if values else ""

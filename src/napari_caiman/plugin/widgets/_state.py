@@ -64,17 +64,22 @@ class ViewerSessions:
         return iter(list(self._sessions.values()))
 
     def get(self, name: str) -> Session | None:
-        """The session of the layer called ``name``, if any."""
+        """Return the session of the layer called ``name``, if any."""
         return self._sessions.get(name)
 
     def input_layer(self, name: str) -> str | None:
-        """The layer the Motion dock corrected into the layer ``name`` (None: no motion run)."""
+        """Return the layer the Motion dock corrected into the layer ``name``.
+
+        None: no motion run.
+        """
         return self._inputs.get(name)
 
     def for_motion(self, movie_layer: str, corrected_layer: str, data: Any, params: Any) -> Session:
-        """The session a motion correction of ``data`` (the layer ``movie_layer``)
-        goes into: the one of ``corrected_layer`` when it holds the same data,
-        else a new one (registered under ``corrected_layer``)."""
+        """Return the session a motion correction of ``data`` (the layer ``movie_layer``) goes into.
+
+        The one of ``corrected_layer`` when it holds the same data, else a new one (registered under
+        ``corrected_layer``).
+        """
         s = self._sessions.get(corrected_layer)
         if s is None or s.movie is not data:
             s = self._add(Session(data, params, name=corrected_layer))
@@ -82,9 +87,11 @@ class ViewerSessions:
         return s
 
     def for_layer(self, name: str, data: Any, params: Any = None) -> Session:
-        """The session of the layer ``name`` holding ``data``: its motion session when
-        ``data`` is that session's corrected movie (same shape), the session made for
-        it before when that holds ``data``, else a new one."""
+        """Return the session of the layer ``name`` holding ``data``.
+
+        Its motion session when ``data`` is that session's corrected movie (same shape), the session
+        made for it before when that holds ``data``, else a new one.
+        """
         s = self._sessions.get(name)
         if s is not None and s.motion is not None and _same_shape(s.corrected, data):
             return s
@@ -94,16 +101,20 @@ class ViewerSessions:
         return self._add(Session(data, params, name=name))
 
     def motion_of(self, name: str, data: Any) -> Any:
-        """The motion result whose corrected movie is the layer ``name`` (holding
-        ``data``), else None (for the border rule of a step reading that layer)."""
+        """Return the motion result whose corrected movie is the layer ``name`` (holding ``data``).
+
+        Else None (for the border rule of a step reading that layer).
+        """
         s = self._sessions.get(name)
         if s is None or s.motion is None or not _same_shape(s.corrected, data):
             return None
         return s.motion
 
     def forget(self, name: str) -> None:
-        """Drop the session of the layer ``name`` (the layer was removed: its movie
-        is no longer held for it)."""
+        """Drop the session of the layer ``name``: the layer was removed.
+
+        Its movie is no longer held for it.
+        """
         self._sessions.pop(name, None)
         self._inputs.pop(name, None)
 
@@ -124,19 +135,22 @@ class ViewerSessions:
             self._forms[step] = lambda: values
 
     def withdraw_form(self, step: str, values: FormValues | None = None) -> None:
-        """Take the ``step`` dock's form back (its dock was closed); with ``values``,
-        only when that is the form published."""
+        """Take the ``step`` dock's form back (its dock was closed).
+
+        With ``values``, only when that is the form published.
+        """
         get = self._forms.get(step)
         if get is not None and (values is None or get() == values):
             del self._forms[step]
 
     def form_steps(self) -> list[str]:
-        """The steps whose docks' forms are published now, in pipeline order."""
+        """Return the steps whose docks' forms are published now, in pipeline order."""
         return [step for step in FORM_STEPS if self._form(step) is not None]
 
     def form_values(self, step: str, frame_shape: Sequence[int]) -> dict[str, Any] | None:
-        """The current values of the ``step`` dock's form for frames of ``frame_shape``
-        (flat CaImAn names), or None when no such dock is open.
+        """Return the current values of the ``step`` dock's form for frames of ``frame_shape``.
+
+        Flat CaImAn names; None when no such dock is open.
 
         Raises
         ------
@@ -176,7 +190,7 @@ _SESSIONS: dict[int, tuple[weakref.ref, ViewerSessions]] = {}
 
 
 def viewer_sessions(viewer: Any) -> ViewerSessions:
-    """The :class:`ViewerSessions` of ``viewer`` (a napari viewer or a plugin's proxy of it)."""
+    """Return the :class:`ViewerSessions` of ``viewer`` (a napari viewer or a plugin's proxy of it)."""
     real = getattr(viewer, "__wrapped__", viewer)
     for key, (ref, _) in list(_SESSIONS.items()):  # forget closed viewers
         if ref() is None:

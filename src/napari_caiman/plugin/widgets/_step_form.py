@@ -45,14 +45,16 @@ class StepForm(Container):
 
     # -- form <-> settings ---------------------------------------------------------
     def get_settings(self) -> Any:
-        """The form's values."""
+        """Return the form's values."""
         return self.SETTINGS(
             **{name: self._field_value(name) for name in self.SETTINGS.field_names()}
         )
 
     def form_params(self, frame_shape: tuple[int, ...]) -> dict[str, Any]:
-        """The form's values as flat CaImAn parameters for frames of ``frame_shape``
-        (array order); raises ``InputError`` naming a bad field."""
+        """Return the form's values as flat CaImAn parameters for frames of ``frame_shape``.
+
+        ``frame_shape`` in array order; raises ``InputError`` naming a bad field.
+        """
         return self.get_settings().for_frames(frame_shape).to_dict()
 
     def set_settings(self, settings: Any) -> None:
@@ -67,7 +69,7 @@ class StepForm(Container):
         getattr(self, name).value = value
 
     def _defaults(self) -> Any:
-        """What Reset to defaults puts back (CaImAn's defaults)."""
+        """Return what Reset to defaults puts back (CaImAn's defaults)."""
         return self.SETTINGS.defaults()
 
     def reset_defaults(self, *_: Any) -> None:

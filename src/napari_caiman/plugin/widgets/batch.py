@@ -272,8 +272,10 @@ class BatchWidget(BatchFileControls, ItemForm, ResultsView, QueueControls, Conta
 
     # -- closing -----------------------------------------------------------------------------------
     def _dock_closed(self) -> bool:
-        """True once the dock that held this widget was closed (napari's "x"
-        takes the widget out of ``viewer.window.dock_widgets``)."""
+        """Return True once the dock that held this widget was closed.
+
+        Napari's "x" takes the widget out of ``viewer.window.dock_widgets``.
+        """
         try:
             docked = any(w is self for w in self._viewer.window.dock_widgets.values())
         except Exception:  # the window is gone

@@ -82,7 +82,7 @@ class BatchFileControls:
         self._timer.start()  # once a second: run times, and what other writers (the CLI) did
 
     def _ensure_batch(self) -> Batch:
-        """The open batch, else the one at the path field (opened or created)."""
+        """Return the open batch, else the one at the path field (opened or created)."""
         if self.batch is not None:
             return self.batch
         path = self._path()
@@ -102,8 +102,10 @@ class BatchFileControls:
         self._update_buttons()
 
     def _refresh_cache(self) -> None:
-        """The cache's disk use, measured in a worker (it hashes each item's
-        movie sample and opens its results file: seconds for a long batch)."""
+        """Return the cache's disk use, measured in a worker.
+
+        It hashes each item's movie sample and opens its results file: seconds for a long batch.
+        """
         if self.batch is None:
             self.cache_label.value = "cache: –"
             return

@@ -44,8 +44,10 @@ def _row(*widgets: Any, label: str | None = None) -> Container:
 
 
 def build_form(w: Any) -> tuple[Container, Container]:
-    """Make the dock's fields as attributes of ``w`` (the widget); returns the
-    parts above and below the queue table."""
+    """Make the dock's fields as attributes of ``w`` (the widget).
+
+    Returns the parts above and below the queue table.
+    """
     # batch file
     w.path = FileEdit(
         mode="w",

@@ -120,8 +120,10 @@ class ItemForm:
     def _with_movie_file(
         self, batch: Batch, layer: Layer, name: str, then: Callable[[Path], Any]
     ) -> None:
-        """Call ``then(movie file)``: the layer's own file, or its data written
-        once to ``<batch folder>/inputs/`` (in a worker)."""
+        """Call ``then(movie file)``.
+
+        The layer's own file, or its data written once to ``<batch folder>/inputs/`` (in a worker).
+        """
         path = self._movie_file(layer)
         if path is None:
             known = self._written.get(id(layer))

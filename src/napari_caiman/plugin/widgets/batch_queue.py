@@ -29,8 +29,11 @@ REPORT_S = 0.5
 
 
 def queue_job(queue: Any, over: threading.Event) -> Generator[Progress, None, Any]:
-    """The worker's generator: the whole queue, its progress thinned to one report per
-    :data:`REPORT_S` within a stage; ``over`` is set when it is over, whichever way."""
+    """Return the worker's generator.
+
+    The whole queue, its progress thinned to one report per :data:`REPORT_S` within a stage;
+    ``over`` is set when it is over, whichever way.
+    """
     gen = queue.iter_run()
     shown, stage = 0.0, None
     try:
@@ -149,8 +152,10 @@ class QueueControls:
             self.runner.status.value = ("stopped: " if self._stop else "queue over: ") + text
 
     def cancel_selected(self) -> None:
-        """Cancel the selected items: the running one stops (the queue goes on),
-        queued ones leave the queue."""
+        """Cancel the selected items.
+
+        The running one stops (the queue goes on), queued ones leave the queue.
+        """
         batch = self._require_batch()
         names = self.selected_names()
         if not names:
@@ -196,9 +201,10 @@ class QueueControls:
             self.run_queue()  # a running local queue takes them up by itself
 
     def _shutdown(self, *, wait: bool) -> None:
-        """The dock or napari was closed mid-run: stop the queue, cancel the
-        running item(s) and put them back in the queue ("interrupted"), so the
-        batch file reads as if the run had not started them.
+        """Return the dock or napari was closed mid-run.
+
+        Stop the queue, cancel the running item(s) and put them back in the queue ("interrupted"),
+        so the batch file reads as if the run had not started them.
 
         With ``wait`` (napari closing: the widgets are gone) this waits, at
         most :data:`SHUTDOWN_WAIT_S`, for the engine to stop at its next

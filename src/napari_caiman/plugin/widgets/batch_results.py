@@ -35,7 +35,7 @@ def _load_item(batch: Batch, name: str) -> tuple[Any, list, str]:
 
 
 def _compare_items(batch: Batch, a: str, b: str) -> tuple[list, list, str]:
-    """Accepted contours of two items and the comparison text (worker thread)."""
+    """Return the accepted contours of two items and the comparison text (worker thread)."""
     polys, counts = [], []
     for name in (a, b):
         p, c = accepted_contours(batch.results(name))
@@ -100,8 +100,10 @@ class ResultsView:
         self.load_item(names[0])
 
     def load_item(self, name: str) -> None:
-        """Load a finished item's results as layers (as File > Open does) and
-        show its provenance (reading and layer making run in a worker)."""
+        """Load a finished item's results as layers (as File > Open does) and show its provenance.
+
+        Reading and layer making run in a worker.
+        """
         batch = self._require_batch()
         self._done_item(name)
         self._start_io(
@@ -123,8 +125,7 @@ class ResultsView:
         self.compare_items(*names)
 
     def compare_items(self, a: str, b: str) -> None:
-        """Overlay the accepted contours of two finished items (cyan, orange) and
-        list their parameter differences."""
+        """Overlay the accepted contours of two finished items (cyan, orange) and list their parameter differences."""
         batch = self._require_batch()
         if a == b:
             raise InputError("selection", "select two different items")

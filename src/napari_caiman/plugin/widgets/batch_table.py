@@ -16,8 +16,10 @@ COLUMNS = ("name", "status", "elapsed", "summary / error")
 
 
 class QueueTable(QTableWidget):
-    """Rows follow the batch's items; a cell is rewritten only when its text changes
-    (an unchanged table costs no repaint)."""
+    """Rows follow the batch's items.
+
+    A cell is rewritten only when its text changes (an unchanged table costs no repaint).
+    """
 
     def __init__(self) -> None:
         super().__init__(0, len(COLUMNS))
@@ -63,8 +65,10 @@ class QueueTable(QTableWidget):
             cell.setFont(font)
 
     def show_items(self, items: Sequence[Any], live: Mapping[str, str] | None = None) -> None:
-        """Show ``items`` (:class:`~napari_caiman.app.batch.BatchItem`); ``live``:
-        the progress text of running items, shown instead of their summary."""
+        """Show ``items`` (:class:`~napari_caiman.app.batch.BatchItem`).
+
+        ``live``: the progress text of running items, shown instead of their summary.
+        """
         live = live or {}
         names = [i.name for i in items]
         if names != self.row_names:

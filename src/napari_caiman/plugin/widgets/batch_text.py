@@ -56,7 +56,7 @@ def format_elapsed(seconds: float | None) -> str:
 
 
 def parse_values(text: str, name: str) -> list:
-    """The values of a variant parameter from text like ``[(3, 3), (4, 4)]``.
+    """Return the values of a variant parameter from text like ``[(3, 3), (4, 4)]``.
 
     Raises
     ------
@@ -82,6 +82,7 @@ def parse_values(text: str, name: str) -> list:
 
 
 def fmt_value(value: Any) -> str:
+    """Return ``value`` as short text for item names and the table (tuples as ``(a, b)``)."""
     if isinstance(value, list):
         value = tuple(fmt_value(v) for v in value)
         return "(" + ", ".join(value) + ("," if len(value) == 1 else "") + ")"
@@ -91,7 +92,7 @@ def fmt_value(value: Any) -> str:
 
 
 def provenance_text(item: Any, results: Any, results_path: str | Path) -> str:
-    """What, how and when of a finished item, one fact per line."""
+    """Return what, how and when of a finished item, one fact per line."""
     prov = results.provenance if isinstance(results.provenance, dict) else {}
     lines = [f"{item.name}: {item.summary or item.status}", f"results: {results_path}"]
     inp = prov.get("input_path") or ", ".join(item.movie)
@@ -138,7 +139,7 @@ def provenance_text(item: Any, results: Any, results_path: str | Path) -> str:
 
 
 def compare_text(a: str, b: str, diff: dict[str, tuple[Any, Any]], counts: Sequence[str]) -> str:
-    """The text shown for a comparison: legend and parameter differences."""
+    """Return the text shown for a comparison: legend and parameter differences."""
     lines = [
         f"{COMPARE_COLORS[0]}: {a} — {counts[0]}",
         f"{COMPARE_COLORS[1]}: {b} — {counts[1]}",
@@ -152,8 +153,10 @@ def compare_text(a: str, b: str, diff: dict[str, tuple[Any, Any]], counts: Seque
 
 
 def accepted_contours(results: Any) -> tuple[list[np.ndarray], str]:
-    """Contours of a result's accepted components (all when never evaluated),
-    and a count text such as ``"47 of 52 accepted"``."""
+    """Return the contours of a result's accepted components and a count text.
+
+    All components when never evaluated; the text reads e.g. ``"47 of 52 accepted"``.
+    """
     from ..layers.cnmf import contours
 
     est = results.estimates
@@ -169,11 +172,12 @@ def accepted_contours(results: Any) -> tuple[list[np.ndarray], str]:
 
 
 def file_name(name: str) -> str:
+    """Return ``name`` as a file-name stem (letters, digits, ``. = _ -`` only)."""
     return re.sub(r"[^\w.=-]+", "_", name).strip("._") or "movie"
 
 
 def preset_params(path: str | Path) -> dict[str, Any]:
-    """A preset file's parameters (flat CaImAn names, those not at their default)."""
+    """Return a preset file's parameters (flat CaImAn names, those not at their default)."""
     from ...engine.params import CaimanParams
 
     params = CaimanParams.from_json(str(path))
@@ -181,7 +185,7 @@ def preset_params(path: str | Path) -> dict[str, Any]:
 
 
 def short_path(path: Path, parts: int = 3) -> str:
-    """The last ``parts`` components of a path, prefixed by "…/" when cut."""
+    """Return the last ``parts`` components of a path, prefixed by "…/" when cut."""
     p = Path(path)
     if len(p.parts) <= parts + 1:
         return str(p)

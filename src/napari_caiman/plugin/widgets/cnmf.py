@@ -199,7 +199,7 @@ class CNMFWidget(StepForm):
         return None if layer is None else tuple(int(s) for s in layer.data.shape[1:])
 
     def _preset_values(self) -> dict[str, Any]:
-        """The form's parameters as flat CaImAn names (what "Save preset…" writes)."""
+        """Return the form's parameters as flat CaImAn names (what "Save preset…" writes)."""
         settings = self.get_settings()
         shape = self._frame_shape()
         if shape is None:
@@ -219,7 +219,7 @@ class CNMFWidget(StepForm):
         return [(NO_SEED, None), *labels]
 
     def _select_default_movie(self) -> None:
-        """The newest motion-corrected movie, else the selected movie, else the first."""
+        """Return the newest motion-corrected movie, else the selected movie, else the first."""
         choices = [layer for _, layer in self._movie_choices()]
         corrected = [
             layer

@@ -38,19 +38,21 @@ STEP_NAMES = step_names("data", "patch", "preprocess", "init", "spatial", "tempo
 
 
 def methods_init(backend: str) -> tuple[str, ...]:
-    """The initialization methods ``backend`` offers."""
+    """Return the initialization methods ``backend`` offers."""
     return CAIMAN_METHODS_INIT if backend == "caiman" else METHODS_INIT
 
 
 def _number(v: Any) -> int | float:
-    """An int when integral (5.0 -> 5), else the float (0.5)."""
+    """Return an int when integral (5.0 -> 5), else the float (0.5)."""
     v = float(v)
     return int(v) if v.is_integer() else v
 
 
 def _three(value: Any, name: str) -> tuple:
-    """A CaImAn per-axis default -> (y, x, z) with the schema's volume default for
-    ``name`` (the CLI's too; :func:`napari_caiman.engine.defaults.z_default` fits it to few planes)."""
+    """Return a CaImAn per-axis default -> (y, x, z) with the schema's volume default for ``name``.
+
+    The CLI's too; :func:`napari_caiman.engine.defaults.z_default` fits it to few planes.
+    """
     return three_axes(value, SPEC_BY_NAME[name].z_default, cast=_number if name == "gSig" else int)
 
 
@@ -132,8 +134,7 @@ class CNMFSettings(FormSettings):
         )
 
     def to_dict(self, frame_shape: Sequence[int]) -> dict[str, Any]:
-        """Flat CaImAn parameters for a movie with frames of ``frame_shape``
-        (array order, (Y, X) or (Z, Y, X)).
+        """Flat CaImAn parameters for a movie with frames of ``frame_shape`` (array order, (Y, X) or (Z, Y, X)).
 
         The kwargs text is parsed and applied last, so it overrides the form.
 
@@ -183,7 +184,7 @@ class CNMFSettings(FormSettings):
         return values
 
     def to_params(self, frame_shape: Sequence[int]) -> CaimanParams:
-        """Validated :class:`CaimanParams` (raises ``InputError`` naming the bad field)."""
+        """Return the validated :class:`CaimanParams` (raises ``InputError`` naming the bad field)."""
         return CaimanParams.from_dict(self.to_dict(frame_shape))
 
     def for_frames(self, frame_shape: Sequence[int]) -> CaimanParams:

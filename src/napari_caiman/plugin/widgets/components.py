@@ -73,8 +73,11 @@ _NOT_METRICS = frozenset({"id", "status", "manual"})
 
 
 def threshold_axis(threshold: str, columns: Mapping[str, Any]) -> str | None:
-    """The column a threshold slider applies to: ``min_SNR`` -> ``SNR``,
-    ``rval_thr`` -> ``r_value``, ``min_solidity`` -> ``solidity`` ... or None."""
+    """Return the column a threshold slider applies to.
+
+    ``min_SNR`` -> ``SNR``, ``rval_thr`` -> ``r_value``, ``min_solidity`` -> ``solidity`` ... or
+    None.
+    """
     known = {"min_SNR": "SNR", "SNR_lowest": "SNR", "rval_thr": "r_value", "rval_lowest": "r_value"}
     if threshold in known:
         return known[threshold] if known[threshold] in columns else None
@@ -111,6 +114,7 @@ class ComponentTableModel(QAbstractTableModel):
 
     @property
     def COLUMNS(self) -> tuple[str, ...]:  # noqa: N802 - kept from the fixed-column version
+        """Return the column names (kept from the fixed-column version)."""
         return self.names
 
     def _compute(self) -> tuple[np.ndarray, np.ndarray]:
@@ -142,8 +146,10 @@ class ComponentTableModel(QAbstractTableModel):
         self.endResetModel()
 
     def update_columns(self, columns: dict[str, np.ndarray]) -> None:
-        """Same components, new values: repaint in place when the shown rows are
-        the same ones, else reset."""
+        """Return the same components, new values.
+
+        Repaint in place when the shown rows are the same ones, else reset.
+        """
         if tuple(columns) != self.names or len(columns["id"]) != len(self.columns["id"]):
             self.set_columns(columns)
             return
@@ -204,6 +210,7 @@ class ComponentTableModel(QAbstractTableModel):
     def headerData(
         self, section: int, orientation: Any, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:  # noqa: D102, N802
+        """Return the column name as the horizontal header (Qt's model method)."""
         if orientation != Qt.Orientation.Horizontal or section >= len(self.names):
             return None
         name = self.names[section]
@@ -274,7 +281,7 @@ class MetricsScatter(QWidget):
         self.y_axis.currentTextChanged.connect(self._redraw)
 
     def metric_names(self) -> list[str]:
-        """The plottable columns (numeric metrics with some finite value)."""
+        """Return the plottable columns (numeric metrics with some finite value)."""
         out = []
         for name, values in self.columns.items():
             if name in _NOT_METRICS or values.dtype.kind not in "fiu":
@@ -350,8 +357,11 @@ class MetricsScatter(QWidget):
             self.plot.setLabel("left", labels[1], color=FG)
 
     def _draw_lines(self) -> None:
-        """One line per threshold on a shown axis; existing lines are moved, not rebuilt
-        (a slider step then costs a move, not new items and labels)."""
+        """One line per threshold on a shown axis.
+
+        Existing lines are moved, not rebuilt (a slider step then costs a move, not new items and
+        labels).
+        """
         x_name, y_name = self.x_axis.currentText(), self.y_axis.currentText()
         wanted: dict[str, tuple[str, int, float]] = {}
         for name, value in self.thresholds.items():

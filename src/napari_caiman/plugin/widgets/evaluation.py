@@ -236,7 +236,7 @@ class EvaluationWidget(
             self._take_opened()
 
     def _other_terms(self) -> tuple[Any, ...]:
-        """The form's threshold terms besides the sliders (accept_anatomy, min_classifier_prob)."""
+        """Return the form's threshold terms besides the sliders (accept_anatomy, min_classifier_prob)."""
         return tuple(getattr(self, name) for name in OTHER_TERMS)
 
     # -- the session's state, as the widget's ------------------------------------------------------------
@@ -280,9 +280,11 @@ class EvaluationWidget(
 
     # -- thresholds -------------------------------------------------------------------------------------
     def thresholds(self) -> dict[str, Any]:
-        """Keyword arguments of ``apply_thresholds`` from the form; the terms the
-        form has no field for (the CNN, the joint activity test, duplicates) from
-        the kwargs text, else the result's parameters, as a headless run reads them."""
+        """Keyword arguments of ``apply_thresholds`` from the form.
+
+        The terms the form has no field for (the CNN, the joint activity test, duplicates) from the
+        kwargs text, else the result's parameters, as a headless run reads them.
+        """
         base = param_thresholds(None if self.session is None else self.session.params)
         out: dict[str, Any] = dict(base)
         out.update({name: float(getattr(self, name).value) for name in _THRESHOLDS})
@@ -309,8 +311,11 @@ class EvaluationWidget(
             pass
 
     def _apply_steps(self, full: bool = False) -> Generator[None, None, None]:
-        """:meth:`apply` in pieces (a yield between the contours' colours, their features and
-        the table + scatter): the runner shows a new evaluation one piece per event-loop turn."""
+        """Apply in pieces, as :meth:`apply` does in one go (a generator).
+
+        A yield between the contours' colours, their features and the table + scatter: the runner
+        shows a new evaluation one piece per event-loop turn.
+        """
         s = self.session
         if s is None:
             return
@@ -353,7 +358,7 @@ class EvaluationWidget(
 
     # -- evaluate ---------------------------------------------------------------------------------------
     def _params(self) -> Any:
-        """The result's parameters with the form's thresholds, kwargs and backend.
+        """Return the result's parameters with the form's thresholds, kwargs and backend.
 
         Raises
         ------
@@ -376,7 +381,7 @@ class EvaluationWidget(
         )
 
     def _preset_values(self) -> dict[str, Any]:
-        """The form's quality parameters as flat CaImAn names (what "Save preset…" writes)."""
+        """Return the form's quality parameters as flat CaImAn names (what "Save preset…" writes)."""
         values: dict[str, Any] = {k: float(getattr(self, k).value) for k in _THRESHOLDS}
         values["accept_anatomy"] = bool(self.accept_anatomy.value)
         values["min_classifier_prob"] = float(self.min_classifier_prob.value)

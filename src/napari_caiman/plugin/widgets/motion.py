@@ -58,8 +58,10 @@ _TIPS = {
 
 
 class MotionCorrectionWidget(StepForm):
-    """Rigid / piecewise-rigid motion correction of a (T, Y, X) or
-    (T, Z, Y, X) Image layer, with CaImAn's parameters (a :class:`~._step_form.StepForm`).
+    """Rigid / piecewise-rigid motion correction of an Image layer, with CaImAn's parameters.
+
+    The layer holds a (T, Y, X) or (T, Z, Y, X) movie; the widget is a
+    :class:`~._step_form.StepForm`.
 
     Parameters
     ----------

@@ -30,8 +30,10 @@ PW_RIGID_ONLY = ("strides", "overlaps", "max_deviation_rigid", "upsample_factor_
 
 
 def _three(value: Any, name: str) -> tuple:
-    """A CaImAn per-axis default -> (y, x, z) with the schema's volume default for
-    ``name`` (CaImAn's 3D motion demo: few planes, small z shifts), as the CLI."""
+    """Return a CaImAn per-axis default -> (y, x, z) with the schema's volume default for ``name``.
+
+    As CaImAn's 3D motion demo (few planes, small z shifts), and as the CLI.
+    """
     return three_axes(value, int(SPEC_BY_NAME[name].z_default))
 
 
@@ -121,7 +123,7 @@ class MotionSettings(FormSettings):
         return values
 
     def to_params(self, n_spatial: int) -> CaimanParams:
-        """Validated :class:`CaimanParams` (raises ``InputError`` naming the bad field)."""
+        """Return the validated :class:`CaimanParams` (raises ``InputError`` naming the bad field)."""
         return CaimanParams.from_dict(self.to_dict(n_spatial))
 
     def for_frames(self, frame_shape: Sequence[int]) -> CaimanParams:

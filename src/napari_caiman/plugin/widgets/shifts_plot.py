@@ -32,9 +32,10 @@ def _style(plot: Any, bottom: str, left: str) -> None:
 
 
 class ShiftsPlot(QWidget):
-    """Rigid shifts per frame (with the pw-rigid spread over patches), and the
-    per-frame correlation with the template before/after correction, with the
-    crispness of the mean image in the title.
+    """Plot the rigid shifts per frame and the correlation with the template before/after.
+
+    The pw-rigid spread over patches is drawn with the shifts; the title holds the crispness of the
+    mean image.
 
     Call :meth:`plot` with a ``MotionResult``; :attr:`series` holds what is shown.
     """

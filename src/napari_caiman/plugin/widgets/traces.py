@@ -120,12 +120,12 @@ class TracesPlot(QWidget):
             plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
 
     def ydata(self, key: str) -> np.ndarray:
-        """The values shown by curve ``key`` (empty when none)."""
+        """Return the values shown by curve ``key`` (empty when none)."""
         y = self.curves[key].yData
         return np.zeros(0) if y is None else np.asarray(y)
 
     def frame(self) -> int:
-        """The frame the marker is on."""
+        """Return the frame the marker is on."""
         return int(round(self.frame_lines[0].value()))
 
     def show_component(
