@@ -61,8 +61,10 @@ class _Writer:
         self.next = t0 + int(n)
 
     def remote(self):
-        """``(path, byte offset of frame 0, bytes per frame)`` where other processes
-        may write frames directly, or None (in memory)."""
+        """Return where other processes may write frames directly, or None (in memory).
+
+        The answer is ``(path, byte offset of frame 0, bytes per frame)``.
+        """
         return None
 
     def result(self):
@@ -82,8 +84,10 @@ class _MemWriter(_Writer):
 
 
 class _NpyWriter(_Writer):
-    """Sequential writes (not a memmap: written pages of a memmap count in the
-    process's resident memory, which would then grow with T)."""
+    """Sequential writes, not a memmap.
+
+    Written pages of a memmap count in the process's resident memory, which would then grow with T.
+    """
 
     def __init__(self, path, shape, dtype):
         super().__init__(shape, dtype)
@@ -114,9 +118,11 @@ class _NpyWriter(_Writer):
 
 
 class _TifWriter(_Writer):
-    """BigTIFF, one page per plane, uncompressed and contiguous: the file
-    layout (IFDs + reserved data) is created up front by tifffile, then the
-    pixel data are written block by block with plain file writes."""
+    """BigTIFF, one page per plane, uncompressed and contiguous.
+
+    The file layout (IFDs + reserved data) is created up front by tifffile, then the pixel data are
+    written block by block with plain file writes.
+    """
 
     def __init__(self, path, shape, dtype):
         import tifffile
@@ -146,7 +152,10 @@ class _TifWriter(_Writer):
 
 
 def disk_full_error(exc: OSError, path: Path) -> BaseException:
-    """A clear error for a full disk (the partial file is removed by the caller); other errors as they are."""
+    """Return a clear error for a full disk (the partial file is removed by the caller).
+
+    Other errors as they are.
+    """
     from .memory import DiskFullError, format_bytes, free_disk, is_disk_full
 
     if not is_disk_full(exc):

@@ -43,8 +43,10 @@ _TWO_PI = 2.0 * np.pi
 
 
 def edge_window(shape: tuple[int, ...], zero: tuple[int, ...], ramp: tuple[int, ...]) -> np.ndarray:
-    """Separable window: 0 within ``zero`` px of the edges, a raised-cosine
-    ramp over the next ``ramp`` px, 1 inside."""
+    """Separable window.
+
+    0 within ``zero`` px of the edges, a raised-cosine ramp over the next ``ramp`` px, 1 inside.
+    """
     w = np.ones((), np.float64)
     for n, z, r in zip(shape, zero, ramp, strict=True):
         x = np.arange(n)
@@ -55,8 +57,9 @@ def edge_window(shape: tuple[int, ...], zero: tuple[int, ...], ramp: tuple[int, 
 
 
 class Spectral:
-    """Precomputed geometry for matrix-DFT evaluation of cross-correlations
-    of arrays of a given spatial ``shape`` (rfft along the last axis).
+    """Precomputed geometry for matrix-DFT cross-correlations of arrays of one shape.
+
+    The arrays have the spatial ``shape`` given (rfft along the last axis).
 
     Accuracy note (measured on noisy synthetic 2-photon movies): plain
     cross-correlation beats phase correlation (whitening amplifies noise), and
@@ -107,8 +110,10 @@ class Spectral:
     def prepare(
         self, x: np.ndarray, window: np.ndarray | None = None, workers: int = 1
     ) -> np.ndarray:
-        """Mean-subtract, optionally window, rFFT a batch (B, *shape) and keep
-        the frequencies used (see :meth:`crop`)."""
+        """Mean-subtract, optionally window, and rFFT a batch (B, *shape).
+
+        Only the frequencies used are kept (see :meth:`crop`).
+        """
         axes = self.axes
         y = x - x.mean(axis=axes, keepdims=True, dtype=np.float32)
         if window is not None:
@@ -212,8 +217,11 @@ def find_shifts(
 
 
 def high_pass(frames: np.ndarray, gsig: tuple[float, ...]) -> np.ndarray:
-    """CaImAn-style 1p high-pass: Gaussian smoothing (SD gSig) minus the local
-    mean over the kernel's support (box of size 2*ceil(3*gSig)+1)."""
+    """CaImAn-style 1p high-pass.
+
+    Gaussian smoothing (SD gSig) minus the local mean over the kernel's support (box of size
+    2*ceil(3*gSig)+1).
+    """
     nd = len(gsig)
     ks = tuple(2 * int(math.ceil(3 * g)) + 1 for g in gsig)
     out = np.empty_like(frames, dtype=np.float32)
@@ -238,7 +246,8 @@ def bin2(frames: np.ndarray) -> np.ndarray:
     """Average 2x2 blocks of (B, Y, X) frames (an odd last row/column is dropped).
 
     Shifts estimated on binned frames lose hardly any accuracy (measured
-    0.031 -> 0.032 px RMS on noisy synthetic movies) for 4x less FFT work."""
+    0.031 -> 0.032 px RMS on noisy synthetic movies) for 4x less FFT work.
+    """
     y, x = frames.shape[1] // 2, frames.shape[2] // 2
     out = np.empty((len(frames), y, x), np.float32)
     for i, f in enumerate(
@@ -266,14 +275,14 @@ def patch_starts(n: int, size: int, stride: int) -> np.ndarray:
 def field_weights(
     n: int, centers: np.ndarray, upsample: int, extrapolate: bool = True
 ) -> np.ndarray:
-    """(n, len(centers)) weights that interpolate values at patch ``centers`` to
-    every pixel: a cubic (or lower) spline evaluated on a grid ``upsample``
-    times finer than the patch grid, then linear to the pixels; continued
-    linearly beyond the outermost centres (holding the field constant there
-    left residual motion in the outer half-patch, which CNMF then found as
-    spurious components along the edges of the frame). With
-    ``extrapolate=False`` the field is held constant there instead (used
-    along z, where a few noisy plane shifts make extrapolation unreliable)."""
+    """(n, len(centers)) weights that interpolate values at patch ``centers`` to every pixel.
+
+    A cubic (or lower) spline evaluated on a grid ``upsample`` times finer than the patch grid, then
+    linear to the pixels; continued linearly beyond the outermost centres (holding the field
+    constant there left residual motion in the outer half-patch, which CNMF then found as spurious
+    components along the edges of the frame). With ``extrapolate=False`` the field is held constant
+    there instead (used along z, where a few noisy plane shifts make extrapolation unreliable).
+    """
     m = len(centers)
     if m == 1:
         return np.ones((n, 1), np.float32)
@@ -348,8 +357,7 @@ class PatchGrid:
         return v[(slice(None), *idx)].reshape(-1, *self.bsize)
 
     def prepare_frames(self, frames: np.ndarray) -> np.ndarray:
-        """(B, *frame) -> (B * n_patches, *rfft(fft_shape)) spectra of tapered
-        patches, zero-padded at the end."""
+        """(B, *frame) -> (B * n_patches, *rfft(fft_shape)) spectra of tapered patches, zero-padded at the end."""
         p = self.extract(frames)
         axes = tuple(range(1, self.nd + 1))
         p = (p - p.mean(axis=axes, keepdims=True, dtype=np.float32)) * self.fwin
@@ -358,9 +366,11 @@ class PatchGrid:
         )
 
     def prepare_template(self, template: np.ndarray) -> np.ndarray:
-        """(*frame) -> (n_patches, *rfft(fft_shape)): template regions around
-        each patch, padded by ``pad`` (zeros beyond the frame, after mean
-        subtraction)."""
+        """(*frame) -> (n_patches, *rfft(fft_shape)).
+
+        Template regions around each patch, padded by ``pad`` (zeros beyond the frame, after mean
+        subtraction).
+        """
         t = template - template.mean()
         tp = np.pad(
             t,
@@ -503,8 +513,10 @@ def shift_field(frames: np.ndarray, fields: np.ndarray, border_nan=True) -> np.n
 
 
 def _keys(d: np.ndarray) -> np.ndarray:
-    """Keys' cubic convolution kernel (a = -0.5, as OpenCV's INTER_CUBIC uses
-    -0.75; both interpolate)."""
+    """Keys' cubic convolution kernel with a = -0.5.
+
+    OpenCV's INTER_CUBIC uses -0.75; both interpolate.
+    """
     d = np.abs(d)
     d2 = d * d
     d3 = d2 * d
@@ -514,8 +526,10 @@ def _keys(d: np.ndarray) -> np.ndarray:
 
 
 def _remap_3d(vol: np.ndarray, field: np.ndarray, base, border_nan) -> np.ndarray:
-    """out(z, y, x) = vol(z - fz, y - fy, x - fx) for a dense field: bicubic
-    OpenCV remap of the source planes, cubic convolution across planes."""
+    """out(z, y, x) = vol(z - fz, y - fy, x - fx) for a dense field.
+
+    Bicubic OpenCV remap of the source planes, cubic convolution across planes.
+    """
     Z, Y, X = vol.shape
     bmode = _BORDER_CV[border_nan]
     out = np.empty((Z, Y, X), np.float32)

@@ -40,9 +40,11 @@ class NanFilled:
     finite = True
 
     def __len__(self) -> int:
+        """Return the number of frames."""
         return self.shape[0]
 
     def __getitem__(self, key: Any) -> Any:
+        """Read frames of the movie with the border set to 0 and any NaN read as 0."""
         import numpy as np
 
         key = key if isinstance(key, tuple) else (key,)
@@ -75,8 +77,9 @@ class NanFilled:
 
 
 def motion_border(motion: Any) -> tuple[int, ...]:
-    """Border (pixels per axis, array order) that motion correction may have
-    filled: the largest absolute shift, rigid plus piecewise deviation, rounded up.
+    """Border (pixels per axis, array order) that motion correction may have filled.
+
+    The largest absolute shift, rigid plus piecewise deviation, rounded up.
     """
     import numpy as np
 
@@ -97,8 +100,9 @@ def _motion_attr(motion: Any, name: str) -> Any:
 
 
 def nan_border(movie: Any, *, chunk_bytes: int = 32 << 20) -> tuple[int, ...] | None:
-    """Border (pixels per axis, array order) covering the NaN strips at the
-    frame edges of ``movie``, read chunk by chunk; None when it holds no NaN.
+    """Return the border covering the NaN strips at the frame edges of ``movie``.
+
+    In pixels per axis, array order, read chunk by chunk; None when it holds no NaN.
 
     A NaN pixel belongs to a strip when every pixel between it and the edge,
     along one axis, is NaN in that frame (what motion correction with
@@ -169,8 +173,10 @@ def nan_border(movie: Any, *, chunk_bytes: int = 32 << 20) -> tuple[int, ...] | 
 
 
 def movie_for_cnmf(movie: Any, *, motion: Any = None, border_nan: Any = None) -> Any:
-    """The movie as CNMF and the evaluation read it: THE rule for the borders
-    motion correction leaves, used by every path (CLI, API, widgets, batch).
+    """Return the movie as CNMF and the evaluation read it.
+
+    THE rule for the borders motion correction leaves, used by every path (CLI, API, widgets,
+    batch).
 
     Motion correction fills pixels shifted in from outside the frame with NaN
     (``border_nan=True``), 0 (``False``) or the nearest edge value

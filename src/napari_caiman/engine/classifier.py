@@ -58,7 +58,7 @@ FORMAT = "napari-caiman-classifier"
 
 
 def default_model_path() -> Path:
-    """The model shipped with the plugin."""
+    """Return the model shipped with the plugin."""
     return Path(__file__).resolve().parent / "default_classifier.json"
 
 
@@ -71,8 +71,10 @@ def _skew(x: np.ndarray) -> np.ndarray:
 
 
 def component_features(metrics: Any, estimates: Any, gSig: Any = (4, 4)) -> np.ndarray:
-    """(K, len(FEATURES)) features of every component (metrics from :mod:`.evaluation`;
-    ``gSig`` only for metrics without shape fields)."""
+    """Return the (K, len(FEATURES)) features of every component.
+
+    Metrics from :mod:`.evaluation`; ``gSig`` only for metrics without shape fields.
+    """
     from .shapes import shape_metrics
 
     K = metrics.n_components
@@ -123,6 +125,7 @@ class Classifier:
     info: dict | None = None
 
     def predict_features(self, X: np.ndarray) -> np.ndarray:
+        """Return the probability that each row of ``X`` (K, n_features) is a cell."""
         X = np.asarray(X, float)
         if X.ndim != 2 or X.shape[1] != len(self.features):
             raise InputError(
@@ -136,6 +139,7 @@ class Classifier:
         return self.predict_features(component_features(metrics, estimates, gSig))
 
     def to_dict(self) -> dict:
+        """Return the model as a JSON-ready dict (format, version, features, weights)."""
         return {
             "format": FORMAT,
             "version": 1,
@@ -149,6 +153,7 @@ class Classifier:
         }
 
     def save(self, path: str | Path) -> Path:
+        """Write the model to ``path`` as JSON (atomically) and return the path."""
         from .atomic import atomic_path
 
         path = Path(path)
@@ -158,6 +163,7 @@ class Classifier:
 
     @classmethod
     def load(cls, path: str | Path) -> Classifier:
+        """Read a model saved by :meth:`save`; raise InputError for a missing or bad file."""
         path = Path(path)
         try:
             d = json.loads(path.read_text())
@@ -198,8 +204,10 @@ def labels_from_curation(manual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def train_classifier(sessions: list, *, C: float = 1.0, info: dict | None = None) -> Classifier:
-    """Train on ``[(metrics, estimates, labels), ...]``; ``labels`` is (K,) as a
-    Curation's ``manual``: +1 accepted, -1 rejected, 0 (or NaN) undecided (ignored).
+    """Train on ``[(metrics, estimates, labels), ...]``.
+
+    ``labels`` is (K,) as a Curation's ``manual``: +1 accepted, -1 rejected, 0 (or NaN) undecided
+    (ignored).
 
     Raises
     ------

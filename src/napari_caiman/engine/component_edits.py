@@ -69,7 +69,7 @@ def _remap_idx(idx: Any, rows: np.ndarray) -> np.ndarray | None:
 
 
 def delete_components(est: Any, idx: Any) -> tuple[Any, np.ndarray]:
-    """A copy of ``est`` without components ``idx``.
+    """Return a copy of ``est`` without components ``idx``.
 
     Returns
     -------
@@ -96,7 +96,7 @@ def delete_components(est: Any, idx: Any) -> tuple[Any, np.ndarray]:
 
 
 def merge_components(est: Any, idx: Any) -> tuple[Any, np.ndarray]:
-    """A copy of ``est`` with components ``idx`` (two or more) merged into one.
+    """Return a copy of ``est`` with components ``idx`` (two or more) merged into one.
 
     The merged footprint is the sum of the footprints weighted by their
     traces' L2 norms, normalised to unit L2 norm (CaImAn's convention for

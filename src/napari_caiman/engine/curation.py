@@ -95,6 +95,7 @@ class Curation:
     updated: str = field(default_factory=lambda: _now())
 
     def __post_init__(self) -> None:
+        """Check the decisions and store them as int8."""
         m = np.asarray(self.manual)
         if m.ndim != 1:
             raise InputError("manual", f"must be 1D (K,), got shape {m.shape}")
@@ -111,6 +112,7 @@ class Curation:
 
     @property
     def n_components(self) -> int:
+        """Return the number of components the decisions are for."""
         return int(self.manual.size)
 
     def _check_idx(self, idx: Any) -> np.ndarray:
@@ -139,9 +141,11 @@ class Curation:
         return self
 
     def accept(self, idx: Any) -> Curation:
+        """Return a copy with the components ``idx`` accepted by hand."""
         return self.set(idx, ACCEPT)
 
     def reject(self, idx: Any) -> Curation:
+        """Return a copy with the components ``idx`` rejected by hand."""
         return self.set(idx, REJECT)
 
     def clear(self, idx: Any = None) -> Curation:
@@ -161,7 +165,9 @@ class Curation:
         return self
 
     def accepted(self, threshold_accepted: Any) -> np.ndarray:
-        """Final accepted mask: the threshold result overridden by the manual decisions.
+        """Return the final accepted mask.
+
+        The threshold result overridden by the manual decisions.
 
         ``threshold_accepted`` is a (K,) boolean mask or an index array
         (e.g. ``idx_components``).
@@ -185,12 +191,15 @@ class Curation:
 
     @property
     def n_decisions(self) -> int:
+        """Return the number of components decided by hand."""
         return int(np.count_nonzero(self.manual))
 
     def copy(self) -> Curation:
+        """Return an independent copy."""
         return Curation(self.manual.copy(), self.updated)
 
     def to_json(self) -> str:
+        """Return the decisions as the JSON text of a sidecar file."""
         return json.dumps(
             {
                 "format": FORMAT,
@@ -203,6 +212,7 @@ class Curation:
 
     @classmethod
     def from_json(cls, text: str) -> Curation:
+        """Read decisions from a sidecar's JSON text; raise InputError when it does not fit."""
         d = json.loads(text)
         manual = np.asarray(d["manual"], dtype=np.int8)
         if "n_components" in d and int(d["n_components"]) != manual.size:
@@ -213,9 +223,12 @@ class Curation:
 
 
 def _now() -> str:
-    """Local time to the microsecond: which of the file and its sidecar is newer
-    must be decidable for a decision made in the same second as a save (older
-    files hold whole seconds, which sort before any fraction of that second)."""
+    """Local time to the microsecond.
+
+    Which of the file and its sidecar is newer must be decidable for a decision made in the same
+    second as a save (older files hold whole seconds, which sort before any fraction of that
+    second).
+    """
     from datetime import datetime
 
     return datetime.now().astimezone().strftime("%Y-%m-%dT%H:%M:%S.%f%z")

@@ -30,8 +30,9 @@ Z_DEFAULTS: dict[str, float] = {
 
 
 def z_default(name: str, n_planes: int | None = None) -> float:
-    """The planes entry of ``name`` for a movie of ``n_planes`` planes (None:
-    the plain default): the default, reduced to what the engine accepts there.
+    """Return the planes entry of ``name`` for a movie of ``n_planes`` planes.
+
+    None: the plain default. The default is reduced to what the engine accepts there.
 
     - ``max_shifts``: below half the planes (2 * shift < Z), so 0 for 2-3 planes;
     - ``strides`` / ``overlaps``: one patch through all planes when they do not fit;
@@ -77,8 +78,9 @@ class PatchSuggestion:
 
 
 def suggest_patches(frame_shape: Sequence[int], gSig: Sequence[float]) -> PatchSuggestion:
-    """Patches and components per patch for frames of ``frame_shape`` (array
-    order) and neurons of half-size ``gSig`` (CaImAn order).
+    """Return patches and components per patch for frames of ``frame_shape``.
+
+    ``frame_shape`` in array order, neurons of half-size ``gSig`` (CaImAn order).
 
     As in CaImAn's demos (gSig 4 -> rf 15, stride 6, K 4): patches of about
     8 gSig across (``rf`` = 4 gSig), overlapping by 2 gSig, K = about the

@@ -86,7 +86,7 @@ def mode_percentile(x: np.ndarray) -> np.ndarray:
 
 
 def running_percentile(F: np.ndarray, q: Any, window: int, *, fast: bool = False) -> np.ndarray:
-    """Running percentile of each row of ``F`` (K, T) over ``window`` frames.
+    """Return the running percentile of each row of ``F`` (K, T) over ``window`` frames.
 
     Parameters
     ----------

@@ -54,8 +54,10 @@ def _cut_masks(A: Any, cut: float) -> sparse.csc_matrix:
 def duplicate_scores(
     A: Any, C: Any, snr: Any, *, cut: float = 0.2
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(score, of)`` per component: the largest ``min(overlap, corr)`` with a
-    stronger component and that component's index (-1 and 0 when none).
+    """``(score, of)`` per component.
+
+    The largest ``min(overlap, corr)`` with a stronger component and that component's index (-1 and
+    0 when none).
 
     ``A`` (pixels, K) footprints in any pixel order, ``C`` (K, T) traces,
     ``snr`` (K,) the strength that orders them (ties: the lower index is stronger).
@@ -96,11 +98,13 @@ def duplicate_scores(
 def duplicate_mask(
     score: np.ndarray, of: np.ndarray, accepted: np.ndarray, max_duplicate: float, snr: np.ndarray
 ) -> np.ndarray:
-    """(K,) bool: accepted components that duplicate an accepted stronger one
-    (``score > max_duplicate``).  ``accepted`` (K,) bool is the decision of
-    the other tests, ``snr`` the strength :func:`duplicate_scores` used:
-    components are decided from the strongest down, so a partner is final
-    before the components it holds are judged."""
+    """(K,) bool.
+
+    Accepted components that duplicate an accepted stronger one (``score > max_duplicate``).
+    ``accepted`` (K,) bool is the decision of the other tests, ``snr`` the strength
+    :func:`duplicate_scores` used: components are decided from the strongest down, so a partner is
+    final before the components it holds are judged.
+    """
     score = np.asarray(score, np.float64)
     of = np.asarray(of, np.int64)
     acc = np.asarray(accepted, bool).copy()

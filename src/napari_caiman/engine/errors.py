@@ -36,13 +36,17 @@ class InputError(NapariCaimanError, ValueError):
 
 
 class ResultsFileError(InputError):
-    """A results file that cannot be read: missing, not HDF5, truncated or
-    damaged, not in the results layout, or parts that do not fit together."""
+    """A results file that cannot be read.
+
+    Missing, not HDF5, truncated or damaged, not in the results layout, or parts that do not fit
+    together.
+    """
 
 
 class StateError(NapariCaimanError):
-    """The request does not fit the current state: a step or queue is busy,
-    nothing is queued, an item is running, there is no result yet.
+    """The request does not fit the current state.
+
+    A step or queue is busy, nothing is queued, an item is running, there is no result yet.
 
     Parameters
     ----------
@@ -59,8 +63,10 @@ class StateError(NapariCaimanError):
 
 
 def error_line(exc: BaseException) -> str:
-    """One line for a failure (a batch item's error, a log line): our errors
-    as they are, others with their type (``"ValueError: ..."``)."""
+    """One line for a failure (a batch item's error, a log line).
+
+    Our errors as they are, others with their type (``"ValueError: ..."``).
+    """
     return str(exc) if isinstance(exc, NapariCaimanError) else f"{type(exc).__name__}: {exc}"
 
 

@@ -195,6 +195,7 @@ class Metrics:
 
     @property
     def n_components(self) -> int:
+        """Return the number of components measured."""
         return int(np.asarray(self.SNR_comp).shape[0])
 
     def to_dict(self) -> dict[str, Any]:
@@ -214,10 +215,12 @@ class Metrics:
 
     @classmethod
     def from_saved(cls, values: dict[str, Any], estimates: Any = None) -> Metrics | None:
-        """Rebuild metrics from saved ``SNR_comp``/``r_values``/``cnn_preds`` (e.g. the
-        ``extra`` dict of a loaded results file), so that a reloaded result can be
-        re-thresholded without recomputing.  Sizes come from ``estimates.A`` when given.
-        Returns None when ``SNR_comp`` or ``r_values`` is missing."""
+        """Rebuild metrics from saved ``SNR_comp``/``r_values``/``cnn_preds``.
+
+        E.g. the ``extra`` dict of a loaded results file, so that a reloaded result can be
+        re-thresholded without recomputing. Sizes come from ``estimates.A`` when given. Returns None
+        when ``SNR_comp`` or ``r_values`` is missing.
+        """
         snr, r = values.get("SNR_comp"), values.get("r_values")
         if snr is None or r is None:
             return None
@@ -561,7 +564,7 @@ def _iter_remote_sums(
     acc: np.ndarray,
     workers: set,
 ):
-    """Generator: the support sums of every chunk computed on ``executor``, added into ``acc``."""
+    """Add the support sums of every chunk, computed on ``executor``, into ``acc`` (a generator)."""
     dask = hasattr(executor, "scatter")
     kw = {"pure": False} if dask else {}
     if dask:
@@ -1028,8 +1031,10 @@ def _shape_ok(
 
 
 def apply_classifier(metrics: Metrics, estimates: Any, params: Any) -> Metrics:
-    """Set ``metrics.classifier_prob`` from the model file named by the parameter
-    ``classifier`` (``"default"``: the shipped model; None: leave as is)."""
+    """Set ``metrics.classifier_prob`` from the model file named by the parameter ``classifier``.
+
+    ``"default"``: the shipped model; None: leave as is.
+    """
     path = _get(params, "classifier", None)
     if path in (None, "", False):
         return metrics
@@ -1043,8 +1048,10 @@ def apply_classifier(metrics: Metrics, estimates: Any, params: Any) -> Metrics:
 def iter_evaluate_components(
     movie: Any, estimates: Any, params: Any = None, **kw
 ) -> Generator[Progress, None, Metrics]:
-    """Compute the metrics, threshold them with ``params`` and set
-    ``estimates.idx_components`` / ``idx_components_bad``. Returns the metrics."""
+    """Compute the metrics, threshold them with ``params`` and return them.
+
+    Sets ``estimates.idx_components`` / ``idx_components_bad``.
+    """
     from .border import movie_for_cnmf
 
     # the movie as CNMF read it: motion-correction borders zeroed (one rule for every path)

@@ -22,8 +22,10 @@ def _finite_into(src, dst):  # pragma: no cover - compiled
 
 
 def finite_float32(x: np.ndarray) -> np.ndarray:
-    """A float32 copy of ``x`` with NaN and +-inf read as 0, in one pass
-    (``np.nan_to_num`` of a copy takes several)."""
+    """Return a float32 copy of ``x`` with NaN and +-inf read as 0, in one pass.
+
+    ``np.nan_to_num`` of a copy takes several.
+    """
     x = np.asarray(x)
     if x.dtype.kind != "f" or x.ndim == 0 or x.size == 0:
         return np.nan_to_num(np.array(x, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)

@@ -129,10 +129,11 @@ class Budget:
         return n if at_most is None else max(1, min(n, int(at_most)))
 
     def chunk_bytes(self, share: float | None = None) -> int:
+        """Return the bytes of one streamed chunk: ``share`` of the budget (default its chunk share)."""
         return max(1 << 16, int(self.limit * (self.CHUNK if share is None else share)))
 
     def holds(self, nbytes: int, share: float | None = None) -> bool:
-        """True if an array of ``nbytes`` may be held in memory."""
+        """Return True if an array of ``nbytes`` may be held in memory."""
         return int(nbytes) <= self.limit * (self.HOLD if share is None else share)
 
 
@@ -145,7 +146,10 @@ def resolve_limit(value: Any = None) -> int:
 
 
 def budget(params: Any = None, memory_limit: Any = None) -> Budget:
-    """The :class:`Budget` of a run: ``memory_limit`` if given, else ``params["memory_limit"]``."""
+    """Return the :class:`Budget` of a run.
+
+    ``memory_limit`` if given, else ``params["memory_limit"]``.
+    """
     if memory_limit is None and params is not None:
         try:
             memory_limit = (
@@ -157,8 +161,10 @@ def budget(params: Any = None, memory_limit: Any = None) -> Budget:
 
 
 def pickles_by_path(movie: Any) -> bool:
-    """True if ``movie`` (or the movie a view such as ``NanFilled`` wraps) is sent
-    to cluster workers as a path they open themselves (``io.shared.MovieFile``)."""
+    """Return True if ``movie`` is sent to cluster workers as a path they open themselves.
+
+    Also for the movie a view such as ``NanFilled`` wraps (``io.shared.MovieFile``).
+    """
     for _ in range(8):
         if movie is None:
             return False
@@ -180,6 +186,7 @@ def free_disk(path: str | os.PathLike) -> int:
 
 
 def is_disk_full(exc: BaseException) -> bool:
+    """Return True when ``exc`` says the disk (or the user's quota) is full."""
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 

@@ -214,7 +214,9 @@ class _Config:
 
 def _pearson(a: np.ndarray, b: np.ndarray, has_nan: bool = False) -> np.ndarray:
     """Pearson correlation of each a[i] (B, ...) with b (...), NaN-tolerant.
-    Works on strided views (no copies)."""
+
+    Works on strided views (no copies).
+    """
     B = len(a)
     if has_nan:
         out = np.empty(B, np.float32)
@@ -382,9 +384,11 @@ def _read_frames(movie, idx) -> np.ndarray:
 
 
 def _remote_full_job(eng, movie, t0, t1, pw, target):
-    """:meth:`_Engine.full_job` on a cluster worker: the corrected frames go
-    straight into the output file at ``target = (path, offset, frame_bytes)``
-    (a path the workers share); only the small per-frame results come back."""
+    """:meth:`_Engine.full_job` on a cluster worker.
+
+    The corrected frames go straight into the output file at ``target = (path, offset,
+    frame_bytes)`` (a path the workers share); only the small per-frame results come back.
+    """
     res = eng.full_job(movie, t0, t1, pw)
     cor = np.ascontiguousarray(res[0], dtype=np.float32)
     if target is not None:
@@ -399,11 +403,12 @@ def _remote_full_job(eng, movie, t0, t1, pw, target):
 
 
 def _pipeline(pool, n_inflight, jobs, consume, stage, total):
-    """Run ``jobs`` (iterable of (units, callable)) on ``pool`` keeping up to
-    ``n_inflight`` in flight; results go to ``consume`` in order.  Yields
-    Progress at least every 0.25 s; closing the generator cancels the rest.
-    ``pool`` is an executor, or None when each callable submits itself and
-    returns its future (a ``dask.distributed`` cluster)."""
+    """Run ``jobs`` on ``pool``, keeping up to ``n_inflight`` in flight; results go to ``consume`` in order.
+
+    ``jobs`` is an iterable of (units, callable). Yields Progress at least every 0.25 s; closing the
+    generator cancels the rest. ``pool`` is an executor, or None when each callable submits itself
+    and returns its future (a ``dask.distributed`` cluster).
+    """
     pending = collections.deque()
     done = 0
     it = iter(jobs)
@@ -723,8 +728,10 @@ def motion_correct(movie, **kwargs) -> MotionResult:
 
 
 def crispness(mean_image: np.ndarray) -> float:
-    """CaImAn's crispness: sqrt(sum of squared np.gradient of the mean image)
-    (NaN pixels ignored)."""
+    """CaImAn's crispness.
+
+    Sqrt(sum of squared np.gradient of the mean image) (NaN pixels ignored).
+    """
     g = np.gradient(np.asarray(mean_image, np.float64))
     sq = sum(np.nan_to_num(x) ** 2 for x in (g if isinstance(g, (list, tuple)) else [g]))
     return float(np.sqrt(np.sum(sq)))
@@ -751,6 +758,7 @@ def apply_shifts(
     shifts_els : (T, n_patches, n_axes), optional
         Patch shifts, CaImAn order; needs ``patch_bounds`` and
         ``patch_grid_shape`` from the same result.
+
     Returns
     -------
     ndarray float32 of the frames' shape.

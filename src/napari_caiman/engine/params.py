@@ -106,7 +106,7 @@ def _integral(value: Any) -> Any:
 
 
 def _normalize(value: Any) -> Any:
-    """Lists and numpy arrays become tuples of Python scalars (JSON and HDF5 have no tuples)."""
+    """List and numpy arrays become tuples of Python scalars (JSON and HDF5 have no tuples)."""
     if hasattr(value, "tolist") and hasattr(value, "dtype"):  # numpy arrays and scalars
         value = value.tolist()
     if isinstance(value, list):
@@ -233,21 +233,25 @@ class CaimanParams:
         return name in self._explicit or name in self.changed()
 
     def __getitem__(self, name: str) -> Any:
+        """Return the value of the parameter ``name``; raise InputError for an unknown name."""
         if name not in self._values:
             raise KeyError(_unknown_message(name))
         return self._values[name]
 
     def __setitem__(self, name: str, value: Any) -> None:
+        """Set one parameter (checked as :meth:`update` does)."""
         self.update({name: value})
 
     def __contains__(self, name: object) -> bool:
+        """Return True when ``name`` is a parameter."""
         return name in self._values
 
     def get(self, name: str, default: Any = None) -> Any:
+        """Return the value of ``name`` (``default`` when it is not a parameter)."""
         return self._values.get(name, default)
 
     def group(self, name: str) -> dict[str, Any]:
-        """The parameters of one CaImAn group (``"motion"``, ``"init"``, ...)."""
+        """Return the parameters of one CaImAn group (``"motion"``, ``"init"``, ...)."""
         if name not in ALL_GROUPS:
             raise InputError("group", f"unknown group {name!r}; groups are {', '.join(ALL_GROUPS)}")
         return {k: self._values[k] for k in ALL_GROUPS[name]}
@@ -266,6 +270,7 @@ class CaimanParams:
         return {k: v for k, v in self._values.items() if base.get(k) != v}
 
     def copy(self) -> CaimanParams:
+        """Return an independent copy (the values set explicitly are kept as such)."""
         new = CaimanParams(self.changed())
         new._explicit = set(self._explicit)
         return new
@@ -276,7 +281,9 @@ class CaimanParams:
         return json.dumps(values, indent=2, sort_keys=True, default=repr)
 
     def __eq__(self, other: object) -> bool:
+        """Return True for parameters with the same values."""
         return isinstance(other, CaimanParams) and self._values == other._values
 
     def __repr__(self) -> str:
+        """Return the parameters that differ from CaImAn's defaults."""
         return f"CaimanParams({self.changed()!r})"

@@ -44,8 +44,10 @@ STEPS = ("motion", "cnmf", "evaluate")
 
 
 def _caiman_backend(params: CaimanParams) -> Any:
-    """The caiman backend module when ``params["backend"] == "caiman"`` (after
-    checking that CaImAn is there), else None (native)."""
+    """Return the caiman backend module when ``params["backend"] == "caiman"``, else None (native).
+
+    CaImAn is checked to be there first.
+    """
     if params.get("backend", "native") != "caiman":
         return None
     from .backends import require_caiman
@@ -57,8 +59,10 @@ def _caiman_backend(params: CaimanParams) -> Any:
 
 
 def motion_kwargs(params: CaimanParams) -> dict[str, Any]:
-    """The keyword arguments of :func:`~napari_caiman.engine.motion.iter_motion_correct`
-    taken from ``params`` (CaImAn's motion group)."""
+    """Return the keyword arguments of :func:`~napari_caiman.engine.motion.iter_motion_correct`.
+
+    Taken from ``params`` (CaImAn's motion group).
+    """
     from .resolve import MOTION_NAMES
 
     m = params.group("motion")
@@ -151,7 +155,7 @@ def _prepared(movie: Any, motion: Any, params: Any, fill_nan: bool, border: Any)
 
 
 def _raw(movie: Any) -> Any:
-    """The movie under a :class:`NanFilled` view (summary images are NaN-aware)."""
+    """Return the movie under a :class:`NanFilled` view (summary images are NaN-aware)."""
     return movie.movie if isinstance(movie, NanFilled) else movie
 
 
@@ -166,8 +170,9 @@ def iter_cnmf_step(
     border: Any = None,
     motion: Any = None,
 ) -> Generator[Progress, None, CnmfStepResult]:
-    """Run CNMF on a (motion-corrected) movie; compute its summary images
-    first unless given (``summary``, e.g. from the motion step).
+    """Run CNMF on a (motion-corrected) movie.
+
+    Compute its summary images first unless given (``summary``, e.g. from the motion step).
 
     Parameters
     ----------
@@ -234,8 +239,7 @@ def iter_evaluate_step(
     motion: Any = None,
     executor: Any = None,
 ) -> Generator[Progress, None, EvaluateStepResult]:
-    """Evaluate components (SNR, spatial r-values, thresholds from the
-    ``quality`` group) and compute detrended dF/F.
+    """Evaluate components (SNR, spatial r-values, thresholds from the ``quality`` group) and compute detrended dF/F.
 
     Sets ``estimates.idx_components`` / ``idx_components_bad`` to the threshold
     result; manual decisions are kept apart (see :mod:`.curation`). The movie

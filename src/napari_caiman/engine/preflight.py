@@ -1,4 +1,4 @@
-"""Before a long run: will it fit the memory budget and the disk?
+"""Before a long run: check that it fits the memory budget and the disk.
 
 :func:`estimate` adds up what grows with the movie and cannot be streamed
 (the K x T traces, the footprints of the whole-field refit, one patch's slab
@@ -23,12 +23,15 @@ SHARE = 0.85
 
 
 def corrected_on_disk(shape: tuple[int, ...], bud: Budget) -> bool:
-    """True if a float32 corrected movie of ``shape`` must live on disk under ``bud``."""
+    """Return True if a float32 corrected movie of ``shape`` must live on disk under ``bud``."""
     return not bud.holds(4 * int(np.prod(shape)))
 
 
 def _patches(params: Any, dims: tuple[int, ...]) -> tuple[int, int, float]:
-    """(number of patches, pixels of the largest, mean patches covering a pixel); (1, P, 1) without patches."""
+    """Return (number of patches, pixels of the largest, mean patches covering a pixel).
+
+    (1, P, 1) without patches.
+    """
     from .validate import per_axis, to_array_order
 
     nd = len(dims)
@@ -58,8 +61,11 @@ REGION_BYTES = 64
 
 
 def _region_px(params: Any, nd: int) -> int:
-    """Upper bound of one footprint's search region: its support box in the
-    refinement (``max(gSiz // 2, 2 gSig)`` each side) dilated by ``ceil(gSig / 2)``."""
+    """Upper bound of one footprint's search region.
+
+    Its support box in the refinement (``max(gSiz // 2, 2 gSig)`` each side) dilated by ``ceil(gSig
+    / 2)``.
+    """
     from .validate import per_axis
 
     try:
@@ -83,8 +89,10 @@ def _region_px(params: Any, nd: int) -> int:
 
 
 def estimate(shape: tuple[int, ...], steps: Any, params: Any) -> dict[str, dict[str, int]]:
-    """Bytes of what each phase holds that does not shrink with the chunk size:
-    ``{phase: {part: bytes}}``; the run's peak is the largest phase."""
+    """Bytes of what each phase holds that does not shrink with the chunk size.
+
+    ``{phase: {part: bytes}}``; the run's peak is the largest phase.
+    """
     from .cnmf.patches import PATCH_COPIES, patch_time_bin
 
     T, dims = int(shape[0]), tuple(int(s) for s in shape[1:])
@@ -122,8 +130,10 @@ def estimate(shape: tuple[int, ...], steps: Any, params: Any) -> dict[str, dict[
 
 
 def tile_store_bytes(shape: tuple[int, ...], params: Any) -> int:
-    """Disk bytes of the largest tile store CNMF makes of a movie of ``shape``
-    (:mod:`.cnmf.tiles`): 0 when the movie fits the page cache and none is made."""
+    """Return the disk bytes of the largest tile store CNMF makes of a movie of ``shape``.
+
+    See :mod:`.cnmf.tiles`: 0 when the movie fits the page cache and none is made.
+    """
     from .cnmf.noise import fft_sample_ranges
     from .cnmf.patches import patch_time_bin
     from .cnmf.tiles import use_store

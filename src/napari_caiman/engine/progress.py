@@ -42,6 +42,7 @@ class Progress:
         return 1.0 if self.total <= 0 else min(1.0, max(0.0, self.done / self.total))
 
     def __str__(self) -> str:
+        """Return the stage and its progress as text."""
         text = f"{self.stage}: {self.done}/{self.total}"
         return f"{text} ({self.message})" if self.message else text
 
@@ -75,8 +76,10 @@ def run(
 def as_progress(
     gen: Generator[tuple[int, int], Any, R], stage: str
 ) -> Generator[Progress, None, R]:
-    """Re-yield a generator of ``(done, total)`` pairs as :class:`Progress` of
-    ``stage``; returns the generator's value (use with ``yield from``)."""
+    """Re-yield a generator of ``(done, total)`` pairs as :class:`Progress` of ``stage``.
+
+    Returns the generator's value (use with ``yield from``).
+    """
     try:
         while True:
             done, total = next(gen)

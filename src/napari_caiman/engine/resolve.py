@@ -150,8 +150,10 @@ def for_movie(params: Any, movie_shape: Sequence[int]) -> CaimanParams:
 
 @dataclass(frozen=True)
 class ResolvedMotion:
-    """The motion step's settings, array order ((z,) y, x); ``caiman``: the
-    values as given, CaImAn order (what results record)."""
+    """The motion step's settings, array order ((z,) y, x).
+
+    ``caiman``: the values as given, CaImAn order (what results record).
+    """
 
     max_shifts: tuple[int, ...]
     strides: tuple[int, ...]
@@ -189,13 +191,14 @@ def _border(border_nan: Any) -> Any:
 
 
 def _explicit_planes(value: Any, nd: int) -> bool:
-    """True unless a 2-value sequence was given for a 3D movie (planes implied)."""
+    """Return True unless a 2-value sequence was given for a 3D movie (planes implied)."""
     return nd != 3 or not _two(value)
 
 
 def resolve_motion(values: Mapping[str, Any], frame_shape: Sequence[int]) -> ResolvedMotion:
-    """Check the motion parameters ``values`` (CaImAn names and order) against
-    frames of ``frame_shape`` (array order) and return them in array order.
+    """Check the motion parameters ``values`` against frames of ``frame_shape``; return them in array order.
+
+    ``values`` in CaImAn names and order, ``frame_shape`` in array order.
 
     A planes entry implied by a 2-value setting (a caller that did not go
     through :func:`for_movie`) is clamped to fit rather than refused.
@@ -350,8 +353,10 @@ def _resolve_cnmf(params: CaimanParams, frame: tuple[int, ...]) -> ResolvedCnmf:
 
 
 def settings_from_params(params: CaimanParams, nd: int, dims: tuple[int, ...]) -> Any:
-    """Read and check the native CNMF parameters (per-axis values -> array order): a
-    :class:`~.cnmf.steps.Settings`."""
+    """Read and check the native CNMF parameters (per-axis values -> array order).
+
+    A :class:`~.cnmf.steps.Settings`.
+    """
     from .cnmf.steps import Settings
     from .cnmf.temporal import TemporalSettings
 
@@ -442,7 +447,7 @@ def settings_from_params(params: CaimanParams, nd: int, dims: tuple[int, ...]) -
 
 
 def _structure(v: Any, nd: int, name: str) -> np.ndarray | None:
-    """A CaImAn structuring element (rows, cols[, planes]) -> boolean, array order."""
+    """Return a CaImAn structuring element (rows, cols[, planes]) -> boolean, array order."""
     if v is None:
         return None
     a = np.asarray(v)
@@ -485,8 +490,9 @@ def patch_geometry(params: CaimanParams, st: Any, nd: int, dims: tuple[int, ...]
 
 
 def thresholds(params: Any, provenance: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Keyword arguments of :func:`~.evaluation.apply_thresholds` from ``params``
-    (the quality group and the plugin's shape and size limits).
+    """Return the keyword arguments of :func:`~.evaluation.apply_thresholds` from ``params``.
+
+    The quality group and the plugin's shape and size limits.
 
     ``use_cnn`` None (the backend's default) is off here (the native engine has
     no CNN). The size limits of a file saved before they were parameters are
@@ -534,7 +540,7 @@ class Resolved:
 def resolve(
     params: Any, movie_shape: Sequence[int], steps: Sequence[str] = ("motion", "cnmf", "evaluate")
 ) -> Resolved:
-    """The settings of ``steps`` for a movie of ``movie_shape`` ((T, Y, X) or (T, Z, Y, X)).
+    """Return the settings of ``steps`` for a movie of ``movie_shape`` ((T, Y, X) or (T, Z, Y, X)).
 
     ``params`` is a :class:`CaimanParams` or a flat/grouped dict of CaImAn
     names (checked as it is read). Nothing is computed; the same call checks a

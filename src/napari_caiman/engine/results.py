@@ -122,9 +122,11 @@ def read_value(obj: h5py.Group | h5py.Dataset) -> Any:
 
 
 class _Record(Mapping):
-    """A dataclass whose fields also read by name, as the dict of the file layout
-    (``r.motion["shifts_rig"]``, ``dict(r.summary)``) did; names it does not
-    know (from another version's file) are kept in ``extra``."""
+    """A dataclass whose fields also read by name, as the dict of the file layout did.
+
+    E.g. ``r.motion["shifts_rig"]``, ``dict(r.summary)``; names it does not know (from another
+    version's file) are kept in ``extra``.
+    """
 
     SKIP_NONE: ClassVar[bool] = False  # leave fields that are None out of the mapping
 
@@ -160,8 +162,10 @@ class _Record(Mapping):
 
 @dataclass(eq=False)
 class MotionRecord(_Record):
-    """The motion correction a results file keeps (no movie): shifts CaImAn order
-    (rows, cols[, planes]), template and patch bounds array order."""
+    """The motion correction a results file keeps (no movie).
+
+    Shifts CaImAn order (rows, cols[, planes]), template and patch bounds array order.
+    """
 
     shifts_rig: np.ndarray | None = None
     shifts_els: np.ndarray | None = None
@@ -224,13 +228,14 @@ class Results:
 
     def __post_init__(self) -> None:
         # dicts (the file layout, older callers) become the typed records
+        """Turn dicts (the file layout, older callers) into the typed records."""
         if self.motion is not None and not isinstance(self.motion, MotionRecord):
             self.motion = MotionRecord.from_mapping(self.motion)
         if self.summary is not None and not isinstance(self.summary, SummaryRecord):
             self.summary = SummaryRecord.from_mapping(self.summary)
 
     def threshold_accepted(self) -> np.ndarray | None:
-        """Indices accepted by the evaluation thresholds alone (no manual decisions)."""
+        """Return the indices accepted by the evaluation thresholds alone (no manual decisions)."""
         if self.estimates is None:
             return None
         if self.metrics is not None:
@@ -243,8 +248,10 @@ class Results:
         return None if idx is None else np.asarray(idx, dtype=np.int64)
 
     def accepted(self) -> np.ndarray | None:
-        """Final accepted component indices: thresholds, then manual decisions on top.
-        None when the components were never evaluated nor curated."""
+        """Return the final accepted component indices: thresholds, then manual decisions on top.
+
+        None when the components were never evaluated nor curated.
+        """
         thr = self.threshold_accepted()
         if self.curation is None or (thr is None and not self.curation.n_decisions):
             return thr
@@ -300,9 +307,11 @@ def estimates_to_dict(
 
 
 def _numeric(v: np.ndarray) -> np.ndarray:
-    """CaImAn saves some per-component lists (``bl``, ``c1``, ``lam``,
-    ``neurons_sn``) as arrays of number *strings*; read those as float
-    (``None`` entries as NaN) so that the estimates can be used and saved again."""
+    """Read the per-component lists CaImAn saves as number *strings* as float.
+
+    These are ``bl``, ``c1``, ``lam``, ``neurons_sn`` (``None`` entries as NaN), so that the
+    estimates can be used and saved again.
+    """
     if v.dtype.kind not in "SUO":
         return v
 
@@ -387,7 +396,7 @@ def estimates_from_group(group: h5py.Group, dims: tuple[int, ...]) -> tuple[Any,
 
 
 def motion_to_dict(result: Any, corrected_path: str | None = None) -> MotionRecord:
-    """A :class:`~napari_caiman.engine.motion.MotionResult` as the record a results file keeps (no movie)."""
+    """Return a :class:`~napari_caiman.engine.motion.MotionResult` as the record a results file keeps (no movie)."""
     m = result.metrics
     return MotionRecord(
         shifts_rig=np.asarray(result.shifts_rig, dtype=np.float32),

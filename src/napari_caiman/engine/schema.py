@@ -60,7 +60,7 @@ __all__ = [
 
 
 def _f(kind: str, doc: str, **kw: Any) -> Any:
-    """A field of a group class; :func:`_group` turns it into a default + :class:`Spec`."""
+    """Return a field of a group class; :func:`_group` turns it into a default + :class:`Spec`."""
     return dataclasses.field(metadata={"kind": kind, "doc": doc, **kw})
 
 
@@ -92,8 +92,10 @@ class _Group:
 
     @classmethod
     def from_params(cls, params: Any) -> Any:
-        """The group's values from a :class:`~.params.CaimanParams` or a flat dict
-        (names not given keep CaImAn's default), each checked."""
+        """Return the group's values from a :class:`~.params.CaimanParams` or a flat dict, each checked.
+
+        Names not given keep CaImAn's default.
+        """
         values = {}
         for s in cls.specs():
             if isinstance(params, Mapping) and s.name not in params:
@@ -525,12 +527,12 @@ SPEC_BY_NAME: dict[str, Spec] = {s.name: s for s in SPECS}
 
 
 def spec(name: str) -> Spec:
-    """The :class:`Spec` of ``name`` (KeyError for a name the schema does not describe)."""
+    """Return the :class:`Spec` of ``name`` (KeyError for a name the schema does not describe)."""
     return SPEC_BY_NAME[name]
 
 
 def tooltip(name: str) -> str:
-    """The form tooltip of ``name``."""
+    """Return the form tooltip of ``name``."""
     return SPEC_BY_NAME[name].tooltip
 
 
@@ -554,7 +556,7 @@ def describe(s: Spec) -> str:
 
 
 def markdown() -> str:
-    """The parameter reference page (``docs/parameters.md``)."""
+    """Return the parameter reference page (``docs/parameters.md``)."""
     out = [
         "# Parameter reference",
         "",

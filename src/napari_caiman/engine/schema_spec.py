@@ -1,5 +1,7 @@
-"""One parameter's description (:class:`Spec`): type, bounds, axes, volume default,
-automatic rule, form field, and the value check :class:`~.params.CaimanParams` runs.
+"""One parameter's description (:class:`Spec`).
+
+Type, bounds, axes, volume default, automatic rule, form field, and the value check
+:class:`~.params.CaimanParams` runs.
 
 The group classes that hold the specs are in :mod:`.schema`.
 """
@@ -86,10 +88,11 @@ class Spec:
 
     @property
     def tooltip(self) -> str:
+        """Return the form field's tooltip (the docs line when there is no tooltip of its own)."""
         return self.tip or self.doc
 
     def range_text(self) -> str:
-        """The valid values in words (what :meth:`check` enforces)."""
+        """Return the valid values in words (what :meth:`check` enforces)."""
         if self.kind == "bool":
             text = "True or False"
         elif self.kind == "size":

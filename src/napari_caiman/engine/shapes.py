@@ -1,4 +1,4 @@
-"""Shape metrics of footprints: is a component shaped like a cell?
+"""Shape metrics of footprints: whether a component is shaped like a cell.
 
 Real two-photon data tempt CNMF into thin, scattered fragments over the
 neuropil.  Three numbers per footprint tell them from somata (computed once,
@@ -63,8 +63,10 @@ class ShapeMetrics:
 
 
 def expected_area(gSig: Any, nd: int) -> float:
-    """Area (pixels) of the (y, x) ellipse of radii ``2 gSig`` (gSig in CaImAn
-    order: rows, cols[, planes]) - the expected soma area in a frame."""
+    """Return the area (pixels) of the (y, x) ellipse of radii ``2 gSig``.
+
+    ``gSig`` in CaImAn order (rows, cols[, planes]): the expected soma area in a frame.
+    """
     g = np.atleast_1d(np.asarray(gSig, dtype=float))
     if g.size == 1:
         g = np.repeat(g, 2)
@@ -106,9 +108,11 @@ def footprint_shape(
 
 
 def footprint_elongation(img: np.ndarray, scale: Any = (1.0, 1.0), *, cut: float = 0.2) -> float:
-    """Principal-axis ratio of one footprint image cut at ``cut`` of its maximum
-    (3D: its maximum projection over Z); ``scale`` (rows, cols) divides the
-    coordinates (gSig: an ellipse of those radii gives 1)."""
+    """Return the principal-axis ratio of one footprint image cut at ``cut`` of its maximum.
+
+    3D: its maximum projection over Z. ``scale`` (rows, cols) divides the coordinates (gSig: an
+    ellipse of those radii gives 1).
+    """
     img = np.asarray(img, dtype=np.float64)
     m = img.max() if img.size else 0.0
     if m <= 0:

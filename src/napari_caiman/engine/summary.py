@@ -116,13 +116,14 @@ def _default_chunk(frame_size: int) -> int:
 def _accumulate_rows(
     y, off, offs, count, s1, s2, mx, cross, miss_a, miss_b, miss_n, zy0, zy1
 ):  # pragma: no cover
-    """Rows ``zy0:zy1`` (flat over Z, Y) of one chunk (t, Z, Y, X) into the
-    per-pixel sums (relative to ``off``, NaN = missing) and, per neighbour
-    offset ``offs[i]``, the sums of products with that neighbour and the NaN
-    corrections (see :func:`_iter_accumulate`).  Each row writes only its own
-    pixels' sums, so disjoint row ranges run on threads at once (the GIL is
-    released; numba's ``parallel=True`` OpenMP pool would not survive the fork
-    of a napari step's child process)."""
+    """Add rows ``zy0:zy1`` (flat over Z, Y) of one chunk (t, Z, Y, X) into the per-pixel sums.
+
+    Sums relative to ``off``, NaN = missing, and, per neighbour offset ``offs[i]``, the sums of
+    products with that neighbour and the NaN corrections (see :func:`_iter_accumulate`). Each row
+    writes only its own pixels' sums, so disjoint row ranges run on threads at once (the GIL is
+    released; numba's ``parallel=True`` OpenMP pool would not survive the fork of a napari step's
+    child process).
+    """
     T, Z, Y, X = y.shape
     n_off = offs.shape[0]
     for zy in range(zy0, zy1):
@@ -340,16 +341,20 @@ def local_correlations(
 
 
 def mean_image(movie: Any, chunk_size: int | None = None) -> np.ndarray:
-    """Temporal mean of each pixel over its non-NaN samples (float32, frame shape;
-    0 where a pixel has none), in the movie's intensity units."""
+    """Return the temporal mean of each pixel over its non-NaN samples, in the movie's units.
+
+    Float32, frame shape; 0 where a pixel has none.
+    """
     return run(
         _iter_accumulate(movie, want_corr=False, eight_neighbours=True, chunk_size=chunk_size)
     ).mean
 
 
 def max_image(movie: Any, chunk_size: int | None = None) -> np.ndarray:
-    """Temporal maximum of each pixel, ignoring NaN (float32, frame shape; 0 where
-    a pixel has no valid sample), in the movie's intensity units."""
+    """Return the temporal maximum of each pixel, ignoring NaN, in the movie's units.
+
+    Float32, frame shape; 0 where a pixel has no valid sample.
+    """
     return run(
         _iter_accumulate(movie, want_corr=False, eight_neighbours=True, chunk_size=chunk_size)
     ).max

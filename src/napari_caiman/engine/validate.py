@@ -65,8 +65,10 @@ def check_movie(
 
 
 def rgb_message(shape: Sequence[int]) -> str | None:
-    """What is wrong with a colour movie (T, Y, X, 3 or 4), or None: such a
-    shape would otherwise read as a volume of 3 or 4 pixels' width."""
+    """Return what is wrong with a colour movie (T, Y, X, 3 or 4), or None.
+
+    Such a shape would otherwise read as a volume of 3 or 4 pixels' width.
+    """
     shape = tuple(int(s) for s in shape)
     if len(shape) == 4 and shape[-1] in (3, 4) and min(shape[1:3]) > 4:
         kind = "RGB" if shape[-1] == 3 else "RGBA"
@@ -122,8 +124,7 @@ def per_axis(
 
 
 def to_array_order(values: Sequence, ndim: int) -> tuple:
-    """Convert per-axis values from CaImAn order (rows, cols[, planes]) to
-    array order (y, x) or (z, y, x)."""
+    """Convert per-axis values from CaImAn order (rows, cols[, planes]) to array order (y, x) or (z, y, x)."""
     values = tuple(values)
     return values if ndim == 2 else (values[2], values[0], values[1])
 
