@@ -115,9 +115,10 @@ def read_movie(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[La
 def sample_contrast_limits(
     data: Any, n_frames: int = 8, low: float = 0.5, high: float = 99.8
 ) -> list[float] | None:
-    """Contrast limits from percentiles of ``n_frames`` frames spread over the
-    movie (so napari never scans a huge movie for its range); None if no
-    finite sample."""
+    """Return contrast limits from percentiles of ``n_frames`` frames spread over the movie.
+
+    So napari never scans a huge movie for its range; None if no finite sample.
+    """
     import numpy as np
 
     T = int(data.shape[0])

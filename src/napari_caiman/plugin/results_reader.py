@@ -39,8 +39,10 @@ def _has_hdf5_signature(path: Path) -> bool:
 
 
 def is_results_file(path: str | os.PathLike) -> bool:
-    """True for an HDF5 file with CaImAn/napari-caiman results (``dims`` and
-    ``estimates`` or ``motion``), without reading any large data."""
+    """Return True for an HDF5 file with CaImAn/napari-caiman results, without reading large data.
+
+    Such a file has ``dims`` and ``estimates`` or ``motion``.
+    """
     p = Path(path)
     if p.suffix.lower() not in SUFFIXES or not p.is_file():
         return False
@@ -54,8 +56,10 @@ def is_results_file(path: str | os.PathLike) -> bool:
 
 
 def is_broken_hdf5(path: str | os.PathLike) -> bool:
-    """True for a ``.hdf5``/``.h5`` file that starts like HDF5 but cannot be
-    opened (e.g. truncated while copying)."""
+    """Return True for a ``.hdf5``/``.h5`` file that starts like HDF5 but cannot be opened.
+
+    E.g. truncated while copying.
+    """
     p = Path(path)
     if p.suffix.lower() not in SUFFIXES or not p.is_file() or not _has_hdf5_signature(p):
         return False
@@ -71,8 +75,11 @@ def is_broken_hdf5(path: str | os.PathLike) -> bool:
 def get_results_reader(
     path: str | os.PathLike | Sequence[str | os.PathLike],
 ) -> Callable[..., list[LayerData]] | None:
-    """npe2 ``get_reader`` hook: :func:`read_results` for a results file (or a
-    damaged HDF5 file, to say what is wrong), else None."""
+    """npe2 ``get_reader`` hook.
+
+    :func:`read_results` for a results file (or a damaged HDF5 file, to say what is wrong), else
+    None.
+    """
     if not isinstance(path, (str, os.PathLike)):
         paths = list(path)
         if len(paths) != 1:

@@ -29,8 +29,9 @@ def _layer_tuple(
 
 
 def sample_movie_2d() -> list[tuple[Any, dict, str]]:
-    """A (300, 128, 128) float32 movie: ~30 neurons, rigid drift of ~4 px
-    plus ~1.5 px of non-rigid (position-dependent) motion.
+    """Return a (300, 128, 128) float32 movie.
+
+    ~30 neurons, rigid drift of ~4 px plus ~1.5 px of non-rigid (position-dependent) motion.
 
     Returns
     -------
@@ -54,8 +55,7 @@ def sample_movie_2d() -> list[tuple[Any, dict, str]]:
 
 
 def sample_movie_3d() -> list[tuple[Any, dict, str]]:
-    """A (100, 8, 64, 64) float32 volumetric movie with rigid motion
-    (~2 px in y/x, ~1 plane in z).
+    """Return a (100, 8, 64, 64) float32 volumetric movie with rigid motion (~2 px in y/x, ~1 plane in z).
 
     Returns
     -------
