@@ -98,10 +98,7 @@ def _check_overwrite(paths: dict[str, Any], overwrite: bool) -> None:
 
 
 def _interrupted_message(save_movie: Any, before: float | None) -> str:
-    """Return what was kept after Ctrl-C.
-
-    Outputs are written atomically: a file is there only when it is complete.
-    """
+    """Return what was kept after Ctrl-C (files are written whole, atomically)."""
     kept = []
     if save_movie and Path(save_movie).exists() and Path(save_movie).stat().st_mtime != before:
         kept.append(f"the motion-corrected movie {str(save_movie)!r} was finished and kept")

@@ -30,7 +30,7 @@ HEARTBEAT_S = 1.0
 
 
 def _child(batch_class: type, batch_path: str, cache_dir: str, name: str, conn: Any) -> None:
-    """Return the child's body.
+    """Run one item in the child process.
 
     Open the batch file (``batch_class``: the parent's Batch, pickled by name), run the item,
     report, obey "cancel" (or a parent that is gone).

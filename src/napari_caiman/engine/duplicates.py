@@ -98,9 +98,9 @@ def duplicate_scores(
 def duplicate_mask(
     score: np.ndarray, of: np.ndarray, accepted: np.ndarray, max_duplicate: float, snr: np.ndarray
 ) -> np.ndarray:
-    """(K,) bool.
+    """Return the (K,) bool mask of accepted components that duplicate a stronger accepted one.
 
-    Accepted components that duplicate an accepted stronger one (``score > max_duplicate``).
+    A duplicate scores above ``max_duplicate``.
     ``accepted`` (K,) bool is the decision of the other tests, ``snr`` the strength
     :func:`duplicate_scores` used: components are decided from the strongest down, so a partner is
     final before the components it holds are judged.

@@ -258,9 +258,9 @@ class TileStore:
         return out
 
     def pixel_groups(self, max_px: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Return the groups of whole tiles of about ``max_px`` pixels.
+        """Yield the groups of whole tiles of about ``max_px`` pixels.
 
-        Yields ``(flat C-order pixel indices of the movie, (n, pixels) float32 samples)``, padding
+        Each is ``(flat C-order pixel indices of the movie, (n, pixels) float32 samples)``, padding
         left out.
         """
         per = max(1, int(max_px) // self.tile_px)

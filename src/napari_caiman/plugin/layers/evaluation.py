@@ -143,9 +143,9 @@ def evaluation_features(
 def component_table(
     metrics: Any, accepted: np.ndarray, manual: np.ndarray, size: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """One row per component.
+    """Return the components table, one row per component.
 
-    ``id``, ``SNR``, ``r_value``, ``size``, ``solidity``, ``pieces``, ``area_ratio`` (shape, NaN
+    Columns ``id``, ``SNR``, ``r_value``, ``size``, ``solidity``, ``pieces``, ``area_ratio`` (shape, NaN
     when not computed), ``status``, ``manual``.
     """
     K = len(accepted)

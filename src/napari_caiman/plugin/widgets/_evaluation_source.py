@@ -106,7 +106,7 @@ class EvaluationSource:
         return newest if newest is not None and newest.estimates is not None else None
 
     def _on_cnmf_done(self, analysis: Session) -> None:
-        """Return a session's new CNMF result.
+        """Take up a session's new CNMF result.
 
         Curate it (asking first when unsaved curation would be lost).
         """

@@ -131,7 +131,7 @@ class EvaluationView:
 
     # -- keys and clicks --------------------------------------------------------------------------------
     def _bind_keys(self, provider: Any) -> None:
-        """Return a / r / u / n / p on ``provider`` (the viewer, or a result layer)."""
+        """Bind a / r / u / n / p on ``provider`` (the viewer, or a result layer)."""
         for key, func in self._key_functions.items():
             self._keys.bind(provider, key, func)
 

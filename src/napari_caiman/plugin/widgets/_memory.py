@@ -46,7 +46,7 @@ def _cleanup() -> None:
 
 
 def corrected_movie_path(shape: tuple[int, ...], params: Any, out: Any) -> Any:
-    """``out`` if given.
+    """Return where the corrected movie goes: ``out`` if given.
 
     Else a temporary ``.npy`` when the corrected movie does not fit the budget (the layer is then a
     lazy view of it), else None (memory). Refuses a run that cannot fit the budget or the disk.

@@ -111,7 +111,7 @@ def _dumps(obj: Any, buffers: list | None = None) -> bytes:
 
 
 def _send(conn: Any, message: tuple) -> None:
-    """One message.
+    """Send one message.
 
     The pickle, then its large arrays' memory as they are (pickle protocol 5 out-of-band buffers: no
     copy of a result's arrays in the child).

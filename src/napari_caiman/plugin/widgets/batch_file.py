@@ -102,7 +102,7 @@ class BatchFileControls:
         self._update_buttons()
 
     def _refresh_cache(self) -> None:
-        """Return the cache's disk use, measured in a worker.
+        """Show the cache's disk use, measured in a worker.
 
         It hashes each item's movie sample and opens its results file: seconds for a long batch.
         """

@@ -120,7 +120,7 @@ class ItemForm:
     def _with_movie_file(
         self, batch: Batch, layer: Layer, name: str, then: Callable[[Path], Any]
     ) -> None:
-        """Call ``then(movie file)``.
+        """Call ``then`` with the movie's file.
 
         The layer's own file, or its data written once to ``<batch folder>/inputs/`` (in a worker).
         """

@@ -29,9 +29,9 @@ REPORT_S = 0.5
 
 
 def queue_job(queue: Any, over: threading.Event) -> Generator[Progress, None, Any]:
-    """Return the worker's generator.
+    """Run the whole queue in the worker (a generator).
 
-    The whole queue, its progress thinned to one report per :data:`REPORT_S` within a stage;
+    Its progress is thinned to one report per :data:`REPORT_S` within a stage;
     ``over`` is set when it is over, whichever way.
     """
     gen = queue.iter_run()
@@ -201,7 +201,7 @@ class QueueControls:
             self.run_queue()  # a running local queue takes them up by itself
 
     def _shutdown(self, *, wait: bool) -> None:
-        """Return the dock or napari was closed mid-run.
+        """Stop a run when the dock or napari was closed mid-run.
 
         Stop the queue, cancel the running item(s) and put them back in the queue ("interrupted"),
         so the batch file reads as if the run had not started them.

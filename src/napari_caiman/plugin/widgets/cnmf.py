@@ -219,7 +219,7 @@ class CNMFWidget(StepForm):
         return [(NO_SEED, None), *labels]
 
     def _select_default_movie(self) -> None:
-        """Return the newest motion-corrected movie, else the selected movie, else the first."""
+        """Choose the newest motion-corrected movie, else the selected movie, else the first."""
         choices = [layer for _, layer in self._movie_choices()]
         corrected = [
             layer

@@ -146,7 +146,7 @@ class ComponentTableModel(QAbstractTableModel):
         self.endResetModel()
 
     def update_columns(self, columns: dict[str, np.ndarray]) -> None:
-        """Return the same components, new values.
+        """Show new values of the same components.
 
         Repaint in place when the shown rows are the same ones, else reset.
         """
