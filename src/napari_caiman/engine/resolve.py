@@ -41,9 +41,22 @@ __all__ = [
     "thresholds",
     "settings_from_params",
     "patch_geometry",
+    "auto_gsiz",
+    "auto_stride",
     "MOTION_NAMES",
     "THRESHOLD_NAMES",
 ]
+
+
+def auto_gsiz(g: float) -> int:
+    """Return CaImAn's automatic ``gSiz`` of one axis with half-size ``g``: ``2 * gSig + 1``."""
+    return int(2 * g + 1)
+
+
+def auto_stride(g: float) -> int:
+    """Return the automatic patch overlap ``stride`` of one axis: ``2 * gSig``, at least 1."""
+    return max(1, int(math.ceil(2 * g)))
+
 
 #: The motion parameters the motion step takes (CaImAn's names).
 MOTION_NAMES = (
@@ -129,11 +142,11 @@ def for_movie(params: Any, movie_shape: Sequence[int]) -> CaimanParams:
             new[name] = (*v, z if name == "gSig" and not float(z).is_integer() else int(z))
     gz = float((new.get("gSig") or per_axis(params["gSig"], 3, "gSig", kind=float))[2])
     if _two(params["gSiz"]):
-        new["gSiz"] = (*params["gSiz"], int(2 * gz + 1))
+        new["gSiz"] = (*params["gSiz"], auto_gsiz(gz))
     if _two(params["rf"]):
         new["rf"] = (*params["rf"], int(Z))
         if params["stride"] is not None and _two(params["stride"]):
-            new["stride"] = (*params["stride"], max(1, int(2 * gz)))
+            new["stride"] = (*params["stride"], auto_stride(gz))
     if not params["is3D"]:
         new["is3D"] = True
     if not new:
@@ -313,7 +326,7 @@ def _resolve_cnmf(params: CaimanParams, frame: tuple[int, ...]) -> ResolvedCnmf:
     if params["backend"] == "caiman":  # CaImAn checks its own; the geometry as it will read it
         gSig = to_array_order(per_axis(params["gSig"], nd, "gSig", kind=float, minimum=0.5), nd)
         gSiz = (
-            tuple(int(2 * g + 1) for g in gSig)
+            tuple(auto_gsiz(g) for g in gSig)
             if params["gSiz"] is None
             else to_array_order(per_axis(params["gSiz"], nd, "gSiz", kind=int, minimum=1), nd)
         )
@@ -368,7 +381,7 @@ def settings_from_params(params: CaimanParams, nd: int, dims: tuple[int, ...]) -
     gSig = to_array_order(per_axis(params["gSig"], nd, "gSig", kind=float, minimum=0.5), nd)
     gSiz_p = params["gSiz"]
     if gSiz_p is None:
-        gSiz = tuple(int(2 * g + 1) for g in gSig)
+        gSiz = tuple(auto_gsiz(g) for g in gSig)
     else:
         gSiz = to_array_order(per_axis(gSiz_p, nd, "gSiz", kind=int, minimum=1), nd)
     for g, d in zip(gSig, dims, strict=True):
@@ -467,7 +480,7 @@ def patch_geometry(params: CaimanParams, st: Any, nd: int, dims: tuple[int, ...]
     rf_a = to_array_order(per_axis(rf, nd, "rf", kind=int, minimum=1), nd)
     stride = params["stride"]
     if stride is None:
-        st_a = tuple(max(1, int(np.ceil(2 * g))) for g in st.gSig)
+        st_a = tuple(auto_stride(g) for g in st.gSig)
     else:
         st_a = to_array_order(per_axis(stride, nd, "stride", kind=int, minimum=0), nd)
     for r, g in zip(rf_a, st.gSig, strict=True):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ...engine.params import CaimanParams, parse_kwargs
+from ...engine.resolve import auto_gsiz, auto_stride
 from ...engine.schema import SPEC_BY_NAME
 from ._settings import FormSettings, step_names, three_axes
 
@@ -149,7 +150,7 @@ class CNMFSettings(FormSettings):
         size = frame_shape[-2:] + frame_shape[:1] if n == 3 else frame_shape
         gsig = tuple(_number(g) for g in self.gSig[:n])
         gsiz = tuple(
-            int(v) if v else int(2 * g + 1) for v, g in zip(self.gSiz[:n], gsig, strict=True)
+            int(v) if v else auto_gsiz(g) for v, g in zip(self.gSiz[:n], gsig, strict=True)
         )
         rf = self.rf[:n]
         stride = self.stride[:n]
@@ -170,7 +171,7 @@ class CNMFSettings(FormSettings):
                 None
                 if not any(rf) or not any(stride)
                 else tuple(
-                    int(v) if v else max(1, int(2 * g)) for v, g in zip(stride, gsig, strict=True)
+                    int(v) if v else auto_stride(g) for v, g in zip(stride, gsig, strict=True)
                 )
             ),
             "merge_thr": float(self.merge_thr),
