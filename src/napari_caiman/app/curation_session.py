@@ -35,6 +35,7 @@ from ..engine.curation import (
 )
 from ..engine.errors import InputError
 from ..engine.evaluation import apply_thresholds
+from ..engine.params import CaimanParams
 
 __all__ = ["CurationSession"]
 
@@ -418,11 +419,13 @@ class CurationSession:
             )
         prov = dict(self.provenance) or make_provenance()
         th = self.thresholds
-        # the engine's thresholds know no size limits: kept here for reloading
-        prov["evaluation"] = {
-            "min_size": th.get("min_size") or 0,
-            "max_size": th.get("max_size") or 0,
-        }
+        limits = {k: th.get(k) or None for k in ("min_size", "max_size")}
+        if params is not None and any(k in th for k in limits):
+            # the size limits curated with are the file's parameters, as a headless run's
+            own = isinstance(params, CaimanParams)
+            params = (params.copy() if own else CaimanParams.from_dict(params)).update(limits)
+        # ... and, as files saved before they were parameters, in the provenance
+        prov["evaluation"] = {k: v or 0 for k, v in limits.items()}
         self.estimates.idx_components = np.flatnonzero(self.threshold_accepted())
         return Results(
             params=params,

@@ -8,8 +8,9 @@ motion,cnmf,evaluate --set gSig=... --set K=...`` (the CLI is a loop over
 ``app.api.run_pipeline``). Both sets of parameters the steps ran with are
 resolved for the movie (``engine.resolve.resolve``) and must be equal, planes
 defaults of a volume included, as must the evaluation thresholds and the
-accepted components of the two saved files; the forms' fields, tooltips and
-ranges are the schema's.
+accepted components of the two saved files, with a size limit typed in the dock
+and given to the CLI (``--set min_size=``), which an export of the dock's file
+follows; the forms' fields, tooltips and ranges are the schema's.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ GROUPS = ("motion", "init", "patch", "temporal", "merging", "quality")
 
 
 def _dock_runs(viewer, wait_done, movie, gsig_yx, K, saved):
-    """Motion, CNMF and Evaluate through the docks, the result saved to ``saved``;
-    the Motion and CNMF docks (they hold the parameters each ran with)."""
+    """Motion, CNMF and Evaluate through the docks, a size limit typed that rejects some
+    accepted components, the result saved to ``saved``; the Motion and CNMF docks (they hold
+    the parameters each ran with), the size limit and the number accepted without it."""
     _, motion = viewer.window.add_plugin_dock_widget("napari-caiman", "Motion correction")
     _, cnmf = viewer.window.add_plugin_dock_widget("napari-caiman", "CNMF")
     _, evaluation = viewer.window.add_plugin_dock_widget("napari-caiman", "Evaluation / curation")
@@ -53,13 +55,18 @@ def _dock_runs(viewer, wait_done, movie, gsig_yx, K, saved):
     evaluation.runner.run_button.native.click()
     wait_done(evaluation, 60_000)
     assert evaluation.session.metrics is not None, evaluation.runner.status.value
+    # min_size typed in the dock: the median size of the accepted components
+    before = np.flatnonzero(evaluation.accepted)
+    size = np.asarray(evaluation.session.metrics.size)
+    limit = int(np.median(size[before])) + 1
+    evaluation.min_size.value = limit
     evaluation.ask_save_path = lambda start: str(saved)  # the "Save results" dialog answered
     evaluation.save_button.native.click()
     assert saved.is_file(), evaluation.runner.status.value
-    return motion, cnmf
+    return motion, cnmf, limit, len(before)
 
 
-def _cli_run(tmp_path, movie, gsig_yx, K):
+def _cli_run(tmp_path, movie, gsig_yx, K, min_size):
     path = tmp_path / "movie.tif"
     tifffile.imwrite(path, movie)
     out = tmp_path / "out.h5"
@@ -76,6 +83,8 @@ def _cli_run(tmp_path, movie, gsig_yx, K):
                 f"gSig={tuple(gsig_yx)!r}",
                 "--set",
                 f"K={K}",
+                "--set",
+                f"min_size={min_size}",
                 "-q",
             ]
         )
@@ -90,8 +99,9 @@ def test_docks_and_cli_resolve_the_same_parameters(
 ):
     movie = np.asarray((movie_2d if dim == "2d" else movie_3d).movie, dtype=np.float32)
     gsig, K = (3, 3), 6
-    motion, cnmf = _dock_runs(viewer, wait_done, movie, gsig, K, tmp_path / "dock.hdf5")
-    results = _cli_run(tmp_path, movie, gsig, K)
+    saved = tmp_path / "dock.hdf5"
+    motion, cnmf, limit, n_before = _dock_runs(viewer, wait_done, movie, gsig, K, saved)
+    results = _cli_run(tmp_path, movie, gsig, K, limit)
     docked = load_results(tmp_path / "dock.hdf5")
     capsys.readouterr()
     shape = movie.shape
@@ -115,7 +125,11 @@ def test_docks_and_cli_resolve_the_same_parameters(
     dock_accepted = sorted(int(k) for k in docked.estimates.idx_components)
     cli_accepted = sorted(int(k) for k in results.estimates.idx_components)
     assert dock_accepted == cli_accepted
-    assert len(cli_accepted) > 0  # something to compare
+    assert 0 < len(cli_accepted) < n_before  # the size limit rejected some, on both paths
+    # and an export of the dock's file holds exactly those (the limit is kept with the file)
+    csv = tmp_path / "traces.csv"
+    assert main(["export", str(saved), "--csv", str(csv)]) == 0
+    assert len(csv.read_text().splitlines()[0].split(",")) == len(dock_accepted) + 1
 
 
 def test_forms_take_their_fields_from_the_schema(viewer):
