@@ -18,8 +18,10 @@ Motion / CNMF / Evaluation dock publishes how to read its form's current
 values (:meth:`ViewerSessions.publish_form`, withdrawn when its dock is
 closed), and a new batch item reads them with :meth:`ViewerSessions.form_values`.
 
-No dock scans ``viewer.window.dock_widgets`` or reads another dock's
-attributes: they meet here. Qt-free (psygnal only), one per viewer.
+No dock reads another dock's attributes or looks another dock up in
+``viewer.window.dock_widgets`` (the Motion and Evaluation docks look up only
+the companion plots they make): they meet here. Qt-free (psygnal only), one
+per viewer.
 """
 
 from __future__ import annotations
