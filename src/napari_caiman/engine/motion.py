@@ -728,9 +728,9 @@ def motion_correct(movie, **kwargs) -> MotionResult:
 
 
 def crispness(mean_image: np.ndarray) -> float:
-    """CaImAn's crispness.
+    """Return CaImAn's crispness of ``mean_image``.
 
-    Sqrt(sum of squared np.gradient of the mean image) (NaN pixels ignored).
+    The square root of the sum of squared ``np.gradient`` of the mean image (NaN pixels ignored).
     """
     g = np.gradient(np.asarray(mean_image, np.float64))
     sq = sum(np.nan_to_num(x) ** 2 for x in (g if isinstance(g, (list, tuple)) else [g]))
