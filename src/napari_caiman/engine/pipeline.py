@@ -221,6 +221,9 @@ def iter_cnmf_step(
     t1 = time.perf_counter()
     estimates = yield from iter_cnmf(movie, params, Ain=Ain, executor=executor)
     timings["cnmf"] = time.perf_counter() - t1
+    # the engine's own stages (loading, reordering, noise, patches, each refinement step)
+    for k, v in (getattr(estimates, "timings", None) or {}).items():
+        timings[f"cnmf {k}"] = float(v)
     return CnmfStepResult(estimates=estimates, summary=summary, timings=timings)
 
 
