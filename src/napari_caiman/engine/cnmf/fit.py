@@ -284,7 +284,7 @@ def _iter_cnmf(
         if K == 0:
             break
         if step == "spatial":
-            A, b, H, _ = sps.spatial_step(data, A, b, H, st, sn=sn)
+            A, b, H, _ = sps.binned_spatial_step(data, A, b, H, st, sn, patch_time_bin(T))
         elif step == "temporal":
             A, b, H, extra, _ = yield from sps.iter_temporal_step(data, A, b, H, st.temporal)
         elif step == "merge" and st.do_merge:
