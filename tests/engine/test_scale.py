@@ -344,8 +344,7 @@ def test_cli_memory_limit_and_full_disk(small_tif, tmp_path, monkeypatch, capsys
     "stage",
     [
         "template",
-        "registering",
-        "summary images",
+        "registering",  # the summary images are made meanwhile
         "cnmf: noise",
         "cnmf: patches",
         "cnmf: refine",
