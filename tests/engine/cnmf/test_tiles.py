@@ -181,12 +181,12 @@ def test_tile_store_cancel_and_full_disk_leave_no_file(movie_npy, monkeypatch):
 def test_spatial_updates_of_a_long_movie_read_it_binned_from_the_store(
     movie_npy, tmp_path, monkeypatch
 ):
-    """Past PATCH_MAX_FRAMES frames the spatial updates regress the frames binned in
-    time as the patches read them: from the patches' tile store when there is one,
-    else binned as the movie is read, with the same result either way (a rule of
-    the movie's length, not of the memory).  With the store, the spatial updates
-    and the background's mean image read nothing of the full-rate movie (the
-    store's pass made the mean), and the components stay right."""
+    """Past PATCH_MAX_FRAMES frames the spatial updates, and the temporal updates but
+    the last, regress the frames binned in time as the patches read them: from the
+    patches' tile store when there is one, else binned as the movie is read, with the same result either way (a rule of
+    the movie's length, not of the memory).  With the store, these updates and the
+    background's mean image read nothing of the full-rate movie (the store's pass
+    made the mean), and the components and their traces stay right."""
     from napari_caiman.engine.cnmf import data as cnmf_data
     from napari_caiman.engine.cnmf import iter_cnmf, match_components, patches, sparse_steps
     from napari_caiman.engine.params import CaimanParams
@@ -218,17 +218,20 @@ def test_spatial_updates_of_a_long_movie_read_it_binned_from_the_store(
         return wrapper
 
     monkeypatch.setattr(sparse_steps, "spatial_step", counted("spatial", sparse_steps.spatial_step))
-    monkeypatch.setattr(
-        cnmf_data.MovieData,
-        "mean_image",
-        counted("mean", cnmf_data.MovieData.mean_image),
-    )
+    for name in ("mean_image", "AtY_sparse"):
+        monkeypatch.setattr(
+            cnmf_data.MovieData, name, counted(name, getattr(cnmf_data.MovieData, name))
+        )
     params = CaimanParams.from_dict(PARAMS)
     monkeypatch.setattr(tiles, "POLICY", "always")
     movie = Counting()
     unbinned = run(iter_cnmf(movie, params, max_in_memory=0))
     # full-rate spatial passes; the mean from the noise's store of every frame
-    assert reads == {"spatial": [T, T], "mean": [0]}
+    assert reads == {
+        "spatial": [T, T],
+        "mean_image": [0],
+        "AtY_sparse": [T] * len(reads["AtY_sparse"]),
+    }
     reads.clear()
     monkeypatch.setattr(patches, "PATCH_MAX_FRAMES", 100)  # 3 frames a sample
     got = {}
@@ -239,8 +242,16 @@ def test_spatial_updates_of_a_long_movie_read_it_binned_from_the_store(
         got[policy + " reads"] = dict(reads)
         reads.clear()
     est, ref = got["always"], got["never"]
-    assert got["always reads"] == {"spatial": [0, 0], "mean": [0]}
-    assert got["never reads"] == {"spatial": [T, T], "mean": [T]}  # binned as read
+    # all but the last temporal update binned too: only the last (and one after a final
+    # merge) reads the full-rate movie
+    n_last = len(got["always reads"]["AtY_sparse"]) - 1
+    assert got["always reads"] == {
+        "spatial": [0, 0],
+        "mean_image": [0],
+        "AtY_sparse": [0] + [T] * n_last,
+    }
+    assert got["never reads"]["spatial"] == [T, T] and got["never reads"]["mean_image"] == [T]
+    assert got["never reads"]["AtY_sparse"][0] == T  # binned as read
     assert est.A.shape == ref.A.shape
     np.testing.assert_allclose(est.A.toarray(), ref.A.toarray(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(est.C, ref.C, rtol=1e-3, atol=1e-3 * float(np.abs(ref.C).max()))

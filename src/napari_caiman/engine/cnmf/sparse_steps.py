@@ -25,7 +25,7 @@ import numba
 import numpy as np
 from scipy import sparse
 
-from ._shapes import clean_footprint_idx, dilated_support_idx, downsample
+from ._shapes import clean_footprint_idx, dilated_support_idx, downsample, upsample_time
 from .merging import merge_components
 from .products import Regions
 from .temporal import TemporalSettings, iter_update_temporal
@@ -284,6 +284,32 @@ def iter_temporal_step(
         H = np.ascontiguousarray(H[np.r_[keep, np.arange(K, K + nb)].astype(int)])
         extra = {k: v[keep] for k, v in extra.items()}
     return A, b, H, extra, keep
+
+
+def iter_binned_temporal_step(
+    data, A: sparse.csc_matrix, b: np.ndarray, H: np.ndarray, ts: TemporalSettings, tbin: int
+):
+    """:func:`iter_temporal_step` on the movie averaged over ``tbin`` frames (a
+    refinement before the last: its traces feed the merge and the next spatial
+    update, which read binned traces anyway; the last temporal update, which
+    gives the traces and spikes, runs at full rate from these).
+
+    The frame rate is ``fr / tbin`` for the deconvolution.  Generator; returns
+    ``(A, b, H, extra, keep)`` with ``H`` and ``extra["YrA"]`` interpolated back
+    to the full rate (the other entries of ``extra`` are of the binned traces).
+    """
+    tbin = max(1, int(tbin))
+    if tbin == 1:
+        return (yield from iter_temporal_step(data, A, b, H, ts))
+    import dataclasses
+
+    T = H.shape[1]
+    Hb = downsample(np.ascontiguousarray(H.T, dtype=np.float32), 1, tbin).T.copy()
+    tsb = dataclasses.replace(ts, fr=float(ts.fr) / tbin)
+    A, b, Hb, extra, keep = yield from iter_temporal_step(data.binned(tbin), A, b, Hb, tsb)
+    H = upsample_time(Hb, T, tbin)
+    extra = dict(extra, YrA=upsample_time(np.asarray(extra["YrA"], np.float32), T, tbin))
+    return A, b, np.ascontiguousarray(H, dtype=np.float32), extra, keep
 
 
 def merge_step(A: sparse.csc_matrix, H: np.ndarray, nb: int, merge_thr: float, YrA=None):
