@@ -31,3 +31,51 @@ def test_motion_border_covers_rigid_and_patch_shifts():
     assert motion_border(SimpleNamespace(shifts_rig=rig, shifts_els=els)) == (4, 3)
     rig3 = np.array([[1.2, 0.0, 0.4]])  # (y, x, z) -> array order (z, y, x)
     assert motion_border(SimpleNamespace(shifts_rig=rig3, shifts_els=None)) == (1, 2, 0)
+
+
+def test_motion_step_makes_the_summary_images_without_reading_the_corrected_movie(
+    tmp_path, monkeypatch
+):
+    """The motion step accumulates the summary images from the corrected frames as
+    it writes them (at recording scale the corrected movie is larger than the page
+    cache, so a second pass would read it from disk): the images equal those of a
+    pass over the corrected file, and that pass is not made."""
+    from napari_caiman.engine import pipeline, summary
+    from napari_caiman.engine.params import CaimanParams
+    from napari_caiman.engine.progress import run
+    from napari_caiman.engine.synthetic import make_movie_2d, make_movie_3d
+
+    calls = []
+    real = summary.iter_summary_images
+
+    def counting(movie, **kw):
+        calls.append(movie.shape)
+        return (yield from real(movie, **kw))
+
+    monkeypatch.setattr(summary, "iter_summary_images", counting)
+    cases = [
+        (
+            make_movie_2d((120, 48, 64), n_neurons=8, rigid_motion=3, seed=2).movie,
+            {"strides": (24, 24), "overlaps": (12, 12)},
+        ),
+        (
+            make_movie_3d((40, 6, 32, 40), n_neurons=6, rigid_motion=1.5, seed=3).movie,
+            {"max_shifts": (3, 3, 1), "strides": (16, 16, 4), "overlaps": (8, 8, 2)},
+        ),
+    ]
+    for i, (movie, motion) in enumerate(cases):
+        params = CaimanParams.from_dict(
+            {"motion": {"pw_rigid": True, "border_nan": True, **motion}}
+        )
+        out = tmp_path / f"corrected{i}.npy"
+        step = run(pipeline.iter_motion_step(movie, params, out=str(out)))
+        assert calls == []
+        corrected = np.load(out, mmap_mode="r")
+        assert np.isnan(corrected).any()  # NaN borders, ignored by both
+        ref = summary.summary_images(corrected)
+        calls.clear()
+        for name in ("mean", "max", "std", "corr"):
+            np.testing.assert_allclose(
+                getattr(step.summary, name), getattr(ref, name), rtol=1e-5, atol=1e-5
+            )
+        assert step.timings["summary"] > 0 and step.timings["motion"] > 0

@@ -105,6 +105,58 @@ def test_parse_bytes_and_budget():
         CaimanParams.from_dict({"memory_limit": "lots"})
 
 
+@pytest.mark.parametrize("version", [1, 2])
+def test_available_memory_honours_a_cgroup_limit(tmp_path, version, monkeypatch):
+    """Under a cgroup memory limit (a SLURM job, a container), the memory the
+    budget and the tile store's choice start from is what the cgroup still
+    allows: limit - usage + its droppable page cache, never more than the
+    machine's."""
+    from napari_caiman.engine import memory
+
+    root = tmp_path / "cg"
+    if version == 1:
+        d = root / "memory" / "job" / "step"
+        d.mkdir(parents=True)
+        (d / "memory.limit_in_bytes").write_text(f"{6 << 30}\n")
+        (d / "memory.usage_in_bytes").write_text(f"{3 << 30}\n")
+        (d / "memory.stat").write_text(f"cache 123\ntotal_inactive_file {1 << 30}\n")
+        line = "4:memory:/job/step\n"
+    else:
+        d = root / "job" / "step"
+        d.mkdir(parents=True)
+        (d / "memory.max").write_text(f"{6 << 30}\n")
+        (d / "memory.current").write_text(f"{3 << 30}\n")
+        (d / "memory.stat").write_text(f"anon 5\ninactive_file {1 << 30}\n")
+        line = "0::/job/step\n"
+    cg = tmp_path / "self_cgroup"
+    cg.write_text(line)
+    assert memory._cgroup_available(str(cg), str(root)) == 4 << 30
+    # no limit: v2 writes "max", v1 a number near 2**63
+    (d / ("memory.max" if version == 2 else "memory.limit_in_bytes")).write_text(
+        "max\n" if version == 2 else "9223372036854771712\n"
+    )
+    assert memory._cgroup_available(str(cg), str(root)) is None
+    # a limit set on the parent (the job) holds for the step
+    parent = d.parent
+    if version == 1:
+        (parent / "memory.limit_in_bytes").write_text(f"{5 << 30}\n")
+        (parent / "memory.usage_in_bytes").write_text(f"{4 << 30}\n")
+        (parent / "memory.stat").write_text("total_inactive_file 0\n")
+    else:
+        (parent / "memory.max").write_text(f"{5 << 30}\n")
+        (parent / "memory.current").write_text(f"{4 << 30}\n")
+        (parent / "memory.stat").write_text("inactive_file 0\n")
+    assert memory._cgroup_available(str(cg), str(root)) == 1 << 30
+    assert memory._cgroup_available(str(tmp_path / "missing"), str(root)) is None
+    # the smaller of the machine's and the cgroup's
+    monkeypatch.setattr(memory, "_machine_available", lambda: 8 << 30)
+    monkeypatch.setattr(memory, "_cgroup_available", lambda: 2 << 30)
+    assert memory.available_memory() == 2 << 30
+    assert memory.resolve_limit(None) == int((2 << 30) * memory.AUTO_FRACTION)
+    monkeypatch.setattr(memory, "_cgroup_available", lambda: None)
+    assert memory.available_memory() == 8 << 30
+
+
 def test_nan_filled_reads_only_the_block_asked_for():
     from napari_caiman.engine.pipeline import NanFilled
 
@@ -292,8 +344,7 @@ def test_cli_memory_limit_and_full_disk(small_tif, tmp_path, monkeypatch, capsys
     "stage",
     [
         "template",
-        "registering",
-        "summary images",
+        "registering",  # the summary images are made meanwhile
         "cnmf: noise",
         "cnmf: patches",
         "cnmf: refine",

@@ -84,7 +84,18 @@ def format_bytes(n: float) -> str:
 
 
 def available_memory() -> int:
-    """Bytes of RAM available now (psutil; /proc/meminfo as a fallback)."""
+    """Return the bytes of RAM available now.
+
+    The machine's (psutil; /proc/meminfo as a fallback), or less where the
+    process runs under a cgroup memory limit (a SLURM job, a container): that
+    limit less what the cgroup uses, not counting page cache it can drop.
+    """
+    n = _machine_available()
+    limited = _cgroup_available()
+    return n if limited is None else max(0, min(n, limited))
+
+
+def _machine_available() -> int:
     try:
         import psutil
 
@@ -98,6 +109,82 @@ def available_memory() -> int:
         except OSError:
             pass
     return 4 << 30  # pragma: no cover
+
+
+#: files of a cgroup's memory controller: (v2, v1) names
+_CGROUP_FILES = {
+    "limit": ("memory.max", "memory.limit_in_bytes"),
+    "usage": ("memory.current", "memory.usage_in_bytes"),
+    "stat": ("memory.stat", "memory.stat"),
+}
+#: in memory.stat, the page cache the kernel drops before it fails an allocation
+_RECLAIMABLE = {"inactive_file", "total_inactive_file"}
+
+
+def _cgroup_dir(
+    cgroup_file: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup"
+) -> tuple[Path, int] | None:
+    """Return the memory cgroup folder of this process and its version (2 or 1), if mounted."""
+    try:
+        lines = Path(cgroup_file).read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, rel = parts
+        if "memory" in controllers.split(","):
+            d = Path(root, "memory", rel.lstrip("/"))
+            if d.is_dir():
+                return d, 1
+        if controllers == "":
+            d = Path(root, rel.lstrip("/"))
+            if (d / "memory.max").is_file():
+                return d, 2
+    return None
+
+
+def _cgroup_available(
+    cgroup_file: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup"
+) -> int | None:
+    """Return the bytes the cgroup of the process may still use, or None without a limit.
+
+    That is limit - usage + reclaimable page cache, the least over the cgroup
+    and its parents (a SLURM job sets the limit on the job, its steps inherit it).
+    """
+    found = _cgroup_dir(cgroup_file, root)
+    if found is None:
+        return None
+    d, version = found
+    top = Path(root, "memory") if version == 1 else Path(root)
+    best: int | None = None
+    while True:
+        room = _cgroup_room(d, version)
+        if room is not None:
+            best = room if best is None else min(best, room)
+        if d == top or top not in d.parents:
+            return best
+        d = d.parent
+
+
+def _cgroup_room(d: Path, version: int) -> int | None:
+    """Return limit - usage + reclaimable page cache of one cgroup folder (None: no limit)."""
+    names = {k: v[0] if version == 2 else v[1] for k, v in _CGROUP_FILES.items()}
+    try:
+        raw = (d / names["limit"]).read_text().strip()
+        usage = int((d / names["usage"]).read_text().strip())
+        stat = (d / names["stat"]).read_text().splitlines()
+    except (OSError, ValueError):
+        return None
+    if raw == "max" or not raw.isdigit() or int(raw) >= 1 << 60:
+        return None  # no limit (v1 writes a number near 2**63)
+    reclaim = 0
+    for line in stat:
+        key, _, value = line.partition(" ")
+        if key in _RECLAIMABLE and value.strip().isdigit():
+            reclaim = max(reclaim, int(value))
+    return max(0, int(raw) - usage + reclaim)
 
 
 @dataclass(frozen=True)

@@ -464,6 +464,7 @@ def iter_motion_correct(
     n_workers=None,
     memory_limit=None,
     executor=None,
+    on_frames=None,
     **ignored,
 ) -> Generator[Progress, None, MotionResult]:
     """Motion-correct a movie (rigid or piecewise rigid), yielding progress.
@@ -518,6 +519,11 @@ def iter_motion_correct(
         here). Workers read ``movie`` themselves when it pickles by path
         (:class:`napari_caiman.io.shared.MovieFile`) and write their frames
         into ``out`` (a path they share); otherwise frames travel with the tasks.
+    on_frames : callable, optional
+        Called as ``on_frames(t0, frames)`` with each chunk of corrected frames
+        (float32, in frame order) as it is written, e.g. to make the summary
+        images without reading the corrected movie again; not called for the
+        frames a cluster worker wrote into ``out`` itself.
     **ignored
         Other CaImAn motion parameters (``splits_rig``, ``num_frames_split``
         ...) are accepted and ignored (listed in ``params['ignored']``).
@@ -639,6 +645,8 @@ def iter_motion_correct(
                 else:
                     t1 = t0 + len(cor)
                     writer.write(t0, cor)
+                    if on_frames is not None:
+                        on_frames(t0, np.asarray(cor, np.float32))
                 s_rig[t0:t1] = sr
                 if se is not None:
                     s_els[t0:t1] = se

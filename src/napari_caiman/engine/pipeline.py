@@ -103,33 +103,53 @@ def iter_motion_step(
         return (yield from backend.iter_motion_step(movie, params, out=out, template=template))
     from .memory import budget
     from .motion import iter_motion_correct
-    from .summary import iter_summary_images
+    from .summary import SummaryAccumulator, iter_summary_images
 
     bud = budget(params)
     t0 = time.perf_counter()
-    motion = yield from iter_motion_correct(
-        movie,
-        out=out,
-        template=template,
-        memory_limit=bud.limit,
-        executor=executor,
-        **motion_kwargs(params),
-    )
-    t1 = time.perf_counter()
-    try:
-        summary = yield from iter_summary_images(
-            motion.corrected, chunk_size=summary_chunk(motion.corrected, bud)
+    shape = tuple(int(n) for n in movie.shape)
+    # the summary images are accumulated from the corrected frames as they are
+    # written, so the corrected movie (larger than the page cache at recording
+    # scale) is not read back for them; frames written by cluster workers are
+    # not seen here, and then one pass over the corrected movie makes them
+    summing = {"s": 0.0}  # seconds spent accumulating the summary images
+    acc = SummaryAccumulator(shape[1:])
+
+    def on_frames(t0: int, frames: Any) -> None:
+        ts = time.perf_counter()
+        acc.add(frames)
+        summing["s"] += time.perf_counter() - ts
+
+    with acc:
+        motion = yield from iter_motion_correct(
+            movie,
+            out=out,
+            template=template,
+            memory_limit=bud.limit,
+            executor=executor,
+            on_frames=on_frames,
+            **motion_kwargs(params),
         )
-    except BaseException:
-        # cancelled or failed after the movie file was completed: the step as a
-        # whole did not finish, so do not leave its output behind
-        if out is not None:
-            with contextlib.suppress(OSError):
-                Path(out).unlink()
-        raise
+        summary = acc.result() if acc.frames == shape[0] else None
+    t1 = time.perf_counter()
+    if summary is None:
+        try:
+            summary = yield from iter_summary_images(
+                motion.corrected, chunk_size=summary_chunk(motion.corrected, bud)
+            )
+        except BaseException:
+            # cancelled or failed after the movie file was completed: the step as a
+            # whole did not finish, so do not leave its output behind
+            if out is not None:
+                with contextlib.suppress(OSError):
+                    Path(out).unlink()
+            raise
+        summing["s"] += time.perf_counter() - t1
     t2 = time.perf_counter()
     return MotionStepResult(
-        motion=motion, summary=summary, timings={"motion": t1 - t0, "summary": t2 - t1}
+        motion=motion,
+        summary=summary,
+        timings={"motion": t2 - t0 - summing["s"], "summary": summing["s"]},
     )
 
 
@@ -226,6 +246,9 @@ def iter_cnmf_step(
     t1 = time.perf_counter()
     estimates = yield from iter_cnmf(movie, params, Ain=Ain, executor=executor)
     timings["cnmf"] = time.perf_counter() - t1
+    # the engine's own stages (loading, reordering, noise, patches, each refinement step)
+    for k, v in (getattr(estimates, "timings", None) or {}).items():
+        timings[f"cnmf {k}"] = float(v)
     return CnmfStepResult(estimates=estimates, summary=summary, timings=timings)
 
 

@@ -39,6 +39,7 @@ from .validate import check_movie
 
 __all__ = [
     "SummaryImages",
+    "SummaryAccumulator",
     "iter_summary_images",
     "summary_images",
     "local_correlations",
@@ -164,11 +165,167 @@ def _accumulate_rows(
                         miss_n[i, z, r, x] += 1.0
 
 
+class SummaryAccumulator:
+    """The sums behind the summary images, fed chunks of frames in any order.
+
+    Used by :func:`iter_summary_images` (one pass over a movie) and by the
+    motion step, which feeds it the corrected frames as it writes them, so the
+    corrected movie is not read again.  Use as a context manager (its threads
+    are made for this accumulation only: a pool made earlier would not survive
+    the fork of a napari step's child process).
+
+    Parameters
+    ----------
+    frame_shape : tuple of int
+        (Y, X) or (Z, Y, X).
+    want_corr : bool
+        Also accumulate the neighbour products of the correlation image.
+    eight_neighbours : bool
+        8 (2D) / 26 (3D) neighbours if True, else 4 / 6.
+    """
+
+    def __init__(
+        self, frame_shape: tuple[int, ...], *, want_corr: bool = True, eight_neighbours: bool = True
+    ) -> None:
+        self.frame_shape = tuple(int(n) for n in frame_shape)
+        ndim = len(self.frame_shape)
+        self.want_corr = want_corr
+        offsets = neighbour_offsets(ndim, eight_neighbours) if want_corr else []
+        self._pairs = [_pair_slices(d, self.frame_shape) for d in offsets]
+        shape3 = (1,) * (3 - ndim) + self.frame_shape  # a 2D frame is one plane
+        self._shape3 = shape3
+        self._offs3 = np.array([(0,) * (3 - ndim) + tuple(d) for d in offsets], np.int64).reshape(
+            -1, 3
+        )
+        n_off = len(offsets)
+        self.frames = 0  # frames added so far
+        self._offset: np.ndarray | None = None  # per-pixel offset (float64)
+        self._count = np.zeros(shape3, np.float64)
+        self._s1 = np.zeros(shape3, np.float64)
+        self._s2 = np.zeros(shape3, np.float64)
+        self._mx = np.full(shape3, -np.inf, np.float64)
+        # per neighbour offset, indexed by the a-pixel: sum_t y_a y_b, sum_t y_a [b missing],
+        # sum_t y_b [a missing], count of frames a or b missing (NaN read as 0 after the offset)
+        self._cross = np.zeros((n_off, *shape3), np.float64)
+        self._miss_a = np.zeros_like(self._cross)
+        self._miss_b = np.zeros_like(self._cross)
+        self._miss_n = np.zeros_like(self._cross)
+        rows = shape3[0] * shape3[1]
+        n_thr = max(1, min(4, os.cpu_count() or 1, rows // 64))
+        self._cuts = np.linspace(0, rows, n_thr + 1).astype(int)
+        self._pool = (
+            ThreadPoolExecutor(max_workers=n_thr, thread_name_prefix="summary")
+            if n_thr > 1
+            else None
+        )
+
+    def __enter__(self) -> SummaryAccumulator:
+        """Enter the accumulation (its threads stop at the exit)."""
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        """Stop the accumulation's threads."""
+        self.close()
+
+    def close(self) -> None:
+        """Stop the accumulation's threads."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def add(self, frames: np.ndarray) -> None:
+        """Add a chunk of frames (t, *frame_shape); NaN samples are missing."""
+        y = np.asarray(frames)
+        if y.dtype.kind != "f" or y.dtype.itemsize < 4:
+            y = y.astype(np.float32)  # integers up to 2**24 exactly
+        n = len(y)
+        if n == 0:
+            return
+        y = np.ascontiguousarray(y).reshape(n, *self._shape3)
+        if self._offset is None:
+            with np.errstate(invalid="ignore"):
+                valid = ~np.isnan(y)
+                cnt = valid.sum(axis=0)
+                self._offset = np.where(
+                    cnt > 0,
+                    np.where(valid, y, 0).sum(axis=0, dtype=np.float64) / np.maximum(cnt, 1),
+                    0.0,
+                )
+            del valid
+        args = (
+            y,
+            self._offset,
+            self._offs3,
+            self._count,
+            self._s1,
+            self._s2,
+            self._mx,
+            self._cross,
+            self._miss_a,
+            self._miss_b,
+            self._miss_n,
+        )
+        cuts = self._cuts
+        if self._pool is None:
+            _accumulate_rows(*args, 0, int(cuts[-1]))
+        else:
+            futures = [
+                self._pool.submit(_accumulate_rows, *args, int(cuts[i]), int(cuts[i + 1]))
+                for i in range(len(cuts) - 1)
+            ]
+            for fu in futures:
+                fu.result()
+        self.frames += n
+
+    def result(self) -> SummaryImages:
+        """Return the summary images of the frames added so far."""
+        frame_shape = self.frame_shape
+        count, s1, s2, mx = (
+            a.reshape(frame_shape) for a in (self._count, self._s1, self._s2, self._mx)
+        )
+        offset = (
+            np.zeros(frame_shape) if self._offset is None else self._offset.reshape(frame_shape)
+        )
+        n_frames = self.frames
+        has = count > 0
+        n = np.maximum(count, 1)
+        m = s1 / n  # mean of the valid samples, relative to offset
+        mean = np.where(has, m + offset, 0.0)
+        maxi = np.where(has & np.isfinite(mx), mx, 0.0)
+        var_sum = np.maximum(s2 - n * m * m, 0.0) * has  # sum of squared deviations
+        std = np.sqrt(var_sum / n)
+        corr = None
+        if self.want_corr:
+            rho = np.zeros(frame_shape, np.float64)
+            nbrs = np.zeros(frame_shape, np.float64)
+            for i, (sa, sb) in enumerate(self._pairs):
+                ma, mb = m[sa], m[sb]
+                # sum over frames where both are valid of (y_a - m_a)(y_b - m_b)
+                qa = s1[sa] - self._miss_a[i].reshape(frame_shape)[sa]
+                qb = s1[sb] - self._miss_b[i].reshape(frame_shape)[sa]
+                nab = n_frames - self._miss_n[i].reshape(frame_shape)[sa]
+                cov = self._cross[i].reshape(frame_shape)[sa] - mb * qa - ma * qb + ma * mb * nab
+                den = np.sqrt(var_sum[sa] * var_sum[sb])
+                ok = den > 1e-12 * np.maximum(1.0, np.sqrt(n[sa] * n[sb]))
+                c = np.where(ok, cov / np.where(ok, den, 1.0), 0.0)
+                np.clip(c, -1.0, 1.0, out=c)
+                rho[sa] += c
+                rho[sb] += c
+                nbrs[sa] += 1
+                nbrs[sb] += 1
+            corr = (rho / np.maximum(nbrs, 1)).astype(np.float32)
+        return SummaryImages(
+            mean=mean.astype(np.float32),
+            max=maxi.astype(np.float32),
+            std=std.astype(np.float32),
+            corr=corr,
+        )
+
+
 def _iter_accumulate(
     movie: Any, *, want_corr: bool, eight_neighbours: bool, chunk_size: int | None
 ) -> Generator[Progress, None, SummaryImages]:
     n_frames, frame_shape = check_movie(movie, min_frames=1)
-    ndim = len(frame_shape)
     chunk_size = (
         _default_chunk(int(np.prod(frame_shape))) if chunk_size is None else int(chunk_size)
     )
@@ -176,96 +333,15 @@ def _iter_accumulate(
         from .errors import InputError
 
         raise InputError("chunk_size", f"must be >= 1, got {chunk_size}")
-    offsets = neighbour_offsets(ndim, eight_neighbours) if want_corr else []
-    pairs = [_pair_slices(d, frame_shape) for d in offsets]
-    shape3 = (1,) * (3 - ndim) + tuple(frame_shape)  # a 2D frame is one plane
-    offs3 = np.array([(0,) * (3 - ndim) + tuple(d) for d in offsets], np.int64).reshape(-1, 3)
-    n_off = len(offsets)
-
-    offset = None  # per-pixel offset (float64)
-    count = np.zeros(shape3, np.float64)
-    s1 = np.zeros(shape3, np.float64)
-    s2 = np.zeros(shape3, np.float64)
-    mx = np.full(shape3, -np.inf, np.float64)
-    # per neighbour offset, indexed by the a-pixel: sum_t y_a y_b, sum_t y_a [b missing],
-    # sum_t y_b [a missing], count of frames a or b missing (NaN read as 0 after the offset)
-    cross = np.zeros((n_off, *shape3), np.float64)
-    miss_a = np.zeros_like(cross)
-    miss_b = np.zeros_like(cross)
-    miss_n = np.zeros_like(cross)
-
-    # threads over disjoint rows, made for this pass only (a pool made earlier would not survive a fork)
-    n_thr = max(1, min(4, os.cpu_count() or 1, shape3[0] * shape3[1] // 64))
-    workers = list(range(n_thr)) if n_thr > 1 else []
-    pool = ThreadPoolExecutor(max_workers=n_thr, thread_name_prefix="summary") if workers else None
-    try:
+    with SummaryAccumulator(
+        tuple(frame_shape), want_corr=want_corr, eight_neighbours=eight_neighbours
+    ) as acc:
         yield Progress(_STAGE, 0, n_frames)
         for t0 in range(0, n_frames, chunk_size):
             t1 = min(n_frames, t0 + chunk_size)
-            y = np.asarray(movie[t0:t1])
-            if y.dtype.kind != "f" or y.dtype.itemsize < 4:
-                y = y.astype(np.float32)  # integers up to 2**24 exactly
-            y = np.ascontiguousarray(y).reshape(t1 - t0, *shape3)
-            if offset is None:
-                with np.errstate(invalid="ignore"):
-                    valid = ~np.isnan(y)
-                    cnt = valid.sum(axis=0)
-                    offset = np.where(
-                        cnt > 0,
-                        np.where(valid, y, 0).sum(axis=0, dtype=np.float64) / np.maximum(cnt, 1),
-                        0.0,
-                    )
-                del valid
-            rows = shape3[0] * shape3[1]
-            cuts = np.linspace(0, rows, len(workers) + 1).astype(int) if workers else [0, rows]
-            args = (y, offset, offs3, count, s1, s2, mx, cross, miss_a, miss_b, miss_n)
-            if pool is None:
-                _accumulate_rows(*args, 0, rows)
-            else:
-                for fu in [
-                    pool.submit(_accumulate_rows, *args, cuts[i], cuts[i + 1]) for i in workers
-                ]:
-                    fu.result()
+            acc.add(np.asarray(movie[t0:t1]))
             yield Progress(_STAGE, t1, n_frames)
-    finally:
-        if pool is not None:
-            pool.shutdown()
-
-    count, s1, s2, mx = (a.reshape(frame_shape) for a in (count, s1, s2, mx))
-    offset = np.zeros(frame_shape) if offset is None else offset.reshape(frame_shape)
-    has = count > 0
-    n = np.maximum(count, 1)
-    m = s1 / n  # mean of the valid samples, relative to offset
-    mean = np.where(has, m + offset, 0.0)
-    maxi = np.where(has & np.isfinite(mx), mx, 0.0)
-    var_sum = np.maximum(s2 - n * m * m, 0.0) * has  # sum of squared deviations
-    std = np.sqrt(var_sum / n)
-    corr = None
-    if want_corr:
-        rho = np.zeros(frame_shape, np.float64)
-        nbrs = np.zeros(frame_shape, np.float64)
-        for i, (sa, sb) in enumerate(pairs):
-            ma, mb = m[sa], m[sb]
-            # sum over frames where both are valid of (y_a - m_a)(y_b - m_b)
-            qa = s1[sa] - miss_a[i].reshape(frame_shape)[sa]
-            qb = s1[sb] - miss_b[i].reshape(frame_shape)[sa]
-            nab = n_frames - miss_n[i].reshape(frame_shape)[sa]
-            cov = cross[i].reshape(frame_shape)[sa] - mb * qa - ma * qb + ma * mb * nab
-            den = np.sqrt(var_sum[sa] * var_sum[sb])
-            ok = den > 1e-12 * np.maximum(1.0, np.sqrt(n[sa] * n[sb]))
-            c = np.where(ok, cov / np.where(ok, den, 1.0), 0.0)
-            np.clip(c, -1.0, 1.0, out=c)
-            rho[sa] += c
-            rho[sb] += c
-            nbrs[sa] += 1
-            nbrs[sb] += 1
-        corr = (rho / np.maximum(nbrs, 1)).astype(np.float32)
-    return SummaryImages(
-        mean=mean.astype(np.float32),
-        max=maxi.astype(np.float32),
-        std=std.astype(np.float32),
-        corr=corr,
-    )
+        return acc.result()
 
 
 @single_threaded_blas

@@ -56,6 +56,9 @@ def test_tile_store_reads_boxes_exactly_and_bins_like_the_patches(dims, tmp_path
     binned, _ = _build(movie, tile, tbin=4, chunk_bytes=chunk)
     assert binned.n == 26
     np.testing.assert_allclose(binned.read(whole), downsample(movie, 1, 4), rtol=0, atol=1e-6)
+    # frame-major reads of whole frames (the spatial updates' view), any range
+    for s0, s1 in ((0, 26), (3, 11), (25, 26), (7, 7)):
+        np.testing.assert_array_equal(binned.read_frames(s0, s1), binned.read(whole)[s0:s1])
     # only some frame ranges (the noise's samples)
     part, _ = _build(movie, tile, ranges=[(0, 10), (50, 60), (93, 103)], chunk_bytes=chunk)
     np.testing.assert_array_equal(
@@ -173,3 +176,86 @@ def test_tile_store_cancel_and_full_disk_leave_no_file(movie_npy, monkeypatch):
     ):
         run(iter_cnmf(movie, params, max_in_memory=0))
     assert stores() == []
+
+
+def test_spatial_updates_of_a_long_movie_read_it_binned_from_the_store(
+    movie_npy, tmp_path, monkeypatch
+):
+    """Past PATCH_MAX_FRAMES frames the spatial updates, and the temporal updates but
+    the last, regress the frames binned in time as the patches read them: from the
+    patches' tile store when there is one, else binned as the movie is read, with the same result either way (a rule of
+    the movie's length, not of the memory).  With the store, these updates and the
+    background's mean image read nothing of the full-rate movie (the store's pass
+    made the mean), and the components and their traces stay right."""
+    from napari_caiman.engine.cnmf import data as cnmf_data
+    from napari_caiman.engine.cnmf import iter_cnmf, match_components, patches, sparse_steps
+    from napari_caiman.engine.params import CaimanParams
+
+    path, truth = movie_npy
+    base = np.load(path, mmap_mode="r")
+    T = base.shape[0]
+
+    class Counting:
+        """The memory map, counting the full-rate frames read."""
+
+        def __init__(self):
+            self.shape, self.dtype, self.filename, self.frames = base.shape, base.dtype, path, 0
+
+        def __getitem__(self, key):
+            out = base[key]
+            self.frames += out.shape[0] if isinstance(key, slice) else 1
+            return out
+
+    reads: dict[str, list[int]] = {}
+
+    def counted(name, fn):
+        def wrapper(*a, **kw):
+            before = movie.frames
+            out = fn(*a, **kw)
+            reads.setdefault(name, []).append(movie.frames - before)
+            return out
+
+        return wrapper
+
+    monkeypatch.setattr(sparse_steps, "spatial_step", counted("spatial", sparse_steps.spatial_step))
+    for name in ("mean_image", "AtY_sparse"):
+        monkeypatch.setattr(
+            cnmf_data.MovieData, name, counted(name, getattr(cnmf_data.MovieData, name))
+        )
+    params = CaimanParams.from_dict(PARAMS)
+    monkeypatch.setattr(tiles, "POLICY", "always")
+    movie = Counting()
+    unbinned = run(iter_cnmf(movie, params, max_in_memory=0))
+    # full-rate spatial passes; the mean from the noise's store of every frame
+    assert reads == {
+        "spatial": [T, T],
+        "mean_image": [0],
+        "AtY_sparse": [T] * len(reads["AtY_sparse"]),
+    }
+    reads.clear()
+    monkeypatch.setattr(patches, "PATCH_MAX_FRAMES", 100)  # 3 frames a sample
+    got = {}
+    for policy in ("always", "never"):
+        monkeypatch.setattr(tiles, "POLICY", policy)
+        movie = Counting()
+        got[policy] = run(iter_cnmf(movie, params, max_in_memory=0))
+        got[policy + " reads"] = dict(reads)
+        reads.clear()
+    est, ref = got["always"], got["never"]
+    # all but the last temporal update binned too: only the last (and one after a final
+    # merge) reads the full-rate movie
+    n_last = len(got["always reads"]["AtY_sparse"]) - 1
+    assert got["always reads"] == {
+        "spatial": [0, 0],
+        "mean_image": [0],
+        "AtY_sparse": [0] + [T] * n_last,
+    }
+    assert got["never reads"]["spatial"] == [T, T] and got["never reads"]["mean_image"] == [T]
+    assert got["never reads"]["AtY_sparse"][0] == T  # binned as read
+    assert est.A.shape == ref.A.shape
+    np.testing.assert_allclose(est.A.toarray(), ref.A.toarray(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(est.C, ref.C, rtol=1e-3, atol=1e-3 * float(np.abs(ref.C).max()))
+    for e in (est, unbinned):
+        m = match_components(e.footprints(), truth.footprints, e.C, truth.traces)
+        assert m.recall == 1.0 and m.median_trace_corr > 0.9
+    assert not [f for f in path.parent.iterdir() if f.name.startswith("napari-caiman-tiles-")]

@@ -41,6 +41,7 @@ class MovieData:
         self.chunk_bytes = int(chunk_bytes)
         self.chunk_frames = max(1, min(self.T, chunk_bytes // max(1, 4 * self.P)))
         limit = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
+        self.max_bytes = int(limit)
         self.in_memory = 4 * self.T * self.P <= limit
         self.Y: np.ndarray | None = None
         #: tile size per axis of a :class:`TileStore` (the patch driver sets it to fit its patches)
@@ -49,6 +50,7 @@ class MovieData:
         self.folder: str | None = None
         self._store: TileStore | None = None
         self._store_key: tuple | None = None
+        self._binned: MovieData | None = None
 
     # ------------------------------------------------------------------ reading
     def _read(self, t0: int, t1: int) -> np.ndarray:
@@ -82,6 +84,26 @@ class MovieData:
         for t0 in range(0, self.T, self.chunk_frames):
             t1 = min(self.T, t0 + self.chunk_frames)
             yield t0, t1, self._read(t0, t1)
+
+    def binned(self, tbin: int) -> MovieData:
+        """Return the movie averaged over ``tbin`` frames, as another :class:`MovieData`.
+
+        The last sample is the mean of the frames left.  It is read from the tile
+        store when that holds those samples (a long movie's, built for the
+        patches), else binned from this movie's chunks as they are read; held in
+        memory where it fits.
+        """
+        tbin = max(1, int(tbin))
+        if tbin == 1:
+            return self
+        if self._binned is None or self._binned.movie.tbin != tbin:
+            view = MovieData(
+                _BinnedFrames(self, tbin), max_bytes=self.max_bytes, chunk_bytes=self.chunk_bytes
+            )
+            for _ in view.load():
+                pass
+            self._binned = view
+        return self._binned
 
     # ------------------------------------------------------------------ tile store
     def wants_store(self, n_frames: int) -> bool:
@@ -138,6 +160,7 @@ class MovieData:
         if self._store is not None:
             self._store.close()
         self._store, self._store_key = None, None
+        self._binned = None
 
     # ------------------------------------------------------------------ statistics
     def YHt(self, H: np.ndarray, regions: list | None = None) -> np.ndarray:
@@ -283,7 +306,13 @@ class MovieData:
         return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
 
     def mean_image(self) -> np.ndarray:
-        """Return the mean image (P,) float32, read chunk by chunk."""
+        """Return the mean image (P,) float32.
+
+        From the tile store's pass when it was built from every frame, else one
+        pass over the movie.
+        """
+        if self._store is not None and self._store.mean is not None:
+            return self._store.mean.reshape(self.P)
         acc = np.zeros(self.P, np.float64)
         for _, _, ch in self.chunks():
             acc += ch.sum(axis=0, dtype=np.float64)
@@ -321,6 +350,30 @@ class MovieData:
         out = out.astype(np.float32)
         check_finite(out)
         return out
+
+
+class _BinnedFrames:
+    """View ``(ceil(T / tbin), *dims)`` float32 of a movie's frames averaged over ``tbin``.
+
+    See :meth:`MovieData.binned`; slices only.
+    """
+
+    finite = True  # the source's frames are checked as they are read
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, data: MovieData, tbin: int) -> None:
+        self.data, self.tbin = data, int(tbin)
+        self.shape = (-(-data.T // self.tbin), *data.dims)
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        b0, b1, _ = key.indices(self.shape[0])
+        data, tbin = self.data, self.tbin
+        store = data.stored(tbin)
+        if store is not None:
+            return store.read_frames(b0, b1)
+        t0, t1 = b0 * tbin, min(data.T, b1 * tbin)
+        frames = data.Y[t0:t1] if data.Y is not None else data._read(t0, t1)
+        return downsample(frames.reshape(t1 - t0, *data.dims), 1, tbin)
 
 
 def pixel_blocks(dims: tuple[int, ...], max_px: int, offset: int = 0):

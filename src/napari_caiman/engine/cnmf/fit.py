@@ -283,9 +283,11 @@ def _iter_cnmf(
         if K == 0:
             break
         if step == "spatial":
-            A, b, H, _ = sps.spatial_step(data, A, b, H, st, sn=sn)
-        elif step == "temporal":
-            A, b, H, extra, _ = yield from sps.iter_temporal_step(data, A, b, H, st.temporal)
+            A, b, H, _ = sps.binned_spatial_step(data, A, b, H, st, sn, patch_time_bin(T))
+        elif step == "temporal":  # all but the last binned as the spatial updates (sparse_steps)
+            tb = 1 if i == len(plan) - 1 else patch_time_bin(T)
+            gen = sps.iter_binned_temporal_step(data, A, b, H, st.temporal, tb)
+            A, b, H, extra, _ = yield from gen
         elif step == "merge" and st.do_merge:
             A, H, n = sps.merge_step(A, H, nb, st.merge_thr, YrA=extra["YrA"] if extra else None)
             n_merged += n

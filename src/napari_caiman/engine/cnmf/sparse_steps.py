@@ -10,6 +10,8 @@ the footprints' non-zeros, not to pixels x components:
   region (its support dilated by ``st.se()``), the background on every
   pixel; ``Y H^T`` is computed on the regions only.  Then the noise cut and
   CaImAn's thresholding (:func:`.._shapes.clean_footprint_idx`) per footprint.
+  Past :data:`.patches.PATCH_MAX_FRAMES` frames it reads the movie binned in
+  time (:func:`binned_spatial_step`).
 * :func:`iter_temporal_step`: ``A^T Y`` and the Gram matrix at the cost of
   the non-zeros, then the usual temporal update (:mod:`.temporal`).
 * :func:`merge_step`: merging of sparse footprints (:mod:`.merging`).
@@ -23,7 +25,7 @@ import numba
 import numpy as np
 from scipy import sparse
 
-from ._shapes import clean_footprint_idx, dilated_support_idx
+from ._shapes import clean_footprint_idx, dilated_support_idx, downsample, upsample_time
 from .merging import merge_components
 from .products import Regions
 from .temporal import TemporalSettings, iter_update_temporal
@@ -246,6 +248,32 @@ def spatial_step(
     return A, b, H, keep
 
 
+def binned_spatial_step(
+    data, A: sparse.csc_matrix, b: np.ndarray, H: np.ndarray, st, sn, tbin: int
+):
+    """Run :func:`spatial_step` on the movie averaged over ``tbin`` frames.
+
+    This is how the patches read a long movie (:func:`.patches.patch_time_bin`).
+    The footprints are a regression of the frames on the traces, and calcium
+    transients last many frames, so ``tbin`` frames' means carry them: ``Y H^T``
+    then costs ``T / tbin`` samples, read from the tile store the patches built
+    (a third of the bytes at 30,000 frames, so it stays in the page cache where
+    the full movie does not).  The traces are binned alike, and the pixels'
+    noise by ``sqrt(tbin)`` (the noise cut's standard error is unchanged).
+    Returns ``(A, b, H, keep)`` with ``H`` at full rate.
+    """
+    tbin = max(1, int(tbin))
+    if tbin == 1:
+        return spatial_step(data, A, b, H, st, sn=sn)
+    K, nb = A.shape[1], b.shape[1]
+    Hb = downsample(np.ascontiguousarray(H.T, dtype=np.float32), 1, tbin).T
+    snb = None if sn is None else np.asarray(sn, np.float32) / np.float32(np.sqrt(tbin))
+    A, b, _, keep = spatial_step(data.binned(tbin), A, b, Hb, st, sn=snb)
+    if keep.size < K:
+        H = np.ascontiguousarray(H[np.r_[keep, np.arange(K, K + nb)].astype(int)])
+    return A, b, H, keep
+
+
 def iter_temporal_step(
     data, A: sparse.csc_matrix, b: np.ndarray, H: np.ndarray, ts: TemporalSettings, keep_silent=None
 ):
@@ -266,6 +294,33 @@ def iter_temporal_step(
         H = np.ascontiguousarray(H[np.r_[keep, np.arange(K, K + nb)].astype(int)])
         extra = {k: v[keep] for k, v in extra.items()}
     return A, b, H, extra, keep
+
+
+def iter_binned_temporal_step(
+    data, A: sparse.csc_matrix, b: np.ndarray, H: np.ndarray, ts: TemporalSettings, tbin: int
+):
+    """Run :func:`iter_temporal_step` on the movie averaged over ``tbin`` frames.
+
+    For a refinement before the last: its traces feed the merge and the next
+    spatial update, which read binned traces anyway; the last temporal update,
+    which gives the traces and spikes, runs at full rate from these.
+
+    The frame rate is ``fr / tbin`` for the deconvolution.  Generator; returns
+    ``(A, b, H, extra, keep)`` with ``H`` and ``extra["YrA"]`` interpolated back
+    to the full rate (the other entries of ``extra`` are of the binned traces).
+    """
+    tbin = max(1, int(tbin))
+    if tbin == 1:
+        return (yield from iter_temporal_step(data, A, b, H, ts))
+    import dataclasses
+
+    T = H.shape[1]
+    Hb = downsample(np.ascontiguousarray(H.T, dtype=np.float32), 1, tbin).T.copy()
+    tsb = dataclasses.replace(ts, fr=float(ts.fr) / tbin)
+    A, b, Hb, extra, keep = yield from iter_temporal_step(data.binned(tbin), A, b, Hb, tsb)
+    H = upsample_time(Hb, T, tbin)
+    extra = dict(extra, YrA=upsample_time(np.asarray(extra["YrA"], np.float32), T, tbin))
+    return A, b, np.ascontiguousarray(H, dtype=np.float32), extra, keep
 
 
 def merge_step(A: sparse.csc_matrix, H: np.ndarray, nb: int, merge_thr: float, YrA=None):

@@ -124,6 +124,9 @@ class TileStore:
         self.tile_bytes = 4 * self.n * self.tile_px
         self.nbytes = self.tile_bytes * int(np.prod(self.grid))
         self.vmin, self.vmax = np.inf, -np.inf
+        #: the temporal mean of every pixel over all the movie's frames (full-rate,
+        #: float32, ``dims``), when the store was built from all of them
+        self.mean: np.ndarray | None = None
         self._fd: int | None = None
         self._owner = True  # the process that built the store removes its file
 
@@ -177,16 +180,25 @@ class TileStore:
             step = max(1, int(chunk_bytes) // max(1, frame_bytes))
             total = sum(b - a for a, b in ranges)
             done, s0 = 0, 0
+            frame_sum = np.zeros(int(np.prod(dims)), np.float64)
             for a, b in ranges:
 
                 def part(t0: int, t1: int, a: int = a) -> np.ndarray:
-                    return read(a + t0, a + t1)
+                    ch = read(a + t0, a + t1)
+                    np.add(
+                        frame_sum,
+                        ch.reshape(len(ch), -1).sum(axis=0, dtype=np.float64),
+                        out=frame_sum,
+                    )
+                    return ch
 
                 for b0, ch in binned_chunks(part, b - a, tbin, step):
                     store._write(s0 + b0, np.asarray(ch, np.float32))
                     done = min(total, done + ch.shape[0] * tbin)
                     yield done, total
                 s0 += -(-(b - a) // tbin)
+            if total == T:  # every frame: the movie's mean image, made by the same pass
+                store.mean = (frame_sum / max(1, T)).astype(np.float32).reshape(dims)
         except BaseException:
             store.close()
             raise
@@ -256,6 +268,29 @@ class TileStore:
                 dst.append(slice(lo - s.start, hi - s.start))
             out[tuple(dst)] = buf[tuple(src)]
         return out
+
+    def read_frames(self, s0: int, s1: int) -> np.ndarray:
+        """Return the stored samples ``s0:s1`` of every pixel, ``(s1 - s0, *dims)`` float32.
+
+        One contiguous read per tile: the frame-major view the binned updates stream.
+        """
+        assert self._fd is not None, "the tile store is closed"
+        s0, s1 = max(0, int(s0)), min(self.n, int(s1))
+        m = max(0, s1 - s0)
+        n_tiles = int(np.prod(self.grid))
+        blocks = np.empty((n_tiles, m * self.tile_px), np.float32)
+        size, at = 4 * m * self.tile_px, 4 * s0 * self.tile_px
+        for k in range(n_tiles if m else 0):
+            view = memoryview(blocks[k]).cast("B")
+            if os.preadv(self._fd, [view], k * self.tile_bytes + at) != size:  # pragma: no cover
+                raise OSError(f"short read from the tile store {self.path}")
+        nd = len(self.dims)
+        # (g0, g1, ..., m, t0, t1, ...) -> (m, g0, t0, g1, t1, ...), the inverse of _write
+        order = (nd,) + tuple(itertools.chain.from_iterable((i, nd + 1 + i) for i in range(nd)))
+        padded = tuple(g * t for g, t in zip(self.grid, self.tile, strict=True))
+        frames = blocks.reshape(*self.grid, m, *self.tile).transpose(order).reshape(m, *padded)
+        crop = (slice(None),) + tuple(slice(0, d) for d in self.dims)
+        return np.ascontiguousarray(frames[crop])
 
     def pixel_groups(self, max_px: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield the groups of whole tiles of about ``max_px`` pixels.

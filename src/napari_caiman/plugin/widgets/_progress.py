@@ -1,7 +1,7 @@
 """One progress bar per step: the engine's stage reports folded into one fraction (Qt-free).
 
 An engine step yields ``Progress(stage, done, total)`` for several stages in
-turn (motion: template, registering, summary images; CNMF: summary images,
+turn (motion: template, registering; CNMF: summary images,
 loading, noise, initialization or patches, refine with temporal updates ...),
 each counting from 0 again. :class:`StepProgress` maps them onto one bar
 that only moves forward: each planned stage owns a slice of the bar (its
@@ -22,8 +22,10 @@ from dataclasses import dataclass
 PLANS: dict[str, list[tuple[tuple[str, ...], float]]] = {
     "Motion correction": [
         (("template", "rigid template"), 0.12),
-        (("registering", "pw-rigid", "rigid"), 0.73),
-        (("summary images",), 0.15),
+        # the summary images are made while registering, or after it where cluster
+        # workers wrote the frames
+        (("registering", "pw-rigid", "rigid"), 0.85),
+        (("summary images",), 0.03),
     ],
     "CNMF": [
         (("summary images",), 0.12),
