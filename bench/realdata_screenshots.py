@@ -2,11 +2,14 @@
 
     xvfb-run -a -s "-screen 0 1920x1080x24" python bench/realdata_screenshots.py [BEFORE.hdf5] AFTER.hdf5
     xvfb-run -a -s "-screen 0 1920x1080x24" python bench/realdata_screenshots.py --mouse MOUSE.hdf5
+    xvfb-run -a -s "-screen 0 1920x1080x24" python bench/realdata_screenshots.py --half2 HALF.hdf5
 
 Draws, over the mean image of ``shared/data/neurofinder_crop/movie.tif``, the
 human ROIs (yellow), the accepted components' contours at 20 % of their
 maxima (cyan) and those that issue 14's rule calls junk (red), and writes
-``docs/screenshots/realdata_before.png`` / ``realdata_after.png``.
+``docs/screenshots/realdata_before.png`` / ``realdata_after.png``.  ``--half2``: a run on
+frames 300-599 of the crop, over their mean, with the components accepted only by the high
+r-value exemption from ``SNR_lowest`` in magenta (``realdata_half2.png``).
 """
 
 from __future__ import annotations
@@ -27,9 +30,16 @@ def contours(img: np.ndarray, level: float) -> list[np.ndarray]:
     return [c for c in measure.find_contours(np.pad(img, 1), level) if len(c) > 3]
 
 
-def shot(results_path: str, out: Path, title: str, movie: str | None = None, gSig=(5, 5)) -> None:
+def shot(
+    results_path: str,
+    out: Path,
+    title: str,
+    movie: str | None = None,
+    gSig=(5, 5),
+    frames: slice | None = None,
+) -> None:
     """Contours of the accepted components of ``results_path`` over the mean image of
-    ``movie`` (default: the Neurofinder crop, with its human ROIs)."""
+    ``movie`` (default: the Neurofinder crop, with its human ROIs; ``frames`` of it)."""
     import napari
     import tifffile
     from bench_realdata import regions_to_masks
@@ -38,7 +48,8 @@ def shot(results_path: str, out: Path, title: str, movie: str | None = None, gSi
     from napari_caiman.io.results_file import load_results
 
     data = ROOT.parent / "shared" / "data" / "neurofinder_crop"
-    mean = tifffile.imread(movie or data / "movie.tif").astype(np.float32).mean(0)
+    mean = tifffile.imread(movie or data / "movie.tif")[frames or slice(None)]
+    mean = mean.astype(np.float32).mean(0)
     truth = (
         regions_to_masks(data / "regions.json", mean.shape)
         if movie is None
@@ -48,6 +59,13 @@ def shot(results_path: str, out: Path, title: str, movie: str | None = None, gSi
     acc = np.asarray(r.accepted(), int)
     F = r.estimates.footprints(acc)
     junk = junk_mask(shape_metrics(r.estimates.A[:, acc], r.estimates.dims, gSig))
+    exempt = np.zeros(acc.size, bool)
+    if frames is not None and r.metrics is not None:  # accepted only by the high r-value exemption
+        from napari_caiman.engine.evaluation import apply_thresholds
+        from napari_caiman.engine.resolve import thresholds
+
+        off = apply_thresholds(r.metrics, **dict(thresholds(r.params), high_rval_thr=None))[0]
+        exempt = ~np.isin(acc, off)
     v = napari.Viewer(title=title)
     v.add_image(
         mean,
@@ -61,11 +79,21 @@ def shot(results_path: str, out: Path, title: str, movie: str | None = None, gSi
             "accepted",
             [
                 c - 1
-                for f, j in zip(F, junk, strict=True)
-                if not j
+                for f, j, e in zip(F, junk, exempt, strict=True)
+                if not j and not e
                 for c in contours(f, 0.2 * f.max())
             ],
             "cyan",
+        ),
+        (
+            "accepted by the high r-value exemption",
+            [
+                c - 1
+                for f, e in zip(F, exempt, strict=True)
+                if e
+                for c in contours(f, 0.2 * f.max())
+            ],
+            "magenta",
         ),
         (
             "accepted, junk",
@@ -83,8 +111,10 @@ def shot(results_path: str, out: Path, title: str, movie: str | None = None, gSi
                 name=name,
             )
     v.text_overlay.visible = True
-    v.text_overlay.text = f"{title}: {acc.size} accepted, {int(junk.sum())} junk (red)" + (
-        "; human ROIs yellow" if len(truth) else ""
+    v.text_overlay.text = (
+        f"{title}: {acc.size} accepted, {int(junk.sum())} junk (red)"
+        + ("; human ROIs yellow" if len(truth) else "")
+        + (f"; {int(exempt.sum())} by the high r-value exemption (magenta)" if exempt.any() else "")
     )
     v.text_overlay.color = "white"
     from qtpy.QtWidgets import QApplication
@@ -104,6 +134,9 @@ def main() -> None:
     if sys.argv[1] == "--mouse":  # --mouse RESULTS: the thunder mouse movie (no ROI truth)
         movie = ROOT.parent / "shared" / "data" / "thunder_mouse_2p" / "thunder_mouse_500x64x64.tif"
         shot(sys.argv[2], d / "realdata_mouse.png", "thunder_mouse_2p", str(movie), gSig=(2, 2))
+        return
+    if sys.argv[1] == "--half2":  # --half2 RESULTS: a run on frames 300-599 of the crop
+        shot(sys.argv[2], d / "realdata_half2.png", "frames 300-599", frames=slice(300, 600))
         return
     if len(sys.argv) > 2:  # BEFORE AFTER, or AFTER alone (the before picture kept)
         shot(sys.argv[1], d / "realdata_before.png", "before (main)")

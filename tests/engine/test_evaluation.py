@@ -175,8 +175,9 @@ def test_thresholds_do_not_recompute(evaluated, monkeypatch):
             assert good.size <= n_prev  # monotone in the threshold
         n_prev = good.size
     assert calls["n"] == 0
-    # stricter lowest-bounds reject even what the disjunction accepts
-    good, _ = apply_thresholds(met, min_SNR=0, SNR_lowest=1e9)
+    # stricter lowest-bounds reject even what the disjunction accepts (without the high-r exemption
+    # from SNR_lowest, which test_high_rval_exemption_* cover)
+    good, _ = apply_thresholds(met, min_SNR=0, SNR_lowest=1e9, high_rval_thr=None)
     assert good.size == 0
     # size limits
     good, _ = apply_thresholds(met, min_SNR=0, min_size=10**9)
@@ -495,7 +496,7 @@ def test_joint_test_accepts_both_weaker_tests_together_and_follows_the_threshold
         area_ratio=ones / 4,
         elongation=ones,
     )
-    kw = dict(min_SNR=2.0, rval_thr=0.8, SNR_lowest=0.5, rval_lowest=-1.0)
+    kw = dict(min_SNR=2.0, rval_thr=0.8, SNR_lowest=0.5, rval_lowest=-1.0, high_rval_thr=None)
     good, _ = apply_thresholds(met, **kw)  # defaults: 0.625 and 0.875 -> SNR >= 1.25 and r >= 0.7
     caiman = (snr >= 2.0) | (r >= 0.8)
     joint = (snr >= 1.25) & (r >= 0.7)
@@ -513,6 +514,55 @@ def test_joint_test_accepts_both_weaker_tests_together_and_follows_the_threshold
     # metrics without shape (a CaImAn file): CaImAn's rule alone, CaImAn's accepted set
     caiman_file = Metrics(SNR_comp=snr, r_values=r, size=np.full(K, 30))
     np.testing.assert_array_equal(apply_thresholds(caiman_file, **kw)[0], off)
+
+
+def test_high_rval_exemption_lifts_only_the_snr_floor():
+    """r >= high_rval_thr (0.9) exempts a component from SNR_lowest (SNR > 0 still needed); it must
+    still pass min_SNR or rval_thr, the shape tests still hold, and metrics without shape (a CaImAn
+    file) keep CaImAn's rule."""
+    rng = np.random.default_rng(11)
+    K = 3000
+    snr, r = rng.uniform(-0.5, 3, K), rng.uniform(-1, 1, K)
+    ones = np.ones(K)
+    sol = np.where(rng.uniform(size=K) < 0.2, 0.4, 1.0)  # a fifth not cell-shaped
+    met = Metrics(
+        SNR_comp=snr,
+        r_values=r,
+        size=np.full(K, 30),
+        solidity=sol,
+        n_pieces=ones.astype(int),
+        area_ratio=ones / 4,
+        elongation=ones,
+    )
+    kw = dict(min_SNR=2.0, rval_thr=0.8, SNR_lowest=0.5, joint_SNR_frac=None, min_solidity=0.6)
+    good, _ = apply_thresholds(met, **kw)
+    passes = (snr >= 2.0) | (r >= 0.8)
+    floor = (snr > 0.5) | ((r >= 0.9) & (snr > 0))
+    np.testing.assert_array_equal(good, np.flatnonzero(passes & floor & (sol >= 0.6)))
+    exempt = passes & (snr <= 0.5) & (snr > 0) & (r >= 0.9) & (sol >= 0.6)
+    assert exempt.sum() > 10  # the exemption did accept components CaImAn's floor rejects
+    off, _ = apply_thresholds(met, **kw, high_rval_thr=None)
+    np.testing.assert_array_equal(off, np.flatnonzero(passes & (snr > 0.5) & (sol >= 0.6)))
+    np.testing.assert_array_equal(np.setdiff1d(good, off), np.flatnonzero(exempt))
+    caiman_file = Metrics(SNR_comp=snr, r_values=r, size=np.full(K, 30))
+    np.testing.assert_array_equal(
+        apply_thresholds(caiman_file, **kw)[0], np.flatnonzero(passes & (snr > 0.5))
+    )
+    with pytest.raises(InputError, match="high_rval_thr"):
+        apply_thresholds(met, high_rval_thr=1.5)
+
+
+def test_high_rval_exemption_accepts_true_neurons_only(evaluated):
+    """With an SNR floor nothing passes, the exemption alone accepts every true neuron (r >= 0.9)
+    and no injected noise component (r <= 0.4 on this movie)."""
+    m, est, params, met, matched, fake = evaluated
+    good, _ = apply_thresholds(met, SNR_lowest=1e3)
+    assert apply_thresholds(met, SNR_lowest=1e3, high_rval_thr=None)[0].size == 0
+    assert matched[good].sum() == N_TRUE and not fake[good].any()
+    # measured: one more, a CNMF component that is no whole true neuron (r 0.95, SNR 3.3), which the
+    # default thresholds accept as well
+    extra = good[~matched[good]]
+    assert extra.size <= 1 and np.isin(extra, apply_thresholds(met)[0]).all()
 
 
 def test_joint_test_accepts_no_noise_component(evaluated):

@@ -247,6 +247,8 @@ EXTRA_DEFAULTS: dict[str, dict[str, Any]] = {
         # the joint activity test: SNR >= 0.625 min_SNR and r >= 0.875 rval_thr together (engine.evaluation)
         "joint_SNR_frac": 0.625,
         "joint_rval_frac": 0.875,
+        # from this r-value on, SNR_lowest does not apply (engine.evaluation)
+        "high_rval_thr": 0.9,
         # footprint size limits in pixels (the Evaluation dock's min_size / max_size); None: no limit
         "min_size": None,
         "max_size": None,

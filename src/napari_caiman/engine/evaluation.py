@@ -77,7 +77,8 @@ CNN
 Thresholds (:func:`apply_thresholds`, CaImAn's disjunctive rule)
     accepted = (SNR >= min_SNR or r >= rval_thr [or cnn >= min_cnn_thr]
                 [or (SNR >= joint_SNR_frac * min_SNR and r >= joint_rval_frac * rval_thr)])
-               and SNR > SNR_lowest and r > rval_lowest [and cnn > cnn_lowest]
+               and (SNR > SNR_lowest [or (r >= high_rval_thr and SNR > 0)]) and r > rval_lowest
+               [and cnn > cnn_lowest]
                [and min_size <= size <= max_size]
                [and solidity >= min_solidity and n_pieces <= max_pieces
                 and min_area_ratio <= area_ratio <= max_area_ratio
@@ -90,6 +91,15 @@ Thresholds (:func:`apply_thresholds`, CaImAn's disjunctive rule)
     0.8) and fail each test alone; two independent weaker tests together are
     about as strict as one at the full level.  As fractions of ``min_SNR`` and
     ``rval_thr``, they follow those thresholds (the sliders).
+    The high r-value exemption (our group; ``high_rval_thr`` 0.9, None = off):
+    CaImAn's hard floor ``SNR_lowest`` (0.5) does not apply to a component
+    whose r-value reaches ``high_rval_thr`` (its SNR must still be > 0 and it
+    must pass the tests above, here the r-value test): the movie shows the
+    footprint's shape clearly in the component's own frames, but its
+    transients are faint.  On 300-frame pieces of the Neurofinder crop such
+    components (SNR 0.3-0.4, r 0.88-0.95) are annotated somata; injected
+    noise components have r <= 0.4.  Like the joint test it is ignored on
+    metrics without shape (CaImAn files keep CaImAn's rule).
     Components from anatomical seeds (``anatomy`` mask) with a good shape are
     accepted whatever their SNR / r-value when ``accept_anatomy`` is True.
     NaN metrics fail every test.  The function is pure and takes well under a
@@ -132,6 +142,8 @@ log = logging.getLogger(__name__)
 
 #: The joint activity test (our group): SNR >= joint_SNR_frac x min_SNR and r >= joint_rval_frac x rval_thr.
 JOINT_SNR_FRAC, JOINT_RVAL_FRAC = 0.625, 0.875
+#: From this r-value on, CaImAn's SNR_lowest floor does not apply (our group; the SNR must be > 0).
+HIGH_RVAL_THR = 0.9
 
 
 @dataclass
@@ -919,6 +931,7 @@ def apply_thresholds(
     max_elongation: float | None = 2.5,
     joint_SNR_frac: float | None = JOINT_SNR_FRAC,
     joint_rval_frac: float | None = JOINT_RVAL_FRAC,
+    high_rval_thr: float | None = HIGH_RVAL_THR,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Accept/reject components from precomputed metrics (pure, fast).
 
@@ -931,7 +944,9 @@ def apply_thresholds(
     rval_thr`` also passes; None: off) are on by default, so that callers passing only the other
     thresholds (the Evaluation dock's sliders) agree with the headless evaluation.  Like the shape
     terms, the joint test is ignored when the metrics hold no shape (a CaImAn file keeps CaImAn's
-    rule).  ``accept_anatomy``: components
+    rule).  ``high_rval_thr`` (0.9; None: off): a component with r >= it is exempt from the
+    ``SNR_lowest`` floor (SNR > 0 still needed); ignored, like the joint test, on metrics
+    without shape.  ``accept_anatomy``: components
     from anatomical seeds pass the SNR / r-value tests (their shape still counts).
     When the metrics hold classifier probabilities (``classifier_prob``),
     ``p >= min_classifier_prob`` replaces the SNR / r-value / CNN test.
@@ -963,7 +978,11 @@ def apply_thresholds(
             good |= (snr >= _num("joint_SNR_frac", joint_SNR_frac, 0.0, 1.0) * min_SNR) & (
                 r >= _num("joint_rval_frac", joint_rval_frac, 0.0, 1.0) * rval_thr
             )
-        ok = (snr > SNR_lowest) & (r > rval_lowest)
+        floor = snr > SNR_lowest
+        if high_rval_thr is not None and metrics.solidity is not None:
+            # a footprint the movie shows clearly in its own frames, with faint transients
+            floor |= (r >= _num("high_rval_thr", high_rval_thr, -1.0, 1.0)) & (snr > 0)
+        ok = floor & (r > rval_lowest)
         cnn = metrics.cnn_preds
         if use_cnn and cnn is not None:
             min_cnn_thr = _num("min_cnn_thr", min_cnn_thr, 0.0, 1.0)

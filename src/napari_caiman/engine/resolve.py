@@ -90,6 +90,7 @@ THRESHOLD_NAMES = (
     "min_classifier_prob",
     "joint_SNR_frac",
     "joint_rval_frac",
+    "high_rval_thr",
     "max_duplicate",
     "min_size",
     "max_size",

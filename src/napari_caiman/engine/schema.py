@@ -449,6 +449,15 @@ class Plugin(_Group):
         none_ok=True,
         auto="off",
     )
+    high_rval_thr: Any = _f(
+        "number",
+        "A component whose r-value reaches this is exempt from SNR_lowest (a footprint the "
+        "movie shows clearly, with faint transients; its SNR must still be > 0); None = off.",
+        minimum=-1,
+        maximum=1,
+        none_ok=True,
+        auto="off",
+    )
     min_size: Any = _f(
         "number",
         "Reject a component whose footprint has fewer pixels than this (above 20 % of "
