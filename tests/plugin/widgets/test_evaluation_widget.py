@@ -392,3 +392,58 @@ def test_terms_without_a_field_follow_the_results_parameters(qtbot, viewer, widg
     )  # the joint test on (default)
     assert len(headless_on.idx_components) > len(headless_off.idx_components)  # it matters here
     np.testing.assert_array_equal(np.flatnonzero(widget.accepted), headless_off.idx_components)
+
+
+def test_hovering_a_contour_shows_its_component_in_the_status_bar(
+    qtbot, viewer, widget, fitted_2d, user
+):
+    _show(viewer, widget, fitted_2d)
+    _evaluate(qtbot, widget)
+    contours = widget.contours_layer
+    viewer.layers.selection.active = contours
+    footprints = viewer.layers["raw footprints"].data
+    k = int(np.argmax(np.bincount(footprints.ravel())[1:]))  # the largest component
+    y, x = np.argwhere(footprints == k + 1).mean(axis=0)
+    assert widget.component_at(contours, (y, x)) == k  # what a click there would pick
+    snr = f"SNR {float(widget.session.metrics.SNR_comp[k]):.2f}"
+    status = "accepted" if widget.accepted[k] else "rejected"
+    viewer.window.show()  # a user's window is on screen: Qt delivers the moves to it
+    qtbot.waitExposed(viewer.window._qt_window)
+    qtbot.wait(200)  # the window's final layout (the canvas' size fixes the mapping)
+    status_thread = viewer.window._qt_window.status_thread
+
+    def hover(world_yx) -> str:
+        """A Qt mouse-move to ``world_yx``, then the status napari's status thread computes
+        for the cursor (its loop runs only inside napari.run's event loop)."""
+        from qtpy.QtCore import QPointF, Qt
+        from qtpy.QtGui import QMouseEvent
+        from qtpy.QtWidgets import QApplication
+
+        point = QPointF(user.point(world_yx))
+        for _ in range(4):  # correct the pixel by where napari puts the cursor
+            move = QMouseEvent(
+                QMouseEvent.Type.MouseMove,
+                point,
+                QPointF(user.canvas.mapToGlobal(point.toPoint())),
+                Qt.MouseButton.NoButton,
+                Qt.MouseButton.NoButton,
+                Qt.KeyboardModifier.NoModifier,
+            )
+            QApplication.sendEvent(user.canvas, move)
+            qtbot.wait(20)
+            error = np.asarray(world_yx) - np.asarray(viewer.cursor.position[-2:])
+            if np.abs(error).max() < 0.5:
+                break
+            dy, dx = error * viewer.scene.camera.zoom
+            point = QPointF(point.x() + dx, point.y() + dy)
+        assert np.abs(error).max() < 0.5, (viewer.cursor.position, world_yx)
+        status_thread.calculate_status()
+        qtbot.wait(20)  # its signal reaches the main thread
+        text = viewer.status
+        return text.get("coordinates", "") if isinstance(text, dict) else str(text)
+
+    text = hover((y, x))
+    assert f"component #{k}:" in text and snr in text and status in text, text
+    # off every component: napari's plain status again
+    empty = np.argwhere(footprints == 0)[0].astype(float)
+    assert "component #" not in hover(tuple(empty))

@@ -128,7 +128,41 @@ class EvaluationView:
             layer = unwrap(layer)
             layer.mouse_drag_callbacks.append(self._on_click)
             self._bind_keys(layer)  # before the layer's own keys (Shapes: r, p ...)
+            if kind == "contours":
+                self._hook_status(layer)
             self._hooked.append(layer)
+
+    def _hook_status(self, layer: Layer) -> None:
+        """The status bar names the component under the cursor and its features, as the
+        Shapes contours' features did: the outline image's own ``get_status`` (napari calls
+        it from its status thread on every cursor move) is wrapped for this layer object."""
+        own = type(layer).get_status.__get__(layer)
+
+        def get_status(position: Any = None, **kwargs: Any) -> Any:
+            status = own(position, **kwargs)
+            if position is None or not isinstance(status, dict) or not kwargs.get("world"):
+                return status
+            with contextlib.suppress(Exception):  # a status must never raise
+                k = self.component_at(layer, position)
+                if k is not None and self.session is not None:
+                    status["coordinates"] = (
+                        f"{status.get('coordinates', '')}  {self._hover_text(k)}"
+                    )
+            return status
+
+        layer.get_status = get_status  # type: ignore[method-assign]
+
+    def _hover_text(self, k: int) -> str:
+        """``#k: SNR …, r …, accepted`` for the status bar (what the picked set is not)."""
+        s = self.session
+        assert s is not None
+        snr = r = "–"
+        if s.metrics is not None:
+            snr = f"{float(s.metrics.SNR_comp[k]):.2f}"
+            r = f"{float(s.metrics.r_values[k]):.2f}"
+        status = "accepted" if k < len(s.accepted) and s.accepted[k] else "rejected"
+        manual = " (by hand)" if int(s.curation.manual[k]) else ""
+        return f"component #{k}: SNR {snr}, r {r}, {status}{manual}"
 
     # -- keys and clicks --------------------------------------------------------------------------------
     def _bind_keys(self, provider: Any) -> None:
@@ -160,6 +194,7 @@ class EvaluationView:
         for layer in self._hooked:
             with contextlib.suppress(ValueError):
                 layer.mouse_drag_callbacks.remove(self._on_click)
+            layer.__dict__.pop("get_status", None)  # napari's own status again
         self._hooked = []
 
     # -- selection ------------------------------------------------------------------------------------
