@@ -447,3 +447,41 @@ def test_hovering_a_contour_shows_its_component_in_the_status_bar(
     # off every component: napari's plain status again
     empty = np.argwhere(footprints == 0)[0].astype(float)
     assert "component #" not in hover(tuple(empty))
+
+
+def test_the_yellow_selection_outline_follows_each_selection_on_the_canvas(
+    qtbot, viewer, widget, fitted_2d, user
+):
+    """The selection's Vectors data changes without napari's viewer-wide dims update: the
+    canvas still draws the new outline (and only it), and the dims are the same."""
+    _show(viewer, widget, fitted_2d)
+    _evaluate(qtbot, widget)
+    footprints = viewer.layers["raw footprints"].data
+    sizes = np.bincount(footprints.ravel(), minlength=widget.session.n_components + 1)[1:]
+    centres = {k: np.argwhere(footprints == k + 1).mean(axis=0) for k in np.flatnonzero(sizes > 20)}
+    # two components far apart
+    a, b = max(
+        ((i, j) for i in centres for j in centres if i < j),
+        key=lambda ij: np.abs(centres[ij[0]] - centres[ij[1]]).sum(),
+    )
+    viewer.window.show()
+    qtbot.waitExposed(viewer.window._qt_window)
+    ranges = viewer.dims.range
+
+    def yellow_near(k) -> int:
+        shot = viewer.screenshot(canvas_only=True, flash=False)
+        p = user.point(centres[k])
+        y0, x0 = p.y(), p.x()
+        box = shot[max(0, y0 - 40) : y0 + 40, max(0, x0 - 40) : x0 + 40].astype(int)
+        r, g, bl = box[..., 0], box[..., 1], box[..., 2]
+        return int(((r > 200) & (g > 200) & (bl < 80)).sum())
+
+    widget.select_component(int(a))
+    qtbot.wait(50)
+    assert yellow_near(a) > 10 and yellow_near(b) == 0
+    widget.select_component(int(b))
+    qtbot.wait(50)
+    assert yellow_near(b) > 10 and yellow_near(a) == 0
+    assert viewer.dims.range == ranges
+    starts = viewer.layers["raw selected"].data[:, 0, -2:]  # b's outline, nothing of a's
+    assert len(starts) and np.abs(starts - centres[b]).max() < 15

@@ -275,7 +275,11 @@ class EvaluationView:
         if name in self._viewer.layers:
             layer = unwrap(self._viewer.layers[name])
             if layer.data.shape != segments.shape or not np.array_equal(layer.data, segments):
-                layer.data = segments
+                # napari answers a layer's data event by recomputing the whole viewer's
+                # dims (~15-25 ms of each selection here); the outline lies inside the frame,
+                # so the ranges it would find are the ones it has. The layer still redraws.
+                with layer.events.data.blocker():
+                    layer.data = segments
         elif polys:
             self._viewer.add_vectors(
                 segments,
