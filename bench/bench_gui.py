@@ -280,6 +280,11 @@ def main() -> None:
         help="cProfile every event-loop turn while a step runs; print the costliest turns",
     )
     ap.add_argument(
+        "--steps-only",
+        action="store_true",
+        help="only motion, CNMF, Evaluate and the refit, no cancels (printed, not written)",
+    )
+    ap.add_argument(
         "--batch-only",
         action="store_true",
         help="only the Batch dock's queue run (printed, not written)",
@@ -361,12 +366,14 @@ def main() -> None:
         print("\n".join(STACKS))
         viewer.close()
         return
-    cancels.append(("Motion correction", cancel_time(app, motion.runner, 1.5)))
+    if not args.steps_only:
+        cancels.append(("Motion correction", cancel_time(app, motion.runner, 1.5)))
     run_step(app, motion.runner, "Motion correction (pw-rigid)", rows)
     cnmf.set_settings(
         cnmf.get_settings().replace(K=6, gSig=(4, 4, 2), rf=(20, 20, 0), stride=(8, 8, 0))
     )
-    cancels.append(("CNMF (patches)", cancel_time(app, cnmf.runner, 3.0)))
+    if not args.steps_only:
+        cancels.append(("CNMF (patches)", cancel_time(app, cnmf.runner, 3.0)))
     run_step(app, cnmf.runner, "CNMF (patches 40x40)", rows)
     run_step(app, evaluation.runner, "Evaluate", rows)
     seeds = evaluation.new_seeds_layer()
@@ -380,6 +387,15 @@ def main() -> None:
         rows,
         wait_more=lambda: not evaluation.runner.is_running,
     )
+    if args.steps_only:
+        for name, wall, worst, over, _, worst_cpu in rows:
+            print(
+                f"{name}: wall {wall:.1f} s, longest gap {worst * 1000:.0f} ms, {over} gaps "
+                f"> 100 ms, most main-thread CPU in one turn {worst_cpu * 1000:.0f} ms"
+            )
+        print(f"load average {load_start:.1f} -> {os.getloadavg()[0]:.1f}")
+        viewer.close()
+        return
     batch_step(app, viewer, movie, rows)
     g = cnmf.get_settings()
     cnmf.set_settings(g.replace(rf=(0, 0, 0), K=60))

@@ -410,3 +410,26 @@ def test_stopping_a_queue_on_dask_cancels_its_items_and_leaves_the_rest_queued(
     assert out["counts"] == {}
     assert [i.status for i in Batch(tmp_path / "b.json")] == ["cancelled", "queued", "queued"]
     assert cluster_client.status == "running"  # a client given by the caller stays open
+
+
+def test_a_viewers_refresh_never_waits_for_another_writers_lock(movie, tmp_path):
+    """The Batch dock looks at the file every second on the main thread: while the item's
+    process (or the CLI) holds the lock it returns at once, and reads the file next time."""
+    import fcntl
+    import time
+
+    path = tmp_path / "lock.json"
+    a = Batch(path)
+    a.add("one", movie, BASE, steps=("motion",))
+    b = Batch(path)
+    a.cancel("one")  # another writer's change, on disk
+    lock = path.with_name(f".{path.name}.lock")
+    with open(lock, "a") as held:  # held the way a writer holds it (its own open file)
+        fcntl.flock(held, fcntl.LOCK_EX)
+        t0 = time.perf_counter()
+        assert b.refresh(blocking=False) is False
+        assert time.perf_counter() - t0 < 0.1
+        assert b.item("one").status == "queued"  # nothing read meanwhile
+        fcntl.flock(held, fcntl.LOCK_UN)
+    assert b.refresh(blocking=False) is True
+    assert b.item("one").status == "cancelled"  # taken over once the lock is free

@@ -517,3 +517,30 @@ def test_use_cnn_is_noted_in_the_window_and_the_empty_traces_have_plain_axes(
         (x0, x1), (y0, y1) = plot.viewRange()
         assert (x0, x1, y0, y1) == pytest.approx((0, 1, 0, 1), abs=1e-6)
         assert not plot.getAxis("left").autoSIPrefix
+
+
+def test_a_3d_error_names_one_axis_order(qtbot, viewer, errors):
+    """Item 5: a 2-plane movie whose gSig z cannot pass, Run through the CNMF dock: the
+    message states the values in one order and says which (not CaImAn's and the array's
+    mixed in one sentence)."""
+    from napari_caiman.engine.synthetic import make_movie_3d
+
+    movie = make_movie_3d(
+        (40, 2, 40, 40), n_neurons=3, seed=4, return_flow=False, return_truth=False
+    ).movie
+    viewer.add_image(movie, name="stack")
+    cnmf = _dock(viewer, "CNMF")
+    cnmf.K.value = 3
+    cnmf.gSig.boxes[2].value = 1  # typed into the z box: 2 * 1 is not < 2 planes
+    assert cnmf.gSig.value[2] == 1
+    cnmf.runner.run_button.native.click()
+    qtbot.waitUntil(lambda: not cnmf.runner.is_running, timeout=60_000)
+    assert len(errors) == 1, errors
+    (message,) = errors
+    assert message.startswith("gSig") and "2 * gSig" in message
+    # one order, named once: CaImAn's (rows, cols, planes), the frame (2, 40, 40) of the
+    # array written in it; no array-order tuple or label beside it
+    orders = ("(rows, cols, planes)", "array order", "(planes, rows, cols)", "(z, y, x)")
+    assert [o for o in orders if o in message] == ["(rows, cols, planes)"], message
+    assert "(40, 40, 2)" in message and "(2, 40, 40)" not in message, message
+    assert cnmf.runner.status.value != "ready" and cnmf.last_result is None

@@ -34,12 +34,16 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+class LockBusy(Exception):
+    """Another writer holds the batch file's lock (a non-blocking attempt)."""
+
+
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def _file_lock(path: Path, blocking: bool = True) -> Iterator[None]:
     """Hold an exclusive lock on ``<folder>/.<name>.lock`` while the batch file is rewritten.
 
     The file is read and rewritten under the lock (POSIX; elsewhere no lock, the merge still
-    applies).
+    applies). With ``blocking=False`` it raises :class:`LockBusy` at once when the lock is held.
     """
     try:
         import fcntl
@@ -48,7 +52,10 @@ def _file_lock(path: Path) -> Iterator[None]:
         return
     lock = path.with_name(f".{path.name}.lock")
     with open(lock, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise LockBusy(str(lock)) from None
         try:
             yield
         finally:
@@ -146,10 +153,23 @@ class BatchFile:
                 tmp.write_text(text)
             self._saved = {d["name"]: d for d in dicts}
 
-    def refresh(self) -> None:
-        """Take over what other writers changed in the file (keeping changes made here)."""
-        with self._lock, _file_lock(self.path):
-            self._sync()
+    def refresh(self, blocking: bool = True) -> bool:
+        """Take over what other writers changed in the file (keeping changes made here).
+
+        With ``blocking=False`` (a viewer's periodic look) nothing waits: while another
+        writer holds the file (or this object saves in another thread) it returns False
+        and reads nothing; True when it read the file.
+        """
+        if not self._lock.acquire(blocking=blocking):
+            return False
+        try:
+            with _file_lock(self.path, blocking=blocking):
+                self._sync()
+        except LockBusy:
+            return False
+        finally:
+            self._lock.release()
+        return True
 
     def _sync(self) -> None:
         mine = {i.name: i.to_dict() for i in self.items}

@@ -392,3 +392,96 @@ def test_terms_without_a_field_follow_the_results_parameters(qtbot, viewer, widg
     )  # the joint test on (default)
     assert len(headless_on.idx_components) > len(headless_off.idx_components)  # it matters here
     np.testing.assert_array_equal(np.flatnonzero(widget.accepted), headless_off.idx_components)
+
+
+def test_hovering_a_contour_shows_its_component_in_the_status_bar(
+    qtbot, viewer, widget, fitted_2d, user
+):
+    _show(viewer, widget, fitted_2d)
+    _evaluate(qtbot, widget)
+    contours = widget.contours_layer
+    viewer.layers.selection.active = contours
+    footprints = viewer.layers["raw footprints"].data
+    k = int(np.argmax(np.bincount(footprints.ravel())[1:]))  # the largest component
+    y, x = np.argwhere(footprints == k + 1).mean(axis=0)
+    assert widget.component_at(contours, (y, x)) == k  # what a click there would pick
+    snr = f"SNR {float(widget.session.metrics.SNR_comp[k]):.2f}"
+    status = "accepted" if widget.accepted[k] else "rejected"
+    viewer.window.show()  # a user's window is on screen: Qt delivers the moves to it
+    qtbot.waitExposed(viewer.window._qt_window)
+    qtbot.wait(200)  # the window's final layout (the canvas' size fixes the mapping)
+    status_thread = viewer.window._qt_window.status_thread
+
+    def hover(world_yx) -> str:
+        """A Qt mouse-move to ``world_yx``, then the status napari's status thread computes
+        for the cursor (its loop runs only inside napari.run's event loop)."""
+        from qtpy.QtCore import QPointF, Qt
+        from qtpy.QtGui import QMouseEvent
+        from qtpy.QtWidgets import QApplication
+
+        point = QPointF(user.point(world_yx))
+        for _ in range(4):  # correct the pixel by where napari puts the cursor
+            move = QMouseEvent(
+                QMouseEvent.Type.MouseMove,
+                point,
+                QPointF(user.canvas.mapToGlobal(point.toPoint())),
+                Qt.MouseButton.NoButton,
+                Qt.MouseButton.NoButton,
+                Qt.KeyboardModifier.NoModifier,
+            )
+            QApplication.sendEvent(user.canvas, move)
+            qtbot.wait(20)
+            error = np.asarray(world_yx) - np.asarray(viewer.cursor.position[-2:])
+            if np.abs(error).max() < 0.5:
+                break
+            dy, dx = error * viewer.scene.camera.zoom
+            point = QPointF(point.x() + dx, point.y() + dy)
+        assert np.abs(error).max() < 0.5, (viewer.cursor.position, world_yx)
+        status_thread.calculate_status()
+        qtbot.wait(20)  # its signal reaches the main thread
+        text = viewer.status
+        return text.get("coordinates", "") if isinstance(text, dict) else str(text)
+
+    text = hover((y, x))
+    assert f"component #{k}:" in text and snr in text and status in text, text
+    # off every component: napari's plain status again
+    empty = np.argwhere(footprints == 0)[0].astype(float)
+    assert "component #" not in hover(tuple(empty))
+
+
+def test_the_yellow_selection_outline_follows_each_selection_on_the_canvas(
+    qtbot, viewer, widget, fitted_2d, user
+):
+    """The selection's Vectors data changes without napari's viewer-wide dims update: the
+    canvas still draws the new outline (and only it), and the dims are the same."""
+    _show(viewer, widget, fitted_2d)
+    _evaluate(qtbot, widget)
+    footprints = viewer.layers["raw footprints"].data
+    sizes = np.bincount(footprints.ravel(), minlength=widget.session.n_components + 1)[1:]
+    centres = {k: np.argwhere(footprints == k + 1).mean(axis=0) for k in np.flatnonzero(sizes > 20)}
+    # two components far apart
+    a, b = max(
+        ((i, j) for i in centres for j in centres if i < j),
+        key=lambda ij: np.abs(centres[ij[0]] - centres[ij[1]]).sum(),
+    )
+    viewer.window.show()
+    qtbot.waitExposed(viewer.window._qt_window)
+    ranges = viewer.dims.range
+
+    def yellow_near(k) -> int:
+        shot = viewer.screenshot(canvas_only=True, flash=False)
+        p = user.point(centres[k])
+        y0, x0 = p.y(), p.x()
+        box = shot[max(0, y0 - 40) : y0 + 40, max(0, x0 - 40) : x0 + 40].astype(int)
+        r, g, bl = box[..., 0], box[..., 1], box[..., 2]
+        return int(((r > 200) & (g > 200) & (bl < 80)).sum())
+
+    widget.select_component(int(a))
+    qtbot.wait(50)
+    assert yellow_near(a) > 10 and yellow_near(b) == 0
+    widget.select_component(int(b))
+    qtbot.wait(50)
+    assert yellow_near(b) > 10 and yellow_near(a) == 0
+    assert viewer.dims.range == ranges
+    starts = viewer.layers["raw selected"].data[:, 0, -2:]  # b's outline, nothing of a's
+    assert len(starts) and np.abs(starts - centres[b]).max() < 15

@@ -136,16 +136,35 @@ def test_cnmf_dock_bar_only_moves_forward_and_names_stages(qtbot, viewer, errors
 
 
 @pytest.mark.gui
-def test_cancel_during_cnmf_stops_within_seconds(qtbot, viewer, errors):
+def test_cancel_during_cnmf_stops_within_seconds(qtbot, viewer, errors, caplog):
+    import multiprocessing as mp
+    import os
+
     m = make_movie_2d((600, 128, 128), n_neurons=40, seed=5, return_flow=False)
     viewer.add_image(m.movie, name="movie")
     _, cnmf = viewer.window.add_plugin_dock_widget("napari-caiman", "CNMF")
     cnmf.set_settings(cnmf.get_settings().replace(K=40, gSig=(4, 4, 2)))  # greedy on the whole FOV
     cnmf.runner.run_button.native.click()
     qtbot.waitUntil(lambda: "initialization" in cnmf.runner.status.value, timeout=60_000)
+    children = [c.pid for c in mp.active_children()]
     t0 = time.perf_counter()
     cnmf.runner.cancel_button.native.click()
     qtbot.waitUntil(lambda: not cnmf.runner.is_running, timeout=30_000)
     took = time.perf_counter() - t0
-    assert cnmf.runner.status.value == "cancelled"
-    assert took < 3.0, took  # ~0.1-0.5 s alone; the bound leaves room for a busy machine
+    assert cnmf.runner.status.value == "cancelled" and errors == []
+    # ~20-300 ms alone or beside 3 busy processes at normal priority; the bound leaves room
+    # for a main thread starved by a busy machine
+    assert took < 2.0, took
+
+    def gone() -> bool:
+        for pid in children:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                continue
+            return False
+        return True
+
+    # the step's process stopped by itself inside its initialization (no kill)
+    qtbot.waitUntil(gone, timeout=5_000)
+    assert children and "did not stop" not in caplog.text

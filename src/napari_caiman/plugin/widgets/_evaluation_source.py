@@ -250,7 +250,10 @@ class EvaluationSource:
         yield
         if self.session is not session:
             return
-        self._ensure_docks()
+        for _step in self._dock_steps():
+            yield
+            if self.session is not session:
+                return
         self._colors = None
         for _step in self._apply_steps(full=True):
             yield

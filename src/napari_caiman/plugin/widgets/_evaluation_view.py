@@ -12,12 +12,13 @@ widget's :class:`~napari_caiman.app.curation_session.CurationSession`.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Generator
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.layers import Image, Layer
-from qtpy.QtCore import QItemSelectionModel
+from qtpy.QtCore import QItemSelectionModel, QTimer
 
 from ..layers import evaluation as ev
 from ..layers import outlines as ol
@@ -36,6 +37,8 @@ class EvaluationView:
     """Layers, selection and docks of the Evaluation widget (a mixin; see the module)."""
 
     session: CurationSession | None
+    _spare_traces: TracesPlot | None  # built in idle turns, docked when a result comes
+    _spare_table: ComponentsDock | None
 
     # -- the result's layers -----------------------------------------------------------------------
     def _layer(self, kind: str) -> Layer | None:
@@ -127,7 +130,44 @@ class EvaluationView:
             layer = unwrap(layer)
             layer.mouse_drag_callbacks.append(self._on_click)
             self._bind_keys(layer)  # before the layer's own keys (Shapes: r, p ...)
+            if kind == "contours":
+                self._hook_status(layer)
             self._hooked.append(layer)
+
+    def _hook_status(self, layer: Layer) -> None:
+        """Name the component under the cursor and its features in the status bar.
+
+        As the Shapes contours' features did: the outline image's own ``get_status``
+        (napari calls it from its status thread on every cursor move) is wrapped for
+        this layer object.
+        """
+        own = type(layer).get_status.__get__(layer)
+
+        def get_status(position: Any = None, **kwargs: Any) -> Any:
+            status = own(position, **kwargs)
+            if position is None or not isinstance(status, dict) or not kwargs.get("world"):
+                return status
+            with contextlib.suppress(Exception):  # a status must never raise
+                k = self.component_at(layer, position)
+                if k is not None and self.session is not None:
+                    status["coordinates"] = (
+                        f"{status.get('coordinates', '')}  {self._hover_text(k)}"
+                    )
+            return status
+
+        layer.get_status = get_status  # type: ignore[method-assign]
+
+    def _hover_text(self, k: int) -> str:
+        """``#k: SNR …, r …, accepted`` for the status bar (what the picked set is not)."""
+        s = self.session
+        assert s is not None
+        snr = r = "–"
+        if s.metrics is not None:
+            snr = f"{float(s.metrics.SNR_comp[k]):.2f}"
+            r = f"{float(s.metrics.r_values[k]):.2f}"
+        status = "accepted" if k < len(s.accepted) and s.accepted[k] else "rejected"
+        manual = " (by hand)" if int(s.curation.manual[k]) else ""
+        return f"component #{k}: SNR {snr}, r {r}, {status}{manual}"
 
     # -- keys and clicks --------------------------------------------------------------------------------
     def _bind_keys(self, provider: Any) -> None:
@@ -161,6 +201,7 @@ class EvaluationView:
         for layer in self._hooked:
             with contextlib.suppress(ValueError):
                 layer.mouse_drag_callbacks.remove(self._on_click)
+            layer.__dict__.pop("get_status", None)  # napari's own status again
         self._hooked = []
 
     # -- selection ------------------------------------------------------------------------------------
@@ -245,7 +286,11 @@ class EvaluationView:
         if name in self._viewer.layers:
             layer = unwrap(self._viewer.layers[name])
             if layer.data.shape != segments.shape or not np.array_equal(layer.data, segments):
-                layer.data = segments
+                # napari answers a layer's data event by recomputing the whole viewer's
+                # dims (~15-25 ms of each selection here); the outline lies inside the frame,
+                # so the ranges it would find are the ones it has. The layer still redraws.
+                with layer.events.data.blocker():
+                    layer.data = segments
         elif polys:
             self._viewer.add_vectors(
                 segments,
@@ -281,23 +326,71 @@ class EvaluationView:
 
     # -- docks: traces, table, scatter ------------------------------------------------------------------
     def _ensure_docks(self) -> None:
+        for _step in self._dock_steps():
+            pass
+
+    def _prebuild_docks(self) -> None:
+        """Build the traces and table widgets in idle turns after the dock opened.
+
+        pyqtgraph's plots cost ~0.4-0.7 s of CPU here, so a result arriving while a
+        step runs only docks them, one per turn, instead of freezing the window for
+        their construction.
+        """
+        steps = iter((self._spare_traces_widget, self._spare_table_widget))
+
+        def turn() -> None:
+            if self.session is not None:  # a result came first: it builds what it needs
+                return
+            build = next(steps, None)
+            if build is not None:
+                build()
+                self._prebuild_timer.start(0)
+
+        self._prebuild_timer = QTimer(self.native)
+        self._prebuild_timer.setSingleShot(True)
+        self._prebuild_timer.timeout.connect(turn)
+        self._prebuild_timer.start(0)
+
+    def _spare_traces_widget(self) -> TracesPlot:
+        if self._spare_traces is None:
+            self._spare_traces = TracesPlot()
+        return self._spare_traces
+
+    def _spare_table_widget(self) -> ComponentsDock:
+        if self._spare_table is None:
+            self._spare_table = ComponentsDock(self.table_model)
+        return self._spare_table
+
+    def _dock_steps(self) -> Generator[None, None, None]:
+        """Dock the traces and the components table, a yield after each.
+
+        They were built beforehand where the idle turns allowed; adding a dock
+        re-lays out the window and saves napari's settings (~0.1-0.3 s).
+        """
         window = getattr(self._viewer, "window", None)
         if window is None:
             return
         docks = window.dock_widgets
         traces = docks.get(TRACES_DOCK)
         if not isinstance(traces, TracesPlot):
-            traces = TracesPlot()
+            traces = self._spare_traces_widget()
+            self._spare_traces = None
             window.add_dock_widget(traces, name=TRACES_DOCK, area="bottom")
             traces.frame_clicked.connect(self._jump_to_frame)
+            self.traces = traces
+            yield
         self.traces = traces
         dock = docks.get(TABLE_DOCK)
         if not isinstance(dock, ComponentsDock):
-            dock = ComponentsDock(self.table_model)
+            dock = self._spare_table_widget()
+            self._spare_table = None
             dock.table.selectionModel().selectionChanged.connect(self._on_table_selection)
             dock.scatter.component_clicked.connect(self._on_point_clicked)
             dock.filter.currentTextChanged.connect(lambda *_: self._select_table_rows())
             window.add_dock_widget(dock, name=TABLE_DOCK, area="bottom")
+            self.components_dock = dock
+            self.table_view = dock.table
+            yield
         self.components_dock = dock
         self.table_view = dock.table
 

@@ -20,9 +20,13 @@ returns the same result, so the step runner does not change:
   argument and message); one that cannot be pickled comes back as a
   ``RuntimeError`` with its type and text;
 * closing the parent generator (the Cancel button) sends the child SIGTERM;
-  the child closes the engine generator at its next yield, as a cancelled
-  thread worker does, so the engine's ``finally`` blocks (temporary files)
-  run; a child that has not stopped within ``STOP_TIMEOUT_S`` is killed;
+  the child's handler raises :class:`StepCancelled` (a ``KeyboardInterrupt``)
+  wherever the engine is, not only at its next yield (CNMF's initialization
+  and refinement run up to seconds between two yields, and a child at lower
+  priority on a busy machine got too little CPU to reach one), so the engine's
+  ``finally`` blocks (temporary files) run at once; the parent waits up to
+  ``GRACE_S`` for it and then returns (the window is free again), leaving a
+  daemon thread to kill a child still there after ``STOP_TIMEOUT_S``;
 * while the child is quiet the parent yields ``None`` every ``HEARTBEAT_S``
   so a cancel request is seen within that time.
 
@@ -41,6 +45,7 @@ import os
 import pickle
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Generator
 from typing import Any
@@ -56,6 +61,17 @@ HEARTBEAT_S = 0.1
 
 #: A cancelled child that has not stopped after this long is killed, s.
 STOP_TIMEOUT_S = 3.0
+
+#: The parent waits this long for a cancelled child before it leaves it to a reaper thread, s.
+GRACE_S = 0.5
+
+
+class StepCancelled(KeyboardInterrupt):
+    """Raised in the child by the parent's SIGTERM (Cancel), wherever the step is.
+
+    A ``KeyboardInterrupt``: ``except Exception`` in the engine does not swallow
+    it, and the engine's interrupt cleanups (pending patch futures) apply.
+    """
 
 
 def process_available() -> bool:
@@ -156,30 +172,37 @@ def _error_message(exc: BaseException) -> tuple:
 
 
 def _child(factory: Callable[[], Generator[Any, Any, Any]], conn: Any) -> None:
-    stop = []
+    stop: list[int] = []
 
     def on_sigterm(signum: int, frame: Any) -> None:  # the parent's Cancel
-        stop.append(signum)
+        if not stop:  # once: the engine's cleanup then runs undisturbed
+            stop.append(signum)
+            raise StepCancelled
 
     signal.signal(signal.SIGTERM, on_sigterm)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C in the terminal is the parent's
     code = 0
+    gen = None
     try:
         gen = factory()
         try:
             while True:
                 progress = next(gen)
-                if stop:  # closed at a yield, as a cancelled thread worker closes it
-                    gen.close()
-                    break
                 _send(conn, ("progress", progress))
         except StopIteration as done:
             _send(conn, ("result", done.value))
+    except StepCancelled:
+        # raised inside the engine: its frames are unwound already; raised here, between
+        # two yields: the suspended generator's finally blocks run now
+        if gen is not None:
+            with contextlib.suppress(BaseException):
+                gen.close()
     except BaseException as exc:  # reported in the parent
         code = 1
         with contextlib.suppress(Exception):
             _send(conn, ("error", *_error_message(exc)))
     finally:
+        stop.append(0)  # a Cancel arriving now must not raise out of the exit
         with contextlib.suppress(Exception):
             conn.close()
         for stream in (sys.stdout, sys.stderr):
@@ -250,14 +273,29 @@ def iter_in_process(factory: Callable[[], Generator[Any, Any, Any]]) -> Generato
         if not finished and child.is_alive():  # cancelled: let the engine clean up, then go
             with contextlib.suppress(OSError):
                 os.kill(child.pid, signal.SIGTERM)
-            child.join(STOP_TIMEOUT_S)
+            child.join(GRACE_S)
         else:
             child.join(1.0)
-        if child.is_alive():
-            child.kill()
-            child.join(1.0)
-        with contextlib.suppress(Exception):
-            child.close()
+        if child.is_alive():  # still cleaning up (or starved of CPU): not the window's wait
+            threading.Thread(
+                target=_reap, args=(child,), daemon=True, name="napari-caiman reaper"
+            ).start()
+        else:
+            with contextlib.suppress(Exception):
+                child.close()
+
+
+def _reap(child: Any) -> None:
+    """Wait for a cancelled child; kill it when it has not stopped within ``STOP_TIMEOUT_S``."""
+    child.join(STOP_TIMEOUT_S)
+    if child.is_alive():
+        logger.warning(
+            "the step's process did not stop within %.0f s of Cancel: killed", STOP_TIMEOUT_S
+        )
+        child.kill()
+        child.join(1.0)
+    with contextlib.suppress(Exception):
+        child.close()
 
 
 def in_process_if_available(

@@ -229,7 +229,9 @@ class BatchWidget(BatchFileControls, ItemForm, ResultsView, QueueControls, Conta
             return
         if not self._closed and self.batch is not None:
             with contextlib.suppress(OSError):
-                self.batch.refresh()  # items run or added by another writer (e.g. the CLI)
+                # items run or added by another writer (e.g. the CLI, the item's process);
+                # never waiting for its lock on the main thread: a busy file is read next tick
+                self.batch.refresh(blocking=False)
             self._refresh_table()
             if self.is_running:
                 self._warn_failed()

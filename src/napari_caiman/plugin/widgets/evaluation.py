@@ -184,7 +184,10 @@ class EvaluationWidget(
         self._lookup: Any = None  # footprints by pixel (what a click on the contours hits)
         self._features_key: tuple | None = None  # what the footprints' features were made from
         self._syncing_table = False
+        self._spare_traces: TracesPlot | None = None
+        self._spare_table: ComponentsDock | None = None
         self._wire(viewer)
+        self._prebuild_docks()
 
     def _wire(self, viewer: napari.viewer.Viewer) -> None:
         for widget in (
