@@ -180,16 +180,28 @@ def test_console_script_is_installed():
     assert out.returncode == 2 and out.stderr.count("\n") == 1
 
 
-def test_cancel_during_summary_removes_the_movie_file(tmp_path):
+def test_cancel_during_summary_removes_the_movie_file(tmp_path, monkeypatch):
+    """Where the summary images need a pass of their own (the frames were written by
+    cluster workers, so the motion step did not see them), a cancel during that pass,
+    after the corrected movie's file was completed, removes the file."""
+    from napari_caiman.engine import motion
     from napari_caiman.engine.params import CaimanParams
     from napari_caiman.engine.pipeline import iter_motion_step
 
+    real = motion.iter_motion_correct
+
+    def frames_unseen(*args, on_frames=None, **kwargs):  # what a cluster run does
+        return (yield from real(*args, **kwargs))
+
+    monkeypatch.setattr(motion, "iter_motion_correct", frames_unseen)
     movie = make_movie_2d((60, 48, 48), n_neurons=5, rigid_motion=2.0, seed=1).movie
     out = tmp_path / "corrected.npy"
     gen = iter_motion_step(movie, CaimanParams.defaults(), out=out)
     for p in gen:
         if p.stage.startswith("summary"):
             break
+    else:
+        raise AssertionError("no summary pass")
     assert out.exists()  # motion finished and renamed its file
     gen.close()  # cancel
     assert list(tmp_path.iterdir()) == []

@@ -71,18 +71,12 @@ def test_neurofinder_crop_beats_caiman_on_human_rois_with_cell_shaped_footprints
     assert np.array_equal(np.asarray(back.accepted()), acc)
 
 
-def test_neurofinder_half_in_time_joint_test_accepts_cells_of_short_recordings(
-    shared_data, tmp_path
-):
-    """Issue 14, 300 frames: real cells with one transient pass neither min_SNR 2 nor rval_thr 0.8 alone;
-    the joint test (SNR >= 1.25 and r >= 0.7 together) accepts them, with no junk and few extra false ones."""
+def _half_crop(shared_data, tmp_path, frames):
+    """Run motion + CNMF + evaluation on some frames of the Neurofinder crop (the realdata
+    parameters); return the results, the parameters and the human ROIs as masks."""
     import tifffile
 
-    from napari_caiman.engine.evaluation import apply_thresholds
-    from napari_caiman.engine.resolve import thresholds
-    from napari_caiman.engine.shapes import junk_mask, match_footprints, shape_metrics
-
-    movie = tifffile.imread(shared_data / "neurofinder_crop" / "movie.tif")[:300]
+    movie = tifffile.imread(shared_data / "neurofinder_crop" / "movie.tif")[frames]
     tifffile.imwrite(tmp_path / "half.tif", movie)
     params = CaimanParams.from_dict(
         {
@@ -113,6 +107,20 @@ def test_neurofinder_half_in_time_joint_test_accepts_cells_of_short_recordings(
     for i, x in enumerate(regions):
         c = np.asarray(x["coordinates"], int)
         truth[i, c[:, 0], c[:, 1]] = 1
+    return r, params, truth
+
+
+def test_neurofinder_half_in_time_joint_test_accepts_cells_of_short_recordings(
+    shared_data, tmp_path
+):
+    """Issue 14, 300 frames: real cells with one transient pass neither min_SNR 2 nor rval_thr 0.8 alone;
+    the joint test (SNR >= 1.25 and r >= 0.7 together) accepts them, with no junk and few extra false ones."""
+
+    from napari_caiman.engine.evaluation import apply_thresholds
+    from napari_caiman.engine.resolve import thresholds
+    from napari_caiman.engine.shapes import junk_mask, match_footprints, shape_metrics
+
+    r, params, truth = _half_crop(shared_data, tmp_path, slice(0, 300))
     acc = np.asarray(r.accepted(), int)
     without = apply_thresholds(r.metrics, **dict(thresholds(params), joint_SNR_frac=None))[0]
     m = match_footprints(r.estimates.footprints(acc), truth)
@@ -135,43 +143,12 @@ def test_neurofinder_second_half_high_rval_exemption_accepts_faint_annotated_cel
     """Issue 14, frames 300-599: annotated somata whose footprint the movie shows clearly (r >= 0.9)
     but whose transients are faint (SNR 0.3-0.4) fail CaImAn's SNR_lowest floor 0.5; the high r-value
     exemption accepts them, and nothing else: every extra accepted component matches a human ROI."""
-    import tifffile
 
     from napari_caiman.engine.evaluation import apply_thresholds
     from napari_caiman.engine.resolve import thresholds
     from napari_caiman.engine.shapes import junk_mask, match_footprints, shape_metrics
 
-    movie = tifffile.imread(shared_data / "neurofinder_crop" / "movie.tif")[300:]
-    tifffile.imwrite(tmp_path / "half.tif", movie)
-    params = CaimanParams.from_dict(
-        {
-            "fr": 7,
-            "decay_time": 1.0,
-            "gSig": (5, 5),
-            "K": 10,
-            "rf": 25,
-            "stride": 10,
-            "p": 1,
-            "nb": 2,
-            "merge_thr": 0.85,
-            "min_SNR": 2.0,
-            "rval_thr": 0.8,
-            "use_cnn": False,
-            "max_shifts": (6, 6),
-            "pw_rigid": False,
-        }
-    )
-    r = run_pipeline(
-        [str(tmp_path / "half.tif")],
-        steps=["motion", "cnmf", "evaluate"],
-        output=tmp_path / "r.hdf5",
-        params=params,
-    )
-    regions = json.loads((shared_data / "neurofinder_crop" / "regions.json").read_text())
-    truth = np.zeros((len(regions), 256, 256))
-    for i, x in enumerate(regions):
-        c = np.asarray(x["coordinates"], int)
-        truth[i, c[:, 0], c[:, 1]] = 1
+    r, params, truth = _half_crop(shared_data, tmp_path, slice(300, None))
     acc = np.asarray(r.accepted(), int)
     without = apply_thresholds(r.metrics, **dict(thresholds(params), high_rval_thr=None))[0]
     m = match_footprints(r.estimates.footprints(acc), truth)
