@@ -172,6 +172,17 @@ def regions_of(A: sparse.csc_matrix, dims, se: np.ndarray) -> list:
     ]
 
 
+def _kept_rows(H: np.ndarray, keep: np.ndarray, K: int, nb: int) -> np.ndarray:
+    """Return the rows of ``H = [C; f]`` of the kept components and every background."""
+    return np.ascontiguousarray(H[np.r_[keep, np.arange(K, K + nb)].astype(int)])
+
+
+def _binned_traces(H: np.ndarray, tbin: int) -> np.ndarray:
+    """Return the traces ``H`` (k, T) averaged over ``tbin`` frames as the movie is binned."""
+    binned = downsample(np.ascontiguousarray(H.T, dtype=np.float32), 1, tbin)
+    return np.ascontiguousarray(binned.T)
+
+
 def spatial_step(
     data,
     A: sparse.csc_matrix,
@@ -244,7 +255,7 @@ def spatial_step(
     keep = np.array([k for k, (idx, _) in enumerate(cols) if idx.size], np.int64)
     A = csc_from_columns([cols[k] for k in keep], P)
     if keep.size < K:
-        H = np.ascontiguousarray(H[np.r_[keep, np.arange(K, K + nb)].astype(int)])
+        H = _kept_rows(H, keep, K, nb)
     return A, b, H, keep
 
 
@@ -266,11 +277,11 @@ def binned_spatial_step(
     if tbin == 1:
         return spatial_step(data, A, b, H, st, sn=sn)
     K, nb = A.shape[1], b.shape[1]
-    Hb = downsample(np.ascontiguousarray(H.T, dtype=np.float32), 1, tbin).T
+    Hb = _binned_traces(H, tbin)
     snb = None if sn is None else np.asarray(sn, np.float32) / np.float32(np.sqrt(tbin))
     A, b, _, keep = spatial_step(data.binned(tbin), A, b, Hb, st, sn=snb)
     if keep.size < K:
-        H = np.ascontiguousarray(H[np.r_[keep, np.arange(K, K + nb)].astype(int)])
+        H = _kept_rows(H, keep, K, nb)
     return A, b, H, keep
 
 
@@ -291,7 +302,7 @@ def iter_temporal_step(
     keep = np.flatnonzero(alive) if K else np.zeros(0, np.int64)
     if keep.size < K:
         A = sparse.csc_matrix(A[:, keep])
-        H = np.ascontiguousarray(H[np.r_[keep, np.arange(K, K + nb)].astype(int)])
+        H = _kept_rows(H, keep, K, nb)
         extra = {k: v[keep] for k, v in extra.items()}
     return A, b, H, extra, keep
 
@@ -315,7 +326,7 @@ def iter_binned_temporal_step(
     import dataclasses
 
     T = H.shape[1]
-    Hb = downsample(np.ascontiguousarray(H.T, dtype=np.float32), 1, tbin).T.copy()
+    Hb = _binned_traces(H, tbin)
     tsb = dataclasses.replace(ts, fr=float(ts.fr) / tbin)
     A, b, Hb, extra, keep = yield from iter_temporal_step(data.binned(tbin), A, b, Hb, tsb)
     H = upsample_time(Hb, T, tbin)
