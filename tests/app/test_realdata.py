@@ -20,13 +20,15 @@ def _centroids(images):
     )
 
 
-def test_neurofinder_crop_beats_caiman_on_human_rois_with_cell_shaped_footprints(
-    shared_data, tmp_path
-):
-    """Issue 14: accepted-set F1 by footprint overlap >= 1.3x CaImAn's (0.197 on this crop, its own file),
-    at most 10 % junk footprints (fragmented, non-convex or sprawling)."""
-    from napari_caiman.engine.shapes import junk_mask, match_footprints, shape_metrics
+def _crop_run(shared_data, tmp_path, frames=None):
+    """Run motion + CNMF + evaluation on the Neurofinder crop, or on some of its frames (the
+    realdata parameters); return the results, the parameters and the human ROIs as masks."""
+    import tifffile
 
+    source = shared_data / "neurofinder_crop" / "movie.tif"
+    if frames is not None:
+        tifffile.imwrite(tmp_path / "half.tif", tifffile.imread(source)[frames])
+        source = tmp_path / "half.tif"
     params = CaimanParams.from_dict(
         {
             "fr": 7,
@@ -46,17 +48,28 @@ def test_neurofinder_crop_beats_caiman_on_human_rois_with_cell_shaped_footprints
         }
     )
     r = run_pipeline(
-        [str(shared_data / "neurofinder_crop" / "movie.tif")],
+        [str(source)],
         steps=["motion", "cnmf", "evaluate"],
         output=tmp_path / "r.hdf5",
         params=params,
     )
-    acc = np.asarray(r.accepted(), int)
     regions = json.loads((shared_data / "neurofinder_crop" / "regions.json").read_text())
     truth = np.zeros((len(regions), 256, 256))
     for i, x in enumerate(regions):
         c = np.asarray(x["coordinates"], int)
         truth[i, c[:, 0], c[:, 1]] = 1
+    return r, params, truth
+
+
+def test_neurofinder_crop_beats_caiman_on_human_rois_with_cell_shaped_footprints(
+    shared_data, tmp_path
+):
+    """Issue 14: accepted-set F1 by footprint overlap >= 1.3x CaImAn's (0.197 on this crop, its own file),
+    at most 10 % junk footprints (fragmented, non-convex or sprawling)."""
+    from napari_caiman.engine.shapes import junk_mask, match_footprints, shape_metrics
+
+    r, _, truth = _crop_run(shared_data, tmp_path)
+    acc = np.asarray(r.accepted(), int)
     m = match_footprints(r.estimates.footprints(acc), truth)
     junk = junk_mask(shape_metrics(r.estimates.A[:, acc], r.estimates.dims, (5, 5)))
     # CaImAn 1.12.1's accepted set on this crop, scored the same way: F1 0.197, junk 12 % (19 of 158);
@@ -71,45 +84,6 @@ def test_neurofinder_crop_beats_caiman_on_human_rois_with_cell_shaped_footprints
     assert np.array_equal(np.asarray(back.accepted()), acc)
 
 
-def _half_crop(shared_data, tmp_path, frames):
-    """Run motion + CNMF + evaluation on some frames of the Neurofinder crop (the realdata
-    parameters); return the results, the parameters and the human ROIs as masks."""
-    import tifffile
-
-    movie = tifffile.imread(shared_data / "neurofinder_crop" / "movie.tif")[frames]
-    tifffile.imwrite(tmp_path / "half.tif", movie)
-    params = CaimanParams.from_dict(
-        {
-            "fr": 7,
-            "decay_time": 1.0,
-            "gSig": (5, 5),
-            "K": 10,
-            "rf": 25,
-            "stride": 10,
-            "p": 1,
-            "nb": 2,
-            "merge_thr": 0.85,
-            "min_SNR": 2.0,
-            "rval_thr": 0.8,
-            "use_cnn": False,
-            "max_shifts": (6, 6),
-            "pw_rigid": False,
-        }
-    )
-    r = run_pipeline(
-        [str(tmp_path / "half.tif")],
-        steps=["motion", "cnmf", "evaluate"],
-        output=tmp_path / "r.hdf5",
-        params=params,
-    )
-    regions = json.loads((shared_data / "neurofinder_crop" / "regions.json").read_text())
-    truth = np.zeros((len(regions), 256, 256))
-    for i, x in enumerate(regions):
-        c = np.asarray(x["coordinates"], int)
-        truth[i, c[:, 0], c[:, 1]] = 1
-    return r, params, truth
-
-
 def test_neurofinder_half_in_time_joint_test_accepts_cells_of_short_recordings(
     shared_data, tmp_path
 ):
@@ -120,7 +94,7 @@ def test_neurofinder_half_in_time_joint_test_accepts_cells_of_short_recordings(
     from napari_caiman.engine.resolve import thresholds
     from napari_caiman.engine.shapes import junk_mask, match_footprints, shape_metrics
 
-    r, params, truth = _half_crop(shared_data, tmp_path, slice(0, 300))
+    r, params, truth = _crop_run(shared_data, tmp_path, slice(0, 300))
     acc = np.asarray(r.accepted(), int)
     without = apply_thresholds(r.metrics, **dict(thresholds(params), joint_SNR_frac=None))[0]
     m = match_footprints(r.estimates.footprints(acc), truth)
@@ -148,7 +122,7 @@ def test_neurofinder_second_half_high_rval_exemption_accepts_faint_annotated_cel
     from napari_caiman.engine.resolve import thresholds
     from napari_caiman.engine.shapes import junk_mask, match_footprints, shape_metrics
 
-    r, params, truth = _half_crop(shared_data, tmp_path, slice(300, None))
+    r, params, truth = _crop_run(shared_data, tmp_path, slice(300, None))
     acc = np.asarray(r.accepted(), int)
     without = apply_thresholds(r.metrics, **dict(thresholds(params), high_rval_thr=None))[0]
     m = match_footprints(r.estimates.footprints(acc), truth)
