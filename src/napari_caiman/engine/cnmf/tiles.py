@@ -180,16 +180,18 @@ class TileStore:
             step = max(1, int(chunk_bytes) // max(1, frame_bytes))
             total = sum(b - a for a, b in ranges)
             done, s0 = 0, 0
-            frame_sum = np.zeros(int(np.prod(dims)), np.float64)
+            # every frame: the movie's mean image is made by the same pass
+            frame_sum = np.zeros(int(np.prod(dims)), np.float64) if total == T else None
             for a, b in ranges:
 
                 def part(t0: int, t1: int, a: int = a) -> np.ndarray:
                     ch = read(a + t0, a + t1)
-                    np.add(
-                        frame_sum,
-                        ch.reshape(len(ch), -1).sum(axis=0, dtype=np.float64),
-                        out=frame_sum,
-                    )
+                    if frame_sum is not None:
+                        np.add(
+                            frame_sum,
+                            ch.reshape(len(ch), -1).sum(axis=0, dtype=np.float64),
+                            out=frame_sum,
+                        )
                     return ch
 
                 for b0, ch in binned_chunks(part, b - a, tbin, step):
@@ -197,7 +199,7 @@ class TileStore:
                     done = min(total, done + ch.shape[0] * tbin)
                     yield done, total
                 s0 += -(-(b - a) // tbin)
-            if total == T:  # every frame: the movie's mean image, made by the same pass
+            if frame_sum is not None:
                 store.mean = (frame_sum / max(1, T)).astype(np.float32).reshape(dims)
         except BaseException:
             store.close()
