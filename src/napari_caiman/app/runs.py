@@ -400,7 +400,10 @@ def _iter_run(
     ran_on: dict[str, list] = {}
     if "motion" in steps:
         step = yield from session.iter_motion(
-            out=None if cache is not None else save_movie, executor=cluster, cache=cache
+            out=None if cache is not None else save_movie,
+            executor=cluster,
+            cache=cache,
+            for_cnmf="cnmf" in steps,
         )
         corrected_file = session.corrected_path
         if cache is None:

@@ -114,6 +114,7 @@ class Session:
         self.provenance: dict[str, Any] = {}
         self.timings: dict[str, float] = {}
         self._cnmf_movie: Any = None
+        self._tiles: Any = None  # the motion step's tile copy for CNMF's patches (for_cnmf)
 
     # construction -----------------------------------------------------------------
     @classmethod
@@ -188,10 +189,17 @@ class Session:
         if path is not None:
             self.corrected_path = path
         self._cnmf_movie = None
+        self._drop_tiles()
 
     def _drop_after_motion(self) -> None:
         self.estimates = self.metrics = self.F_dff = self.curation = None
         self._cnmf_movie = None
+        self._drop_tiles()
+
+    def _drop_tiles(self) -> None:
+        tiles, self._tiles = self._tiles, None
+        if tiles is not None:
+            tiles.close()
 
     # steps ---------------------------------------------------------------------------
     def iter_motion(
@@ -201,11 +209,15 @@ class Session:
         template: Any = None,
         executor: Any = None,
         cache: Any = None,
+        for_cnmf: bool = False,
     ) -> Generator[Progress, None, Any]:
         """Correct motion (and make the summary images); returns the step's result.
 
         ``cache`` (a :class:`~.runs.MotionCache`, with ``source`` set) reuses a
-        stored correction of the same input and motion parameters.
+        stored correction of the same input and motion parameters. ``for_cnmf``:
+        :meth:`iter_cnmf` comes next, so the copy of the frames its patches read
+        is written with the corrected movie (see
+        :func:`~napari_caiman.engine.pipeline.iter_motion_step`).
         """
         if cache is not None:
             if self.source is None:
@@ -221,7 +233,12 @@ class Session:
             from ..engine.pipeline import iter_motion_step
 
             step = yield from iter_motion_step(
-                self.movie, self.params, out=out, template=template, executor=executor
+                self.movie,
+                self.params,
+                out=out,
+                template=template,
+                executor=executor,
+                for_cnmf=for_cnmf,
             )
             path = str(Path(out).resolve()) if out is not None else None
         self.take_motion(step, path=path)
@@ -245,6 +262,7 @@ class Session:
         self.motion, self.summary = step.motion, step.summary
         self.corrected = step.motion.corrected
         self.corrected_path = None if path is None else str(Path(path).resolve())
+        self._tiles = getattr(step, "tiles", None)
         self.timings.update(step.timings)
         self.events.motion.emit(self)
 
@@ -260,8 +278,14 @@ class Session:
 
         # the motion step's images when complete (a file's may hold only "corr": computed again)
         summary = self.summary if getattr(self.summary, "std", None) is not None else None
+        tiles, self._tiles = self._tiles, None  # the step takes it (and removes its file)
         step = yield from iter_cnmf_step(
-            self.cnmf_movie(), self.params, Ain=seeds, summary=summary, executor=executor
+            self.cnmf_movie(),
+            self.params,
+            Ain=seeds,
+            summary=summary,
+            executor=executor,
+            tiles=tiles,
         )
         self.take_cnmf(step)
         return step

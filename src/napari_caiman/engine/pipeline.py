@@ -76,6 +76,7 @@ def iter_motion_step(
     out: str | Path | None = None,
     template: Any = None,
     executor: Any = None,
+    for_cnmf: bool = False,
 ) -> Generator[Progress, None, MotionStepResult]:
     """Motion-correct ``movie`` and compute mean/max/std/correlation images.
 
@@ -92,6 +93,12 @@ def iter_motion_step(
     executor : dask.distributed.Client, optional
         Register the chunks of frames on this cluster (see
         :func:`~napari_caiman.engine.motion.iter_motion_correct`).
+    for_cnmf : bool
+        CNMF runs next on the corrected movie ``out``: when its patches will
+        read it through a tile-major copy (a movie larger than the page cache,
+        :func:`~napari_caiman.engine.cnmf.patches.patch_store_plan`), write
+        that copy with the corrected frames, as ``result.tiles``, so that CNMF
+        does not read the movie once more to make it.
 
     Returns
     -------
@@ -112,25 +119,39 @@ def iter_motion_step(
     # written, so the corrected movie (larger than the page cache at recording
     # scale) is not read back for them; frames written by cluster workers are
     # not seen here, and then one pass over the corrected movie makes them
-    summing = {"s": 0.0}  # seconds spent accumulating the summary images
+    summing = {"s": 0.0, "tiles": 0.0}  # seconds spent on the summary images, the tile copy
     acc = SummaryAccumulator(shape[1:])
+    writer = _tile_writer(shape, params, out) if for_cnmf and executor is None else None
 
     def on_frames(t0: int, frames: Any) -> None:
         ts = time.perf_counter()
         acc.add(frames)
-        summing["s"] += time.perf_counter() - ts
+        tw = time.perf_counter()
+        summing["s"] += tw - ts
+        if writer is not None:
+            from .finite import finite_float32
 
-    with acc:
-        motion = yield from iter_motion_correct(
-            movie,
-            out=out,
-            template=template,
-            memory_limit=bud.limit,
-            executor=executor,
-            on_frames=on_frames,
-            **motion_kwargs(params),
-        )
-        summary = acc.result() if acc.frames == shape[0] else None
+            writer.add(t0, finite_float32(frames))  # NaN borders read as CNMF reads them
+            summing["tiles"] += time.perf_counter() - tw
+
+    tiles = None
+    try:
+        with acc:
+            motion = yield from iter_motion_correct(
+                movie,
+                out=out,
+                template=template,
+                memory_limit=bud.limit,
+                executor=executor,
+                on_frames=on_frames,
+                **motion_kwargs(params),
+            )
+            summary = acc.result() if acc.frames == shape[0] else None
+        if writer is not None and writer.complete:
+            tiles = writer.finish()
+    finally:
+        if writer is not None and tiles is None:  # cancelled, failed, or frames written elsewhere
+            writer.abort()
     t1 = time.perf_counter()
     if summary is None:
         try:
@@ -140,17 +161,36 @@ def iter_motion_step(
         except BaseException:
             # cancelled or failed after the movie file was completed: the step as a
             # whole did not finish, so do not leave its output behind
+            if tiles is not None:
+                tiles.close()
             if out is not None:
                 with contextlib.suppress(OSError):
                     Path(out).unlink()
             raise
         summing["s"] += time.perf_counter() - t1
     t2 = time.perf_counter()
-    return MotionStepResult(
-        motion=motion,
-        summary=summary,
-        timings={"motion": t2 - t0 - summing["s"], "summary": summing["s"]},
-    )
+    timings = {"motion": t2 - t0 - summing["s"] - summing["tiles"], "summary": summing["s"]}
+    if writer is not None:
+        timings["motion tile copy"] = summing["tiles"]
+    return MotionStepResult(motion=motion, summary=summary, timings=timings, tiles=tiles)
+
+
+def _tile_writer(shape: tuple[int, ...], params: CaimanParams, out: Any) -> Any:
+    """Return the writer of the tile store CNMF's patches will read, or None when they read none.
+
+    Written next to the corrected movie ``out`` (none when it stays in memory).
+    """
+    if out is None:
+        return None
+    from .cnmf.patches import patch_store_plan
+    from .cnmf.tiles import TileWriter
+
+    plan = patch_store_plan(shape, params)
+    if plan is None:
+        return None
+    tile, tbin = plan
+    folder = str(Path(out).resolve().parent)
+    return TileWriter(shape[1:], shape[0], tile, tbin=tbin, folder=folder)
 
 
 def summary_chunk(movie: Any, bud: Any) -> int:
@@ -189,6 +229,7 @@ def iter_cnmf_step(
     fill_nan: bool = False,
     border: Any = None,
     motion: Any = None,
+    tiles: Any = None,
 ) -> Generator[Progress, None, CnmfStepResult]:
     """Run CNMF on a (motion-corrected) movie.
 
@@ -211,11 +252,26 @@ def iter_cnmf_step(
         The motion correction that produced ``movie``, for
         :func:`movie_for_cnmf` (which is applied unless ``fill_nan``/``border``
         are given, or ``movie`` already is its result).
+    tiles : TileStore, optional
+        The motion step's ``result.tiles`` for this movie (taken over: closed
+        by the time this returns).
 
     Returns
     -------
     CnmfStepResult
     """
+    try:
+        return (
+            yield from _cnmf_step(
+                movie, params, Ain, summary, executor, fill_nan, border, motion, tiles
+            )
+        )
+    finally:
+        if tiles is not None:  # the patches' copy, used or not, goes with the step
+            tiles.close()
+
+
+def _cnmf_step(movie, params, Ain, summary, executor, fill_nan, border, motion, tiles):
     params = for_movie(params, movie.shape)  # a volume's planes entries, as the docks fill them
     movie = _prepared(movie, motion, params, fill_nan, border)
     backend = _caiman_backend(params)
@@ -244,7 +300,7 @@ def iter_cnmf_step(
         )
         timings["summary"] = time.perf_counter() - t0
     t1 = time.perf_counter()
-    estimates = yield from iter_cnmf(movie, params, Ain=Ain, executor=executor)
+    estimates = yield from iter_cnmf(movie, params, Ain=Ain, executor=executor, tiles=tiles)
     timings["cnmf"] = time.perf_counter() - t1
     # the engine's own stages (loading, reordering, noise, patches, each refinement step)
     for k, v in (getattr(estimates, "timings", None) or {}).items():

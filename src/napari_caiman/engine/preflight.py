@@ -129,10 +129,12 @@ def estimate(shape: tuple[int, ...], steps: Any, params: Any) -> dict[str, dict[
     return phases
 
 
-def tile_store_bytes(shape: tuple[int, ...], params: Any) -> int:
-    """Return the disk bytes of the largest tile store CNMF makes of a movie of ``shape``.
+def tile_store_bytes(shape: tuple[int, ...], params: Any, *, after_motion: bool = False) -> int:
+    """Return the disk bytes of the tile stores CNMF holds at once for a movie of ``shape``.
 
-    See :mod:`.cnmf.tiles`: 0 when the movie fits the page cache and none is made.
+    See :mod:`.cnmf.tiles`: 0 when the movie fits the page cache and none is made. One at a time
+    (the largest), or with ``after_motion`` both: the patches' copy, written during motion
+    correction, is on disk while the noise's is made.
     """
     from .cnmf.noise import fft_sample_ranges
     from .cnmf.patches import patch_time_bin
@@ -144,7 +146,8 @@ def tile_store_bytes(shape: tuple[int, ...], params: Any) -> int:
     n_fft = int(params.get("max_num_samples_fft") or 3072) if hasattr(params, "get") else 3072
     n_noise = sum(b - a for a, b in fft_sample_ranges(T, n_fft))
     n_patch = -(-T // patch_time_bin(T)) if params.get("rf") is not None else 0
-    return int(4 * P * max(n_noise, n_patch) * 1.15)  # tiles pad the far borders (< 1/16 per axis)
+    n = n_noise + n_patch if after_motion else max(n_noise, n_patch)
+    return int(4 * P * n * 1.15)  # tiles pad the far borders (< 1/16 per axis)
 
 
 _ADVICE = {
@@ -184,7 +187,7 @@ def check_run(
             )
     if "motion" in steps and movie_out is not None:
         need_disk = 4 * int(np.prod(shape)) + (64 << 20)
-        store = tile_store_bytes(shape, params) if "cnmf" in steps else 0
+        store = tile_store_bytes(shape, params, after_motion=True) if "cnmf" in steps else 0
         need_disk += (
             store  # CNMF's temporary tile-major copy of the corrected movie, on the same disk
         )

@@ -15,6 +15,9 @@ class MotionStepResult:
     motion: Any  # engine.motion.MotionResult
     summary: Any  # engine.summary.SummaryImages
     timings: dict[str, float] = field(default_factory=dict)
+    #: the tile-major copy CNMF's patches read (engine.cnmf.tiles.TileStore), written with the
+    #: corrected frames when asked (``iter_motion_step(for_cnmf=True)``); whoever takes it closes it
+    tiles: Any = None
 
 
 @dataclass

@@ -259,3 +259,64 @@ def test_spatial_updates_of_a_long_movie_read_it_binned_from_the_store(
         m = match_components(e.footprints(), truth.footprints, e.C, truth.traces)
         assert m.recall == 1.0 and m.median_trace_corr > 0.9
     assert not [f for f in path.parent.iterdir() if f.name.startswith("napari-caiman-tiles-")]
+
+
+@pytest.mark.parametrize("dims", [(37, 53), (5, 23, 31)])
+def test_a_tile_writer_fed_uneven_chunks_writes_what_build_writes(dims, tmp_path):
+    """The motion step hands its corrected frames to a TileWriter in chunks of its own
+    size: the samples (binned across chunk edges), the sampled ranges and the mean image
+    are bit for bit those of a store built by reading the movie, frames out of order are
+    refused, and a writer that did not get every frame leaves no file."""
+    from napari_caiman.engine.cnmf.tiles import TileWriter
+
+    rng = np.random.default_rng(3)
+    T = 61
+    movie = rng.standard_normal((T, *dims)).astype(np.float32)
+    tile = tile_shape(dims, default=8)
+    for tbin, ranges in [(1, None), (3, None), (1, [(0, 10), (25, 41)]), (2, [(5, 18), (40, 61)])]:
+        ref, _ = _build(movie, tile, tbin=tbin, ranges=ranges, chunk_bytes=4 * movie[0].size * 8)
+        w = TileWriter(dims, T, tile, tbin=tbin, folder=str(tmp_path), ranges=ranges)
+        assert not w.complete
+        for t0, t1 in [(0, 7), (7, 9), (9, 23), (23, 24), (24, 50), (50, T)]:
+            w.add(t0, movie[t0:t1])
+        assert w.complete
+        got = w.finish()
+        assert (got.n, got.tile) == (ref.n, ref.tile)
+        np.testing.assert_array_equal(got.read_frames(0, got.n), ref.read_frames(0, ref.n))
+        if ranges is None:
+            np.testing.assert_array_equal(got.mean, ref.mean)
+        else:
+            assert got.mean is None and ref.mean is None
+        got.close(), ref.close()
+    w = TileWriter(dims, T, tile, tbin=3, folder=str(tmp_path))
+    w.add(0, movie[:10])
+    with pytest.raises(ValueError, match="frame 12 given where frame 10"):
+        w.add(12, movie[12:20])
+    with pytest.raises(ValueError, match="never given"):
+        w.finish()
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_store_written_before_the_border_was_known_reads_as_the_border_view(tmp_path):
+    """Frames written before motion correction ended (its border, the largest shift,
+    not known yet) read, once the border is set, exactly as the NanFilled view CNMF
+    reads: the border pixels 0 in boxes, frames and the mean image."""
+    from napari_caiman.engine.border import NanFilled
+    from napari_caiman.engine.cnmf.tiles import TileWriter
+
+    rng = np.random.default_rng(4)
+    dims, T, border = (40, 45), 30, (3, 2)
+    movie = rng.random((T, *dims)).astype(np.float32) + 1
+    tile = tile_shape(dims, default=16)
+    view = NanFilled(movie, border)
+    ref, _ = _build(view, tile, tbin=2)
+    w = TileWriter(dims, T, tile, tbin=2, folder=str(tmp_path))
+    w.add(0, movie)
+    got = w.finish()
+    got.set_border(border)
+    np.testing.assert_array_equal(got.read_frames(0, got.n), ref.read_frames(0, ref.n))
+    for sl in [(slice(0, 20), slice(30, 45)), (slice(10, 40), slice(0, 17))]:
+        np.testing.assert_array_equal(got.read(sl), ref.read(sl))
+    np.testing.assert_allclose(got.mean, ref.mean, rtol=1e-6)
+    assert got.mean[:3].max() == 0 and got.mean[:, -2:].max() == 0 and got.mean[5, 5] > 1
+    got.close(), ref.close()

@@ -23,6 +23,9 @@ from .tiles import TileStore, backing_dir, binned_chunks, tile_shape, use_store
 #: movies (as float32) up to this size are held in memory during CNMF
 DEFAULT_MAX_BYTES = 3 << 30
 
+#: the share of the memory budget a movie's float32 copy may take to be held in memory
+IN_MEMORY_SHARE = 0.4
+
 
 def _as_array(x) -> np.ndarray:
     if hasattr(x, "compute") and not isinstance(x, np.ndarray):
@@ -48,8 +51,9 @@ class MovieData:
         self.tile: tuple[int, ...] | None = None
         #: folder of the tile store's file (default: next to the movie's file)
         self.folder: str | None = None
-        self._store: TileStore | None = None
-        self._store_key: tuple | None = None
+        #: open tile stores by (tbin, frame ranges); ``_kept``: those handed in (:meth:`adopt_store`)
+        self._stores: dict[tuple, TileStore] = {}
+        self._kept: set[tuple] = set()
         self._binned: MovieData | None = None
 
     # ------------------------------------------------------------------ reading
@@ -120,12 +124,16 @@ class MovieData:
         """Yield (done, total) frames.
 
         Returns the :class:`TileStore` of ``ranges`` (default: all frames) binned by ``tbin`` (kept
-        until :meth:`close_store`, and reused when asked for the same frames again).
+        until :meth:`close_store`, and reused when asked for the same frames again). A store this
+        object built for other frames is removed first (one on disk at a time), a handed-in one
+        (:meth:`adopt_store`) is kept.
         """
         kept = self.stored(tbin, ranges)
         if kept is not None:
             return kept
-        self.close_store()
+        for k in [k for k in self._stores if k not in self._kept]:
+            self._stores.pop(k).close()
+        self._binned = None
         key = self._key(tbin, ranges)
         tile = self.tile or tile_shape(self.dims)
         store = yield from TileStore.build(
@@ -138,8 +146,36 @@ class MovieData:
             folder=self.folder or backing_dir(self.movie),
             ranges=list(key[1]),
         )
-        self._store, self._store_key = store, key
+        self._stores[key] = store
         return store
+
+    def adopt_store(self, store: TileStore, tbin: int) -> bool:
+        """Take ``store`` (all frames binned by ``tbin``, written as the movie was made) as this movie's.
+
+        Used when it is the store the patches would build: the same samples, tiles and frames of a
+        movie read from disk (not loaded). The movie's motion border (a
+        :class:`~napari_caiman.engine.border.NanFilled` view's) is applied to its reads. Returns
+        whether it was taken; when not, its file is removed. Either way it is this object's to close.
+        """
+        tbin = max(1, int(tbin))
+        fits = (
+            self.Y is None
+            and not self.in_memory
+            and store.dims == self.dims
+            and store.n == -(-self.T // tbin)
+            and (self.tile is None or store.tile == tuple(self.tile))
+        )
+        if not fits:
+            store.close()
+            return False
+        store.set_border(getattr(self.movie, "border", None))
+        key = self._key(tbin, None)
+        if key in self._stores:
+            self._stores.pop(key).close()
+        self._stores[key] = store
+        self._kept.add(key)
+        self._binned = None
+        return True
 
     def _key(self, tbin: int, ranges: list[tuple[int, int]] | None) -> tuple:
         return (int(tbin), tuple(ranges or [(0, self.T)]))
@@ -151,15 +187,13 @@ class MovieData:
 
         ``ranges`` default: all frames.
         """
-        if self._store is not None and self._store_key == self._key(tbin, ranges):
-            return self._store
-        return None
+        return self._stores.get(self._key(tbin, ranges))
 
     def close_store(self) -> None:
-        """Remove the tile store's file (if any)."""
-        if self._store is not None:
-            self._store.close()
-        self._store, self._store_key = None, None
+        """Remove the tile stores' files (if any)."""
+        stores, self._stores, self._kept = list(self._stores.values()), {}, set()
+        for store in stores:
+            store.close()
         self._binned = None
 
     # ------------------------------------------------------------------ statistics
@@ -311,8 +345,9 @@ class MovieData:
         From the tile store's pass when it was built from every frame, else one
         pass over the movie.
         """
-        if self._store is not None and self._store.mean is not None:
-            return self._store.mean.reshape(self.P)
+        for store in self._stores.values():
+            if store.mean is not None:
+                return store.mean.reshape(self.P)
         acc = np.zeros(self.P, np.float64)
         for _, _, ch in self.chunks():
             acc += ch.sum(axis=0, dtype=np.float64)

@@ -39,7 +39,7 @@ from ..threads import single_threaded_blas
 from ..validate import check_movie
 from . import sparse_steps as sps
 from ._shapes import box_indices, upsample_images, upsample_time
-from .data import MovieData, check_not_constant
+from .data import IN_MEMORY_SHARE, MovieData, check_not_constant
 from .estimates import Estimates, caiman_permutation
 from .initialization import iter_greedy_roi
 from .noise import fft_sample_ranges
@@ -52,52 +52,13 @@ from .patches import (
     patch_time_bin,
 )
 from .products import csc_of
+from .seeds import seeds_as_csc
 from .steps import Settings
 from .tiles import backing_dir
 
 __all__ = ["iter_cnmf", "cnmf", "settings_from_params"]
 
 MIN_FRAMES = 10
-
-
-def _ain_to_internal(Ain: Any, dims: tuple[int, ...]) -> sparse.csc_matrix:
-    """Seeds as CSC (pixels C-order, K) float32, empty ones dropped; sparse seeds stay sparse."""
-    P = int(np.prod(dims))
-    if sparse.issparse(Ain):
-        S = sparse.csc_matrix(Ain)
-        if S.dtype == object or S.dtype.kind not in "biuf":
-            raise InputError("Ain", f"expected boolean or numeric footprints, got dtype {S.dtype}")
-        if S.shape[0] != P:
-            raise InputError(
-                "Ain",
-                f"expected sparse footprints (pixels={P}, K) in CaImAn order, got shape {S.shape}",
-            )
-        S = S.astype(np.float32)
-        if not np.all(np.isfinite(S.data)) or (S.data < 0).any():
-            raise InputError("Ain", "footprints must be finite and non-negative")
-        A = sparse.csc_matrix(S[np.argsort(caiman_permutation(dims))])  # x_c = x_caiman[inv]
-    else:
-        M = np.asarray(Ain)
-        if M.dtype == object or M.dtype.kind not in "biuf":
-            raise InputError("Ain", f"expected boolean or numeric footprints, got dtype {M.dtype}")
-        if M.ndim == len(dims) + 1 and tuple(M.shape[1:]) == tuple(dims):
-            Ad = M.reshape(M.shape[0], P).T.astype(np.float32)
-        elif M.ndim == 2 and M.shape[0] == P:
-            inv = np.argsort(caiman_permutation(dims))
-            Ad = M.astype(np.float32)[inv]
-        else:
-            raise InputError(
-                "Ain",
-                f"expected footprints (K, {', '.join(map(str, dims))}) in array order or "
-                f"(pixels={P}, K) in CaImAn order, got shape {M.shape}",
-            )
-        if not np.all(np.isfinite(Ad)) or (Ad < 0).any():
-            raise InputError("Ain", "footprints must be finite and non-negative")
-        A = csc_of(np.ascontiguousarray(Ad))
-    A.eliminate_zeros()
-    A.sort_indices()
-    alive = np.flatnonzero(np.diff(A.indptr) > 0)
-    return sparse.csc_matrix(A[:, alive]) if alive.size < A.shape[1] else A
 
 
 def _nn_svd_rows(F: np.ndarray, nb: int, T: int) -> np.ndarray:
@@ -129,6 +90,7 @@ def iter_cnmf(
     executor: Any = None,
     memmap_dir: Any = None,
     max_in_memory: int | None = None,
+    tiles: Any = None,
 ) -> Generator[Progress, None, Estimates]:
     """CNMF source extraction as a progress generator (returns :class:`Estimates`).
 
@@ -152,6 +114,10 @@ def iter_cnmf(
         than the page cache (default: next to the movie's file); it is removed at the end.
     max_in_memory : bytes; movies whose float32 copy is larger are streamed
         (default: 40 % of ``params["memory_limit"]``, see :mod:`..memory`).
+    tiles : :class:`~.tiles.TileStore`, optional
+        The tile-major copy the patches read, written while the movie was made
+        (:func:`~.patches.patch_store_plan`); used if it is the one they would
+        build, and removed at the end either way.
 
     Raises
     ------
@@ -169,11 +135,14 @@ def iter_cnmf(
                 max_in_memory=max_in_memory,
                 opened=opened,
                 folder=memmap_dir,
+                tiles=tiles,
             )
         )
     finally:
         for data in opened:  # the tile store's temporary file, also on error or cancel
             data.close_store()
+        if tiles is not None:  # taken or not (closing twice is a no-op)
+            tiles.close()
 
 
 def _iter_cnmf(
@@ -185,6 +154,7 @@ def _iter_cnmf(
     max_in_memory: int | None,
     opened: list,
     folder: Any,
+    tiles: Any = None,
 ) -> Generator[Progress, None, Estimates]:
     if not isinstance(params, CaimanParams):
         params = CaimanParams.from_dict(params or {})
@@ -195,7 +165,7 @@ def _iter_cnmf(
     nd = len(dims)
     st = settings_from_params(params, nd, dims)
     geometry = patch_geometry(params, st, nd, dims) if Ain is None else None
-    A_seed = _ain_to_internal(Ain, dims) if Ain is not None else None
+    A_seed = seeds_as_csc(Ain, dims) if Ain is not None else None
     timings: dict[str, float] = {}
     info: dict[str, Any] = {"dims": dims, "n_frames": T}
     from ..memory import budget
@@ -203,13 +173,18 @@ def _iter_cnmf(
     bud = budget(params)
     info["memory_limit"] = bud.limit
     if max_in_memory is None:
-        max_in_memory = int(bud.limit * 0.4)
+        max_in_memory = int(bud.limit * IN_MEMORY_SHARE)
     data = MovieData(
         movie, max_bytes=max_in_memory, chunk_bytes=min(64 << 20, bud.chunk_bytes(0.0625))
     )
     opened.append(data)
     data.folder = None if folder is None else str(folder)
     data.tile = patch_tiles(dims, *geometry) if geometry is not None else None
+    if tiles is not None:  # written during motion correction (see .patches.patch_store_plan)
+        adopted = geometry is not None and data.adopt_store(tiles, patch_time_bin(T))
+        if not adopted:
+            tiles.close()
+        info["tiles_from_motion"] = adopted
 
     t0 = time.perf_counter()
     for done, total in data.load():

@@ -28,11 +28,18 @@ import itertools
 import numpy as np
 
 from ._shapes import downsample, upsample_images, upsample_time
-from .data import MovieData
+from .data import IN_MEMORY_SHARE, MovieData
 from .initialization import greedy_roi
 from .steps import Settings, spatial_step, temporal_step
 
-__all__ = ["patch_slices", "patch_tiles", "patch_time_bin", "fit_patch", "fit_patch_from"]
+__all__ = [
+    "patch_slices",
+    "patch_tiles",
+    "patch_time_bin",
+    "patch_store_plan",
+    "fit_patch",
+    "fit_patch_from",
+]
 
 #: working copies of its slab that one patch fit holds at its peak, the slab
 #: included (tracemalloc: 2.2 for a 2D patch of 51 x 51 pixels, 1.6 for a
@@ -81,6 +88,32 @@ def patch_tiles(dims: tuple[int, ...], rf, stride) -> tuple[int, ...]:
     sizes = tuple(min(2 * int(r), int(d)) for r, d in zip(rf, dims, strict=True))
     steps = tuple(max(1, z - int(s)) for z, s in zip(sizes, stride, strict=True))
     return tile_shape(dims, sizes, steps)
+
+
+def patch_store_plan(shape: tuple[int, ...], params) -> tuple[tuple[int, ...], int] | None:
+    """Return ``(tile, tbin)`` of the tile store CNMF's patches will read from a movie of ``shape``.
+
+    None when they read none: no patches (``rf`` None), a movie CNMF holds in
+    memory (:data:`~.data.IN_MEMORY_SHARE` of the budget), or one the page cache
+    holds (:func:`~.tiles.use_store`). The motion step writes that store as it
+    writes the corrected frames (float32), so CNMF does not read them once more
+    to build it. The same rules as the CNMF run's, from the same parameters.
+    """
+    from ..memory import budget
+    from ..resolve import patch_geometry, settings_from_params
+    from .tiles import use_store
+
+    T, dims = int(shape[0]), tuple(int(d) for d in shape[1:])
+    nbytes = 4 * T * int(np.prod(dims))
+    if params.get("rf") is None or nbytes <= int(budget(params).limit * IN_MEMORY_SHARE):
+        return None
+    if not use_store(nbytes):
+        return None
+    st = settings_from_params(params, len(dims), dims)
+    geometry = patch_geometry(params, st, len(dims), dims)
+    if geometry is None:
+        return None
+    return patch_tiles(dims, *geometry), patch_time_bin(T)
 
 
 def fit_patch(

@@ -17,6 +17,10 @@ bounded for long movies by the patches' time binning; the file is allocated
 before it is written, so a full disk fails at once, and it is removed when
 the store is closed (also on error or cancel).
 
+:class:`TileWriter` writes a store from frames handed to it in order, a chunk
+at a time: the motion step feeds it the corrected frames as it writes them, so
+that CNMF finds the copy made without one more pass over the corrected movie.
+
 Internal to :mod:`napari_caiman.engine.cnmf`.
 """
 
@@ -32,7 +36,7 @@ import numpy as np
 
 from ._shapes import box_indices, downsample
 
-__all__ = ["TileStore", "tile_shape", "binned_chunks"]
+__all__ = ["TileStore", "TileWriter", "tile_shape", "binned_chunks"]
 
 #: ``"auto"``: a store is used when the bytes to read exceed half of the RAM
 #: available (so that the page cache cannot hold them); ``"always"``/``"never"``
@@ -127,6 +131,8 @@ class TileStore:
         #: the temporal mean of every pixel over all the movie's frames (full-rate,
         #: float32, ``dims``), when the store was built from all of them
         self.mean: np.ndarray | None = None
+        #: pixels per axis at each edge read as 0 (a motion border, see :meth:`set_border`)
+        self.border: tuple[int, ...] | None = None
         self._fd: int | None = None
         self._owner = True  # the process that built the store removes its file
 
@@ -146,6 +152,25 @@ class TileStore:
 
     # ------------------------------------------------------------------ writing
     @classmethod
+    def create(
+        cls, dims: tuple[int, ...], n: int, tile: tuple[int, ...], folder: str | None = None
+    ) -> TileStore:
+        """Return a new store of ``n`` samples, its whole file reserved (a full disk fails here)."""
+        try:
+            fd, path = tempfile.mkstemp(prefix="napari-caiman-tiles-", suffix=".f32", dir=folder)
+        except OSError:  # the movie's folder is read-only: the system's temporary folder
+            folder = None
+            fd, path = tempfile.mkstemp(prefix="napari-caiman-tiles-", suffix=".f32")
+        store = cls(path, dims, n, tile)
+        store._fd = fd
+        try:
+            store._allocate(folder)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @classmethod
     def build(
         cls,
         read: Callable[[int, int], np.ndarray],
@@ -164,47 +189,22 @@ class TileStore:
         With ``ranges`` only those frame ranges are stored (one after the
         other); with ``tbin`` > 1 each sample is the mean of ``tbin`` frames.
         """
-        ranges = [(0, int(T))] if ranges is None else [(int(a), int(b)) for a, b in ranges]
-        tbin = max(1, int(tbin))
-        n = sum(-(-(b - a) // tbin) for a, b in ranges)
+        writer = TileWriter(dims, T, tile, tbin=tbin, folder=folder, ranges=ranges)
         try:
-            fd, path = tempfile.mkstemp(prefix="napari-caiman-tiles-", suffix=".f32", dir=folder)
-        except OSError:  # the movie's folder is read-only: the system's temporary folder
-            folder = None
-            fd, path = tempfile.mkstemp(prefix="napari-caiman-tiles-", suffix=".f32")
-        store = cls(path, dims, n, tile)
-        store._fd = fd
-        try:
-            store._allocate(folder)
             frame_bytes = 4 * int(np.prod(dims))
             step = max(1, int(chunk_bytes) // max(1, frame_bytes))
-            total = sum(b - a for a, b in ranges)
-            done, s0 = 0, 0
-            # every frame: the movie's mean image is made by the same pass
-            frame_sum = np.zeros(int(np.prod(dims)), np.float64) if total == T else None
-            for a, b in ranges:
-
-                def part(t0: int, t1: int, a: int = a) -> np.ndarray:
-                    ch = read(a + t0, a + t1)
-                    if frame_sum is not None:
-                        np.add(
-                            frame_sum,
-                            ch.reshape(len(ch), -1).sum(axis=0, dtype=np.float64),
-                            out=frame_sum,
-                        )
-                    return ch
-
-                for b0, ch in binned_chunks(part, b - a, tbin, step):
-                    store._write(s0 + b0, np.asarray(ch, np.float32))
-                    done = min(total, done + ch.shape[0] * tbin)
-                    yield done, total
-                s0 += -(-(b - a) // tbin)
-            if frame_sum is not None:
-                store.mean = (frame_sum / max(1, T)).astype(np.float32).reshape(dims)
+            step = max(writer.tbin, step // writer.tbin * writer.tbin)
+            done = 0
+            for a, b in writer.ranges:
+                for t0 in range(a, b, step):
+                    t1 = min(b, t0 + step)
+                    writer.add(t0, read(t0, t1))
+                    done += t1 - t0
+                    yield done, writer.total
+            return writer.finish()
         except BaseException:
-            store.close()
+            writer.abort()
             raise
-        return store
 
     def _allocate(self, folder: str | None) -> None:
         """Reserve the whole file now, so that a full disk fails before any work."""
@@ -269,6 +269,7 @@ class TileStore:
                 src.append(slice(lo - i * t, hi - i * t))
                 dst.append(slice(lo - s.start, hi - s.start))
             out[tuple(dst)] = buf[tuple(src)]
+        self._blank_border(out, sl)
         return out
 
     def read_frames(self, s0: int, s1: int) -> np.ndarray:
@@ -292,7 +293,38 @@ class TileStore:
         padded = tuple(g * t for g, t in zip(self.grid, self.tile, strict=True))
         frames = blocks.reshape(*self.grid, m, *self.tile).transpose(order).reshape(m, *padded)
         crop = (slice(None),) + tuple(slice(0, d) for d in self.dims)
-        return np.ascontiguousarray(frames[crop])
+        out = np.ascontiguousarray(frames[crop])
+        self._blank_border(out, tuple(slice(0, d) for d in self.dims))
+        return out
+
+    def set_border(self, border: tuple[int, ...] | None) -> None:
+        """Read ``border`` pixels per axis at each edge as 0 from now on (the mean image too).
+
+        What :class:`~napari_caiman.engine.border.NanFilled` does to the frames,
+        applied to a store written before the motion border was known.
+        """
+        if border is None or not any(int(b) > 0 for b in border):
+            self.border = None
+            return
+        self.border = tuple(int(b) for b in border)
+        if self.mean is not None:
+            self.mean = self.mean.copy()
+            self._blank_border(self.mean[None], tuple(slice(0, d) for d in self.dims))
+        self.vmin, self.vmax = min(self.vmin, 0.0), max(self.vmax, 0.0)
+
+    def _blank_border(self, out: np.ndarray, sl: tuple[slice, ...]) -> None:
+        """Set the border pixels of ``out`` ((n, *box) at the pixels ``sl``) to 0."""
+        if self.border is None:
+            return
+        for axis, (s, b, d) in enumerate(zip(sl, self.border, self.dims, strict=True)):
+            if b <= 0:
+                continue
+            idx = np.arange(s.start, s.stop)
+            hit = np.flatnonzero((idx < b) | (idx >= d - b))
+            if hit.size:
+                key: list = [slice(None)] * out.ndim
+                key[1 + axis] = hit
+                out[tuple(key)] = 0
 
     def pixel_groups(self, max_px: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield the groups of whole tiles of about ``max_px`` pixels.
@@ -320,6 +352,7 @@ class TileStore:
             os.close(self._fd)
             self._fd = None
         if self._owner:
+            self._owner = False  # once: the name may be another store's later
             try:
                 os.unlink(self.path)
             except FileNotFoundError:
@@ -339,3 +372,95 @@ class TileStore:
             self.close()
         except Exception:
             pass
+
+
+class TileWriter:
+    """Write a :class:`TileStore` from frames handed to it in order, a chunk at a time.
+
+    Frames ``t0 : t0 + len(frames)`` come in order (``add``); those in
+    ``ranges`` (default: all ``T``) are stored, averaged over ``tbin`` frames
+    within each range, with the frames of an unfinished sample kept until the
+    next chunk completes it. The samples are those :meth:`TileStore.build`
+    would write from the same frames, bit for bit. When every frame is
+    stored, their float64 sums make the store's mean image. :meth:`finish`
+    returns the store; :meth:`abort` (also on error) removes the file.
+    """
+
+    def __init__(
+        self,
+        dims: tuple[int, ...],
+        T: int,
+        tile: tuple[int, ...],
+        *,
+        tbin: int = 1,
+        folder: str | None = None,
+        ranges: list[tuple[int, int]] | None = None,
+    ) -> None:
+        self.T, self.tbin = int(T), max(1, int(tbin))
+        self.dims = tuple(int(d) for d in dims)
+        self.ranges = [(0, self.T)] if ranges is None else [(int(a), int(b)) for a, b in ranges]
+        self.total = sum(b - a for a, b in self.ranges)
+        n = sum(-(-(b - a) // self.tbin) for a, b in self.ranges)
+        self._first = list(
+            itertools.accumulate([0] + [-(-(b - a) // self.tbin) for a, b in self.ranges])
+        )
+        self.store: TileStore | None = TileStore.create(self.dims, n, tile, folder)
+        self._sum = np.zeros(int(np.prod(self.dims)), np.float64) if self.total == self.T else None
+        self._next = self.ranges[0][0] if self.ranges else 0  # the frame expected next
+        self._pending: list[np.ndarray] = []  # frames of the current range's unfinished sample
+        self.taken = 0  # frames of the ranges given so far
+
+    def add(self, t0: int, frames: np.ndarray) -> None:
+        """Take frames ``t0 : t0 + len(frames)`` ((m, *dims) float32, finite), the next in order."""
+        t0, m = int(t0), int(frames.shape[0])
+        if self._sum is not None:
+            flat = frames.reshape(m, -1)
+            np.add(self._sum, flat.sum(axis=0, dtype=np.float64), out=self._sum)
+        for r, (a, b) in enumerate(self.ranges):
+            lo, hi = max(a, t0), min(b, t0 + m)
+            if lo < hi:
+                self._take(r, lo, frames[lo - t0 : hi - t0])
+
+    def _take(self, r: int, lo: int, part: np.ndarray) -> None:
+        a, b = self.ranges[r]
+        if lo != self._next:
+            raise ValueError(f"tile store: frame {lo} given where frame {self._next} comes next")
+        self.taken += len(part)
+        start = lo - sum(len(p) for p in self._pending)  # first frame of the unfinished sample
+        if self._pending:
+            part = np.concatenate([*self._pending, part])
+            self._pending = []
+        end = start + len(part)
+        keep = len(part) if end == b else (len(part) // self.tbin) * self.tbin
+        if keep:
+            ch = part[:keep]
+            ch = downsample(ch, 1, self.tbin) if self.tbin > 1 else ch
+            assert self.store is not None
+            self.store._write(self._first[r] + (start - a) // self.tbin, np.asarray(ch, np.float32))
+        if keep < len(part):
+            self._pending = [np.array(part[keep:], np.float32)]
+        self._next = end
+        if end == b and r + 1 < len(self.ranges):
+            self._next = self.ranges[r + 1][0]
+
+    @property
+    def complete(self) -> bool:
+        """Return True when every frame to store has been given."""
+        return self.taken == self.total and not self._pending
+
+    def finish(self) -> TileStore:
+        """Return the store, every frame written (``ValueError`` if some are missing)."""
+        if not self.complete or self.store is None:
+            self.abort()
+            raise ValueError(f"tile store: frames from {self._next} on were never given")
+        store, self.store = self.store, None
+        if self._sum is not None:
+            store.mean = (self._sum / max(1, self.T)).astype(np.float32).reshape(self.dims)
+        return store
+
+    def abort(self) -> None:
+        """Remove the store's file (a cancel, an error, frames not all given)."""
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        self._pending = []
