@@ -136,3 +136,27 @@ def test_neurons_stand_out_in_corr():
     mask = s.footprints.max(axis=0) < 0.01
     assert np.median(at_neurons) > np.percentile(corr[mask], 95)
     assert np.median(at_neurons) > 0.3
+
+
+def test_the_summary_sums_are_made_with_the_first_frames():
+    """A motion step whose frames a cluster's workers write never adds frames to its
+    accumulator: the sums (13 neighbour offsets of a volume, 4 arrays each) are only
+    made when frames come, and the images of the frames added are right."""
+    import tracemalloc
+
+    from napari_caiman.engine.summary import SummaryAccumulator, summary_images
+
+    frames = np.random.default_rng(0).random((20, 8, 64, 64)).astype(np.float32)
+    tracemalloc.start()
+    try:
+        acc = SummaryAccumulator(frames.shape[1:])
+        before = tracemalloc.get_traced_memory()[0]
+        with acc:
+            acc.add(frames)
+            after = tracemalloc.get_traced_memory()[0]
+            got = acc.result()
+    finally:
+        tracemalloc.stop()
+    sums = 8 * 8 * 64 * 64 * (4 + 13 * 4)  # float64
+    assert before < 0.05 * sums and after > 0.9 * sums
+    np.testing.assert_allclose(got.corr, summary_images(frames).corr, rtol=1e-5, atol=1e-6)

@@ -197,19 +197,9 @@ class SummaryAccumulator:
         self._offs3 = np.array([(0,) * (3 - ndim) + tuple(d) for d in offsets], np.int64).reshape(
             -1, 3
         )
-        n_off = len(offsets)
         self.frames = 0  # frames added so far
         self._offset: np.ndarray | None = None  # per-pixel offset (float64)
-        self._count = np.zeros(shape3, np.float64)
-        self._s1 = np.zeros(shape3, np.float64)
-        self._s2 = np.zeros(shape3, np.float64)
-        self._mx = np.full(shape3, -np.inf, np.float64)
-        # per neighbour offset, indexed by the a-pixel: sum_t y_a y_b, sum_t y_a [b missing],
-        # sum_t y_b [a missing], count of frames a or b missing (NaN read as 0 after the offset)
-        self._cross = np.zeros((n_off, *shape3), np.float64)
-        self._miss_a = np.zeros_like(self._cross)
-        self._miss_b = np.zeros_like(self._cross)
-        self._miss_n = np.zeros_like(self._cross)
+        self._sums: tuple[np.ndarray, ...] | None = None  # made at the first frames (_allocate)
         rows = shape3[0] * shape3[1]
         n_thr = max(1, min(4, os.cpu_count() or 1, rows // 64))
         self._cuts = np.linspace(0, rows, n_thr + 1).astype(int)
@@ -218,6 +208,29 @@ class SummaryAccumulator:
             if n_thr > 1
             else None
         )
+
+    def _allocate(self) -> tuple[np.ndarray, ...]:
+        """Return the sums, made at the first call.
+
+        Not before: a motion step whose frames a cluster's workers write never adds any.
+        """
+        if self._sums is None:
+            shape3 = self._shape3
+            # per pixel: count, sum, sum of squares, max; per neighbour offset, indexed by the
+            # a-pixel: sum_t y_a y_b, sum_t y_a [b missing], sum_t y_b [a missing], count of
+            # frames a or b missing (NaN read as 0 after the offset)
+            cross = (len(self._offs3), *shape3)
+            self._sums = (
+                np.zeros(shape3, np.float64),
+                np.zeros(shape3, np.float64),
+                np.zeros(shape3, np.float64),
+                np.full(shape3, -np.inf, np.float64),
+                np.zeros(cross, np.float64),
+                np.zeros(cross, np.float64),
+                np.zeros(cross, np.float64),
+                np.zeros(cross, np.float64),
+            )
+        return self._sums
 
     def __enter__(self) -> SummaryAccumulator:
         """Enter the accumulation (its threads stop at the exit)."""
@@ -252,19 +265,7 @@ class SummaryAccumulator:
                     0.0,
                 )
             del valid
-        args = (
-            y,
-            self._offset,
-            self._offs3,
-            self._count,
-            self._s1,
-            self._s2,
-            self._mx,
-            self._cross,
-            self._miss_a,
-            self._miss_b,
-            self._miss_n,
-        )
+        args = (y, self._offset, self._offs3, *self._allocate())
         cuts = self._cuts
         if self._pool is None:
             _accumulate_rows(*args, 0, int(cuts[-1]))
@@ -280,9 +281,8 @@ class SummaryAccumulator:
     def result(self) -> SummaryImages:
         """Return the summary images of the frames added so far."""
         frame_shape = self.frame_shape
-        count, s1, s2, mx = (
-            a.reshape(frame_shape) for a in (self._count, self._s1, self._s2, self._mx)
-        )
+        count, s1, s2, mx, cross, miss_a, miss_b, miss_n = self._allocate()
+        count, s1, s2, mx = (a.reshape(frame_shape) for a in (count, s1, s2, mx))
         offset = (
             np.zeros(frame_shape) if self._offset is None else self._offset.reshape(frame_shape)
         )
@@ -301,10 +301,10 @@ class SummaryAccumulator:
             for i, (sa, sb) in enumerate(self._pairs):
                 ma, mb = m[sa], m[sb]
                 # sum over frames where both are valid of (y_a - m_a)(y_b - m_b)
-                qa = s1[sa] - self._miss_a[i].reshape(frame_shape)[sa]
-                qb = s1[sb] - self._miss_b[i].reshape(frame_shape)[sa]
-                nab = n_frames - self._miss_n[i].reshape(frame_shape)[sa]
-                cov = self._cross[i].reshape(frame_shape)[sa] - mb * qa - ma * qb + ma * mb * nab
+                qa = s1[sa] - miss_a[i].reshape(frame_shape)[sa]
+                qb = s1[sb] - miss_b[i].reshape(frame_shape)[sa]
+                nab = n_frames - miss_n[i].reshape(frame_shape)[sa]
+                cov = cross[i].reshape(frame_shape)[sa] - mb * qa - ma * qb + ma * mb * nab
                 den = np.sqrt(var_sum[sa] * var_sum[sb])
                 ok = den > 1e-12 * np.maximum(1.0, np.sqrt(n[sa] * n[sb]))
                 c = np.where(ok, cov / np.where(ok, den, 1.0), 0.0)
