@@ -121,7 +121,7 @@ def iter_motion_step(
     # not seen here, and then one pass over the corrected movie makes them
     summing = {"s": 0.0, "tiles": 0.0}  # seconds spent on the summary images, the tile copy
     acc = SummaryAccumulator(shape[1:])
-    writer = _tile_writer(shape, params, out) if for_cnmf and executor is None else None
+    writer = _tile_writer(shape, params, out, bud) if for_cnmf and executor is None else None
 
     def on_frames(t0: int, frames: Any) -> None:
         ts = time.perf_counter()
@@ -175,10 +175,11 @@ def iter_motion_step(
     return MotionStepResult(motion=motion, summary=summary, timings=timings, tiles=tiles)
 
 
-def _tile_writer(shape: tuple[int, ...], params: CaimanParams, out: Any) -> Any:
+def _tile_writer(shape: tuple[int, ...], params: CaimanParams, out: Any, bud: Any) -> Any:
     """Return the writer of the tile store CNMF's patches will read, or None when they read none.
 
-    Written next to the corrected movie ``out`` (none when it stays in memory).
+    Written next to the corrected movie ``out`` (none when it stays in memory), in runs of a
+    64th of the memory budget (about four copies of a run are held while one is written).
     """
     if out is None:
         return None
@@ -190,7 +191,8 @@ def _tile_writer(shape: tuple[int, ...], params: CaimanParams, out: Any) -> Any:
         return None
     tile, tbin = plan
     folder = str(Path(out).resolve().parent)
-    return TileWriter(shape[1:], shape[0], tile, tbin=tbin, folder=folder)
+    run = max(1 << 20, bud.limit // 64)
+    return TileWriter(shape[1:], shape[0], tile, tbin=tbin, folder=folder, buffer_bytes=run)
 
 
 def summary_chunk(movie: Any, bud: Any) -> int:

@@ -275,7 +275,15 @@ def test_a_tile_writer_fed_uneven_chunks_writes_what_build_writes(dims, tmp_path
     tile = tile_shape(dims, default=8)
     for tbin, ranges in [(1, None), (3, None), (1, [(0, 10), (25, 41)]), (2, [(5, 18), (40, 61)])]:
         ref, _ = _build(movie, tile, tbin=tbin, ranges=ranges, chunk_bytes=4 * movie[0].size * 8)
-        w = TileWriter(dims, T, tile, tbin=tbin, folder=str(tmp_path), ranges=ranges)
+        w = TileWriter(
+            dims,
+            T,
+            tile,
+            tbin=tbin,
+            folder=str(tmp_path),
+            ranges=ranges,
+            buffer_bytes=4 * movie[0].nbytes,
+        )  # runs of 4 samples written on the writer's thread as the next fill
         assert not w.complete
         for t0, t1 in [(0, 7), (7, 9), (9, 23), (23, 24), (24, 50), (50, T)]:
             w.add(t0, movie[t0:t1])
@@ -288,7 +296,7 @@ def test_a_tile_writer_fed_uneven_chunks_writes_what_build_writes(dims, tmp_path
         else:
             assert got.mean is None and ref.mean is None
         got.close(), ref.close()
-    w = TileWriter(dims, T, tile, tbin=3, folder=str(tmp_path))
+    w = TileWriter(dims, T, tile, tbin=3, folder=str(tmp_path), buffer_bytes=movie[0].nbytes)
     w.add(0, movie[:10])
     with pytest.raises(ValueError, match="frame 12 given where frame 10"):
         w.add(12, movie[12:20])

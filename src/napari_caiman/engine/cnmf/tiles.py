@@ -26,11 +26,13 @@ Internal to :mod:`napari_caiman.engine.cnmf`.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -395,8 +397,19 @@ class TileWriter:
         tbin: int = 1,
         folder: str | None = None,
         ranges: list[tuple[int, int]] | None = None,
+        buffer_bytes: int = 64 << 20,
     ) -> None:
         self.T, self.tbin = int(T), max(1, int(tbin))
+        # samples are written in runs of about buffer_bytes, so that each tile gets one
+        # write per run (a few small writes to each of thousands of tiles per chunk of
+        # frames left the page cache's writeback with random writes)
+        self.buffer_bytes = int(buffer_bytes)
+        self._buf: list[np.ndarray] = []
+        self._buf_s0 = self._buf_n = 0
+        # a run is written on a thread of its own while the next one fills (the caller, the
+        # motion step's loop, does not wait on the page cache's writeback); one at a time
+        self._pool: ThreadPoolExecutor | None = None
+        self._inflight: Future | None = None
         self.dims = tuple(int(d) for d in dims)
         self.ranges = [(0, self.T)] if ranges is None else [(int(a), int(b)) for a, b in ranges]
         self.total = sum(b - a for a, b in self.ranges)
@@ -435,13 +448,45 @@ class TileWriter:
         if keep:
             ch = part[:keep]
             ch = downsample(ch, 1, self.tbin) if self.tbin > 1 else ch
-            assert self.store is not None
-            self.store._write(self._first[r] + (start - a) // self.tbin, np.asarray(ch, np.float32))
+            self._queue(self._first[r] + (start - a) // self.tbin, np.asarray(ch, np.float32))
         if keep < len(part):
             self._pending = [np.array(part[keep:], np.float32)]
         self._next = end
         if end == b and r + 1 < len(self.ranges):
             self._next = self.ranges[r + 1][0]
+
+    def _queue(self, s0: int, samples: np.ndarray) -> None:
+        """Write ``samples`` at sample ``s0`` (the next after the queued ones) when the run is long."""
+        if not self._buf:
+            self._buf_s0 = s0
+        assert s0 == self._buf_s0 + self._buf_n
+        self._buf.append(samples)
+        self._buf_n += len(samples)
+        if self._buf_n * samples[0].nbytes >= self.buffer_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buf and self.store is not None:
+            run = self._buf[0] if len(self._buf) == 1 else np.concatenate(self._buf)
+            self._buf, self._buf_n = [], 0
+            self._wait()
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tiles")
+            self._inflight = self._pool.submit(self.store._write, self._buf_s0, run)
+
+    def _wait(self) -> None:
+        """Wait for the run being written (its error, if any, is raised here)."""
+        fut, self._inflight = self._inflight, None
+        if fut is not None:
+            fut.result()
+
+    def _stop(self) -> None:
+        try:
+            self._wait()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
 
     @property
     def complete(self) -> bool:
@@ -453,6 +498,12 @@ class TileWriter:
         if not self.complete or self.store is None:
             self.abort()
             raise ValueError(f"tile store: frames from {self._next} on were never given")
+        try:
+            self._flush()
+            self._stop()
+        except BaseException:
+            self.abort()
+            raise
         store, self.store = self.store, None
         if self._sum is not None:
             store.mean = (self._sum / max(1, self.T)).astype(np.float32).reshape(self.dims)
@@ -460,7 +511,9 @@ class TileWriter:
 
     def abort(self) -> None:
         """Remove the store's file (a cancel, an error, frames not all given)."""
+        with contextlib.suppress(Exception):
+            self._stop()
         if self.store is not None:
             self.store.close()
             self.store = None
-        self._pending = []
+        self._pending, self._buf = [], []
