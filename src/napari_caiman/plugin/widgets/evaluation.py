@@ -64,6 +64,7 @@ from ._layers import movie_layer_choices
 from ._memory import with_memory_limit
 from ._process import in_process_if_available
 from ._state import viewer_sessions
+from ._warmup import warm_up
 from .components import ComponentsDock, ComponentTableModel
 from .traces import TracesPlot
 
@@ -188,6 +189,7 @@ class EvaluationWidget(
         self._spare_table: ComponentsDock | None = None
         self._wire(viewer)
         self._prebuild_docks()
+        warm_up(viewer)  # napari's first-layer costs, in idle turns before any step runs
 
     def _wire(self, viewer: napari.viewer.Viewer) -> None:
         for widget in (
