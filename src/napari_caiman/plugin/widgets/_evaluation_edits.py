@@ -23,7 +23,7 @@ from ...engine.errors import InputError
 from ...engine.progress import Progress
 from ..layers.cnmf import cnmf_layer_data, labels_to_seeds
 from ._backend import check_backend
-from ._layers import upsert_layer
+from ._layers import upsert_layer, with_shown_footprints
 from ._process import in_process_if_available
 
 if TYPE_CHECKING:
@@ -248,7 +248,7 @@ class EvaluationEdits:
             return
         s.thresholds = self.thresholds()
         s.take_refit(new)
-        for data, meta, layer_type in tuples:
+        for data, meta, layer_type in with_shown_footprints(self._viewer, tuples):
             upsert_layer(self._viewer, data, meta, layer_type)
             yield
         self._hook_layers()

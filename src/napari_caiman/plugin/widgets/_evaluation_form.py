@@ -148,6 +148,11 @@ class EvaluationForm(Container):
             value=0, min=0, max=10_000_000, label="max_size", tooltip="Pixels; 0 = no limit"
         )
         self.show_filter = ComboBox(value="all", choices=list(ev.SHOW_MODES), label="show")
+        self.footprints_button = PushButton(
+            text="Footprints layer",
+            tooltip="Show the footprints as a Labels layer (each pixel labelled with its "
+            "strongest component); made on request, not with every result",
+        )
         self.counts = Label(value="", label="counts")
         self.component_label = StatusLabel(
             value="click an ROI (keys a/r/u, n/p)", label="component"
@@ -203,6 +208,7 @@ class EvaluationForm(Container):
                 self.max_size,
                 self.presets,
                 self.show_filter,
+                self.footprints_button,
                 self.counts,
                 self.component_label,
                 _row(

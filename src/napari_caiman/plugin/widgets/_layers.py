@@ -56,6 +56,22 @@ def upsert_layer(
     return layer
 
 
+def with_shown_footprints(viewer: napari.viewer.Viewer, tuples: list) -> list:
+    """Return a result's layer tuples, the footprints Labels only where the viewer has it.
+
+    The footprints layer is made when the user asks for it (the Evaluation dock's "Footprints
+    layer" button): the clicks, hover and selection work from the contours, and a Labels layer
+    costs napari 0.3-1 s of the window's time to add (its polygon and brush overlays, controls).
+    Once there, a re-run or refit updates it in place.
+    """
+    return [
+        t
+        for t in tuples
+        if t[1].get("metadata", {}).get("napari_caiman", {}).get("kind") != "cnmf footprints"
+        or t[1]["name"] in viewer.layers
+    ]
+
+
 def movie_layer_choices(viewer: napari.viewer.Viewer) -> list[tuple[str, Layer]]:
     """``(name, layer)`` of every Image layer that can be a step's input movie.
 

@@ -211,6 +211,7 @@ class EvaluationWidget(
         self.delete_button.changed.connect(self._guard(self.delete_picked))
         self.classifier_button.changed.connect(self._guard(self._on_train_classifier))
         self.new_seeds_button.changed.connect(self._guard(self.new_seeds_layer))
+        self.footprints_button.changed.connect(self._guard(self.show_footprints))
         self.save_button.changed.connect(self._on_save)
         for kind, button in (
             ("nwb", self.nwb_button),
