@@ -76,8 +76,11 @@ def test_evaluation_scores_the_corrected_movie(qtbot, viewer, pipeline, errors):
     seeds.data[2:7, 2:7] = 1
     seeds.refresh()
     evaluation.confirm = lambda text: True
+    before = [layer.name for layer in viewer.layers]
     _run(qtbot, evaluation, evaluation.refit_runner)
     qtbot.waitUntil(lambda: not evaluation.runner.is_running, timeout=TIMEOUT_MS)
+    # the refit updates the result's layers in place: no second correlation image, no footprints
+    assert [layer.name for layer in viewer.layers] == before
     assert evaluation.movie.value.name == "movie corrected"
     got = evaluation.session.metrics.r_values
     want = _metrics_on(viewer, "movie corrected", evaluation, motion_dock).r_values

@@ -23,7 +23,7 @@ from qtpy.QtCore import QItemSelectionModel, QTimer
 from ..layers import evaluation as ev
 from ..layers import outlines as ol
 from ..layers.cnmf import cnmf_layer_data, footprints_layer_data, layer_names
-from ._layers import same_layer, unwrap, upsert_layer, with_shown_footprints
+from ._layers import ON_REQUEST, same_layer, unwrap, upsert_layer, with_shown_footprints
 from .components import DOCK_NAME as TABLE_DOCK
 from .components import ComponentsDock
 from .traces import DOCK_NAME as TRACES_DOCK
@@ -83,13 +83,14 @@ class EvaluationView:
             if outline in self._viewer.layers:
                 self._viewer.layers.remove(outline)
 
-    def _rebuild_layers(self, movie: Any = None) -> None:
-        """(Re)make the result's layers (after loading or a hand edit)."""
+    def _rebuild_layers(self, movie: Any = None, *, edit: bool = False) -> None:
+        """(Re)make the result's layers (after loading, or a hand edit: ``edit``)."""
         s = self.session
         assert s is not None
         step, scale, translate, movie = self._layer_inputs(s.estimates, movie)
         tuples = cnmf_layer_data(step, s.name, scale, translate, movie=movie)
-        for data, meta, layer_type in with_shown_footprints(self._viewer, tuples):
+        kinds = (*ON_REQUEST, "summary") if edit else ON_REQUEST  # an edit: same summary images
+        for data, meta, layer_type in with_shown_footprints(self._viewer, tuples, kinds):
             upsert_layer(self._viewer, data, meta, layer_type)
         self._hook_layers()
 
