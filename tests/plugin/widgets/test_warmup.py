@@ -42,6 +42,7 @@ def test_opening_the_cnmf_dock_warms_up_without_leaving_a_trace(
     assert len(_glyphs(viewer)) >= 5
     # and nothing shows: the text overlay is back as it was, no layer was added
     assert not viewer.canvas.overlays["text"].visible and viewer.canvas.overlays["text"].text == ""
+    assert viewer.canvas.overlays["text"].opacity == 1 and viewer.canvas.overlays["text"].box
     assert [layer.name for layer in viewer.layers] == ["movie"]
     # a later Labels layer takes the cached patterns (no new pattern built)
     misses = dash_atlas._make_pattern.cache_info().misses

@@ -10,7 +10,8 @@ vispy pay only once per process (or once per canvas) and that do not depend on t
   one atlas fills it for every later Labels layer;
 * the canvas's glyph atlas: the first text a canvas draws renders the font's metric probe
   glyphs (``" gjpqyÅÉÑŐ"``) with Qt: ~0.13 s. The canvas's text overlay (public API) draws
-  one space for one turn, then is put back as it was: nothing shows.
+  one space for one turn at opacity 0 and without its box, then is put back as it was:
+  nothing shows.
 
 :func:`warm_up` runs each in its own idle turn (``QTimer``) after a step dock opens, before any
 step can run, once per process (the glyphs once per viewer). Nothing is added to the viewer
@@ -70,7 +71,9 @@ def _glyph_steps(viewer: Any) -> Iterator[Callable[[], int | None]]:
     def show() -> int:
         if overlay.visible or overlay.text:
             return 0
-        state["shown"] = True
+        state.update(shown=True, opacity=overlay.opacity, box=overlay.box)
+        overlay.opacity = 0.0  # drawn, so its glyphs are made, but not seen (nor its box)
+        overlay.box = False
         overlay.text = " "
         overlay.visible = True
         return 100  # ms: the canvas draws it before the next turn
@@ -79,6 +82,8 @@ def _glyph_steps(viewer: Any) -> Iterator[Callable[[], int | None]]:
         if state.get("shown") and overlay.text == " ":
             overlay.visible = False
             overlay.text = ""
+            overlay.opacity = state["opacity"]
+            overlay.box = state["box"]
 
     yield show
     yield restore
