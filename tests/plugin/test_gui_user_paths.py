@@ -76,8 +76,11 @@ def test_evaluation_scores_the_corrected_movie(qtbot, viewer, pipeline, errors):
     seeds.data[2:7, 2:7] = 1
     seeds.refresh()
     evaluation.confirm = lambda text: True
+    before = [layer.name for layer in viewer.layers]
     _run(qtbot, evaluation, evaluation.refit_runner)
     qtbot.waitUntil(lambda: not evaluation.runner.is_running, timeout=TIMEOUT_MS)
+    # the refit updates the result's layers in place: no second correlation image, no footprints
+    assert [layer.name for layer in viewer.layers] == before
     assert evaluation.movie.value.name == "movie corrected"
     got = evaluation.session.metrics.r_values
     want = _metrics_on(viewer, "movie corrected", evaluation, motion_dock).r_values
@@ -391,7 +394,8 @@ def test_selecting_components_is_fast_enough(qtbot, viewer, curated):
 def test_layers_after_motion_and_cnmf_show_the_curation_colours(viewer, pipeline):
     from napari_caiman.plugin.layers.evaluation import REJECTED_COLOR
 
-    assert not viewer.layers["movie corrected footprints"].visible  # random colours hidden
+    # no footprints Labels (random colours; 0.3-1 s of napari's time): made on request only
+    assert "movie corrected footprints" not in viewer.layers
     assert not viewer.layers["movie patches"].visible  # the quilt would cover the contours
     assert viewer.layers["movie correlation"].visible
     assert "movie corrected correlation" not in viewer.layers  # one correlation image, not two
@@ -400,7 +404,7 @@ def test_layers_after_motion_and_cnmf_show_the_curation_colours(viewer, pipeline
     assert contours.visible and names.index(contours.name) > names.index("movie correlation")
     alpha = np.asarray(contours.data)[..., 3]
     assert set(np.unique(alpha).tolist()) == {0, 255}  # opaque lines, nothing between
-    assert contours.scale[-1] == viewer.layers["movie corrected footprints"].scale[-1] / 2
+    assert contours.scale[-1] == viewer.layers["movie corrected"].scale[-1] / 2
     # rejected contours stand out on magma's dark end (where rejected components sit)
     from napari.utils.colormaps import ensure_colormap
 

@@ -343,6 +343,7 @@ class Quality(_Group):
         "Accept a component whose trace SNR (event exceptionality) is at least this.",
         minimum=0,
         form=(0.0, 20.0, 0.05),
+        tip="Accept when the trace's SNR is at least this (or r >= rval_thr)",
     )
     SNR_lowest: float = _f(
         "text",
@@ -356,6 +357,7 @@ class Quality(_Group):
         minimum=-1,
         maximum=1,
         form=(-1.0, 1.0, 0.01),
+        tip="Accept when the spatial r-value is at least this (or SNR >= min_SNR)",
     )
     rval_lowest: float = _f(
         "text",

@@ -7,13 +7,20 @@ import pytest
 from napari.layers import Image, Labels
 
 from napari_caiman.engine.synthetic import make_movie_2d, make_movie_3d
-from napari_caiman.plugin.layers.cnmf import ReconstructedMovie, ResidualMovie
+from napari_caiman.plugin.layers.cnmf import (
+    ReconstructedMovie,
+    ResidualMovie,
+    features_table,
+    labels_image,
+)
 from napari_caiman.plugin.widgets.cnmf import CNMFWidget
 from napari_caiman.plugin.widgets.cnmf_settings import CNMFSettings
 
 pytestmark = pytest.mark.gui
 
-SUFFIXES = ("denoised", "residual", "correlation", "footprints", "contours")
+#: The layers a run adds; the footprints Labels only when asked for (the Evaluation dock's
+#: "Footprints layer" button, test_evaluation_widget)
+SUFFIXES = ("denoised", "residual", "correlation", "contours")
 
 
 @pytest.fixture(scope="module")
@@ -85,12 +92,11 @@ def test_2d_run_adds_layers_and_finds_the_neurons(
     names = [layer.name for layer in viewer.layers]
     assert names == ["raw"] + [f"raw {s}" for s in SUFFIXES]
 
-    footprints = viewer.layers["raw footprints"]
-    assert isinstance(footprints, Labels)
-    assert footprints.data.shape == (64, 64) and tuple(footprints.scale) == (2, 2)
-    assert tuple(footprints.translate) == (4, 6)
-    assert set(np.unique(footprints.data)) <= set(range(K + 1))
-    assert _recovered(footprints.data, still_2d.centers) >= 8
+    assert not any(isinstance(layer, Labels) for layer in viewer.layers)  # no footprints layer
+    labels = labels_image(est)  # what the footprints layer shows when the user asks for it
+    assert labels.shape == (64, 64)
+    assert set(np.unique(labels)) <= set(range(K + 1))
+    assert _recovered(labels, still_2d.centers) >= 8
 
     contours = viewer.layers["raw contours"]  # one RGBA image of outlines, twice as fine
     assert isinstance(contours, Image) and contours.rgb
@@ -110,7 +116,7 @@ def test_2d_run_adds_layers_and_finds_the_neurons(
     true = np.asarray(still_2d.centers)[:, -2:]
     near = np.min(np.linalg.norm(centres[:, None] - true[None], axis=2), axis=1)
     assert np.sum(near < 2.0) >= 8
-    assert {"size", "centroid_y", "centroid_x", "accepted"} <= set(footprints.features.columns)
+    assert {"size", "centroid_y", "centroid_x", "accepted"} <= set(features_table(est))
 
     denoised = viewer.layers["raw denoised"]
     assert isinstance(denoised, Image) and isinstance(denoised.data, ReconstructedMovie)
@@ -150,8 +156,9 @@ def test_3d_movie_shows_z_fields_and_runs(
     est = cnmf_widget.last_result.estimates
     assert est.dims == (6, 40, 40) and est.n_components >= 1
     assert cnmf_widget.last_params["is3D"] is True
-    assert viewer.layers["vol footprints"].data.shape == (6, 40, 40)
-    assert _recovered(viewer.layers["vol footprints"].data, still_3d.centers) >= 4
+    assert "vol footprints" not in viewer.layers
+    assert labels_image(est).shape == (6, 40, 40)
+    assert _recovered(labels_image(est), still_3d.centers) >= 4
     contours = viewer.layers["vol contours"]
     assert contours.ndim == 3 and contours.data.shape == (6, 80, 80, 4)
     planes = np.flatnonzero(contours.data[..., 3].any(axis=(1, 2)))
@@ -262,7 +269,7 @@ def test_motion_corrected_movie_is_the_default_and_reuses_its_summary(
     _run(cnmf_widget, corrected, wait_done, K=12, gSig=(4, 4, 2))
     assert errors == []
     assert cnmf_widget.last_result.summary is motion_widget.last_step.summary
-    assert "raw corrected footprints" in viewer.layers
+    assert "raw corrected contours" in viewer.layers
     # the NaN border left by border_nan=True must not turn into components
     from napari_caiman.engine.cnmf import match_components
 

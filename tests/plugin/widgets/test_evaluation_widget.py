@@ -17,6 +17,7 @@ from napari_caiman.engine.params import CaimanParams
 from napari_caiman.engine.summary import summary_images
 from napari_caiman.engine.synthetic import make_movie_2d, make_movie_3d
 from napari_caiman.io.results_file import load_results
+from napari_caiman.plugin.layers.cnmf import labels_image
 from napari_caiman.plugin.layers.evaluation import ACCEPTED_COLOR, REJECTED_COLOR
 from napari_caiman.plugin.widgets.evaluation import EvaluationWidget
 from napari_caiman.plugin.widgets.traces import TracesPlot
@@ -107,9 +108,18 @@ def test_evaluate_then_sliders_recolour_without_recompute(
     assert np.array_equal(np.flatnonzero(widget.accepted), good)
     assert metrics.solidity is not None and metrics.solidity.shape == (K,)
     _assert_colors(outlines_rgba(contours), widget)
+    # the footprints Labels is made when the user asks for it, with the evaluation's features,
+    # in the frame's geometry (the contours are twice as fine)
+    assert "raw footprints" not in viewer.layers
+    widget.footprints_button.native.click()
     footprints = viewer.layers["raw footprints"]
+    assert isinstance(footprints, Labels) and footprints.visible
+    np.testing.assert_array_equal(footprints.data, labels_image(widget.session.estimates))
+    assert tuple(footprints.scale) == pytest.approx(tuple(2 * np.asarray(contours.scale)))
     for column in ("SNR", "r_value", "status", "manual"):
         assert column in footprints.features
+    widget.footprints_button.native.click()  # a second click shows the same layer
+    assert [layer.name for layer in viewer.layers].count("raw footprints") == 1
     # a shape slider re-thresholds at once: no footprint is that convex
     widget.min_solidity.value = 1.0
     assert not widget.accepted[metrics.solidity < 1.0].any()
@@ -160,10 +170,10 @@ def test_keys_clicks_traces_and_sidecar(qtbot, viewer, widget, fitted_2d, tmp_pa
     path = widget.save(tmp_path / "res.hdf5")
     contours = widget.contours_layer
     # a click on the footprints Labels at a component's peak selects it
+    assert "raw footprints" not in viewer.layers  # made when the user asks for it
+    widget.footprints_button.native.click()
     footprints = viewer.layers["raw footprints"]
-    assert isinstance(footprints, Labels)
-    assert not footprints.visible  # hidden by default; the user shows it to click in it
-    footprints.visible = True
+    assert isinstance(footprints, Labels) and footprints.visible
     k = int(np.argmax(np.bincount(footprints.data.ravel())[1:]))  # largest labelled component
     y, x = np.argwhere(footprints.data == k + 1).mean(axis=0).round().astype(int)
     if footprints.data[y, x] != k + 1:
@@ -233,6 +243,7 @@ def test_save_load_restores_decisions_and_export(qtbot, viewer, widget, fitted_2
 def test_merge_and_delete_keep_other_decisions(qtbot, viewer, widget, fitted_2d):
     est = _show(viewer, widget, fitted_2d)
     _evaluate(qtbot, widget)
+    widget.footprints_button.native.click()  # a shown footprints layer follows the edits
     K = est.n_components
     widget.decide("reject", [K - 1])
     widget.decide("accept", [3])
@@ -401,7 +412,7 @@ def test_hovering_a_contour_shows_its_component_in_the_status_bar(
     _evaluate(qtbot, widget)
     contours = widget.contours_layer
     viewer.layers.selection.active = contours
-    footprints = viewer.layers["raw footprints"].data
+    footprints = labels_image(widget.session.estimates)
     k = int(np.argmax(np.bincount(footprints.ravel())[1:]))  # the largest component
     y, x = np.argwhere(footprints == k + 1).mean(axis=0)
     assert widget.component_at(contours, (y, x)) == k  # what a click there would pick
@@ -456,7 +467,7 @@ def test_the_yellow_selection_outline_follows_each_selection_on_the_canvas(
     canvas still draws the new outline (and only it), and the dims are the same."""
     _show(viewer, widget, fitted_2d)
     _evaluate(qtbot, widget)
-    footprints = viewer.layers["raw footprints"].data
+    footprints = labels_image(widget.session.estimates)
     sizes = np.bincount(footprints.ravel(), minlength=widget.session.n_components + 1)[1:]
     centres = {k: np.argwhere(footprints == k + 1).mean(axis=0) for k in np.flatnonzero(sizes > 20)}
     # two components far apart

@@ -43,6 +43,7 @@ __all__ = [
     "component_colors",
     "contours",
     "features_table",
+    "footprints_layer_data",
     "label_colors",
     "labels_image",
     "labels_to_seeds",
@@ -230,6 +231,35 @@ def label_colors() -> np.ndarray:
 # ----------------------------------------------------------------------------- layers
 
 
+def footprints_layer_data(
+    estimates: Any,
+    name: str,
+    frame_scale: Sequence[float],
+    frame_translate: Sequence[float],
+    *,
+    visible: bool = False,
+) -> LayerDataTuple:
+    """``"<name> footprints"``: Labels of each pixel's dominant component, with the features table.
+
+    ``frame_scale`` / ``frame_translate`` are the frame's ((Z,) Y, X) geometry. Hidden unless
+    ``visible``: its random colours would drown the contours' accepted/rejected colours.
+    """
+    return (
+        labels_image(estimates),
+        {
+            "name": layer_names(name)["footprints"],
+            "opacity": 0.35,
+            "visible": visible,
+            "features": features_table(estimates),
+            "colormap": label_colors(),
+            "metadata": {"napari_caiman": {"kind": "cnmf footprints", "source": name}},
+            "scale": tuple(frame_scale),
+            "translate": tuple(frame_translate),
+        },
+        "labels",
+    )
+
+
 def cnmf_layer_data(
     result: Any,
     name: str,
@@ -330,24 +360,7 @@ def cnmf_layer_data(
                 "image",
             )
         )
-    table = features_table(est)
-    labels = labels_image(est)
-    out.append(
-        (
-            labels,
-            {
-                "name": names["footprints"],
-                "opacity": 0.35,
-                # hidden: its random colours would drown the contours' accepted/rejected colours
-                "visible": False,
-                "features": table,
-                "colormap": label_colors(),
-                "metadata": {"napari_caiman": {"kind": "cnmf footprints", **source}},
-                **frame_geom,
-            },
-            "labels",
-        )
-    )
+    out.append(footprints_layer_data(est, name, frame_geom["scale"], frame_geom["translate"]))
     o = outlines(est, thr=thr)
     image_scale, image_translate = image_geometry(scale[1:], translate[1:], o.factor)
     out.append(

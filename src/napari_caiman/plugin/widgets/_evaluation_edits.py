@@ -23,7 +23,7 @@ from ...engine.errors import InputError
 from ...engine.progress import Progress
 from ..layers.cnmf import cnmf_layer_data, labels_to_seeds
 from ._backend import check_backend
-from ._layers import upsert_layer
+from ._layers import ON_REQUEST, upsert_layer, with_shown_footprints
 from ._process import in_process_if_available
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class EvaluationEdits:
         """Show the session's edited components: layers, colours, table, traces; autosave."""
         s = self.session
         assert s is not None
-        self._rebuild_layers()
+        self._rebuild_layers(edit=True)
         self._colors = None
         self._show_selection(False)
         self.source_label.value = f"{s.name}: {s.n_components} components ({label})"
@@ -248,7 +248,9 @@ class EvaluationEdits:
             return
         s.thresholds = self.thresholds()
         s.take_refit(new)
-        for data, meta, layer_type in tuples:
+        # the refit ran on the same movie: its correlation image is the one shown (no second one)
+        kinds = (*ON_REQUEST, "summary")
+        for data, meta, layer_type in with_shown_footprints(self._viewer, tuples, kinds):
             upsert_layer(self._viewer, data, meta, layer_type)
             yield
         self._hook_layers()

@@ -24,6 +24,7 @@ from magicgui.widgets import (
 )
 
 from ...engine.resolve import THRESHOLD_NAMES, thresholds
+from ...engine.schema import SPEC_BY_NAME
 from ..layers import evaluation as ev
 from ._backend import BackendEdit
 from ._dock import StatusLabel, make_scrollable
@@ -33,57 +34,36 @@ from ._presets import PresetBar
 from ._runner import StepRunner
 from ._settings import step_names
 
-#: Threshold sliders: name -> (min, max, step, tooltip).
-THRESHOLDS = {
-    "min_SNR": (0.0, 20.0, 0.05, "Accept when the trace's SNR is at least this (or r >= rval_thr)"),
-    "SNR_lowest": (0.0, 5.0, 0.05, "Reject below this SNR whatever the r-value"),
-    "rval_thr": (
-        -1.0,
-        1.0,
-        0.01,
-        "Accept when the spatial r-value is at least this (or SNR >= min_SNR)",
-    ),
-    "rval_lowest": (-1.0, 1.0, 0.01, "Reject below this r-value whatever the SNR"),
+#: Slider ranges (min, max, step) of the thresholds the schema gives no form range; every other
+#: slider takes its range from the schema's ``form``, and every slider its tooltip from the
+#: schema (:func:`slider_spec`).
+SLIDER_RANGES: dict[str, tuple[float, float, float]] = {
     # shape (engine.shapes; our own parameter group): junk fragments are rejected whatever their SNR
-    "min_solidity": (
-        0.0,
-        1.0,
-        0.01,
-        "Reject footprints less convex than this (area / convex-hull area)",
-    ),
-    "max_pieces": (
-        1.0,
-        10.0,
-        1.0,
-        "Reject footprints in more pieces than this (each >= 10 % of the pixels)",
-    ),
-    "min_area_ratio": (
-        0.0,
-        2.0,
-        0.01,
-        "Reject footprints smaller than this x a disc of radius 2 gSig",
-    ),
-    "max_area_ratio": (
-        0.5,
-        20.0,
-        0.1,
-        "Reject footprints larger than this x a disc of radius 2 gSig",
-    ),
-    "max_elongation": (
-        1.0,
-        10.0,
-        0.1,
-        "Reject footprints longer than this ratio of their principal axes, in "
-        "units of gSig (streaks along dendrites and frame edges)",
-    ),
-    "max_duplicate": (
-        0.0,
-        1.0,
-        0.01,
-        "Reject a weak copy of a stronger accepted component: min(fraction of its "
-        "footprint inside it, trace correlation) above this (1 = off)",
-    ),
+    "min_solidity": (0.0, 1.0, 0.01),
+    "max_pieces": (1.0, 10.0, 1.0),
+    "min_area_ratio": (0.0, 2.0, 0.01),
+    "max_area_ratio": (0.5, 20.0, 0.1),
+    "max_elongation": (1.0, 10.0, 0.1),
+    "max_duplicate": (0.0, 1.0, 0.01),
 }
+
+#: The threshold sliders, in the form's order.
+THRESHOLDS = (
+    "min_SNR",
+    "SNR_lowest",
+    "rval_thr",
+    "rval_lowest",
+    *SLIDER_RANGES,
+)
+
+
+def slider_spec(name: str) -> tuple[float, float, float, str]:
+    """(min, max, step, tooltip) of threshold slider ``name``: the schema's, where it has them."""
+    spec = SPEC_BY_NAME[name]
+    lo, hi, step = spec.form if spec.form is not None else SLIDER_RANGES[name]
+    return float(lo), float(hi), float(step), spec.tooltip
+
+
 assert set(THRESHOLDS) <= set(THRESHOLD_NAMES)  # each slider is a threshold of engine.resolve
 
 #: Terms of the thresholds besides the sliders, fields of the form as in a headless run's
@@ -144,7 +124,8 @@ class EvaluationForm(Container):
         self.runner = StepRunner("Evaluation", run)
         self.runner.run_button.text = "Evaluate"
         self.sliders = []
-        for name, (lo, hi, step, tip) in THRESHOLDS.items():
+        for name in THRESHOLDS:
+            lo, hi, step, tip = slider_spec(name)
             slider = FloatSlider(
                 value=float(q[name]), min=lo, max=hi, step=step, label=name, name=name, tooltip=tip
             )
@@ -167,6 +148,11 @@ class EvaluationForm(Container):
             value=0, min=0, max=10_000_000, label="max_size", tooltip="Pixels; 0 = no limit"
         )
         self.show_filter = ComboBox(value="all", choices=list(ev.SHOW_MODES), label="show")
+        self.footprints_button = PushButton(
+            text="Footprints layer",
+            tooltip="Show the footprints as a Labels layer (each pixel labelled with its "
+            "strongest component); made on request, not with every result",
+        )
         self.counts = Label(value="", label="counts")
         self.component_label = StatusLabel(
             value="click an ROI (keys a/r/u, n/p)", label="component"
@@ -222,6 +208,7 @@ class EvaluationForm(Container):
                 self.max_size,
                 self.presets,
                 self.show_filter,
+                self.footprints_button,
                 self.counts,
                 self.component_label,
                 _row(

@@ -22,8 +22,8 @@ from qtpy.QtCore import QItemSelectionModel, QTimer
 
 from ..layers import evaluation as ev
 from ..layers import outlines as ol
-from ..layers.cnmf import cnmf_layer_data, layer_names
-from ._layers import same_layer, unwrap, upsert_layer
+from ..layers.cnmf import cnmf_layer_data, footprints_layer_data, layer_names
+from ._layers import ON_REQUEST, same_layer, unwrap, upsert_layer, with_shown_footprints
 from .components import DOCK_NAME as TABLE_DOCK
 from .components import ComponentsDock
 from .traces import DOCK_NAME as TRACES_DOCK
@@ -83,14 +83,41 @@ class EvaluationView:
             if outline in self._viewer.layers:
                 self._viewer.layers.remove(outline)
 
-    def _rebuild_layers(self, movie: Any = None) -> None:
-        """(Re)make the result's layers (after loading or a hand edit)."""
+    def _rebuild_layers(self, movie: Any = None, *, edit: bool = False) -> None:
+        """(Re)make the result's layers (after loading, or a hand edit: ``edit``)."""
         s = self.session
         assert s is not None
         step, scale, translate, movie = self._layer_inputs(s.estimates, movie)
-        for data, meta, layer_type in cnmf_layer_data(step, s.name, scale, translate, movie=movie):
+        tuples = cnmf_layer_data(step, s.name, scale, translate, movie=movie)
+        kinds = (*ON_REQUEST, "summary") if edit else ON_REQUEST  # an edit: same summary images
+        for data, meta, layer_type in with_shown_footprints(self._viewer, tuples, kinds):
             upsert_layer(self._viewer, data, meta, layer_type)
         self._hook_layers()
+
+    def show_footprints(self) -> Layer | None:
+        """Show the result's footprints as a Labels layer, made now if it is not there.
+
+        Not made with the result (see :func:`._layers.with_shown_footprints`); once made, a
+        refit or hand edit updates it, and a click on it selects a component as on the contours.
+        """
+        s = self.session
+        if s is None:
+            self.component_label.value = "no result: run CNMF or load a results file"
+            return None
+        layer = self._layer("footprints")
+        if layer is None:
+            geom = self.frame_geometry()
+            ndim = len(s.estimates.dims)
+            scale, translate = geom if geom is not None else ((1.0,) * ndim, (0.0,) * ndim)
+            data, meta, layer_type = footprints_layer_data(
+                s.estimates, s.name, scale, translate, visible=True
+            )
+            layer = upsert_layer(self._viewer, data, meta, layer_type)
+            self._hook_layers()
+            self._features_key = None
+            self.apply()  # its features: the metrics and decisions
+        layer.visible = True
+        return layer
 
     def _layer_inputs(self, estimates: Any, movie: Any = None) -> tuple[Any, Any, Any, Any]:
         """Return what :func:`cnmf_layer_data` needs for ``estimates`` of this session.

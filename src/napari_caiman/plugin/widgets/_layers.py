@@ -56,6 +56,29 @@ def upsert_layer(
     return layer
 
 
+#: Result layers made only when the user asks for them (the Evaluation dock's "Footprints layer").
+ON_REQUEST = ("cnmf footprints",)
+
+
+def with_shown_footprints(
+    viewer: napari.viewer.Viewer, tuples: list, kinds: tuple[str, ...] = ON_REQUEST
+) -> list:
+    """Return a result's layer tuples without those of ``kinds`` the viewer does not show.
+
+    The footprints Labels is made when the user asks for it (the Evaluation dock's "Footprints
+    layer" button): the clicks, hover and selection work from the contours, and a Labels layer
+    costs napari 0.3-1 s of the window's time to add (its polygon and brush overlays, controls).
+    Once there, a re-run or refit updates it in place. A refit or hand edit also passes
+    ``"summary"``: its correlation image is the one already shown (the Motion dock's, maybe).
+    """
+    return [
+        t
+        for t in tuples
+        if t[1].get("metadata", {}).get("napari_caiman", {}).get("kind") not in kinds
+        or t[1]["name"] in viewer.layers
+    ]
+
+
 def movie_layer_choices(viewer: napari.viewer.Viewer) -> list[tuple[str, Layer]]:
     """``(name, layer)`` of every Image layer that can be a step's input movie.
 

@@ -21,6 +21,7 @@ from napari.layers import Layer
 from ._fields import fit_planes
 from ._layers import movie_layer_choices
 from ._publish import publish_while_docked
+from ._warmup import warm_up
 
 
 class StepForm(Container):
@@ -42,6 +43,7 @@ class StepForm(Container):
         for layer in viewer.layers:
             layer.events.name.connect(self._on_layer_renamed)
         publish_while_docked(viewer, self, self.SETTINGS.STEP, self.form_params)
+        warm_up(viewer)  # napari's first-layer costs, in idle turns before any step runs
 
     # -- form <-> settings ---------------------------------------------------------
     def get_settings(self) -> Any:

@@ -41,7 +41,7 @@ from ..layers.motion import layer_names
 from ._backend import BackendEdit, check_backend
 from ._dock import StatusLabel, make_scrollable
 from ._fields import AxesEdit, choice, spin
-from ._layers import select_active_movie, upsert_layer
+from ._layers import select_active_movie, upsert_layer, with_shown_footprints
 from ._memory import memory_limit_edit, with_memory_limit
 from ._presets import PresetBar
 from ._process import in_process_if_available
@@ -377,7 +377,7 @@ class CNMFWidget(StepForm):
         self.last_result = result
         self.last_params = params
         self.last_seeds = seeds
-        for data, meta, layer_type in tuples:
+        for data, meta, layer_type in with_shown_footprints(self._viewer, tuples):
             upsert_layer(self._viewer, data, meta, layer_type)
             yield
         n = result.estimates.n_components

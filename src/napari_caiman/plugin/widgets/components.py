@@ -10,7 +10,7 @@ and selects the component of a clicked point.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -111,6 +111,8 @@ class ComponentTableModel(QAbstractTableModel):
         self.rank = np.zeros(0, np.int64)  # component -> row (-1 = hidden)
         self.show = "all"
         self._sort: tuple[str, Any] = ("id", Qt.SortOrder.AscendingOrder)
+        #: Called after a reset that changed the column names (the view sizes its columns then)
+        self.columns_changed: list[Callable[[], Any]] = []
 
     @property
     def COLUMNS(self) -> tuple[str, ...]:  # noqa: N802 - kept from the fixed-column version
@@ -139,11 +141,15 @@ class ComponentTableModel(QAbstractTableModel):
 
     def set_columns(self, columns: dict[str, np.ndarray]) -> None:
         """Replace all rows and columns (K may change)."""
+        renamed = tuple(columns) != self.names
         self.beginResetModel()
         self.columns = columns
         self.names = tuple(columns)
         self.order, self.rank = self._compute()
         self.endResetModel()
+        if renamed:
+            for listener in self.columns_changed:
+                listener()
 
     def update_columns(self, columns: dict[str, np.ndarray]) -> None:
         """Show new values of the same components.
@@ -436,12 +442,15 @@ class ComponentsDock(QWidget):
         table.verticalHeader().setVisible(False)
         table.verticalHeader().setDefaultSectionSize(20)
         header = table.horizontalHeader()
-        # each column as wide as its header and values ("accepted"), measured when the
-        # columns change on the first rows only (not on every recolour or selection)
+        # each column as wide as its header and values ("accepted"), measured on the first rows
+        # only and only when the columns change (not on every reset: a re-evaluation, a filter,
+        # a new result with the same columns; measuring is ~0.1 s of the window's time)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setResizeContentsPrecision(200)
+        header.setResizeContentsPrecision(50)
         header.setStretchLastSection(True)
-        model.modelReset.connect(table.resizeColumnsToContents)
+        model.columns_changed.append(table.resizeColumnsToContents)
+        if model.rowCount():
+            table.resizeColumnsToContents()
         table.setMinimumHeight(160)
         self.table = table
         left = QWidget()

@@ -64,6 +64,7 @@ from ._layers import movie_layer_choices
 from ._memory import with_memory_limit
 from ._process import in_process_if_available
 from ._state import viewer_sessions
+from ._warmup import warm_up
 from .components import ComponentsDock, ComponentTableModel
 from .traces import TracesPlot
 
@@ -188,6 +189,7 @@ class EvaluationWidget(
         self._spare_table: ComponentsDock | None = None
         self._wire(viewer)
         self._prebuild_docks()
+        warm_up(viewer)  # napari's first-layer costs, in idle turns before any step runs
 
     def _wire(self, viewer: napari.viewer.Viewer) -> None:
         for widget in (
@@ -209,6 +211,7 @@ class EvaluationWidget(
         self.delete_button.changed.connect(self._guard(self.delete_picked))
         self.classifier_button.changed.connect(self._guard(self._on_train_classifier))
         self.new_seeds_button.changed.connect(self._guard(self.new_seeds_layer))
+        self.footprints_button.changed.connect(self._guard(self.show_footprints))
         self.save_button.changed.connect(self._on_save)
         for kind, button in (
             ("nwb", self.nwb_button),
