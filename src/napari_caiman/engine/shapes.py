@@ -13,6 +13,8 @@ with SNR and r-values, and thresholded by :func:`~.evaluation.apply_thresholds`)
 ``area_ratio``
     Pixels of the cut divided by the area of a disc (ellipse / ellipsoid) of
     radius ``2 gSig``, the expected soma area; sprawling footprints have > 4.
+    ``area_px`` holds the same area in pixels (the area floor's one-pixel allowance where the
+    floor is a few pixels, :func:`~.evaluation.apply_thresholds`).
 ``elongation``
     Ratio of the principal axes (square root of the eigenvalue ratio of the
     covariance of the cut's pixel coordinates, each pixel counted as a unit
@@ -60,6 +62,7 @@ class ShapeMetrics:
     n_pieces: np.ndarray
     area_ratio: np.ndarray
     elongation: np.ndarray | None = None
+    area_px: np.ndarray | None = None
 
 
 def expected_area(gSig: Any, nd: int) -> float:
@@ -176,6 +179,7 @@ def shape_metrics(
         n_pieces=pcs,
         area_ratio=area / expected_area(gSig, len(dims)),
         elongation=elong,
+        area_px=area,
     )
 
 
