@@ -9,6 +9,7 @@ from scipy import sparse
 from napari_caiman.engine.cnmf.estimates import images_to_pixels
 from napari_caiman.engine.errors import InputError
 from napari_caiman.engine.shapes import (
+    cut_areas,
     footprint_elongation,
     footprint_shape,
     junk_mask,
@@ -127,6 +128,10 @@ def test_shape_metrics_3d_volume():
     sm = shape_metrics(A, dims, (2, 2, 1))
     assert sm.n_pieces.tolist() == [1, 2]
     assert sm.solidity[0] > 0.8
+    # areas on the maximum projection over Z: the larger disc; two discs of radius 3
+    disc4, disc3 = _disc(dims[1:], 16, 16, 4).sum(), _disc(dims[1:], 16, 16, 3).sum()
+    assert sm.area_px.tolist() == [disc4, 2 * disc3]
+    np.testing.assert_array_equal(cut_areas(A, dims), sm.area_px)
 
 
 def test_match_footprints_overlap_rule():
@@ -225,6 +230,7 @@ def test_area_floor_allows_one_pixel_where_it_is_a_few_pixels(gsig, pixels, pass
     est.A, est.dims = A, dims
     back = Metrics.from_saved(saved, est)
     assert back.area_px.tolist() == [pixels]
+    assert footprint_shape(_blob(dims, 15.5, 15.5, pixels))[2] == pixels  # the same definition
     assert apply_thresholds(back, **th)[0].size == int(passes)
     with pytest.raises(InputError, match="small_floor_px"):
         apply_thresholds(m, min_area_ratio=0.095, small_floor_px=-1)

@@ -271,12 +271,9 @@ class Metrics:
             shape["dup_of"] = shape["dup_of"].astype(np.int64)
         if shape["area_px"] is None and shape["area_ratio"] is not None and estimates is not None:
             # a file saved before area_px: the same pixel counts from the footprints
-            from .shapes import footprint_images, footprint_shape
+            from .shapes import cut_areas
 
-            px = np.zeros(snr.size)
-            for k, img, _ in footprint_images(estimates.A, tuple(estimates.dims)):
-                px[k] = footprint_shape(img)[2]
-            shape["area_px"] = px
+            shape["area_px"] = cut_areas(estimates.A, tuple(estimates.dims))
         return cls(
             SNR_comp=snr,
             r_values=r,

@@ -51,6 +51,7 @@ __all__ = [
     "match_footprints",
     "expected_area",
     "footprint_images",
+    "cut_areas",
 ]
 
 
@@ -108,6 +109,22 @@ def footprint_shape(
     hull = _convex_area(flat)  # type: ignore[arg-type]
     solidity = area / hull if hull > 0 else 0.0
     return float(min(1.0, solidity)), pieces, area
+
+
+def cut_areas(A: Any, dims: tuple[int, ...], *, cut: float = 0.2) -> np.ndarray:
+    """Pixels of each footprint cut at ``cut`` of its maximum (3D: of its maximum projection over Z).
+
+    The ``area`` of :func:`footprint_shape` without the hull: e.g. ``area_px`` for a file saved
+    without it.
+    """
+    K = sparse.csc_matrix(A).shape[1]
+    out = np.zeros(K)
+    for k, img, _ in footprint_images(A, dims):
+        m = img.max() if img.size else 0.0
+        if m > 0:
+            mask = img >= cut * m
+            out[k] = (mask if img.ndim == 2 else mask.any(axis=0)).sum()
+    return out
 
 
 def footprint_elongation(img: np.ndarray, scale: Any = (1.0, 1.0), *, cut: float = 0.2) -> float:
