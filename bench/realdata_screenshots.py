@@ -9,7 +9,9 @@ human ROIs (yellow), the accepted components' contours at 20 % of their
 maxima (cyan) and those that issue 14's rule calls junk (red), and writes
 ``docs/screenshots/realdata_before.png`` / ``realdata_after.png``.  ``--half2``: a run on
 frames 300-599 of the crop, over their mean, with the components accepted only by the high
-r-value exemption from ``SNR_lowest`` in magenta (``realdata_half2.png``).
+r-value exemption from ``SNR_lowest`` in magenta (``realdata_half2.png``).  ``--mouse``: the
+thunder mouse movie, with the components accepted only by the area floor's one-pixel allowance
+(``small_floor_px``) in magenta (``realdata_mouse.png``).
 """
 
 from __future__ import annotations
@@ -37,9 +39,14 @@ def shot(
     movie: str | None = None,
     gSig=(5, 5),
     frames: slice | None = None,
+    only_by: tuple[str, str] | None = None,
 ) -> None:
     """Contours of the accepted components of ``results_path`` over the mean image of
-    ``movie`` (default: the Neurofinder crop, with its human ROIs; ``frames`` of it)."""
+    ``movie`` (default: the Neurofinder crop, with its human ROIs; ``frames`` of it).
+
+    ``only_by`` (threshold, label): the components accepted only because of that threshold (the
+    set with it off) are drawn in magenta.
+    """
     import napari
     import tifffile
     from bench_realdata import regions_to_masks
@@ -60,12 +67,13 @@ def shot(
     F = r.estimates.footprints(acc)
     junk = junk_mask(shape_metrics(r.estimates.A[:, acc], r.estimates.dims, gSig))
     exempt = np.zeros(acc.size, bool)
-    if frames is not None and r.metrics is not None:  # accepted only by the high r-value exemption
+    if only_by is not None and r.metrics is not None:  # accepted only by that threshold
         from napari_caiman.engine.evaluation import apply_thresholds
         from napari_caiman.engine.resolve import thresholds
 
-        off = apply_thresholds(r.metrics, **dict(thresholds(r.params), high_rval_thr=None))[0]
+        off = apply_thresholds(r.metrics, **{**thresholds(r.params), only_by[0]: None})[0]
         exempt = ~np.isin(acc, off)
+    label = "" if only_by is None else only_by[1]
     v = napari.Viewer(title=title)
     v.add_image(
         mean,
@@ -86,7 +94,7 @@ def shot(
             "cyan",
         ),
         (
-            "accepted by the high r-value exemption",
+            f"accepted by the {label}",
             [
                 c - 1
                 for f, e in zip(F, exempt, strict=True)
@@ -114,7 +122,7 @@ def shot(
     v.text_overlay.text = (
         f"{title}: {acc.size} accepted, {int(junk.sum())} junk (red)"
         + ("; human ROIs yellow" if len(truth) else "")
-        + (f"; {int(exempt.sum())} by the high r-value exemption (magenta)" if exempt.any() else "")
+        + (f"; {int(exempt.sum())} by the {label} (magenta)" if exempt.any() else "")
     )
     v.text_overlay.color = "white"
     from qtpy.QtWidgets import QApplication
@@ -133,10 +141,23 @@ def main() -> None:
     d = ROOT / "docs" / "screenshots"
     if sys.argv[1] == "--mouse":  # --mouse RESULTS: the thunder mouse movie (no ROI truth)
         movie = ROOT.parent / "shared" / "data" / "thunder_mouse_2p" / "thunder_mouse_500x64x64.tif"
-        shot(sys.argv[2], d / "realdata_mouse.png", "thunder_mouse_2p", str(movie), gSig=(2, 2))
+        shot(
+            sys.argv[2],
+            d / "realdata_mouse.png",
+            "thunder_mouse_2p",
+            str(movie),
+            gSig=(2, 2),
+            only_by=("small_floor_px", "area floor's one-pixel allowance"),
+        )
         return
     if sys.argv[1] == "--half2":  # --half2 RESULTS: a run on frames 300-599 of the crop
-        shot(sys.argv[2], d / "realdata_half2.png", "frames 300-599", frames=slice(300, 600))
+        shot(
+            sys.argv[2],
+            d / "realdata_half2.png",
+            "frames 300-599",
+            frames=slice(300, 600),
+            only_by=("high_rval_thr", "high r-value exemption"),
+        )
         return
     if len(sys.argv) > 2:  # BEFORE AFTER, or AFTER alone (the before picture kept)
         shot(sys.argv[1], d / "realdata_before.png", "before (main)")

@@ -143,6 +143,47 @@ def test_merge_and_delete_keep_side_data_aligned(evaluated):
         s.delete_picked()
 
 
+def test_an_edit_keeps_the_elongation_test(evaluated):
+    """Component edits rebuild the shape metrics with the elongation: a streak stays rejected.
+
+    (The rebuild once left ``elongation`` out, so ``max_elongation`` silently switched off.)
+    """
+    from types import SimpleNamespace
+
+    from napari_caiman.engine.cnmf import images_to_pixels
+    from napari_caiman.engine.evaluation import compute_metrics
+    from napari_caiman.engine.shapes import shape_metrics
+
+    m, est, summary, params, step = evaluated
+    est = copy.deepcopy(est)
+    acc = apply_thresholds(step.metrics, **thresholds(params))[0]
+    k = int(acc[np.argmax(step.metrics.SNR_comp[acc])])  # the strongest accepted component
+    cy, cx = np.unravel_index(np.argmax(est.footprints([k])[0]), est.dims)
+    cy, cx = int(np.clip(cy, 1, est.dims[0] - 2)), int(np.clip(cx, 8, est.dims[1] - 9))
+    bar = np.zeros(est.dims)
+    bar[cy - 1 : cy + 2, cx - 8 : cx + 9] = 1.0  # 3 x 17 pixels through its centre: a streak
+    A = est.A.tolil()
+    A[:, k] = images_to_pixels(bar[None])
+    est.A = A.tocsc()
+    met = compute_metrics(m.movie, est, params)
+    assert met.elongation[k] > 2.5 and met.solidity[k] == 1 and met.n_pieces[k] == 1
+    th = thresholds(params)
+    assert k not in apply_thresholds(met, **th)[0]
+    assert (
+        k in apply_thresholds(met, **{**th, "max_elongation": None})[0]
+    )  # rejected for its length
+    s = _session((m, est, summary, params, SimpleNamespace(metrics=met, F_dff=step.F_dff)))
+    assert not s.accepted[k]
+    other = next(j for j in range(s.n_components) if j != k)
+    s.select(other)
+    s.delete_picked()  # an edit: the shape metrics are rebuilt from the edited footprints
+    k2 = k - (other < k)
+    assert not s.accepted[k2]  # the elongation test still rejects the streak after the edit
+    rebuilt = shape_metrics(s.estimates.A, s.estimates.dims, (3, 3))
+    np.testing.assert_allclose(s.metrics.elongation, rebuilt.elongation)
+    np.testing.assert_array_equal(s.metrics.area_px, rebuilt.area_px)
+
+
 def test_save_autosave_reload_and_export(evaluated, tmp_path):
     s = _session(evaluated)
     assert s.autosave() is None  # no file yet

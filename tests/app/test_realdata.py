@@ -191,3 +191,35 @@ def test_thunder_mouse_int16_movie(shared_data, tmp_path):
     )
     assert r.estimates.n_components > 0
     assert r.motion["crispness_corrected"] >= 0.95 * r.motion["crispness_raw"]
+
+
+def test_thunder_mouse_somata_at_the_resolution_limit_pass_the_area_floor(shared_data, tmp_path):
+    """The downsampled mouse movie's somata are 2 x 2 to 3 x 3 pixels; at gSig 2 the area floor
+    is 4.8 pixels, and the one-pixel allowance of a floor that small keeps its 4-pixel soma (a
+    bright spot in the mean image with transients, SNR 4.5, r 1.0) with no junk accepted. The
+    saved file gives the same accepted set when it is re-thresholded."""
+    from napari_caiman.engine.evaluation import apply_thresholds
+    from napari_caiman.engine.resolve import thresholds
+    from napari_caiman.engine.shapes import junk_mask, shape_metrics
+    from napari_caiman.io.results_file import load_results
+
+    path = shared_data / "thunder_mouse_2p" / "thunder_mouse_500x64x64.tif"
+    params = CaimanParams.from_dict(
+        {"fr": 15, "max_shifts": (4, 4), "gSig": (2, 2), "K": 15, "use_cnn": False}
+    )
+    r = run_pipeline(
+        [str(path)], steps=["motion", "cnmf", "evaluate"], output=tmp_path / "r.hdf5", params=params
+    )
+    acc, met = np.asarray(r.accepted()), r.metrics
+    without = apply_thresholds(met, **dict(thresholds(params), small_floor_px=None))[0]
+    gained = np.setdiff1d(acc, without)
+    assert np.setdiff1d(without, acc).size == 0
+    # measured: 14 components, 11 accepted (10 without the allowance), the gained one 4 pixels
+    assert gained.size >= 1 and acc.size >= 11
+    assert np.all(met.area_px[gained] == 4) and np.all(met.SNR_comp[gained] >= 2.5)
+    assert np.all(met.r_values[gained] >= 0.95) and np.all(met.solidity[gained] == 1)
+    shape = shape_metrics(r.estimates.A[:, acc], r.estimates.dims, (2, 2))
+    assert not junk_mask(shape).any()
+    back = load_results(tmp_path / "r.hdf5")
+    np.testing.assert_array_equal(back.metrics.area_px, met.area_px)
+    np.testing.assert_array_equal(back.accepted(), acc)

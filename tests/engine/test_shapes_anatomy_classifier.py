@@ -9,6 +9,7 @@ from scipy import sparse
 from napari_caiman.engine.cnmf.estimates import images_to_pixels
 from napari_caiman.engine.errors import InputError
 from napari_caiman.engine.shapes import (
+    cut_areas,
     footprint_elongation,
     footprint_shape,
     junk_mask,
@@ -127,6 +128,10 @@ def test_shape_metrics_3d_volume():
     sm = shape_metrics(A, dims, (2, 2, 1))
     assert sm.n_pieces.tolist() == [1, 2]
     assert sm.solidity[0] > 0.8
+    # areas on the maximum projection over Z: the larger disc; two discs of radius 3
+    disc4, disc3 = _disc(dims[1:], 16, 16, 4).sum(), _disc(dims[1:], 16, 16, 3).sum()
+    assert sm.area_px.tolist() == [disc4, 2 * disc3]
+    np.testing.assert_array_equal(cut_areas(A, dims), sm.area_px)
 
 
 def test_match_footprints_overlap_rule():
@@ -169,6 +174,66 @@ def test_shape_thresholds_in_apply_thresholds_and_params():
     # metrics without shape (a CaImAn file): the shape terms are ignored
     plain = Metrics(SNR_comp=m.SNR_comp, r_values=m.r_values, size=m.size)
     assert apply_thresholds(plain, **thresholds_from_params(p))[0].tolist() == [0, 1, 2, 3]
+
+
+def _blob(shape, cy, cx, n):
+    """The ``n`` pixels nearest to (cy, cx), value 1: a compact footprint of exactly n pixels."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    d = ((yy - cy) ** 2 + (xx - cx) ** 2).ravel()
+    img = np.zeros(shape[0] * shape[1])
+    img[np.argsort(d, kind="stable")[:n]] = 1.0
+    return img.reshape(shape)
+
+
+@pytest.mark.parametrize(
+    "gsig, pixels, passes, passes_off",
+    [
+        (2, 4, True, False),  # floor 0.095 x 50.3 = 4.78 px: a 2 x 2 soma one pixel short passes
+        (2, 5, True, True),
+        (2, 3, False, False),  # two pixels short: a speck
+        (4, 19, False, False),  # floor 19.1 px: not a few pixels, no allowance
+        (4, 20, True, True),
+    ],
+)
+def test_area_floor_allows_one_pixel_where_it_is_a_few_pixels(gsig, pixels, passes, passes_off):
+    from napari_caiman.engine.evaluation import Metrics, apply_thresholds, thresholds_from_params
+    from napari_caiman.engine.params import CaimanParams
+
+    dims = (32, 32)
+    A = sparse.csc_matrix(images_to_pixels(_blob(dims, 15.5, 15.5, pixels)[None]))
+    sm = shape_metrics(A, dims, (gsig, gsig))
+    assert sm.area_px.tolist() == [pixels] and sm.area_ratio[0] == pytest.approx(
+        pixels / (np.pi * 4 * gsig**2)
+    )
+    m = Metrics(
+        SNR_comp=np.array([6.0]),
+        r_values=np.array([0.99]),
+        size=np.array([pixels]),
+        solidity=sm.solidity,
+        n_pieces=sm.n_pieces,
+        area_ratio=sm.area_ratio,
+        elongation=sm.elongation,
+        area_px=sm.area_px,
+    )
+    th = thresholds_from_params(CaimanParams.from_dict({"gSig": (gsig, gsig)}))
+    assert th["small_floor_px"] == 10 and th["min_area_ratio"] == 0.095
+    assert apply_thresholds(m, **th)[0].size == int(passes)
+    assert apply_thresholds(m, **{**th, "small_floor_px": None})[0].size == int(passes_off)
+    assert apply_thresholds(m, **{**th, "small_floor_px": 0})[0].size == int(passes_off)
+    # a file saved without area_px (or a CaImAn file with shape fields): the pixels from A
+    saved = {k: v for k, v in m.to_dict().items() if k != "area_px"}
+
+    class Est:
+        pass
+
+    est = Est()
+    est.A, est.dims = A, dims
+    back = Metrics.from_saved(saved, est)
+    assert back.area_px.tolist() == [pixels]
+    assert footprint_shape(_blob(dims, 15.5, 15.5, pixels))[2] == pixels  # the same definition
+    assert apply_thresholds(back, **th)[0].size == int(passes)
+    with pytest.raises(InputError, match="small_floor_px"):
+        apply_thresholds(m, min_area_ratio=0.095, small_floor_px=-1)
 
 
 # ----------------------------------------------------------------------------- anatomical seeding

@@ -319,6 +319,8 @@ class CurationSession:
                 solidity=shape.solidity if m.solidity is not None else None,
                 n_pieces=shape.n_pieces if m.n_pieces is not None else None,
                 area_ratio=shape.area_ratio if m.area_ratio is not None else None,
+                elongation=shape.elongation if m.elongation is not None else None,
+                area_px=shape.area_px if m.area_ratio is not None else None,
                 anatomy=edits.take_rows(m.anatomy, rows, fill=np.bool_(False)),
                 dup_score=dup[0],
                 dup_of=dup[1],

@@ -249,6 +249,8 @@ EXTRA_DEFAULTS: dict[str, dict[str, Any]] = {
         "joint_rval_frac": 0.875,
         # from this r-value on, SNR_lowest does not apply (engine.evaluation)
         "high_rval_thr": 0.9,
+        # an area floor below this many pixels lets a footprint one pixel short pass (engine.evaluation)
+        "small_floor_px": 10.0,
         # footprint size limits in pixels (the Evaluation dock's min_size / max_size); None: no limit
         "min_size": None,
         "max_size": None,

@@ -51,7 +51,11 @@ Shape (``solidity``, ``n_pieces``, ``area_ratio``, ``elongation``; :mod:`.shapes
     field of view) are the junk CNMF finds on real two-photon data; the
     shape thresholds (our own parameter group ``napari_caiman``:
     ``min_solidity`` 0.6, ``max_pieces`` 1, ``min_area_ratio`` 0.095,
-    ``max_area_ratio`` 4, ``max_elongation`` 2.5) reject them whatever their SNR.  Components seeded
+    ``max_area_ratio`` 4, ``max_elongation`` 2.5) reject them whatever their SNR.  Where the
+    area floor is a few pixels (below ``small_floor_px``, 10: gSig up to ~3 px at 0.095) a
+    footprint one pixel short of it passes: there one pixel is over a tenth of the floor, finer
+    than a 20 % cut can measure (the 2 x 2-pixel somata of a downsampled movie at gSig 2 have 4
+    pixels against a floor of 4.8).  Components seeded
     from anatomy (``estimates.from_anatomy``) are judged by shape only when
     ``accept_anatomy`` is set: a silent cell has no SNR.
 
@@ -81,7 +85,8 @@ Thresholds (:func:`apply_thresholds`, CaImAn's disjunctive rule)
                [and cnn > cnn_lowest]
                [and min_size <= size <= max_size]
                [and solidity >= min_solidity and n_pieces <= max_pieces
-                and min_area_ratio <= area_ratio <= max_area_ratio
+                and min_area_ratio <= area_ratio [or area_px + 1 >= floor_px < small_floor_px]
+                and area_ratio <= max_area_ratio
                 and elongation <= max_elongation]
                [and not (dup_score > max_duplicate, its stronger partner accepted)]
     The joint test (our group; 0.625 and 0.875 by default, None = off) accepts
@@ -144,6 +149,8 @@ log = logging.getLogger(__name__)
 JOINT_SNR_FRAC, JOINT_RVAL_FRAC = 0.625, 0.875
 #: From this r-value on, CaImAn's SNR_lowest floor does not apply (our group; the SNR must be > 0).
 HIGH_RVAL_THR = 0.9
+#: An area floor (min_area_ratio discs) below this many pixels lets a footprint one pixel short pass.
+SMALL_FLOOR_PX = 10.0
 
 
 @dataclass
@@ -170,7 +177,7 @@ class Metrics:
         Frames averaged for each r-value (0: no activity found, r = 0).
     n_samples : int
         ``N`` of the SNR test.
-    solidity, n_pieces, area_ratio, elongation : (K,) or None
+    solidity, n_pieces, area_ratio, elongation, area_px : (K,) or None
         Shape of each footprint (see :mod:`.shapes`); None when not computed
         (e.g. a CaImAn file).
     anatomy : (K,) bool or None
@@ -204,6 +211,7 @@ class Metrics:
     dup_score: np.ndarray | None = None
     dup_of: np.ndarray | None = None
     elongation: np.ndarray | None = None
+    area_px: np.ndarray | None = None
 
     @property
     def n_components(self) -> int:
@@ -261,6 +269,11 @@ class Metrics:
             shape["anatomy"] = shape["anatomy"].astype(bool)
         if shape["dup_of"] is not None:
             shape["dup_of"] = shape["dup_of"].astype(np.int64)
+        if shape["area_px"] is None and shape["area_ratio"] is not None and estimates is not None:
+            # a file saved before area_px: the same pixel counts from the footprints
+            from .shapes import cut_areas
+
+            shape["area_px"] = cut_areas(estimates.A, tuple(estimates.dims))
         return cls(
             SNR_comp=snr,
             r_values=r,
@@ -309,6 +322,7 @@ SHAPE_FIELDS = (
     "dup_score",
     "dup_of",
     "elongation",
+    "area_px",
 )
 
 # ----------------------------------------------------------------------------- SNR
@@ -891,6 +905,7 @@ def iter_compute_metrics(
         dup_score=dup_score,
         dup_of=dup_of,
         elongation=sm.elongation,
+        area_px=sm.area_px,
     )
 
 
@@ -932,6 +947,7 @@ def apply_thresholds(
     joint_SNR_frac: float | None = JOINT_SNR_FRAC,
     joint_rval_frac: float | None = JOINT_RVAL_FRAC,
     high_rval_thr: float | None = HIGH_RVAL_THR,
+    small_floor_px: float | None = SMALL_FLOOR_PX,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Accept/reject components from precomputed metrics (pure, fast).
 
@@ -946,7 +962,10 @@ def apply_thresholds(
     terms, the joint test is ignored when the metrics hold no shape (a CaImAn file keeps CaImAn's
     rule).  ``high_rval_thr`` (0.9; None: off): a component with r >= it is exempt from the
     ``SNR_lowest`` floor (SNR > 0 still needed); ignored, like the joint test, on metrics
-    without shape.  ``accept_anatomy``: components
+    without shape.  ``small_floor_px`` (10; None or 0: off): where the area floor
+    ``min_area_ratio`` x the expected disc is below this many pixels, a footprint whose cut
+    area (``metrics.area_px``) is at most one pixel short of it passes the floor.
+    ``accept_anatomy``: components
     from anatomical seeds pass the SNR / r-value tests (their shape still counts).
     When the metrics hold classifier probabilities (``classifier_prob``),
     ``p >= min_classifier_prob`` replaces the SNR / r-value / CNN test.
@@ -1006,7 +1025,13 @@ def apply_thresholds(
             good |= anat
             ok |= anat
         shape_ok = _shape_ok(
-            metrics, min_solidity, max_pieces, min_area_ratio, max_area_ratio, max_elongation
+            metrics,
+            min_solidity,
+            max_pieces,
+            min_area_ratio,
+            max_area_ratio,
+            max_elongation,
+            small_floor_px,
         )
         if shape_ok is not None:
             ok &= shape_ok
@@ -1025,7 +1050,13 @@ def apply_thresholds(
 
 
 def _shape_ok(
-    metrics: Metrics, min_solidity, max_pieces, min_area_ratio, max_area_ratio, max_elongation=None
+    metrics: Metrics,
+    min_solidity,
+    max_pieces,
+    min_area_ratio,
+    max_area_ratio,
+    max_elongation=None,
+    small_floor_px=None,
 ) -> np.ndarray | None:
     tests = []
     if min_solidity is not None and metrics.solidity is not None:
@@ -1033,9 +1064,17 @@ def _shape_ok(
     if max_pieces is not None and metrics.n_pieces is not None:
         tests.append(np.asarray(metrics.n_pieces) <= _num("max_pieces", max_pieces, 0.0, math.inf))
     if min_area_ratio is not None and metrics.area_ratio is not None:
-        tests.append(
-            np.asarray(metrics.area_ratio) >= _num("min_area_ratio", min_area_ratio, 0.0, math.inf)
-        )
+        lo = _num("min_area_ratio", min_area_ratio, 0.0, math.inf)
+        ratio = np.asarray(metrics.area_ratio, dtype=np.float64)
+        passed = ratio >= lo
+        if small_floor_px is not None and metrics.area_px is not None:
+            small = _num("small_floor_px", small_floor_px, 0.0, math.inf)
+            px = np.asarray(metrics.area_px, dtype=np.float64)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                floor_px = lo * px / ratio  # the floor in pixels: min_area_ratio x the disc
+            # at a floor of a few pixels, one pixel short is within what the cut can measure
+            passed |= (px >= 1) & (ratio > 0) & (floor_px < small) & (px + 1 >= floor_px)
+        tests.append(passed)
     if max_area_ratio is not None and metrics.area_ratio is not None:
         tests.append(
             np.asarray(metrics.area_ratio) <= _num("max_area_ratio", max_area_ratio, 0.0, math.inf)

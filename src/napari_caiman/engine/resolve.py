@@ -91,6 +91,7 @@ THRESHOLD_NAMES = (
     "joint_SNR_frac",
     "joint_rval_frac",
     "high_rval_thr",
+    "small_floor_px",
     "max_duplicate",
     "min_size",
     "max_size",

@@ -280,6 +280,7 @@ ESTIMATE_OPTIONAL = (
     "dup_score",
     "dup_of",
     "elongation",
+    "area_px",
 )
 
 

@@ -13,6 +13,8 @@ with SNR and r-values, and thresholded by :func:`~.evaluation.apply_thresholds`)
 ``area_ratio``
     Pixels of the cut divided by the area of a disc (ellipse / ellipsoid) of
     radius ``2 gSig``, the expected soma area; sprawling footprints have > 4.
+    ``area_px`` holds the same area in pixels (the area floor's one-pixel allowance where the
+    floor is a few pixels, :func:`~.evaluation.apply_thresholds`).
 ``elongation``
     Ratio of the principal axes (square root of the eigenvalue ratio of the
     covariance of the cut's pixel coordinates, each pixel counted as a unit
@@ -49,6 +51,7 @@ __all__ = [
     "match_footprints",
     "expected_area",
     "footprint_images",
+    "cut_areas",
 ]
 
 
@@ -60,6 +63,7 @@ class ShapeMetrics:
     n_pieces: np.ndarray
     area_ratio: np.ndarray
     elongation: np.ndarray | None = None
+    area_px: np.ndarray | None = None
 
 
 def expected_area(gSig: Any, nd: int) -> float:
@@ -105,6 +109,22 @@ def footprint_shape(
     hull = _convex_area(flat)  # type: ignore[arg-type]
     solidity = area / hull if hull > 0 else 0.0
     return float(min(1.0, solidity)), pieces, area
+
+
+def cut_areas(A: Any, dims: tuple[int, ...], *, cut: float = 0.2) -> np.ndarray:
+    """Pixels of each footprint cut at ``cut`` of its maximum (3D: of its maximum projection over Z).
+
+    The ``area`` of :func:`footprint_shape` without the hull: e.g. ``area_px`` for a file saved
+    without it.
+    """
+    K = sparse.csc_matrix(A).shape[1]
+    out = np.zeros(K)
+    for k, img, _ in footprint_images(A, dims):
+        m = img.max() if img.size else 0.0
+        if m > 0:
+            mask = img >= cut * m
+            out[k] = (mask if img.ndim == 2 else mask.any(axis=0)).sum()
+    return out
 
 
 def footprint_elongation(img: np.ndarray, scale: Any = (1.0, 1.0), *, cut: float = 0.2) -> float:
@@ -176,6 +196,7 @@ def shape_metrics(
         n_pieces=pcs,
         area_ratio=area / expected_area(gSig, len(dims)),
         elongation=elong,
+        area_px=area,
     )
 
 
