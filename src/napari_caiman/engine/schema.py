@@ -462,17 +462,15 @@ class Plugin(_Group):
     )
     small_floor_px: Any = _f(
         "number",
-        "Where the area floor (min_area_ratio discs of radius 2 gSig) is below this many pixels, "
-        "a footprint one pixel short of it passes (a pixel is then over a tenth of the floor: "
-        "somata at the resolution limit); None or 0 = off.",
+        "Where the area floor (min_area_ratio discs of radius 2 gSig) is under this many pixels, "
+        "one pixel short of it passes (somata at the resolution limit); None or 0 = off.",
         minimum=0,
         none_ok=True,
         auto="off",
     )
     min_size: Any = _f(
         "number",
-        "Reject a component whose footprint has fewer pixels than this (above 20 % of "
-        "its max); None = no limit (the Evaluation dock's min_size).",
+        "Reject a footprint of fewer pixels (above 20 % of its max); None = no limit.",
         minimum=0,
         none_ok=True,
         auto="no limit",

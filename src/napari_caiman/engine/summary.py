@@ -265,7 +265,8 @@ class SummaryAccumulator:
                     0.0,
                 )
             del valid
-        args = (y, self._offset, self._offs3, *self._allocate())
+        count, s1, s2, mx, cross, miss_a, miss_b, miss_n = self._allocate()
+        args = (y, self._offset, self._offs3, count, s1, s2, mx, cross, miss_a, miss_b, miss_n)
         cuts = self._cuts
         if self._pool is None:
             _accumulate_rows(*args, 0, int(cuts[-1]))
