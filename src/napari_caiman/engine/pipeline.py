@@ -108,6 +108,7 @@ def iter_motion_step(
     backend = _caiman_backend(params)
     if backend is not None:
         return (yield from backend.iter_motion_step(movie, params, out=out, template=template))
+    from .finite import finite_float32
     from .memory import budget
     from .motion import iter_motion_correct
     from .summary import SummaryAccumulator, iter_summary_images
@@ -129,8 +130,6 @@ def iter_motion_step(
         tw = time.perf_counter()
         summing["s"] += tw - ts
         if writer is not None:
-            from .finite import finite_float32
-
             writer.add(t0, finite_float32(frames))  # NaN borders read as CNMF reads them
             summing["tiles"] += time.perf_counter() - tw
 

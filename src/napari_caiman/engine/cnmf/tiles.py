@@ -413,14 +413,14 @@ class TileWriter:
         self.dims = tuple(int(d) for d in dims)
         self.ranges = [(0, self.T)] if ranges is None else [(int(a), int(b)) for a, b in ranges]
         self.total = sum(b - a for a, b in self.ranges)
-        n = sum(-(-(b - a) // self.tbin) for a, b in self.ranges)
+        # the first sample of each range (the last entry: the store's samples)
         self._first = list(
             itertools.accumulate([0] + [-(-(b - a) // self.tbin) for a, b in self.ranges])
         )
-        self.store: TileStore | None = TileStore.create(self.dims, n, tile, folder)
+        self.store: TileStore | None = TileStore.create(self.dims, self._first[-1], tile, folder)
         self._sum = np.zeros(int(np.prod(self.dims)), np.float64) if self.total == self.T else None
         self._next = self.ranges[0][0] if self.ranges else 0  # the frame expected next
-        self._pending: list[np.ndarray] = []  # frames of the current range's unfinished sample
+        self._pending: np.ndarray | None = None  # frames of the current range's unfinished sample
         self.taken = 0  # frames of the ranges given so far
 
     def add(self, t0: int, frames: np.ndarray) -> None:
@@ -439,10 +439,11 @@ class TileWriter:
         if lo != self._next:
             raise ValueError(f"tile store: frame {lo} given where frame {self._next} comes next")
         self.taken += len(part)
-        start = lo - sum(len(p) for p in self._pending)  # first frame of the unfinished sample
-        if self._pending:
-            part = np.concatenate([*self._pending, part])
-            self._pending = []
+        start = lo  # first frame of the unfinished sample, when there is one
+        if self._pending is not None:
+            start -= len(self._pending)
+            part = np.concatenate([self._pending, part])
+            self._pending = None
         end = start + len(part)
         keep = len(part) if end == b else (len(part) // self.tbin) * self.tbin
         if keep:
@@ -450,7 +451,7 @@ class TileWriter:
             ch = downsample(ch, 1, self.tbin) if self.tbin > 1 else ch
             self._queue(self._first[r] + (start - a) // self.tbin, np.asarray(ch, np.float32))
         if keep < len(part):
-            self._pending = [np.array(part[keep:], np.float32)]
+            self._pending = np.array(part[keep:], np.float32)
         self._next = end
         if end == b and r + 1 < len(self.ranges):
             self._next = self.ranges[r + 1][0]
@@ -491,7 +492,7 @@ class TileWriter:
     @property
     def complete(self) -> bool:
         """Return True when every frame to store has been given."""
-        return self.taken == self.total and not self._pending
+        return self.taken == self.total and self._pending is None
 
     def finish(self) -> TileStore:
         """Return the store, every frame written (``ValueError`` if some are missing)."""
@@ -516,4 +517,4 @@ class TileWriter:
         if self.store is not None:
             self.store.close()
             self.store = None
-        self._pending, self._buf = [], []
+        self._pending, self._buf = None, []
