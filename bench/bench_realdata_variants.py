@@ -230,7 +230,7 @@ def score(
             )
         elif d["real"]:
             o = _score(est, acc, d["truth"], d["params"]["gSig"])
-            r = _score_images(d["ref"], d["truth"], PARAMS["gSig"])
+            r = _score_images(d["ref"], d["truth"], d["params"]["gSig"])
             ratio = o["f1"] / r["f1"] if r["f1"] else float("inf")
             out[name] = ratio
             line = (

@@ -191,6 +191,8 @@ def _blob(shape, cy, cx, n):
         (2, 4, True, False),  # floor 0.095 x 50.3 = 4.78 px: a 2 x 2 soma one pixel short passes
         (2, 5, True, True),
         (2, 3, False, False),  # two pixels short: a speck
+        (5 / 3, 3, False, False),  # floor 3.3 px (a movie binned 3x): 3 pixels, not a 2 x 2 blob
+        (5 / 3, 4, True, True),
         (4, 19, False, False),  # floor 19.1 px: not a few pixels, no allowance
         (4, 20, True, True),
     ],

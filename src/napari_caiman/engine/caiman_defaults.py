@@ -258,6 +258,8 @@ EXTRA_DEFAULTS: dict[str, dict[str, Any]] = {
         "max_duplicate": 0.5,
         # footprint pixels below this many standard errors are dropped (engine.cnmf.sparse_steps.spatial_step)
         "footprint_noise_thr": 2.0,
+        # patches: at least this many components per expected soma the patch holds (engine.cnmf.patches)
+        "patch_K_density": 0.5,
         # anatomical seeding (engine.cnmf.anatomy)
         "seed_anatomy": False,
         "accept_anatomy": True,

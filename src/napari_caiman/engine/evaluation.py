@@ -55,7 +55,11 @@ Shape (``solidity``, ``n_pieces``, ``area_ratio``, ``elongation``; :mod:`.shapes
     area floor is a few pixels (below ``small_floor_px``, 10: gSig up to ~3 px at 0.095) a
     footprint one pixel short of it passes: there one pixel is over a tenth of the floor, finer
     than a 20 % cut can measure (the 2 x 2-pixel somata of a downsampled movie at gSig 2 have 4
-    pixels against a floor of 4.8).  Components seeded
+    pixels against a floor of 4.8).  The allowance needs at least :data:`MIN_BLOB_PX` (4: a
+    2 x 2 block, the smallest footprint that is a blob along both axes): a 3-pixel footprint is a
+    speck or a line at any floor (the Neurofinder crop binned 3x, floor 3.3 px: six unmatched
+    3-pixel components passed the allowance, ``bench/results/realdata_robustness.md``).
+    Components seeded
     from anatomy (``estimates.from_anatomy``) are judged by shape only when
     ``accept_anatomy`` is set: a silent cell has no SNR.
 
@@ -85,7 +89,8 @@ Thresholds (:func:`apply_thresholds`, CaImAn's disjunctive rule)
                [and cnn > cnn_lowest]
                [and min_size <= size <= max_size]
                [and solidity >= min_solidity and n_pieces <= max_pieces
-                and min_area_ratio <= area_ratio [or area_px + 1 >= floor_px < small_floor_px]
+                and min_area_ratio <= area_ratio
+                    [or area_px + 1 >= floor_px < small_floor_px and area_px >= 4]
                 and area_ratio <= max_area_ratio
                 and elongation <= max_elongation]
                [and not (dup_score > max_duplicate, its stronger partner accepted)]
@@ -151,6 +156,8 @@ JOINT_SNR_FRAC, JOINT_RVAL_FRAC = 0.625, 0.875
 HIGH_RVAL_THR = 0.9
 #: An area floor (min_area_ratio discs) below this many pixels lets a footprint one pixel short pass.
 SMALL_FLOOR_PX = 10.0
+#: The allowance of the area floor needs at least this many pixels (a 2 x 2 block).
+MIN_BLOB_PX = 4
 
 
 @dataclass
@@ -964,7 +971,8 @@ def apply_thresholds(
     ``SNR_lowest`` floor (SNR > 0 still needed); ignored, like the joint test, on metrics
     without shape.  ``small_floor_px`` (10; None or 0: off): where the area floor
     ``min_area_ratio`` x the expected disc is below this many pixels, a footprint whose cut
-    area (``metrics.area_px``) is at most one pixel short of it passes the floor.
+    area (``metrics.area_px``) is at most one pixel short of it, and at least a 2 x 2 block
+    (:data:`MIN_BLOB_PX`), passes the floor.
     ``accept_anatomy``: components
     from anatomical seeds pass the SNR / r-value tests (their shape still counts).
     When the metrics hold classifier probabilities (``classifier_prob``),
@@ -1073,7 +1081,7 @@ def _shape_ok(
             with np.errstate(divide="ignore", invalid="ignore"):
                 floor_px = lo * px / ratio  # the floor in pixels: min_area_ratio x the disc
             # at a floor of a few pixels, one pixel short is within what the cut can measure
-            passed |= (px >= 1) & (ratio > 0) & (floor_px < small) & (px + 1 >= floor_px)
+            passed |= (px >= MIN_BLOB_PX) & (ratio > 0) & (floor_px < small) & (px + 1 >= floor_px)
         tests.append(passed)
     if max_area_ratio is not None and metrics.area_ratio is not None:
         tests.append(

@@ -390,29 +390,25 @@ class Plugin(_Group):
 
     backend: str = _f(
         "choice",
-        "Who computes: 'native' (this package) or 'caiman' (a CaImAn installation, "
-        "docs/caiman.md).",
+        "Who computes: 'native' (this package) or 'caiman' (CaImAn, docs/caiman.md).",
         choices=("native", "caiman"),
     )
     memory_limit: Any = _f(
         "size",
-        "Memory budget of a run: chunk sizes of every step come from it, and whatever is "
-        "frames x pixels and does not fit goes to disk; a run that cannot fit is refused before "
-        "it starts. None = half the RAM available when the run starts.",
+        "Memory budget of a run: every step's chunks follow it, frames x pixels that do not fit "
+        "go to disk, a run that cannot fit is refused before it starts.",
         none_ok=True,
         auto="half the RAM available when the run starts",
     )
     min_solidity: float = _f(
         "number",
-        "Reject a footprint (cut at 20 % of its max) whose area / convex-hull area "
-        "is below this, whatever its SNR (0 = off).",
+        "Reject a footprint (cut at 20 % of its max) whose area / convex-hull area is below this.",
         minimum=0,
         maximum=1,
     )
     max_pieces: float = _f(
         "number",
-        "Reject a footprint in more pieces than this (4-connected, each holding >= "
-        "10 % of its pixels; 0 = off).",
+        "Reject a footprint in more pieces than this (4-connected, >= 10 % of its pixels each).",
         minimum=0,
     )
     min_area_ratio: float = _f(
@@ -427,17 +423,15 @@ class Plugin(_Group):
     )
     max_elongation: Any = _f(
         "number",
-        "Reject a footprint longer than this ratio of its principal axes, in units "
-        "of gSig (streaks along dendrites and frame edges; None = off).",
+        "Reject a footprint longer than this ratio of its principal axes (in gSig; streaks).",
         minimum=1,
         none_ok=True,
         auto="off",
     )
     joint_SNR_frac: Any = _f(
         "number",
-        "Also accept a component whose SNR reaches this fraction of min_SNR while "
-        "its r-value reaches joint_rval_frac x rval_thr: both tests passing together at "
-        "looser levels (short recordings); None = off.",
+        "Also accept a component whose SNR reaches this x min_SNR while its r-value reaches "
+        "joint_rval_frac x rval_thr (both tests passing at looser levels); None = off.",
         minimum=0,
         maximum=1,
         none_ok=True,
@@ -497,6 +491,12 @@ class Plugin(_Group):
         "number",
         "CNMF: footprint pixels below this many standard errors of their "
         "regression are dropped (no ragged halos; 0 = off).",
+        minimum=0,
+    )
+    patch_K_density: float = _f(
+        "number",
+        "CNMF patches: at least this many components per soma disc (radius 2 gSig) of a patch, "
+        "where that is more than K (small cells); 0 = K only.",
         minimum=0,
     )
     seed_anatomy: Any = _f(

@@ -266,3 +266,37 @@ def test_greedy_init_does_not_stop_before_weak_cells():
     assert found["matched"] == 6 and A.shape[1] <= 8  # all six, and no flood of noise components
     A3, *_ = greedy_roi(Y, 10, (3.0, 3.0), (7, 7), nb=1, stop_ratio=3.0)  # the old, stricter stop
     assert match_footprints(A3.T.reshape(-1, *dims), truth, cut=0.2)["matched"] < 6
+
+
+@pytest.mark.parametrize(
+    "sizes, gsig, K, p_ssub, density, expected",
+    [
+        ((50, 50), (5.0, 5.0), 10, 2, 0.5, (10, 2)),  # 8 somata discs per patch: K rules
+        ((50, 50), (4.0, 4.0), 10, 2, 0.5, (10, 2)),  # 12.4 discs: still K
+        ((50, 50), (2.5, 2.5), 10, 2, 0.5, (15, 2)),  # a movie binned 2x: 32 discs
+        ((50, 50), (5 / 3, 5 / 3), 10, 2, 0.5, (35, 1)),  # binned 3x: gSig / 2 < 1 px
+        ((50, 50), (2.5, 2.5), 10, 2, 0.0, (10, 2)),  # density 0: K as given
+        ((50, 50), (1.5, 3.0), 10, 3, 0.5, (22, 1)),  # the smaller axis sets the downsampling
+        ((6, 50, 50), (1.0, 2.0, 2.0), 10, 2, 1.0, (111, 2)),  # a volume: ellipsoid of radii 2 gSig
+    ],
+)
+def test_patch_init_budget_scales_with_the_cell_size(sizes, gsig, K, p_ssub, density, expected):
+    from napari_caiman.engine.cnmf.patches import patch_init_budget
+
+    assert patch_init_budget(sizes, gsig, K, p_ssub, density) == expected
+
+
+def test_patches_of_small_cells_get_a_component_budget_for_the_cells_they_hold():
+    """With K = 3 per patch and 40 cells of gSig 2 in nine 32 x 32 patches, K caps the init
+    before the cells run out; patch_K_density 0.5 (10 per patch here) finds them."""
+    from napari_caiman.engine.cnmf.compare import match_components
+
+    syn = make_movie_2d((300, 64, 64), n_neurons=40, gSig=2, snr=4.0, seed=1, return_flow=False)
+    base = {"gSig": (2, 2), "K": 3, "rf": 16, "stride": 4, "p": 1, "nb": 1}
+    found = {}
+    for density in (0.0, 0.5):
+        est = cnmf(syn.movie, CaimanParams.from_dict({**base, "patch_K_density": density}))
+        found[density] = match_components(est, syn.footprints).recall
+        assert est.info["patch_K"] == (3 if density == 0 else 10)
+    assert found[0.5] >= found[0.0] + 0.15, found
+    assert found[0.5] >= 0.8, found

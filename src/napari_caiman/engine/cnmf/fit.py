@@ -45,8 +45,10 @@ from .initialization import iter_greedy_roi
 from .noise import fft_sample_ranges
 from .patches import (
     PATCH_COPIES,
+    PATCH_K_DENSITY,
     fit_patch,
     fit_patch_from,
+    patch_init_budget,
     patch_slices,
     patch_tiles,
     patch_time_bin,
@@ -438,10 +440,17 @@ def _run_patches(data: MovieData, params: CaimanParams, st: Settings, geometry, 
     dims, T, nb = data.dims, data.T, st.nb
     slices = patch_slices(dims, rf_a, st_a)
     info["n_patches"] = len(slices)
-    p_st = dataclasses.replace(
-        st, temporal=dataclasses.replace(st.temporal, p=int(params["p_patch"] or 0))
+    k_patch, p_ssub = patch_init_budget(
+        tuple(s.stop - s.start for s in slices[0]),
+        st.gSig,
+        st.K,
+        int(params["p_ssub"] or 1),
+        float(params.get("patch_K_density", PATCH_K_DENSITY) or 0.0),
     )
-    p_ssub = int(params["p_ssub"] or 1)
+    info["patch_K"], info["patch_ssub"] = k_patch, p_ssub
+    p_st = dataclasses.replace(
+        st, K=k_patch, temporal=dataclasses.replace(st.temporal, p=int(params["p_patch"] or 0))
+    )
     p_tsub = int(params["p_tsub"] or 1)
     nb_patch = int(params["nb_patch"] if params["nb_patch"] is not None else 1)
     n_workers = int(params["n_processes"] or 1)

@@ -8,7 +8,8 @@ an axis of length ``d`` patches have size ``min(2 rf, d)``, start every
 Each patch (:func:`fit_patch`, a plain function of numpy arrays so that it can
 run on a thread pool, a process pool or a ``dask.distributed.Client``) is
 initialized with ``K`` components (greedy ROI on the patch downsampled by
-``p_ssub``/``p_tsub``, ``nb_patch`` background components) followed by one
+``p_ssub``/``p_tsub``, ``nb_patch`` background components; both adapted to small cells by
+:func:`patch_init_budget`) followed by one
 round of spatial/temporal updates on the patch at full resolution (AR order
 ``p_patch``).  The caller places the footprints into the full field of view
 and merges duplicates found in overlapping patches.
@@ -36,6 +37,7 @@ __all__ = [
     "patch_slices",
     "patch_tiles",
     "patch_time_bin",
+    "patch_init_budget",
     "patch_store_plan",
     "fit_patch",
     "fit_patch_from",
@@ -49,6 +51,33 @@ PATCH_COPIES = 3
 
 #: a patch's slab holds at most this many samples in time (see :func:`patch_time_bin`)
 PATCH_MAX_FRAMES = 10_000
+
+
+#: components per patch: at least this many per expected soma (disc of radius 2 gSig) the patch holds
+PATCH_K_DENSITY = 0.5
+
+
+def patch_init_budget(
+    sizes: tuple[int, ...], gSig, K: int, p_ssub: int, density: float = PATCH_K_DENSITY
+) -> tuple[int, int]:
+    """Components and spatial downsampling of a patch's initialization: ``(K', p_ssub')``.
+
+    ``sizes`` and ``gSig`` in array order.  ``K' = max(K, floor(density x n))``, ``n`` the
+    patch's area in expected somata (the disc of radii 2 gSig the shape metrics use; the
+    ellipsoid in a volume); density 0: ``K``.  A patch of rf 25 holds 8 such discs at gSig 5
+    but 32 at gSig 2.5 (a recording binned 2x): with K 10 the init ran out of components
+    before it ran out of cells (``bench/results/realdata_robustness.md``).  The greedy init
+    still stops where the data run out of signal, so K' is a budget, not a count.
+    ``p_ssub' <= p_ssub`` is the largest that keeps ``gSig / p_ssub' >= 1`` pixel in the
+    frame: cells under a pixel wide in the downsampled patch are not found.
+    """
+    g = np.asarray(gSig, dtype=float)
+    soma = float(np.pi * 2 * g[-2] * 2 * g[-1])
+    if len(sizes) == 3 and g.size == 3:
+        soma *= 4.0 / 3.0 * 2 * g[0]
+    n = float(np.prod(sizes)) / soma
+    k = max(int(K), int(density * n)) if density > 0 else int(K)
+    return k, max(1, min(int(p_ssub), int(min(g[-2:]))))
 
 
 def patch_time_bin(T: int) -> int:
