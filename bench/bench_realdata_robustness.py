@@ -21,8 +21,8 @@ pipeline (motion + CNMF with patches + evaluation) on
   5/3), the human ROIs binned (a pixel is in a ROI if more than half of its
   block is) and CaImAn's accepted footprints binned by mean as the reference
   (CaImAn did not run on the binned movie); every other frame and the mean of
-  frame pairs (300 frames, fr 3.5); the movie plus Gaussian noise of 1x its own
-  per-pixel noise SD (the engine's PSD estimate, seed 0); the first 200 frames.
+  frame pairs (300 frames, fr 3.5); the movie plus Gaussian noise of 1x (and 2x) its
+  own per-pixel noise SD (the engine's PSD estimate, seed 0); the first 200 frames.
 
 Writes ``bench/results/realdata_robustness.md``.  Timings on a shared 2-core
 machine (noisy).
@@ -166,7 +166,9 @@ def held_out_pieces(movie: np.ndarray, truth: np.ndarray, cm_imgs: np.ndarray, p
             {**params, "fr": fr},
         )
     if "noise" in only:
-        yield "noise1", "noise + 1x its own SD (seed 0)", noisier(movie), truth, cm_imgs, params
+        for f in (1, 2):
+            label = f"noise + {f}x its own SD (seed 0)"
+            yield f"noise{f}", label, noisier(movie, float(f)), truth, cm_imgs, params
     if "short" in only:
         yield "short200", "first 200 frames", movie[:200], truth, cm_imgs, params
 
@@ -242,14 +244,20 @@ def main() -> None:
             rows.append((label, len(t), ours, ref, el))
             print(rows[-1][:2], ours["f1"], ref["f1"], flush=True)
     lines = [
-        "# Real data robustness: pieces of the Neurofinder crop, gSig +- 1",
+        "# Real data robustness: pieces of the Neurofinder crop, gSig +- 1, held-out-like recordings",
         "",
-        f"Parameters: `{json.dumps(params)}` (gSig changed where the row says). Produced by "
+        f"Parameters: `{json.dumps(params)}` (gSig / fr changed where the row says). Produced by "
         "`python bench/bench_realdata_robustness.py`; matching and junk rule of `bench_realdata.py`. "
         "Quadrants: truth = the human ROIs whose centroid lies in the quadrant; CaImAn = its accepted "
-        "components of the whole-crop run whose centroid lies there, cropped the same way. Halves and "
-        "gSig rows: CaImAn's whole-crop accepted set (gSig 5, 600 frames) as the reference, since no "
-        "CaImAn run of those exists here. Timings on a shared 2-core machine (noisy).",
+        "components of the whole-crop run whose centroid lies there, cropped the same way. Halves, gSig, "
+        "time, noise and short rows: CaImAn's whole-crop accepted set (gSig 5, 600 frames) as the "
+        "reference, since no CaImAn run of those exists here. Binned rows: the movie binned by mean, the "
+        "human ROIs binned (a pixel is in a ROI if more than half of its block is; none vanishes), and "
+        "CaImAn's accepted footprints of the full-resolution run binned by mean as the reference: "
+        "**CaImAn did not run on the binned movie** (it had 4x / 9x the pixels per patch of rf 25). "
+        "Noise rows: Gaussian noise of 1x / 2x each pixel's own noise SD (PSD estimate of "
+        "`engine.cnmf.noise.psd_noise`, as CNMF computes it) added to the raw movie, seed 0. Timings on a "
+        "shared 2-core machine (noisy).",
         "",
         "| piece | ROIs | ours accepted | matched | precision | recall | F1 | junk | CaImAn accepted | "
         "CaImAn F1 | CaImAn junk | F1 ratio | time |",

@@ -3,6 +3,7 @@
     xvfb-run -a -s "-screen 0 1920x1080x24" python bench/realdata_screenshots.py [BEFORE.hdf5] AFTER.hdf5
     xvfb-run -a -s "-screen 0 1920x1080x24" python bench/realdata_screenshots.py --mouse MOUSE.hdf5
     xvfb-run -a -s "-screen 0 1920x1080x24" python bench/realdata_screenshots.py --half2 HALF.hdf5
+    xvfb-run -a -s "-screen 0 1920x1080x24" python bench/realdata_screenshots.py --binned3 BIN3.hdf5
 
 Draws, over the mean image of ``shared/data/neurofinder_crop/movie.tif``, the
 human ROIs (yellow), the accepted components' contours at 20 % of their
@@ -11,7 +12,9 @@ maxima (cyan) and those that issue 14's rule calls junk (red), and writes
 frames 300-599 of the crop, over their mean, with the components accepted only by the high
 r-value exemption from ``SNR_lowest`` in magenta (``realdata_half2.png``).  ``--mouse``: the
 thunder mouse movie, with the components accepted only by the area floor's one-pixel allowance
-(``small_floor_px``) in magenta (``realdata_mouse.png``).
+(``small_floor_px``) in magenta (``realdata_mouse.png``).  ``--binned3``: a run on the crop binned 3x by mean
+(``bench_realdata_robustness.py``), over the binned mean with the binned human ROIs
+(``realdata_binned3.png``).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ def shot(
     gSig=(5, 5),
     frames: slice | None = None,
     only_by: tuple[str, str] | None = None,
+    binned: int = 1,
 ) -> None:
     """Contours of the accepted components of ``results_path`` over the mean image of
     ``movie`` (default: the Neurofinder crop, with its human ROIs; ``frames`` of it).
@@ -62,6 +66,10 @@ def shot(
         if movie is None
         else np.zeros((0, *mean.shape))
     )
+    if binned > 1:  # the movie and the human ROIs binned as bench_realdata_robustness.py does
+        from bench_realdata_robustness import bin_images, bin_masks
+
+        mean, truth = bin_images(mean, binned), bin_masks(truth, binned)
     r = load_results(results_path)
     acc = np.asarray(r.accepted(), int)
     F = r.estimates.footprints(acc)
@@ -158,6 +166,10 @@ def main() -> None:
             frames=slice(300, 600),
             only_by=("high_rval_thr", "high r-value exemption"),
         )
+        return
+    if sys.argv[1] == "--binned3":  # --binned3 RESULTS: a run on the crop binned 3x
+        g = 5 / 3
+        shot(sys.argv[2], d / "realdata_binned3.png", "binned 3x", gSig=(g, g), binned=3)
         return
     if len(sys.argv) > 2:  # BEFORE AFTER, or AFTER alone (the before picture kept)
         shot(sys.argv[1], d / "realdata_before.png", "before (main)")
