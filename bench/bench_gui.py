@@ -226,6 +226,35 @@ def interactions(app, viewer, evaluation) -> tuple:
     return sel, slider, floor_canvas, floor_label
 
 
+def selection_parts(app, evaluation) -> dict[str, float]:
+    """Main-thread CPU (median ms) of each part of a selection, done alone with its repaint.
+
+    The parts :meth:`EvaluationView.select_component` runs: the yellow outline layer, the
+    component label, the traces, the table row (and the scatter ring); each is timed with the
+    repaint it asks for, one at a time, so each figure is that part's whole cost.
+    """
+    s = evaluation.session
+    rng = np.random.default_rng(1)
+    parts = {
+        "outline": lambda: evaluation._show_selection(False),
+        "label": evaluation._update_component_label,
+        "traces": evaluation._show_traces,
+        "table + scatter ring": evaluation._select_table_rows,
+    }
+    out = {}
+    for name, part in parts.items():
+        cpu = []
+        for k in rng.integers(0, s.n_components, 12):
+            s.select(int(k))
+            c0 = time.thread_time()
+            part()
+            app.processEvents()
+            cpu.append(time.thread_time() - c0)
+            time.sleep(0.01)
+        out[name] = float(np.median(cpu)) * 1000
+    return out
+
+
 def batch_step(app, viewer, movie, rows: list) -> None:
     """The Batch dock runs one item (motion + CNMF + evaluation) of ``movie`` from a TIFF
     file: the window's gaps while its queue runs and the dock shows the progress."""
@@ -380,6 +409,11 @@ def main() -> None:
                 f"{name}: median {values[0] * 1000:.0f} ms, worst {values[1] * 1000:.0f} ms, "
                 f"main-thread CPU {values[2] * 1000:.0f} ms"
             )
+        parts = selection_parts(app, evaluation)
+        print(
+            "selection parts, each alone with its repaint (main-thread CPU, median ms): "
+            + ", ".join(f"{k} {v:.0f}" for k, v in parts.items())
+        )
         t_data, t_add, roi_gap, roi_cpu = roi_layers(app, viewer)
         print(
             f"5,000 ROIs: layer data {t_data:.2f} s, add + first redraw {t_add:.2f} s, "
@@ -449,6 +483,7 @@ def main() -> None:
     # interaction latencies on the evaluated result
     K = evaluation.session.n_components
     sel, slider, floor_canvas, floor_label = interactions(app, viewer, evaluation)
+    parts = selection_parts(app, evaluation)
 
     t_data, t_add, roi_gap, roi_cpu = roi_layers(app, viewer)
 
@@ -492,6 +527,10 @@ def main() -> None:
         f"{floor_canvas[1] * 1000:.0f} | {floor_canvas[2] * 1000:.0f} |",
         f"| floor: change one dock label (window repaint) | {floor_label[0] * 1000:.0f} | "
         f"{floor_label[1] * 1000:.0f} | {floor_label[2] * 1000:.0f} |",
+        "",
+        "A selection's parts, each alone with its repaint (main-thread CPU, median ms): "
+        + ", ".join(f"{k} {v:.0f}" for k, v in parts.items())
+        + ".",
         "",
         "## 5,000 ROIs (512x512) become layers",
         "",
