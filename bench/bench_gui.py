@@ -24,9 +24,11 @@ jobs: gaps and times vary between runs.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import platform
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -53,19 +55,39 @@ class GapMonitor:
         self.timer.timeout.connect(self._tick)
         self.gaps: list[float] = []
         self.cpu: list[float] = []  # main-thread CPU time spent in each interval
+        self.gc: list[float] = []  # of which in Python's cyclic garbage collector
         self._last = self._last_cpu = 0.0
+        self._gc = self._gc_start = 0.0
 
     def _tick(self) -> None:
         now, cpu = time.perf_counter(), time.thread_time()
         self.gaps.append(now - self._last - self.interval)
         self.cpu.append(cpu - self._last_cpu)
-        self._last, self._last_cpu = now, cpu
+        self.gc.append(self._gc)
+        self._last, self._last_cpu, self._gc = now, cpu, 0.0
+
+    def _on_gc(self, phase: str, info: dict) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if phase == "start":
+            self._gc_start = time.thread_time()
+        else:
+            self._gc += time.thread_time() - self._gc_start
 
     def __enter__(self) -> GapMonitor:
-        self.gaps, self.cpu = [], []
+        self.gaps, self.cpu, self.gc = [], [], []
         self._last, self._last_cpu = time.perf_counter(), time.thread_time()
+        self._gc = 0.0
+        gc.callbacks.append(self._on_gc)
         self.timer.start()
         return self
+
+    @property
+    def worst_gc(self) -> float:
+        """Garbage-collector time in the interval of :attr:`worst_cpu`."""
+        if not self.cpu:
+            return 0.0
+        return self.gc[int(np.argmax(self.cpu))]
 
     @property
     def worst_cpu(self) -> float:
@@ -76,6 +98,7 @@ class GapMonitor:
     def __exit__(self, *exc) -> None:
         self.timer.stop()
         self._tick()
+        gc.callbacks.remove(self._on_gc)
 
     @property
     def worst(self) -> float:
@@ -119,6 +142,10 @@ def wait_until(app, condition, timeout: float = 600.0) -> None:
             raise TimeoutError("step did not finish")
 
 
+#: Per step: garbage-collector time in its costliest turn, and in all its turns (s).
+GC_TIME: dict[str, tuple[float, float]] = {}
+
+
 #: Set by ``--stacks``: the stacks sampled while the window was late, per step.
 STACKS: list[str] = []
 
@@ -148,6 +175,7 @@ def run_step(app, runner, name: str, rows: list, *, wait_more=None) -> None:
         TURNS.clear()
     restarts = int(np.sum(np.diff(values) < 0)) if len(values) > 1 else 0
     rows.append((name, wall, gaps.worst, gaps.over(), restarts, gaps.worst_cpu))
+    GC_TIME[name] = (gaps.worst_gc, float(np.sum(gaps.gc)))
 
 
 def cancel_time(app, runner, after: float) -> float:
@@ -196,6 +224,35 @@ def interactions(app, viewer, evaluation) -> tuple:
         app, lambda v: setattr(evaluation.component_label, "value", f"floor {v}"), range(20)
     )
     return sel, slider, floor_canvas, floor_label
+
+
+def selection_parts(app, evaluation) -> dict[str, float]:
+    """Main-thread CPU (median ms) of each part of a selection, done alone with its repaint.
+
+    The parts :meth:`EvaluationView.select_component` runs: the yellow outline layer, the
+    component label, the traces, the table row (and the scatter ring); each is timed with the
+    repaint it asks for, one at a time, so each figure is that part's whole cost.
+    """
+    s = evaluation.session
+    rng = np.random.default_rng(1)
+    parts = {
+        "outline": lambda: evaluation._show_selection(False),
+        "label": evaluation._update_component_label,
+        "traces": evaluation._show_traces,
+        "table + scatter ring": evaluation._select_table_rows,
+    }
+    out = {}
+    for name, part in parts.items():
+        cpu = []
+        for k in rng.integers(0, s.n_components, 12):
+            s.select(int(k))
+            c0 = time.thread_time()
+            part()
+            app.processEvents()
+            cpu.append(time.thread_time() - c0)
+            time.sleep(0.01)
+        out[name] = float(np.median(cpu)) * 1000
+    return out
 
 
 def batch_step(app, viewer, movie, rows: list) -> None:
@@ -352,6 +409,11 @@ def main() -> None:
                 f"{name}: median {values[0] * 1000:.0f} ms, worst {values[1] * 1000:.0f} ms, "
                 f"main-thread CPU {values[2] * 1000:.0f} ms"
             )
+        parts = selection_parts(app, evaluation)
+        print(
+            "selection parts, each alone with its repaint (main-thread CPU, median ms): "
+            + ", ".join(f"{k} {v:.0f}" for k, v in parts.items())
+        )
         t_data, t_add, roi_gap, roi_cpu = roi_layers(app, viewer)
         print(
             f"5,000 ROIs: layer data {t_data:.2f} s, add + first redraw {t_add:.2f} s, "
@@ -389,6 +451,10 @@ def main() -> None:
     seeds = evaluation.new_seeds_layer()
     seeds.data[5:12, 5:12] = 1
     seeds.refresh()
+    t_paint = time.perf_counter()  # the user paints the seeds: the new layer is drawn by then
+    while time.perf_counter() - t_paint < 1.0:
+        app.processEvents()
+        time.sleep(0.005)
     evaluation.confirm = lambda text: True
     run_step(
         app,
@@ -399,9 +465,11 @@ def main() -> None:
     )
     if args.steps_only:
         for name, wall, worst, over, _, worst_cpu in rows:
+            in_turn, total = GC_TIME[name]
             print(
                 f"{name}: wall {wall:.1f} s, longest gap {worst * 1000:.0f} ms, {over} gaps "
-                f"> 100 ms, most main-thread CPU in one turn {worst_cpu * 1000:.0f} ms"
+                f"> 100 ms, most main-thread CPU in one turn {worst_cpu * 1000:.0f} ms "
+                f"(of which GC {in_turn * 1000:.0f} ms; GC in the step {total * 1000:.0f} ms)"
             )
         print(f"load average {load_start:.1f} -> {os.getloadavg()[0]:.1f}")
         viewer.close()
@@ -415,6 +483,7 @@ def main() -> None:
     # interaction latencies on the evaluated result
     K = evaluation.session.n_components
     sel, slider, floor_canvas, floor_label = interactions(app, viewer, evaluation)
+    parts = selection_parts(app, evaluation)
 
     t_data, t_add, roi_gap, roi_cpu = roi_layers(app, viewer)
 
@@ -429,12 +498,14 @@ def main() -> None:
         "",
         "## Event-loop gaps while a step runs (10 ms QTimer)",
         "",
-        "| step | wall s | longest gap ms | gaps > 100 ms | bar restarts | most main-thread CPU in one turn, ms |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| step | wall s | longest gap ms | gaps > 100 ms | bar restarts "
+        "| most main-thread CPU in one turn, ms | of which GC, ms |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, wall, worst, over, restarts, worst_cpu in rows:
         lines.append(
-            f"| {name} | {wall:.1f} | {worst * 1000:.0f} | {over} | {restarts} | {worst_cpu * 1000:.0f} |"
+            f"| {name} | {wall:.1f} | {worst * 1000:.0f} | {over} | {restarts} "
+            f"| {worst_cpu * 1000:.0f} | {GC_TIME[name][0] * 1000:.0f} |"
         )
     lines += ["", "## Cancel (click to idle)", "", "| step | s |", "|---|---:|"]
     for name, s in cancels:
@@ -456,6 +527,10 @@ def main() -> None:
         f"{floor_canvas[1] * 1000:.0f} | {floor_canvas[2] * 1000:.0f} |",
         f"| floor: change one dock label (window repaint) | {floor_label[0] * 1000:.0f} | "
         f"{floor_label[1] * 1000:.0f} | {floor_label[2] * 1000:.0f} |",
+        "",
+        "A selection's parts, each alone with its repaint (main-thread CPU, median ms): "
+        + ", ".join(f"{k} {v:.0f}" for k, v in parts.items())
+        + ".",
         "",
         "## 5,000 ROIs (512x512) become layers",
         "",

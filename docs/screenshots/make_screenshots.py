@@ -129,7 +129,7 @@ def _correlation(viewer, base: str) -> str:
 def cnmf_screenshot(path: Path) -> None:
     viewer, corrected, _, widget = _motion_then_cnmf("napari-caiman: CNMF", (1800, 1000))
     base = corrected.name
-    # the footprints Labels comes on request: the Evaluation dock's "Footprints layer" button
+    # the footprints Labels comes on request: the Evaluation dock's "Footprints" button
     eval_dock, evaluation = viewer.window.add_plugin_dock_widget(
         "napari-caiman", "Evaluation / curation"
     )

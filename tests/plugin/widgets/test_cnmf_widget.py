@@ -18,9 +18,9 @@ from napari_caiman.plugin.widgets.cnmf_settings import CNMFSettings
 
 pytestmark = pytest.mark.gui
 
-#: The layers a run adds; the footprints Labels only when asked for (the Evaluation dock's
-#: "Footprints layer" button, test_evaluation_widget)
-SUFFIXES = ("denoised", "residual", "correlation", "contours")
+#: The layers a run adds; the footprints Labels and the denoised and residual movies only when
+#: asked for (the Evaluation dock's Footprints / Denoised / Residual buttons)
+SUFFIXES = ("correlation", "contours")
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +40,15 @@ def still_3d():
 def cnmf_widget(viewer):
     _, widget = viewer.window.add_plugin_dock_widget("napari-caiman", "CNMF")
     return widget
+
+
+def _show_on_request(viewer, *kinds):
+    """Dock the Evaluation dock (it takes the CNMF result) and click its layer buttons."""
+    _, evaluation = viewer.window.add_plugin_dock_widget("napari-caiman", "Evaluation / curation")
+    assert evaluation.session is not None
+    for kind in kinds:
+        getattr(evaluation, f"{kind}_button").native.click()
+    return evaluation
 
 
 def _run(widget, layer, wait_done, **changes):
@@ -118,24 +127,37 @@ def test_2d_run_adds_layers_and_finds_the_neurons(
     assert np.sum(near < 2.0) >= 8
     assert {"size", "centroid_y", "centroid_x", "accepted"} <= set(features_table(est))
 
-    denoised = viewer.layers["raw denoised"]
-    assert isinstance(denoised, Image) and isinstance(denoised.data, ReconstructedMovie)
-    assert denoised.data.shape == still_2d.movie.shape and not denoised.visible
-    assert tuple(denoised.scale) == (1, 2, 2)
-    residual = viewer.layers["raw residual"].data
-    assert isinstance(residual, ResidualMovie)
-    # what napari shows at a frame: the movie minus the model
-    np.testing.assert_allclose(
-        residual[50], still_2d.movie[50] - denoised.data[50], rtol=1e-4, atol=1e-2
-    )
     assert viewer.layers["raw correlation"].data.shape == (64, 64)
 
-    # running again replaces the layers (no duplicates)
+    # the denoised and residual movies come on request (the Evaluation dock's buttons)
+    assert "raw denoised" not in viewer.layers and "raw residual" not in viewer.layers
+    _show_on_request(viewer, "denoised", "residual")
+    assert errors == []
+    names += ["raw denoised", "raw residual"]
+    assert [layer.name for layer in viewer.layers] == names
+    denoised = viewer.layers["raw denoised"]
+    assert isinstance(denoised, Image) and isinstance(denoised.data, ReconstructedMovie)
+    assert denoised.data.shape == still_2d.movie.shape and denoised.visible
+    assert tuple(denoised.scale) == (1, 2, 2) and tuple(denoised.translate) == (0, 4, 6)
+    # the model: footprints times traces plus the background, at a frame napari shows
+    frame = (est.A @ est.C[:, 50] + est.b @ est.f[:, 50]).reshape(64, 64, order="F")
+    np.testing.assert_allclose(denoised.data[50], frame, rtol=1e-4, atol=1e-3)
+    residual = viewer.layers["raw residual"]
+    assert isinstance(residual.data, ResidualMovie) and residual.visible
+    # what napari shows at a frame: the movie minus the model
+    np.testing.assert_allclose(
+        residual.data[50], still_2d.movie[50] - denoised.data[50], rtol=1e-4, atol=1e-2
+    )
+
+    # running again updates the layers in place (no duplicates), the shown movies too
     _run(cnmf_widget, raw, wait_done, K=6)
     assert errors == []
     assert [layer.name for layer in viewer.layers] == names
+    est = cnmf_widget.last_result.estimates
     o = viewer.layers["raw contours"].metadata["napari_caiman"]["outlines"]
-    assert o.n_components == cnmf_widget.last_result.estimates.n_components
+    assert o.n_components == est.n_components
+    assert viewer.layers["raw denoised"].data.estimates is est
+    assert viewer.layers["raw residual"].data.estimates is est
 
 
 def test_3d_movie_shows_z_fields_and_runs(
@@ -163,6 +185,8 @@ def test_3d_movie_shows_z_fields_and_runs(
     assert contours.ndim == 3 and contours.data.shape == (6, 80, 80, 4)
     planes = np.flatnonzero(contours.data[..., 3].any(axis=(1, 2)))
     assert len(planes) >= 2  # outlined per plane
+    _show_on_request(viewer, "denoised")
+    assert errors == []
     assert viewer.layers["vol denoised"].data.shape == still_3d.movie.shape
     # the 4-D denoised movie renders one plane of one frame
     assert np.asarray(viewer.layers["vol denoised"].data[3, 2]).shape == (40, 40)

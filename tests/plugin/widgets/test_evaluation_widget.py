@@ -17,7 +17,7 @@ from napari_caiman.engine.params import CaimanParams
 from napari_caiman.engine.summary import summary_images
 from napari_caiman.engine.synthetic import make_movie_2d, make_movie_3d
 from napari_caiman.io.results_file import load_results
-from napari_caiman.plugin.layers.cnmf import labels_image
+from napari_caiman.plugin.layers.cnmf import ReconstructedMovie, labels_image
 from napari_caiman.plugin.layers.evaluation import ACCEPTED_COLOR, REJECTED_COLOR
 from napari_caiman.plugin.widgets.evaluation import EvaluationWidget
 from napari_caiman.plugin.widgets.traces import TracesPlot
@@ -164,6 +164,27 @@ def test_evaluate_then_sliders_recolour_without_recompute(
     np.testing.assert_allclose(widget.table_model.columns["solidity"], metrics.solidity)
 
 
+def test_residual_needs_the_movie(qtbot, viewer, widget, fitted_2d, errors):
+    movie, est, summary, params = fitted_2d
+    widget.set_result(copy.deepcopy(est), summary, params.copy(), "gone", build_layers=True)
+    widget.residual_button.native.click()  # the movie CNMF ran on is not in the viewer
+    assert "gone residual" not in viewer.layers
+    assert len(errors) == 1 and "the residual needs the movie CNMF ran on" in errors[0], errors
+    widget.denoised_button.native.click()  # the model alone needs no movie
+    assert len(errors) == 1
+    denoised = viewer.layers["gone denoised"]
+    assert denoised.visible and denoised.data.shape == movie.shape
+    viewer.add_image(movie[:, :32], name="cropped")  # another movie: not the result's shape
+    widget.residual_button.native.click()
+    assert len(errors) == 2 and "gone residual" not in viewer.layers
+    viewer.add_image(movie, name="gone")  # the movie, opened: the residual comes
+    widget.residual_button.native.click()
+    assert len(errors) == 2
+    np.testing.assert_allclose(
+        viewer.layers["gone residual"].data[7], movie[7] - denoised.data[7], rtol=1e-4, atol=1e-2
+    )
+
+
 def test_keys_clicks_traces_and_sidecar(qtbot, viewer, widget, fitted_2d, tmp_path, outlines_rgba):
     est = _show(viewer, widget, fitted_2d)
     _evaluate(qtbot, widget)
@@ -244,6 +265,8 @@ def test_merge_and_delete_keep_other_decisions(qtbot, viewer, widget, fitted_2d)
     est = _show(viewer, widget, fitted_2d)
     _evaluate(qtbot, widget)
     widget.footprints_button.native.click()  # a shown footprints layer follows the edits
+    widget.residual_button.native.click()  # and so does a shown residual movie
+    assert viewer.layers["raw residual"].data.estimates is widget.session.estimates
     K = est.n_components
     widget.decide("reject", [K - 1])
     widget.decide("accept", [3])
@@ -272,6 +295,12 @@ def test_merge_and_delete_keep_other_decisions(qtbot, viewer, widget, fitted_2d)
     assert s.curation.manual[2] == 1 and s.curation.manual[K - 2] == -1  # shifted by one
     assert widget.outlines.n_components == K - 1
     assert len(viewer.layers["raw footprints"].features) == K - 1
+    residual = viewer.layers["raw residual"].data
+    assert residual.estimates is s.estimates and residual.estimates.A.shape[1] == K - 1
+    movie = fitted_2d[0]
+    np.testing.assert_allclose(
+        residual[5], movie[5] - ReconstructedMovie(s.estimates)[5], rtol=1e-4, atol=1e-2
+    )
     assert widget.table_model.rowCount() == K - 1
     widget.select_component(2)  # old component 3
     widget.delete_button.native.click()
@@ -283,9 +312,11 @@ def test_merge_and_delete_keep_other_decisions(qtbot, viewer, widget, fitted_2d)
 def test_seeded_refit_replaces_result_and_keeps_decisions(qtbot, viewer, widget, fitted_2d):
     est = _show(viewer, widget, fitted_2d)
     _evaluate(qtbot, widget)
+    widget.denoised_button.native.click()  # a shown denoised movie follows the refit
     keep = int(np.flatnonzero(widget.accepted)[0])
     widget.decide("accept", [keep])
     seeds = widget.new_seeds_layer()
+    names = [layer.name for layer in viewer.layers]
     seeds.data[2:7, 2:7] = 1  # a "missed neuron" in a corner
     seeds.refresh()
     widget.refit_runner.run_button.native.click()
@@ -296,6 +327,9 @@ def test_seeded_refit_replaces_result_and_keeps_decisions(qtbot, viewer, widget,
     assert s.n_components >= 1
     assert (s.curation.manual == 1).sum() == 1  # the decision followed its footprint
     assert s.metrics is not None  # re-evaluated after the refit
+    denoised = viewer.layers["raw denoised"]
+    assert denoised.data.estimates is s.estimates and denoised.visible
+    assert [layer.name for layer in viewer.layers] == names  # updated in place
 
 
 def test_3d_result_has_per_plane_contours(qtbot, viewer, widget, fitted_3d, outlines_rgba):

@@ -48,6 +48,7 @@ __all__ = [
     "labels_image",
     "labels_to_seeds",
     "layer_names",
+    "movie_layers_data",
 ]
 
 #: A pixel belongs to a component's support where its footprint value is
@@ -260,6 +261,73 @@ def footprints_layer_data(
     )
 
 
+def movie_layers_data(
+    result: Any,
+    name: str,
+    scale: Sequence[float] | None = None,
+    translate: Sequence[float] | None = None,
+    *,
+    movie: Any = None,
+    visible: bool = False,
+) -> list[LayerDataTuple]:
+    """``"<name> denoised"`` (lazy ``A C + b f``) and ``"<name> residual"`` (lazy ``Y - A C - b f``).
+
+    The residual only when ``movie`` (the movie CNMF ran on) is given. ``scale`` /
+    ``translate`` are the movie's (T, (Z,) Y, X) geometry. Hidden unless ``visible``. Nothing
+    is computed here but the contrast limits (from the summary's mean and std images).
+    """
+    est = result.estimates
+    summary = result.summary
+    names = layer_names(name)
+    scale, translate = _frame_geometry(scale, translate, len(est.dims) + 1)
+    source = {"source": name}
+    denoised = ReconstructedMovie(est)
+    mean = getattr(summary, "mean", None)
+    if mean is not None:
+        limits = robust_limits(mean)
+    else:  # pragma: no cover - summaries always carry a mean
+        limits = robust_limits(denoised[denoised.shape[0] // 2])
+    movie_common = {
+        "scale": scale,
+        "translate": translate,
+        "visible": visible,
+        "colormap": "gray",
+    }
+    out: list[LayerDataTuple] = [
+        (
+            denoised,
+            {
+                "name": names["denoised"],
+                "contrast_limits": limits,
+                "metadata": {"napari_caiman": {"kind": "cnmf denoised", **source}},
+                **movie_common,
+            },
+            "image",
+        )
+    ]
+    if movie is not None:
+        residual = ResidualMovie(movie, est)
+        spread = (
+            float(np.nanpercentile(np.asarray(summary.std), 99))
+            if getattr(summary, "std", None) is not None
+            else 1.0
+        )
+        spread = spread if spread > 0 else 1.0
+        out.append(
+            (
+                residual,
+                {
+                    "name": names["residual"],
+                    "contrast_limits": (-spread, spread),
+                    "metadata": {"napari_caiman": {"kind": "cnmf residual", **source}},
+                    **movie_common,
+                },
+                "image",
+            )
+        )
+    return out
+
+
 def cnmf_layer_data(
     result: Any,
     name: str,
@@ -304,45 +372,7 @@ def cnmf_layer_data(
     frame_ndim = len(dims)
     scale, translate = _frame_geometry(scale, translate, frame_ndim + 1)
     source = {"source": name}
-    denoised = ReconstructedMovie(est)
-    mean = getattr(summary, "mean", None)
-    if mean is not None:
-        limits = robust_limits(mean)
-    else:  # pragma: no cover - summaries always carry a mean
-        limits = robust_limits(denoised[denoised.shape[0] // 2])
-    movie_common = {"scale": scale, "translate": translate, "visible": False, "colormap": "gray"}
-    out: list[LayerDataTuple] = [
-        (
-            denoised,
-            {
-                "name": names["denoised"],
-                "contrast_limits": limits,
-                "metadata": {"napari_caiman": {"kind": "cnmf denoised", **source}},
-                **movie_common,
-            },
-            "image",
-        )
-    ]
-    if movie is not None:
-        residual = ResidualMovie(movie, est)
-        spread = (
-            float(np.nanpercentile(np.asarray(summary.std), 99))
-            if getattr(summary, "std", None) is not None
-            else 1.0
-        )
-        spread = spread if spread > 0 else 1.0
-        out.append(
-            (
-                residual,
-                {
-                    "name": names["residual"],
-                    "contrast_limits": (-spread, spread),
-                    "metadata": {"napari_caiman": {"kind": "cnmf residual", **source}},
-                    **movie_common,
-                },
-                "image",
-            )
-        )
+    out = movie_layers_data(result, name, scale, translate, movie=movie)
     frame_geom = {"scale": scale[1:], "translate": translate[1:]}
     corr = getattr(summary, "corr", None)
     if corr is not None:

@@ -149,9 +149,19 @@ class EvaluationForm(Container):
         )
         self.show_filter = ComboBox(value="all", choices=list(ev.SHOW_MODES), label="show")
         self.footprints_button = PushButton(
-            text="Footprints layer",
+            text="Footprints",
             tooltip="Show the footprints as a Labels layer (each pixel labelled with its "
             "strongest component); made on request, not with every result",
+        )
+        self.denoised_button = PushButton(
+            text="Denoised",
+            tooltip="Show the denoised movie A·C + b·f (computed frame by frame); made on "
+            "request, then updated by re-runs and refits",
+        )
+        self.residual_button = PushButton(
+            text="Residual",
+            tooltip="Show the residual movie Y - A·C - b·f (what the model misses: missed "
+            "neurons stand out); made on request, then updated by re-runs and refits",
         )
         self.counts = Label(value="", label="counts")
         self.component_label = StatusLabel(
@@ -208,7 +218,12 @@ class EvaluationForm(Container):
                 self.max_size,
                 self.presets,
                 self.show_filter,
-                self.footprints_button,
+                _row(
+                    self.footprints_button,
+                    self.denoised_button,
+                    self.residual_button,
+                    label="layers",
+                ),
                 self.counts,
                 self.component_label,
                 _row(

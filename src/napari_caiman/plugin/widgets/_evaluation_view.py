@@ -20,9 +20,10 @@ import numpy as np
 from napari.layers import Image, Layer
 from qtpy.QtCore import QItemSelectionModel, QTimer
 
+from ...engine.errors import InputError
 from ..layers import evaluation as ev
 from ..layers import outlines as ol
-from ..layers.cnmf import cnmf_layer_data, footprints_layer_data, layer_names
+from ..layers.cnmf import cnmf_layer_data, footprints_layer_data, layer_names, movie_layers_data
 from ._layers import ON_REQUEST, same_layer, unwrap, upsert_layer, with_shown_footprints
 from .components import DOCK_NAME as TABLE_DOCK
 from .components import ComponentsDock
@@ -100,24 +101,78 @@ class EvaluationView:
         Not made with the result (see :func:`._layers.with_shown_footprints`); once made, a
         refit or hand edit updates it, and a click on it selects a component as on the contours.
         """
+        return self.show_result_layer("footprints")
+
+    def show_result_layer(self, kind: str) -> Layer | None:
+        """Show the result's ``"footprints"``, ``"denoised"`` or ``"residual"`` layer.
+
+        Made now if it is not there (these come on request: :data:`._layers.ON_REQUEST`), then
+        made visible; a re-run, refit or hand edit updates it in place from then on.
+
+        Raises
+        ------
+        InputError
+            ``"residual"`` without the movie CNMF ran on in the viewer.
+        """
         s = self.session
         if s is None:
             self.component_label.value = "no result: run CNMF or load a results file"
             return None
-        layer = self._layer("footprints")
+        layer = self._layer(kind)
         if layer is None:
-            geom = self.frame_geometry()
-            ndim = len(s.estimates.dims)
-            scale, translate = geom if geom is not None else ((1.0,) * ndim, (0.0,) * ndim)
-            data, meta, layer_type = footprints_layer_data(
-                s.estimates, s.name, scale, translate, visible=True
-            )
+            if kind == "footprints":
+                geom = self.frame_geometry()
+                ndim = len(s.estimates.dims)
+                scale, translate = geom if geom is not None else ((1.0,) * ndim, (0.0,) * ndim)
+                data, meta, layer_type = footprints_layer_data(
+                    s.estimates, s.name, scale, translate, visible=True
+                )
+            else:
+                data, meta, layer_type = self._movie_layer_tuple(kind)
             layer = upsert_layer(self._viewer, data, meta, layer_type)
-            self._hook_layers()
-            self._features_key = None
-            self.apply()  # its features: the metrics and decisions
+            if kind == "footprints":
+                self._hook_layers()
+                self._features_key = None
+                self.apply()  # its features: the metrics and decisions
         layer.visible = True
         return layer
+
+    def _movie_layer_tuple(self, kind: str) -> tuple:
+        """Return the ``"denoised"`` or ``"residual"`` layer tuple of the result (visible)."""
+        s = self.session
+        assert s is not None
+        movie = self._cnmf_movie()
+        step, scale, translate, _ = self._layer_inputs(s.estimates, movie)
+        if kind == "residual" and movie is None:
+            raise InputError(
+                "movie",
+                f"the residual needs the movie CNMF ran on ({s.name!r}, frames "
+                f"{tuple(s.estimates.dims)}): open it, or choose it as the movie",
+            )
+        source = self._viewer.layers[s.name] if s.name in self._viewer.layers else None
+        if source is not None and source.ndim == len(s.estimates.dims) + 1:
+            scale, translate = tuple(source.scale), tuple(source.translate)
+        tuples = movie_layers_data(step, s.name, scale, translate, movie=movie, visible=True)
+        return next(t for t in tuples if t[1]["name"] == layer_names(s.name)[kind])
+
+    def _cnmf_movie(self) -> Any:
+        """Return the data of the movie CNMF ran on.
+
+        The layer of the result's name, else the movie chosen; None when neither has the
+        result's (T, *dims) shape.
+        """
+        s = self.session
+        assert s is not None
+        est = s.estimates
+        T = int(est.C.shape[1]) if est.n_components else int(est.f.shape[1])
+        shape = (T, *(int(d) for d in est.dims))
+        for layer in (
+            self._viewer.layers[s.name] if s.name in self._viewer.layers else None,
+            self.movie.value,
+        ):
+            if isinstance(layer, Image) and tuple(layer.data.shape) == shape:
+                return layer.data
+        return None
 
     def _layer_inputs(self, estimates: Any, movie: Any = None) -> tuple[Any, Any, Any, Any]:
         """Return what :func:`cnmf_layer_data` needs for ``estimates`` of this session.

@@ -56,8 +56,9 @@ def upsert_layer(
     return layer
 
 
-#: Result layers made only when the user asks for them (the Evaluation dock's "Footprints layer").
-ON_REQUEST = ("cnmf footprints",)
+#: Result layers made only when the user asks for them (the Evaluation dock's "layers" row:
+#: Footprints, Denoised, Residual).
+ON_REQUEST = ("cnmf footprints", "cnmf denoised", "cnmf residual")
 
 
 def with_shown_footprints(
@@ -65,11 +66,12 @@ def with_shown_footprints(
 ) -> list:
     """Return a result's layer tuples without those of ``kinds`` the viewer does not show.
 
-    The footprints Labels is made when the user asks for it (the Evaluation dock's "Footprints
-    layer" button): the clicks, hover and selection work from the contours, and a Labels layer
-    costs napari 0.3-1 s of the window's time to add (its polygon and brush overlays, controls).
-    Once there, a re-run or refit updates it in place. A refit or hand edit also passes
-    ``"summary"``: its correlation image is the one already shown (the Motion dock's, maybe).
+    The footprints Labels and the lazy denoised and residual movies are made when the user asks
+    for them (the Evaluation dock's Footprints / Denoised / Residual buttons): the clicks, hover
+    and selection work from the contours, and each layer costs napari 0.3-1 s of the window's
+    time to add (its visuals, controls, and a Labels' polygon and brush overlays). Once there,
+    a re-run or refit updates it in place. A refit or hand edit also passes ``"summary"``: its
+    correlation image is the one already shown (the Motion dock's, maybe).
     """
     return [
         t

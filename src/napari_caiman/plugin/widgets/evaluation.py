@@ -212,6 +212,9 @@ class EvaluationWidget(
         self.classifier_button.changed.connect(self._guard(self._on_train_classifier))
         self.new_seeds_button.changed.connect(self._guard(self.new_seeds_layer))
         self.footprints_button.changed.connect(self._guard(self.show_footprints))
+        for kind in ("denoised", "residual"):
+            button = getattr(self, f"{kind}_button")
+            button.changed.connect(self._guard(partial(self.show_result_layer, kind)))
         self.save_button.changed.connect(self._on_save)
         for kind, button in (
             ("nwb", self.nwb_button),

@@ -73,7 +73,9 @@ class TracesPlot(QWidget):
         for i, key in enumerate(("raw", "dff", "S")):
             plot = self.view.addPlot(row=i, col=0)
             plot.setLabel("left", _LABELS[key], color=FG)
-            plot.showGrid(x=True, y=True, alpha=0.15)
+            # no grid: pyqtgraph draws it with the axes, across the whole panel, so every
+            # selection (a new y range) re-rendered three panel-sized grids (~15 ms of the
+            # window's time per selection with Qt's software painting)
             plot.setMenuEnabled(False)
             plot.hideButtons()
             for axis in ("left", "bottom"):
