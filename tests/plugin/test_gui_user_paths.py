@@ -463,29 +463,56 @@ def test_cnmf_suggests_patches_and_K_from_the_movie(viewer):
 
 
 def test_opened_file_axes_and_save_dialog_next_to_the_data(
-    qtbot, viewer, fitted, tmp_path, monkeypatch
+    qtbot, viewer, fitted, tmp_path, file_open, dialogs
 ):
     import copy
 
     import tifffile
-    from qtpy.QtWidgets import QFileDialog
+
+    from napari_caiman.io.results_file import load_results
 
     movie, est, summary, params = fitted
     path = tmp_path / "my movie.tif"
     tifffile.imwrite(path, movie)
-    (layer,) = viewer.open(str(path), plugin="napari-caiman")
+    file_open(path)
+    (layer,) = viewer.layers
     assert tuple(viewer.dims.axis_labels) == ("t", "y", "x")
     evaluation = _dock(viewer, "Evaluation / curation")
     evaluation.set_result(copy.deepcopy(est), summary, params.copy(), layer.name, build_layers=True)
-    asked = []
+    evaluation.decide("reject", [2])
+    proposed = []
 
-    def dialog(parent, caption, start, filters):
-        asked.append(start)
-        return "", ""  # cancelled
+    def save_as_proposed(dialog):
+        proposed.extend(dialog.selectedFiles())
+        dialogs.type_file_name(dialog, proposed[0])  # the user keeps the proposed name
 
-    monkeypatch.setattr(QFileDialog, "getSaveFileName", dialog)
+    seen = dialogs.answer([save_as_proposed])
     evaluation.save_button.native.click()
-    assert asked == [str(tmp_path / "my_movie.hdf5")]
+    qtbot.waitUntil(lambda: len(seen) == 2, timeout=TIMEOUT_MS)
+    assert seen[1] == "QFileDialog: Save results"
+    assert proposed == [str(tmp_path / "my_movie.hdf5")]  # next to the data, no space
+    saved = load_results(tmp_path / "my_movie.hdf5")
+    assert saved.estimates.n_components == est.n_components
+    assert saved.curation.manual[2] == -1 and int(np.abs(saved.curation.manual).sum()) == 1
+
+
+@pytest.mark.parametrize("kind", ["not a tiff", "one image"])
+def test_file_open_of_a_non_movie_says_why_once(qtbot, viewer, tmp_path, capture, file_open, kind):
+    """File > Open through napari's dialogs: one notification naming the file and the
+    problem, nothing raised out of the menu action (no traceback), no layer."""
+    import tifffile
+
+    shown = capture("napari.utils.notifications.show_error")
+    path = tmp_path / "cells.tif"
+    if kind == "not a tiff":
+        path.write_bytes(b"these are notes, not an image\n" * 8)
+    else:
+        tifffile.imwrite(path, np.zeros((32, 32), np.float32))
+    seen = file_open(path)
+    assert [s.split(":")[0] for s in seen] == ["QFileDialog", "QtReaderDialog"], seen
+    assert len(shown) == 1 and shown[0].startswith("Cannot open cells.tif: "), shown
+    assert ("not a TIFF" if kind == "not a tiff" else "single image") in shown[0]
+    assert "Traceback" not in shown[0] and len(viewer.layers) == 0
 
 
 def test_reset_clears_an_old_error(viewer, errors):

@@ -14,9 +14,11 @@ from typing import Any
 
 from ..io.movie import HDF5_SUFFIXES, TIFF_SUFFIXES, open_movie
 
-__all__ = ["get_reader", "read_movie"]
+__all__ = ["NOTHING_READ", "get_reader", "read_movie", "refuse"]
 
 LayerData = tuple[Any, dict, str]
+#: napari's "read, nothing to add" answer of a reader (``[(None,)]``): no layer, no traceback
+NOTHING_READ: list[Any] = [(None,)]
 _FILE_SUFFIXES = TIFF_SUFFIXES + (".npy", ".mmap") + HDF5_SUFFIXES
 
 
@@ -75,7 +77,19 @@ def get_reader(
     return None
 
 
-def read_movie(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[LayerData]:
+def refuse(name: str, message: str) -> list[Any]:
+    """Show why the file ``name`` cannot be opened and return :data:`NOTHING_READ`.
+
+    One napari error notification. Raising instead would add napari's own "reader failed" notification, its traceback
+    printed in the terminal and, for File > Open, the reader-choice dialog again.
+    """
+    from napari.utils.notifications import show_error
+
+    show_error(f"Cannot open {name}: {message}")
+    return NOTHING_READ
+
+
+def read_movie(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Any]:
     """Open ``path`` as one lazy movie and return it as napari layer data.
 
     Parameters
@@ -86,14 +100,17 @@ def read_movie(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[La
     Returns
     -------
     list of (data, metadata, layer_type)
-        ``[(movie, {"name": <stem>, "metadata": {"path": ...}}, "image")]``.
-
-    Raises
-    ------
-    InputError
-        If the movie cannot be opened (see ``open_movie``).
+        ``[(movie, {"name": <stem>, "metadata": {"path": ...}}, "image")]``; for a file
+        ``open_movie`` refuses (not a TIFF, a single image, ...), :data:`NOTHING_READ`
+        after one notification saying why.
     """
-    data = open_movie(path)
+    from ..engine.errors import InputError
+
+    try:
+        data = open_movie(path)
+    except InputError as exc:
+        first = Path(path) if isinstance(path, (str, os.PathLike)) else Path(list(path)[0])
+        return refuse(first.name, exc.message)
     meta: dict[str, Any] = {}
     limits = sample_contrast_limits(data)
     if limits is not None:
