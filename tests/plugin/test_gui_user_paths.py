@@ -59,7 +59,7 @@ def _metrics_on(viewer, name, evaluation, motion_dock=None):
     return step.metrics
 
 
-def test_evaluation_scores_the_corrected_movie(qtbot, viewer, pipeline, errors):
+def test_evaluation_scores_the_corrected_movie(qtbot, viewer, pipeline, errors, dialogs):
     motion_dock = pipeline[0]
     evaluation = _dock(viewer, "Evaluation / curation")
     assert evaluation.session.name == "movie corrected"
@@ -75,9 +75,10 @@ def test_evaluation_scores_the_corrected_movie(qtbot, viewer, pipeline, errors):
     seeds = evaluation.new_seeds_layer()
     seeds.data[2:7, 2:7] = 1
     seeds.refresh()
-    evaluation.confirm = lambda text: True
     before = [layer.name for layer in viewer.layers]
+    asked = dialogs.answer([dialogs.press("Yes")])  # "Replace the result with the refit?"
     _run(qtbot, evaluation, evaluation.refit_runner)
+    assert asked[1::2] == ["QMessageBox: Refit with seeds"], asked
     qtbot.waitUntil(lambda: not evaluation.runner.is_running, timeout=TIMEOUT_MS)
     # the refit updates the result's layers in place: no second correlation image, no footprints
     assert [layer.name for layer in viewer.layers] == before
@@ -154,7 +155,7 @@ def test_keys_and_clicks_curate_and_napari_keys_still_work(
     assert raised == []
 
 
-def test_evaluation_follows_a_new_cnmf_run(qtbot, viewer, user, pipeline, errors):
+def test_evaluation_follows_a_new_cnmf_run(qtbot, viewer, user, pipeline, errors, dialogs):
     _, cnmf = pipeline
     evaluation = _dock(viewer, "Evaluation / curation")
     first = evaluation.session.estimates
@@ -175,16 +176,31 @@ def test_evaluation_follows_a_new_cnmf_run(qtbot, viewer, user, pipeline, errors
     viewer.layers.selection.active = evaluation.contours_layer
     user.click(_component_point(evaluation, 1))
     assert evaluation.selected == 1
-    # with decisions by hand that have no file, it asks; "keep" keeps the curated result
+    # with decisions by hand that have no file, it asks; Cancel keeps the curated result
     evaluation.decide("reject", [1])
-    asked = []
-    evaluation.ask_replace = lambda text: asked.append(text) or "keep"
+    texts = []
+
+    def keep(box):
+        texts.append(box.text())
+        dialogs.press("Cancel")(box)
+
+    asked = dialogs.answer([keep])
     kept = evaluation.session.estimates
     cnmf.set_settings(cnmf.get_settings().replace(K=10))
     _run(qtbot, cnmf)
-    assert len(asked) == 1 and "not saved" in asked[0]
+    qtbot.waitUntil(lambda: len(asked) == 2, timeout=TIMEOUT_MS)
+    assert asked[1] == "QMessageBox: Unsaved curation" and "not saved" in texts[0], texts
     assert evaluation.session.estimates is kept
     assert evaluation.session.curation.manual[1] == -1
+    # the next run: Discard curates the new result
+    asked = dialogs.answer([dialogs.press("Discard")])
+    cnmf.set_settings(cnmf.get_settings().replace(K=9))
+    _run(qtbot, cnmf)
+    qtbot.waitUntil(
+        lambda: evaluation.session.estimates is cnmf.last_result.estimates, timeout=TIMEOUT_MS
+    )
+    assert asked[1::2] == ["QMessageBox: Unsaved curation"]
+    assert not (evaluation.session.curation.manual != 0).any()
 
 
 def test_all_docks_fit_a_1920x1080_screen(qtbot, viewer, movie_2d):
