@@ -247,6 +247,18 @@ def test_all_docks_fit_a_1920x1080_screen(qtbot, viewer, movie_2d):
         dock.raise_()
         qtbot.wait(20)
         assert dock.isVisible() and dock.height() > 500, (dock.windowTitle(), dock.height())
+    # Run, Cancel, the progress bar and the status of Motion and CNMF stay on screen below
+    # their scrolling forms (they were at the forms' ends, scrolled off while a step ran)
+    for widget, dock in zip(docks[:2], step_docks[:2], strict=True):
+        dock.raise_()
+        qtbot.wait(20)
+        area = widget.native.findChild(QScrollArea)
+        for part in (widget.runner.run_button, widget.runner.progress, widget.runner.status):
+            assert part.native.isVisible() and not area.isAncestorOf(part.native)
+            rect = part.native.rect().translated(
+                part.native.mapTo(dock, part.native.rect().topLeft())
+            )
+            assert dock.rect().contains(rect), (dock.windowTitle(), rect, dock.rect())
     slider = viewer.window._qt_viewer.dims
     assert slider.isVisible() and slider.height() > 10
     bottom = slider.mapTo(window, slider.rect().bottomLeft()).y()
