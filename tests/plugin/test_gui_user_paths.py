@@ -140,9 +140,10 @@ def test_keys_and_clicks_curate_and_napari_keys_still_work(
     qtbot.keyClick(evaluation.kwargs.native, Qt.Key.Key_Return)
     assert raised == [] and errors == []
     assert "functools.partial" not in repr(dict(viewer.keymap))
-    # closing the dock removes the bindings and clicks
-    viewer.window.remove_dock_widget(evaluation.native)
+    # closing the dock (its title bar's x) removes the bindings and clicks
+    evaluation.native.parent().titleBarWidget().close_button.click()
     qtbot.wait(10)
+    assert "Evaluation / curation (napari-caiman)" not in viewer.window.dock_widgets
     before = evaluation.session.curation.manual.copy()
     viewer.layers.selection.active = viewer.layers["movie"]
     user.press(Qt.Key.Key_A)
@@ -152,6 +153,14 @@ def test_keys_and_clicks_curate_and_napari_keys_still_work(
     )
     assert evaluation._on_click not in contours.mouse_drag_callbacks
     assert evaluation_module  # the module's key functions are named, not partials
+    # opened again from the Plugins menu: it takes the result up, and keys and clicks work
+    again = _dock(viewer, "Evaluation / curation")
+    assert again.session is not None and again.session.name == "movie corrected"
+    viewer.layers.selection.active = again.contours_layer
+    user.click(_component_point(again, k))
+    assert again.selected == k
+    user.press(Qt.Key.Key_R)
+    assert again.session.curation.manual[k] == -1
     assert raised == []
 
 
