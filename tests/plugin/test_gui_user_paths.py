@@ -612,3 +612,26 @@ def test_a_3d_error_names_one_axis_order(qtbot, viewer, errors):
     assert [o for o in orders if o in message] == ["(rows, cols, planes)"], message
     assert "(40, 40, 2)" in message and "(2, 40, 40)" not in message, message
     assert cnmf.runner.status.value != "ready" and cnmf.last_result is None
+
+
+def test_cancel_then_run_again(qtbot, viewer, movie_2d, errors):
+    """Cancel a running motion correction, then Run again: the second run completes, and
+    nothing of the cancelled one is left (no layer, no old progress)."""
+    big = np.ascontiguousarray(np.tile(movie_2d.movie, (30, 1, 1)))  # 2400 frames
+    viewer.add_image(big, name="long")
+    motion = _dock(viewer, "Motion correction")
+    motion.movie.value = viewer.layers["long"]
+    runner = motion.runner
+    runner.run_button.native.click()
+    qtbot.waitUntil(lambda: runner.status.value.startswith("registering"), timeout=TIMEOUT_MS)
+    runner.cancel_button.native.click()
+    qtbot.waitUntil(lambda: not runner.is_running, timeout=5_000)
+    assert runner.status.value == "cancelled" and [ly.name for ly in viewer.layers] == ["long"]
+    viewer.add_image(movie_2d.movie, name="short")
+    motion.movie.value = viewer.layers["short"]
+    _run(qtbot, motion)
+    assert errors == [], errors
+    assert runner.status.value == "done" and runner.progress.value == runner.progress.max
+    assert "short corrected" in viewer.layers and "long corrected" not in viewer.layers
+    assert viewer.layers["short corrected"].data.shape == movie_2d.movie.shape
+    assert len(motion.last_result.shifts_rig) == len(movie_2d.movie)  # the short movie's run
