@@ -297,16 +297,31 @@ def fitted():
 
 
 @pytest.fixture
-def curated(qtbot, viewer, fitted):
-    """An Evaluation dock holding an evaluated result of a still movie."""
+def curated(qtbot, viewer, fitted, tmp_path, file_open):
+    """An Evaluation dock holding an evaluated result of a still movie, as a user gets one:
+    the movie and its results file opened with File > Open, the movie chosen, Evaluate."""
     import copy
 
+    import tifffile
+
+    from napari_caiman.engine.results import Results
+    from napari_caiman.io.results_file import save_results
+
     movie, est, summary, params = fitted
-    viewer.add_image(movie, name="movie")
+    tifffile.imwrite(tmp_path / "movie.tif", movie)
+    images = {k: getattr(summary, k) for k in ("mean", "max", "std", "corr")}
+    results = Results(
+        params=params.copy(), dims=est.dims, estimates=copy.deepcopy(est), summary=images
+    )
+    path = save_results(tmp_path / "movie_cnmf.hdf5", results)
+    file_open(tmp_path / "movie.tif")
     evaluation = _dock(viewer, "Evaluation / curation")
-    evaluation.set_result(copy.deepcopy(est), summary, params.copy(), "movie", build_layers=True)
-    assert evaluation.movie.value.name == "movie"
+    file_open(path)
+    qtbot.waitUntil(lambda: evaluation.session is not None, timeout=TIMEOUT_MS)
+    assert evaluation.session.n_components == est.n_components
+    evaluation.movie.value = viewer.layers["movie"]
     _run(qtbot, evaluation)
+    assert evaluation.session.metrics is not None
     return evaluation
 
 
