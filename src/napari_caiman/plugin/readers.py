@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from ..io.movie import HDF5_SUFFIXES, TIFF_SUFFIXES, open_movie
+from ._refuse import refuse
 
-__all__ = ["NOTHING_READ", "get_reader", "read_movie", "refuse"]
+__all__ = ["get_reader", "read_movie"]
 
 LayerData = tuple[Any, dict, str]
-#: napari's "read, nothing to add" answer of a reader (``[(None,)]``): no layer, no traceback
-NOTHING_READ: list[Any] = [(None,)]
 _FILE_SUFFIXES = TIFF_SUFFIXES + (".npy", ".mmap") + HDF5_SUFFIXES
 
 
@@ -77,18 +76,6 @@ def get_reader(
     return None
 
 
-def refuse(name: str, message: str) -> list[Any]:
-    """Show why the file ``name`` cannot be opened and return :data:`NOTHING_READ`.
-
-    One napari error notification. Raising instead would add napari's own "reader failed" notification, its traceback
-    printed in the terminal and, for File > Open, the reader-choice dialog again.
-    """
-    from napari.utils.notifications import show_error
-
-    show_error(f"Cannot open {name}: {message}")
-    return NOTHING_READ
-
-
 def read_movie(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Any]:
     """Open ``path`` as one lazy movie and return it as napari layer data.
 
@@ -101,7 +88,7 @@ def read_movie(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[An
     -------
     list of (data, metadata, layer_type)
         ``[(movie, {"name": <stem>, "metadata": {"path": ...}}, "image")]``; for a file
-        ``open_movie`` refuses (not a TIFF, a single image, ...), :data:`NOTHING_READ`
+        ``open_movie`` refuses (not a TIFF, a single image, ...), :data:`~._refuse.NOTHING_READ`
         after one notification saying why.
     """
     from ..engine.errors import InputError

@@ -127,11 +127,11 @@ def read_results(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[
 
     A missing, corrupt or foreign file gives one napari error notification naming the
     file and what is wrong (napari's own "reader failed" message does not include it),
-    and no layer (:data:`~.readers.NOTHING_READ`): no traceback.
+    and no layer (:data:`~._refuse.NOTHING_READ`): no traceback.
     """
     from ..engine.errors import InputError
     from ..io.results_file import load_results
-    from .readers import refuse
+    from ._refuse import refuse
 
     if not isinstance(path, (str, os.PathLike)):
         path = list(path)[0]
