@@ -181,3 +181,27 @@ def test_follow_takes_up_an_item_queued_again_while_the_queue_runs(movie, tmp_pa
     a = Batch(tmp_path / "b.json").item("a")
     assert a.status == "done" and a.attempts == 2
     assert out["counts"] == {"done": 2, "cancelled": 1}
+
+
+def test_an_isolated_item_does_not_run_the_users_script_again(movie, tmp_path):
+    """A user's script without an ``if __name__ == "__main__":`` guard (as scripts that open
+    napari often are) runs once: the spawned child of the item does not import it."""
+    import subprocess
+    import sys
+
+    runs = tmp_path / "runs.txt"
+    script = tmp_path / "my_analysis.py"
+    script.write_text(
+        "from napari_caiman.app.batch import Batch\n"
+        "from napari_caiman.app.queue import QueueRunner\n"
+        f"open({str(runs)!r}, 'a').write('ran\\n')\n"
+        f"b = Batch({str(tmp_path / 'b.json')!r})\n"
+        f"b.add('a', {str(movie)!r}, {{'max_shifts': (3, 3)}}, steps=('motion',))\n"
+        "print(QueueRunner(b, isolate=True).run())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert runs.read_text() == "ran\n", done.stderr[-2000:]  # once, not again in the child
+    assert "'done': 1" in done.stdout and Batch(tmp_path / "b.json").item("a").status == "done"

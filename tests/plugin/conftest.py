@@ -158,3 +158,101 @@ def outline_colors(layer) -> np.ndarray:
 def outlines_rgba():
     """:func:`outline_colors`: each component's outline colour in a contours image."""
     return outline_colors
+
+
+# --- the user's dialogs, answered as they appear -----------------------------------------
+
+
+def answer_dialogs(qtbot, answers, timeout_ms: int = 10_000) -> list[str]:
+    """Answer the next modal dialogs, in order, as a user does.
+
+    ``answers`` are functions called with each dialog once it is the active modal
+    widget (a ``QTimer`` polls for it, so a call that blocks in ``exec`` can be made
+    after this one). Returns a list that collects each dialog's ``type: title``.
+    """
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication
+
+    seen: list[str] = []
+    pending = list(answers)
+    waited = [0]
+
+    def poll() -> None:
+        widget = QApplication.activeModalWidget()
+        if widget is None or (seen and seen[-1] == f"{id(widget)}"):
+            waited[0] += 20
+            if waited[0] < timeout_ms:
+                QTimer.singleShot(20, poll)
+            return
+        seen.append(f"{id(widget)}")
+        seen.append(f"{type(widget).__name__}: {widget.windowTitle()}")
+        pending.pop(0)(widget)
+        if pending:
+            waited[0] = 0
+            QTimer.singleShot(20, poll)
+
+    QTimer.singleShot(0, poll)
+    return seen
+
+
+def type_file_name(dialog, path) -> None:
+    """In a Qt file dialog: type ``path`` into its file name box and press Return."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtTest import QTest
+    from qtpy.QtWidgets import QLineEdit
+
+    edit = dialog.findChild(QLineEdit, "fileNameEdit")
+    edit.setText(str(path))
+    QTest.keyClick(edit, Qt.Key.Key_Return)
+
+
+def choose_napari_caiman(dialog) -> None:
+    """In napari's "Choose reader" dialog: pick napari-caiman and press OK."""
+    from qtpy.QtWidgets import QDialogButtonBox, QRadioButton
+
+    (button,) = [b for b in dialog.findChildren(QRadioButton) if b.text() == "napari-caiman"]
+    button.setChecked(True)
+    dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok).click()
+
+
+def press_button(text: str):
+    """An answer for :func:`answer_dialogs`: click the dialog's button labelled ``text``."""
+
+    def answer(dialog) -> None:
+        from qtpy.QtWidgets import QAbstractButton
+
+        (button,) = [
+            b for b in dialog.findChildren(QAbstractButton) if b.text().replace("&", "") == text
+        ]
+        button.click()
+
+    return answer
+
+
+@pytest.fixture
+def file_open(qtbot, viewer):
+    """``file_open(path)``: File > Open as a user does it: napari's file dialog answered with
+    ``path``, then its "Choose reader" dialog (napari's builtins also take .tif / .hdf5)
+    answered with napari-caiman. Returns the dialogs seen; an exception napari lets out of
+    the menu action reaches the test."""
+
+    def open_file(path) -> list[str]:
+        seen = answer_dialogs(qtbot, [lambda d: type_file_name(d, path), choose_napari_caiman])
+        viewer.window._qt_viewer._open_files_dialog()
+        qtbot.wait(20)
+        return [s for s in seen if ":" in s]
+
+    return open_file
+
+
+@pytest.fixture
+def dialogs(qtbot):
+    """The dialog answers: ``dialogs.answer([...])`` (:func:`answer_dialogs`),
+    ``dialogs.type_file_name``, ``dialogs.press(text)``."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        answer=lambda answers: answer_dialogs(qtbot, answers),
+        type_file_name=type_file_name,
+        press=press_button,
+    )

@@ -59,7 +59,7 @@ def _metrics_on(viewer, name, evaluation, motion_dock=None):
     return step.metrics
 
 
-def test_evaluation_scores_the_corrected_movie(qtbot, viewer, pipeline, errors):
+def test_evaluation_scores_the_corrected_movie(qtbot, viewer, pipeline, errors, dialogs):
     motion_dock = pipeline[0]
     evaluation = _dock(viewer, "Evaluation / curation")
     assert evaluation.session.name == "movie corrected"
@@ -75,9 +75,10 @@ def test_evaluation_scores_the_corrected_movie(qtbot, viewer, pipeline, errors):
     seeds = evaluation.new_seeds_layer()
     seeds.data[2:7, 2:7] = 1
     seeds.refresh()
-    evaluation.confirm = lambda text: True
     before = [layer.name for layer in viewer.layers]
+    asked = dialogs.answer([dialogs.press("Yes")])  # "Replace the result with the refit?"
     _run(qtbot, evaluation, evaluation.refit_runner)
+    assert asked[1::2] == ["QMessageBox: Refit with seeds"], asked
     qtbot.waitUntil(lambda: not evaluation.runner.is_running, timeout=TIMEOUT_MS)
     # the refit updates the result's layers in place: no second correlation image, no footprints
     assert [layer.name for layer in viewer.layers] == before
@@ -139,9 +140,10 @@ def test_keys_and_clicks_curate_and_napari_keys_still_work(
     qtbot.keyClick(evaluation.kwargs.native, Qt.Key.Key_Return)
     assert raised == [] and errors == []
     assert "functools.partial" not in repr(dict(viewer.keymap))
-    # closing the dock removes the bindings and clicks
-    viewer.window.remove_dock_widget(evaluation.native)
+    # closing the dock (its title bar's x) removes the bindings and clicks
+    evaluation.native.parent().titleBarWidget().close_button.click()
     qtbot.wait(10)
+    assert "Evaluation / curation (napari-caiman)" not in viewer.window.dock_widgets
     before = evaluation.session.curation.manual.copy()
     viewer.layers.selection.active = viewer.layers["movie"]
     user.press(Qt.Key.Key_A)
@@ -151,10 +153,18 @@ def test_keys_and_clicks_curate_and_napari_keys_still_work(
     )
     assert evaluation._on_click not in contours.mouse_drag_callbacks
     assert evaluation_module  # the module's key functions are named, not partials
+    # opened again from the Plugins menu: it takes the result up, and keys and clicks work
+    again = _dock(viewer, "Evaluation / curation")
+    assert again.session is not None and again.session.name == "movie corrected"
+    viewer.layers.selection.active = again.contours_layer
+    user.click(_component_point(again, k))
+    assert again.selected == k
+    user.press(Qt.Key.Key_R)
+    assert again.session.curation.manual[k] == -1
     assert raised == []
 
 
-def test_evaluation_follows_a_new_cnmf_run(qtbot, viewer, user, pipeline, errors):
+def test_evaluation_follows_a_new_cnmf_run(qtbot, viewer, user, pipeline, errors, dialogs):
     _, cnmf = pipeline
     evaluation = _dock(viewer, "Evaluation / curation")
     first = evaluation.session.estimates
@@ -175,16 +185,31 @@ def test_evaluation_follows_a_new_cnmf_run(qtbot, viewer, user, pipeline, errors
     viewer.layers.selection.active = evaluation.contours_layer
     user.click(_component_point(evaluation, 1))
     assert evaluation.selected == 1
-    # with decisions by hand that have no file, it asks; "keep" keeps the curated result
+    # with decisions by hand that have no file, it asks; Cancel keeps the curated result
     evaluation.decide("reject", [1])
-    asked = []
-    evaluation.ask_replace = lambda text: asked.append(text) or "keep"
+    texts = []
+
+    def keep(box):
+        texts.append(box.text())
+        dialogs.press("Cancel")(box)
+
+    asked = dialogs.answer([keep])
     kept = evaluation.session.estimates
     cnmf.set_settings(cnmf.get_settings().replace(K=10))
     _run(qtbot, cnmf)
-    assert len(asked) == 1 and "not saved" in asked[0]
+    qtbot.waitUntil(lambda: len(asked) == 2, timeout=TIMEOUT_MS)
+    assert asked[1] == "QMessageBox: Unsaved curation" and "not saved" in texts[0], texts
     assert evaluation.session.estimates is kept
     assert evaluation.session.curation.manual[1] == -1
+    # the next run: Discard curates the new result
+    asked = dialogs.answer([dialogs.press("Discard")])
+    cnmf.set_settings(cnmf.get_settings().replace(K=9))
+    _run(qtbot, cnmf)
+    qtbot.waitUntil(
+        lambda: evaluation.session.estimates is cnmf.last_result.estimates, timeout=TIMEOUT_MS
+    )
+    assert asked[1::2] == ["QMessageBox: Unsaved curation"]
+    assert not (evaluation.session.curation.manual != 0).any()
 
 
 def test_all_docks_fit_a_1920x1080_screen(qtbot, viewer, movie_2d):
@@ -231,6 +256,18 @@ def test_all_docks_fit_a_1920x1080_screen(qtbot, viewer, movie_2d):
         dock.raise_()
         qtbot.wait(20)
         assert dock.isVisible() and dock.height() > 500, (dock.windowTitle(), dock.height())
+    # Run, Cancel, the progress bar and the status of Motion and CNMF stay on screen below
+    # their scrolling forms (they were at the forms' ends, scrolled off while a step ran)
+    for widget, dock in zip(docks[:2], step_docks[:2], strict=True):
+        dock.raise_()
+        qtbot.wait(20)
+        area = widget.native.findChild(QScrollArea)
+        for part in (widget.runner.run_button, widget.runner.progress, widget.runner.status):
+            assert part.native.isVisible() and not area.isAncestorOf(part.native)
+            rect = part.native.rect().translated(
+                part.native.mapTo(dock, part.native.rect().topLeft())
+            )
+            assert dock.rect().contains(rect), (dock.windowTitle(), rect, dock.rect())
     slider = viewer.window._qt_viewer.dims
     assert slider.isVisible() and slider.height() > 10
     bottom = slider.mapTo(window, slider.rect().bottomLeft()).y()
@@ -260,16 +297,31 @@ def fitted():
 
 
 @pytest.fixture
-def curated(qtbot, viewer, fitted):
-    """An Evaluation dock holding an evaluated result of a still movie."""
+def curated(qtbot, viewer, fitted, tmp_path, file_open):
+    """An Evaluation dock holding an evaluated result of a still movie, as a user gets one:
+    the movie and its results file opened with File > Open, the movie chosen, Evaluate."""
     import copy
 
+    import tifffile
+
+    from napari_caiman.engine.results import Results
+    from napari_caiman.io.results_file import save_results
+
     movie, est, summary, params = fitted
-    viewer.add_image(movie, name="movie")
+    tifffile.imwrite(tmp_path / "movie.tif", movie)
+    images = {k: getattr(summary, k) for k in ("mean", "max", "std", "corr")}
+    results = Results(
+        params=params.copy(), dims=est.dims, estimates=copy.deepcopy(est), summary=images
+    )
+    path = save_results(tmp_path / "movie_cnmf.hdf5", results)
+    file_open(tmp_path / "movie.tif")
     evaluation = _dock(viewer, "Evaluation / curation")
-    evaluation.set_result(copy.deepcopy(est), summary, params.copy(), "movie", build_layers=True)
-    assert evaluation.movie.value.name == "movie"
+    file_open(path)
+    qtbot.waitUntil(lambda: evaluation.session is not None, timeout=TIMEOUT_MS)
+    assert evaluation.session.n_components == est.n_components
+    evaluation.movie.value = viewer.layers["movie"]
     _run(qtbot, evaluation)
+    assert evaluation.session.metrics is not None
     return evaluation
 
 
@@ -463,29 +515,56 @@ def test_cnmf_suggests_patches_and_K_from_the_movie(viewer):
 
 
 def test_opened_file_axes_and_save_dialog_next_to_the_data(
-    qtbot, viewer, fitted, tmp_path, monkeypatch
+    qtbot, viewer, fitted, tmp_path, file_open, dialogs
 ):
     import copy
 
     import tifffile
-    from qtpy.QtWidgets import QFileDialog
+
+    from napari_caiman.io.results_file import load_results
 
     movie, est, summary, params = fitted
     path = tmp_path / "my movie.tif"
     tifffile.imwrite(path, movie)
-    (layer,) = viewer.open(str(path), plugin="napari-caiman")
+    file_open(path)
+    (layer,) = viewer.layers
     assert tuple(viewer.dims.axis_labels) == ("t", "y", "x")
     evaluation = _dock(viewer, "Evaluation / curation")
     evaluation.set_result(copy.deepcopy(est), summary, params.copy(), layer.name, build_layers=True)
-    asked = []
+    evaluation.decide("reject", [2])
+    proposed = []
 
-    def dialog(parent, caption, start, filters):
-        asked.append(start)
-        return "", ""  # cancelled
+    def save_as_proposed(dialog):
+        proposed.extend(dialog.selectedFiles())
+        dialogs.type_file_name(dialog, proposed[0])  # the user keeps the proposed name
 
-    monkeypatch.setattr(QFileDialog, "getSaveFileName", dialog)
+    seen = dialogs.answer([save_as_proposed])
     evaluation.save_button.native.click()
-    assert asked == [str(tmp_path / "my_movie.hdf5")]
+    qtbot.waitUntil(lambda: len(seen) == 2, timeout=TIMEOUT_MS)
+    assert seen[1] == "QFileDialog: Save results"
+    assert proposed == [str(tmp_path / "my_movie.hdf5")]  # next to the data, no space
+    saved = load_results(tmp_path / "my_movie.hdf5")
+    assert saved.estimates.n_components == est.n_components
+    assert saved.curation.manual[2] == -1 and int(np.abs(saved.curation.manual).sum()) == 1
+
+
+@pytest.mark.parametrize("kind", ["not a tiff", "one image"])
+def test_file_open_of_a_non_movie_says_why_once(qtbot, viewer, tmp_path, capture, file_open, kind):
+    """File > Open through napari's dialogs: one notification naming the file and the
+    problem, nothing raised out of the menu action (no traceback), no layer."""
+    import tifffile
+
+    shown = capture("napari.utils.notifications.show_error")
+    path = tmp_path / "cells.tif"
+    if kind == "not a tiff":
+        path.write_bytes(b"these are notes, not an image\n" * 8)
+    else:
+        tifffile.imwrite(path, np.zeros((32, 32), np.float32))
+    seen = file_open(path)
+    assert [s.split(":")[0] for s in seen] == ["QFileDialog", "QtReaderDialog"], seen
+    assert len(shown) == 1 and shown[0].startswith("Cannot open cells.tif: "), shown
+    assert ("not a TIFF" if kind == "not a tiff" else "single image") in shown[0]
+    assert "Traceback" not in shown[0] and len(viewer.layers) == 0
 
 
 def test_reset_clears_an_old_error(viewer, errors):
@@ -548,3 +627,26 @@ def test_a_3d_error_names_one_axis_order(qtbot, viewer, errors):
     assert [o for o in orders if o in message] == ["(rows, cols, planes)"], message
     assert "(40, 40, 2)" in message and "(2, 40, 40)" not in message, message
     assert cnmf.runner.status.value != "ready" and cnmf.last_result is None
+
+
+def test_cancel_then_run_again(qtbot, viewer, movie_2d, errors):
+    """Cancel a running motion correction, then Run again: the second run completes, and
+    nothing of the cancelled one is left (no layer, no old progress)."""
+    big = np.ascontiguousarray(np.tile(movie_2d.movie, (30, 1, 1)))  # 2400 frames
+    viewer.add_image(big, name="long")
+    motion = _dock(viewer, "Motion correction")
+    motion.movie.value = viewer.layers["long"]
+    runner = motion.runner
+    runner.run_button.native.click()
+    qtbot.waitUntil(lambda: runner.status.value.startswith("registering"), timeout=TIMEOUT_MS)
+    runner.cancel_button.native.click()
+    qtbot.waitUntil(lambda: not runner.is_running, timeout=5_000)
+    assert runner.status.value == "cancelled" and [ly.name for ly in viewer.layers] == ["long"]
+    viewer.add_image(movie_2d.movie, name="short")
+    motion.movie.value = viewer.layers["short"]
+    _run(qtbot, motion)
+    assert errors == [], errors
+    assert runner.status.value == "done" and runner.progress.value == runner.progress.max
+    assert "short corrected" in viewer.layers and "long corrected" not in viewer.layers
+    assert viewer.layers["short corrected"].data.shape == movie_2d.movie.shape
+    assert len(motion.last_result.shifts_rig) == len(movie_2d.movie)  # the short movie's run

@@ -228,26 +228,33 @@ def test_truncated_file_from_load_button(qtbot, viewer, evaluation, fitted, tmp_
     assert evaluation.session is session  # the current result stays
 
 
-@pytest.mark.parametrize("kind", ["truncated", "not hdf5", "other tool"])
-def test_bad_files_through_file_open(qtbot, viewer, evaluation, fitted, tmp_path, notified, kind):
+def test_a_truncated_file_through_file_open_says_why_once(
+    qtbot, viewer, evaluation, fitted, tmp_path, notified, file_open
+):
+    """File > Open (napari's file dialog, then its reader choice answered): one notification
+    naming the file and what is wrong, no exception out of the menu, no layer."""
+    good = _save(fitted, tmp_path / "good.hdf5")
+    path = tmp_path / "bad.hdf5"
+    path.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    seen = file_open(path)
+    assert [s.split(":")[0] for s in seen] == ["QFileDialog", "QtReaderDialog"], seen
+    assert len(notified) == 1 and "bad.hdf5" in notified[0] and "truncated" in notified[0]
+    assert len(viewer.layers) == 0 and evaluation.session is None
+
+
+@pytest.mark.parametrize("kind", ["not hdf5", "other tool"])
+def test_foreign_files_are_declined(qtbot, viewer, evaluation, tmp_path, notified, kind):
     import h5py
 
     path = tmp_path / "bad.hdf5"
-    if kind == "truncated":
-        good = _save(fitted, tmp_path / "good.hdf5")
-        path.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    elif kind == "not hdf5":
+    if kind == "not hdf5":
         path.write_text("not a results file\n")
     else:
         with h5py.File(path, "w") as f:
             f["labels"] = np.zeros((4, 4), np.int32)
-    with pytest.raises(Exception) as info:  # napari's ReaderPluginError / ValueError
+    with pytest.raises(Exception) as info:  # declined, so that other readers may try
         viewer.open(str(path), plugin="napari-caiman")
-    if kind == "truncated":  # ours: the reader says what is wrong
-        assert len(notified) == 1 and "bad.hdf5" in notified[0] and "truncated" in notified[0]
-        assert "truncated" in str(info.value.__cause__ or info.value)
-    else:  # foreign: declined so other readers may try
-        assert notified == [] and "refused" in str(info.value.__cause__ or info.value)
+    assert notified == [] and "refused" in str(info.value.__cause__ or info.value)
     assert len(viewer.layers) == 0 and evaluation.session is None
 
 

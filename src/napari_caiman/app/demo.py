@@ -147,7 +147,12 @@ def open_demo_viewer(shape: tuple[int, int, int] = (300, 256, 256), *, run: bool
 
     syn = make_demo_movie(shape)
     viewer = napari.Viewer(title="napari-caiman demo")
-    viewer.add_image(syn.movie, name="demo movie", contrast_limits=_contrast(syn.movie))
+    viewer.add_image(
+        syn.movie,
+        name="demo movie",
+        contrast_limits=_contrast(syn.movie),
+        axis_labels=("t", "y", "x"),  # the slider says t, not -3
+    )
     docks = [
         viewer.window.add_plugin_dock_widget("napari-caiman", name, tabify=True)[0]
         for name in DEMO_WIDGETS

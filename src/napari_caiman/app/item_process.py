@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import sys
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from ..engine.progress import Progress
@@ -59,6 +60,30 @@ def _child(batch_class: type, batch_path: str, cache_dir: str, name: str, conn: 
             conn.close()
 
 
+@contextlib.contextmanager
+def _main_script_left_out() -> Iterator[None]:
+    """Start a spawned child without running the parent's ``__main__`` again.
+
+    ``spawn`` imports the parent's main script in the child (as ``__mp_main__``). A user's
+    script that opens napari without an ``if __name__ == "__main__":`` guard would run
+    again there: a second window, and the item never starts. The child needs only
+    :func:`_child` and the Batch class, both importable by name, so the main module's
+    file and spec are hidden from ``Process.start`` (which reads them) and put back.
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__dict__["__spec__"] = None
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
+
+
 def iter_item_in_process(
     batch: Any, name: str, prefix: str, cancelled: Callable[[], bool]
 ) -> Generator[Progress, None, None]:
@@ -75,7 +100,8 @@ def iter_item_in_process(
         name=f"napari-caiman item {name}",
         daemon=True,
     )
-    proc.start()
+    with _main_script_left_out():
+        proc.start()
     there.close()
     last = Progress(f"{prefix}: starting", 0, 1)
     shown = time.monotonic()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io.movie import HDF5_SUFFIXES, TIFF_SUFFIXES, open_movie
+from ._refuse import refuse
 
 __all__ = ["get_reader", "read_movie"]
 
@@ -75,7 +76,7 @@ def get_reader(
     return None
 
 
-def read_movie(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[LayerData]:
+def read_movie(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Any]:
     """Open ``path`` as one lazy movie and return it as napari layer data.
 
     Parameters
@@ -86,14 +87,17 @@ def read_movie(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[La
     Returns
     -------
     list of (data, metadata, layer_type)
-        ``[(movie, {"name": <stem>, "metadata": {"path": ...}}, "image")]``.
-
-    Raises
-    ------
-    InputError
-        If the movie cannot be opened (see ``open_movie``).
+        ``[(movie, {"name": <stem>, "metadata": {"path": ...}}, "image")]``; for a file
+        ``open_movie`` refuses (not a TIFF, a single image, ...), :data:`~._refuse.NOTHING_READ`
+        after one notification saying why.
     """
-    data = open_movie(path)
+    from ..engine.errors import InputError
+
+    try:
+        data = open_movie(path)
+    except InputError as exc:
+        first = Path(path) if isinstance(path, (str, os.PathLike)) else Path(list(path)[0])
+        return refuse(first.name, exc.message)
     meta: dict[str, Any] = {}
     limits = sample_contrast_limits(data)
     if limits is not None:

@@ -122,18 +122,16 @@ def results_layer_data(results: Any, name: str, path: str | None = None) -> list
     return out
 
 
-def read_results(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[LayerData]:
+def read_results(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Any]:
     """Open a results file as layers (see module docstring).
 
-    Raises
-    ------
-    InputError
-        Missing, corrupt or foreign files (message names the file and what
-        is wrong). The message is also shown as a napari notification, since
-        napari's own "reader failed" message does not include it.
+    A missing, corrupt or foreign file gives one napari error notification naming the
+    file and what is wrong (napari's own "reader failed" message does not include it),
+    and no layer (:data:`~._refuse.NOTHING_READ`): no traceback.
     """
     from ..engine.errors import InputError
     from ..io.results_file import load_results
+    from ._refuse import refuse
 
     if not isinstance(path, (str, os.PathLike)):
         path = list(path)[0]
@@ -141,8 +139,5 @@ def read_results(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[
     try:
         results = load_results(p)
     except InputError as exc:
-        from napari.utils.notifications import show_error
-
-        show_error(f"Cannot open {p.name}: {exc.message}")
-        raise
+        return refuse(p.name, exc.message)
     return results_layer_data(results, p.stem, str(p))

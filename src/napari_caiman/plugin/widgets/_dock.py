@@ -13,6 +13,7 @@ and shows the whole text as its tooltip.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from magicgui.widgets import Container, Label
@@ -33,6 +34,8 @@ SCROLL_NAME = "napari_caiman_scroll"
 
 #: Shortest a scrolling dock gets (px): a few rows stay visible.
 MIN_SCROLL_HEIGHT = 120
+#: Shortest the scrolling part of a form with pinned rows gets (px): two rows.
+MIN_PINNED_SCROLL_HEIGHT = 48
 
 #: Tab titles of the step docks in their tab group: napari's titles ("Motion correction
 #: (napari-caiman)" ...) were cut to "Motion correction (..." in a 450 px wide dock.
@@ -45,25 +48,33 @@ def tab_title(title: str) -> str:
     return TAB_TITLES.get(name, name)
 
 
-def make_scrollable(container: Container, min_height: int = MIN_SCROLL_HEIGHT) -> QScrollArea:
+def make_scrollable(
+    container: Container, min_height: int = MIN_SCROLL_HEIGHT, pinned: Sequence[Any] = ()
+) -> QScrollArea:
     """Put the rows of ``container`` into a vertical scroll area inside its ``.native``.
 
     Call it once the container holds all its widgets. The widgets stay the
     container's (values, signals, visibility work as before); only their Qt
-    parent changes. Returns the scroll area.
+    parent changes. The rows of ``pinned`` (widgets of the container: a step's Run /
+    Cancel, progress bar and status) stay below the scroll area, in their order, so they
+    are on screen however far the form is scrolled. Returns the scroll area.
     """
     native = container.native
     layout = native.layout()
+    pinned_natives = [w.native for w in pinned]
     inner = QWidget()
     inner.setObjectName("napari_caiman_form")
     inner_layout = QVBoxLayout(inner)
     margins = layout.contentsMargins()
     inner_layout.setContentsMargins(margins)
     inner_layout.setSpacing(layout.spacing())
+    kept: list[QWidget] = []
     while layout.count():
         item = layout.takeAt(0)
         widget = item.widget()
-        if widget is not None:
+        if widget is not None and _row_of(widget, pinned_natives):
+            kept.append(widget)
+        elif widget is not None:
             inner_layout.addWidget(widget)
         else:
             inner_layout.addItem(item)
@@ -82,9 +93,27 @@ def make_scrollable(container: Container, min_height: int = MIN_SCROLL_HEIGHT) -
     area.setMinimumHeight(min_height)
     layout.setContentsMargins(0, 0, 0, 0)
     layout.addWidget(area)
+    if kept:
+        footer = QWidget()
+        footer.setObjectName("napari_caiman_pinned")
+        footer_layout = QVBoxLayout(footer)
+        footer_layout.setContentsMargins(margins.left(), 2, margins.right(), 2)
+        footer_layout.setSpacing(2)
+        for widget in kept:
+            footer_layout.addWidget(widget)
+        layout.addWidget(footer)
+        # the form gives up room to the footer, down to two rows (Motion / CNMF: 174 px, was 140)
+        area.setMinimumHeight(
+            max(MIN_PINNED_SCROLL_HEIGHT, min_height - footer.sizeHint().height())
+        )
     native._tabs = _JoinTabs(native)  # type: ignore[attr-defined]
     native.installEventFilter(native._tabs)  # type: ignore[attr-defined]
     return area
+
+
+def _row_of(row: QWidget, natives: list[QWidget]) -> bool:
+    """Whether the form row ``row`` is (or holds, as its labelled row) one of ``natives``."""
+    return any(n is row or row.isAncestorOf(n) for n in natives)
 
 
 def _step_dock(widget: QWidget | None) -> QDockWidget | None:

@@ -159,7 +159,7 @@ class MotionCorrectionWidget(StepForm):
                 self.result_label,
             ],
         )
-        make_scrollable(self)
+        make_scrollable(self, pinned=(self.runner, self.result_label))  # Run + progress on screen
         self.last_result: Any = None
         self.last_step: Any = None
         self.last_params: Any = None

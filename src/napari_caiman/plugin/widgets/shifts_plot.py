@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pyqtgraph as pg
+from qtpy.QtCore import QSize
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..layers.motion import shift_series
@@ -31,6 +32,10 @@ def _style(plot: Any, bottom: str, left: str) -> None:
         plot.setLabel(axis, text, color=FG)
 
 
+#: Height the shifts dock asks for (px): the two plots readable, the canvas left most of the window.
+SIZE_HINT_HEIGHT = 280
+
+
 class ShiftsPlot(QWidget):
     """Plot the rigid shifts per frame and the correlation with the template before/after.
 
@@ -49,6 +54,14 @@ class ShiftsPlot(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.view)
         self.series: dict[str, Any] = {}
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        """Ask for a short dock (:data:`SIZE_HINT_HEIGHT`).
+
+        pyqtgraph's view asks for 480 px, half of a 1080 px screen: the movie canvas was
+        left ~400 px high above the docks.
+        """
+        return QSize(600, SIZE_HINT_HEIGHT)
 
     def plot(self, motion: Any, title: str = "") -> None:
         """Redraw for ``motion`` (an engine ``MotionResult``)."""
