@@ -13,8 +13,8 @@ Writes
   corrected movie and the "Motion shifts" plot;
 * ``docs/screenshots/cnmf.png``: the same movie after motion correction and
   CNMF, with the CNMF dock: component contours over the correlation image
-  (left) and the footprints Labels (made on request, from the Evaluation
-  dock's button) over the denoised movie (right);
+  (left) and the footprints Labels over the denoised movie (right), both made
+  on request from the Evaluation dock's buttons;
 * ``docs/screenshots/batch.png``: the Batch dock with a finished batch of
   three gSig variants, two of them compared (contours in cyan and orange).
 """
@@ -129,7 +129,8 @@ def _correlation(viewer, base: str) -> str:
 def cnmf_screenshot(path: Path) -> None:
     viewer, corrected, _, widget = _motion_then_cnmf("napari-caiman: CNMF", (1800, 1000))
     base = corrected.name
-    # the footprints Labels comes on request: the Evaluation dock's "Footprints" button
+    # the footprints Labels and the denoised movie come on request: the Evaluation dock's
+    # "Footprints" and "Denoised" buttons
     eval_dock, evaluation = viewer.window.add_plugin_dock_widget(
         "napari-caiman", "Evaluation / curation"
     )
@@ -139,6 +140,7 @@ def cnmf_screenshot(path: Path) -> None:
         app.processEvents()
         time.sleep(0.05)
     evaluation.footprints_button.native.click()
+    evaluation.denoised_button.native.click()
     eval_dock.hide()
     for name, docked in viewer.window.dock_widgets.items():  # its traces and table too
         if name in ("Traces", "Components") and docked.parent() is not None:

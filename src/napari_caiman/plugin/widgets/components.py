@@ -387,13 +387,10 @@ class MetricsScatter(QWidget):
                 continue
             style = Qt.PenStyle.DashLine if "lowest" in name else Qt.PenStyle.SolidLine
             pen = pg.mkPen("#ffd54f", width=1, style=style)
-            line = pg.InfiniteLine(
-                value,
-                angle=angle,
-                pen=pen,
-                label=name,
-                labelOpts={"color": "#ffd54f", "position": 0.9},
-            )
+            opts: dict = {"color": "#ffd54f", "position": 0.9}
+            if angle == 0:  # right-aligned above the line: inside the view, not cut at its edge
+                opts["anchors"] = [(1, 1), (1, 0)]
+            line = pg.InfiniteLine(value, angle=angle, pen=pen, label=name, labelOpts=opts)
             self.plot.addItem(line)
             self.lines[key] = line
 
