@@ -275,3 +275,42 @@ def test_results_of_another_movie_size(qtbot, viewer, evaluation, fitted, tmp_pa
     evaluation.runner.run_button.native.click()
     assert "has 50 frames" in errors[1] and "200" in errors[1]
     assert evaluation.session.path == path  # nothing lost
+
+
+def test_file_open_chooses_the_movie_the_results_were_computed_on(
+    qtbot, viewer, tmp_path, file_open, infos
+):
+    """A headless run saved its corrected movie: opened beside the raw movie (same size, and the
+    raw one named like the results file), the dock chooses the corrected one by its content;
+    without it open, one message names the movie to open."""
+    from napari_caiman.app.api import run_pipeline
+    from napari_caiman.io.movie import save_movie
+
+    m = make_movie_2d((150, 48, 48), n_neurons=5, rigid_motion=2.0, seed=3, return_flow=False)
+    raw = save_movie(tmp_path / "movie.tif", np.asarray(m.movie, np.float32))
+    params = CaimanParams.from_dict({"K": 6, "gSig": (4, 4), "max_shifts": (4, 4)})
+    out = tmp_path / "movie.hdf5"
+    run_pipeline(
+        [str(raw)],
+        steps=("motion", "cnmf"),
+        output=out,
+        params=params,
+        save_movie=tmp_path / "movie_corrected.tif",
+    )
+    file_open(tmp_path / "movie_corrected.tif")
+    file_open(raw)  # the raw movie last: it is the active layer, and named like the results
+    _, widget = viewer.window.add_plugin_dock_widget("napari-caiman", "Evaluation / curation")
+    widget.movie.value = viewer.layers["movie"]
+    file_open(out)
+    qtbot.waitUntil(lambda: widget.session is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: widget.movie.value.name == "movie_corrected", timeout=WAIT_MS)
+    assert not [t for t in infos if "not open" in t]
+
+    # the same file with only the raw movie open: nothing matches, one message says which to open
+    viewer.layers.remove("movie_corrected")
+    widget.session = None
+    before = len(infos)
+    widget.use_results(load_results(out), out)
+    notes = [t for t in infos[before:] if "not open" in t]
+    assert len(notes) == 1 and "movie_corrected.tif" in notes[0], infos[before:]
+    assert widget.movie.value.name == "movie"

@@ -116,23 +116,17 @@ def check_movie_matches(results: Any, movie_path: Sequence[str]) -> str | None:
     InputError
         (``--movie``) The movie's content differs from the recorded one.
     """
-    from ..io.provenance import file_fingerprint, input_files
+    from ..io.provenance import content_hashes, recorded_movie
 
-    prov = results.provenance or {}
-    corrected = "motion" in (prov.get("steps") or [])
-    recorded = prov.get("corrected_files") if corrected else prov.get("input_files")
+    which, recorded = recorded_movie(results.provenance)
     if not recorded:
-        what = (
-            "motion-corrected movie (it was not saved with --save-movie)"
-            if corrected
-            else "input movie"
-        )
+        what = which
+        if which.startswith("motion"):
+            what += " (it was not saved with --save-movie)"
         return f"the results record no content hash of the {what}; the movie was not checked"
-    files = input_files(movie_path[0] if len(movie_path) == 1 else list(movie_path))
-    given = [file_fingerprint(f)["content_sha256"] for f in files if f.is_file()]
+    given = content_hashes(movie_path[0] if len(movie_path) == 1 else list(movie_path))
     want = [r.get("content_sha256") for r in recorded]
     if given != want:
-        which = "motion-corrected movie" if corrected else "input movie"
         names = ", ".join(Path(r.get("path", "?")).name for r in recorded)
         raise InputError(
             "--movie",

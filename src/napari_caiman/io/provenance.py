@@ -89,6 +89,23 @@ def input_files(source: str | os.PathLike | list) -> list[Path]:
     return files
 
 
+def recorded_movie(prov: dict[str, Any] | None) -> tuple[str, list[dict[str, Any]]]:
+    """Return ``(what, fingerprints)`` of the movie a result was computed on.
+
+    The saved motion-corrected movie when the run corrected motion, else its input; ``what`` names
+    which ("motion-corrected movie" / "input movie"); no fingerprints when none were recorded.
+    """
+    prov = prov or {}
+    if "motion" in (prov.get("steps") or []):
+        return "motion-corrected movie", list(prov.get("corrected_files") or [])
+    return "input movie", list(prov.get("input_files") or [])
+
+
+def content_hashes(source: str | os.PathLike | list) -> list[str]:
+    """Return the sampled-content hashes of a movie source's files (see :func:`file_fingerprint`)."""
+    return [file_fingerprint(f)["content_sha256"] for f in input_files(source) if f.is_file()]
+
+
 def make_provenance(
     input_path: str | os.PathLike | list | None = None,
     timings: dict[str, float] | None = None,

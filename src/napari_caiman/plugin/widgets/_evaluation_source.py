@@ -186,6 +186,8 @@ class EvaluationSource:
             self.min_size.value = int(evaluation.get("min_size", 0) or 0)
             self.max_size.value = int(evaluation.get("max_size", 0) or 0)
         self._show_session(session, build_layers=build_layers)
+        # the open movie whose content the file's provenance recorded, not one of the same name
+        self._choose_recorded_movie(session)
 
     def set_result(
         self,
@@ -260,6 +262,36 @@ class EvaluationSource:
             if self.session is not session:
                 return
         self._show_traces()
+
+    def _choose_recorded_movie(self, session: CurationSession) -> bool:
+        """Choose the open movie the results file says it was computed on; False when none is.
+
+        The file's provenance holds content hashes of that movie (:func:`.recorded_movie`); an
+        open movie layer read from a file with those hashes is chosen (a layer's name says
+        nothing: the raw movie and the results file may share it). With hashes and no such
+        layer, one message names the movie to open.
+        """
+        from ...io.provenance import content_hashes, recorded_movie
+
+        which, recorded = recorded_movie(session.provenance)
+        want = [r.get("content_sha256") for r in recorded]
+        if not want:
+            return False
+        for choice in self.movie.choices:
+            path = getattr(getattr(choice, "source", None), "path", None)
+            try:
+                if path and content_hashes(path) == want:
+                    self.movie.value = choice
+                    return True
+            except OSError:
+                continue
+        names = ", ".join(Path(r.get("path", "?")).name for r in recorded)
+        show_info(
+            f"{session.path.name if session.path else 'These results'} were computed on the "
+            f"{which} {names}, which is not open: open it and choose it in 'movie' before "
+            "evaluating again."
+        )
+        return False
 
     def _in_turns(self, steps: Generator[None, None, None]) -> None:
         """Run ``steps`` one piece per event-loop turn (the window redraws in between)."""
