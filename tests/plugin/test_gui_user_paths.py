@@ -319,9 +319,14 @@ def curated(qtbot, viewer, fitted, tmp_path, file_open):
     file_open(path)
     qtbot.waitUntil(lambda: evaluation.session is not None, timeout=TIMEOUT_MS)
     assert evaluation.session.n_components == est.n_components
+    scatter = viewer.window.dock_widgets["Components"].scatter
+    qtbot.waitUntil(lambda: scatter.x_axis.count() > 0, timeout=TIMEOUT_MS)
+    # not evaluated yet: no plot of a column against itself, a hint instead
+    assert not scatter.hint.isHidden() and len(scatter.points.getData()[0]) == 0
     evaluation.movie.value = viewer.layers["movie"]
     _run(qtbot, evaluation)
     assert evaluation.session.metrics is not None
+    qtbot.waitUntil(lambda: scatter.hint.isHidden(), timeout=TIMEOUT_MS)
     return evaluation
 
 

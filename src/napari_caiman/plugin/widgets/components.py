@@ -273,6 +273,11 @@ class MetricsScatter(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(axes)
+        #: shown instead of a plot of a column against itself (before the first Evaluate)
+        self.hint = QLabel("Evaluate to plot SNR against r-value (or choose two columns).")
+        self.hint.setWordWrap(True)
+        self.hint.hide()
+        layout.addWidget(self.hint)
         layout.addWidget(self.plot, 1)
         self.columns: dict[str, np.ndarray] = {}
         self.accepted = np.zeros(0, bool)
@@ -327,7 +332,8 @@ class MetricsScatter(QWidget):
 
     def _xy(self) -> tuple[np.ndarray, np.ndarray] | None:
         x, y = self.x_axis.currentText(), self.y_axis.currentText()
-        if x not in self.columns or y not in self.columns:
+        self.hint.setVisible(x == y)
+        if x not in self.columns or y not in self.columns or x == y:
             return None
         return (np.asarray(self.columns[x], np.float64), np.asarray(self.columns[y], np.float64))
 
