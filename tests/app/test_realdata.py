@@ -10,6 +10,24 @@ from napari_caiman.engine.params import CaimanParams
 
 pytestmark = pytest.mark.realdata
 
+#: The Neurofinder crop's parameters (bench/results/realdata.md; bench_realdata.PARAMS).
+NEUROFINDER = {
+    "fr": 7,
+    "decay_time": 1.0,
+    "gSig": (5, 5),
+    "K": 10,
+    "rf": 25,
+    "stride": 10,
+    "p": 1,
+    "nb": 2,
+    "merge_thr": 0.85,
+    "min_SNR": 2.0,
+    "rval_thr": 0.8,
+    "use_cnn": False,
+    "max_shifts": (6, 6),
+    "pw_rigid": False,
+}
+
 
 def _centroids(images):
     k = len(images)
@@ -29,24 +47,7 @@ def _crop_run(shared_data, tmp_path, frames=None):
     if frames is not None:
         tifffile.imwrite(tmp_path / "half.tif", tifffile.imread(source)[frames])
         source = tmp_path / "half.tif"
-    params = CaimanParams.from_dict(
-        {
-            "fr": 7,
-            "decay_time": 1.0,
-            "gSig": (5, 5),
-            "K": 10,
-            "rf": 25,
-            "stride": 10,
-            "p": 1,
-            "nb": 2,
-            "merge_thr": 0.85,
-            "min_SNR": 2.0,
-            "rval_thr": 0.8,
-            "use_cnn": False,
-            "max_shifts": (6, 6),
-            "pw_rigid": False,
-        }
-    )
+    params = CaimanParams.from_dict(NEUROFINDER)
     r = run_pipeline(
         [str(source)],
         steps=["motion", "cnmf", "evaluate"],
@@ -254,22 +255,7 @@ def test_neurofinder_binned_3x_small_cells_get_components_and_resolution(shared_
     cm = load_results(shared_data / "caiman_results" / "neurofinder_crop_caiman.hdf5").estimates
     ref = match_footprints(_bin(cm.footprints(np.asarray(cm.idx_components, int)), 3), truth)
     g = 5 / 3
-    base = {
-        "fr": 7,
-        "decay_time": 1.0,
-        "gSig": (g, g),
-        "K": 10,
-        "rf": 25,
-        "stride": 10,
-        "p": 1,
-        "nb": 2,
-        "merge_thr": 0.85,
-        "min_SNR": 2.0,
-        "rval_thr": 0.8,
-        "use_cnn": False,
-        "max_shifts": (6, 6),
-        "pw_rigid": False,
-    }
+    base = {**NEUROFINDER, "gSig": (g, g)}
     f1 = {}
     for density in (0.5, 0.0):
         r = run_pipeline(
