@@ -116,7 +116,7 @@ def check_movie_matches(results: Any, movie_path: Sequence[str]) -> str | None:
     InputError
         (``--movie``) The movie's content differs from the recorded one.
     """
-    from ..io.provenance import content_hashes, recorded_movie
+    from ..io.provenance import content_matches, recorded_movie
 
     which, recorded = recorded_movie(results.provenance)
     if not recorded:
@@ -124,9 +124,8 @@ def check_movie_matches(results: Any, movie_path: Sequence[str]) -> str | None:
         if which.startswith("motion"):
             what += " (it was not saved with --save-movie)"
         return f"the results record no content hash of the {what}; the movie was not checked"
-    given = content_hashes(movie_path[0] if len(movie_path) == 1 else list(movie_path))
     want = [r.get("content_sha256") for r in recorded]
-    if given != want:
+    if not content_matches(movie_path[0] if len(movie_path) == 1 else list(movie_path), want):
         names = ", ".join(Path(r.get("path", "?")).name for r in recorded)
         raise InputError(
             "--movie",

@@ -101,9 +101,18 @@ def recorded_movie(prov: dict[str, Any] | None) -> tuple[str, list[dict[str, Any
     return "input movie", list(prov.get("input_files") or [])
 
 
-def content_hashes(source: str | os.PathLike | list) -> list[str]:
-    """Return the sampled-content hashes of a movie source's files (see :func:`file_fingerprint`)."""
-    return [file_fingerprint(f)["content_sha256"] for f in input_files(source) if f.is_file()]
+def content_matches(source: str | os.PathLike | list, hashes: list[Any]) -> bool:
+    """Whether a movie source's files have these sampled-content hashes, in order.
+
+    See :func:`file_fingerprint`. The file count is compared first and the files are hashed
+    one by one until one differs, so a folder of many TIFFs that is not the movie costs little.
+    """
+    files = [f for f in input_files(source) if f.is_file()]
+    if len(files) != len(hashes):
+        return False
+    return all(
+        file_fingerprint(f)["content_sha256"] == h for f, h in zip(files, hashes, strict=True)
+    )
 
 
 def make_provenance(

@@ -271,7 +271,7 @@ class EvaluationSource:
         nothing: the raw movie and the results file may share it). With hashes and no such
         layer, one message names the movie to open.
         """
-        from ...io.provenance import content_hashes, recorded_movie
+        from ...io.provenance import content_matches, recorded_movie
 
         which, recorded = recorded_movie(session.provenance)
         want = [r.get("content_sha256") for r in recorded]
@@ -280,7 +280,7 @@ class EvaluationSource:
         for choice in self.movie.choices:
             path = getattr(getattr(choice, "source", None), "path", None)
             try:
-                if path and content_hashes(path) == want:
+                if path and content_matches(path, want):
                     self.movie.value = choice
                     return True
             except OSError:
